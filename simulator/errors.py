@@ -1,0 +1,50 @@
+"""One error type for bad input, and the exit codes every face of wasim uses."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Process exit codes, defined once so the CLI, CI and the docs agree."""
+
+    OK = 0
+    FAILED = 1  # a delivery, an expectation or a validation failed
+    BAD_INPUT = 2  # usage, scenario, template, or a document that is not JSON
+    UNREACHABLE = 3  # the target could not be reached at all
+    INTERRUPTED = 130
+
+
+class WasimError(Exception):
+    """A problem the user can fix: what went wrong, where, and what to do next."""
+
+    def __init__(
+        self,
+        what: str,
+        *,
+        where: str | None = None,
+        hint: str | None = None,
+        exit_code: ExitCode = ExitCode.BAD_INPUT,
+    ) -> None:
+        super().__init__(what)
+        self.what = what
+        self.where = where
+        self.hint = hint
+        self.exit_code = exit_code
+
+    def one_line(self) -> str:
+        """Format as the single line printed on stderr: `where: what. hint`."""
+        parts = [f"{self.where}: {self.what}" if self.where else self.what]
+        if self.hint:
+            parts.append(self.hint)
+        line = " ".join(p if p.endswith((".", "?", "!", ")")) else p + "." for p in parts)
+        # Never more than one line, whatever a library put in its message.
+        return " ".join(line.split())
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
+    """Suggest the closest of `choices` to a mistyped `word`, as a hint, or None."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"Did you mean {close[0]!r}?" if close else None

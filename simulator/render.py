@@ -1,0 +1,212 @@
+"""Render a Jinja template to the exact bytes of a callback, in a sandbox that fails loudly."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment, SecurityError
+
+from simulator.errors import WasimError, did_you_mean
+from simulator.models import Business, Button, Tap, TemplateMessage, User
+from simulator.overrides import Override, apply_overrides
+from simulator.resources import builtin_dir
+from simulator.taps import TapFactory, TapOptions
+from simulator.wire import to_wire
+
+TEMPLATE_SUFFIX = ".json.j2"
+DEFAULT_TEMPLATE = "button_tap"
+CONTEXT_HINT = "Templates see `tap` (business, user, template, button, message_id, " \
+               "timestamp, trace_id, media_url) and `fake` (Faker)."
+
+
+_value_encoder = json.JSONEncoder(ensure_ascii=False)
+
+
+# What a template may raise while rendering; all of it is the template author's to fix.
+_TEMPLATE_FAILURES = (jinja2.TemplateError, TypeError, ValueError, LookupError,
+                      AttributeError, ArithmeticError)
+
+
+def _json_filter(value: Any) -> str:
+    # Jinja's own `tojson` HTML-escapes `<>&'`, which would change the payload; the final
+    # wire serialization does the escaping Meta does, so here only JSON quoting is needed.
+    if type(value) is str:
+        return encode_basestring(value)  # the C fast path; most values are strings
+    if isinstance(value, jinja2.Undefined):
+        str(value)  # StrictUndefined raises UndefinedError, naming the variable, on any use
+    return _value_encoder.encode(value)
+
+
+# The records a template reads are frozen dataclasses of plain values, safe by construction:
+# reading their fields skips the sandbox's per-attribute checks, which otherwise cost more
+# than the rest of rendering put together (see benchmarks/render.py).
+_MODEL_FIELDS: dict[type, frozenset[str]] = {
+    cls: frozenset(f.name for f in fields(cls))
+    for cls in (Business, User, Button, TemplateMessage, Tap)
+}
+
+
+class _Environment(SandboxedEnvironment):
+    """The sandbox, with a fast path for reading the fields of wasim's own records."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        allowed = _MODEL_FIELDS.get(type(obj))
+        if allowed is not None and attribute in allowed:
+            return getattr(obj, attribute)
+        return super().getattr(obj, attribute)
+
+
+def make_environment(search_path: list[Path]) -> SandboxedEnvironment:
+    """The sandboxed, strict Jinja environment every template and scenario renders in."""
+    env = _Environment(
+        loader=jinja2.FileSystemLoader([str(p) for p in search_path]),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["json"] = _json_filter
+    return env
+
+
+def builtin_templates() -> list[str]:
+    """Names of the templates that ship with wasim."""
+    folder = builtin_dir("templates")
+    return sorted(p.name[: -len(TEMPLATE_SUFFIX)] for p in folder.glob(f"*{TEMPLATE_SUFFIX}"))
+
+
+def find_template(name_or_path: str) -> Path:
+    """Resolve a built-in template name, or a path to a template file."""
+    candidate = Path(name_or_path)
+    if candidate.suffix or "/" in name_or_path or candidate.is_file():
+        if not candidate.is_file():
+            raise WasimError(f"no template file at {name_or_path}", where="--template",
+                             hint="Check the path, or give a built-in name: "
+                                  f"{', '.join(builtin_templates())}.")
+        return candidate
+    builtin = builtin_dir("templates") / f"{name_or_path}{TEMPLATE_SUFFIX}"
+    if not builtin.is_file():
+        names = builtin_templates()
+        raise WasimError(f"no built-in template named {name_or_path!r}", where="--template",
+                         hint=did_you_mean(name_or_path, names)
+                         or f"Built-in templates: {', '.join(names)}; or give a file path.")
+    return builtin
+
+
+def error_line(exc: BaseException, filename: str) -> int | None:
+    """The line of `filename` where `exc` was raised, from Jinja's rewritten traceback."""
+    line = None
+    tb: TracebackType | None = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == filename:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line
+
+
+class CallbackTemplate:
+    """A loaded template that turns taps into callback documents and wire bytes."""
+
+    def __init__(self, path: Path, fake: Any = None) -> None:
+        self.path = path
+        self.display = _display_path(path)
+        env = make_environment([path.parent])
+        try:
+            self._template = env.get_template(path.name)
+        except jinja2.TemplateSyntaxError as exc:
+            raise WasimError(f"template syntax error: {exc.message}",
+                             where=f"{self.display}:{exc.lineno}",
+                             hint="Fix the Jinja syntax on that line.") from None
+        except OSError as exc:
+            raise WasimError(f"cannot read the template ({exc.strerror})",
+                             where=self.display) from None
+        self._filename = self._template.filename or str(path)
+        self._globals = dict(self._template.globals)
+        self._fake = fake
+
+    def document(self, tap: Tap) -> dict[str, Any]:
+        """Render `tap` and parse the result: the callback as a JSON object."""
+        template = self._template
+        # Template.render() copies every global into a new context per call; a shared context
+        # over one prepared dict does the same job at a fraction of the cost per callback.
+        context = template.new_context({**self._globals, "tap": tap, "fake": self._fake},
+                                       shared=True)
+        try:
+            try:
+                text = "".join(template.root_render_func(context))
+            except _TEMPLATE_FAILURES:
+                template.environment.handle_exception()  # re-raises with template line numbers
+        except jinja2.UndefinedError as exc:
+            raise self._render_error(exc, f"undefined variable: {exc.message}",
+                                     CONTEXT_HINT) from None
+        except SecurityError as exc:
+            raise self._render_error(exc, f"not allowed in a template: {exc}", None) from None
+        except _TEMPLATE_FAILURES as exc:
+            raise self._render_error(exc, f"the template failed: {exc}", None) from None
+        try:
+            document = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise WasimError(
+                f"the template renders invalid JSON: {exc.msg} (line {exc.lineno}, column "
+                f"{exc.colno} of the output)",
+                where=f"{self.display}:{exc.lineno}",
+                hint="Insert values with the `json` filter, e.g. {{ tap.user.name | json }}.",
+            ) from None
+        if not isinstance(document, dict):
+            raise WasimError(f"the template renders a JSON {type(document).__name__}, "
+                             "expected an object", where=self.display)
+        return document
+
+    def _render_error(self, exc: BaseException, what: str, hint: str | None) -> WasimError:
+        line = error_line(exc, self._filename)
+        where = f"{self.display}:{line}" if line else self.display
+        return WasimError(what, where=where, hint=hint)
+
+
+def _display_path(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """Everything `wasim render` takes: what to generate, with which template and changes."""
+
+    taps: TapOptions
+    count: int = 1
+    template: str = DEFAULT_TEMPLATE
+    overrides: tuple[Override, ...] = ()
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """One rendered callback: the tap it came from and the exact body bytes."""
+
+    tap: Tap
+    body: bytes
+
+
+def render_tap(template: CallbackTemplate, tap: Tap, overrides: tuple[Override, ...] = ()) -> bytes:
+    """The wire bytes of the callback for `tap`, with `overrides` applied."""
+    document = template.document(tap)
+    if overrides:
+        apply_overrides(document, overrides)
+    return to_wire(document)
+
+
+def render_callbacks(options: RenderOptions) -> Iterator[Rendered]:
+    """Render `options.count` callbacks, each a new user's tap, reproducibly from the seed."""
+    factory = TapFactory(options.taps)
+    template = CallbackTemplate(find_template(options.template), fake=factory.fake)
+    for tap in factory.taps(options.count):
+        yield Rendered(tap, render_tap(template, tap, options.overrides))

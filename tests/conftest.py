@@ -1,0 +1,28 @@
+"""Shared fixtures: the CLI runner and freshly rendered callbacks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from simulator.render import RenderOptions, render_callbacks
+from simulator.taps import TapOptions
+
+TESTS = Path(__file__).parent
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    """A click runner that keeps stderr apart from stdout."""
+    return CliRunner()
+
+
+@pytest.fixture
+def callback() -> dict[str, Any]:
+    """One valid button-tap callback, as a parsed document."""
+    rendered = next(render_callbacks(RenderOptions(TapOptions(seed=11))))
+    return json.loads(rendered.body)
