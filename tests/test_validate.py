@@ -14,7 +14,6 @@ from simulator.errors import WasimError
 from simulator.validate import parse_documents, validate_callback, validate_text
 from simulator.wamid import encode_wamid
 
-SEED_PAGE = Path(__file__).parents[2] / "shared" / "seed" / "interactive-template-message.txt"
 FIXTURES = Path(__file__).parent / "fixtures"
 V = "$.meta_object.value"
 M = f"{V}.messages[0]"
@@ -152,8 +151,7 @@ def test_the_unmasked_public_sample_passes() -> None:
 
 
 def test_the_masked_sample_on_the_vendor_page_is_flagged_field_by_field() -> None:
-    text = SEED_PAGE.read_text()
-    document = json.loads(text[text.index("{"): text.index("}The extra") + 1])
+    document = json.loads((FIXTURES / "kaleyra_doc_sample.json").read_text())
     paths = {p.path for p in validate_callback(document)}
     assert {f"{M}.id", f"{M}.context.id", "$.extra_info.trace_id", "$.extra_info.waba_id",
             f"{V}.metadata.phone_number_id"} <= paths
