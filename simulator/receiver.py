@@ -1,0 +1,507 @@
+"""The built-in local webhook: a real HTTP server that records, checks and answers callbacks."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import math
+import random
+import socket
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from simulator.errors import WasimError
+from simulator.validate import validate_callback
+
+# The standard library's server is deliberate: no new dependency, a real socket, and plenty for
+# demos and tests. It is not meant to face the internet.
+
+SERVICE = "wasim receiver"
+MAX_BODY = 16 * 1024 * 1024  # a callback is a few kB; refuse anything that could exhaust memory
+_IDLE_TIMEOUT = 30.0  # seconds a kept-alive connection (or a stalled body) may sit silent
+_NO_BODY_STATUSES = (204, 304)  # HTTP forbids a body on these, so none is sent
+
+
+@dataclass(frozen=True)
+class ReceiverOptions:
+    """How the receiver listens and answers; the fault switches make it misbehave on purpose."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    """0 binds any free port."""
+    status: int = 200
+    """The status answered to every POST (--status)."""
+    delay: float = 0.0
+    """Seconds to wait before answering (--delay)."""
+    fail_rate: float = 0.0
+    """Probability 0..1 that a POST is answered 500 instead (--fail-rate)."""
+    seed: int | None = None
+    """Seeds the fail-rate draws, so the same seed fails the same arrivals."""
+    keep: int = 10_000
+    """How many arrivals to keep in memory; the oldest are dropped."""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise WasimError(f"port {self.port} is not a TCP port", where="--port",
+                             hint="Give a port from 1 to 65535, or 0 for any free port.")
+        # A 1xx is not a final answer: the sender would wait for one that never comes.
+        if not 200 <= self.status <= 599:
+            raise WasimError(f"status {self.status} is not a final HTTP status", where="--status",
+                             hint="Give a status from 200 to 599, e.g. 200, 429 or 503.")
+        if not (self.delay >= 0 and math.isfinite(self.delay)):
+            raise WasimError(f"delay {self.delay} is not a number of seconds", where="--delay",
+                             hint="Give 0 or more seconds, e.g. --delay 2.5.")
+        if not 0 <= self.fail_rate <= 1:
+            raise WasimError(f"fail rate {self.fail_rate} is not a probability",
+                             where="--fail-rate",
+                             hint="Give a number from 0 (never fail) to 1 (always), e.g. 0.2.")
+        if self.keep < 1:
+            raise WasimError(f"keep {self.keep} would keep no arrivals", where="--keep",
+                             hint="Keep at least 1 arrival.")
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """One request the receiver recorded: the exact bytes, what it made of them, its answer."""
+
+    number: int
+    """1, 2, 3... in arrival order."""
+    received_at: float
+    """Unix time the request was read."""
+    method: str
+    path: str
+    """Path and query, as received."""
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+    """Exactly the bytes received (de-chunked, nothing else)."""
+    status: int
+    """The status the receiver answered."""
+    summary: str
+    """Who tapped which button on which campaign, or why that could not be told."""
+    problems: tuple[str, ...]
+    """Every contract problem (`simulator.validate`); empty when the callback is valid."""
+
+
+class _BadRequest(Exception):
+    """The request's framing is broken, so its body cannot be read."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Receiver:
+    """A local webhook on a real socket: records every callback, validates it and answers."""
+
+    def __init__(self, options: ReceiverOptions = ReceiverOptions(),
+                 on_arrival: Callable[[Arrival], None] | None = None) -> None:
+        self.options = options
+        self._on_arrival = on_arrival
+        # One condition guards the arrivals, the count and the random draws, so numbering,
+        # fail-rate draws and recording happen in one atomic step per request.
+        self._changed = threading.Condition()
+        self._arrivals: deque[Arrival] = deque(maxlen=self.options.keep)
+        self._received = 0
+        self._random = random.Random(self.options.seed)
+        self._lifecycle = threading.Lock()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._bound_port: int | None = None
+
+    def start(self) -> Receiver:
+        """Bind and serve in a daemon thread; return self (a no-op while already running)."""
+        with self._lifecycle:
+            if self._server is None:
+                server = self._bind()
+                self._thread = threading.Thread(target=server.serve_forever,
+                                                kwargs={"poll_interval": 0.1},
+                                                name=f"wasim-receiver-{self.port}", daemon=True)
+                self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        """Serve in the calling thread until stop() is called from elsewhere.
+
+        KeyboardInterrupt closes the server and propagates, so the CLI reports it as usual.
+        """
+        with self._lifecycle:
+            if self._thread is not None:
+                raise RuntimeError("the receiver is already serving in a thread")
+            server = self._server or self._bind()
+        try:
+            server.serve_forever(poll_interval=0.1)
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        """Stop serving, close the socket and every open connection; safe to call twice."""
+        with self._lifecycle:
+            server, self._server = self._server, None
+            thread, self._thread = self._thread, None
+            if server is None:
+                return
+            self._stopping.set()  # wakes requests sleeping out a --delay
+            server.shutdown()
+            server.server_close()
+            # Kept-alive connections outlive the listening socket; without this a client
+            # with a pooled connection would still be served after stop().
+            server.close_connections()
+            if thread is not None:
+                thread.join()
+
+    def __enter__(self) -> Receiver:
+        return self.start()
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        """The port actually bound (the configured one until the receiver has started)."""
+        return self._bound_port if self._bound_port is not None else self.options.port
+
+    @property
+    def url(self) -> str:
+        """The URL to send callbacks to, e.g. http://127.0.0.1:54321/."""
+        host = self.options.host
+        return f"http://[{host}]:{self.port}/" if ":" in host else f"http://{host}:{self.port}/"
+
+    @property
+    def arrivals(self) -> list[Arrival]:
+        """A copy of the arrivals kept so far, oldest first."""
+        with self._changed:
+            return list(self._arrivals)
+
+    def wait_for(self, count: int, timeout: float = 5.0) -> list[Arrival]:
+        """Block until `count` requests have arrived in total; return the arrivals kept."""
+        with self._changed:
+            if not self._changed.wait_for(lambda: self._received >= count, timeout):
+                raise TimeoutError(f"{self._received} of {count} arrivals within {timeout:g} s "
+                                   f"at {self.url}")
+            return list(self._arrivals)
+
+    def _bind(self) -> _Server:
+        host, port = self.options.host, self.options.port
+        try:
+            server = _Server(host, port, self)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise WasimError(f"port {port} on {host} is in use", where="--port",
+                                 hint="Stop whatever is using it, pick another port with --port, "
+                                      "or use --port 0 for any free port.") from None
+            if exc.errno == errno.EACCES:
+                raise WasimError(f"not allowed to listen on port {port} on {host}: "
+                                 f"{exc.strerror}", where="--port",
+                                 hint="Ports below 1024 need privileges; pick a higher one or "
+                                      "--port 0.") from None
+            raise WasimError(f"cannot listen on {host} port {port}: {exc.strerror or exc}",
+                             where="--host",
+                             hint="Use an address of this machine, e.g. 127.0.0.1.") from None
+        self._server = server
+        self._bound_port = server.server_address[1]
+        self._stopping.clear()
+        return server
+
+    def _record(self, method: str, path: str, headers: tuple[tuple[str, str], ...],
+                body: bytes) -> tuple[Arrival, bool]:
+        """Check a received body, number and keep it, tell the watcher; True if it must fail."""
+        summary, problems = _read_callback(body)
+        with self._changed:
+            self._received += 1
+            # Drawn for every request, so the seeded pattern does not depend on the rate.
+            failed = self._random.random() < self.options.fail_rate
+            arrival = Arrival(number=self._received, received_at=time.time(), method=method,
+                              path=path, headers=headers, body=body,
+                              status=500 if failed else self.options.status,
+                              summary=summary, problems=problems)
+            self._arrivals.append(arrival)
+            self._changed.notify_all()
+        if self._on_arrival is not None:
+            # The watcher is someone else's code: whatever it raises must not take the
+            # server down, but it must not vanish either.
+            try:
+                self._on_arrival(arrival)
+            except Exception as exc:
+                print(f"wasim receiver: on_arrival failed for arrival #{arrival.number}: "
+                      f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        return arrival, failed
+
+    def _health(self) -> dict[str, Any]:
+        with self._changed:
+            return {"service": SERVICE, "arrivals": self._received}
+
+
+class _Server(ThreadingHTTPServer):
+    """ThreadingHTTPServer that knows its Receiver and can close its open connections."""
+
+    daemon_threads = True  # a hung client must never keep the process alive
+
+    def __init__(self, host: str, port: int, receiver: Receiver) -> None:
+        self.receiver = receiver
+        self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__((host, port), _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """Shut every open connection down, which ends its handler thread."""
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            # Its handler may have closed it in the meantime; that is the outcome we want.
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Answers one connection's requests: POST/PUT/PATCH are callbacks, GET is a probe."""
+
+    server: _Server
+    protocol_version = "HTTP/1.1"  # keep-alive; every answer carries Content-Length
+    server_version = "wasim-receiver"
+    timeout = _IDLE_TIMEOUT
+    # Headers and body go out as two writes; with Nagle's algorithm the second waits for a
+    # delayed ACK, adding ~40 ms to every answer on a kept-alive connection.
+    disable_nagle_algorithm = True
+
+    def do_POST(self) -> None:
+        receiver = self.server.receiver
+        body = self._read_body_or_answer()
+        if body is None:
+            return
+        arrival, failed = receiver._record(self.command, self.path, tuple(self.headers.items()),
+                                           body)
+        if receiver.options.delay:
+            receiver._stopping.wait(receiver.options.delay)
+        if failed:
+            answer = {"received": False, "error": "simulated failure (--fail-rate)"}
+        else:
+            answer = {"received": True, "arrival": arrival.number}
+        self._answer(arrival.status, json.dumps(answer).encode(), "application/json")
+
+    do_PUT = do_POST
+    do_PATCH = do_POST
+
+    def do_GET(self) -> None:
+        # A GET with a body is odd but legal: read it so the connection stays in step.
+        if self._read_body_or_answer() is None:
+            return
+        query = dict(parse_qsl(urlsplit(self.path).query, keep_blank_values=True))
+        # Meta's endpoint verification. The receiver has no token of its own to compare,
+        # so it accepts any hub.verify_token.
+        if query.get("hub.mode") == "subscribe" and "hub.challenge" in query:
+            self._answer(200, query["hub.challenge"].encode(), "text/plain; charset=utf-8")
+            return
+        self._answer(200, json.dumps(self.server.receiver._health()).encode(),
+                     "application/json")
+
+    def do_HEAD(self) -> None:
+        # Reachability probes (curl -I) get the health answer's headers.
+        body = json.dumps(self.server.receiver._health()).encode()
+        self._answer(200, body, "application/json", send_body=False)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Stay quiet: the CLI prints its own line per arrival."""
+
+    def _read_body_or_answer(self) -> bytes | None:
+        """The request body, or None after answering a framing error or losing the client."""
+        try:
+            return self._read_body()
+        except _BadRequest as exc:
+            self.close_connection = True
+            self._answer(exc.status, json.dumps({"received": False, "error": str(exc)}).encode(),
+                         "application/json")
+        except (TimeoutError, ConnectionError):
+            self.close_connection = True  # the client stalled or left mid-body: nobody to answer
+        return None
+
+    def _read_body(self) -> bytes:
+        codings = [c.strip().lower() for c in self.headers.get("Transfer-Encoding", "").split(",")
+                   if c.strip()]
+        if codings:
+            if codings[-1] != "chunked":
+                raise _BadRequest(400, "Transfer-Encoding must end with chunked")
+            return self._read_chunked()
+        length_header = self.headers.get("Content-Length")
+        if length_header is None:
+            return b""  # HTTP/1.1: no length and no chunking means no body
+        try:
+            length = int(length_header)
+        except ValueError:
+            raise _BadRequest(400, f"Content-Length {length_header!r} is not a number") from None
+        if length < 0:
+            raise _BadRequest(400, f"Content-Length {length} is negative")
+        if length > MAX_BODY:
+            raise _BadRequest(413, f"body of {length} bytes is over the {MAX_BODY} byte limit")
+        body = self.rfile.read(length)
+        if len(body) < length:
+            raise _BadRequest(400, f"body ended after {len(body)} of {length} bytes")
+        return body
+
+    def _read_chunked(self) -> bytes:
+        chunks: list[bytes] = []
+        total = 0
+        while True:
+            line = self.rfile.readline(65537)
+            try:
+                size = int(line.split(b";", 1)[0].strip(), 16)
+            except ValueError:
+                raise _BadRequest(400, f"bad chunk size line {line[:40]!r}") from None
+            if size < 0:
+                raise _BadRequest(400, f"bad chunk size line {line[:40]!r}")
+            if size == 0:
+                break
+            total += size
+            if total > MAX_BODY:
+                raise _BadRequest(413, f"chunked body over the {MAX_BODY} byte limit")
+            chunk = self.rfile.read(size)
+            if len(chunk) < size or self.rfile.readline(3) not in (b"\r\n", b"\n"):
+                raise _BadRequest(400, "chunk shorter than its size or not followed by CRLF")
+            chunks.append(chunk)
+        while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+            pass  # trailer fields: nothing in them matters here
+        return b"".join(chunks)
+
+    def _answer(self, status: int, body: bytes, content_type: str, *,
+                send_body: bool = True) -> None:
+        """Send one complete response; a client that already left is not an error."""
+        if status in _NO_BODY_STATUSES:
+            body = b""
+        try:
+            self.send_response(status)
+            if status not in _NO_BODY_STATUSES:
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+            if self.close_connection:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            if send_body and body:
+                self.wfile.write(body)
+        except ConnectionError:
+            self.close_connection = True  # e.g. the sender timed out during --delay
+
+
+def _read_callback(body: bytes) -> tuple[str, tuple[str, ...]]:
+    """Summarise and validate a received body; never raises, whatever the bytes are."""
+    if not body:
+        return "not a callback: the body is empty", ("not JSON: the body is empty",)
+    try:
+        document = json.loads(body)
+    except json.JSONDecodeError as exc:
+        reason = f"{exc.msg} (line {exc.lineno}, column {exc.colno})"
+    except UnicodeDecodeError as exc:
+        reason = f"not UTF-8 text ({exc.reason} at byte {exc.start})"
+    except ValueError as exc:  # e.g. an integer over Python's digit limit
+        reason = str(exc)
+    except RecursionError:
+        reason = "nested too deeply to read"
+    else:
+        return _summarise(document), tuple(str(p) for p in validate_callback(document))
+    return f"not a callback: {len(body)} bytes that are not JSON", (f"not JSON: {reason}",)
+
+
+def _dig(value: Any, *keys: str | int) -> Any:
+    """value[k1][k2]..., or None as soon as a step does not fit the shape."""
+    for key in keys:
+        if isinstance(key, str) and isinstance(value, dict):
+            value = value.get(key)
+        elif isinstance(key, int) and isinstance(value, list) and len(value) > key:
+            value = value[key]
+        else:
+            return None
+    return value
+
+
+def _text(value: Any) -> str | None:
+    """A value worth showing: a non-empty string or a number, else None."""
+    if isinstance(value, str):
+        return value.strip() or None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def _summarise(document: Any) -> str:
+    """Who tapped which button on which campaign, or why that could not be told."""
+    if not isinstance(document, dict):
+        kind = {list: "list", str: "string", bool: "boolean", type(None): "null"}.get(
+            type(document), "number")
+        return f"not a callback: the body is a JSON {kind}, not an object"
+    value = _dig(document, "meta_object", "value")
+    if value is None:  # Meta's own envelope, as the Meta-direct mode sends it
+        value = _dig(document, "entry", 0, "changes", 0, "value")
+    if not isinstance(value, dict):
+        return "not a callback: no meta_object.value (nor Meta's entry[0].changes[0].value)"
+    messages = value.get("messages")
+    if not isinstance(messages, list) or not messages:
+        status = _text(_dig(value, "statuses", 0, "status"))
+        if status is not None:
+            recipient = _text(_dig(value, "statuses", 0, "recipient_id")) or "an unknown user"
+            return f"status {status} of a message to {recipient}"
+        return "could not tell who tapped what: no messages[] in the callback"
+    message = messages[0]
+    name = _text(_dig(value, "contacts", 0, "profile", "name"))
+    number = _text(_dig(value, "contacts", 0, "wa_id")) or _text(_dig(message, "from"))
+    who = f"{name} ({number})" if name and number else name or number or "an unknown user"
+    text = _text(_dig(message, "button", "text"))
+    payload = _text(_dig(message, "button", "payload"))
+    kind = _text(_dig(message, "type"))
+    if text is not None:
+        what = f'tapped "{text}"'
+    elif payload is not None:
+        what = f'tapped a button with payload "{payload}"'
+    elif kind is not None:
+        what = f"sent a {kind} message"
+    else:
+        what = "sent a message of no known type"
+    line = f"{who} {what}"
+    ref1 = _text(_dig(document, "extra_info", "ref1"))
+    ref2 = _text(_dig(document, "extra_info", "ref2"))
+    # ref1 and ref2 are the brand's own words for the campaign (e.g. "shoes campaign"): as-is.
+    campaign = " / ".join(part for part in (ref1, ref2) if part)
+    if campaign:
+        line += f" · {campaign}"
+    if len(messages) > 1:
+        line += f" (and {len(messages) - 1} more in this callback)"
+    return line
+
+
+def _one_line(text: str) -> str:
+    """Escape control characters, so a payload can neither break the line nor the terminal."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
+                   for ch in text)
+
+
+def describe(arrival: Arrival) -> str:
+    """One terminal line for an arrival: time, number, request, summary, verdict and answer."""
+    clock = time.strftime("%H:%M:%S", time.localtime(arrival.received_at))
+    count = len(arrival.problems)
+    if count == 0:
+        verdict = "valid"
+    else:
+        more = "; ..." if count > 1 else ""
+        verdict = f"invalid ({count} problem{'s' if count > 1 else ''}: " \
+                  f"{arrival.problems[0]}{more})"
+    return _one_line(f"{clock}  #{arrival.number} {arrival.method} {arrival.path}  "
+                     f"{arrival.summary} · {verdict} → {arrival.status}")
