@@ -24,6 +24,17 @@ _EXPORTS = {
     "render_callbacks": "simulator.render",
     "validate_callback": "simulator.validate",
     "Problem": "simulator.validate",
+    "Event": "simulator.delivery",
+    "Deliverer": "simulator.delivery",
+    "DeliveryOptions": "simulator.delivery",
+    "DeliveryResult": "simulator.delivery",
+    "Attempt": "simulator.delivery",
+    "url_target": "simulator.delivery",
+    "app_target": "simulator.delivery",
+    "HistoryWriter": "simulator.history",
+    "read_history": "simulator.history",
+    "Receiver": "simulator.receiver",
+    "ReceiverOptions": "simulator.receiver",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import IO, Any, NoReturn
 
 import click
@@ -64,48 +64,61 @@ def _split_codes(values: tuple[str, ...]) -> tuple[str, ...]:
     return codes or ("IN",)
 
 
+_RENDER_OPTIONS = [
+    click.option("--seed", type=int, help="Seed for every generated value; same seed and options, "
+                 "same bytes. [default: random, shown on a terminal]"),
+    click.option("--count", "-n", type=click.IntRange(min=1), default=1, show_default=True,
+                 help="How many callbacks; more than one prints JSON Lines, a new user per line."),
+    click.option("--country", "-c", "countries", multiple=True, metavar="CODE",
+                 help="Users' country, ISO 3166 alpha-2 (IN, US, GB, BR, ID, DE, AE, SA, MX, "
+                      "ES, FR, NG); repeat or comma-separate to mix.  [default: IN]"),
+    click.option("--button", "-b", metavar="LABEL",
+                 help="The tapped button's text.  [default: one of Shop now, Remind me later, "
+                      "Stop promotions]"),
+    click.option("--payload", "-p", metavar="VALUE",
+                 help="The tapped button's payload.  [default: the label, as Meta sends it when "
+                      "the template set no payload]"),
+    click.option("--ref", help="extra_info.ref, echoed from the brand's send request."),
+    click.option("--ref1", help="extra_info.ref1."),
+    click.option("--ref2", help="extra_info.ref2."),
+    click.option("--set", "sets", multiple=True, metavar="PATH=VALUE",
+                 help="Change a field: PATH=string or PATH:=json, e.g. "
+                      "messages[0].button.text=Buy. Paths start at the root or at "
+                      "meta_object.value."),
+    click.option("--add", "adds", multiple=True, metavar="PATH=VALUE",
+                 help="Add a field that the template does not have (same syntax as --set)."),
+    click.option("--remove", "removes", multiple=True, metavar="PATH",
+                 help="Remove a field, e.g. extra_info.ref2 (for negative tests)."),
+    click.option("--template", "-t", default="button_tap", show_default=True, metavar="NAME|PATH",
+                 help="A built-in template name or a path to a .json.j2 file."),
+    click.option("--now", "now", metavar="TIME",
+                 help="Time of the first tap: unix seconds, ISO 8601, or 'now' for the wall clock. "
+                      "[default: an instant drawn from the seed]"),
+    click.option("--platform", type=click.Choice(["android", "ios", "web"]), default="android",
+                 show_default=True, help="The user's phone, which sets the shape of message ids."),
+    click.option("--business-number", metavar="NUMBER", help="Your business display number."),
+    click.option("--phone-number-id", metavar="ID", help="Your phone_number_id (15-16 digits)."),
+    click.option("--waba-id", metavar="ID", help="Your WABA id (15-16 digits)."),
+    click.option("--user", "user_number", metavar="NUMBER", help="The tapping user's number."),
+    click.option("--name", "user_name", metavar="NAME", help="The tapping user's profile name."),
+    click.option("--context-id", metavar="WAMID",
+                 help="The wamid of the template message your app sent; the user is the one it "
+                      "was sent to."),
+    click.option("--reply-to", metavar="UUID", help="Kaleyra's id of your original message."),
+]
+
+
+def render_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add every option that says what to render (shared by render, fire and tui)."""
+    for option in reversed(_RENDER_OPTIONS):
+        command = option(command)
+    return command
+
+
 @cli.command()
-@click.option("--seed", type=int, help="Seed for every generated value; same seed and options, "
-              "same bytes. [default: random, shown on a terminal]")
-@click.option("--count", "-n", type=click.IntRange(min=1), default=1, show_default=True,
-              help="How many callbacks; more than one prints JSON Lines, a new user per line.")
-@click.option("--country", "-c", "countries", multiple=True, metavar="CODE",
-              help="Users' country, ISO 3166 alpha-2 (IN, US, GB, BR, ID, DE, AE, SA, MX, ES, FR, "
-                   "NG); repeat or comma-separate to mix.  [default: IN]")
-@click.option("--button", "-b", metavar="LABEL",
-              help="The tapped button's text.  [default: one of Shop now, Remind me later, "
-                   "Stop promotions]")
-@click.option("--payload", "-p", metavar="VALUE",
-              help="The tapped button's payload.  [default: the label, as Meta sends it when "
-                   "the template set no payload]")
-@click.option("--ref", help="extra_info.ref, echoed from the brand's send request.")
-@click.option("--ref1", help="extra_info.ref1.")
-@click.option("--ref2", help="extra_info.ref2.")
-@click.option("--set", "sets", multiple=True, metavar="PATH=VALUE",
-              help="Change a field: PATH=string or PATH:=json, e.g. "
-                   "messages[0].button.text=Buy. Paths start at the root or at meta_object.value.")
-@click.option("--add", "adds", multiple=True, metavar="PATH=VALUE",
-              help="Add a field that the template does not have (same syntax as --set).")
-@click.option("--remove", "removes", multiple=True, metavar="PATH",
-              help="Remove a field, e.g. extra_info.ref2 (for negative tests).")
-@click.option("--template", "-t", default="button_tap", show_default=True, metavar="NAME|PATH",
-              help="A built-in template name or a path to a .json.j2 file.")
+@render_options
 @click.option("--pretty", is_flag=True,
               help="Indent for reading. These are not the bytes that are sent.")
-@click.option("--now", "now", metavar="TIME",
-              help="Time of the first tap: unix seconds, ISO 8601, or 'now' for the wall clock. "
-                   "[default: an instant drawn from the seed]")
-@click.option("--platform", type=click.Choice(["android", "ios", "web"]), default="android",
-              show_default=True, help="The user's phone, which sets the shape of message ids.")
-@click.option("--business-number", metavar="NUMBER", help="Your business display number.")
-@click.option("--phone-number-id", metavar="ID", help="Your phone_number_id (15-16 digits).")
-@click.option("--waba-id", metavar="ID", help="Your WABA id (15-16 digits).")
-@click.option("--user", "user_number", metavar="NUMBER", help="The tapping user's number.")
-@click.option("--name", "user_name", metavar="NAME", help="The tapping user's profile name.")
-@click.option("--context-id", metavar="WAMID",
-              help="The wamid of the template message your app sent; the user is the one it "
-                   "was sent to.")
-@click.option("--reply-to", metavar="UUID", help="Kaleyra's id of your original message.")
 def render(**options: Any) -> None:
     """Print button-tap callbacks exactly as Kaleyra would POST them.
 
@@ -290,6 +303,401 @@ def decode(wamids: tuple[str, ...], as_json: bool) -> int:
                    f"(fromMe {'true' if decoded.from_business else 'false'})")
         click.echo(f"message id  {decoded.message_id} ({shape})")
     return code
+
+
+_DELIVERY_OPTIONS = [
+    click.option("--url", envvar="WASIM_URL", metavar="URL",
+                 help="Your webhook, e.g. http://127.0.0.1:8000/webhook.  [env: WASIM_URL]"),
+    click.option("--app", "app_spec", metavar="[asgi:|wsgi:]MODULE:APP",
+                 help="Call your ASGI (FastAPI, Starlette) or WSGI (Flask, Django) app "
+                      "in-process: no server, no port. Imported from the current folder."),
+    click.option("--path", "app_path", default="/", show_default=True,
+                 help="The webhook's path inside --app."),
+    click.option("--method", type=click.Choice(["POST", "PUT", "PATCH"], case_sensitive=False),
+                 default="POST", show_default=True, help="HTTP method of the callback profile."),
+    click.option("--header", "-H", "headers", multiple=True, metavar='"NAME: VALUE"',
+                 help="A custom static header of the callback profile; repeatable."),
+    click.option("--basic-auth", envvar="WASIM_BASIC_AUTH", metavar="USER:PASSWORD",
+                 help="HTTP Basic auth.  [env: WASIM_BASIC_AUTH]"),
+    click.option("--token-url", metavar="URL",
+                 help="Advanced Authentication: fetch a bearer token here first "
+                      "(client-credentials form POST) and reuse it until it expires."),
+    click.option("--client-id", metavar="ID", help="Client id for --token-url."),
+    click.option("--client-secret", envvar="WASIM_CLIENT_SECRET", metavar="SECRET",
+                 help="Client secret for --token-url.  [env: WASIM_CLIENT_SECRET]"),
+    click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=10.0,
+                 show_default=True, help="Seconds to wait for the handler's answer."),
+    click.option("--success", default="2xx", show_default=True, metavar="CODES",
+                 help="Statuses that count as delivered: 2xx, 200,202 or 200-299."),
+    click.option("--retries", type=click.IntRange(min=0), default=0, show_default=True,
+                 help="Retries after a failed attempt (error status, timeout, refused)."),
+    click.option("--backoff", type=click.FloatRange(min=0), default=1.0, show_default=True,
+                 help="Seconds before the first retry; each next wait doubles."),
+    click.option("--retry-schedule", metavar="SECONDS,...|platform",
+                 help="Explicit waits before each retry, e.g. 1,5,30; 'platform' is a "
+                      "compressed at-least-once schedule (1,5,30,120,600,1800). Overrides "
+                      "--retries/--backoff."),
+    click.option("--allow-remote", is_flag=True,
+                 help="Allow a target that is not this machine (off, so a typo cannot spam a "
+                      "real endpoint)."),
+    click.option("--history", "history_path", envvar="WASIM_HISTORY", type=click.Path(),
+                 default=".wasim/history.jsonl", show_default=True,
+                 help="JSON Lines file every attempt is appended to.  [env: WASIM_HISTORY]"),
+    click.option("--no-history", is_flag=True, help="Record nothing."),
+]
+
+
+def delivery_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add the options that say where and how to deliver (shared by fire, replay, run)."""
+    for option in reversed(_DELIVERY_OPTIONS):
+        command = option(command)
+    return command
+
+
+def build_delivery_options(options: dict[str, Any], *, target: Any = None) -> Any:
+    """Turn the delivery flags into DeliveryOptions; `target` stands in when none is given."""
+    from simulator.delivery import (
+        PLATFORM_RETRY_DELAYS,
+        Auth,
+        DeliveryOptions,
+        RetryPolicy,
+        app_target,
+        parse_basic_auth,
+        parse_header,
+        parse_success,
+        url_target,
+    )
+
+    if options["url"] and options["app_spec"]:
+        raise WasimError("give --url or --app, not both", where="--app")
+    if options["url"]:
+        target = url_target(options["url"], options["allow_remote"])
+    elif options["app_spec"]:
+        target = app_target(options["app_spec"], options["app_path"])
+    if target is None:
+        raise WasimError("no target", where="--url",
+                         hint="Say where to send: --url http://127.0.0.1:8000/webhook, or "
+                              "--app main:app; `wasim receive` starts a test webhook.")
+    if options["token_url"] and not options["client_id"]:
+        raise WasimError("--token-url needs --client-id (and --client-secret)",
+                         where="--token-url")
+    if options["token_url"] and options["basic_auth"]:
+        raise WasimError("choose Basic auth or a token URL, not both", where="--basic-auth")
+    token_url = options["token_url"]
+    if token_url and not token_url.startswith("/"):
+        token_url = url_target(token_url, options["allow_remote"]).url
+    auth = Auth(
+        basic=parse_basic_auth(options["basic_auth"]) if options["basic_auth"] else None,
+        token_url=token_url,
+        client_id=options["client_id"],
+        client_secret=options["client_secret"],
+    )
+    schedule = options["retry_schedule"]
+    if schedule is None:
+        retry = RetryPolicy.exponential(options["retries"], options["backoff"])
+    elif schedule.strip().lower() == "platform":
+        retry = RetryPolicy(PLATFORM_RETRY_DELAYS)
+    else:
+        try:
+            delays = tuple(float(part) for part in schedule.split(","))
+        except ValueError:
+            raise WasimError(f"cannot read {schedule!r}", where="--retry-schedule",
+                             hint="Give seconds separated by commas, e.g. 1,5,30, or "
+                                  "'platform'.") from None
+        if any(d < 0 for d in delays):
+            raise WasimError("waits cannot be negative", where="--retry-schedule")
+        retry = RetryPolicy(delays)
+    return DeliveryOptions(
+        target=target,
+        method=options["method"].upper(),
+        headers=tuple(parse_header(h) for h in options["headers"]),
+        auth=auth,
+        timeout=options["timeout"],
+        success=parse_success(options["success"]),
+        retry=retry,
+    )
+
+
+def _history_writer(options: dict[str, Any]) -> Any:
+    from pathlib import Path
+
+    from simulator.history import HistoryWriter
+
+    return None if options["no_history"] else HistoryWriter(Path(options["history_path"]))
+
+
+def attempt_line(attempt: Any) -> str:
+    """One line per attempt: time, event, user, button, status, latency, message id."""
+    import time
+
+    clock = time.strftime("%H:%M:%S", time.localtime(attempt.started_at))
+    event = attempt.event
+    who = f"{event.user} {event.name}".strip() or "?"
+    if attempt.status is not None:
+        result = f"{attempt.status} {'ok' if attempt.delivered else 'FAILED'}"
+    else:
+        result = f"{attempt.outcome.upper()}: {attempt.error}"
+    parts = [clock, event.id, f"#{attempt.number}", f"{who:<28}", f"{event.button or '?':<16}",
+             f"{result:<10}", f"{attempt.latency_ms:>7.1f} ms", event.message_id]
+    if not attempt.final:
+        parts.append("(will retry)")
+    if attempt.replay_of:
+        parts.append(f"(replay of {attempt.replay_of})")
+    return "  ".join(p for p in parts if p.strip())
+
+
+def deliver_all(events: list[Any], options: Any, history: Any, *,
+                replay_of: dict[str, str] | None = None) -> int:
+    """Deliver events one after another, printing and recording each attempt; the exit code."""
+    import asyncio
+
+    from simulator.delivery import Deliverer
+
+    def on_attempt(attempt: Any) -> None:
+        if history is not None:
+            history.append(attempt)
+        click.echo(attempt_line(attempt))
+
+    async def go() -> list[Any]:
+        results = []
+        async with Deliverer(options, on_attempt=on_attempt) as deliverer:
+            for event in events:
+                origin = (replay_of or {}).get(event.id)
+                results.append(await deliverer.deliver(event, replay_of=origin))
+        return results
+
+    try:
+        results = asyncio.run(go())
+    finally:
+        if history is not None:
+            history.close()
+    return _summarize(results, options, history)
+
+
+def _summarize(results: list[Any], options: Any, history: Any) -> int:
+    import httpx
+
+    delivered = sum(r.delivered for r in results)
+    failed = len(results) - delivered
+    attempts = sum(len(r.attempts) for r in results)
+    where = f"; history: {history.path}" if history is not None else ""
+    click.echo(f"{delivered} delivered, {failed} failed, {attempts} attempt(s){where}", err=True)
+    if results and all(r.unreachable for r in results):
+        url = httpx.URL(options.target.url)
+        port = url.port or (443 if url.scheme == "https" else 80)
+        raise WasimError(f"Nothing is listening on {url.host}:{port}.",
+                         hint="Is your webhook running? `wasim receive` starts a test one.",
+                         exit_code=ExitCode.UNREACHABLE)
+    return ExitCode.FAILED if failed else ExitCode.OK
+
+
+@cli.command()
+@render_options
+@delivery_options
+def fire(**options: Any) -> int:
+    """Render callbacks and deliver them to your webhook, recording every attempt.
+
+    One line per attempt: time, event id, attempt, user, button, status, latency, message id.
+    Exit 0 when every callback got a success status, 1 when any failed after its retries,
+    3 when the target could not be reached at all.
+    """
+    from simulator.delivery import Event
+    from simulator.render import render_callbacks
+
+    delivery = build_delivery_options(options)
+    render_options = build_render_options(options)
+    events = [Event.from_body(r.body, render_options.taps.seed)
+              for r in render_callbacks(render_options)]
+    return deliver_all(events, delivery, _history_writer(options))
+
+
+_HISTORY_OPTION = click.option(
+    "--history", "history_path", envvar="WASIM_HISTORY", type=click.Path(),
+    default=".wasim/history.jsonl", show_default=True, help="The history file to read.")
+
+
+def _read_history(path: str) -> Any:
+    from pathlib import Path
+
+    from simulator.history import read_history
+
+    history = read_history(Path(path))
+    for warning in history.warnings[:5]:
+        click.echo(f"wasim: warning: {warning}", err=True)
+    if len(history.warnings) > 5:
+        click.echo(f"wasim: warning: {len(history.warnings) - 5} more line(s) skipped", err=True)
+    return history
+
+
+@cli.command("history")
+@_HISTORY_OPTION
+@click.option("--failed", is_flag=True, help="Only attempts that did not deliver.")
+@click.option("--status", "statuses", multiple=True, type=int, metavar="CODE",
+              help="Only attempts answered with this status; repeatable.")
+@click.option("--event", "event_id", metavar="ID", help="Only this event (an id prefix).")
+@click.option("--limit", "-n", type=click.IntRange(min=0), default=20, show_default=True,
+              help="How many of the most recent attempts to show (0: all).")
+@click.option("--json", "as_json", is_flag=True, help="Print the full records as JSON Lines.")
+def history_command(history_path: str, failed: bool, statuses: tuple[int, ...],
+                    event_id: str | None, limit: int, as_json: bool) -> None:
+    """Show recent delivery attempts, newest last."""
+    import json
+
+    from simulator.history import to_record
+
+    history = _read_history(history_path)
+    rows = history.find(event_id) if event_id else history.attempts
+    if failed:
+        rows = [a for a in rows if not a.delivered]
+    if statuses:
+        rows = [a for a in rows if a.status in statuses]
+    if limit:
+        rows = rows[-limit:]
+    if not rows:
+        click.echo("no matching attempts", err=True)
+        return
+    for attempt in rows:
+        if as_json:
+            click.echo(json.dumps(to_record(attempt), ensure_ascii=False))
+        else:
+            click.echo(f"{attempt_line(attempt)}  -> {attempt.target}")
+
+
+@cli.command()
+@click.argument("ids", nargs=-1, metavar="[EVENT_ID]...")
+@click.option("--last", type=click.IntRange(min=1), help="Replay the last N events.")
+@click.option("--failed", "only_failed", is_flag=True,
+              help="Replay every event whose latest delivery failed.")
+@delivery_options
+def replay(ids: tuple[str, ...], last: int | None, only_failed: bool, **options: Any) -> int:
+    """Resend recorded events byte for byte (to their original target unless told otherwise).
+
+    Replaying an event that was delivered is how a duplicate delivery is made on purpose.
+    Secrets are never recorded: pass --basic-auth or --token-url again if the target needs them.
+    """
+    from simulator.delivery import app_target, url_target
+    from simulator.history import select
+
+    if not ids and last is None and not only_failed:
+        raise WasimError("say which events to replay", where="wasim replay",
+                         hint="Give event ids, --last N or --failed (`wasim history` lists them).")
+    history = _read_history(options["history_path"])
+    chosen = select(history, ids, last, only_failed)
+    if not chosen:
+        click.echo("nothing to replay", err=True)
+        return ExitCode.OK
+    # Without a target on the command line, each event goes back where it went before.
+    groups: dict[str, list[Any]] = {}
+    for attempt in chosen:
+        groups.setdefault(attempt.target, []).append(attempt)
+    code = ExitCode.OK
+    for label, attempts in groups.items():
+        target = None
+        if not options["url"] and not options["app_spec"]:
+            if label.startswith(("asgi:", "wsgi:")):
+                spec, slash, path = label.partition("/")
+                target = app_target(spec, slash + path)
+            else:
+                target = url_target(label, options["allow_remote"])
+        delivery = build_delivery_options(options, target=target)
+        events = [a.event for a in attempts]
+        origins = {a.event.id: a.delivery_id for a in attempts}
+        writer = _history_writer(options)
+        code = max(code, deliver_all(events, delivery, writer, replay_of=origins))
+    return code
+
+
+@cli.command()
+@click.argument("ident", metavar="EVENT_ID")
+@click.option("--curl", "as_curl", is_flag=True, default=True,
+              help="A curl command that reproduces the request exactly (the default).")
+@_HISTORY_OPTION
+def export(ident: str, as_curl: bool, history_path: str) -> None:
+    """Print a command that reproduces a recorded request exactly."""
+    from simulator.history import select
+
+    history = _read_history(history_path)
+    attempt = select(history, [ident])[-1]
+    click.echo(curl_command(attempt))
+
+
+def curl_command(attempt: Any) -> str:
+    """A curl command sending the attempt's exact bytes with its (unredacted) headers."""
+    import shlex
+
+    from simulator.delivery import APP_BASE_URL, REDACTED
+
+    lines = []
+    url = attempt.url
+    if url.startswith(APP_BASE_URL):
+        lines.append(f"# sent in-process to {attempt.target}; serve the app on a port and "
+                     "adjust the URL")
+        url = "http://127.0.0.1:8000" + url[len(APP_BASE_URL):]
+    args = ["curl", "-sS", "-X", attempt.method, url]
+    for name, value in attempt.request_headers:
+        if name.lower() in ("host", "content-length", "accept-encoding", "connection",
+                            "user-agent", "accept"):
+            continue  # curl sets these itself
+        if REDACTED in value:
+            lines.append(f"# {name} was redacted in the history; add -H '{name}: ...'")
+            continue
+        args += ["-H", f"{name}: {value}"]
+    args += ["--data-binary", attempt.event.body.decode("utf-8")]
+    lines.append(" ".join(shlex.quote(a) for a in args))
+    return "\n".join(lines)
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=int, default=8000, show_default=True,
+              help="Port to listen on; 0 picks a free one.")
+@click.option("--status", type=int, default=200, show_default=True,
+              help="Fault switch: the status to answer every callback with.")
+@click.option("--delay", type=float, default=0.0, show_default=True,
+              help="Fault switch: seconds to wait before answering.")
+@click.option("--fail-rate", type=float, default=0.0, show_default=True,
+              help="Fault switch: share of callbacks (0-1) answered 500 instead.")
+@click.option("--seed", type=int, help="Seed for the --fail-rate draws, so failures reproduce.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print each arrival as a JSON line (with the exact body) instead of a summary.")
+def receive(host: str, port: int, status: int, delay: float, fail_rate: float,
+            seed: int | None, as_json: bool) -> int:
+    """Run a local test webhook that prints who tapped what, and checks every payload.
+
+    A real HTTP server for demos and self-checks. One line per callback: who tapped which
+    button on which campaign, and whether the payload passes `wasim validate`. Ctrl+C stops it.
+    """
+    import json
+    import time
+
+    from simulator.receiver import Arrival, Receiver, ReceiverOptions, describe
+
+    def show(arrival: Arrival) -> None:
+        if as_json:
+            click.echo(json.dumps({
+                "number": arrival.number, "at": arrival.received_at, "method": arrival.method,
+                "path": arrival.path, "status": arrival.status, "summary": arrival.summary,
+                "problems": list(arrival.problems),
+                "body": arrival.body.decode("utf-8", "replace"),
+            }, ensure_ascii=False))
+        else:
+            click.echo(describe(arrival))
+
+    options = ReceiverOptions(host=host, port=port, status=status, delay=delay,
+                              fail_rate=fail_rate, seed=seed)
+    receiver = Receiver(options, on_arrival=show)
+    receiver.start()
+    click.echo(f"wasim receiver listening on {receiver.url} (Ctrl+C to stop)", err=True)
+    try:
+        while True:  # the server runs in its own thread; this one waits for Ctrl+C
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        receiver.stop()
+    arrivals = receiver.arrivals
+    click.echo(f"stopped after {arrivals[-1].number if arrivals else 0} callback(s)", err=True)
+    return ExitCode.OK
 
 
 @cli.command()

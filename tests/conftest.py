@@ -26,3 +26,9 @@ def callback() -> dict[str, Any]:
     """One valid button-tap callback, as a parsed document."""
     rendered = next(render_callbacks(RenderOptions(TapOptions(seed=11))))
     return json.loads(rendered.body)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Async tests run on asyncio, the loop wasim itself uses."""
+    return "asyncio"

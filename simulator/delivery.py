@@ -1,0 +1,533 @@
+"""Deliver callbacks the way Kaleyra's callback profiles do: to a URL or into an app in-process.
+
+Every attempt comes back as a value (an Attempt), never as an exception: a refused
+connection, a timeout, a 500 and a crash inside the app are all data for the history, the
+CLI and the TUI. Only bad configuration raises, and it raises before anything is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import importlib
+import inspect
+import ipaddress
+import json
+import re
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import httpx
+
+from simulator.errors import WasimError, did_you_mean
+
+TargetKind = Literal["url", "asgi", "wsgi"]
+ErrorKind = Literal["connect", "timeout", "protocol", "auth"]
+Sleep = Callable[[float], Awaitable[None]]
+
+DEFAULT_TIMEOUT = 10.0
+RESPONSE_BODY_LIMIT = 64 * 1024  # bytes of each response body kept in the history
+APP_BASE_URL = "http://app.wasim.local"  # what httpx sees when calling an app in-process
+REDACTED = "[redacted]"
+# Meta redelivers for days with growing gaps; this keeps the shape (six retries, each wait
+# longer) at a scale a developer can sit through.
+PLATFORM_RETRY_DELAYS = (1.0, 5.0, 30.0, 120.0, 600.0, 1800.0)
+_SECRET_HEADER = re.compile(r"auth|token|secret|key|signature|cookie|password|session", re.I)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where callbacks go: a URL over the network, or an ASGI/WSGI app called in-process."""
+
+    kind: TargetKind
+    url: str  # the full URL; for an app, APP_BASE_URL + the path inside the app
+    app_spec: str | None = None  # "module:attribute" for app targets
+    app: Any = field(default=None, compare=False, repr=False)
+
+    @property
+    def label(self) -> str:
+        """How the target is shown and recorded: the URL, or `asgi:module:app/path`."""
+        if self.kind == "url":
+            return self.url
+        return f"{self.kind}:{self.app_spec}{httpx.URL(self.url).raw_path.decode()}"
+
+
+@dataclass(frozen=True)
+class Auth:
+    """Kaleyra's callback-profile authentication: Basic, or a bearer token fetched first."""
+
+    basic: tuple[str, str] | None = None
+    token_url: str | None = None
+    client_id: str | None = None
+    client_secret: str | None = None
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How long to wait before each retry; no delays means no retries."""
+
+    delays: tuple[float, ...] = ()
+
+    @classmethod
+    def exponential(cls, retries: int, backoff: float) -> RetryPolicy:
+        """`retries` retries waiting backoff, 2*backoff, 4*backoff..."""
+        return cls(tuple(backoff * 2**i for i in range(retries)))
+
+
+@dataclass(frozen=True)
+class DeliveryOptions:
+    """How to deliver: the callback profile (method, headers, auth) and the platform's patience."""
+
+    target: Target
+    method: str = "POST"
+    headers: tuple[tuple[str, str], ...] = ()
+    auth: Auth = Auth()
+    timeout: float = DEFAULT_TIMEOUT
+    success: tuple[tuple[int, int], ...] = ((200, 299),)  # inclusive status ranges
+    retry: RetryPolicy = RetryPolicy()
+
+    def is_success(self, status: int) -> bool:
+        """Whether `status` counts as delivered."""
+        return any(low <= status <= high for low, high in self.success)
+
+
+@dataclass(frozen=True)
+class Event:
+    """One callback to deliver: its exact bytes, and who tapped what, for people to read."""
+
+    id: str
+    body: bytes
+    seed: int | None = None
+    user: str = ""
+    name: str = ""
+    button: str = ""
+    message_id: str = ""
+
+    @classmethod
+    def from_body(cls, body: bytes, seed: int | None = None) -> Event:
+        """An event for `body`; the same bytes always get the same id (a duplicate is itself)."""
+        digest = hashlib.blake2b(body, digest_size=6).hexdigest()
+        user, name, button, message_id = _who_tapped(body)
+        return cls(f"evt_{digest}", body, seed, user, name, button, message_id)
+
+
+def _who_tapped(body: bytes) -> tuple[str, str, str, str]:
+    """Best-effort (wa_id, name, button, message id) of a callback body; blanks if unknown."""
+    try:
+        value = json.loads(body)["meta_object"]["value"]
+        message = value["messages"][0]
+        contact = value.get("contacts", [{}])[0]
+        button = message.get("button", {}).get("text") or message.get("type", "")
+        return (str(message.get("from", "")), str(contact.get("profile", {}).get("name", "")),
+                str(button), str(message.get("id", "")))
+    except (ValueError, LookupError, TypeError, AttributeError):
+        return "", "", "", ""
+
+
+Outcome = Literal["delivered", "failed", "unreachable"]
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One HTTP exchange (or failure to have one), as recorded in the history."""
+
+    event: Event
+    delivery_id: str  # one send of the event, with its retries; a replay is a new delivery
+    number: int  # 1 for the first attempt of a delivery
+    started_at: float  # unix time
+    target: str  # Target.label
+    method: str
+    url: str
+    request_headers: tuple[tuple[str, str], ...]  # secrets already redacted
+    status: int | None = None
+    response_headers: tuple[tuple[str, str], ...] = ()
+    response_body: str = ""
+    response_truncated: bool = False
+    latency_ms: float = 0.0
+    error: str | None = None
+    error_kind: ErrorKind | None = None
+    delivered: bool = False
+    final: bool = True  # no retry follows this attempt
+    replay_of: str | None = None  # the delivery this one replays
+
+    @property
+    def outcome(self) -> Outcome:
+        """Delivered, failed (answered badly or timed out), or unreachable (no connection)."""
+        if self.delivered:
+            return "delivered"
+        return "unreachable" if self.error_kind == "connect" else "failed"
+
+
+@dataclass(frozen=True)
+class DeliveryResult:
+    """All attempts of one delivery, and how it ended."""
+
+    event: Event
+    attempts: tuple[Attempt, ...]
+
+    @property
+    def delivered(self) -> bool:
+        """Whether the last attempt got a success status."""
+        return bool(self.attempts) and self.attempts[-1].delivered
+
+    @property
+    def unreachable(self) -> bool:
+        """Whether no attempt ever reached the target."""
+        return all(a.error_kind == "connect" for a in self.attempts)
+
+
+def redact_headers(headers: httpx.Headers | list[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """Headers with secret values replaced, keeping an auth scheme (`Bearer [redacted]`)."""
+    items = headers.multi_items() if isinstance(headers, httpx.Headers) else headers
+    out = []
+    for name, value in items:
+        if _SECRET_HEADER.search(name):
+            scheme = value.split(" ", 1)[0] if " " in value else None
+            value = f"{scheme} {REDACTED}" if scheme and name.lower() == "authorization" \
+                else REDACTED
+        out.append((name, value))
+    return tuple(out)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` is this machine, judged from the name alone (no DNS lookup)."""
+    name = host.strip("[]").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def url_target(url: str, allow_remote: bool = False) -> Target:
+    """A network target, refusing anything but this machine unless `allow_remote`."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise WasimError(f"invalid URL {url!r}: {exc}", where="--url",
+                         hint="For example --url http://127.0.0.1:8000/webhook.") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise WasimError(f"invalid URL {url!r}: expected http:// or https:// and a host",
+                         where="--url", hint="For example --url http://127.0.0.1:8000/webhook.")
+    if not allow_remote and not is_loopback(parsed.host):
+        raise WasimError(f"refusing to send callbacks to {parsed.host}, which is not this "
+                         "machine", where="--url",
+                         hint="wasim only fires at localhost by default, so a typo cannot spam "
+                              "a real endpoint; add --allow-remote if you mean it.")
+    return Target("url", str(parsed))
+
+
+def app_target(spec: str, path: str = "/") -> Target:
+    """An in-process target from `[asgi:|wsgi:]module:attribute`, imported from the cwd."""
+    kind: TargetKind | None = None
+    text = spec
+    for prefix in ("asgi:", "wsgi:"):
+        if spec.startswith(prefix):
+            kind, text = prefix[:-1], spec[len(prefix):]  # type: ignore[assignment]
+    module_name, _, attribute = text.partition(":")
+    if not module_name or not attribute:
+        raise WasimError(f"expected MODULE:ATTRIBUTE, got {spec!r}", where="--app",
+                         hint="For example --app main:app (asgi: or wsgi: in front to say which).")
+    # Like uvicorn and flask, import from the folder wasim runs in.
+    if str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise WasimError(f"cannot import {module_name!r}: {exc}", where="--app",
+                         hint="Run wasim from your project's folder, or give the dotted path "
+                              "(package.module:app).") from None
+    except Exception as exc:  # the app's own import-time failure, reported, not re-raised
+        raise WasimError(f"importing {module_name!r} failed: {type(exc).__name__}: {exc}",
+                         where="--app", hint="Fix the error in your module first.") from None
+    app: Any = module
+    for part in attribute.split("."):
+        if not hasattr(app, part):
+            names = [n for n in dir(app) if not n.startswith("_")]
+            raise WasimError(f"{module_name!r} has no attribute {attribute!r}", where="--app",
+                             hint=did_you_mean(part, names)
+                             or "Name the app object, e.g. main:app.")
+        app = getattr(app, part)
+    if not callable(app):
+        raise WasimError(f"{spec} is a {type(app).__name__}, not an ASGI or WSGI app",
+                         where="--app", hint="Point at the app object, e.g. main:app.")
+    if kind is None:
+        kind = "asgi" if _is_asgi(app) else "wsgi"
+    if not path.startswith("/"):
+        path = "/" + path
+    return Target(kind, APP_BASE_URL + path, text, app)
+
+
+def _is_asgi(app: Any) -> bool:
+    if inspect.isfunction(app) or inspect.ismethod(app):
+        return inspect.iscoroutinefunction(app)
+    return inspect.iscoroutinefunction(type(app).__call__)
+
+
+class _AsyncWSGITransport(httpx.AsyncBaseTransport):
+    """Runs a WSGI app in a worker thread, so one async delivery path serves both kinds."""
+
+    def __init__(self, app: Any) -> None:
+        self._sync = httpx.WSGITransport(app=app, raise_app_exceptions=False)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        body = await request.aread()
+        sync_request = httpx.Request(request.method, request.url, headers=request.headers,
+                                     content=body)
+        response = await asyncio.to_thread(self._sync.handle_request, sync_request)
+        content = await asyncio.to_thread(response.read)
+        return httpx.Response(response.status_code, headers=response.headers, content=content)
+
+
+def make_client(target: Target, timeout: float) -> httpx.AsyncClient:
+    """The httpx client for a target: the network, or the app's in-process transport."""
+    transport: httpx.AsyncBaseTransport | None = None
+    if target.kind == "asgi":
+        transport = httpx.ASGITransport(app=target.app, raise_app_exceptions=False)
+    elif target.kind == "wsgi":
+        transport = _AsyncWSGITransport(target.app)
+    base = APP_BASE_URL if target.kind != "url" else ""
+    return httpx.AsyncClient(transport=transport, base_url=base, timeout=timeout,
+                             follow_redirects=False, trust_env=False)
+
+
+class _TokenCache:
+    """Kaleyra's "Advanced Authentication": fetch a bearer token, reuse it until it expires."""
+
+    def __init__(self, auth: Auth, clock: Callable[[], float]) -> None:
+        self.auth = auth
+        self.clock = clock
+        self.token: str | None = None
+        self.expires_at = 0.0
+        self.fetches = 0
+
+    def valid(self) -> bool:
+        # Renew a little early, so a token does not expire between check and use.
+        return self.token is not None and self.clock() < self.expires_at - 5
+
+    def forget(self) -> None:
+        self.token = None
+
+    async def get(self, client: httpx.AsyncClient, timeout: float) -> str:
+        """The current token, fetching one if there is none; raises _AuthFailure."""
+        if self.valid():
+            assert self.token is not None
+            return self.token
+        auth = self.auth
+        assert auth.token_url is not None
+        form = {"grant_type": "client_credentials", "client_id": auth.client_id or "",
+                "client_secret": auth.client_secret or ""}
+        self.fetches += 1
+        try:
+            response = await asyncio.wait_for(client.post(auth.token_url, data=form), timeout)
+        except (httpx.TransportError, TimeoutError) as exc:
+            raise _AuthFailure(f"token URL {auth.token_url} unreachable: "
+                               f"{_describe_transport_error(exc, timeout)}") from None
+        if response.status_code != 200:
+            raise _AuthFailure(f"token URL {auth.token_url} answered {response.status_code}")
+        try:
+            payload = response.json()
+            token = payload.get("access_token") or payload.get("token")
+            lifetime = float(payload.get("expires_in", 3600))
+        except (ValueError, AttributeError, TypeError):
+            raise _AuthFailure(f"token URL {auth.token_url} did not answer JSON with an "
+                               "access_token") from None
+        if not isinstance(token, str) or not token:
+            raise _AuthFailure(f"token URL {auth.token_url} answered no access_token")
+        self.token, self.expires_at = token, self.clock() + lifetime
+        return token
+
+
+class _AuthFailure(Exception):
+    """The token endpoint failed; recorded on the attempt, never shown with secrets."""
+
+
+def _describe_transport_error(exc: BaseException, timeout: float) -> str:
+    if isinstance(exc, TimeoutError | httpx.TimeoutException):
+        return f"no answer within {timeout:g} s"
+    if isinstance(exc, httpx.ConnectError):
+        return "connection refused"
+    return f"{type(exc).__name__}: {exc}"
+
+
+class Deliverer:
+    """Sends events to one target with one set of options, recording every attempt."""
+
+    def __init__(
+        self,
+        options: DeliveryOptions,
+        *,
+        on_attempt: Callable[[Attempt], None] | None = None,
+        sleep: Sleep = asyncio.sleep,
+        clock: Callable[[], float] = time.time,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.options = options
+        self.on_attempt = on_attempt
+        self.sleep = sleep
+        self.clock = clock
+        self._client = client
+        self._own_client = client is None
+        self.tokens = _TokenCache(options.auth, clock) if options.auth.token_url else None
+        self._deliveries = 0
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        """The httpx client, made on first use."""
+        if self._client is None:
+            self._client = make_client(self.options.target, self.options.timeout)
+        return self._client
+
+    async def aclose(self) -> None:
+        """Close the client if this deliverer made it."""
+        if self._client is not None and self._own_client:
+            await self._client.aclose()
+            self._client = None
+
+    async def __aenter__(self) -> Deliverer:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def _new_delivery_id(self, event: Event) -> str:
+        self._deliveries += 1
+        stamp = hashlib.blake2b(f"{event.id}{self.clock()}{self._deliveries}".encode(),
+                                digest_size=4).hexdigest()
+        return f"dlv_{stamp}"
+
+    async def deliver(self, event: Event, replay_of: str | None = None) -> DeliveryResult:
+        """Send `event`, retrying per the policy; every attempt is reported as it ends."""
+        delivery_id = self._new_delivery_id(event)
+        attempts: list[Attempt] = []
+        delays = self.options.retry.delays
+        refreshed = False
+        number = 0
+        while True:
+            number += 1
+            attempt = await self._attempt(event, delivery_id, number, replay_of)
+            # A 401 with a cached token: the token may have been revoked. Fetch a new one and
+            # resend at once, once, as the platform does; it does not use up a retry.
+            if attempt.status == 401 and self.tokens is not None and not refreshed:
+                refreshed = True
+                self.tokens.forget()
+                attempts.append(replace(attempt, final=False))
+                self._report(attempts[-1])
+                continue
+            retries_used = number - 1 - (1 if refreshed else 0)
+            retry = not attempt.delivered and retries_used < len(delays)
+            attempt = replace(attempt, final=not retry)
+            attempts.append(attempt)
+            self._report(attempt)
+            if not retry:
+                return DeliveryResult(event, tuple(attempts))
+            await self.sleep(delays[retries_used])
+
+    def _report(self, attempt: Attempt) -> None:
+        if self.on_attempt is not None:
+            self.on_attempt(attempt)
+
+    async def _attempt(self, event: Event, delivery_id: str, number: int,
+                       replay_of: str | None) -> Attempt:
+        options = self.options
+        headers = httpx.Headers({"Content-Type": "application/json"})
+        for name, value in options.headers:
+            headers[name] = value
+        auth = options.auth
+        if auth.basic is not None:
+            headers["Authorization"] = basic_auth_header(*auth.basic)
+        base = Attempt(event=event, delivery_id=delivery_id, number=number,
+                       started_at=self.clock(), target=options.target.label,
+                       method=options.method, url=options.target.url,
+                       request_headers=(), replay_of=replay_of)
+        started = time.perf_counter()
+        if self.tokens is not None:
+            try:
+                token = await self.tokens.get(self.client, options.timeout)
+            except _AuthFailure as exc:
+                return replace(base, request_headers=redact_headers(headers), error=str(exc),
+                               error_kind="auth",
+                               latency_ms=(time.perf_counter() - started) * 1000)
+            headers["Authorization"] = f"Bearer {token}"
+        request = self.client.build_request(options.method, options.target.url,
+                                            headers=headers, content=event.body)
+        recorded = redact_headers(request.headers)
+        started = time.perf_counter()
+        try:
+            response = await asyncio.wait_for(self._send(request), options.timeout)
+        except (TimeoutError, httpx.TimeoutException):
+            return replace(base, request_headers=recorded, error_kind="timeout",
+                           error=f"no answer within {options.timeout:g} s (--timeout)",
+                           latency_ms=(time.perf_counter() - started) * 1000)
+        except httpx.ConnectError:
+            return replace(base, request_headers=recorded, error_kind="connect",
+                           error="connection refused: nothing is listening",
+                           latency_ms=(time.perf_counter() - started) * 1000)
+        except httpx.TransportError as exc:
+            return replace(base, request_headers=recorded, error_kind="protocol",
+                           error=f"{type(exc).__name__}: {exc}",
+                           latency_ms=(time.perf_counter() - started) * 1000)
+        latency = (time.perf_counter() - started) * 1000
+        content = response.content
+        return replace(
+            base,
+            request_headers=recorded,
+            status=response.status_code,
+            response_headers=tuple(response.headers.multi_items()),
+            response_body=content[:RESPONSE_BODY_LIMIT].decode("utf-8", "replace"),
+            response_truncated=len(content) > RESPONSE_BODY_LIMIT,
+            latency_ms=latency,
+            delivered=options.is_success(response.status_code),
+        )
+
+    async def _send(self, request: httpx.Request) -> httpx.Response:
+        response = await self.client.send(request)
+        await response.aread()
+        return response
+
+
+def parse_success(text: str) -> tuple[tuple[int, int], ...]:
+    """Read `--success` such as `2xx`, `200,202` or `200-299,304` into status ranges."""
+    ranges = []
+    for part in (p.strip().lower() for p in text.split(",")):
+        match = re.fullmatch(r"([1-5])xx|(\d{3})(?:-(\d{3}))?", part)
+        if not match:
+            raise WasimError(f"cannot read the status {part!r}", where="--success",
+                             hint="Use codes, ranges or classes: 200,202 or 200-299 or 2xx.")
+        if match.group(1):
+            low = int(match.group(1)) * 100
+            ranges.append((low, low + 99))
+        else:
+            low = int(match.group(2))
+            ranges.append((low, int(match.group(3) or low)))
+    return tuple(ranges)
+
+
+def parse_header(text: str) -> tuple[str, str]:
+    """Read `--header "Name: value"`."""
+    name, sep, value = text.partition(":")
+    if not sep or not name.strip() or not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+",
+                                                       name.strip()):
+        raise WasimError(f"expected \"Name: value\", got {text!r}", where="--header",
+                         hint='For example --header "X-Brand: acme".')
+    return name.strip(), value.strip()
+
+
+def basic_auth_header(user: str, password: str) -> str:
+    """The Authorization value for HTTP Basic auth."""
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+
+
+def parse_basic_auth(text: str) -> tuple[str, str]:
+    """Read `--basic-auth USER:PASSWORD` (the password is never echoed back)."""
+    user, sep, password = text.partition(":")
+    if not sep or not user:
+        raise WasimError("expected USER:PASSWORD", where="--basic-auth",
+                         hint="For example --basic-auth kaleyra:s3cret (or set WASIM_BASIC_AUTH).")
+    return user, password

@@ -1,0 +1,1 @@
+"""Small webhook apps the end-to-end tests deliver into, in-process."""
