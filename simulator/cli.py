@@ -356,66 +356,23 @@ def delivery_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 def build_delivery_options(options: dict[str, Any], *, target: Any = None) -> Any:
     """Turn the delivery flags into DeliveryOptions; `target` stands in when none is given."""
-    from simulator.delivery import (
-        PLATFORM_RETRY_DELAYS,
-        Auth,
-        DeliveryOptions,
-        RetryPolicy,
-        app_target,
-        parse_basic_auth,
-        parse_header,
-        parse_success,
-        url_target,
-    )
+    from simulator.delivery import delivery_options_from
 
-    if options["url"] and options["app_spec"]:
-        raise WasimError("give --url or --app, not both", where="--app")
-    if options["url"]:
-        target = url_target(options["url"], options["allow_remote"])
-    elif options["app_spec"]:
-        target = app_target(options["app_spec"], options["app_path"])
-    if target is None:
-        raise WasimError("no target", where="--url",
-                         hint="Say where to send: --url http://127.0.0.1:8000/webhook, or "
-                              "--app main:app; `wasim receive` starts a test webhook.")
-    if options["token_url"] and not options["client_id"]:
-        raise WasimError("--token-url needs --client-id (and --client-secret)",
-                         where="--token-url")
-    if options["token_url"] and options["basic_auth"]:
-        raise WasimError("choose Basic auth or a token URL, not both", where="--basic-auth")
-    token_url = options["token_url"]
-    if token_url and not token_url.startswith("/"):
-        token_url = url_target(token_url, options["allow_remote"]).url
-    auth = Auth(
-        basic=parse_basic_auth(options["basic_auth"]) if options["basic_auth"] else None,
-        token_url=token_url,
-        client_id=options["client_id"],
-        client_secret=options["client_secret"],
-    )
-    schedule = options["retry_schedule"]
-    if schedule is None:
-        retry = RetryPolicy.exponential(options["retries"], options["backoff"])
-    elif schedule.strip().lower() == "platform":
-        retry = RetryPolicy(PLATFORM_RETRY_DELAYS)
-    else:
-        try:
-            delays = tuple(float(part) for part in schedule.split(","))
-        except ValueError:
-            raise WasimError(f"cannot read {schedule!r}", where="--retry-schedule",
-                             hint="Give seconds separated by commas, e.g. 1,5,30, or "
-                                  "'platform'.") from None
-        if any(d < 0 for d in delays):
-            raise WasimError("waits cannot be negative", where="--retry-schedule")
-        retry = RetryPolicy(delays)
-    return DeliveryOptions(
-        target=target,
-        method=options["method"].upper(),
-        headers=tuple(parse_header(h) for h in options["headers"]),
-        auth=auth,
-        timeout=options["timeout"],
-        success=parse_success(options["success"]),
-        retry=retry,
-    )
+    settings = {"url": options["url"], "app": options["app_spec"], "path": options["app_path"],
+                "method": options["method"], "headers": options["headers"],
+                "basic_auth": options["basic_auth"], "token_url": options["token_url"],
+                "client_id": options["client_id"], "client_secret": options["client_secret"],
+                "timeout": options["timeout"], "success": options["success"],
+                "retries": options["retries"], "backoff": options["backoff"],
+                "retry_schedule": options["retry_schedule"],
+                "allow_remote": options["allow_remote"]}
+    return delivery_options_from(settings, flag_name, target=target)
+
+
+def flag_name(key: str) -> str:
+    """The command-line flag of a delivery setting, for error messages."""
+    return {"app": "--app", "path": "--path", "headers": "--header"}.get(
+        key, "--" + key.replace("_", "-"))
 
 
 def _history_writer(options: dict[str, Any]) -> Any:
@@ -645,6 +602,256 @@ def curl_command(attempt: Any) -> str:
     args += ["--data-binary", attempt.event.body.decode("utf-8")]
     lines.append(" ".join(shlex.quote(a) for a in args))
     return "\n".join(lines)
+
+
+_SETTING_PARAMS = {"url": "url", "app_spec": "app", "app_path": "path", "method": "method",
+                   "headers": "headers", "basic_auth": "basic_auth", "token_url": "token_url",
+                   "client_id": "client_id", "client_secret": "client_secret",
+                   "timeout": "timeout", "success": "success", "retries": "retries",
+                   "backoff": "backoff", "retry_schedule": "retry_schedule",
+                   "allow_remote": "allow_remote"}
+
+
+def given_delivery_settings(options: dict[str, Any]) -> dict[str, Any]:
+    """The delivery flags the user actually gave (or set in the environment), as settings."""
+    ctx = click.get_current_context()
+    given = {}
+    for param, key in _SETTING_PARAMS.items():
+        source = ctx.get_parameter_source(param)
+        if source not in (None, click.core.ParameterSource.DEFAULT):
+            given[key] = options[param]
+    return given
+
+
+@cli.command()
+@click.argument("scenario", metavar="SCENARIO")
+@click.option("--seed", type=int, help="Override the scenario's seed.")
+@click.option("--speed", type=click.FloatRange(min=0, min_open=True), default=1.0,
+              show_default=True, help="Play the scenario's timeline this many times faster.")
+@click.option("--fast", is_flag=True, help="Send as fast as possible, ignoring the timeline.")
+@click.option("--now", "now", metavar="TIME",
+              help="Time of the run's start in the payloads: unix seconds, ISO 8601 or 'now'.")
+@click.option("--dry-run", is_flag=True,
+              help="Render and validate every payload, print the plan, send nothing.")
+@click.option("--report", "reports", multiple=True, type=click.Path(), metavar="FILE",
+              help="Write a report: FILE.xml is JUnit, FILE.json is JSON; repeatable.")
+@click.option("--wait-for-url", is_flag=True,
+              help="First wait until the target accepts connections (for CI starting the app "
+                   "and the run together).")
+@click.option("--wait-timeout", type=click.FloatRange(min=0), default=30.0, show_default=True,
+              help="Seconds --wait-for-url waits before giving up.")
+@delivery_options
+def run(scenario: str, seed: int | None, speed: float, fast: bool, now: str | None,
+        dry_run: bool, reports: tuple[str, ...], wait_for_url: bool, wait_timeout: float,
+        **options: Any) -> int:
+    """Run a scenario: its users tap, with its chaos, and its expectations are checked.
+
+    SCENARIO is a file, or a name from ./scenarios or the built-in library (`wasim
+    scenarios`). Target and delivery flags override the scenario's `target:`.
+    Exit 0 when everything was delivered and held, 1 on a failed delivery or expectation,
+    2 on a bad scenario, 3 when the target could not be reached at all.
+    """
+    import os
+    from pathlib import Path
+
+    from simulator.inputs import parse_time
+    from simulator.reports import check_report_path
+    from simulator.runner import plan_scenario
+    from simulator.scenarios import load_scenario
+
+    for report in reports:
+        check_report_path(Path(report))
+    loaded = load_scenario(scenario, seed=seed, env=dict(os.environ))
+    start = parse_time(now, "--now") if now else None
+    if now and start is None:
+        import time
+
+        start = int(time.time())
+    plan = plan_scenario(loaded, seed=seed, start=start)
+    if dry_run:
+        return _dry_run(plan)
+    from simulator.runner import scenario_delivery
+
+    delivery = scenario_delivery(plan, given_delivery_settings(options), flag_name)
+    if wait_for_url:
+        _wait_for(delivery(plan.sends[0]).target if plan.sends else None, wait_timeout)
+    return _run_plan(plan, delivery, float("inf") if fast else speed,
+                     _history_writer(options), [Path(r) for r in reports])
+
+
+def _dry_run(plan: Any) -> int:
+    import json
+    from collections import Counter
+
+    from simulator.validate import validate_callback
+
+    kinds: Counter[tuple[str, str]] = Counter((s.step, s.kind) for s in plan.sends)
+    click.echo(f"{plan.scenario.name} (seed {plan.seed}): {len(plan.sends)} send(s) from "
+               f"{len(plan.users)} user(s) over {plan.duration:.1f} s")
+    for step in plan.scenario.steps:
+        counts = ", ".join(f"{kinds[(step.name, k)]} {k}(s)" for k in
+                           ("tap", "duplicate", "redelivery") if kinds[(step.name, k)])
+        click.echo(f"  {step.name}: {counts or 'no sends'}")
+    bad = 0
+    for send in plan.sends:
+        problems = validate_callback(json.loads(send.event.body))
+        for problem in problems:
+            click.echo(f"  #{send.index} {send.step}: {problem}")
+        bad += bool(problems)
+    if bad:
+        click.echo(f"{bad} payload(s) invalid", err=True)
+        return ExitCode.FAILED
+    click.echo(f"all {len(plan.sends)} payload(s) valid; nothing sent (--dry-run)")
+    return ExitCode.OK
+
+
+def _wait_for(target: Any, timeout: float) -> None:
+    import socket
+    import time
+
+    import httpx
+
+    if target is None or target.kind != "url":
+        return  # an app in-process is always ready
+    url = httpx.URL(target.url)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    deadline = time.monotonic() + timeout
+    click.echo(f"waiting for {url.host}:{port} to accept connections...", err=True)
+    while True:
+        try:
+            socket.create_connection((url.host, port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() >= deadline:
+                raise WasimError(f"{url.host}:{port} did not accept connections within "
+                                 f"{timeout:g} s", where="--wait-for-url",
+                                 hint="Is your webhook starting? Raise --wait-timeout if it "
+                                      "is slow.", exit_code=ExitCode.UNREACHABLE) from None
+            time.sleep(0.2)
+
+
+def _run_plan(plan: Any, delivery: Any, speed: float, history: Any,
+              reports: list[Any]) -> int:
+    import asyncio
+    import sys
+    import time
+
+    from simulator.reports import write_report
+    from simulator.runner import Summary, run_plan
+
+    summary = Summary(plan.scenario.name, plan.seed)
+    results: list[Any] = []
+    live = sys.stderr.isatty()
+    progress = _Progress(len(plan.sends)) if live else None
+
+    def on_attempt(attempt: Any) -> None:
+        if history is not None:
+            history.append(attempt)
+        if not live:
+            click.echo(attempt_line(attempt))
+
+    async def go() -> None:
+        async for outcome in run_plan(plan, delivery, speed=speed, on_attempt=on_attempt):
+            results.append(outcome)
+            summary.add(outcome)
+            if progress is not None:
+                progress.update(summary)
+
+    started = time.monotonic()
+    try:
+        asyncio.run(go())
+    finally:
+        if progress is not None:
+            progress.close()
+        if history is not None:
+            history.close()
+        # Even an interrupted run keeps what it learned.
+        for path in reports:
+            write_report(path, summary, results, time.monotonic() - started)
+    for line in summary.lines():
+        click.echo(line)
+    if results and summary.unreachable == len(results):
+        import httpx
+
+        url = httpx.URL(results[0].result.attempts[-1].url)
+        raise WasimError(f"Nothing is listening on {url.host}:{url.port or 80}.",
+                         hint="Is your webhook running? `wasim receive` starts a test one.",
+                         exit_code=ExitCode.UNREACHABLE)
+    return ExitCode.OK if summary.ok else ExitCode.FAILED
+
+
+class _Progress:
+    """A one-line progress bar on stderr, redrawn at most ten times a second."""
+
+    def __init__(self, total: int) -> None:
+        self.total = max(total, 1)
+        self.shown = 0.0
+
+    def update(self, summary: Any, force: bool = False) -> None:
+        import time
+
+        now = time.monotonic()
+        if not force and now - self.shown < 0.1 and summary.sent < self.total:
+            return
+        self.shown = now
+        width = 30
+        done = int(width * summary.sent / self.total)
+        p95 = summary.percentile(95)
+        latency = f"  p95 {p95:.1f} ms" if p95 is not None else ""
+        bad = sum(summary.expectation_failures.values())
+        click.echo(f"\r[{'#' * done}{'.' * (width - done)}] {summary.sent}/{self.total}  "
+                   f"delivered {summary.delivered}  failed {summary.failed}  "
+                   f"expectations {bad}{latency} ", err=True, nl=False)
+
+    def close(self) -> None:
+        click.echo("", err=True)
+
+
+@cli.group(invoke_without_command=True)
+@click.pass_context
+def scenarios(ctx: click.Context) -> None:
+    """List the built-in scenarios and yours (./scenarios), with what each exercises."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from simulator.scenarios import builtin_scenarios, describe_file, local_scenarios
+
+    for kind, paths in (("built-in", builtin_scenarios()), ("local", local_scenarios())):
+        for path in paths:
+            click.echo(f"{path.stem:<24} {kind:<9} {describe_file(path)}")
+
+
+@scenarios.command("show")
+@click.argument("name")
+def scenarios_show(name: str) -> None:
+    """Print a scenario file as written (before Jinja renders it)."""
+    from simulator.scenarios import find_scenario
+
+    click.echo(find_scenario(name).read_text(encoding="utf-8"), nl=False)
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--force", is_flag=True, help="Overwrite a file that exists.")
+def new(name: str, force: bool) -> None:
+    """Write a commented starter scenario to ./scenarios/NAME.yaml."""
+    import re
+    from pathlib import Path
+
+    from simulator.scenarios import STARTER
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", name):
+        raise WasimError(f"{name!r} is not a usable scenario name", where="NAME",
+                         hint="Use letters, digits, - and _, e.g. summer-sale.")
+    path = Path("scenarios") / f"{name}.yaml"
+    if path.exists() and not force:
+        raise WasimError("the file exists", where=str(path),
+                         hint="Pick another name, or --force to overwrite it.")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(STARTER.replace("NAME", name), encoding="utf-8")
+    except OSError as exc:
+        raise WasimError(f"cannot write the file ({exc.strerror})", where=str(path)) from None
+    click.echo(f"wrote {path}; try: wasim run {path} --dry-run", err=True)
 
 
 @cli.command()

@@ -17,7 +17,7 @@ import json
 import re
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -531,3 +531,111 @@ def parse_basic_auth(text: str) -> tuple[str, str]:
         raise WasimError("expected USER:PASSWORD", where="--basic-auth",
                          hint="For example --basic-auth kaleyra:s3cret (or set WASIM_BASIC_AUTH).")
     return user, password
+
+
+DELIVERY_KEYS = ("url", "app", "path", "method", "headers", "basic_auth", "token_url",
+                 "client_id", "client_secret", "timeout", "success", "retries", "backoff",
+                 "retry_schedule", "allow_remote")
+
+
+def delivery_options_from(settings: Mapping[str, Any], where: Callable[[str], str], *,
+                          target: Target | None = None) -> DeliveryOptions:
+    """DeliveryOptions from flat settings (flags or a scenario's `target:`), checking each.
+
+    `where(key)` names the place a setting came from, for errors: a flag or `file:line`.
+    Missing keys take their defaults; `target` stands in when neither url nor app is set.
+    """
+    def get(key: str, default: Any = None) -> Any:
+        value = settings.get(key)
+        return default if value is None else value
+
+    url, app = get("url"), get("app")
+    allow_remote = bool(get("allow_remote", False))
+    if url and app:
+        raise WasimError("give a url or an app, not both", where=where("app"))
+    try:
+        if url:
+            target = url_target(str(url), allow_remote)
+        elif app:
+            target = app_target(str(app), str(get("path", "/")))
+    except WasimError as exc:
+        exc.where = where("url" if url else "app")
+        raise
+    if target is None:
+        raise WasimError("no target", where=where("url"),
+                         hint="Say where to send: --url http://127.0.0.1:8000/webhook, or "
+                              "--app main:app; `wasim receive` starts a test webhook.")
+    token_url = get("token_url")
+    if token_url and not get("client_id"):
+        raise WasimError("a token URL needs a client id (and secret)", where=where("client_id"))
+    if token_url and get("basic_auth"):
+        raise WasimError("choose Basic auth or a token URL, not both", where=where("basic_auth"))
+    if token_url and not str(token_url).startswith("/"):
+        try:
+            token_url = url_target(str(token_url), allow_remote).url
+        except WasimError as exc:
+            exc.where = where("token_url")
+            raise
+    basic = get("basic_auth")
+    auth = Auth(
+        basic=_at(where("basic_auth"), parse_basic_auth, str(basic)) if basic else None,
+        token_url=token_url,
+        client_id=get("client_id"),
+        client_secret=get("client_secret"),
+    )
+    schedule = get("retry_schedule")
+    if schedule is None:
+        retries, backoff = get("retries", 0), get("backoff", 1.0)
+        if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
+            raise WasimError(f"retries must be a whole number >= 0, got {retries!r}",
+                             where=where("retries"))
+        if not isinstance(backoff, int | float) or backoff < 0:
+            raise WasimError(f"backoff must be seconds >= 0, got {backoff!r}",
+                             where=where("backoff"))
+        retry = RetryPolicy.exponential(retries, float(backoff))
+    else:
+        retry = _at(where("retry_schedule"), parse_retry_schedule, str(schedule))
+    timeout = get("timeout", DEFAULT_TIMEOUT)
+    if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0:
+        raise WasimError(f"timeout must be seconds > 0, got {timeout!r}", where=where("timeout"))
+    method = str(get("method", "POST")).upper()
+    if method not in ("POST", "PUT", "PATCH"):
+        raise WasimError(f"method {method!r} is not POST, PUT or PATCH", where=where("method"))
+    raw_headers = get("headers", ())
+    if isinstance(raw_headers, Mapping):
+        headers = tuple((str(k), str(v)) for k, v in raw_headers.items())
+    else:
+        headers = tuple(_at(where("headers"), parse_header, str(h)) for h in raw_headers)
+    return DeliveryOptions(
+        target=target,
+        method=method,
+        headers=headers,
+        auth=auth,
+        timeout=float(timeout),
+        success=_at(where("success"), parse_success, str(get("success", "2xx"))),
+        retry=retry,
+    )
+
+
+def _at(where: str, parse: Callable[[str], Any], text: str) -> Any:
+    """Run a parser whose errors name a flag, re-pointing them at `where`."""
+    try:
+        return parse(text)
+    except WasimError as exc:
+        exc.where = where
+        raise
+
+
+def parse_retry_schedule(text: str) -> RetryPolicy:
+    """Read `--retry-schedule`: waits in seconds (1,5,30) or `platform`."""
+    if text.strip().lower() == "platform":
+        return RetryPolicy(PLATFORM_RETRY_DELAYS)
+    try:
+        delays = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise WasimError(f"cannot read {text!r}", where="--retry-schedule",
+                         hint="Give seconds separated by commas, e.g. 1,5,30, or "
+                              "'platform'.") from None
+    if any(not d >= 0 for d in delays):
+        raise WasimError("waits must be 0 seconds or more", where="--retry-schedule")
+    return RetryPolicy(delays)

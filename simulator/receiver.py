@@ -246,6 +246,9 @@ class _Server(ThreadingHTTPServer):
     """ThreadingHTTPServer that knows its Receiver and can close its open connections."""
 
     daemon_threads = True  # a hung client must never keep the process alive
+    # socketserver's default backlog of 5 overflows under a burst of concurrent deliveries,
+    # and the kernel then retries the connection a full second later.
+    request_queue_size = 1024
 
     def __init__(self, host: str, port: int, receiver: Receiver) -> None:
         self.receiver = receiver

@@ -1,0 +1,409 @@
+"""The one orchestration: scenario -> plan of exact bytes -> deliveries -> results, as a stream.
+
+Planning is pure and seeded: the same scenario and seed give the same sends, bodies and order.
+Running is an async iterator of results that the CLI, the TUI and the pytest plugin all
+consume; time and sleep are injectable, so tests compress delays instead of waiting them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from simulator.delivery import (
+    Attempt,
+    Deliverer,
+    DeliveryOptions,
+    DeliveryResult,
+    Event,
+    Target,
+    delivery_options_from,
+)
+from simulator.models import Business, Button, Tap, TemplateMessage, User
+from simulator.render import CallbackTemplate, find_template, render_tap
+from simulator.scenarios import Expectations, Scenario, StepSpec
+from simulator.taps import SEEDED_EPOCH_RANGE, TapFactory, TapOptions
+
+SendKind = Literal["tap", "duplicate", "redelivery"]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class PlannedSend:
+    """One delivery the run will make: when, why, and the exact bytes."""
+
+    index: int  # position in the plan (the order sends are dispatched in)
+    at: float  # seconds from the start of the run
+    step: str
+    kind: SendKind
+    event: Event
+    tap: Tap
+    expect: Expectations
+    together: bool = False  # dispatched at once beside the previous send (concurrent copy)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything a run will send, decided up front from the scenario and the seed."""
+
+    scenario: Scenario
+    seed: int
+    business: Business
+    users: tuple[User, ...]
+    sent: Mapping[str, TemplateMessage]  # each user's copy of the template, by wa_id
+    sends: tuple[PlannedSend, ...]
+
+    @property
+    def duration(self) -> float:
+        """Seconds from the first send to the last, at real speed."""
+        return max((s.at for s in self.sends), default=0.0)
+
+    def step(self, name: str) -> StepSpec:
+        """The step called `name`."""
+        return next(s for s in self.scenario.steps if s.name == name)
+
+
+def plan_scenario(scenario: Scenario, seed: int | None = None,
+                  start: int | None = None) -> Plan:
+    """Decide every send of a run: users, taps, times, chaos and the exact bodies."""
+    seed = seed if seed is not None else (scenario.seed if scenario.seed is not None else 0)
+    business, template, cast = scenario.business, scenario.template, scenario.cast
+    now = [0]
+    factory = TapFactory(
+        TapOptions(seed=seed, business_country=business.country, buttons=template.buttons,
+                   ref=template.ref, ref1=template.ref1, ref2=template.ref2,
+                   platform=cast.platform, business_number=business.display_phone_number,
+                   phone_number_id=business.phone_number_id, waba_id=business.waba_id),
+        clock=lambda: now[0])
+    rnd = factory.rnd
+    base = start if start is not None else rnd.randrange(*SEEDED_EPOCH_RANGE)
+    users: list[User] = []
+    for code, count in cast.countries:
+        users.extend(factory.new_user(code) for _ in range(count))
+    for listed in cast.users:
+        code = factory.wa.whatsapp_country_of(listed.wa_id) or "IN"
+        generated = factory.new_user(code)
+        users.append(User(listed.wa_id, listed.name or generated.name, code))
+    sent = {u.wa_id: factory.send_template(u) for u in users}
+    names = {u.name: u for u in users}
+    by_number = {u.wa_id: u for u in users}
+    buttons = {b.text: b for b in template.buttons}
+    callback = CallbackTemplate(find_template(template.callback), fake=factory.fake)
+
+    taps: list[tuple[float, StepSpec, Tap, Event]] = []
+    clock = 0.0
+    for step in scenario.steps:
+        begin = clock + step.after
+        chosen = _choose(step, users, by_number, names, rnd)
+        moments: list[tuple[float, User, Button]] = []
+        for user in chosen:
+            for _ in range(step.repeat):
+                button = _pick(step, buttons, rnd)
+                if button is None:
+                    continue
+                offset = rnd.uniform(0, step.spread) if step.spread else 0.0
+                moments.append((begin + offset, user, button))
+        moments.sort(key=lambda m: m[0])  # stable: equal times keep the cast's order
+        for at, user, button in moments:
+            now[0] = base + int(at)
+            tap = factory.tap(user, sent[user.wa_id], button)
+            taps.append((at, step, tap, Event.from_body(render_tap(callback, tap), seed)))
+        clock = begin + step.spread
+    return Plan(scenario, seed, factory.business, tuple(users), sent,
+                _with_chaos(scenario, taps, rnd))
+
+
+def _choose(step: StepSpec, users: list[User], by_number: Mapping[str, User],
+            names: Mapping[str, User], rnd: Any) -> list[User]:
+    who = step.who
+    if who.kind == "all":
+        return list(users)
+    if who.kind == "users":
+        return [by_number.get(w) or names[w] for w in who.users]
+    count = who.count if who.kind == "count" else round(len(users) * who.share)
+    picked = set(rnd.sample(range(len(users)), min(count, len(users))))
+    return [u for i, u in enumerate(users) if i in picked]  # keep the cast's order
+
+
+def _pick(step: StepSpec, buttons: Mapping[str, Button], rnd: Any) -> Button | None:
+    if step.button is not None:
+        return buttons[step.button]
+    if not step.choices:
+        return rnd.choice(list(buttons.values()))
+    labels = [label for label, _ in step.choices] + [None]
+    weights = [w for _, w in step.choices] + [step.no_tap]
+    label = rnd.choices(labels, weights=weights)[0]
+    return buttons[label] if label is not None else None
+
+
+def _with_chaos(scenario: Scenario, taps: list[tuple[float, StepSpec, Tap, Event]],
+                rnd: Any) -> tuple[PlannedSend, ...]:
+    chaos = scenario.chaos
+    if chaos.shuffle > 1:
+        # Reorder within each window but keep the schedule: the same moments, other bodies.
+        for begin in range(0, len(taps), chaos.shuffle):
+            window = taps[begin:begin + chaos.shuffle]
+            order = list(range(len(window)))
+            rnd.shuffle(order)
+            taps[begin:begin + chaos.shuffle] = [
+                (window[i][0], *window[j][1:]) for i, j in enumerate(order)]
+    sends: list[tuple[float, SendKind, StepSpec, Tap, Event, bool]] = []
+    for at, step, tap, event in taps:
+        sends.append((at, "tap", step, tap, event, False))
+        if step.duplicate:
+            sends.append((at, "duplicate", step, tap, event, step.duplicate_concurrently))
+        elif chaos.duplicate and rnd.random() < chaos.duplicate:
+            sends.append((at, "duplicate", step, tap, event, chaos.duplicate_concurrently))
+        if chaos.redeliver and rnd.random() < chaos.redeliver:
+            sends.append((at + chaos.redeliver_after, "redelivery", step, tap, event, False))
+    sends.sort(key=lambda s: s[0])  # stable: a duplicate stays right behind its original
+    return tuple(
+        PlannedSend(i, at, step.name, kind, event, tap,
+                    scenario.expect.merged(step.expect), together)
+        for i, (at, kind, step, tap, event, together) in enumerate(sends))
+
+
+# --- expectations ----------------------------------------------------------------------------
+
+
+def check_expectations(expect: Expectations, result: DeliveryResult) -> tuple[str, ...]:
+    """Each broken rule as `rule: what happened`; empty when the handler did as expected."""
+    last = result.attempts[-1]
+    failures = []
+    if expect.status is not None and (last.status is None or not any(
+            low <= last.status <= high for low, high in expect.status)):
+        wanted = ", ".join(str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in expect.status)
+        got = last.status if last.status is not None else f"no answer ({last.error})"
+        failures.append(f"status: expected {wanted}, got {got}")
+    if expect.max_latency_ms is not None and last.status is not None \
+            and last.latency_ms > expect.max_latency_ms:
+        failures.append(f"max_latency: answered in {last.latency_ms:.0f} ms, "
+                        f"limit {expect.max_latency_ms:.0f} ms")
+    for text in expect.body_contains:
+        if text not in last.response_body:
+            failures.append(f"body_contains: the response has no {text!r}")
+    if expect.json_equals:
+        try:
+            answer = json.loads(last.response_body)
+        except ValueError:
+            failures.append("json: the response body is not JSON")
+        else:
+            for path, wanted in expect.json_equals:
+                found, value = json_path(answer, path)
+                if not found:
+                    failures.append(f"json: {path} is missing")
+                elif value != wanted:
+                    failures.append(f"json: {path} is {json.dumps(value)}, expected "
+                                    f"{json.dumps(wanted)}")
+    return tuple(failures)
+
+
+def json_path(document: Any, path: str) -> tuple[bool, Any]:
+    """Follow `$.a.b[0]` into a document: (found, value)."""
+    node = document
+    for part in path.lstrip("$").replace("[", ".").replace("]", "").split("."):
+        if not part:
+            continue
+        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        elif isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            return False, None
+    return True, node
+
+
+# --- running ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What happened to one planned send: its delivery and the expectations it broke."""
+
+    planned: PlannedSend
+    result: DeliveryResult
+    failures: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """Delivered, and every expectation held."""
+        return self.result.delivered and not self.failures
+
+
+async def run_plan(
+    plan: Plan,
+    delivery: Callable[[PlannedSend], DeliveryOptions],
+    *,
+    speed: float = 1.0,
+    sleep: Sleep = asyncio.sleep,
+    clock: Callable[[], float] = time.monotonic,
+    on_attempt: Callable[[Attempt], None] | None = None,
+) -> AsyncIterator[SendResult]:
+    """Dispatch every send at its moment (divided by `speed`), yielding results as they end."""
+    deliverers: dict[int, Deliverer] = {}
+    limits: dict[str, asyncio.Semaphore] = {}
+    results: asyncio.Queue[SendResult | BaseException] = asyncio.Queue()
+
+    def deliverer_for(send: PlannedSend) -> Deliverer:
+        options = delivery(send)
+        key = id(options)
+        if key not in deliverers:
+            deliverers[key] = Deliverer(options, on_attempt=on_attempt, sleep=sleep)
+        return deliverers[key]
+
+    async def one(send: PlannedSend, limit: asyncio.Semaphore | None) -> None:
+        try:
+            if limit is None:
+                outcome = await deliverer_for(send).deliver(send.event)
+            else:
+                async with limit:
+                    outcome = await deliverer_for(send).deliver(send.event)
+            results.put_nowait(SendResult(send, outcome, check_expectations(send.expect,
+                                                                            outcome)))
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            results.put_nowait(exc)
+
+    async def dispatch() -> None:
+        started = clock()
+        tasks = []
+        for send in plan.sends:
+            if math.isfinite(speed):
+                wait = started + send.at / speed - clock()
+                if wait > 0:
+                    await sleep(wait)
+            limit = None if send.together else limits.setdefault(
+                send.step, asyncio.Semaphore(plan.step(send.step).concurrency))
+            if limit is not None and limit.locked():
+                # Wait for a free slot before the next send's clock starts, so a slow
+                # handler delays later sends the way a real platform's queue would.
+                async with limit:
+                    pass
+            tasks.append(asyncio.ensure_future(one(send, limit)))
+            await asyncio.sleep(0)  # let it take its slot before the next one looks
+        await asyncio.gather(*tasks)
+
+    dispatcher = asyncio.ensure_future(dispatch())
+    try:
+        for _ in plan.sends:
+            item = await results.get()
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+        await dispatcher
+    finally:
+        dispatcher.cancel()
+        for deliverer in deliverers.values():
+            await deliverer.aclose()
+
+
+def scenario_delivery(plan: Plan, overrides: Mapping[str, Any],
+                      flag: Callable[[str], str],
+                      fallback: Target | None = None) -> Callable[[PlannedSend], DeliveryOptions]:
+    """DeliveryOptions per step: scenario target, then the step's, then command-line overrides.
+
+    Every step's options are built (and so checked) at once, before anything is sent.
+    """
+    scenario = plan.scenario
+    built: dict[str, DeliveryOptions] = {}
+    cache: dict[tuple[tuple[str, str], ...], DeliveryOptions] = {}
+    for index, step in enumerate(scenario.steps):
+        settings = {**scenario.target, **step.target, **overrides}
+
+        def where(key: str, index: int = index, step: StepSpec = step) -> str:
+            if key in overrides:
+                return flag(key)
+            if key in step.target:
+                return scenario.where(f"steps[{index}].target.{key}")
+            return scenario.where(f"target.{key}")
+
+        key = tuple(sorted((k, repr(v)) for k, v in settings.items()))
+        if key not in cache:
+            cache[key] = delivery_options_from(settings, where, target=fallback)
+        built[step.name] = cache[key]
+    return lambda send: built[send.step]
+
+
+# --- summing up ------------------------------------------------------------------------------
+
+
+@dataclass
+class Summary:
+    """Running totals of a scenario run, for the live view and the end of the run."""
+
+    scenario: str = ""
+    seed: int | None = None
+    sent: int = 0
+    delivered: int = 0
+    failed: int = 0
+    unreachable: int = 0
+    attempts: int = 0
+    expectation_failures: Counter[str] = field(default_factory=Counter)
+    latencies: list[float] = field(default_factory=list)
+    failing: list[SendResult] = field(default_factory=list)
+
+    def add(self, outcome: SendResult) -> None:
+        """Count one finished send."""
+        self.sent += 1
+        self.attempts += len(outcome.result.attempts)
+        if outcome.result.delivered:
+            self.delivered += 1
+        else:
+            self.failed += 1
+            self.unreachable += outcome.result.unreachable
+        last = outcome.result.attempts[-1]
+        if last.status is not None:
+            self.latencies.append(last.latency_ms)
+        for failure in outcome.failures:
+            self.expectation_failures[failure.split(":", 1)[0]] += 1
+        if not outcome.ok:
+            self.failing.append(outcome)
+
+    @property
+    def ok(self) -> bool:
+        """Everything delivered and every expectation held."""
+        return not self.failed and not self.expectation_failures
+
+    def percentile(self, p: float) -> float | None:
+        """The p-th percentile latency in ms (nearest rank), None before any answer."""
+        if not self.latencies:
+            return None
+        ordered = sorted(self.latencies)
+        rank = max(1, math.ceil(p / 100 * len(ordered)))
+        return ordered[rank - 1]
+
+    def lines(self) -> list[str]:
+        """The end-of-run summary, a few lines for people."""
+        lines = [f"{self.scenario} (seed {self.seed}): {self.sent} sent, {self.delivered} "
+                 f"delivered, {self.failed} failed, {self.attempts} attempt(s)"]
+        if self.expectation_failures:
+            rules = ", ".join(f"{rule} {count}" for rule, count
+                              in sorted(self.expectation_failures.items()))
+            lines.append(f"expectations failed: {rules}")
+            for outcome in self.failing[:5]:
+                planned = outcome.planned
+                why = "; ".join(outcome.failures) or (outcome.result.attempts[-1].error or "")
+                lines.append(f"  #{planned.index} {planned.step} {planned.kind} "
+                             f"{planned.event.user} {planned.event.button!r}: {why}")
+            if len(self.failing) > 5:
+                lines.append(f"  ... and {len(self.failing) - 5} more")
+        else:
+            lines.append("expectations: all held" if self.sent else "nothing was sent")
+        if self.latencies:
+            lines.append("latency " + "  ".join(
+                f"p{p} {self.percentile(p):.1f} ms" for p in (50, 95, 99)))
+        return lines
+
+    def as_dict(self) -> dict[str, Any]:
+        """The summary as plain data, for the JSON report."""
+        return {"scenario": self.scenario, "seed": self.seed, "sent": self.sent,
+                "delivered": self.delivered, "failed": self.failed,
+                "unreachable": self.unreachable, "attempts": self.attempts,
+                "expectation_failures": dict(self.expectation_failures),
+                "latency_ms": {f"p{p}": self.percentile(p) for p in (50, 95, 99)},
+                "ok": self.ok}

@@ -1,0 +1,779 @@
+"""Scenario files: load, render (Jinja), parse (YAML) and validate into a Scenario model.
+
+A scenario says who taps what, when, how often, with what chaos, and what the handler must
+answer. Every problem becomes one WasimError naming the file, the line and the field.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+from jinja2.sandbox import SecurityError
+
+from simulator.delivery import DELIVERY_KEYS, parse_success
+from simulator.errors import WasimError, did_you_mean
+from simulator.models import Button
+from simulator.resources import builtin_dir
+
+SUFFIXES = (".yaml", ".yml")
+
+STARTER = """\
+# NAME: what this scenario exercises, in one line (shown by `wasim scenarios`).
+# The file is Jinja first (`fake` is a seeded Faker, `env` the environment), then YAML.
+name: NAME
+description: A template goes to 20 shoppers; most tap Shop now, some opt out.
+seed: 1                       # same seed, same bytes, same order
+
+template:
+  name: summer_sale_2026      # the template the brand sent
+  body: "Hi! Our summer sale is live: 40% off until Sunday."
+  buttons:                    # up to 3 quick replies; payload defaults to the text
+    - {text: Shop now, payload: SHOP_NOW}
+    - {text: Stop promotions, payload: STOP}
+  ref1: summer sale campaign  # echoed in extra_info
+
+cast:
+  countries: {IN: 15, US: 5}  # generated users by country
+
+steps:
+  - name: first wave
+    choices: {Shop now: 70, Stop promotions: 10}   # weighted buttons
+    no_tap: 20                # weight of users who tap nothing
+    spread: 2m                # taps spread over two minutes
+
+chaos:
+  duplicate: 0.05             # 5% of taps are delivered twice, same bytes
+
+expect:
+  status: [200]
+  max_latency: 500ms
+
+target:
+  url: {{ env.WEBHOOK_URL | default("http://127.0.0.1:8000/webhook") }}
+"""
+_SEED_LINE = re.compile(r"^seed:\s*(\d+)\s*(?:#.*)?$", re.M)
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_MAX_NODES = 200_000  # a scenario is small; more nodes than this is an alias bomb or a mistake
+_MAX_DEPTH = 50
+
+
+@dataclass(frozen=True)
+class BusinessSpec:
+    """The brand's number; any field left out is generated from the seed."""
+
+    display_phone_number: str | None = None
+    phone_number_id: str | None = None
+    waba_id: str | None = None
+    country: str = "IN"
+
+
+@dataclass(frozen=True)
+class TemplateSpec:
+    """The template message the brand sent: its text, its quick-reply buttons and refs."""
+
+    name: str = "promo"
+    body: str = ""
+    buttons: tuple[Button, ...] = ()
+    ref: str | None = None
+    ref1: str | None = None
+    ref2: str | None = None
+    callback: str = "button_tap"  # the callback template in templates/ that renders each tap
+
+
+@dataclass(frozen=True)
+class ListedUser:
+    """A user named in the scenario (generated users come from `cast.countries`)."""
+
+    wa_id: str
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class CastSpec:
+    """Who received the template: generated users by country, and listed users."""
+
+    countries: tuple[tuple[str, int], ...] = (("IN", 1),)
+    users: tuple[ListedUser, ...] = ()
+    platform: str = "android"
+
+
+@dataclass(frozen=True)
+class Expectations:
+    """What the handler must answer; None means "not checked"."""
+
+    status: tuple[tuple[int, int], ...] | None = None  # accepted status ranges
+    max_latency_ms: float | None = None
+    body_contains: tuple[str, ...] = ()
+    json_equals: tuple[tuple[str, Any], ...] = ()  # ($.path, expected value)
+
+    def merged(self, override: Expectations | None) -> Expectations:
+        """These expectations with every rule that `override` sets replaced by its."""
+        if override is None:
+            return self
+        return Expectations(
+            status=override.status if override.status is not None else self.status,
+            max_latency_ms=override.max_latency_ms if override.max_latency_ms is not None
+            else self.max_latency_ms,
+            body_contains=override.body_contains or self.body_contains,
+            json_equals=override.json_equals or self.json_equals,
+        )
+
+
+@dataclass(frozen=True)
+class Who:
+    """Which users a step's taps come from."""
+
+    kind: str  # "all", "count", "share" or "users"
+    count: int = 0
+    share: float = 1.0
+    users: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    """One step: some users tap, at some moments, with an optional target and expectations."""
+
+    name: str
+    line: int
+    who: Who = Who("all")
+    button: str | None = None  # a fixed button, or None for `choices`
+    choices: tuple[tuple[str, float], ...] = ()  # weighted buttons
+    no_tap: float = 0.0  # weight of "sees the message, taps nothing"
+    after: float = 0.0  # seconds to wait after the previous step before this one starts
+    spread: float = 0.0  # taps are spread at random over this many seconds
+    repeat: int = 1  # each chosen user taps this many times
+    concurrency: int = 1  # deliveries in flight at once
+    duplicate: bool = False  # chaos: deliver every tap of this step twice
+    duplicate_concurrently: bool = False  # ...with the copy sent at the same moment
+    target: Mapping[str, Any] = field(default_factory=dict)
+    expect: Expectations | None = None
+
+
+@dataclass(frozen=True)
+class ChaosSpec:
+    """Delivery faults declared in the file, as a real platform produces them."""
+
+    duplicate: float = 0.0  # probability a tap is delivered twice, same bytes
+    duplicate_concurrently: bool = False  # the copy goes at the same moment, in parallel
+    shuffle: int = 0  # shuffle delivery order within windows of this many sends
+    redeliver: float = 0.0  # probability a tap is delivered again later
+    redeliver_after: float = 30.0  # seconds until that late redelivery
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A validated scenario, ready to plan and run."""
+
+    name: str
+    description: str
+    path: Path
+    seed: int | None
+    business: BusinessSpec
+    template: TemplateSpec
+    cast: CastSpec
+    steps: tuple[StepSpec, ...]
+    chaos: ChaosSpec
+    expect: Expectations
+    target: Mapping[str, Any]
+    lines: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
+
+    def where(self, key_path: str) -> str:
+        """`file:line` of a field (or its nearest parent), for messages."""
+        return f"{self.path}:{line_of(self.lines, key_path)}"
+
+
+# --- finding and reading -------------------------------------------------------------------
+
+
+def builtin_scenarios() -> list[Path]:
+    """The scenario files that ship with wasim."""
+    return sorted(p for p in builtin_dir("scenarios").iterdir() if p.suffix in SUFFIXES)
+
+
+def local_scenarios(folder: Path | None = None) -> list[Path]:
+    """Scenario files in ./scenarios (the user's own)."""
+    root = folder or Path.cwd() / "scenarios"
+    if not root.is_dir() or root.resolve() == builtin_dir("scenarios").resolve():
+        return []
+    return sorted(p for p in root.iterdir() if p.suffix in SUFFIXES)
+
+
+def find_scenario(name_or_path: str) -> Path:
+    """A path, a name in ./scenarios, or a built-in scenario's name."""
+    candidate = Path(name_or_path)
+    if candidate.is_file():
+        return candidate
+    if candidate.suffix in SUFFIXES or "/" in name_or_path:
+        raise WasimError(f"no scenario file at {name_or_path}", where="SCENARIO",
+                         hint="Check the path; `wasim scenarios` lists the known ones.")
+    known = {p.stem: p for p in builtin_scenarios()}
+    known.update({p.stem: p for p in local_scenarios()})
+    if name_or_path in known:
+        return known[name_or_path]
+    raise WasimError(f"no scenario named {name_or_path!r}", where="SCENARIO",
+                     hint=did_you_mean(name_or_path, known)
+                     or "`wasim scenarios` lists the built-in and local ones.")
+
+
+def describe_file(path: Path) -> str:
+    """The one-line description of a scenario file, read without rendering it."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return "(unreadable)"
+    match = re.search(r"^description:\s*(.+?)\s*$", text, re.M)
+    if match:
+        return match.group(1).strip("\"'")
+    for line in text.splitlines():
+        if line.startswith("#"):
+            return line.lstrip("# ").strip()
+    return ""
+
+
+def load_scenario(name_or_path: str | Path, *, seed: int | None = None,
+                  env: Mapping[str, str] | None = None) -> Scenario:
+    """Find, render, parse and validate a scenario; every problem is a WasimError."""
+    path = name_or_path if isinstance(name_or_path, Path) else find_scenario(name_or_path)
+    display = _display(path)
+    try:
+        source = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise WasimError(f"not UTF-8 text (byte {exc.start})", where=display) from None
+    except OSError as exc:
+        raise WasimError(f"cannot read the scenario ({exc.strerror})", where=display) from None
+    return parse_scenario(source, display, seed=seed, env=env)
+
+
+def parse_scenario(source: str, display: str, *, seed: int | None = None,
+                   env: Mapping[str, str] | None = None) -> Scenario:
+    """Render and validate scenario text; `display` names it in errors."""
+    if seed is None:
+        # `fake` in the file must be seeded before the file is read: take the seed line.
+        match = _SEED_LINE.search(source)
+        seed = int(match.group(1)) if match else 0
+    text = _render(source, display, seed, env or {})
+    document, lines = _parse_yaml(text, display)
+    return _build(document, lines, Path(display))
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _render(source: str, display: str, seed: int, env: Mapping[str, str]) -> str:
+    from simulator.providers import make_faker
+    from simulator.render import error_line, make_environment
+
+    environment = make_environment([])
+    try:
+        template = environment.from_string(source)
+    except jinja2.TemplateSyntaxError as exc:
+        raise WasimError(f"Jinja syntax error: {exc.message}", where=f"{display}:{exc.lineno}",
+                         hint="Fix the {{ }} or {% %} on that line.") from None
+    try:
+        return template.render(fake=make_faker(seed), env=dict(env), seed=seed)
+    except jinja2.UndefinedError as exc:
+        line = error_line(exc, "<template>")
+        raise WasimError(f"undefined variable: {exc.message}",
+                         where=f"{display}:{line}" if line else display,
+                         hint="Scenarios see `fake` (seeded Faker), `env` (environment "
+                              "variables) and `seed`.") from None
+    except (SecurityError, jinja2.TemplateError, TypeError, ValueError, LookupError,
+            AttributeError, ArithmeticError, RecursionError, OverflowError) as exc:
+        line = error_line(exc, "<template>")
+        raise WasimError(f"the Jinja in the scenario failed: {type(exc).__name__}: {exc}",
+                         where=f"{display}:{line}" if line else display) from None
+
+
+def _parse_yaml(text: str, display: str) -> tuple[Any, dict[str, int]]:
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        problem = exc.problem or exc.context or "cannot parse"
+        raise WasimError(f"not valid YAML: {problem}",
+                         where=f"{display}:{line}" if line else display,
+                         hint="Check the indentation and quoting on that line.") from None
+    except yaml.YAMLError as exc:
+        raise WasimError(f"not valid YAML: {' '.join(str(exc).split())}", where=display) from None
+    if node is None:
+        raise WasimError("the scenario is empty", where=display,
+                         hint="`wasim new NAME` writes a commented starter file.")
+    lines: dict[str, int] = {}
+    counter = [0]
+    value = _convert(node, "", lines, display, counter, 0)
+    return value, lines
+
+
+def _convert(node: yaml.Node, path: str, lines: dict[str, int], display: str,
+             counter: list[int], depth: int) -> Any:
+    """A YAML node as plain Python values, recording the line of every path."""
+    counter[0] += 1
+    line = node.start_mark.line + 1
+    if counter[0] > _MAX_NODES or depth > _MAX_DEPTH:
+        raise WasimError("the scenario is too large or too deeply nested (YAML aliases?)",
+                         where=f"{display}:{line}")
+    lines.setdefault(path, line)
+    if isinstance(node, yaml.MappingNode):
+        result: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise WasimError("a key must be plain text", where=f"{display}:{line}")
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise WasimError("YAML merge keys (<<) are not supported",
+                                 where=f"{display}:{key_node.start_mark.line + 1}")
+            key = str(key_node.value)
+            child = f"{path}.{key}" if path else key
+            if key in result:
+                raise WasimError(f"{child}: this key appears twice",
+                                 where=f"{display}:{key_node.start_mark.line + 1}")
+            lines[child] = key_node.start_mark.line + 1
+            result[key] = _convert(value_node, child, lines, display, counter, depth + 1)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [_convert(item, f"{path}[{i}]", lines, display, counter, depth + 1)
+                for i, item in enumerate(node.value)]
+    try:
+        return yaml.SafeLoader("").construct_object(node)  # type: ignore[no-untyped-call]
+    except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:
+        raise WasimError(f"cannot read the value {node.value!r} ({exc})",
+                         where=f"{display}:{line}") from None
+
+
+def line_of(lines: Mapping[str, int], key_path: str) -> int:
+    """The line of `key_path`, or of its nearest parent that has one."""
+    path = key_path
+    while path:
+        if path in lines:
+            return lines[path]
+        cut = max(path.rfind("."), path.rfind("["))
+        path = path[:cut] if cut > 0 else ""
+    return lines.get("", 1)
+
+
+# --- validation ------------------------------------------------------------------------------
+
+
+class _Fields:
+    """Reads one mapping of the document, turning each bad field into a located error."""
+
+    def __init__(self, value: Any, path: str, lines: Mapping[str, int], file: Path,
+                 allowed: tuple[str, ...]) -> None:
+        self.path, self.lines, self.file = path, lines, file
+        if not isinstance(value, dict):
+            raise self.error(path, f"expected a mapping of {', '.join(allowed)}, got "
+                                   f"{_kind(value)}")
+        self.value = value
+        for key in value:
+            if key not in allowed:
+                raise self.error(self.child(key), "unknown key",
+                                 hint=did_you_mean(key, allowed)
+                                 or f"Known keys here: {', '.join(allowed)}.")
+
+    def child(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def error(self, path: str, what: str, hint: str | None = None) -> WasimError:
+        return WasimError(f"{path or 'scenario'}: {what}",
+                          where=f"{self.file}:{line_of(self.lines, path)}", hint=hint)
+
+    def has(self, key: str) -> bool:
+        return self.value.get(key) is not None
+
+    def raw(self, key: str) -> Any:
+        return self.value.get(key)
+
+    def text(self, key: str, default: str | None = None) -> str | None:
+        value = self.value.get(key)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise self.error(self.child(key), f"expected text, got {_kind(value)}")
+        return str(value)
+
+    def number(self, key: str, default: float, *, low: float = 0.0,
+               high: float | None = None) -> float:
+        value = self.value.get(key)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.error(self.child(key), f"expected a number, got {_kind(value)}")
+        if value < low or (high is not None and value > high) or value != value:
+            bounds = f"from {low:g} to {high:g}" if high is not None else f"of at least {low:g}"
+            raise self.error(self.child(key), f"expected a number {bounds}, got {value}")
+        return float(value)
+
+    def whole(self, key: str, default: int, *, low: int = 0) -> int:
+        value = self.value.get(key)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise self.error(self.child(key), f"expected a whole number of at least {low}, "
+                                              f"got {_kind(value)}")
+        return value
+
+    def flag(self, key: str, default: bool = False) -> bool:
+        value = self.value.get(key)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise self.error(self.child(key), f"expected true or false, got {_kind(value)}")
+        return value
+
+    def duration(self, key: str, default: float = 0.0) -> float:
+        value = self.value.get(key)
+        if value is None:
+            return default
+        seconds = parse_duration(value)
+        if seconds is None:
+            raise self.error(self.child(key), f"cannot read the duration {value!r}",
+                             hint="Write seconds (30), or a number with ms, s, m or h "
+                                  "(500ms, 10s, 10m, 1h).")
+        return seconds
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return f"{type(value).__name__} {value!r}"[:60]
+
+
+def parse_duration(value: Any) -> float | None:
+    """Seconds from 30, 2.5, "500ms", "10s", "10m" or "1h"; None when unreadable."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value) if value >= 0 else None
+    if not isinstance(value, str):
+        return None
+    match = _DURATION.match(value)
+    if not match:
+        return None
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+_TOP = ("name", "description", "seed", "business", "template", "cast", "steps", "chaos",
+        "expect", "target")
+
+
+def _build(document: Any, lines: Mapping[str, int], file: Path) -> Scenario:
+    top = _Fields(document, "", lines, file, _TOP)
+    seed = top.raw("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise top.error("seed", f"expected a whole number, got {_kind(seed)}")
+    template = _template(top, lines, file)
+    labels = [b.text for b in template.buttons]
+    steps_raw = top.raw("steps")
+    if steps_raw is None:
+        steps_raw = [{}]
+        lines = {**lines, "steps[0]": line_of(lines, "")}
+    if not isinstance(steps_raw, list) or not steps_raw:
+        raise top.error("steps", f"expected a list of steps, got {_kind(steps_raw)}")
+    cast = _cast(top, lines, file)
+    listed = {u.wa_id for u in cast.users} | {u.name for u in cast.users if u.name}
+    steps = tuple(_step(item, i, labels, listed, lines, file) for i, item in enumerate(steps_raw))
+    names = [s.name for s in steps]
+    for index, name in enumerate(names):
+        if name in names[:index]:
+            raise top.error(f"steps[{index}].name", f"the step name {name!r} is used twice",
+                            hint="Give each step its own name.")
+    return Scenario(
+        name=top.text("name") or file.stem,
+        description=top.text("description", "") or "",
+        path=file,
+        seed=seed,
+        business=_business(top, lines, file),
+        template=template,
+        cast=cast,
+        steps=steps,
+        chaos=_chaos(top, lines, file),
+        expect=_expect(top.raw("expect"), "expect", lines, file) or Expectations(),
+        target=_target(top.raw("target"), "target", lines, file),
+        lines=lines,
+    )
+
+
+def _business(top: _Fields, lines: Mapping[str, int], file: Path) -> BusinessSpec:
+    from simulator.inputs import parse_meta_id, parse_phone
+
+    if not top.has("business"):
+        return BusinessSpec()
+    fields = _Fields(top.raw("business"), "business", lines, file,
+                     ("display_phone_number", "phone_number_id", "waba_id", "country"))
+    number = fields.text("display_phone_number")
+    pnid, waba = fields.text("phone_number_id"), fields.text("waba_id")
+    where = {k: f"{file}:{line_of(lines, 'business.' + k)}"
+             for k in ("display_phone_number", "phone_number_id", "waba_id")}
+    return BusinessSpec(
+        parse_phone(number, where["display_phone_number"]) if number else None,
+        parse_meta_id(pnid, where["phone_number_id"]) if pnid else None,
+        parse_meta_id(waba, where["waba_id"]) if waba else None,
+        _country(fields, "country", "IN"),
+    )
+
+
+def _country(fields: _Fields, key: str, default: str) -> str:
+    return _country_code(fields, key, fields.text(key) or default)
+
+
+def _country_code(fields: _Fields, key: str, code: str) -> str:
+    from simulator.providers import WhatsAppProvider, make_faker, whatsapp_provider
+
+    try:
+        return whatsapp_provider(make_faker(0)).whatsapp_country(code).code
+    except WasimError:
+        raise fields.error(fields.child(key), f"unknown country {code!r}",
+                           hint=f"Use an ISO 3166 alpha-2 code: "
+                                f"{', '.join(WhatsAppProvider.countries)}.") from None
+
+
+def _template(top: _Fields, lines: Mapping[str, int], file: Path) -> TemplateSpec:
+    from simulator.taps import DEFAULT_BUTTONS
+
+    if not top.has("template"):
+        return TemplateSpec(buttons=DEFAULT_BUTTONS)
+    fields = _Fields(top.raw("template"), "template", lines, file,
+                     ("name", "body", "buttons", "ref", "ref1", "ref2", "callback"))
+    raw_buttons = fields.raw("buttons")
+    buttons: list[Button] = []
+    if raw_buttons is None:
+        buttons = list(DEFAULT_BUTTONS)
+    elif not isinstance(raw_buttons, list) or not raw_buttons:
+        raise fields.error("template.buttons", "expected a list of buttons")
+    else:
+        for i, item in enumerate(raw_buttons):
+            path = f"template.buttons[{i}]"
+            if isinstance(item, str):
+                buttons.append(Button(item, item))
+                continue
+            button = _Fields(item, path, lines, file, ("text", "payload"))
+            text = button.text("text")
+            if not text:
+                raise button.error(f"{path}.text", "a button needs its text (the label)")
+            buttons.append(Button(text, button.text("payload") or text))
+    labels = [b.text for b in buttons]
+    if len(set(labels)) != len(labels):
+        raise fields.error("template.buttons", "two buttons have the same text")
+    callback = fields.text("callback", "button_tap") or "button_tap"
+    from simulator.render import find_template
+
+    try:
+        find_template(callback)
+    except WasimError as exc:
+        raise fields.error("template.callback", exc.what, hint=exc.hint) from None
+    return TemplateSpec(
+        name=fields.text("name", "promo") or "promo",
+        body=fields.text("body", "") or "",
+        buttons=tuple(buttons),
+        ref=fields.text("ref"),
+        ref1=fields.text("ref1"),
+        ref2=fields.text("ref2"),
+        callback=callback,
+    )
+
+
+def _cast(top: _Fields, lines: Mapping[str, int], file: Path) -> CastSpec:
+    from simulator.inputs import parse_phone
+
+    if not top.has("cast"):
+        return CastSpec()
+    fields = _Fields(top.raw("cast"), "cast", lines, file, ("countries", "users", "platform"))
+    countries: list[tuple[str, int]] = []
+    raw = fields.raw("countries")
+    if raw is not None:
+        counts = _Fields(raw, "cast.countries", lines, file, tuple(str(k) for k in raw)
+                         if isinstance(raw, dict) else ())
+        for code in counts.value:
+            countries.append((_country_code(counts, code, code), counts.whole(code, 0)))
+    users: list[ListedUser] = []
+    raw_users = fields.raw("users")
+    if raw_users is not None:
+        if not isinstance(raw_users, list):
+            raise fields.error("cast.users", f"expected a list of users, got {_kind(raw_users)}")
+        for i, item in enumerate(raw_users):
+            path = f"cast.users[{i}]"
+            user = _Fields(item, path, lines, file, ("wa_id", "name"))
+            number = user.text("wa_id")
+            if not number:
+                raise user.error(f"{path}.wa_id", "a listed user needs a wa_id (their number)")
+            users.append(ListedUser(parse_phone(number, f"{file}:{line_of(lines, path)}"),
+                                    user.text("name")))
+    if raw is None and not users:
+        countries = [("IN", 1)]
+    if not sum(n for _, n in countries) and not users:
+        raise fields.error("cast", "nobody is in the cast",
+                           hint="Add generated users (countries: {IN: 10}) or listed users.")
+    platform = fields.text("platform", "android") or "android"
+    if platform not in ("android", "ios", "web"):
+        raise fields.error("cast.platform", f"unknown platform {platform!r}",
+                           hint="Use android, ios or web.")
+    return CastSpec(tuple(countries), tuple(users), platform)
+
+
+_STEP_KEYS = ("name", "who", "tap", "choices", "no_tap", "after", "spread", "repeat",
+              "concurrency", "duplicate", "target", "expect")
+
+
+def _step(item: Any, index: int, labels: list[str], listed: set[str],
+          lines: Mapping[str, int], file: Path) -> StepSpec:
+    path = f"steps[{index}]"
+    fields = _Fields(item, path, lines, file, _STEP_KEYS)
+    button = fields.text("tap")
+    if button is not None and button not in labels:
+        raise fields.error(f"{path}.tap", f"the template has no button {button!r}",
+                           hint=did_you_mean(button, labels)
+                           or f"Its buttons: {', '.join(labels)}.")
+    choices: list[tuple[str, float]] = []
+    raw = fields.raw("choices")
+    if raw is not None:
+        if button is not None:
+            raise fields.error(f"{path}.choices", "give `tap` or `choices`, not both")
+        weights = _Fields(raw, f"{path}.choices", lines, file,
+                          tuple(str(k) for k in raw) if isinstance(raw, dict) else ())
+        for label in weights.value:
+            if label not in labels:
+                raise weights.error(f"{path}.choices.{label}",
+                                    f"the template has no button {label!r}",
+                                    hint=did_you_mean(label, labels)
+                                    or f"Its buttons: {', '.join(labels)}.")
+            choices.append((label, weights.number(label, 0.0)))
+    no_tap = fields.number("no_tap", 0.0)
+    if choices and not sum(w for _, w in choices) + no_tap:
+        raise fields.error(f"{path}.choices", "all the weights are zero")
+    return StepSpec(
+        name=fields.text("name") or f"step {index + 1}",
+        line=line_of(lines, path),
+        who=_who(fields, path, listed),
+        button=button,
+        choices=tuple(choices),
+        no_tap=no_tap,
+        after=fields.duration("after"),
+        spread=fields.duration("spread"),
+        repeat=fields.whole("repeat", 1, low=1),
+        concurrency=fields.whole("concurrency", 1, low=1),
+        duplicate=_duplicate(fields, path) != "no",
+        duplicate_concurrently=_duplicate(fields, path) == "concurrently",
+        target=_target(fields.raw("target"), f"{path}.target", lines, file),
+        expect=_expect(fields.raw("expect"), f"{path}.expect", lines, file),
+    )
+
+
+def _duplicate(fields: _Fields, path: str) -> str:
+    value = fields.raw("duplicate")
+    if value is None or value is False:
+        return "no"
+    if value is True or value == "concurrently":
+        return "concurrently" if value == "concurrently" else "yes"
+    raise fields.error(f"{path}.duplicate", f"cannot read {value!r}",
+                       hint="Use true (a second delivery right after) or concurrently.")
+
+
+def _who(fields: _Fields, path: str, listed: set[str]) -> Who:
+    value = fields.raw("who")
+    if value is None or value == "all":
+        return Who("all")
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return Who("count", count=value)
+    if isinstance(value, str) and value.endswith("%"):
+        try:
+            share = float(value[:-1]) / 100
+        except ValueError:
+            share = -1
+        if 0 <= share <= 1:
+            return Who("share", share=share)
+    if isinstance(value, list) and value and all(isinstance(v, str | int) for v in value):
+        wanted = [str(v) for v in value]
+        unknown = [w for w in wanted if w not in listed]
+        if unknown:
+            raise fields.error(f"{path}.who", f"{unknown[0]!r} is not a listed user",
+                               hint="Name users from cast.users by wa_id or name.")
+        return Who("users", users=tuple(wanted))
+    raise fields.error(f"{path}.who", f"cannot read {value!r}",
+                       hint="Use all, a number of users (20), a share (\"60%\"), or a list of "
+                            "listed users' numbers or names.")
+
+
+def _chaos(top: _Fields, lines: Mapping[str, int], file: Path) -> ChaosSpec:
+    if not top.has("chaos"):
+        return ChaosSpec()
+    fields = _Fields(top.raw("chaos"), "chaos", lines, file,
+                     ("duplicate", "duplicate_concurrently", "shuffle", "redeliver",
+                      "redeliver_after"))
+    return ChaosSpec(
+        duplicate=fields.number("duplicate", 0.0, high=1.0),
+        duplicate_concurrently=fields.flag("duplicate_concurrently"),
+        shuffle=fields.whole("shuffle", 0),
+        redeliver=fields.number("redeliver", 0.0, high=1.0),
+        redeliver_after=fields.duration("redeliver_after", 30.0),
+    )
+
+
+def _expect(value: Any, path: str, lines: Mapping[str, int], file: Path) -> Expectations | None:
+    if value is None:
+        return None
+    fields = _Fields(value, path, lines, file,
+                     ("status", "max_latency", "body_contains", "json"))
+    status = None
+    raw_status = fields.raw("status")
+    if raw_status is not None:
+        text = ",".join(str(s) for s in raw_status) if isinstance(raw_status, list) \
+            else str(raw_status)
+        try:
+            status = parse_success(text)
+        except WasimError as exc:
+            raise fields.error(f"{path}.status", exc.what, hint=exc.hint) from None
+    latency = fields.raw("max_latency")
+    max_latency_ms = None
+    if latency is not None:
+        seconds = parse_duration(latency)
+        if seconds is None:
+            raise fields.error(f"{path}.max_latency", f"cannot read the duration {latency!r}",
+                               hint="For example 500ms or 2s.")
+        max_latency_ms = seconds * 1000
+    contains = fields.raw("body_contains")
+    if contains is None:
+        body_contains: tuple[str, ...] = ()
+    elif isinstance(contains, str):
+        body_contains = (contains,)
+    elif isinstance(contains, list) and all(isinstance(c, str) for c in contains):
+        body_contains = tuple(contains)
+    else:
+        raise fields.error(f"{path}.body_contains", "expected text or a list of texts")
+    json_rules = fields.raw("json")
+    json_equals: tuple[tuple[str, Any], ...] = ()
+    if json_rules is not None:
+        if not isinstance(json_rules, dict):
+            raise fields.error(f"{path}.json", "expected a mapping of $.path: expected value")
+        for key in json_rules:
+            if not str(key).startswith("$"):
+                raise fields.error(f"{path}.json.{key}", "a JSON path starts with $",
+                                   hint="For example $.status or $.data[0].id.")
+        json_equals = tuple((str(k), v) for k, v in json_rules.items())
+    return Expectations(status, max_latency_ms, body_contains, json_equals)
+
+
+def _target(value: Any, path: str, lines: Mapping[str, int], file: Path) -> dict[str, Any]:
+    if value is None:
+        return {}
+    fields = _Fields(value, path, lines, file, DELIVERY_KEYS)
+    return dict(fields.value)
+
+
+def target_where(scenario: Scenario, prefix: str) -> Callable[[str], str]:
+    """Name `file:line` of a delivery setting under `prefix` (target or steps[i].target)."""
+    return lambda key: scenario.where(f"{prefix}.{key}")
