@@ -18,6 +18,7 @@ from simulator.render import (
 )
 from simulator.taps import TapFactory, TapOptions, buttons_from_labels
 from simulator.validate import validate_callback
+from simulator.wire import to_wire
 
 GOLDEN = Path(__file__).parent / "golden"
 COUNTRIES = ("IN", "US", "GB", "BR", "ID", "DE", "AE", "SA", "MX", "ES", "FR", "NG")
@@ -166,3 +167,27 @@ def test_an_unknown_builtin_template_suggests_the_closest() -> None:
 def test_a_missing_template_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(WasimError, match="no template file"):
         find_template(str(tmp_path / "nope.json.j2"))
+
+
+NASTY = ["José 😂", 'quote " and \\ backslash', "slash / and </script>", "tab\tnew\nline",
+         "\u0000\u001f\u007f", "\u2133\U0001d4b6 (astral script letters)", "", "@@wasim:0@@"]
+
+
+@pytest.mark.parametrize("name", NASTY)
+def test_the_compiled_path_gives_the_same_bytes_as_rendering(name: str) -> None:
+    factory = TapFactory(TapOptions(seed=2, user_name=name,
+                                    buttons=buttons_from_labels([name or "x"])))
+    template = CallbackTemplate(find_template("button_tap"), fake=factory.fake)
+    for tap in factory.taps(20):
+        assert template.wire(tap) == to_wire(template.document(tap))
+    assert template._splice is not None  # the built-in template takes the fast path
+
+
+def test_a_template_with_logic_renders_through_jinja_every_time(tmp_path: Path) -> None:
+    path = write(tmp_path, '{"who": {% if tap.user.country == "IN" %}"desi"{% else %}'
+                           '"abroad"{% endif %}, "n": {{ tap.user.name | json }}}')
+    factory = TapFactory(TapOptions(seed=1, countries=("IN", "US")))
+    template = CallbackTemplate(path, fake=factory.fake)
+    seen = {json.loads(template.wire(tap))["who"] for tap in factory.taps(30)}
+    assert seen == {"desi", "abroad"}
+    assert template._splice is None
