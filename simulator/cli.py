@@ -855,6 +855,160 @@ def new(name: str, force: bool) -> None:
 
 
 @cli.command()
+@click.argument("scenario", required=False, metavar="[SCENARIO]")
+@click.option("--url", envvar="WASIM_URL", metavar="URL", help="Your webhook.  [env: WASIM_URL]")
+@click.option("--app", "app_spec", metavar="[asgi:|wsgi:]MODULE:APP",
+              help="Your ASGI/WSGI app, in-process.")
+@click.option("--path", "app_path", default="/", show_default=True,
+              help="The webhook's path inside --app.")
+@click.option("--method", type=click.Choice(["POST", "PUT", "PATCH"], case_sensitive=False),
+              default="POST", show_default=True, help="HTTP method.")
+@click.option("--header", "-H", "headers", multiple=True, metavar='"NAME: VALUE"',
+              help="A custom header; repeatable.")
+@click.option("--basic-auth", envvar="WASIM_BASIC_AUTH", metavar="USER:PASSWORD",
+              help="HTTP Basic auth.  [env: WASIM_BASIC_AUTH]")
+@click.option("--token-url", metavar="URL", help="Fetch a bearer token here once, first.")
+@click.option("--client-id", metavar="ID", help="Client id for --token-url.")
+@click.option("--client-secret", envvar="WASIM_CLIENT_SECRET", metavar="SECRET",
+              help="Client secret for --token-url.  [env: WASIM_CLIENT_SECRET]")
+@click.option("--allow-remote", is_flag=True, help="Allow a target that is not this machine.")
+@click.option("--rate", type=click.FloatRange(min=0, min_open=True),
+              help="Requests per second (open loop). Without it: as fast as --concurrency "
+                   "allows.")
+@click.option("--duration", default="10s", show_default=True, metavar="DURATION",
+              help="How long to run: 30s, 5m...")
+@click.option("--count", "-n", type=click.IntRange(min=1), help="Stop after N requests.")
+@click.option("--concurrency", "-c", type=click.IntRange(min=1), default=64, show_default=True,
+              help="Connections, so requests in flight at most.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=10.0,
+              show_default=True, help="Seconds to wait for each answer.")
+@click.option("--success", default="2xx", show_default=True, metavar="CODES",
+              help="Statuses that count as success.")
+@click.option("--seed", type=int, help="Seed of the generated callbacks.  [default: random]")
+@click.option("--country", "countries", multiple=True, metavar="CODE",
+              help="Users' countries without a scenario; repeat or comma-separate.")
+@click.option("--button", "buttons", multiple=True, metavar="LABEL",
+              help="Buttons tapped without a scenario; repeatable.  [default: the demo three]")
+@click.option("--report", type=click.Path(), metavar="FILE.json", help="Write the figures.")
+@click.option("--max-p99", type=click.FloatRange(min=0), metavar="MS",
+              help="Threshold: fail (exit 1) if the p99 latency is above this.")
+@click.option("--max-error-rate", type=click.FloatRange(min=0, max=1), metavar="SHARE",
+              help="Threshold: fail (exit 1) if more than this share of requests failed.")
+@click.option("--history", "history_path", envvar="WASIM_HISTORY", type=click.Path(),
+              default=".wasim/history.jsonl", show_default=True,
+              help="Where sampled attempts go (with --history-sample).")
+@click.option("--history-sample", type=click.IntRange(min=0), default=0, show_default=True,
+              metavar="N", help="Keep 1 attempt in N in the history; 0 keeps none.")
+def load(scenario: str | None, **options: Any) -> int:
+    """Push unique, valid callbacks at a rate, or as fast as possible, and measure.
+
+    Drives SCENARIO's business, template, cast and first step's buttons, or a plain mix of
+    taps (--country, --button). Live figures on a terminal; a summary at the end; thresholds
+    set the exit code as k6 does: 0 within them, 1 when one is broken, 3 if nothing listens.
+    History is off in load mode (it would grow by thousands of lines a second);
+    --history-sample N keeps one attempt in N.
+    """
+    import asyncio
+    import json
+    import os
+    import secrets
+    import sys
+    from pathlib import Path
+
+    from simulator.delivery import delivery_options_from
+    from simulator.load import CallbackSource, LoadOptions, run_load
+    from simulator.scenarios import load_scenario, parse_duration
+    from simulator.taps import DEFAULT_BUTTONS, TapOptions, buttons_from_labels
+
+    duration = parse_duration(options["duration"])
+    if duration is None or duration <= 0:
+        raise WasimError(f"cannot read the duration {options['duration']!r}",
+                         where="--duration", hint="For example 30s, 2m or 90.")
+    settings = {"url": options["url"], "app": options["app_spec"],
+                "path": options["app_path"], "method": options["method"],
+                "headers": options["headers"], "basic_auth": options["basic_auth"],
+                "token_url": options["token_url"], "client_id": options["client_id"],
+                "client_secret": options["client_secret"], "timeout": options["timeout"],
+                "success": options["success"], "allow_remote": options["allow_remote"]}
+    seed = options["seed"] if options["seed"] is not None else secrets.randbelow(1_000_000)
+    if scenario is not None:
+        loaded = load_scenario(scenario, seed=options["seed"], env=dict(os.environ))
+        settings = {**{k: v for k, v in loaded.target.items() if k in settings},
+                    **{k: v for k, v in settings.items() if v not in (None, ())}}
+        source = CallbackSource.from_scenario(loaded, seed=options["seed"])
+    else:
+        labels = [b for v in options["buttons"] for b in v.split(",") if b.strip()]
+        source = CallbackSource.from_taps(TapOptions(
+            seed=seed, countries=_split_codes(options["countries"]),
+            buttons=buttons_from_labels(labels) if labels else DEFAULT_BUTTONS))
+    delivery = delivery_options_from(settings, flag_name)
+    load_options = LoadOptions(rate=options["rate"], duration=None if options["count"]
+                               else duration, count=options["count"],
+                               concurrency=options["concurrency"],
+                               history_sample=options["history_sample"])
+    history = None
+    if options["history_sample"]:
+        from simulator.history import HistoryWriter
+
+        history = HistoryWriter(Path(options["history_path"]))
+        click.echo(f"history: 1 attempt in {options['history_sample']} goes to "
+                   f"{history.path}", err=True)
+    else:
+        click.echo("history: off in load mode (--history-sample N keeps 1 attempt in N)",
+                   err=True)
+    live = sys.stderr.isatty()
+    pace = f"{options['rate']:g}/s" if options["rate"] else "as fast as possible"
+    click.echo(f"load: {delivery.target.label}, {pace}, {options['concurrency']} connections, "
+               f"{options['count'] or options['duration']}", err=True)
+
+    def tick(stats: Any) -> None:
+        if live:
+            click.echo("\r" + stats.line() + " ", err=True, nl=False)
+        elif int(stats.elapsed * 2) % 10 == 0:  # every 5 s in a log
+            click.echo(stats.line(), err=True)
+
+    try:
+        stats = asyncio.run(run_load(source, delivery, load_options, on_tick=tick,
+                                     on_attempt=history.append if history else None))
+    finally:
+        if history is not None:
+            history.close()
+        if live:
+            click.echo("", err=True)
+    figures = stats.as_dict()
+    p99 = figures["latency_ms"]["p99"]
+    breaches = []
+    if options["max_p99"] is not None and (p99 is None or p99 > options["max_p99"]):
+        breaches.append(f"p99 {p99 if p99 is None else round(p99, 2)} ms > "
+                        f"--max-p99 {options['max_p99']:g} ms")
+    if options["max_error_rate"] is not None and stats.error_rate > options["max_error_rate"]:
+        breaches.append(f"error rate {stats.error_rate:.2%} > --max-error-rate "
+                        f"{options['max_error_rate']:.2%}")
+    figures["thresholds"] = {"max_p99_ms": options["max_p99"],
+                             "max_error_rate": options["max_error_rate"],
+                             "breached": breaches}
+    figures["target"] = delivery.target.label
+    figures["seed"] = source.factory.options.seed
+    click.echo(stats.line())
+    click.echo(f"{stats.sent:,} sent, {stats.ok:,} ok, {stats.failed:,} failed"
+               + (f" ({', '.join(f'{k} {v}' for k, v in stats.errors.items())})"
+                  if stats.errors else "")
+               + (f"; {stats.late:,} left late (the target fell behind the rate)"
+                  if stats.late else ""))
+    for breach in breaches:
+        click.echo(f"threshold broken: {breach}")
+    if options["report"]:
+        path = Path(options["report"])
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(figures, indent=2) + "\n")
+        except OSError as exc:
+            raise WasimError(f"cannot write the report ({exc.strerror})",
+                             where=str(path)) from None
+    return ExitCode.FAILED if breaches else ExitCode.OK
+
+
+@cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=int, default=8000, show_default=True,
               help="Port to listen on; 0 picks a free one.")

@@ -1,0 +1,170 @@
+"""`wasim load`: unique valid callbacks, the fast client's parsing, thresholds, flat memory."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from simulator.cli import cli
+from simulator.delivery import DeliveryOptions, app_target, url_target
+from simulator.load import (
+    CallbackSource,
+    LatencyHistogram,
+    LoadOptions,
+    _parse_response,
+    run_load,
+)
+from simulator.receiver import Receiver, ReceiverOptions
+from simulator.scenarios import load_scenario
+from simulator.taps import TapOptions
+from simulator.validate import validate_callback
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with Receiver(ReceiverOptions(port=0)) as running:
+        yield running
+
+
+def test_the_histogram_percentiles_are_within_one_percent() -> None:
+    rnd = random.Random(3)
+    samples = [rnd.lognormvariate(6, 1) for _ in range(20_000)]  # microseconds
+    histogram = LatencyHistogram()
+    for sample in samples:
+        histogram.record(sample)
+    ordered = sorted(samples)
+    for p in (50, 95, 99):
+        exact = ordered[int(p / 100 * len(ordered)) - 1] / 1000
+        assert histogram.percentile(p) == pytest.approx(exact, rel=0.012)
+    assert len(histogram.counts) < 1500  # bounded, however many samples
+
+
+@pytest.mark.parametrize(("raw", "expected", "rest"), [
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP", (200, b"ok", False), b"HTTP"),
+    (b"HTTP/1.1 500 X\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", (500, b"", True), b""),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n1\r\n!\r\n0\r\n\r\n",
+     (200, b"ok!", False), b""),
+    (b"HTTP/1.1 204 No Content\r\n\r\n", (204, b"", False), b""),
+])
+def test_the_fast_client_reads_answers(raw: bytes, expected: tuple[int, bytes, bool],
+                                       rest: bytes) -> None:
+    buffer = bytearray(raw)
+    assert _parse_response(buffer) == expected
+    assert bytes(buffer) == rest
+
+
+def test_the_fast_client_waits_for_a_whole_answer() -> None:
+    assert _parse_response(bytearray(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nok")) is None
+    assert _parse_response(bytearray(b"HTTP/1.1 200 OK\r\nContent-Le")) is None
+    with pytest.raises(ValueError):
+        _parse_response(bytearray(b"SSH-2.0-OpenSSH\r\n\r\n"))
+
+
+def load_at(url: str, count: int, concurrency: int = 4, **taps: object) -> object:
+    source = CallbackSource.from_taps(TapOptions(seed=9, **taps))  # type: ignore[arg-type]
+    return asyncio.run(run_load(source, DeliveryOptions(target=url_target(url)),
+                                LoadOptions(count=count, duration=None,
+                                            concurrency=concurrency)))
+
+
+def test_every_request_is_a_unique_valid_callback(receiver: Receiver) -> None:
+    stats = load_at(receiver.url, 300, countries=("IN", "BR", "AE"))
+    assert (stats.sent, stats.ok, stats.failed) == (300, 300, 0)  # type: ignore[attr-defined]
+    arrivals = receiver.wait_for(300)
+    assert len({a.body for a in arrivals}) == 300
+    ids = {json.loads(a.body)["meta_object"]["value"]["messages"][0]["id"] for a in arrivals}
+    assert len(ids) == 300
+    assert [a.problems for a in arrivals if a.problems] == []
+
+
+def test_load_into_an_app_in_process() -> None:
+    from tests.apps import fastapi_app
+
+    fastapi_app.received.clear()
+    source = CallbackSource.from_taps(TapOptions(seed=2))
+    target = app_target("tests.apps.fastapi_app:app", "/webhook")
+    stats = asyncio.run(run_load(source, DeliveryOptions(target=target),
+                                 LoadOptions(count=40, duration=None, concurrency=4)))
+    assert (stats.sent, stats.ok) == (40, 40)
+    assert len(set(fastapi_app.received)) == 40
+
+
+def test_a_failing_receiver_shows_in_the_error_rate_not_as_a_crash() -> None:
+    with Receiver(ReceiverOptions(port=0, fail_rate=0.5, seed=1)) as flaky:
+        stats = load_at(flaky.url, 200)
+    assert stats.sent == 200  # type: ignore[attr-defined]
+    assert 0.3 < stats.error_rate < 0.7  # type: ignore[attr-defined]
+    assert stats.statuses[500] == stats.failed  # type: ignore[attr-defined]
+
+
+def test_a_rate_is_held_open_loop(receiver: Receiver) -> None:
+    source = CallbackSource.from_taps(TapOptions(seed=1))
+    stats = asyncio.run(run_load(source, DeliveryOptions(target=url_target(receiver.url)),
+                                 LoadOptions(rate=200, duration=1.0, concurrency=8)))
+    assert 180 <= stats.sent <= 201
+
+
+def test_a_scenario_drives_the_load_with_its_cast_and_buttons(receiver: Receiver) -> None:
+    scenario = load_scenario("opt-out-storm")
+    source = CallbackSource.from_scenario(scenario)
+    asyncio.run(run_load(source, DeliveryOptions(target=url_target(receiver.url)),
+                         LoadOptions(count=50, duration=None, concurrency=2)))
+    documents = [json.loads(a.body) for a in receiver.wait_for(50)]
+    buttons = {d["meta_object"]["value"]["messages"][0]["button"]["text"] for d in documents}
+    assert buttons == {"Stop promotions"}
+    assert all(validate_callback(d) == [] for d in documents)
+
+
+def test_thresholds_set_the_exit_code(tmp_path: Path) -> None:
+    runner = CliRunner()
+    report = tmp_path / "load.json"
+    with Receiver(ReceiverOptions(port=0, fail_rate=0.5, seed=2)) as flaky:
+        broken = runner.invoke(cli, ["load", "--url", flaky.url, "--count", "100", "-c", "4",
+                                     "--max-error-rate", "0.1", "--report", str(report)])
+        assert broken.exit_code == 1, broken.output
+        assert "threshold broken: error rate" in broken.stdout
+        figures = json.loads(report.read_text())
+        assert figures["sent"] == 100 and figures["thresholds"]["breached"]
+        lenient = runner.invoke(cli, ["load", "--url", flaky.url, "--count", "50",
+                                      "--max-error-rate", "0.9", "--max-p99", "5000"])
+        assert lenient.exit_code == 0, lenient.output
+    with Receiver(ReceiverOptions(port=0, delay=0.02)) as slow:
+        late = runner.invoke(cli, ["load", "--url", slow.url, "--count", "20", "-c", "2",
+                                   "--max-p99", "1"])
+    assert late.exit_code == 1 and "threshold broken: p99" in late.stdout
+
+
+def test_history_is_off_in_load_mode_unless_sampled(tmp_path: Path, receiver: Receiver) -> None:
+    history = tmp_path / "h.jsonl"
+    runner = CliRunner()
+    off = runner.invoke(cli, ["load", "--url", receiver.url, "--count", "30",
+                              "--history", str(history)])
+    assert off.exit_code == 0 and "history: off in load mode" in off.stderr
+    assert not history.exists()
+    sampled = runner.invoke(cli, ["load", "--url", receiver.url, "--count", "100",
+                                  "--history", str(history), "--history-sample", "10"])
+    assert sampled.exit_code == 0, sampled.output
+    assert len(history.read_text().splitlines()) == 10
+
+
+def test_nothing_listening_is_exit_3() -> None:
+    result = CliRunner().invoke(cli, ["load", "--url", "http://127.0.0.1:9/", "--count", "5",
+                                      "-c", "1"])
+    assert result.exit_code == 3
+    assert "Nothing is listening on 127.0.0.1:9" in result.stderr
+
+
+def test_bad_load_options_are_one_line_errors() -> None:
+    runner = CliRunner()
+    for args, fragment in ((["--duration", "soon"], "--duration"),
+                           (["--url", "https://example.com/"], "not this machine"),
+                           ([], "no target")):
+        result = runner.invoke(cli, ["load", *args])
+        assert result.exit_code == 2, result.output
+        assert fragment in result.stderr and len(result.stderr.strip().splitlines()) == 1
