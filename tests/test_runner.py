@@ -9,6 +9,7 @@ import math
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,11 @@ def test_every_built_in_scenario_runs_green_and_sends_only_valid_payloads(
         path: Path, receiver: Receiver) -> None:
     scenario = load_scenario(path)
     plan = plan_scenario(scenario)
+    # Every rule of the scenario is checked except its latency limit: how fast a shared,
+    # noisy CI machine answers is not behaviour (test_slow_answers_break_max_latency covers
+    # that the rule works).
+    plan = replace(plan, sends=tuple(replace(s, expect=replace(s.expect, max_latency_ms=None))
+                                     for s in plan.sends))
     delivery = scenario_delivery(plan, {"url": receiver.url}, lambda k: k)
 
     async def go() -> Summary:
@@ -113,12 +119,13 @@ def test_duplicates_arrive_with_identical_bytes(receiver: Receiver) -> None:
 
 def test_concurrent_duplicates_are_in_flight_together() -> None:
     text = SMALL.format(extra="    who: 1\n    duplicate: concurrently\n    concurrency: 1\n")
-    with Receiver(ReceiverOptions(port=0, delay=0.3)) as slow:
+    with Receiver(ReceiverOptions(port=0, delay=0.5)) as slow:
         summary = run(text, slow.url)
         first, second = slow.arrivals
     assert summary.ok and first.body == second.body
-    # Both arrived before either was answered: they were sent at the same moment.
-    assert abs(first.received_at - second.received_at) < 0.25
+    # The copy arrived before the first was answered (0.5 s after it arrived): the two were
+    # in flight together. One after the other, it could only arrive after that answer.
+    assert second.received_at < first.received_at + 0.5
 
 
 def test_a_shuffle_changes_arrival_order_but_not_what_arrives() -> None:
