@@ -114,9 +114,12 @@ def main() -> None:
 
         flat_out = wasim_load(url, "--duration", seconds, "--concurrency", concurrency)
         wasim_rate = float(flat_out["rate_per_s"])  # type: ignore[arg-type]
-        httpx_rate = float(subprocess.run(
-            [sys.executable, "-c", HTTPX_LOOP, url, str(args.seconds), concurrency, handle.name],
-            check=True, capture_output=True, text=True).stdout)
+        # httpx's pool does worse with many tasks than with one: the baseline gets its best.
+        httpx_rates = {c: float(subprocess.run(
+            [sys.executable, "-c", HTTPX_LOOP, url, str(args.seconds), c, handle.name],
+            check=True, capture_output=True, text=True).stdout) for c in ("1", concurrency)}
+        httpx_best = max(httpx_rates, key=lambda c: httpx_rates[c])
+        httpx_rate = httpx_rates[httpx_best]
         wrk_rate = None
         if shutil.which("wrk"):
             script = Path(handle.name).with_suffix(".lua")
@@ -137,7 +140,9 @@ def main() -> None:
           f"against a minimal asyncio receiver on this machine")
     print(f"  wasim load (unique, valid callbacks)     {wasim_rate:>10,.0f} req/s "
           f"({int(flat_out['failed'])} failed)")  # type: ignore[call-overload]
-    print(f"  httpx.AsyncClient loop (one fixed body)  {httpx_rate:>10,.0f} req/s")
+    print(f"  httpx.AsyncClient loop (one fixed body)  {httpx_rate:>10,.0f} req/s "
+          f"(best of 1 and {args.concurrency} tasks: "
+          + ", ".join(f"{c} -> {r:,.0f}/s" for c, r in httpx_rates.items()) + ")")
     if wrk_rate is not None:
         print(f"  wrk (one fixed body)                     {wrk_rate:>10,.0f} req/s")
     else:
