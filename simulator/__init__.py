@@ -34,6 +34,9 @@ _EXPORTS = {
     "HistoryWriter": "simulator.history",
     "read_history": "simulator.history",
     "Receiver": "simulator.receiver",
+    "Simulator": "simulator.testing",
+    "Callback": "simulator.testing",
+    "Delivery": "simulator.testing",
     "ReceiverOptions": "simulator.receiver",
 }
 

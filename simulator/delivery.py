@@ -258,13 +258,14 @@ def app_target(spec: str, path: str = "/") -> Target:
         raise WasimError(f"{spec} is a {type(app).__name__}, not an ASGI or WSGI app",
                          where="--app", hint="Point at the app object, e.g. main:app.")
     if kind is None:
-        kind = "asgi" if _is_asgi(app) else "wsgi"
+        kind = "asgi" if is_asgi(app) else "wsgi"
     if not path.startswith("/"):
         path = "/" + path
     return Target(kind, APP_BASE_URL + path, text, app)
 
 
-def _is_asgi(app: Any) -> bool:
+def is_asgi(app: Any) -> bool:
+    """Whether `app` is an ASGI app (its call is a coroutine function) rather than WSGI."""
     if inspect.isfunction(app) or inspect.ismethod(app):
         return inspect.iscoroutinefunction(app)
     return inspect.iscoroutinefunction(type(app).__call__)

@@ -482,8 +482,12 @@ def _build(document: Any, lines: Mapping[str, int], file: Path) -> Scenario:
     if steps_raw is None:
         steps_raw = [{}]
         lines = {**lines, "steps[0]": line_of(lines, "")}
-    if not isinstance(steps_raw, list) or not steps_raw:
+    if not isinstance(steps_raw, list):
         raise top.error("steps", f"expected a list of steps, got {_kind(steps_raw)}")
+    if not steps_raw:
+        raise top.error("steps", "the list of steps is empty",
+                        hint="Add a step, e.g. `- tap: Shop now`, or leave `steps` out for one "
+                             "step where everyone taps.")
     cast = _cast(top, lines, file)
     listed = {u.wa_id for u in cast.users} | {u.name for u in cast.users if u.name}
     steps = tuple(_step(item, i, labels, listed, lines, file) for i, item in enumerate(steps_raw))

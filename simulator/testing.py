@@ -1,0 +1,709 @@
+"""Build Kaleyra callbacks in a test, deliver them to your handler and assert on what came back.
+
+This is the API behind wasim's pytest plugin (the `wasim` fixture is a `Simulator` seeded from
+the test's node id); it works without pytest too: `Simulator(seed=7)`. Every outcome is a
+value; the `assert_*` helpers raise AssertionError with what was sent (user, button, message
+id, event id), what came back (status, the start of the body, the error) and the seed that
+reproduces it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence, Sized
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from simulator.delivery import (
+    APP_BASE_URL,
+    Attempt,
+    Deliverer,
+    DeliveryOptions,
+    DeliveryResult,
+    Event,
+    Target,
+    delivery_options_from,
+    is_asgi,
+    url_target,
+)
+from simulator.errors import WasimError
+from simulator.inputs import parse_business_wamid, parse_phone
+from simulator.models import Button, Tap, TemplateMessage, User
+from simulator.overrides import Override, parse_path
+from simulator.render import CallbackTemplate, find_template, render_tap
+from simulator.runner import (
+    Plan,
+    SendResult,
+    Summary,
+    plan_scenario,
+    run_plan,
+    scenario_delivery,
+)
+from simulator.scenarios import Scenario, load_scenario, parse_scenario
+from simulator.taps import DEFAULT_BUTTONS, TapFactory, TapOptions
+from simulator.wamid import USER_ID_LENGTHS
+
+__all__ = ["Callback", "Deliveries", "Delivery", "ScenarioRun", "Simulator"]
+
+EXCERPT = 500  # characters of a response body quoted in a failure message
+SHOWN = 3  # failing sends or callbacks listed in one failure message
+IDEMPOTENCY_HINT = ("Kaleyra delivers at least once, so the same callback can arrive again: "
+                    "act once per messages[0].id.")
+
+T = TypeVar("T")
+
+
+# --- what was sent ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Callback:
+    """One rendered button-tap callback: the tap it came from and the exact bytes on the wire."""
+
+    tap: Tap
+    body: bytes
+    seed: int
+
+    @cached_property
+    def event(self) -> Event:
+        """The delivery event: an id derived from the bytes, and who tapped what."""
+        return Event.from_body(self.body, self.seed)
+
+    @property
+    def document(self) -> dict[str, Any]:
+        """The callback parsed as JSON (a fresh copy on every read)."""
+        parsed: dict[str, Any] = json.loads(self.body)
+        return parsed
+
+    @property
+    def user(self) -> User:
+        """The user who tapped."""
+        return self.tap.user
+
+    @property
+    def button(self) -> Button:
+        """The button tapped: its label and payload."""
+        return self.tap.button
+
+    @property
+    def message_id(self) -> str:
+        """The wamid of the tap (`messages[0].id`), as in the body."""
+        return self.event.message_id or self.tap.message_id
+
+    @property
+    def context_id(self) -> str:
+        """The wamid of the template message the tap replies to (`messages[0].context.id`)."""
+        return self.tap.template.wamid
+
+    def describe(self) -> str:
+        """Who tapped which button, with the ids to find it by, read from the bytes."""
+        event = self.event
+        label = event.button or self.tap.button.text
+        try:
+            payload = self.document["meta_object"]["value"]["messages"][0]["button"]["payload"]
+        except (LookupError, TypeError):
+            payload = self.tap.button.payload
+        who = f"{event.user} ({event.name})" if event.name else event.user or "?"
+        return (f"{label!r} (payload {payload!r}) tapped by {who}, message "
+                f"{event.message_id or '?'}, event {event.id}")
+
+
+# --- what came back --------------------------------------------------------------------------
+
+
+def _answer(attempt: Attempt) -> str:
+    """The answer of one attempt, for people: status, time and the start of the body."""
+    if attempt.status is None:
+        return f"nothing: {attempt.error}"
+    body = " ".join(attempt.response_body.split())
+    if len(body) > EXCERPT:
+        body = body[:EXCERPT] + " [...]"
+    return f"{attempt.status} in {attempt.latency_ms:.1f} ms" + (f": {body}" if body else "")
+
+
+def _statuses(results: Iterable[DeliveryResult]) -> str:
+    return ", ".join(str(r.attempts[-1].status or r.attempts[-1].error_kind) for r in results)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One delivery of a callback (with any retries): the answer, and self-explaining asserts."""
+
+    callback: Callback
+    result: DeliveryResult
+    seed_note: str  # "wasim seed N (from ...)", quoted in every failure message
+
+    @property
+    def last(self) -> Attempt:
+        """The final attempt."""
+        return self.result.attempts[-1]
+
+    @property
+    def delivered(self) -> bool:
+        """Whether the final answer counts as delivered (2xx unless `success=` says otherwise)."""
+        return self.result.delivered
+
+    @property
+    def status(self) -> int | None:
+        """The final HTTP status; None when nothing answered (refused, timed out)."""
+        return self.last.status
+
+    @property
+    def text(self) -> str:
+        """The response body (the first 64 KiB), as text."""
+        return self.last.response_body
+
+    def json(self) -> Any:
+        """The response body parsed as JSON."""
+        return json.loads(self.last.response_body)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The response headers, names in lower case."""
+        return {name.lower(): value for name, value in self.last.response_headers}
+
+    @property
+    def latency_ms(self) -> float:
+        """How long the final attempt took to answer."""
+        return self.last.latency_ms
+
+    @property
+    def error(self) -> str | None:
+        """Why nothing usable came back (refused, timeout), or None."""
+        return self.last.error
+
+    def explain(self) -> str:
+        """What was sent, where, what came back, and the seed: the body of a failure message."""
+        attempts = self.result.attempts
+        tries = f" (attempt {len(attempts)} of {len(attempts)})" if len(attempts) > 1 else ""
+        return "\n".join([
+            f"  sent:     {self.callback.describe()}",
+            f"  to:       {self.last.target}",
+            f"  answered: {_answer(self.last)}{tries}",
+            f"  {self.seed_note}",
+        ])
+
+    def assert_status(self, *expected: int) -> Delivery:
+        """Fail unless the final status is one of `expected`; returns self for chaining."""
+        __tracebackhide__ = True
+        if self.status not in expected:
+            wanted = " or ".join(str(code) for code in expected)
+            got = self.status if self.status is not None else "no answer"
+            raise AssertionError(f"expected status {wanted}, got {got}\n{self.explain()}")
+        return self
+
+    def assert_delivered(self) -> Delivery:
+        """Fail unless the callback was delivered (a success status); returns self."""
+        __tracebackhide__ = True
+        if not self.delivered:
+            got = f"status {self.status}" if self.status is not None else "no answer"
+            raise AssertionError(f"the callback was not delivered: {got}\n{self.explain()}")
+        return self
+
+    def line(self) -> str:
+        """One line for the test report: event, user, button, target and answer."""
+        event = self.callback.event
+        return f"{event.id} {event.user} {event.button!r} -> {self.last.target}: " \
+               f"{_answer(self.last)[:120]}"
+
+
+class Deliveries(tuple[Delivery, ...]):
+    """The deliveries of one callback sent several times (duplicates), in the order sent."""
+
+    __slots__ = ()
+
+    def assert_delivered(self) -> Deliveries:
+        """Fail unless every copy was delivered; returns self."""
+        __tracebackhide__ = True
+        for number, delivery in enumerate(self, 1):
+            if not delivery.delivered:
+                got = delivery.status if delivery.status is not None else "no answer"
+                raise AssertionError(f"copy {number} of {len(self)} was not delivered: {got}\n"
+                                     f"{delivery.explain()}")
+        return self
+
+    def assert_status(self, *expected: int) -> Deliveries:
+        """Fail unless every copy got one of the `expected` statuses; returns self."""
+        __tracebackhide__ = True
+        for delivery in self:
+            delivery.assert_status(*expected)
+        return self
+
+    def assert_acted_once(self, actions: int | Sized, what: str = "acted") -> Deliveries:
+        """Fail unless the handler acted once, however many copies arrived.
+
+        `actions` is what the handler did (a list of side effects, or their count).
+        """
+        __tracebackhide__ = True
+        if self:
+            results = [d.result for d in self]
+            _check_acted_once(actions, what, [(self[0].callback.describe(), results)],
+                              results, self[0].seed_note)
+        return self
+
+
+def _check_acted_once(actions: int | Sized, what: str,
+                      sent: Sequence[tuple[str, Sequence[DeliveryResult]]],
+                      results: Sequence[DeliveryResult], seed_note: str) -> None:
+    """Raise AssertionError unless `actions` counts once per distinct delivered callback.
+
+    `sent` describes the callbacks worth showing, each with its deliveries.
+    """
+    __tracebackhide__ = True
+    count = actions if isinstance(actions, int) else len(actions)
+    delivered = {r.event.id for r in results if r.delivered}
+    if delivered and count == len(delivered):
+        return
+    copies = Counter(r.event.id for r in results)
+    distinct = len(copies)
+    noun = "callback" if distinct == 1 else "callbacks"
+    if not delivered:
+        head = (f"none of the {len(results)} deliveries of {distinct} {noun} got a success "
+                f"status ({_statuses(results)}), so whether the handler acts once cannot be told")
+    else:
+        per_callback = set(copies.values())
+        if distinct == 1:
+            times = f"delivered {len(results)} times"
+        elif len(per_callback) == 1:
+            times = f"each delivered {per_callback.pop()} times"
+        else:
+            times = f"delivered {len(results)} times in all"
+        head = (f"the handler {what} {count} time{'s' if count != 1 else ''} on {distinct} "
+                f"{noun}, {times} with the same bytes; expected {len(delivered)} (once per "
+                f"callback)")
+        if count > len(delivered):
+            head += f".\n{IDEMPOTENCY_HINT}"
+    lines = [head]
+    for described, item_results in sent[:SHOWN]:
+        lines.append(f"  sent:     {described}")
+        lines.append(f"  answered: {_statuses(item_results)}")
+    if len(sent) > SHOWN:
+        lines.append(f"  ... and {len(sent) - SHOWN} more callbacks")
+    if not isinstance(actions, int):
+        shown = repr(actions)
+        lines.append(f"  recorded: {shown[:300] + ' [...]' if len(shown) > 300 else shown}")
+    lines.append(f"  {seed_note}")
+    raise AssertionError("\n".join(lines))
+
+
+def _describe_event(event: Event) -> str:
+    who = f"{event.user} ({event.name})" if event.name else event.user or "?"
+    return f"{event.button!r} tapped by {who}, message {event.message_id}, event {event.id}"
+
+
+@dataclass(frozen=True)
+class ScenarioRun:
+    """A scenario run from a test: its summary, every send in plan order, and assertions."""
+
+    scenario: Scenario
+    plan: Plan
+    results: tuple[SendResult, ...]
+    summary: Summary
+
+    @property
+    def ok(self) -> bool:
+        """Everything delivered and every expectation of the scenario held."""
+        return self.summary.ok
+
+    @property
+    def seed_note(self) -> str:
+        """The scenario and seed that replay this run byte for byte."""
+        return f"scenario {self.scenario.name!r}, seed {self.plan.seed} (the same seed " \
+               "sends the same bytes)"
+
+    def assert_ok(self) -> ScenarioRun:
+        """Fail unless every send was delivered and met the scenario's `expect:`; returns self."""
+        __tracebackhide__ = True
+        if self.ok:
+            return self
+        summary = self.summary
+        lines = [summary.lines()[0]]
+        failing = [r for r in self.results if not r.ok]
+        for outcome in failing[:SHOWN]:
+            send, last = outcome.planned, outcome.result.attempts[-1]
+            why = "; ".join(outcome.failures) or "not delivered"
+            lines.append(f"  #{send.index} {send.step} ({send.kind}) "
+                         f"{_describe_event(send.event)}: {why}")
+            lines.append(f"      answered {_answer(last)}")
+        if len(failing) > SHOWN:
+            lines.append(f"  ... and {len(failing) - SHOWN} more failing sends")
+        lines.append(f"  {self.seed_note}")
+        raise AssertionError("\n".join(lines))
+
+    def assert_acted_once(self, actions: int | Sized, what: str = "acted") -> ScenarioRun:
+        """Fail unless the handler acted once per distinct callback, duplicates included.
+
+        `actions` is what the handler did (a list of side effects, or their count).
+        """
+        __tracebackhide__ = True
+        by_event: dict[str, list[SendResult]] = {}
+        for outcome in self.results:
+            by_event.setdefault(outcome.planned.event.id, []).append(outcome)
+        # The callbacks delivered more than once are the ones a handler can double-act on.
+        shown = [sends for sends in by_event.values() if len(sends) > 1] \
+            or list(by_event.values())
+        sent = [(f"{_describe_event(sends[0].planned.event)} (step {sends[0].planned.step!r})",
+                 [s.result for s in sends]) for sends in shown]
+        _check_acted_once(actions, what, sent, [r.result for r in self.results], self.seed_note)
+        return self
+
+
+# --- the simulator ---------------------------------------------------------------------------
+
+
+async def _no_wait(seconds: float) -> None:
+    # Retries still happen, at once: a test should not sit out a backoff schedule.
+    await asyncio.sleep(0)
+
+
+def _app_target(app: Any, path: str, kind: Literal["asgi", "wsgi"] | None) -> Target:
+    """A target for an app object (not an import spec): ASGI or WSGI, called in-process."""
+    if not callable(app):
+        raise WasimError(f"app is a {type(app).__name__}, not an ASGI or WSGI app",
+                         where="wasim.target(app=...)", hint="Pass the app object itself.")
+    detected = kind or ("asgi" if is_asgi(app) else "wsgi")
+    if not path.startswith("/"):
+        path = "/" + path
+    name = getattr(app, "__qualname__", None) or type(app).__name__  # `app`, or `FastAPI`
+    return Target(detected, APP_BASE_URL + path, name, app)
+
+
+def _with_where(exc: WasimError, where: str) -> WasimError:
+    # pytest shows only str(exc): fold the place and the hint into the message itself, naming
+    # the call the test made instead of the CLI flag the core's errors are phrased for.
+    if exc.where is None or exc.where.startswith("-") or exc.where.isupper():  # --x, SCENARIO
+        exc.where = where
+    exc.args = (exc.one_line(),)
+    return exc
+
+
+class Simulator:
+    """Plays Kaleyra toward your webhook: seeded button-tap callbacks, delivered and checked.
+
+    The same seed gives the same users, ids and bytes. Each user gets one template message
+    (one `context.id` and `reply_to`) that all their taps reply to, as in real traffic.
+    `country` is the users' country (or several, drawn in turn), `platform` the phones'
+    (android, ios, web), `template` a built-in callback template or a `.json.j2` file,
+    `wall_clock` stamps taps with the real time instead of a seeded one; `origin` says where
+    the seed came from, for failure messages.
+    """
+
+    def __init__(self, seed: int, *, country: str | Sequence[str] = "IN",
+                 platform: str = "android", template: str = "button_tap",
+                 wall_clock: bool = False, origin: str = "") -> None:
+        self.seed = seed
+        self.origin = origin  # where the seed came from, e.g. "the node id tests/x.py::test_y"
+        countries = (country,) if isinstance(country, str) else tuple(country)
+        if platform not in USER_ID_LENGTHS:
+            raise _with_where(WasimError(f"unknown platform {platform!r}",
+                                         hint=f"Use one of {', '.join(USER_ID_LENGTHS)}."),
+                              "wasim(platform=...)")
+        self.tap_options = TapOptions(seed=seed, countries=countries, platform=platform,
+                                      wall_clock=wall_clock)
+        self.template_name = template
+        self.deliveries: list[Delivery] = []  # every delivery made, for the failure report
+        self.runs: list[ScenarioRun] = []
+        self._factory: TapFactory | None = None
+        self._template: CallbackTemplate | None = None
+        self._sent: dict[str, TemplateMessage] = {}
+        self._target: Target | None = None
+        self._settings: dict[str, Any] = {}
+
+    @property
+    def seed_note(self) -> str:
+        """`wasim seed N (from ...)`: the line that makes a failure reproducible."""
+        return f"wasim seed {self.seed}" + (f" (from {self.origin})" if self.origin else "")
+
+    # --- building callbacks --------------------------------------------------------------
+
+    @property
+    def factory(self) -> TapFactory:
+        """The seeded tap factory, made on first use (a test may only run scenarios)."""
+        if self._factory is None:
+            try:
+                self._factory = TapFactory(self.tap_options)
+            except WasimError as exc:
+                raise _with_where(exc, "wasim(country=...)") from None
+        return self._factory
+
+    def _callback_template(self) -> CallbackTemplate:
+        if self._template is None:
+            try:
+                self._template = CallbackTemplate(find_template(self.template_name),
+                                                  fake=self.factory.fake)
+            except WasimError as exc:
+                raise _with_where(exc, "wasim(template=...)") from None
+        return self._template
+
+    def user(self, country: str | None = None, *, name: str | None = None,
+             number: str | None = None) -> User:
+        """A new user (from `country`, or one of the simulator's), to tap several times."""
+        try:
+            return self._new_user(country, name, number, "wasim.user()")
+        except WasimError as exc:
+            raise _with_where(exc, "wasim.user()") from None
+
+    def _new_user(self, country: str | None, name: str | None, number: str | None,
+                  where: str) -> User:
+        factory = self.factory
+        if number is None:
+            generated = factory.new_user(country)
+            return User(generated.wa_id, name or generated.name, generated.country)
+        wa_id = parse_phone(number, where)
+        code = country or factory.wa.whatsapp_country_of(wa_id) or factory.countries[0]
+        generated = factory.new_user(code)  # drawn for its name, and to keep the draws in step
+        return User(wa_id, name or generated.name, generated.country)
+
+    def tap(self, button: str | None = None, *, payload: str | None = None,
+            user: User | str | None = None, name: str | None = None,
+            country: str | None = None, context_id: str | None = None,
+            changes: Mapping[str, Any] | None = None, remove: Sequence[str] = ()) -> Callback:
+        """A user taps `button` (a label; payload defaults to it) under a template message.
+
+        `user` is a User from `user()` (their taps share one template message), a phone
+        number, or None for a new user (`name`, `country`). `context_id` is the wamid of a
+        template message your app sent. `changes` sets fields by path
+        (`{"messages[0].button.text": "Buy"}`) and `remove` drops them, for negative tests.
+        """
+        try:
+            return self._tap(button, payload, user, name, country, context_id, changes or {},
+                             remove)
+        except WasimError as exc:
+            raise _with_where(exc, "wasim.tap()") from None
+
+    def _tap(self, button: str | None, payload: str | None, user: User | str | None,
+             name: str | None, country: str | None, context_id: str | None,
+             changes: Mapping[str, Any], remove: Sequence[str]) -> Callback:
+        factory = self.factory
+        customer = None
+        if context_id is not None:
+            customer = parse_business_wamid(context_id, "wasim.tap(context_id=...)").customer
+        if isinstance(user, User):
+            tapper = user
+        else:
+            tapper = self._new_user(country, name, user if user is not None else customer,
+                                    "wasim.tap(user=...)")
+        if customer is not None and customer != tapper.wa_id:
+            raise WasimError(f"the template message {context_id} went to {customer}, not to "
+                             f"{tapper.wa_id}", where="wasim.tap(context_id=...)",
+                             hint="Leave out user=: the wamid names the user.")
+        sent = self._sent.get(tapper.wa_id)
+        if sent is None or (context_id is not None and sent.wamid != context_id):
+            sent = factory.send_template(tapper)
+            if context_id is not None:
+                sent = TemplateMessage(context_id, sent.reply_to, sent.ref, sent.ref1, sent.ref2)
+            self._sent[tapper.wa_id] = sent  # the user's later taps reply to the same message
+        chosen = None
+        if button is not None or payload is not None:
+            label = button if button is not None else factory.rnd.choice(DEFAULT_BUTTONS).text
+            chosen = Button(label, payload if payload is not None else label)
+        overrides = tuple(
+            [Override("set", parse_path(path, f"wasim.tap(changes={{{path!r}: ...}})"), value,
+                      path) for path, value in changes.items()]
+            + [Override("remove", parse_path(path, f"wasim.tap(remove=[{path!r}])"), None, path)
+               for path in remove])
+        tap = factory.tap(tapper, sent, chosen)
+        return Callback(tap, render_tap(self._callback_template(), tap, overrides), self.seed)
+
+    # --- delivering ----------------------------------------------------------------------
+
+    def target(self, *, app: Any = None, url: str | None = None, path: str = "/",
+               kind: Literal["asgi", "wsgi"] | None = None,
+               headers: Mapping[str, str] | None = None, basic_auth: str | None = None,
+               token_url: str | None = None, client_id: str | None = None,
+               client_secret: str | None = None, timeout: float | None = None,
+               success: str | None = None, retries: int | None = None,
+               allow_remote: bool | None = None) -> None:
+        """Where and how every later delivery goes, like `wasim fire`'s options.
+
+        `app` is an ASGI (FastAPI, Starlette) or WSGI (Flask, Django) app called in-process
+        at `path`; `url` a webhook over HTTP (this machine only unless `allow_remote`).
+        `basic_auth` is "USER:PASSWORD"; `success` like "2xx" or "200,202". Retries happen
+        without waiting. Scenarios run by `run_scenario` use these settings too.
+        """
+        settings = {"headers": headers, "basic_auth": basic_auth, "token_url": token_url,
+                    "client_id": client_id, "client_secret": client_secret,
+                    "timeout": timeout, "success": success, "retries": retries,
+                    "allow_remote": allow_remote}
+        # Only what the test set: the rest stays as a scenario's `target:` or the defaults.
+        chosen = {key: value for key, value in settings.items() if value is not None}
+        if app is None and url is None:
+            raise _with_where(WasimError("say where to deliver: app= or url=",
+                                         hint="For example wasim.target(app=app, "
+                                              "path='/webhook')."), "wasim.target()")
+        where_to = self._where_to(app, url, path, kind, chosen, "wasim.target()")
+        self._options(where_to, chosen, "wasim.target()")  # check everything now, not later
+        self._target, self._settings = where_to, chosen
+
+    def _where_to(self, app: Any, url: str | None, path: str | None,
+                  kind: Literal["asgi", "wsgi"] | None, settings: Mapping[str, Any],
+                  where: str) -> Target | None:
+        try:
+            if app is not None and url is not None:
+                raise WasimError("give an app or a url, not both", where=where)
+            if app is not None:
+                return _app_target(app, path or "/", kind)
+            if url is not None:
+                if path not in (None, "/"):
+                    raise WasimError("path is for apps; put it in the url", where=where)
+                return url_target(url, bool(settings.get("allow_remote", False)))
+        except WasimError as exc:
+            raise _with_where(exc, where) from None
+        return None
+
+    def _options(self, target: Target | None, settings: Mapping[str, Any],
+                 where: str) -> DeliveryOptions:
+        if target is None:
+            raise _with_where(WasimError(
+                "no target to deliver to", where=where,
+                hint="Call wasim.target(app=app, path='/webhook') first, or pass app= or url= "
+                     "here."), where)
+        try:
+            return delivery_options_from(settings, lambda key: f"{where} {key}=",
+                                         target=target)
+        except WasimError as exc:
+            raise _with_where(exc, where) from None
+
+    def _resolve(self, app: Any, url: str | None, path: str | None, where: str) -> Target | None:
+        """The target of one call: its own app/url, else `target()`'s (at `path` if given)."""
+        target = self._where_to(app, url, path, None, self._settings, where)
+        if target is not None or path is None or self._target is None:
+            return target or self._target
+        if self._target.kind == "url":
+            raise _with_where(WasimError("path is for apps; put it in the url"), where)
+        return _app_target(self._target.app, path, "asgi" if self._target.kind == "asgi"
+                           else "wsgi")
+
+    def _delivery_options(self, app: Any, url: str | None, path: str | None,
+                          where: str) -> DeliveryOptions:
+        return self._options(self._resolve(app, url, path, where), self._settings, where)
+
+    def deliver(self, callback: Callback, *, app: Any = None, url: str | None = None,
+                path: str | None = None) -> Delivery:
+        """Deliver `callback` once (to `target()`'s target unless app/url is given)."""
+        return _run_sync(lambda: self.adeliver(callback, app=app, url=url, path=path),
+                         "deliver")
+
+    async def adeliver(self, callback: Callback, *, app: Any = None, url: str | None = None,
+                       path: str | None = None) -> Delivery:
+        """`deliver` for async tests: `await wasim.adeliver(callback)`."""
+        options = self._delivery_options(app, url, path, "wasim.deliver()")
+        async with Deliverer(options, sleep=_no_wait) as deliverer:
+            result = await deliverer.deliver(callback.event)
+        return self._record(Delivery(callback, result, self.seed_note))
+
+    def duplicate(self, callback: Callback, *, times: int = 2, concurrently: bool = False,
+                  app: Any = None, url: str | None = None, path: str | None = None) -> Deliveries:
+        """Deliver the same bytes `times` times, one after the other or all at once."""
+        return _run_sync(lambda: self.aduplicate(callback, times=times, concurrently=concurrently,
+                                                 app=app, url=url, path=path), "duplicate")
+
+    async def aduplicate(self, callback: Callback, *, times: int = 2, concurrently: bool = False,
+                         app: Any = None, url: str | None = None,
+                         path: str | None = None) -> Deliveries:
+        """`duplicate` for async tests: `await wasim.aduplicate(callback)`."""
+        if times < 1:
+            raise _with_where(WasimError(f"times must be 1 or more, got {times}"),
+                              "wasim.duplicate()")
+        options = self._delivery_options(app, url, path, "wasim.duplicate()")
+        async with Deliverer(options, sleep=_no_wait) as deliverer:
+            if concurrently:
+                results = await asyncio.gather(
+                    *(deliverer.deliver(callback.event) for _ in range(times)))
+            else:
+                results = [await deliverer.deliver(callback.event) for _ in range(times)]
+        return Deliveries(self._record(Delivery(callback, result, self.seed_note))
+                          for result in results)
+
+    def _record(self, delivery: Delivery) -> Delivery:
+        self.deliveries.append(delivery)
+        return delivery
+
+    # --- scenarios -----------------------------------------------------------------------
+
+    def run_scenario(self, scenario: str | Path, *, app: Any = None, url: str | None = None,
+                     path: str | None = None, seed: int | None = None,
+                     speed: float = math.inf, env: Mapping[str, str] | None = None) -> ScenarioRun:
+        """Run a scenario (a name, a file, or YAML text) against the target; no sleeping.
+
+        The target is app/url, else `target()`'s, else the scenario's own `target:`. The seed
+        is `seed`, else the file's `seed:`, else this simulator's. `speed` plays the timeline
+        faster (10) or not at all (inf, the default). `env` is what `{{ env.X }}` sees.
+        """
+        return _run_sync(lambda: self.arun_scenario(scenario, app=app, url=url, path=path,
+                                                    seed=seed, speed=speed, env=env),
+                         "run_scenario")
+
+    async def arun_scenario(self, scenario: str | Path, *, app: Any = None,
+                            url: str | None = None, path: str | None = None,
+                            seed: int | None = None, speed: float = math.inf,
+                            env: Mapping[str, str] | None = None) -> ScenarioRun:
+        """`run_scenario` for async tests: `await wasim.arun_scenario(...)`."""
+        where = "wasim.run_scenario()"
+        loaded = _load(scenario, seed, env or {})
+        if seed is None and loaded.seed is None:
+            seed = self.seed
+            loaded = _load(scenario, seed, env or {})  # the file's Jinja sees the seed too
+        plan = plan_scenario(loaded, seed)  # None: the file's own seed
+        target = self._resolve(app, url, path, where)
+        overrides: dict[str, Any] = dict(self._settings)
+        if target is not None:
+            overrides.update(url=None, app=None)  # None: fall back to `target`, step by step
+        try:
+            delivery = scenario_delivery(plan, overrides, lambda key: f"{where} {key}=",
+                                         fallback=target)
+        except WasimError as exc:
+            raise _with_where(exc, where) from None
+        summary = Summary(loaded.name, plan.seed)
+        found: list[SendResult] = []
+        sleep = _no_wait if math.isinf(speed) else asyncio.sleep
+        async for outcome in run_plan(plan, delivery, speed=speed, sleep=sleep):
+            summary.add(outcome)
+            found.append(outcome)
+        found.sort(key=lambda outcome: outcome.planned.index)
+        run = ScenarioRun(loaded, plan, tuple(found), summary)
+        self.runs.append(run)
+        return run
+
+    # --- reporting -----------------------------------------------------------------------
+
+    def report(self, limit: int = 20) -> str:
+        """The seed and everything sent in this test: the section added to a failure."""
+        lines = [f"{self.seed_note}: the same test sends the same callbacks on every run"]
+        if self.deliveries:
+            lines.append(f"deliveries ({len(self.deliveries)}):")
+            lines.extend(f"  {d.line()}" for d in self.deliveries[:limit])
+            if len(self.deliveries) > limit:
+                lines.append(f"  ... and {len(self.deliveries) - limit} more")
+        for run in self.runs:
+            lines.append(f"scenario: {run.summary.lines()[0]}")
+        return "\n".join(lines)
+
+
+def _load(scenario: str | Path, seed: int | None, env: Mapping[str, str]) -> Scenario:
+    """A scenario from a Path, a name or path string, or YAML text (anything with a newline)."""
+    try:
+        if isinstance(scenario, str) and "\n" in scenario:
+            return parse_scenario(scenario, "<scenario text>", seed=seed, env=env)
+        return load_scenario(scenario, seed=seed, env=env)
+    except WasimError as exc:
+        raise _with_where(exc, "wasim.run_scenario()") from None
+
+
+def _run_sync(start: Callable[[], Awaitable[T]], name: str) -> T:
+    """Run an async API call to completion from sync code, or explain the async variant."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        async def main() -> T:
+            return await start()
+
+        return asyncio.run(main())
+    raise _with_where(WasimError("cannot run inside a running event loop (an async test)",
+                                 hint=f"Use `await wasim.a{name}(...)` there."),
+                      f"wasim.{name}()")
