@@ -414,6 +414,18 @@ class _Slots:
         due = self.started + (self.issued - 1) / options.rate
         return due if due < self.deadline else None
 
+    async def next_turn(self) -> bool:
+        """Wait for the next request's slot; False when the run is over."""
+        due = self.take()
+        if due is None:
+            return False
+        wait = due - self.clock()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        elif due and wait < -0.010:
+            self.late += 1
+        return True
+
 
 def _fast_worker(source: CallbackSource, prefix: bytes, host: str, port: int, timeout: float,
                  slots: _Slots, done: Callable[..., None],
@@ -421,15 +433,7 @@ def _fast_worker(source: CallbackSource, prefix: bytes, host: str, port: int, ti
     async def worker() -> None:
         loop = asyncio.get_running_loop()
         connection: _Connection | None = None
-        while True:
-            due = slots.take()
-            if due is None:
-                break
-            wait = due - clock()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            elif due and wait < -0.010:
-                slots.late += 1
+        while await slots.next_turn():
             item = source.next()
             body = item[1]
             began = clock()
@@ -478,13 +482,7 @@ def _httpx_worker(source: CallbackSource, client: httpx.AsyncClient, headers: di
         url = url[len(APP_BASE_URL):] or "/"
 
     async def worker() -> None:
-        while True:
-            due = slots.take()
-            if due is None:
-                break
-            wait = due - clock()
-            if wait > 0:
-                await asyncio.sleep(wait)
+        while await slots.next_turn():
             item = source.next()
             began = clock()
             try:
