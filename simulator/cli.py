@@ -10,6 +10,7 @@ import click
 
 from simulator import __version__
 from simulator.errors import ExitCode, WasimError
+from simulator.tui.commands import demo, open_tui_or_help, tui  # click only; textual is lazy
 
 # Heavy modules (Faker, Jinja) are imported inside the commands that need them, so
 # `wasim --help` and shell completion stay instant.
@@ -45,18 +46,29 @@ def _error(line: str) -> None:
     click.echo(f"wasim: error: {line}", err=True)
 
 
-@click.group(name="wasim", cls=WasimGroup, context_settings={"help_option_names": ["-h", "--help"],
-                                                 "max_content_width": 100})
+@click.group(name="wasim", cls=WasimGroup, invoke_without_command=True,
+             context_settings={"help_option_names": ["-h", "--help"],
+                               "max_content_width": 100})
 @click.version_option(__version__, prog_name="wasim")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> int | None:
     """Simulate Kaleyra's WhatsApp callbacks offline: realistic, seeded, byte-exact.
+
+    With no command on a terminal, opens the terminal UI.
 
     \b
     Quick start:
+      wasim demo                              a phone in the terminal, with a test webhook
       wasim render --seed 7 --pretty          one button-tap callback, for reading
       wasim render --count 100 | wasim validate -
+      wasim receive                           a test webhook on 127.0.0.1:8000
+      wasim fire --url http://127.0.0.1:8000/ taps delivered, one line per attempt
+      wasim run summer-sale --url ...         a whole scenario, with expectations
       wasim decode wamid.HBgM...              who sent a message, and to whom
     """
+    if ctx.invoked_subcommand is None:
+        return open_tui_or_help(ctx)
+    return None
 
 
 def _split_codes(values: tuple[str, ...]) -> tuple[str, ...]:
@@ -1068,6 +1080,10 @@ def templates() -> None:
 
     for name in builtin_templates():
         click.echo(name)
+
+
+cli.add_command(tui)
+cli.add_command(demo)
 
 
 def main() -> None:

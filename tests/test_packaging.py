@@ -25,6 +25,7 @@ def test_the_wheel_ships_templates_inside_the_package(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert "simulator/_data/templates/button_tap.json.j2" in names
     assert "simulator/cli.py" in names
+    assert "simulator/tui/app.tcss" in names  # the UI's styles travel with it
     assert any(n.endswith("entry_points.txt") for n in names)
 
 

@@ -1,0 +1,710 @@
+"""The Textual app: a phone in the terminal, with the preview, the delivery log and runs around it.
+
+A thin face over the core: the session (simulator.tui.session) renders taps, the delivery code
+sends them, the runner plays scenarios and the history records every attempt. The app only
+shows state, starts workers for anything that waits, and turns results into rows and ticks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Iterable, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.content import Content
+from textual.screen import ModalScreen, Screen
+from textual.widgets import Footer
+from textual.worker import Worker, WorkerState
+
+from simulator.delivery import Attempt, Deliverer, DeliveryOptions, DeliveryResult, Target
+from simulator.errors import WasimError
+from simulator.history import DEFAULT_PATH, HistoryWriter
+from simulator.models import User
+from simulator.receiver import Receiver
+from simulator.runner import Plan, SendResult, Summary, run_plan, scenario_delivery
+from simulator.scenarios import Scenario
+from simulator.tui.feed import ArrivalFeed
+from simulator.tui.screens.detail import DetailAction, DetailScreen
+from simulator.tui.screens.dialogs import RunScreen, TargetScreen, speed_label
+from simulator.tui.screens.edit import EditScreen
+from simulator.tui.screens.help import MOUSE, HelpScreen, Section, binding_rows
+from simulator.tui.screens.scenarios import ScenarioChoice, ScenarioScreen
+from simulator.tui.screens.users import UserChoice, UserScreen
+from simulator.tui.session import (
+    Clock,
+    EditForm,
+    PhoneSession,
+    Reachability,
+    SendRecord,
+    business_label,
+    clock_text,
+    default_scenario,
+    delivery_for,
+    display_number,
+    pick_seed,
+    probe_target,
+)
+from simulator.tui.widgets.arrivals import ArrivalsPane
+from simulator.tui.widgets.log import DeliveryLog, LogRow
+from simulator.tui.widgets.phone import Phone, QuickReply, Tone
+from simulator.tui.widgets.preview import Preview
+from simulator.tui.widgets.run_panel import RunPanel
+from simulator.tui.widgets.target_bar import TargetBar
+
+# Which UI delivery an attempt belongs to. The Deliverer reports attempts through one
+# callback; each delivery runs in its own worker task, and a task sees its own value.
+_SENDING: ContextVar[str] = ContextVar("wasim_sending")
+_RUN_VIA = {"tap": "run", "duplicate": "run dup", "redelivery": "run late"}
+_PANEL_EVERY = 0.1  # seconds between redraws of the log and the totals during a run
+
+_PHONE_KEYS: list[Binding] = [
+    Binding("1", "fire(1)", "Fire", key_display="1-9",
+            tooltip="Tap quick reply N as the selected user"),
+    *(Binding(str(n), f"fire({n})", "Fire", show=False,
+              tooltip="Tap quick reply N as the selected user") for n in range(2, 10)),
+    Binding("u", "pick_user", "User", tooltip="Pick who taps: the cast, or a new user"),
+    Binding("n", "new_user", "New user", show=False,
+            tooltip="Tap as a newly generated user from the cast's countries"),
+    Binding("e", "edit", "Edit", tooltip="Edit name, number, refs and payloads before firing"),
+]
+_LOG_KEYS: list[Binding] = [
+    Binding("r", "replay", "Replay", tooltip="Replay the selected delivery (same bytes)"),
+    Binding("d", "duplicate", "Dup",
+            tooltip="Send the selected delivery again as a duplicate, as the platform does"),
+]
+_RUN_KEYS: list[Binding] = [
+    Binding("s", "run", "Run", tooltip="Run the whole scenario, with progress and a summary"),
+    Binding("x", "stop_run", "Stop", tooltip="Stop the running scenario"),
+]
+_VIEW_KEYS: list[Binding] = [
+    Binding("o", "open_scenario", "Open", tooltip="Open another scenario or callback template"),
+    Binding("t", "target", "Target", show=False, tooltip="Change where callbacks go"),
+    Binding("p", "toggle_preview", "Preview", show=False, tooltip="Show or hide the preview"),
+    Binding("b", "toggle_bytes", "Bytes", show=False,
+            tooltip="Preview the wire bytes exactly, or indented"),
+    Binding("a", "toggle_arrivals", "Receiver", show=False,
+            tooltip="Show or hide what the demo receiver got"),
+]
+_APP_KEYS: list[Binding] = [
+    Binding("question_mark", "help", "Help", key_display="?", tooltip="This list of keys"),
+    Binding("q", "quit", "Quit", tooltip="Quit wasim"),
+]
+
+
+@dataclass(frozen=True)
+class TuiSettings:
+    """What the app starts with, built once by the CLI (or a test) and passed down."""
+
+    scenario: Scenario
+    delivery: DeliveryOptions | None  # None: no target yet (the user can set one with t)
+    overrides: Mapping[str, Any] = field(default_factory=dict)  # target settings from flags
+    seed: int | None = None  # None: the scenario's seed, or a fresh one
+    history: Path | None = DEFAULT_PATH
+    clock: Clock = time.time
+    speed: float = 10.0  # the run dialog's default speed
+    receiver: Receiver | None = None  # the built-in webhook of `wasim demo`
+    arrivals: ArrivalFeed | None = None
+    probe_every: float = 3.0  # seconds between reachability checks
+
+
+def tui_flag(key: str) -> str:
+    """The flag of a delivery setting given to `wasim tui`, for error messages."""
+    return {"app": "--app", "path": "--path"}.get(key, "--" + key.replace("_", "-"))
+
+
+def target_overrides(url: str | None = None, app: str | None = None, path: str = "/",
+                     allow_remote: bool = False) -> dict[str, Any]:
+    """The target flags as delivery settings that replace the scenario's own `target:`."""
+    overrides: dict[str, Any] = {}
+    if url:
+        overrides = {"url": url, "app": None}  # None wins over the scenario's app
+    elif app:
+        overrides = {"app": app, "path": path, "url": None}
+    if allow_remote:
+        overrides["allow_remote"] = True
+    return overrides
+
+
+def make_app(*, scenario: Scenario | None = None, url: str | None = None,
+             app: str | None = None, path: str = "/", allow_remote: bool = False,
+             seed: int | None = None, history: Path | None = DEFAULT_PATH,
+             clock: Clock = time.time, speed: float = 10.0, receiver: Receiver | None = None,
+             arrivals: ArrivalFeed | None = None, probe_every: float = 3.0) -> WasimApp:
+    """The app for the CLI and the tests; a bad target raises WasimError before anything runs."""
+    scenario = scenario or default_scenario()
+    overrides = target_overrides(url, app, path, allow_remote)
+    delivery = delivery_for(scenario, overrides, tui_flag)
+    return WasimApp(TuiSettings(scenario, delivery, overrides, seed, history, clock, speed,
+                                receiver, arrivals, probe_every))
+
+
+class WasimApp(App[int]):
+    """A phone in the terminal: tap a template's quick replies and watch the webhook answer."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "wasim"
+    BINDINGS: ClassVar[list[BindingType]] = [*_PHONE_KEYS, *_LOG_KEYS, *_RUN_KEYS,
+                                             *_VIEW_KEYS, *_APP_KEYS]
+
+    def __init__(self, settings: TuiSettings) -> None:
+        super().__init__()
+        self.settings = settings
+        self.scenario = settings.scenario
+        self.seed = pick_seed(settings.seed, settings.scenario)
+        self.overrides = dict(settings.overrides)
+        self.delivery = settings.delivery
+        self.session: PhoneSession | None = None
+        self.armed = 0
+        self.sends: dict[str, SendRecord] = {}
+        self.running = False
+        self._keys = itertools.count(1)
+        self._deliverer: Deliverer | None = None
+        self._history = HistoryWriter(settings.history) if settings.history else None
+
+    # --- layout -----------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        """Target bar; phone left; preview, run panel, log (and the receiver) right; keys."""
+        yield TargetBar(id="target-bar")
+        with Horizontal(id="main"):
+            yield Phone(id="phone")
+            with Vertical(id="side"):
+                yield Preview(id="preview")
+                yield RunPanel(id="run")
+                yield DeliveryLog(id="log")
+                if self.settings.arrivals is not None:
+                    yield ArrivalsPane(self.settings.arrivals, id="arrivals")
+        yield Footer(compact=True)
+
+    @property
+    def phone(self) -> Phone:
+        """The phone pane."""
+        return self.query_one(Phone)
+
+    @property
+    def log_table(self) -> DeliveryLog:
+        """The delivery log."""
+        return self.query_one(DeliveryLog)
+
+    @property
+    def bar(self) -> TargetBar:
+        """The target bar."""
+        return self.query_one(TargetBar)
+
+    async def on_mount(self) -> None:
+        """Draw what is known at once; load the cast, probe the target, tick the clock."""
+        # Keys 1-9 fire from anywhere; starting in the log makes arrows and enter browse it.
+        self.log_table.focus()
+        self.phone.border_title = "Phone"
+        self.log_table.border_title = "Deliveries"
+        self.log_table.border_subtitle = "enter opens · r replay · d duplicate"
+        self.query_one(RunPanel).display = False
+        if self.settings.receiver is not None:
+            self.query_one(ArrivalsPane).border_title = f"Receiver · {self.settings.receiver.url}"
+        await self._show_scenario()
+        self.phone.show_user(Content.styled("loading the cast…", "dim"))
+        self.load_session(self.scenario, None)
+        self._show_target()
+        self.set_interval(self.settings.probe_every, self.probe)
+        self.set_interval(1.0, self._tick)
+
+    async def on_unmount(self) -> None:
+        """Close the connection pool and the history file."""
+        if self._deliverer is not None:
+            await self._deliverer.aclose()
+        if self._history is not None:
+            self._history.close()
+
+    # --- the session ------------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="session", exit_on_error=False)
+    def load_session(self, source: Scenario | Path, callback: str | None) -> None:
+        """Load a scenario and plan its cast (file reads and CPU: off the UI thread)."""
+        from simulator.scenarios import load_scenario
+
+        try:
+            scenario = source if isinstance(source, Scenario) else load_scenario(source)
+            delivery = self.delivery if scenario is self.scenario else \
+                delivery_for(scenario, self.overrides, tui_flag)
+            seed = self.seed if scenario is self.scenario else \
+                pick_seed(self.settings.seed, scenario)
+            session = PhoneSession(scenario, seed, self.settings.clock, callback)
+        except WasimError as exc:
+            self.call_from_thread(self.notify, exc.one_line(), title="Cannot open the scenario",
+                                  severity="error", timeout=10)
+            return
+        # mypy cannot pick the result type of an async callback here (None either way).
+        self.call_from_thread(self._session_ready, session, delivery)  # type: ignore[arg-type]
+
+    async def _session_ready(self, session: PhoneSession,
+                             delivery: DeliveryOptions | None) -> None:
+        changed = session.scenario is not self.scenario
+        self.session, self.scenario, self.seed = session, session.scenario, session.seed
+        self.armed = 0
+        if changed:
+            self._set_delivery(delivery)
+            await self._show_scenario()
+        self.phone.show_header(business_label(session.scenario, session.business),
+                               session.scenario.template.name)
+        self._show_user()
+
+    async def _show_scenario(self) -> None:
+        spec = self.scenario.template
+        self.phone.show_header("…", spec.name)
+        await self.phone.show_template(spec.body, clock_text(self.settings.clock()),
+                                       spec.buttons)
+        self.bar.scenario = self.scenario.name
+        self.bar.seed = self.seed
+
+    def _show_user(self) -> None:
+        session = self.session
+        if session is None:
+            return
+        user = session.current_user
+        parts: list[str | tuple[str, str]] = [
+            ("as ", "dim"), (user.name, "bold"), " ",
+            (display_number(user.wa_id, user.country), "dim")]
+        if session.edits != type(session.edits)():
+            parts.append(("  ✎ edited", "$text-warning"))
+        self.phone.show_user(Content.assemble(*parts))
+        self._show_preview()
+
+    def _show_preview(self) -> None:
+        session = self.session
+        if session is None or not session.buttons:
+            return
+        index = min(self.armed, len(session.buttons) - 1)
+        caption = f"{session.buttons[index].text} · {session.current_user.name}"
+        self.query_one(Preview).show(session.body(index), caption)
+
+    def _tick(self) -> None:
+        # The next tap's timestamp follows the clock, so the preview stays the exact bytes.
+        if self.session is not None and self.session.restamp():
+            self._show_preview()
+
+    @on(QuickReply.Armed)
+    def _armed(self, message: QuickReply.Armed) -> None:
+        self.armed = message.index
+        self._show_preview()
+
+    # --- the target -------------------------------------------------------------------------
+
+    def _show_target(self) -> None:
+        bar = self.bar
+        if self.delivery is None:
+            bar.target, bar.reach = "", "no target"
+            return
+        bar.target, bar.method = self.delivery.target.label, self.delivery.method
+        self.probe()
+
+    def _set_delivery(self, delivery: DeliveryOptions | None) -> None:
+        if delivery == self.delivery:
+            return
+        self.delivery = delivery
+        if self._deliverer is not None:
+            self._retire(self._deliverer)
+            self._deliverer = None
+        self._show_target()
+
+    @work(group="retire", exit_on_error=False)
+    async def _retire(self, deliverer: Deliverer) -> None:
+        """Close a deliverer the app no longer uses (its connections)."""
+        await deliverer.aclose()
+
+    def probe(self) -> None:
+        """Check, in the background, whether the target accepts connections."""
+        if self.delivery is not None:
+            self._probe(self.delivery.target)
+
+    @work(exclusive=True, group="probe", exit_on_error=False)
+    async def _probe(self, target: Target) -> None:
+        reach = await probe_target(target)
+        if self.delivery is not None and self.delivery.target == target:
+            self._reach(reach)
+
+    def _reach(self, reach: Reachability) -> None:
+        bar = self.bar
+        if reach == "unreachable" and bar.reach == "reachable":
+            self.notify(f"Nothing accepts connections at {bar.target} any more.",
+                        title="Target down", severity="warning")
+        bar.reach = reach
+
+    def _apply_target(self, url: str) -> str | None:
+        overrides = {**self.overrides, **target_overrides(
+            url=url, allow_remote=bool(self.overrides.get("allow_remote")))}
+        try:
+            delivery = delivery_for(self.scenario, overrides, tui_flag)
+        except WasimError as exc:
+            return exc.one_line()
+        if delivery is None:
+            return "Give a URL, e.g. http://127.0.0.1:8000/webhook."
+        self.overrides = overrides
+        self._set_delivery(delivery)
+        return None
+
+    def _no_target(self) -> None:
+        self.notify("No target: press t and give your webhook's URL, or start `wasim demo`.",
+                    title="Nowhere to send", severity="error")
+
+    @on(TargetBar.Clicked)
+    def action_target(self) -> None:
+        """Ask where callbacks go."""
+        current = self.delivery.target.url if self.delivery is not None and \
+            self.delivery.target.kind == "url" else ""
+        self.push_screen(TargetScreen(current, self._apply_target))
+
+    # --- firing, replaying, duplicating -----------------------------------------------------
+
+    @property
+    def deliverer(self) -> Deliverer:
+        """The one long-lived deliverer for taps by hand (its connections are reused)."""
+        assert self.delivery is not None
+        if self._deliverer is None:
+            self._deliverer = Deliverer(self.delivery, on_attempt=self._attempted,
+                                        clock=self.settings.clock)
+        return self._deliverer
+
+    def action_fire(self, number: int) -> None:
+        """Tap quick reply `number` as the selected user."""
+        session = self.session
+        if session is None:
+            self.notify("Still loading the scenario's cast; try again in a moment.",
+                        severity="warning")
+            return
+        if not 1 <= number <= len(session.buttons):
+            self.bell()
+            return
+        if self.delivery is None:
+            self._no_target()
+            return
+        tap, event = session.fire(number - 1)
+        record = self._record(event, "tap")
+        self.phone.add_reply(record.key, tap.button.text, clock_text(record.when))
+        self.deliver(record)
+        self._show_preview()
+
+    @on(Phone.Tapped)
+    def _tapped(self, message: Phone.Tapped) -> None:
+        self.action_fire(message.index + 1)
+
+    def _record(self, event: Any, via: str, replay_of: str | None = None) -> SendRecord:
+        record = SendRecord(f"d{next(self._keys)}", event, via, self.settings.clock(), replay_of)
+        self.sends[record.key] = record
+        self.log_table.add_deliveries([_row(record)])
+        return record
+
+    @work(group="deliveries", exit_on_error=False)
+    async def deliver(self, record: SendRecord) -> None:
+        """Send one event (with its retries) and show how it went."""
+        _SENDING.set(record.key)
+        result = await self.deliverer.deliver(record.event, replay_of=record.replay_of)
+        self._delivered(record, result)
+
+    def _attempted(self, attempt: Attempt) -> None:
+        self._write_history(attempt)
+        record = self.sends.get(_SENDING.get(""))
+        if record is None:
+            return
+        record.attempts.append(attempt)
+        self.log_table.show_attempt(record.key, attempt, len(record.attempts) - 1)
+        if not attempt.final and record.via == "tap":
+            what = str(attempt.status) if attempt.status is not None else "no answer"
+            self.phone.settle(record.key, f"↻ {what}, retrying", "retry")
+
+    def _delivered(self, record: SendRecord, result: DeliveryResult) -> None:
+        last = result.attempts[-1]
+        status, tone = _verdict(last)
+        if record.via == "tap":
+            self.phone.settle(record.key, status, tone)
+        if last.outcome == "unreachable":
+            self._reach("unreachable")
+        elif last.status is not None and self.bar.reach == "unreachable":
+            self._reach("reachable")
+        if not result.delivered:
+            why = last.error or f"the handler answered {last.status}"
+            self.notify(f"{record.event.button or 'callback'} by {record.event.name or '?'}: "
+                        f"{why}", title="Not delivered", severity="error")
+
+    def _write_history(self, attempt: Attempt) -> None:
+        if self._history is None:
+            return
+        try:
+            self._history.append(attempt)
+        except WasimError as exc:
+            self._history = None  # say it once, then keep going without a history
+            self.notify(exc.one_line(), title="History off", severity="warning", timeout=10)
+        except OSError as exc:
+            self._history = None
+            self.notify(f"cannot write the history ({exc.strerror}); recording stopped.",
+                        title="History off", severity="warning", timeout=10)
+
+    def _again(self, via: DetailAction, key: str | None = None) -> None:
+        key = key or self.log_table.selected_key
+        record = self.sends.get(key) if key else None
+        if record is None:
+            self.notify("Nothing in the log yet: fire a tap first (1-9).", severity="warning")
+            return
+        if self.delivery is None:
+            self._no_target()
+            return
+        if via == "replay" and record.delivery_id is None:
+            self.notify("That delivery is still in flight; replay it once it ends.",
+                        severity="warning")
+            return
+        again = self._record(record.event, via,
+                             replay_of=record.delivery_id if via == "replay" else None)
+        self.deliver(again)
+
+    def action_replay(self) -> None:
+        """Replay the selected delivery: the same bytes, recorded as a replay of it."""
+        self._again("replay")
+
+    def action_duplicate(self) -> None:
+        """Send the selected delivery's bytes again, as a platform duplicate would."""
+        self._again("duplicate")
+
+    @on(DeliveryLog.Opened)
+    def _open_delivery(self, message: DeliveryLog.Opened) -> None:
+        record = self.sends.get(message.key)
+        if record is None:
+            return
+        key = message.key
+
+        def then(action: DetailAction | None) -> None:
+            """Replay or duplicate, if the detail view was closed that way."""
+            if action is not None:
+                self._again(action, key)
+
+        self.push_screen(DetailScreen(record, clock_text), then)
+
+    # --- users and edits --------------------------------------------------------------------
+
+    def action_pick_user(self) -> None:
+        """Choose who taps."""
+        if self.session is None:
+            return
+        self.push_screen(UserScreen(self.session.users, self.session.user), self._picked_user)
+
+    def _picked_user(self, choice: UserChoice | None) -> None:
+        session = self.session
+        if choice is None or session is None:
+            return
+        if isinstance(choice, User):
+            session.select(choice)
+        else:
+            session.new_user(choice)
+        self._show_user()
+
+    def action_new_user(self) -> None:
+        """Tap as a newly generated user."""
+        if self.session is not None:
+            self.session.new_user()
+            self._show_user()
+
+    def action_edit(self) -> None:
+        """Edit the next tap's fields."""
+        session = self.session
+        if session is None:
+            return
+        labels = [b.text for b in session.scenario.template.buttons]
+        self.push_screen(EditScreen(session.form(), labels, self._apply_edits,
+                                    session.reset_edits), lambda _: self._show_user())
+
+    def _apply_edits(self, form: EditForm) -> str | None:
+        assert self.session is not None
+        try:
+            self.session.edit(form)
+        except WasimError as exc:
+            return exc.one_line()
+        return None
+
+    # --- scenarios --------------------------------------------------------------------------
+
+    def action_open_scenario(self) -> None:
+        """Browse scenarios and callback templates."""
+        callback = self.session.callback if self.session else self.scenario.template.callback
+        self.push_screen(ScenarioScreen(self.scenario.path, callback), self._chosen)
+
+    def _chosen(self, choice: ScenarioChoice | None) -> None:
+        if choice is None:
+            return
+        if choice.path is not None:
+            self.load_session(choice.path, None)
+        elif choice.callback is not None:
+            self.load_session(self.scenario, choice.callback)
+
+    def action_run(self) -> None:
+        """Run the whole scenario, after choosing the speed."""
+        if self.session is None:
+            self.notify("Still loading the scenario.", severity="warning")
+            return
+        if self.running:
+            self.notify("A run is already going; x stops it.", severity="warning")
+            return
+        plan = self.session.plan
+
+        def then(speed: float | None) -> None:
+            """Start the run at the chosen speed, unless the dialog was cancelled."""
+            if speed is not None:
+                self.run_scenario(plan, speed)
+
+        self.push_screen(RunScreen(plan, self.settings.speed), then)
+
+    def action_stop_run(self) -> None:
+        """Stop the running scenario; what was sent stays in the log."""
+        self.workers.cancel_group(self, "run")
+
+    @work(exclusive=True, group="run", exit_on_error=False)
+    async def run_scenario(self, plan: Plan, speed: float) -> None:
+        """Play the plan through the runner, a row per send, the panel kept up to date."""
+        try:
+            delivery = scenario_delivery(plan, self.overrides, tui_flag)
+        except WasimError as exc:
+            self.notify(exc.one_line(), title="Cannot run", severity="error", timeout=10)
+            return
+        panel = self.query_one(RunPanel)
+        panel.start(plan.scenario.name, len(plan.sends), speed_label(speed))
+        summary = Summary(scenario=plan.scenario.name, seed=plan.seed)
+        finished: list[SendResult] = []
+        # Rows and totals are drawn in batches: a thousand table updates one by one would
+        # keep the screen busy long after the sends themselves are done.
+        timer = self.set_interval(_PANEL_EVERY, lambda: self._show_run(finished, summary))
+        self.running = True
+        self.refresh_bindings()
+        cancelled = False
+        try:
+            async for outcome in run_plan(plan, delivery, speed=speed,
+                                          on_attempt=self._write_history):
+                summary.add(outcome)
+                finished.append(outcome)
+        except asyncio.CancelledError:
+            cancelled = True
+            raise
+        finally:
+            timer.stop()
+            self._show_run(finished, summary)
+            panel.finish(summary, cancelled=cancelled)
+            self.running = False
+            self.refresh_bindings()
+        self.notify("\n".join(summary.lines()[:2]), title="Run finished",
+                    severity="information" if summary.ok else "warning", timeout=8)
+
+    def _show_run(self, finished: list[SendResult], summary: Summary) -> None:
+        """Add the sends that ended since the last call to the log; redraw the totals."""
+        rows = []
+        for outcome in finished:
+            planned, result = outcome.planned, outcome.result
+            via = _RUN_VIA[planned.kind]
+            record = SendRecord(f"d{next(self._keys)}", planned.event, via,
+                                result.attempts[0].started_at, None, list(result.attempts),
+                                outcome.failures)
+            self.sends[record.key] = record
+            rows.append(_row(record))
+        finished.clear()
+        self.log_table.add_deliveries(rows)
+        self.query_one(RunPanel).show(summary)
+
+    # --- views ------------------------------------------------------------------------------
+
+    def action_toggle_preview(self) -> None:
+        """Show or hide the preview (more room for the log)."""
+        preview = self.query_one(Preview)
+        preview.display = not preview.display
+
+    def action_toggle_bytes(self) -> None:
+        """Preview the wire bytes exactly, or indented."""
+        preview = self.query_one(Preview)
+        preview.raw = not preview.raw
+
+    def action_toggle_arrivals(self) -> None:
+        """Show or hide the demo receiver's pane."""
+        for pane in self.query(ArrivalsPane):
+            pane.display = not pane.display
+
+    @on(ArrivalsPane.Received)
+    def _arrived(self, message: ArrivalsPane.Received) -> None:
+        arrival = message.arrival
+        if arrival.problems:
+            self.notify(f"#{arrival.number}: {arrival.problems[0]}",
+                        title="The receiver got an invalid callback", severity="warning")
+
+    def help_sections(self) -> list[Section]:
+        """Every key, grouped, for the help screen."""
+        return [
+            ("Phone", binding_rows(_PHONE_KEYS)),
+            ("Delivery log", [("↑ ↓", "choose a delivery"),
+                              ("enter", "open it: headers, body, response"),
+                              ("↻N ⚠", "after a status: N retries; a broken expectation"),
+                              *binding_rows(_LOG_KEYS)]),
+            ("Scenario run", binding_rows(_RUN_KEYS)),
+            ("View", binding_rows(_VIEW_KEYS)),
+            ("App", [*binding_rows(_APP_KEYS), ("^p", "command palette: every action by name"),
+                     ("tab", "move the focus")]),
+            ("Delivery detail", binding_rows(DetailScreen.BINDINGS)),
+            MOUSE,
+        ]
+
+    def action_help(self) -> None:
+        """Show every key."""
+        self.push_screen(HelpScreen(self.help_sections()))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Hide keys that do nothing right now; a dialog on top keeps the phone's keys."""
+        if isinstance(self.screen, ModalScreen) and action not in ("quit", "command_palette"):
+            return False
+        if action == "stop_run":
+            return self.running
+        if action == "toggle_arrivals":
+            return self.settings.arrivals is not None
+        return True
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        """The command palette: every action by name, and each quick reply."""
+        yield from super().get_system_commands(screen)
+        if self.session is not None:
+            user = self.session.current_user.name
+            for number, button in enumerate(self.session.buttons, start=1):
+                yield SystemCommand(f"Fire: {button.text}", f"Tap {button.text!r} as {user}",
+                                    partial(self.action_fire, number))
+        for binding in [*_PHONE_KEYS[9:], *_LOG_KEYS, *_RUN_KEYS, *_VIEW_KEYS]:
+            if self.check_action(binding.action, ()) and binding.tooltip:
+                yield SystemCommand(binding.tooltip, f"key {binding.key_display or binding.key}",
+                                    getattr(self, f"action_{binding.action}"))
+        yield SystemCommand("Help: keys", "Every key of wasim", self.action_help)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """A worker that broke is a bug to show, never a crash."""
+        if event.state == WorkerState.ERROR:
+            error = event.worker.error
+            self.notify(f"{event.worker.name}: {type(error).__name__}: {error}",
+                        title="Something went wrong", severity="error", timeout=15)
+
+
+def _row(record: SendRecord) -> LogRow:
+    """The log row of a delivery."""
+    event = record.event
+    who = event.name or (display_number(event.user) if event.user else "?")
+    last = record.attempts[-1] if record.attempts else None
+    return LogRow(record.key, clock_text(record.when), who, event.button or "?", record.via,
+                  last, max(0, len(record.attempts) - 1), bool(record.failures))
+
+
+def _verdict(attempt: Attempt) -> tuple[str, Tone]:
+    """The phone's status for a finished delivery: ✓✓ 200, ✗ 500, ✗ refused."""
+    if attempt.delivered:
+        return f"✓✓ {attempt.status}", "ok"
+    if attempt.status is not None:
+        return f"✗ {attempt.status}", "bad"
+    return {"connect": "✗ refused", "timeout": "✗ timeout", "auth": "✗ auth failed"}.get(
+        attempt.error_kind or "", "✗ error"), "bad"
+

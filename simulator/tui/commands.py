@@ -1,0 +1,195 @@
+"""The click commands of the terminal UI: `wasim tui`, `wasim demo`, and bare `wasim`.
+
+Textual is imported inside the command bodies only: `wasim --help` and every other command
+must not pay for it (benchmarks/startup.py measures this).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from simulator.errors import ExitCode, WasimError
+
+_HISTORY_DEFAULT = ".wasim/history.jsonl"
+
+
+def is_terminal() -> bool:
+    """Whether a person is at a terminal (both ends), so a full-screen UI makes sense."""
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def _history(history_path: str, no_history: bool) -> Path | None:
+    return None if no_history else Path(history_path)
+
+
+def _scenario(name: str | None, seed: int | None) -> Any:
+    """The named scenario, or the default one; a bad file is a WasimError (exit 2)."""
+    import os
+
+    from simulator.scenarios import load_scenario
+    from simulator.tui.session import default_scenario
+
+    if name is None:
+        return default_scenario()
+    return load_scenario(name, seed=seed, env=dict(os.environ))
+
+
+def _run_app(app: Any) -> int:
+    """Run a Textual app in this terminal; its exit code."""
+    if not is_terminal():
+        raise WasimError("the terminal UI needs a terminal", where="wasim tui",
+                         hint="Use `wasim fire` or `wasim run` in scripts, or `wasim demo "
+                              "--headless` for a demo without a terminal.")
+    app.run()
+    return int(app.return_code or 0)
+
+
+Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
+
+
+_TARGET_OPTIONS: list[Decorator] = [
+    click.option("--url", envvar="WASIM_URL", metavar="URL",
+                 help="Your webhook, e.g. http://127.0.0.1:8000/webhook.  [env: WASIM_URL]"),
+    click.option("--app", "app_spec", metavar="[asgi:|wsgi:]MODULE:APP",
+                 help="Call your ASGI or WSGI app in-process: no server, no port."),
+    click.option("--path", "app_path", default="/", show_default=True,
+                 help="The webhook's path inside --app."),
+    click.option("--allow-remote", is_flag=True,
+                 help="Allow a target that is not this machine."),
+]
+_COMMON_OPTIONS: list[Decorator] = [
+    click.option("--seed", type=int,
+                 help="Seed for the cast and every tap.  [default: the scenario's, else random]"),
+    click.option("--history", "history_path", envvar="WASIM_HISTORY", type=click.Path(),
+                 default=_HISTORY_DEFAULT, show_default=True,
+                 help="JSON Lines file every attempt is appended to.  [env: WASIM_HISTORY]"),
+    click.option("--no-history", is_flag=True, help="Record nothing."),
+]
+
+
+def _options(options: list[Decorator]) -> Decorator:
+    """Apply a shared list of click options, in order."""
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            command = option(command)
+        return command
+    return decorate
+
+
+@click.command("tui")
+@click.argument("scenario", required=False, metavar="[SCENARIO]")
+@_options(_TARGET_OPTIONS)
+@_options(_COMMON_OPTIONS)
+@click.option("--speed", type=click.FloatRange(min=0, min_open=True), default=10.0,
+              show_default=True, help="The run dialog's default speed (s runs the scenario).")
+def tui(scenario: str | None, url: str | None, app_spec: str | None, app_path: str,
+        allow_remote: bool, seed: int | None, history_path: str, no_history: bool,
+        speed: float) -> int:
+    """Open the terminal UI: a phone that taps the template's buttons.
+
+    SCENARIO (a file, or a name from ./scenarios or the built-in library) gives the template,
+    its buttons and the cast; without it, the built-in summer-sale. Press 1-9 to tap, ? for
+    every key. The scenario's `target:` applies unless --url or --app is given; with neither,
+    set the target inside with t.
+    """
+    from simulator.tui.app import make_app
+
+    app = make_app(scenario=_scenario(scenario, seed), url=url, app=app_spec, path=app_path,
+                   allow_remote=allow_remote, seed=seed,
+                   history=_history(history_path, no_history), speed=speed)
+    return _run_app(app)
+
+
+@click.command("demo")
+@click.argument("scenario", required=False, metavar="[SCENARIO]")
+@click.option("--headless", is_flag=True,
+              help="No terminal UI: run the scenario against the built-in receiver, print the "
+                   "summary, exit 0 when everything was delivered and held.")
+@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
+              help="Port of the built-in receiver; 0 picks a free one.")
+@_options(_COMMON_OPTIONS)
+@click.option("--speed", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Timeline speed: the run dialog's default, or --headless's pace.  "
+                   "[default: 10 in the UI, as fast as allowed headless]")
+def demo(scenario: str | None, headless: bool, port: int, seed: int | None, history_path: str,
+         no_history: bool, speed: float | None) -> int:
+    """Start a built-in webhook and open the terminal UI aimed at it.
+
+    Nothing to write first: tap a button (1-9) and watch the callback arrive, validated, in
+    the receiver pane. --headless runs the scenario against it instead and prints the summary
+    (for machines without a terminal, such as CI).
+    """
+    from simulator.receiver import Receiver, ReceiverOptions
+    from simulator.tui.feed import ArrivalFeed
+
+    loaded = _scenario(scenario, seed)
+    history = _history(history_path, no_history)
+    if not headless and not is_terminal():
+        raise WasimError("the demo's terminal UI needs a terminal", where="wasim demo",
+                         hint="Add --headless to run the scenario and print the summary.")
+    feed = ArrivalFeed()
+    with Receiver(ReceiverOptions(port=port), on_arrival=feed) as receiver:
+        click.echo(f"wasim demo: built-in receiver listening on {receiver.url}", err=True)
+        if headless:
+            return run_headless(loaded, receiver, seed=seed, history=history,
+                                speed=math.inf if speed is None else speed)
+        from simulator.tui.app import make_app
+
+        app = make_app(scenario=loaded, url=receiver.url, seed=seed, history=history,
+                       speed=10.0 if speed is None else speed, receiver=receiver,
+                       arrivals=feed)
+        return _run_app(app)
+
+
+def run_headless(scenario: Any, receiver: Any, *, seed: int | None, history: Path | None,
+                 speed: float) -> int:
+    """Play `scenario` against the demo receiver through the runner; print the summary."""
+    import asyncio
+
+    from simulator.history import HistoryWriter
+    from simulator.runner import Summary, plan_scenario, run_plan, scenario_delivery
+
+    plan = plan_scenario(scenario, seed=seed)
+    delivery = scenario_delivery(plan, {"url": receiver.url, "app": None},
+                                 lambda key: f"wasim demo ({key})")
+    pace = "as fast as allowed" if math.isinf(speed) else f"at {speed:g}x"
+    click.echo(f"wasim demo: running {plan.scenario.name} (seed {plan.seed}), "
+               f"{len(plan.sends)} sends {pace}", err=True)
+    writer = HistoryWriter(history) if history is not None else None
+    summary = Summary(scenario=plan.scenario.name, seed=plan.seed)
+
+    async def play() -> None:
+        """Consume the run, totalling each send."""
+        async for outcome in run_plan(plan, delivery, speed=speed,
+                                      on_attempt=writer.append if writer else None):
+            summary.add(outcome)
+
+    try:
+        asyncio.run(play())
+    finally:
+        if writer is not None:
+            writer.close()
+    for line in summary.lines():
+        click.echo(line)
+    arrivals = receiver.arrivals
+    invalid = [a for a in arrivals if a.problems]
+    click.echo(f"receiver: {len(arrivals)} callback(s), "
+               + (f"{len(invalid)} invalid: #{invalid[0].number} {invalid[0].problems[0]}"
+                  if invalid else "all valid"))
+    return ExitCode.OK if summary.ok and not invalid else ExitCode.FAILED
+
+
+def open_tui_or_help(ctx: click.Context) -> int:
+    """Bare `wasim`: the terminal UI on a terminal, the help text anywhere else."""
+    if not is_terminal():
+        click.echo(ctx.get_help())
+        return ExitCode.OK
+    # make_context applies the command's defaults and environment (WASIM_URL) as if typed.
+    with tui.make_context("wasim", [], parent=ctx) as sub:
+        return int(tui.invoke(sub) or 0)

@@ -1,0 +1,123 @@
+"""The delivery log: one row per delivery (time, user, button, status, latency, retries)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from textual.content import Content
+from textual.message import Message
+from textual.widgets import DataTable
+from textual.widgets.data_table import RowDoesNotExist
+
+from simulator.delivery import Attempt
+
+# What matters most comes first, so a narrow terminal still shows it; the rest scrolls.
+# Retries show in the status cell (`503 ↻1`): a column of their own would rarely fit.
+_COLUMNS = (("Time", "time", 8), ("Button", "button", 15), ("Status", "status", 7),
+            ("Latency", "latency", 7), ("Via", "via", 9), ("User", "user", 16))
+
+
+def status_text(attempt: Attempt) -> Content:
+    """The status cell: the HTTP status, or why there is none, coloured by outcome."""
+    if attempt.status is not None:
+        style = "$text-success" if attempt.delivered else "$text-error"
+        if not attempt.delivered and not attempt.final:
+            style = "$text-warning"
+        return Content.styled(str(attempt.status), f"bold {style}")
+    label = {"connect": "refused", "timeout": "timeout", "auth": "auth",
+             "protocol": "error"}.get(attempt.error_kind or "", "error")
+    return Content.styled(label, "bold $text-error")
+
+
+def latency_text(milliseconds: float) -> str:
+    """A latency for people: 0.8 ms, 12 ms, 1.4 s."""
+    if milliseconds >= 1000:
+        return f"{milliseconds / 1000:.1f} s"
+    if milliseconds >= 10:
+        return f"{milliseconds:.0f} ms"
+    return f"{milliseconds:.1f} ms"
+
+
+@dataclass(frozen=True)
+class LogRow:
+    """One row as the app hands it down: a delivery, sending (no attempt yet) or ended."""
+
+    key: str
+    when: str
+    user: str
+    button: str
+    via: str
+    attempt: Attempt | None = None
+    retries: int = 0
+    broken: bool = False  # it broke one of the run's expectations
+
+
+def _status(attempt: Attempt | None, retries: int, broken: bool) -> Content:
+    if attempt is None:
+        return Content.styled("…", "dim")
+    parts: list[Content | tuple[str, str]] = [status_text(attempt)]
+    if retries:
+        parts.append((f" ↻{retries}", "$text-warning"))
+    if broken:
+        parts.append((" ⚠", "bold $text-warning"))
+    return Content.assemble(*parts)
+
+
+class DeliveryLog(DataTable[str | Content]):
+    """Every delivery of this session, newest last; Enter or a click opens one.
+
+    Columns: time, button, status (with `↻N` after N retries, `⚠` for a broken expectation),
+    latency, via (tap, replay, duplicate, run) and user.
+    """
+
+    DEFAULT_CSS = """
+    DeliveryLog { height: 1fr; }
+    """
+
+    class Opened(Message):
+        """A row was chosen: show delivery `key` in detail."""
+
+        def __init__(self, key: str) -> None:
+            super().__init__()
+            self.key = key
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+
+    def on_mount(self) -> None:
+        """Lay out the columns."""
+        for label, key, width in _COLUMNS:
+            self.add_column(label, key=key, width=width)
+
+    @property
+    def selected_key(self) -> str | None:
+        """The key of the row under the cursor, if there are rows."""
+        if not self.row_count:
+            return None
+        row_key, _ = self.coordinate_to_cell_key(self.cursor_coordinate)
+        return row_key.value
+
+    def add_deliveries(self, rows: Sequence[LogRow]) -> None:
+        """New rows at the bottom; the cursor follows them unless it was moved up."""
+        following = not self.row_count or self.cursor_row >= self.row_count - 1
+        for row in rows:
+            self.add_row(row.when, row.button, _status(row.attempt, row.retries, row.broken),
+                         latency_text(row.attempt.latency_ms) if row.attempt else "", row.via,
+                         row.user, key=row.key)
+        if following and rows:
+            self.move_cursor(row=self.row_count - 1, animate=False)
+
+    def show_attempt(self, key: str, attempt: Attempt, retries: int) -> None:
+        """Update row `key` with the latest attempt of its delivery."""
+        try:
+            self.update_cell(key, "status", _status(attempt, retries, False))
+            self.update_cell(key, "latency", latency_text(attempt.latency_ms))
+        except RowDoesNotExist:
+            pass  # the log was cleared while the delivery was in flight
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        """Turn the table's selection into a request to open the delivery."""
+        event.stop()
+        if event.row_key.value is not None:
+            self.post_message(self.Opened(event.row_key.value))

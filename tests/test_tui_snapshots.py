@@ -1,0 +1,144 @@
+"""Snapshots of the terminal UI's key screens at fixed sizes (pytest-textual-snapshot).
+
+Everything that varies between runs is pinned: the seed, the UI clock, the time zone, the
+target's reachability and the handler's answers (a stand-in Deliverer with fixed latencies,
+so the SVGs do not change with the machine's speed). Behaviour against a real receiver is
+tested in test_tui.py. Update after a deliberate change with `pytest --snapshot-update`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+
+import simulator.runner
+import simulator.tui.app
+from simulator.delivery import Attempt, DeliveryOptions, DeliveryResult, Event
+from simulator.tui.app import WasimApp, make_app
+from simulator.tui.widgets.log import DeliveryLog
+
+NOW = 1_780_000_000.0
+URL = "http://127.0.0.1:8000/webhook"
+
+
+class FixedDeliverer:
+    """Stands in for Deliverer: answers 200 with fixed latencies, at the fixed instant."""
+
+    latencies = itertools.cycle((12.4, 8.9, 15.2, 9.7, 31.0, 11.3))
+    numbers = itertools.count(1)
+
+    def __init__(self, options: DeliveryOptions, *,
+                 on_attempt: Callable[[Attempt], None] | None = None, **_: Any) -> None:
+        self.options = options
+        self.on_attempt = on_attempt
+
+    async def deliver(self, event: Event, replay_of: str | None = None) -> DeliveryResult:
+        """One successful attempt, reported like the real thing."""
+        number = next(self.numbers)
+        attempt = Attempt(
+            event=event, delivery_id=f"dlv_{number:08x}", number=1, started_at=NOW,
+            target=self.options.target.label, method="POST", url=self.options.target.url,
+            request_headers=(("host", "127.0.0.1:8000"), ("content-type", "application/json"),
+                             ("content-length", str(len(event.body)))),
+            status=200, response_headers=(("content-type", "application/json"),),
+            response_body=f'{{"received": true, "arrival": {number}}}',
+            latency_ms=next(self.latencies), delivered=True, replay_of=replay_of)
+        if self.on_attempt is not None:
+            self.on_attempt(attempt)
+        return DeliveryResult(event, (attempt,))
+
+    async def aclose(self) -> None:
+        """Nothing to close."""
+
+
+async def always_reachable(target: Any, timeout: float = 1.0) -> str:
+    return "reachable"
+
+
+@pytest.fixture(autouse=True)
+def pinned(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """UTC, a reachable target, and fixed answers from the handler."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    monkeypatch.setattr(simulator.tui.app, "Deliverer", FixedDeliverer)
+    monkeypatch.setattr(simulator.runner, "Deliverer", FixedDeliverer)
+    monkeypatch.setattr(simulator.tui.app, "probe_target", always_reachable)
+    FixedDeliverer.latencies = itertools.cycle((12.4, 8.9, 15.2, 9.7, 31.0, 11.3))
+    FixedDeliverer.numbers = itertools.count(1)
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def app() -> WasimApp:
+    """The app as `wasim tui --url URL --seed 7` opens it, with a fixed clock."""
+    return make_app(url=URL, seed=7, history=None, clock=lambda: NOW)
+
+
+async def settle(pilot: Pilot[int]) -> None:
+    await pilot.pause()
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def three_taps(pilot: Pilot[int]) -> None:
+    """Tap each quick reply once, the second as another user."""
+    await settle(pilot)
+    await pilot.press("1")
+    await settle(pilot)
+    await pilot.press("n", "2")
+    await settle(pilot)
+    await pilot.press("3")
+    await settle(pilot)
+
+
+def test_main_screen_at_80x24(snap_compare: Any) -> None:
+    """The phone, the preview and the log after three taps, in the smallest usual terminal."""
+    assert snap_compare(app(), terminal_size=(80, 24), run_before=three_taps)
+
+
+def test_main_screen_full(snap_compare: Any) -> None:
+    """The same at 120x36: the README's screenshot."""
+    assert snap_compare(app(), terminal_size=(120, 36), run_before=three_taps)
+
+
+def test_delivery_detail(snap_compare: Any) -> None:
+    """A log row opened: attempts, request headers, body and response."""
+
+    async def open_first(pilot: Pilot[int]) -> None:
+        await three_taps(pilot)
+        pilot.app.query_one(DeliveryLog).move_cursor(row=0)
+        await pilot.press("enter")
+        await settle(pilot)
+
+    assert snap_compare(app(), terminal_size=(100, 32), run_before=open_first)
+
+
+def test_help_screen(snap_compare: Any) -> None:
+    """Every key, grouped."""
+
+    async def open_help(pilot: Pilot[int]) -> None:
+        await settle(pilot)
+        await pilot.press("question_mark")
+        await settle(pilot)
+
+    assert snap_compare(app(), terminal_size=(80, 24), run_before=open_help)
+
+
+def test_finished_run(snap_compare: Any) -> None:
+    """A whole scenario run: the panel's totals and the log full of the run's rows."""
+
+    async def run_all(pilot: Pilot[int]) -> None:
+        await settle(pilot)
+        await pilot.press("s", "down", "down", "enter")
+        await settle(pilot)
+        await pilot.press("p")  # hide the preview: the log and the totals are the point
+        pilot.app.clear_notifications()  # the panel says what the toast says
+        await settle(pilot)
+
+    assert snap_compare(app(), terminal_size=(100, 32), run_before=run_all)
