@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
+from simulator.receiver import Receiver, ReceiverOptions
 from simulator.render import RenderOptions, render_callbacks
 from simulator.taps import TapOptions
 
@@ -32,3 +34,10 @@ def callback() -> dict[str, Any]:
 def anyio_backend() -> str:
     """Async tests run on asyncio, the loop wasim itself uses."""
     return "asyncio"
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """The built-in webhook, a real HTTP server on a free port."""
+    with Receiver(ReceiverOptions(port=0)) as running:
+        yield running

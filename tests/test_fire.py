@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,13 +20,6 @@ from simulator.receiver import Receiver, ReceiverOptions
 from tests.apps import fastapi_app, flask_app
 
 SEED = ["--seed", "21", "--count", "3"]
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    """The built-in webhook, a real HTTP server on a free port."""
-    with Receiver(ReceiverOptions(port=0)) as running:
-        yield running
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,12 +23,6 @@ from simulator.receiver import Receiver, ReceiverOptions
 from simulator.scenarios import load_scenario
 from simulator.taps import TapOptions
 from simulator.validate import validate_callback
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with Receiver(ReceiverOptions(port=0)) as running:
-        yield running
 
 
 def test_the_histogram_percentiles_are_within_one_percent() -> None:

@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 import tomllib
-from collections.abc import Iterator
 from importlib.metadata import entry_points
 from pathlib import Path
 from types import ModuleType
@@ -17,7 +16,7 @@ import pytest
 
 from simulator.errors import WasimError
 from simulator.pytest_plugin import seed_from
-from simulator.receiver import Receiver, ReceiverOptions
+from simulator.receiver import Receiver
 from simulator.runner import plan_scenario
 from simulator.scenarios import load_scenario
 from simulator.testing import Simulator
@@ -45,13 +44,6 @@ steps:
 expect:
   status: [200]
 """
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    """The built-in webhook, a real HTTP server on a free port."""
-    with Receiver(ReceiverOptions(port=0)) as running:
-        yield running
 
 
 @pytest.fixture

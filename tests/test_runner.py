@@ -8,7 +8,6 @@ import json
 import math
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -33,12 +32,6 @@ steps:
     spread: 10s
 {extra}
 """
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with Receiver(ReceiverOptions(port=0)) as running:
-        yield running
 
 
 def run(scenario_text: str, url: str, speed: float = math.inf, **flags: str) -> Summary:

@@ -6,7 +6,6 @@ import asyncio
 import json
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -55,13 +54,6 @@ steps:
     spread: 2s
     concurrency: 4
 """
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    """The built-in webhook, a real HTTP server on a free port."""
-    with Receiver(ReceiverOptions(port=0)) as running:
-        yield running
 
 
 @pytest.fixture
