@@ -525,11 +525,37 @@ def history_command(history_path: str, failed: bool, statuses: tuple[int, ...],
     if not rows:
         click.echo("no matching attempts", err=True)
         return
-    for attempt in rows:
-        if as_json:
+    if as_json:
+        for attempt in rows:
             click.echo(json.dumps(to_record(attempt), ensure_ascii=False))
+        return
+    for line in history_table(rows):
+        click.echo(line)
+
+
+def history_table(attempts: list[Any]) -> list[str]:
+    """Attempts as an aligned table with a header, one row each."""
+    import time
+
+    header = ("TIME", "EVENT", "TRY", "USER", "BUTTON", "RESULT", "LATENCY", "TARGET")
+    rows = [header]
+    for attempt in attempts:
+        event = attempt.event
+        if attempt.status is not None:
+            result = f"{attempt.status} {'ok' if attempt.delivered else 'failed'}"
         else:
-            click.echo(f"{attempt_line(attempt)}  -> {attempt.target}")
+            result = attempt.outcome
+        if not attempt.final:
+            result += ", retried"
+        if attempt.replay_of:
+            result += ", replay"
+        rows.append((time.strftime("%m-%d %H:%M:%S", time.localtime(attempt.started_at)),
+                     event.id, str(attempt.number), f"{event.user} {event.name}".strip() or "?",
+                     event.button or "?", result, f"{attempt.latency_ms:.1f} ms",
+                     attempt.target))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
+    return ["  ".join([*(cell.ljust(w) for cell, w in zip(row, widths, strict=False)),
+                       row[-1]]).rstrip() for row in rows]
 
 
 @cli.command()

@@ -159,7 +159,11 @@ def test_history_lists_filters_and_prints_json(runner: CliRunner, receiver: Rece
     fire(runner, history, "--url", receiver.url, *SEED)
     fire(runner, history, "--url", "http://127.0.0.1:9/", "--seed", "2")
     listing = runner.invoke(cli, ["history", "--history", str(history)])
-    assert listing.exit_code == 0 and len(listing.stdout.splitlines()) == 4
+    assert listing.exit_code == 0 and len(listing.stdout.splitlines()) == 1 + 4
+    header, *rows = listing.stdout.splitlines()
+    assert header.split() == ["TIME", "EVENT", "TRY", "USER", "BUTTON", "RESULT", "LATENCY",
+                              "TARGET"]
+    assert rows[-1].endswith("http://127.0.0.1:9/") and "unreachable" in rows[-1]
     failed = runner.invoke(cli, ["history", "--failed", "--json", "--history", str(history)])
     assert [json.loads(line)["outcome"] for line in failed.stdout.splitlines()] == \
         ["unreachable"]
