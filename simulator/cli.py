@@ -585,7 +585,7 @@ def replay(ids: tuple[str, ...], last: int | None, only_failed: bool, **options:
     groups: dict[str, list[Any]] = {}
     for attempt in chosen:
         groups.setdefault(attempt.target, []).append(attempt)
-    code = ExitCode.OK
+    code: int = ExitCode.OK
     for label, attempts in groups.items():
         target = None
         if not options["url"] and not options["app_spec"]:

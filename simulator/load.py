@@ -214,7 +214,7 @@ def _parse_response(buffer: bytearray) -> tuple[int, bytes, bool] | None:
         del buffer[:total]
         return status, body, close
     if b"\r\ntransfer-encoding: chunked" in head:
-        pos, body_parts = end + 4, []
+        pos, body_parts = end + 4, list[bytes]()
         while True:
             line_end = buffer.find(b"\r\n", pos)
             if line_end < 0:
@@ -439,13 +439,15 @@ def _fast_worker(source: CallbackSource, prefix: bytes, host: str, port: int, ti
             began = clock()
             try:
                 if connection is None or connection.closed:
+                    connection = None
                     try:
                         _, connection = await asyncio.wait_for(
                             loop.create_connection(_Connection, host, port), timeout)
                     except (OSError, TimeoutError):
-                        connection = None
                         raise _Failure("connect", "connection refused") from None
-                future = connection.send(b"".join((prefix, str(len(body)).encode(),
+                live = connection
+                assert live is not None  # made just above, or kept from the last request
+                future = live.send(b"".join((prefix, str(len(body)).encode(),
                                                    b"\r\n\r\n", body)))
                 timer = loop.call_later(timeout, _expire, future, timeout)
                 try:
@@ -453,7 +455,7 @@ def _fast_worker(source: CallbackSource, prefix: bytes, host: str, port: int, ti
                 finally:
                     timer.cancel()
                 if close:
-                    connection.close()
+                    live.close()
                     connection = None
                 done(item, status, None, began, clock())
             except _Failure as failure:

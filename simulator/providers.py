@@ -7,7 +7,7 @@ import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from faker import Factory, Faker
 from faker.providers import BaseProvider
@@ -141,7 +141,7 @@ class WhatsAppProvider(BaseProvider):
         rnd = self.generator.random
         parts = []
         for token in _compile(pattern):
-            if type(token) is int:
+            if isinstance(token, int):
                 # One draw per run of `#` rather than per digit: numbers are made per tap.
                 parts.append(f"{rnd.randrange(10**token):0{token}d}")
             elif token == "%":
@@ -175,7 +175,7 @@ def _name_tables(locale: str) -> tuple[_Names, _Names]:
     """First and last names of a Faker locale, ready to draw from with any Random."""
     # Faker recomputes the cumulative weights of weighted name lists (en_US, en_GB) on every
     # call, which made names the slowest part of rendering; they are computed once here.
-    person = Factory.create(locale).provider("faker.providers.person")
+    person: Any = Factory.create(locale).provider("faker.providers.person")
     return _Names.of(person.first_names), _Names.of(person.last_names)
 
 

@@ -476,13 +476,13 @@ def _summarise(document: Any) -> str:
     who = f"{name} ({number})" if name and number else name or number or "an unknown user"
     text = _text(_dig(message, "button", "text"))
     payload = _text(_dig(message, "button", "payload"))
-    kind = _text(_dig(message, "type"))
+    message_type = _text(_dig(message, "type"))
     if text is not None:
         what = f'tapped "{text}"'
     elif payload is not None:
         what = f'tapped a button with payload "{payload}"'
-    elif kind is not None:
-        what = f"sent a {kind} message"
+    elif message_type is not None:
+        what = f"sent a {message_type} message"
     else:
         what = "sent a message of no known type"
     line = f"{who} {what}"

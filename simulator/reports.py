@@ -37,7 +37,8 @@ def junit_xml(summary: Summary, results: Sequence[SendResult], duration: float) 
             failure = ET.SubElement(case, "failure", {"message": problems[0],
                                                       "type": problems[0].split(":", 1)[0]})
             failure.text = "\n".join([*problems, f"message id: {planned.event.message_id}"])
-    return ET.tostring(suite, encoding="utf-8", xml_declaration=True)
+    data: bytes = ET.tostring(suite, encoding="utf-8", xml_declaration=True)
+    return data
 
 
 def json_report(summary: Summary, results: Sequence[SendResult], duration: float) -> bytes:

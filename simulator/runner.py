@@ -135,10 +135,11 @@ def _pick(step: StepSpec, buttons: Mapping[str, Button], rnd: Any) -> Button | N
     if step.button is not None:
         return buttons[step.button]
     if not step.choices:
-        return rnd.choice(list(buttons.values()))
+        anyone: Button = rnd.choice(list(buttons.values()))
+        return anyone
     labels = [label for label, _ in step.choices] + [None]
     weights = [w for _, w in step.choices] + [step.no_tap]
-    label = rnd.choices(labels, weights=weights)[0]
+    label: str | None = rnd.choices(labels, weights=weights)[0]
     return buttons[label] if label is not None else None
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import jinja2
 import yaml
-from jinja2.sandbox import SecurityError
+from jinja2.exceptions import SecurityError
 
 from simulator.delivery import DELIVERY_KEYS, parse_success
 from simulator.errors import WasimError, did_you_mean
@@ -345,7 +345,7 @@ def _convert(node: yaml.Node, path: str, lines: dict[str, int], display: str,
         return [_convert(item, f"{path}[{i}]", lines, display, counter, depth + 1)
                 for i, item in enumerate(node.value)]
     try:
-        return yaml.SafeLoader("").construct_object(node)  # type: ignore[no-untyped-call]
+        return yaml.SafeLoader("").construct_object(node)
     except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:
         raise WasimError(f"cannot read the value {node.value!r} ({exc})",
                          where=f"{display}:{line}") from None

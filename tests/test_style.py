@@ -16,6 +16,12 @@ def test_ruff_finds_nothing() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_mypy_strict_finds_nothing() -> None:
+    result = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--no-error-summary",
+                             str(ROOT / "simulator")], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_every_module_and_public_function_has_a_docstring() -> None:
     missing = []
     for path in sorted((ROOT / "simulator").rglob("*.py")):
