@@ -420,7 +420,7 @@ def deliver_all(events: list[Any], options: Any, history: Any, *,
     """Deliver events one after another, printing and recording each attempt; the exit code."""
     import asyncio
 
-    from simulator.delivery import Deliverer
+    from simulator.runner import deliver_events
 
     def on_attempt(attempt: Any) -> None:
         if history is not None:
@@ -428,12 +428,8 @@ def deliver_all(events: list[Any], options: Any, history: Any, *,
         click.echo(attempt_line(attempt))
 
     async def go() -> list[Any]:
-        results = []
-        async with Deliverer(options, on_attempt=on_attempt) as deliverer:
-            for event in events:
-                origin = (replay_of or {}).get(event.id)
-                results.append(await deliverer.deliver(event, replay_of=origin))
-        return results
+        return [result async for result in deliver_events(events, options, replay_of=replay_of,
+                                                          on_attempt=on_attempt)]
 
     try:
         results = asyncio.run(go())

@@ -12,7 +12,7 @@ import json
 import math
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -301,6 +301,23 @@ async def run_plan(
         dispatcher.cancel()
         for deliverer in deliverers.values():
             await deliverer.aclose()
+
+
+async def deliver_events(
+    events: Sequence[Event],
+    options: DeliveryOptions,
+    *,
+    replay_of: Mapping[str, str] | None = None,
+    on_attempt: Callable[[Attempt], None] | None = None,
+    sleep: Sleep = asyncio.sleep,
+) -> AsyncIterator[DeliveryResult]:
+    """Deliver events one after another (fire, replay), yielding each delivery as it ends.
+
+    `replay_of` maps an event id to the delivery it replays, recorded on every attempt.
+    """
+    async with Deliverer(options, on_attempt=on_attempt, sleep=sleep) as deliverer:
+        for event in events:
+            yield await deliverer.deliver(event, replay_of=(replay_of or {}).get(event.id))
 
 
 def scenario_delivery(plan: Plan, overrides: Mapping[str, Any],

@@ -268,3 +268,19 @@ def test_every_planned_body_is_valid_for_every_built_in_scenario() -> None:
     for path in builtin_scenarios():
         for send in plan_scenario(load_scenario(path)).sends:
             assert validate_callback(json.loads(send.event.body)) == [], path
+
+
+def test_deliver_events_sends_in_order_and_marks_replays(receiver: Receiver) -> None:
+    from simulator.delivery import DeliveryOptions, Event, url_target
+    from simulator.runner import deliver_events
+
+    events = [Event.from_body(b'{"n":1}'), Event.from_body(b'{"n":2}')]
+
+    async def go() -> list[object]:
+        options = DeliveryOptions(target=url_target(receiver.url))
+        return [r async for r in deliver_events(events, options,
+                                                replay_of={events[1].id: "dlv_old"})]
+
+    results = asyncio.run(go())
+    assert [a.body for a in receiver.arrivals] == [b'{"n":1}', b'{"n":2}']
+    assert [r.attempts[0].replay_of for r in results] == [None, "dlv_old"]  # type: ignore[attr-defined]
