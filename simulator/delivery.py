@@ -286,11 +286,96 @@ class _AsyncWSGITransport(httpx.AsyncBaseTransport):
         return httpx.Response(response.status_code, headers=response.headers, content=content)
 
 
+class _LifespanASGITransport(httpx.ASGITransport):
+    """httpx's ASGI transport, plus the app's lifespan: startup before the first request,
+    shutdown when the client closes, as a server would run them.
+
+    Real handlers open their database or queue in a lifespan handler; without it, a FastAPI
+    app answers every callback with a 500 that no real deployment would give.
+    """
+
+    def __init__(self, app: Any) -> None:
+        super().__init__(app=app, raise_app_exceptions=False)
+        self._lock = asyncio.Lock()
+        self._lifespan: _Lifespan | None = None
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self._lifespan is None:
+            async with self._lock:
+                if self._lifespan is None:
+                    self._lifespan = await _Lifespan.start(self.app)
+        return await super().handle_async_request(request)
+
+    async def aclose(self) -> None:
+        if self._lifespan is not None:
+            await self._lifespan.stop()
+            self._lifespan = None
+
+
+class _Lifespan:
+    """One run of an ASGI app's lifespan protocol (ASGI 3.0, lifespan 2.0)."""
+
+    def __init__(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.started: asyncio.Future[None] = loop.create_future()
+        self.stopped: asyncio.Future[None] = loop.create_future()
+        self.task: asyncio.Task[None] | None = None
+
+    @classmethod
+    async def start(cls, app: Any) -> _Lifespan:
+        """Send lifespan.startup and wait for the app to finish starting."""
+        lifespan = cls()
+        lifespan.task = asyncio.ensure_future(lifespan._run(app))
+        lifespan.inbox.put_nowait({"type": "lifespan.startup"})
+        await lifespan.started
+        return lifespan
+
+    async def stop(self) -> None:
+        """Send lifespan.shutdown and wait (briefly) for the app to finish."""
+        if self.task is None or self.task.done():
+            return
+        self.inbox.put_nowait({"type": "lifespan.shutdown"})
+        try:
+            await asyncio.wait_for(asyncio.shield(self.stopped), 5)
+        except TimeoutError:
+            self.task.cancel()
+
+    async def _run(self, app: Any) -> None:
+        scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"},
+                 "state": {}}
+        try:
+            await app(scope, self.inbox.get, self._send)
+        except Exception as exc:  # the ASGI spec: an app that raises here has no lifespan
+            del exc  # nothing to report: requests go ahead without one, as servers do
+            if not self.started.done():
+                self.started.set_result(None)
+        finally:
+            for future in (self.started, self.stopped):
+                if not future.done():
+                    future.set_result(None)
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == "lifespan.startup.complete" and not self.started.done():
+            self.started.set_result(None)
+        elif kind == "lifespan.startup.failed" and not self.started.done():
+            # Starlette sends the whole traceback; its last line is the error itself.
+            lines = [line for line in str(message.get("message", "")).splitlines()
+                     if line.strip()]
+            self.started.set_exception(WasimError(
+                f"the app's startup failed: {lines[-1].strip() if lines else 'no reason given'}",
+                where="--app", hint="Fix the app's lifespan (startup) handler."))
+        elif kind in ("lifespan.shutdown.complete", "lifespan.shutdown.failed") \
+                and not self.stopped.done():
+            self.stopped.set_result(None)
+
+
 def make_client(target: Target, timeout: float) -> httpx.AsyncClient:
     """The httpx client for a target: the network, or the app's in-process transport."""
     transport: httpx.AsyncBaseTransport | None = None
     if target.kind == "asgi":
-        transport = httpx.ASGITransport(app=target.app, raise_app_exceptions=False)
+        transport = _LifespanASGITransport(target.app)
     elif target.kind == "wsgi":
         transport = _AsyncWSGITransport(target.app)
     base = APP_BASE_URL if target.kind != "url" else ""

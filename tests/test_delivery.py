@@ -278,3 +278,30 @@ def test_bad_headers_and_codes_are_clear_errors() -> None:
         parse_header("no colon here")
     with pytest.raises(WasimError, match="cannot read the status"):
         parse_success("ok")
+
+
+def test_an_asgi_apps_lifespan_runs_around_the_deliveries() -> None:
+    from click.testing import CliRunner
+
+    from simulator.cli import cli
+    from tests.apps import lifespan_app
+
+    lifespan_app.events.clear()
+    result = CliRunner().invoke(cli, ["fire", "--app", "tests.apps.lifespan_app:app", "--path",
+                                      "/webhook", "-n", "2", "--no-history"])
+    assert result.exit_code == 0, result.output
+    assert lifespan_app.events == ["startup", "callback", "callback", "shutdown"]
+
+
+def test_a_failing_startup_is_a_one_line_error() -> None:
+    from click.testing import CliRunner
+
+    from simulator.cli import cli
+
+    result = CliRunner().invoke(cli, ["fire", "--app", "tests.apps.lifespan_app:broken",
+                                      "--no-history"])
+    assert result.exit_code == 2, result.output
+    assert "--app: the app's startup failed" in result.stderr
+    assert "RuntimeError: cannot reach the database. Fix the app's lifespan" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

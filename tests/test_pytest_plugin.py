@@ -389,3 +389,14 @@ def test_the_readme_shows_the_example_files_verbatim() -> None:
                  "test_flask_example.py"):
         text = (root / "tests" / "examples" / name).read_text()
         assert f"# tests/examples/{name}\n{text}```" in readme, name
+
+
+def test_an_asgi_apps_lifespan_runs_around_each_deliver_call() -> None:
+    from simulator.testing import Simulator
+    from tests.apps import lifespan_app
+
+    lifespan_app.events.clear()
+    simulator = Simulator(seed=5)
+    simulator.target(app=lifespan_app.app, path="/webhook")
+    simulator.deliver(simulator.tap("Shop now")).assert_status(200)
+    assert lifespan_app.events == ["startup", "callback", "shutdown"]
