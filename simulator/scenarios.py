@@ -30,6 +30,9 @@ name: NAME
 description: A template goes to 20 shoppers; most tap Shop now, some opt out.
 seed: 1                       # same seed, same bytes, same order
 
+business:
+  name: Solemate Shoes        # shown in the terminal UI's phone; number and ids are generated
+
 template:
   name: summer_sale_2026      # the template the brand sent
   body: "Hi! Our summer sale is live: 40% off until Sunday."
@@ -72,6 +75,7 @@ class BusinessSpec:
     phone_number_id: str | None = None
     waba_id: str | None = None
     country: str = "IN"
+    name: str | None = None  # the brand's display name, as the phone shows it (not on the wire)
 
 
 @dataclass(frozen=True)
@@ -518,7 +522,7 @@ def _business(top: _Fields, lines: Mapping[str, int], file: Path) -> BusinessSpe
     if not top.has("business"):
         return BusinessSpec()
     fields = _Fields(top.raw("business"), "business", lines, file,
-                     ("display_phone_number", "phone_number_id", "waba_id", "country"))
+                     ("display_phone_number", "phone_number_id", "waba_id", "country", "name"))
     number = fields.text("display_phone_number")
     pnid, waba = fields.text("phone_number_id"), fields.text("waba_id")
     where = {k: f"{file}:{line_of(lines, 'business.' + k)}"
@@ -528,6 +532,7 @@ def _business(top: _Fields, lines: Mapping[str, int], file: Path) -> BusinessSpe
         parse_meta_id(pnid, where["phone_number_id"]) if pnid else None,
         parse_meta_id(waba, where["waba_id"]) if waba else None,
         _country(fields, "country", "IN"),
+        fields.text("name"),
     )
 
 

@@ -38,6 +38,7 @@ def test_the_library_has_the_six_promised_scenarios_and_each_loads() -> None:
     for path in builtin_scenarios():
         scenario = load_scenario(path)
         assert scenario.steps and scenario.description, path
+        assert scenario.business.name, f"{path} names its brand for the phone's header"
         assert describe_file(path) == scenario.description
         assert path.read_text().startswith("# "), f"{path} needs a header comment"
 

@@ -119,8 +119,9 @@ def clock_text(moment: float) -> str:
 
 
 def business_label(scenario: Scenario, business: Business) -> str:
-    """The name the chat header shows for the brand: its display number (there is no name yet)."""
-    return display_number(business.display_phone_number, scenario.business.country)
+    """What the chat header shows for the brand: its name, else its display number."""
+    number = display_number(business.display_phone_number, scenario.business.country)
+    return scenario.business.name or number
 
 
 @dataclass
