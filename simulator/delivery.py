@@ -391,7 +391,6 @@ class _TokenCache:
         self.clock = clock
         self.token: str | None = None
         self.expires_at = 0.0
-        self.fetches = 0
 
     def valid(self) -> bool:
         # Renew a little early, so a token does not expire between check and use.
@@ -409,7 +408,6 @@ class _TokenCache:
         assert auth.token_url is not None
         form = {"grant_type": "client_credentials", "client_id": auth.client_id or "",
                 "client_secret": auth.client_secret or ""}
-        self.fetches += 1
         try:
             response = await asyncio.wait_for(client.post(auth.token_url, data=form), timeout)
         except (httpx.TransportError, TimeoutError) as exc:
