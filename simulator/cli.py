@@ -856,11 +856,23 @@ def scenarios(ctx: click.Context) -> None:
 
 @scenarios.command("show")
 @click.argument("name")
-def scenarios_show(name: str) -> None:
-    """Print a scenario file as written (before Jinja renders it)."""
-    from simulator.scenarios import find_scenario
+@click.option("--rendered", is_flag=True,
+              help="Print it after Jinja (what the YAML reader, and error line numbers, see).")
+@click.option("--seed", type=int, help="Seed for `fake` in the file, with --rendered.")
+def scenarios_show(name: str, rendered: bool, seed: int | None) -> None:
+    """Print a scenario file as written, or rendered by its Jinja."""
+    import os
 
-    click.echo(find_scenario(name).read_text(encoding="utf-8"), nl=False)
+    from simulator.scenarios import find_scenario, render_scenario_text
+
+    path = find_scenario(name)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise WasimError(f"cannot read the scenario ({exc})", where=str(path)) from None
+    if rendered:
+        text = render_scenario_text(text, str(path), seed=seed, env=dict(os.environ))
+    click.echo(text, nl=False)
 
 
 @cli.command()

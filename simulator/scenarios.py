@@ -258,13 +258,28 @@ def load_scenario(name_or_path: str | Path, *, seed: int | None = None,
 def parse_scenario(source: str, display: str, *, seed: int | None = None,
                    env: Mapping[str, str] | None = None) -> Scenario:
     """Render and validate scenario text; `display` names it in errors."""
+    text = render_scenario_text(source, display, seed=seed, env=env)
+    try:
+        document, lines = _parse_yaml(text, display)
+        return _build(document, lines, Path(display))
+    except WasimError as exc:
+        if text.count("\n") != source.count("\n"):
+            # The file's Jinja added or removed lines, so YAML's line numbers are those of
+            # the rendered text, not the file: say so, and how to see that text.
+            exc.hint = " ".join(filter(None, [exc.hint, "(Line numbers are of the rendered "
+                                              "scenario: `wasim scenarios show NAME "
+                                              "--rendered` prints it.)"]))
+        raise
+
+
+def render_scenario_text(source: str, display: str, *, seed: int | None = None,
+                         env: Mapping[str, str] | None = None) -> str:
+    """The scenario text after Jinja, before YAML: what the line numbers of errors count."""
     if seed is None:
         # `fake` in the file must be seeded before the file is read: take the seed line.
         match = _SEED_LINE.search(source)
         seed = int(match.group(1)) if match else 0
-    text = _render(source, display, seed, env or {})
-    document, lines = _parse_yaml(text, display)
-    return _build(document, lines, Path(display))
+    return _render(source, display, seed, env or {})
 
 
 def _display(path: Path) -> str:

@@ -198,3 +198,18 @@ def test_the_annotated_example_in_the_readme_is_a_valid_scenario() -> None:
     from simulator.runner import plan_scenario
 
     assert plan_scenario(scenario).sends
+
+
+def test_errors_after_jinja_that_moves_lines_say_so_and_show_rendered_prints_the_text(
+        tmp_path: Path) -> None:
+    path = tmp_path / "looped.yaml"
+    path.write_text(MINIMAL + "cast:\n  users:\n{% for n in range(5) %}\n"
+                    "    - {wa_id: '9198450123{{ n }}0'}\n{% endfor %}\n  platfrom: ios\n")
+    runner = CliRunner()
+    result = runner.invoke(cli, ["run", str(path), "--dry-run"])
+    assert result.exit_code == 2
+    assert "platfrom: unknown key" in result.stderr
+    assert "Line numbers are of the rendered scenario" in result.stderr
+    shown = runner.invoke(cli, ["scenarios", "show", str(path), "--rendered"])
+    assert shown.exit_code == 0
+    assert "9198450123{{" not in shown.stdout and "919845012320" in shown.stdout
