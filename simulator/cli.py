@@ -605,37 +605,11 @@ def replay(ids: tuple[str, ...], last: int | None, only_failed: bool, **options:
 @_HISTORY_OPTION
 def export(ident: str, as_curl: bool, history_path: str) -> None:
     """Print a command that reproduces a recorded request exactly."""
-    from simulator.history import select
+    from simulator.history import curl_command, select
 
     history = _read_history(history_path)
     attempt = select(history, [ident])[-1]
     click.echo(curl_command(attempt))
-
-
-def curl_command(attempt: Any) -> str:
-    """A curl command sending the attempt's exact bytes with its (unredacted) headers."""
-    import shlex
-
-    from simulator.delivery import APP_BASE_URL, REDACTED
-
-    lines = []
-    url = attempt.url
-    if url.startswith(APP_BASE_URL):
-        lines.append(f"# sent in-process to {attempt.target}; serve the app on a port and "
-                     "adjust the URL")
-        url = "http://127.0.0.1:8000" + url[len(APP_BASE_URL):]
-    args = ["curl", "-sS", "-X", attempt.method, url]
-    for name, value in attempt.request_headers:
-        if name.lower() in ("host", "content-length", "accept-encoding", "connection",
-                            "user-agent", "accept"):
-            continue  # curl sets these itself
-        if REDACTED in value:
-            lines.append(f"# {name} was redacted in the history; add -H '{name}: ...'")
-            continue
-        args += ["-H", f"{name}: {value}"]
-    args += ["--data-binary", attempt.event.body.decode("utf-8")]
-    lines.append(" ".join(shlex.quote(a) for a in args))
-    return "\n".join(lines)
 
 
 _SETTING_PARAMS = {"url": "url", "app_spec": "app", "app_path": "path", "method": "method",

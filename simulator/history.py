@@ -10,12 +10,13 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from simulator.delivery import Attempt, Event
+from simulator.delivery import APP_BASE_URL, REDACTED, Attempt, Event
 from simulator.errors import WasimError
 
 DEFAULT_PATH = Path(".wasim") / "history.jsonl"
@@ -214,3 +215,36 @@ def select(history: History, ids: Iterable[str] = (), last: int | None = None,
         chosen.extend(events[-last:] if last else [])
     # Asked for twice (by id and as failed, say), sent once.
     return list({a.event.id: a for a in chosen}.values())
+
+
+_CURL_SETS_ITSELF = ("host", "content-length", "accept-encoding", "connection", "user-agent",
+                     "accept")
+
+
+def curl_command(attempt: Attempt) -> str:
+    """A shell command that sends the attempt's exact bytes with its (unredacted) headers."""
+    lines = []
+    url = attempt.url
+    if url.startswith(APP_BASE_URL):
+        lines.append(f"# sent in-process to {attempt.target}; serve the app on a port and "
+                     "adjust the URL")
+        url = "http://127.0.0.1:8000" + url[len(APP_BASE_URL):]
+    args = ["curl", "-sS", "-X", attempt.method, url]
+    for name, value in attempt.request_headers:
+        if name.lower() in _CURL_SETS_ITSELF:
+            continue
+        if REDACTED in value:
+            lines.append(f"# {name} was redacted in the history; add -H '{name}: ...'")
+            continue
+        args += ["-H", f"{name}: {value}"]
+    body = attempt.event.body
+    try:
+        args += ["--data-binary", body.decode("utf-8")]
+        lines.append(" ".join(shlex.quote(a) for a in args))
+    except UnicodeDecodeError:
+        # Bytes a shell string cannot hold: printf writes them exactly (octal escapes).
+        escaped = "".join(chr(b) if 32 <= b < 127 and chr(b) not in "%\\'" else f"\\{b:03o}"
+                          for b in body)
+        args += ["--data-binary", "@-"]
+        lines.append(f"printf '{escaped}' | " + " ".join(shlex.quote(a) for a in args))
+    return "\n".join(lines)

@@ -98,3 +98,15 @@ def test_select_by_prefix_last_and_failed(tmp_path: Path) -> None:
     assert [a.event for a in select(history, failed=True)] == [bad]
     with pytest.raises(WasimError, match="no event 'evt_zzz'"):
         select(history, ["evt_zzz"])
+
+
+def test_export_reproduces_bytes_that_are_not_utf8_through_printf() -> None:
+    import subprocess
+
+    from simulator.history import curl_command
+
+    body = b"\xff\xfe 100% 'quoted' back\\slash \x00\n"
+    command = curl_command(attempt(Event.from_body(body)))
+    printf = command.splitlines()[-1].split(" | ")[0]
+    assert printf.startswith("printf '") and command.endswith("--data-binary @-")
+    assert subprocess.run(["sh", "-c", printf], capture_output=True, check=True).stdout == body

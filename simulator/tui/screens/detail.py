@@ -119,7 +119,7 @@ class DetailScreen(ModalScreen[DetailAction | None]):
 
     def action_copy_curl(self) -> None:
         """Put a curl command for the last attempt on the clipboard."""
-        from simulator.cli import curl_command
+        from simulator.history import curl_command
 
         if not self.record.attempts:
             self.notify("Nothing to copy until the first attempt ends.", severity="warning")
