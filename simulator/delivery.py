@@ -383,7 +383,7 @@ def make_client(target: Target, timeout: float) -> httpx.AsyncClient:
                              follow_redirects=False, trust_env=False)
 
 
-class _TokenCache:
+class TokenCache:
     """Kaleyra's "Advanced Authentication": fetch a bearer token, reuse it until it expires."""
 
     def __init__(self, auth: Auth, clock: Callable[[], float]) -> None:
@@ -400,7 +400,7 @@ class _TokenCache:
         self.token = None
 
     async def get(self, client: httpx.AsyncClient, timeout: float) -> str:
-        """The current token, fetching one if there is none; raises _AuthFailure."""
+        """The current token, fetching one if there is none; raises AuthFailure."""
         if self.valid():
             assert self.token is not None
             return self.token
@@ -411,24 +411,24 @@ class _TokenCache:
         try:
             response = await asyncio.wait_for(client.post(auth.token_url, data=form), timeout)
         except (httpx.TransportError, TimeoutError) as exc:
-            raise _AuthFailure(f"token URL {auth.token_url} unreachable: "
+            raise AuthFailure(f"token URL {auth.token_url} unreachable: "
                                f"{_describe_transport_error(exc, timeout)}") from None
         if response.status_code != 200:
-            raise _AuthFailure(f"token URL {auth.token_url} answered {response.status_code}")
+            raise AuthFailure(f"token URL {auth.token_url} answered {response.status_code}")
         try:
             payload = response.json()
             token = payload.get("access_token") or payload.get("token")
             lifetime = float(payload.get("expires_in", 3600))
         except (ValueError, AttributeError, TypeError):
-            raise _AuthFailure(f"token URL {auth.token_url} did not answer JSON with an "
+            raise AuthFailure(f"token URL {auth.token_url} did not answer JSON with an "
                                "access_token") from None
         if not isinstance(token, str) or not token:
-            raise _AuthFailure(f"token URL {auth.token_url} answered no access_token")
+            raise AuthFailure(f"token URL {auth.token_url} answered no access_token")
         self.token, self.expires_at = token, self.clock() + lifetime
         return token
 
 
-class _AuthFailure(Exception):
+class AuthFailure(Exception):
     """The token endpoint failed; recorded on the attempt, never shown with secrets."""
 
 
@@ -458,7 +458,7 @@ class Deliverer:
         self.clock = clock
         self._client = client
         self._own_client = client is None
-        self.tokens = _TokenCache(options.auth, clock) if options.auth.token_url else None
+        self.tokens = TokenCache(options.auth, clock) if options.auth.token_url else None
         self._deliveries = 0
 
     @property
@@ -534,7 +534,7 @@ class Deliverer:
         if self.tokens is not None:
             try:
                 token = await self.tokens.get(self.client, options.timeout)
-            except _AuthFailure as exc:
+            except AuthFailure as exc:
                 return replace(base, request_headers=redact_headers(headers), error=str(exc),
                                error_kind="auth",
                                latency_ms=(time.perf_counter() - started) * 1000)

@@ -26,10 +26,10 @@ import httpx
 from simulator.delivery import (
     APP_BASE_URL,
     Attempt,
+    AuthFailure,
     DeliveryOptions,
     Event,
-    _AuthFailure,
-    _TokenCache,
+    TokenCache,
     basic_auth_header,
     make_client,
     redact_headers,
@@ -321,10 +321,10 @@ async def run_load(
         headers.append(("Authorization", basic_auth_header(*delivery.auth.basic)))
     if delivery.auth.token_url is not None:
         async with make_client(target, delivery.timeout) as client:
-            cache = _TokenCache(delivery.auth, time.time)
+            cache = TokenCache(delivery.auth, time.time)
             try:
                 token = await cache.get(client, delivery.timeout)
-            except _AuthFailure as exc:  # said once, before the run, not per request
+            except AuthFailure as exc:  # said once, before the run, not per request
                 raise WasimError(f"cannot get a token: {exc}", where="--token-url") from None
         headers.append(("Authorization", f"Bearer {token}"))
     recorded = redact_headers(headers)
