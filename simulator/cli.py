@@ -941,9 +941,12 @@ def load(scenario: str | None, **options: Any) -> int:
     from simulator.taps import DEFAULT_BUTTONS, TapOptions, buttons_from_labels
 
     duration = parse_duration(options["duration"])
-    if duration is None or duration <= 0:
+    if duration is None:
         raise WasimError(f"cannot read the duration {options['duration']!r}",
                          where="--duration", hint="For example 30s, 2m or 90.")
+    if duration <= 0:
+        raise WasimError("the duration must be more than 0 seconds", where="--duration",
+                         hint="For example 30s, or --count N to stop after N requests.")
     settings = {"url": options["url"], "app": options["app_spec"],
                 "path": options["app_path"], "method": options["method"],
                 "headers": options["headers"], "basic_auth": options["basic_auth"],

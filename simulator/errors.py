@@ -39,7 +39,7 @@ class WasimError(Exception):
         parts = [f"{self.where}: {self.what}" if self.where else self.what]
         if self.hint:
             parts.append(self.hint)
-        line = " ".join(p if p.endswith((".", "?", "!", ")")) else p + "." for p in parts)
+        line = " ".join(p if p.endswith((".", "?", "!", ".)")) else p + "." for p in parts)
         # Never more than one line, whatever a library put in its message.
         return " ".join(line.split())
 

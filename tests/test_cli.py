@@ -178,3 +178,10 @@ def test_a_closed_pipe_ends_quietly_without_a_traceback(tmp_path: Path) -> None:
     stderr = proc.stderr.read()
     assert proc.wait(timeout=60) == 1
     assert stderr == b""
+
+
+def test_an_error_that_ends_in_parentheses_still_ends_its_sentence() -> None:
+    from simulator.errors import WasimError
+
+    line = WasimError("not UTF-8 text (byte 0)", where="x.json", hint="Use UTF-8.").one_line()
+    assert line == "x.json: not UTF-8 text (byte 0). Use UTF-8."
