@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import time
 from pathlib import Path
 
 import pytest
@@ -198,14 +197,12 @@ async def test_the_ui_answers_keys_while_a_thousand_taps_run(receiver: Receiver)
         assert app.running and 0 < progress.progress < 1000
         # A key goes through the app's queue like a real one; time until its action has run.
         # (Pilot.press would also wait for the screen to go idle, which a run never lets it.)
-        started = time.perf_counter()
+        # Causal, not timed: the key's action must run while the run is still going. Were
+        # the UI blocked by the run, the preview would only hide once all 1000 had ended.
         app.simulate_key("p")
-        while app.query_one(Preview).display and time.perf_counter() - started < 2:
+        while app.query_one(Preview).display and app.running:
             await asyncio.sleep(0.005)
         assert not app.query_one(Preview).display
-        took = time.perf_counter() - started
-        print(f"key handled in {took * 1000:.0f} ms during the run")
-        assert took < 0.5
         assert app.running and progress.progress < 1000  # the run goes on meanwhile
         app.simulate_key("x")  # stop the run
         await settle(app, pilot)
@@ -323,10 +320,14 @@ async def test_the_demo_receiver_pane_shows_each_arrival() -> None:
             await pilot.press("1")
             await settle(app, pilot)
             demo_receiver.wait_for(1)
-            await pilot.pause(0.1)
             pane = app.query_one(ArrivalsPane)
-            assert pane.count == 1
-            assert "valid" in str(pane.border_subtitle) or pane.count == 1
+            for _ in range(1000):  # the receiver's thread posts the line; wait for the UI
+                if pane.count:
+                    break
+                await pilot.pause(0.01)
+            assert pane.count == 1 and str(pane.border_subtitle) == "1 received"
+            shown = " ".join("".join(segment.text for segment in line) for line in pane.lines)
+            assert 'tapped "Shop now"' in shown and " valid " in shown and "→ 200" in shown
 
 
 async def test_the_command_palette_offers_each_quick_reply(receiver: Receiver) -> None:
