@@ -320,7 +320,8 @@ async def run_load(
     if delivery.auth.basic is not None:
         headers.append(("Authorization", basic_auth_header(*delivery.auth.basic)))
     if delivery.auth.token_url is not None:
-        async with make_client(target, delivery.timeout) as client:
+        async with make_client(target, delivery.timeout, allow_remote=delivery.allow_remote,
+                               resolver=delivery.resolver) as client:
             cache = TokenCache(delivery.auth, time.time)
             try:
                 token = await cache.get(client, delivery.timeout)
@@ -363,7 +364,8 @@ async def run_load(
         worker = _fast_worker(source, prefix, host, port, delivery.timeout, slots, done_one,
                               clock)
     else:
-        client = make_client(target, delivery.timeout)
+        client = make_client(target, delivery.timeout, allow_remote=delivery.allow_remote,
+                             resolver=delivery.resolver)
         worker = _httpx_worker(source, client, dict(headers), delivery, slots, done_one, clock)
 
     async def ticker() -> None:

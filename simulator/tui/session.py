@@ -69,7 +69,8 @@ def pick_seed(given: int | None, scenario: Scenario) -> int:
 
 
 def delivery_for(scenario: Scenario, overrides: Mapping[str, Any],
-                 flag: Callable[[str], str]) -> DeliveryOptions | None:
+                 flag: Callable[[str], str], *,
+                 allow_remote: bool = False) -> DeliveryOptions | None:
     """The delivery options taps by hand use: the scenario's `target:` under the given flags.
 
     None when neither names a URL or an app; any other problem raises a WasimError.
@@ -82,7 +83,7 @@ def delivery_for(scenario: Scenario, overrides: Mapping[str, Any],
         """Where a setting came from: the flag, or the scenario's file and line."""
         return flag(key) if key in overrides else scenario.where(f"target.{key}")
 
-    return delivery_options_from(settings, where)
+    return delivery_options_from(settings, where, allow_remote=allow_remote)
 
 
 async def probe_target(target: Target, timeout: float = 1.0) -> Reachability:
