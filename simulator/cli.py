@@ -376,9 +376,9 @@ def build_delivery_options(options: dict[str, Any], *, target: Any = None) -> An
                 "client_id": options["client_id"], "client_secret": options["client_secret"],
                 "timeout": options["timeout"], "success": options["success"],
                 "retries": options["retries"], "backoff": options["backoff"],
-                "retry_schedule": options["retry_schedule"],
-                "allow_remote": options["allow_remote"]}
-    return delivery_options_from(settings, flag_name, target=target)
+                "retry_schedule": options["retry_schedule"]}
+    return delivery_options_from(settings, flag_name, target=target,
+                                 allow_remote=options["allow_remote"])
 
 
 def flag_name(key: str) -> str:
@@ -392,7 +392,8 @@ def _history_writer(options: dict[str, Any]) -> Any:
 
     from simulator.history import HistoryWriter
 
-    return None if options["no_history"] else HistoryWriter(Path(options["history_path"]))
+    # Opened now, so an unwritable history stops the command before anything is sent.
+    return None if options["no_history"] else HistoryWriter(Path(options["history_path"])).open()
 
 
 def attempt_line(attempt: Any) -> str:
@@ -566,7 +567,7 @@ def replay(ids: tuple[str, ...], last: int | None, only_failed: bool, **options:
     Replaying an event that was delivered is how a duplicate delivery is made on purpose.
     Secrets are never recorded: pass --basic-auth or --token-url again if the target needs them.
     """
-    from simulator.delivery import app_target, url_target
+    from simulator.delivery import url_target
     from simulator.history import select
 
     if not ids and last is None and not only_failed:
@@ -585,11 +586,12 @@ def replay(ids: tuple[str, ...], last: int | None, only_failed: bool, **options:
     for label, attempts in groups.items():
         target = None
         if not options["url"] and not options["app_spec"]:
-            if label.startswith(("asgi:", "wsgi:")):
-                spec, slash, path = label.partition("/")
-                target = app_target(spec, slash + path)
-            else:
-                target = url_target(label, options["allow_remote"])
+            if not label.startswith(("http://", "https://")):
+                # Replay imports only what the person names: a record cannot pick a module.
+                raise WasimError(f"{label[:80]!r} was delivered in-process; say where to "
+                                 "replay it", where="wasim replay",
+                                 hint="Give --app MODULE:APP (and --path), or --url.")
+            target = url_target(label, options["allow_remote"])
         delivery = build_delivery_options(options, target=target)
         events = [a.event for a in attempts]
         origins = {a.event.id: a.delivery_id for a in attempts}
@@ -616,8 +618,7 @@ _SETTING_PARAMS = {"url": "url", "app_spec": "app", "app_path": "path", "method"
                    "headers": "headers", "basic_auth": "basic_auth", "token_url": "token_url",
                    "client_id": "client_id", "client_secret": "client_secret",
                    "timeout": "timeout", "success": "success", "retries": "retries",
-                   "backoff": "backoff", "retry_schedule": "retry_schedule",
-                   "allow_remote": "allow_remote"}
+                   "backoff": "backoff", "retry_schedule": "retry_schedule"}
 
 
 def given_delivery_settings(options: dict[str, Any]) -> dict[str, Any]:
@@ -680,7 +681,8 @@ def run(scenario: str, seed: int | None, speed: float, fast: bool, now: str | No
         return _dry_run(plan)
     from simulator.runner import scenario_delivery
 
-    delivery = scenario_delivery(plan, given_delivery_settings(options), flag_name)
+    delivery = scenario_delivery(plan, given_delivery_settings(options), flag_name,
+                                 allow_remote=options["allow_remote"])
     if wait_for_url:
         _wait_for(delivery(plan.sends[0]).target if plan.sends else None, wait_timeout)
     return _run_plan(plan, delivery, float("inf") if fast else speed,
@@ -952,7 +954,7 @@ def load(scenario: str | None, **options: Any) -> int:
                 "headers": options["headers"], "basic_auth": options["basic_auth"],
                 "token_url": options["token_url"], "client_id": options["client_id"],
                 "client_secret": options["client_secret"], "timeout": options["timeout"],
-                "success": options["success"], "allow_remote": options["allow_remote"]}
+                "success": options["success"]}
     seed = options["seed"] if options["seed"] is not None else secrets.randbelow(1_000_000)
     if scenario is not None:
         loaded = load_scenario(scenario, seed=options["seed"], env=dict(os.environ))
@@ -964,7 +966,7 @@ def load(scenario: str | None, **options: Any) -> int:
         source = CallbackSource.from_taps(TapOptions(
             seed=seed, countries=_split_codes(options["countries"]),
             buttons=buttons_from_labels(labels) if labels else DEFAULT_BUTTONS))
-    delivery = delivery_options_from(settings, flag_name)
+    delivery = delivery_options_from(settings, flag_name, allow_remote=options["allow_remote"])
     load_options = LoadOptions(rate=options["rate"], duration=None if options["count"]
                                else duration, count=options["count"],
                                concurrency=options["concurrency"],
@@ -973,7 +975,7 @@ def load(scenario: str | None, **options: Any) -> int:
     if options["history_sample"]:
         from simulator.history import HistoryWriter
 
-        history = HistoryWriter(Path(options["history_path"]))
+        history = HistoryWriter(Path(options["history_path"])).open()
         click.echo(f"history: 1 attempt in {options['history_sample']} goes to "
                    f"{history.path}", err=True)
     else:
