@@ -582,8 +582,9 @@ def replay(ids: tuple[str, ...], last: int | None, only_failed: bool, **options:
     groups: dict[str, list[Any]] = {}
     for attempt in chosen:
         groups.setdefault(attempt.target, []).append(attempt)
-    code: int = ExitCode.OK
-    for label, attempts in groups.items():
+    # Every target is checked (and the history opened) before the first event is sent.
+    deliveries = {}
+    for label in groups:
         target = None
         if not options["url"] and not options["app_spec"]:
             if not label.startswith(("http://", "https://")):
@@ -592,10 +593,13 @@ def replay(ids: tuple[str, ...], last: int | None, only_failed: bool, **options:
                                  "replay it", where="wasim replay",
                                  hint="Give --app MODULE:APP (and --path), or --url.")
             target = url_target(label, options["allow_remote"])
-        delivery = build_delivery_options(options, target=target)
+        deliveries[label] = build_delivery_options(options, target=target)
+    code: int = ExitCode.OK
+    writer = _history_writer(options)  # deliver_all closes it; the next append reopens it
+    for label, attempts in groups.items():
+        delivery = deliveries[label]
         events = [a.event for a in attempts]
         origins = {a.event.id: a.delivery_id for a in attempts}
-        writer = _history_writer(options)
         code = max(code, deliver_all(events, delivery, writer, replay_of=origins))
     return code
 

@@ -179,8 +179,10 @@ class HistoryWriter:
 
     def _open(self) -> int:
         try:
+            if self.path.exists() and not self.path.is_file():
+                raise _unwritable(self.path, "not a regular file")
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            # O_NONBLOCK: opening a FIFO with no reader fails at once instead of hanging.
+            # O_NONBLOCK: a FIFO made after the check above fails at once instead of hanging.
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK,
                          0o600)
         except (OSError, ValueError) as exc:
