@@ -510,6 +510,23 @@ class _LoopbackOnlyTransport(httpx.AsyncBaseTransport):
         await self._inner.aclose()
 
 
+async def checked_address(host: str, port: int | None, allow_remote: bool,
+                          resolver: Resolver | None = None) -> str:
+    """The address to connect to for `host`: itself if remote is allowed, else the loopback
+    address it resolves to now (resolved off the event loop); raises WasimError otherwise.
+
+    For code that opens its own sockets: connecting to the returned address, not the name,
+    leaves no gap between the check and the connection for a rebinding name to use.
+    """
+    if allow_remote:
+        return host
+    addresses = await asyncio.to_thread(resolve_host, host, port, resolver)
+    refusal = _refuse_remote(host, addresses)
+    if refusal:
+        raise WasimError(refusal, where="--url", hint=_REMOTE_HINT)
+    return addresses[0]
+
+
 class RemoteRefused(httpx.ConnectError):
     """A request's host resolved to an address that is not this machine; nothing was sent."""
 

@@ -31,6 +31,7 @@ from simulator.delivery import (
     Event,
     TokenCache,
     basic_auth_header,
+    checked_address,
     make_client,
     redact_headers,
 )
@@ -360,7 +361,8 @@ async def run_load(
                   + "".join(f"{k}: {v}\r\n" for k, v in headers)
                   + "Content-Length: ").encode("latin-1")
         port = url.port or 80
-        host = url.host
+        # Every connection goes to the address checked now, not to the name (DNS rebinding).
+        host = await checked_address(url.host, port, delivery.allow_remote, delivery.resolver)
         worker = _fast_worker(source, prefix, host, port, delivery.timeout, slots, done_one,
                               clock)
     else:

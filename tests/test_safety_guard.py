@@ -76,7 +76,8 @@ def fake_dns(monkeypatch: pytest.MonkeyPatch) -> Resolver:
     """
     real = socket.getaddrinfo
     table = Resolver({"evil.localhost": [REMOTE], "good.localhost": ["127.0.0.1"],
-                      "mixed.localhost": ["127.0.0.1", REMOTE]})
+                      "mixed.localhost": ["127.0.0.1", REMOTE],
+                      "rebind.localhost": [["127.0.0.1"], [REMOTE]]})
 
     def getaddrinfo(host: Any, port: Any, family: int = 0, type: int = 0, proto: int = 0,
                     flags: int = 0) -> Any:
@@ -229,7 +230,7 @@ def test_every_address_of_a_name_must_be_loopback() -> None:
 
 
 def test_a_name_that_does_not_resolve_is_a_one_line_error() -> None:
-    with pytest.raises(WasimError, match="cannot resolve the host 'nowhere.localhost'") as info:
+    with pytest.raises(WasimError, match=r"cannot resolve the host 'nowhere\.localhost'") as info:
         url_target("http://nowhere.localhost/", resolver=Resolver({}))
     assert info.value.where == "--url"
 
@@ -310,6 +311,21 @@ async def test_the_token_fetch_is_guarded_at_send_time_too(connections: list[str
         result = await deliverer.deliver(Event.from_body(BODY))
     assert result.attempts[0].error_kind == "auth"
     assert connections == []
+
+
+def test_load_connects_to_the_checked_address_and_refuses_a_rebinding_name(
+        fake_dns: Resolver, receiver: Receiver, runner: CliRunner) -> None:
+    port = httpx.URL(receiver.url).port
+    result = runner.invoke(cli, ["load", "--url", f"http://good.localhost:{port}/", "-n", "2",
+                                 "-c", "1"])
+    assert result.exit_code == 0, result.output
+    assert [httpx.Headers(a.headers)["host"] for a in receiver.arrivals] == \
+        [f"good.localhost:{port}"] * 2
+    refused = runner.invoke(cli, ["load", "--url", "http://rebind.localhost:9/", "-n", "1"])
+    assert refused.exit_code == 2 and "Traceback" not in refused.output
+    assert refused.stderr.splitlines()[-1].startswith(
+        "wasim: error: --url: refusing to send callbacks to rebind.localhost")
+    assert fake_dns.calls.count("rebind.localhost") == 2  # checked, then checked again
 
 
 async def test_https_keeps_the_name_for_tls_when_pinned() -> None:
