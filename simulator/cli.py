@@ -688,7 +688,7 @@ def run(scenario: str, seed: int | None, speed: float, fast: bool, now: str | No
     delivery = scenario_delivery(plan, given_delivery_settings(options), flag_name,
                                  allow_remote=options["allow_remote"])
     if wait_for_url:
-        _wait_for(delivery(plan.sends[0]).target if plan.sends else None, wait_timeout)
+        _wait_for(delivery(plan.sends[0]) if plan.sends else None, wait_timeout)
     return _run_plan(plan, delivery, float("inf") if fast else speed,
                      _history_writer(options), [Path(r) for r in reports])
 
@@ -719,21 +719,27 @@ def _dry_run(plan: Any) -> int:
     return ExitCode.OK
 
 
-def _wait_for(target: Any, timeout: float) -> None:
+def _wait_for(delivery: Any, timeout: float) -> None:
+    import asyncio
     import socket
     import time
 
     import httpx
 
-    if target is None or target.kind != "url":
+    from simulator.delivery import checked_address
+
+    if delivery is None or delivery.target.kind != "url":
         return  # an app in-process is always ready
-    url = httpx.URL(target.url)
+    url = httpx.URL(delivery.target.url)
     port = url.port or (443 if url.scheme == "https" else 80)
     deadline = time.monotonic() + timeout
     click.echo(f"waiting for {url.host}:{port} to accept connections...", err=True)
     while True:
+        # Checked again each time, and connected to at the checked address (DNS rebinding).
+        host = asyncio.run(checked_address(url.host, port, delivery.allow_remote,
+                                           delivery.resolver))
         try:
-            socket.create_connection((url.host, port), timeout=1).close()
+            socket.create_connection((host, port), timeout=1).close()
             return
         except OSError:
             if time.monotonic() >= deadline:

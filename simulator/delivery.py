@@ -252,10 +252,9 @@ def resolve_host(host: str, port: int | None = None,
     Blocking (it is getaddrinfo): async code calls it through asyncio.to_thread.
     """
     name = host.strip("[]")
-    try:
-        return (str(ipaddress.ip_address(name.split("%", 1)[0])),)
-    except ValueError:
-        pass
+    literal = _ip_literal(name)
+    if literal is not None:
+        return (literal,)
     try:
         # socket.getaddrinfo looked up now, not bound at import: a test may patch it.
         infos = (resolver or socket.getaddrinfo)(name, port, 0, socket.SOCK_STREAM)
@@ -267,6 +266,23 @@ def resolve_host(host: str, port: int | None = None,
                          hint="Check the name; wasim decides what is this machine by the "
                               "addresses a name resolves to.")
     return addresses
+
+
+def _ip_literal(host: str) -> str | None:
+    """`host` as an IP address if it is one (no lookup needed), else None."""
+    try:
+        return str(ipaddress.ip_address(host.strip("[]").split("%", 1)[0]))
+    except ValueError:
+        return None
+
+
+async def _resolve_off_loop(host: str, port: int | None,
+                            resolver: Resolver | None) -> tuple[str, ...]:
+    """resolve_host without blocking the event loop (an IP literal needs no thread)."""
+    literal = _ip_literal(host)
+    if literal is not None:
+        return (literal,)
+    return await asyncio.to_thread(resolve_host, host, port, resolver)
 
 
 def is_loopback(host: str, resolver: Resolver | None = None) -> bool:
@@ -491,8 +507,7 @@ class _LoopbackOnlyTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         host = request.url.host
         try:
-            addresses = await asyncio.to_thread(resolve_host, host, request.url.port,
-                                                self._resolver)
+            addresses = await _resolve_off_loop(host, request.url.port, self._resolver)
         except WasimError as exc:
             raise httpx.ConnectError(exc.what, request=request) from None
         refusal = _refuse_remote(host, addresses)
@@ -520,7 +535,7 @@ async def checked_address(host: str, port: int | None, allow_remote: bool,
     """
     if allow_remote:
         return host
-    addresses = await asyncio.to_thread(resolve_host, host, port, resolver)
+    addresses = await _resolve_off_loop(host, port, resolver)
     refusal = _refuse_remote(host, addresses)
     if refusal:
         raise WasimError(refusal, where="--url", hint=_REMOTE_HINT)

@@ -329,7 +329,7 @@ class WasimApp(App[int]):
 
     @work(exclusive=True, group="probe", exit_on_error=False)
     async def _probe(self, target: Target) -> None:
-        reach = await probe_target(target)
+        reach = await probe_target(target, allow_remote=self.settings.allow_remote)
         if self.delivery is not None and self.delivery.target == target:
             self._reach(reach)
 
