@@ -328,6 +328,35 @@ def test_load_connects_to_the_checked_address_and_refuses_a_rebinding_name(
     assert fake_dns.calls.count("rebind.localhost") == 2  # checked, then checked again
 
 
+def test_wait_for_url_checks_the_name_again_before_connecting(
+        fake_dns: Resolver, runner: CliRunner, tmp_path: Path) -> None:
+    path = scenario(tmp_path, "  url: http://rebind.localhost:9/hook")
+    result = runner.invoke(cli, ["run", str(path), "--wait-for-url", "--no-history"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines()[-1].startswith(
+        "wasim: error: --url: refusing to send callbacks to rebind.localhost (203.0.113.5)")
+
+
+async def test_the_tui_probe_never_connects_to_a_name_that_moved(
+        fake_dns: Resolver, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+
+    from simulator.tui.session import probe_target
+
+    opened: list[str] = []
+
+    async def open_connection(host: str, port: int) -> Any:
+        opened.append(host)
+        raise OSError("refused")
+
+    monkeypatch.setattr(asyncio, "open_connection", open_connection)
+    target = url_target("http://rebind.localhost:9/")  # checked once: 127.0.0.1
+    assert await probe_target(target) == "unreachable"  # then 203.0.113.5: no connection
+    assert opened == []
+    assert await probe_target(url_target("http://good.localhost:9/")) == "unreachable"
+    assert opened == ["127.0.0.1"]
+
+
 async def test_https_keeps_the_name_for_tls_when_pinned() -> None:
     seen: list[httpx.Request] = []
 
