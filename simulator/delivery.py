@@ -692,7 +692,7 @@ class Deliverer:
         number = 0
         while True:
             number += 1
-            attempt = await self._attempt(event, delivery_id, number, replay_of)
+            attempt = self._scrubbed(await self._attempt(event, delivery_id, number, replay_of))
             # A 401 with a cached token: the token may have been revoked. Fetch a new one and
             # resend at once, once, as the platform does; it does not use up a retry.
             if attempt.status == 401 and self.tokens is not None and not refreshed:
@@ -709,6 +709,36 @@ class Deliverer:
             if not retry:
                 return DeliveryResult(event, tuple(attempts))
             await self.sleep(delays[retries_used])
+
+    def _secrets(self) -> list[str]:
+        """The values this deliverer sends that must not come back into a record."""
+        options, auth = self.options, self.options.auth
+        found = [value for name, value in options.headers if name.lower() not in SAFE_HEADERS]
+        if auth.basic is not None:
+            found += [auth.basic[1], basic_auth_header(*auth.basic).split(" ", 1)[1]]
+        if auth.client_secret:
+            found.append(auth.client_secret)
+        if self.tokens is not None and self.tokens.token:
+            found.append(self.tokens.token)
+        # Longest first, so a secret containing a shorter one is replaced whole.
+        return sorted({s for s in found if len(s) >= 4}, key=len, reverse=True)
+
+    def _scrubbed(self, attempt: Attempt) -> Attempt:
+        """The attempt with any secret the target echoed back (in its body, headers or an
+        error) replaced by [redacted], before anyone records or shows it."""
+        secrets = self._secrets()
+
+        def scrub(text: str) -> str:
+            for secret in secrets:
+                text = text.replace(secret, REDACTED)
+            return text
+
+        if not secrets:
+            return attempt
+        return replace(
+            attempt, response_body=scrub(attempt.response_body),
+            response_headers=tuple((n, scrub(v)) for n, v in attempt.response_headers),
+            error=scrub(attempt.error) if attempt.error is not None else None)
 
     def _report(self, attempt: Attempt) -> None:
         if self.on_attempt is not None:

@@ -210,6 +210,21 @@ class HistoryWriter:
             self._fd = self._open()
         return self
 
+    def check(self) -> None:
+        """Fail now (WasimError) if the file could not be appended to, creating nothing.
+
+        For a UI that may never send: an existing file is opened and closed, a new one only
+        needs a folder that can be written.
+        """
+        if self.path.exists() or self.path.is_symlink():
+            os.close(self._open())
+            return
+        folder = self.path.parent
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+            raise _unwritable(self.path, f"cannot create files in {folder}")
+
     def append(self, attempt: Attempt) -> None:
         """Write one attempt as one line, straight to the OS (no buffer to lose on a kill)."""
         if self._fd is None:

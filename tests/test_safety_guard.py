@@ -469,6 +469,27 @@ async def test_a_token_with_control_characters_is_never_printed() -> None:
     assert "hunter2" not in json.dumps(to_record(attempt))
 
 
+async def test_secrets_a_target_echoes_back_are_not_kept() -> None:
+    def echo(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/token":
+            return httpx.Response(200, json={"access_token": "tok-hunter2-abc"})
+        sent = "; ".join(f"{k}={v}" for k, v in request.headers.items())
+        return httpx.Response(500, text=f"you sent {sent}",
+                              headers={"X-Echo": request.headers["x-api-key"]})
+
+    options = delivery_options_from(
+        {"url": "http://127.0.0.1:9/hook", "headers": {"X-Api-Key": "key-hunter2"},
+         "token_url": "http://127.0.0.1:9/token", "client_id": "me",
+         "client_secret": "sec-hunter2"}, lambda key: key)
+    client = httpx.AsyncClient(transport=httpx.MockTransport(echo))
+    async with Deliverer(options, client=client) as deliverer:
+        result = await deliverer.deliver(Event.from_body(BODY))
+    await client.aclose()
+    attempt = result.attempts[0]
+    assert attempt.status == 500 and "you sent" in attempt.response_body
+    assert "hunter2" not in repr(attempt) and "hunter2" not in json.dumps(to_record(attempt))
+
+
 # --- the history is untrusted input, and unwritable ones are found before sending --------
 
 
@@ -513,6 +534,16 @@ def test_an_unwritable_history_stops_run_and_load_before_anything_is_sent(
                     ["load", "--url", receiver.url, "-n", "3", "--history-sample", "1"]):
         one_line_error(runner.invoke(cli, [*command, "--history", str(unwritable)]))
     assert receiver.arrivals == []
+
+
+def test_an_unwritable_history_stops_the_tui_before_it_starts(runner: CliRunner,
+                                                               tmp_path: Path) -> None:
+    from simulator.tui.commands import demo, tui
+
+    for command, args in ((tui, ["--url", "http://127.0.0.1:9/"]), (demo, [])):
+        result = runner.invoke(command, [*args, "--history", str(tmp_path)])
+        assert isinstance(result.exception, WasimError), result.output
+        assert result.exception.what.startswith("cannot write the history")
 
 
 def write_records(path: Path, *targets: str) -> None:
