@@ -513,6 +513,8 @@ class _LoopbackOnlyTransport(httpx.AsyncBaseTransport):
         refusal = _refuse_remote(host, addresses)
         if refusal:
             raise RemoteRefused(refusal, request=request)
+        if addresses[0] == host:  # an IP literal: nothing to pin
+            return await self._inner.handle_async_request(request)
         extensions = dict(request.extensions)
         if request.url.scheme == "https":
             extensions.setdefault("sni_hostname", host)
