@@ -376,9 +376,9 @@ def build_delivery_options(options: dict[str, Any], *, target: Any = None) -> An
                 "client_id": options["client_id"], "client_secret": options["client_secret"],
                 "timeout": options["timeout"], "success": options["success"],
                 "retries": options["retries"], "backoff": options["backoff"],
-                "retry_schedule": options["retry_schedule"],
-                "allow_remote": options["allow_remote"]}
-    return delivery_options_from(settings, flag_name, target=target)
+                "retry_schedule": options["retry_schedule"]}
+    return delivery_options_from(settings, flag_name, target=target,
+                                 allow_remote=options["allow_remote"])
 
 
 def flag_name(key: str) -> str:
@@ -392,7 +392,8 @@ def _history_writer(options: dict[str, Any]) -> Any:
 
     from simulator.history import HistoryWriter
 
-    return None if options["no_history"] else HistoryWriter(Path(options["history_path"]))
+    # Opened now, so an unwritable history stops the command before anything is sent.
+    return None if options["no_history"] else HistoryWriter(Path(options["history_path"])).open()
 
 
 def attempt_line(attempt: Any) -> str:
@@ -566,7 +567,7 @@ def replay(ids: tuple[str, ...], last: int | None, only_failed: bool, **options:
     Replaying an event that was delivered is how a duplicate delivery is made on purpose.
     Secrets are never recorded: pass --basic-auth or --token-url again if the target needs them.
     """
-    from simulator.delivery import app_target, url_target
+    from simulator.delivery import url_target
     from simulator.history import select
 
     if not ids and last is None and not only_failed:
@@ -581,19 +582,24 @@ def replay(ids: tuple[str, ...], last: int | None, only_failed: bool, **options:
     groups: dict[str, list[Any]] = {}
     for attempt in chosen:
         groups.setdefault(attempt.target, []).append(attempt)
-    code: int = ExitCode.OK
-    for label, attempts in groups.items():
+    # Every target is checked (and the history opened) before the first event is sent.
+    deliveries = {}
+    for label in groups:
         target = None
         if not options["url"] and not options["app_spec"]:
-            if label.startswith(("asgi:", "wsgi:")):
-                spec, slash, path = label.partition("/")
-                target = app_target(spec, slash + path)
-            else:
-                target = url_target(label, options["allow_remote"])
-        delivery = build_delivery_options(options, target=target)
+            if not label.startswith(("http://", "https://")):
+                # Replay imports only what the person names: a record cannot pick a module.
+                raise WasimError(f"{label[:80]!r} was delivered in-process; say where to "
+                                 "replay it", where="wasim replay",
+                                 hint="Give --app MODULE:APP (and --path), or --url.")
+            target = url_target(label, options["allow_remote"])
+        deliveries[label] = build_delivery_options(options, target=target)
+    code: int = ExitCode.OK
+    writer = _history_writer(options)  # deliver_all closes it; the next append reopens it
+    for label, attempts in groups.items():
+        delivery = deliveries[label]
         events = [a.event for a in attempts]
         origins = {a.event.id: a.delivery_id for a in attempts}
-        writer = _history_writer(options)
         code = max(code, deliver_all(events, delivery, writer, replay_of=origins))
     return code
 
@@ -616,8 +622,7 @@ _SETTING_PARAMS = {"url": "url", "app_spec": "app", "app_path": "path", "method"
                    "headers": "headers", "basic_auth": "basic_auth", "token_url": "token_url",
                    "client_id": "client_id", "client_secret": "client_secret",
                    "timeout": "timeout", "success": "success", "retries": "retries",
-                   "backoff": "backoff", "retry_schedule": "retry_schedule",
-                   "allow_remote": "allow_remote"}
+                   "backoff": "backoff", "retry_schedule": "retry_schedule"}
 
 
 def given_delivery_settings(options: dict[str, Any]) -> dict[str, Any]:
@@ -680,9 +685,10 @@ def run(scenario: str, seed: int | None, speed: float, fast: bool, now: str | No
         return _dry_run(plan)
     from simulator.runner import scenario_delivery
 
-    delivery = scenario_delivery(plan, given_delivery_settings(options), flag_name)
+    delivery = scenario_delivery(plan, given_delivery_settings(options), flag_name,
+                                 allow_remote=options["allow_remote"])
     if wait_for_url:
-        _wait_for(delivery(plan.sends[0]).target if plan.sends else None, wait_timeout)
+        _wait_for(delivery(plan.sends[0]) if plan.sends else None, wait_timeout)
     return _run_plan(plan, delivery, float("inf") if fast else speed,
                      _history_writer(options), [Path(r) for r in reports])
 
@@ -713,21 +719,27 @@ def _dry_run(plan: Any) -> int:
     return ExitCode.OK
 
 
-def _wait_for(target: Any, timeout: float) -> None:
+def _wait_for(delivery: Any, timeout: float) -> None:
+    import asyncio
     import socket
     import time
 
     import httpx
 
-    if target is None or target.kind != "url":
+    from simulator.delivery import checked_address
+
+    if delivery is None or delivery.target.kind != "url":
         return  # an app in-process is always ready
-    url = httpx.URL(target.url)
+    url = httpx.URL(delivery.target.url)
     port = url.port or (443 if url.scheme == "https" else 80)
     deadline = time.monotonic() + timeout
     click.echo(f"waiting for {url.host}:{port} to accept connections...", err=True)
     while True:
+        # Checked again each time, and connected to at the checked address (DNS rebinding).
+        host = asyncio.run(checked_address(url.host, port, delivery.allow_remote,
+                                           delivery.resolver))
         try:
-            socket.create_connection((url.host, port), timeout=1).close()
+            socket.create_connection((host, port), timeout=1).close()
             return
         except OSError:
             if time.monotonic() >= deadline:
@@ -952,7 +964,7 @@ def load(scenario: str | None, **options: Any) -> int:
                 "headers": options["headers"], "basic_auth": options["basic_auth"],
                 "token_url": options["token_url"], "client_id": options["client_id"],
                 "client_secret": options["client_secret"], "timeout": options["timeout"],
-                "success": options["success"], "allow_remote": options["allow_remote"]}
+                "success": options["success"]}
     seed = options["seed"] if options["seed"] is not None else secrets.randbelow(1_000_000)
     if scenario is not None:
         loaded = load_scenario(scenario, seed=options["seed"], env=dict(os.environ))
@@ -964,7 +976,7 @@ def load(scenario: str | None, **options: Any) -> int:
         source = CallbackSource.from_taps(TapOptions(
             seed=seed, countries=_split_codes(options["countries"]),
             buttons=buttons_from_labels(labels) if labels else DEFAULT_BUTTONS))
-    delivery = delivery_options_from(settings, flag_name)
+    delivery = delivery_options_from(settings, flag_name, allow_remote=options["allow_remote"])
     load_options = LoadOptions(rate=options["rate"], duration=None if options["count"]
                                else duration, count=options["count"],
                                concurrency=options["concurrency"],
@@ -973,7 +985,7 @@ def load(scenario: str | None, **options: Any) -> int:
     if options["history_sample"]:
         from simulator.history import HistoryWriter
 
-        history = HistoryWriter(Path(options["history_path"]))
+        history = HistoryWriter(Path(options["history_path"])).open()
         click.echo(f"history: 1 attempt in {options['history_sample']} goes to "
                    f"{history.path}", err=True)
     else:

@@ -15,9 +15,10 @@ import inspect
 import ipaddress
 import json
 import re
+import socket
 import sys
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -29,6 +30,10 @@ from simulator.errors import WasimError, did_you_mean
 TargetKind = Literal["url", "asgi", "wsgi"]
 ErrorKind = Literal["connect", "timeout", "protocol", "auth"]
 Sleep = Callable[[float], Awaitable[None]]
+# socket.getaddrinfo's shape: (host, port, family, type) -> [(family, type, proto, name, addr)].
+# Injected in tests, so `evil.localhost` can resolve to 203.0.113.5 without DNS or /etc/hosts;
+# None everywhere means socket.getaddrinfo.
+Resolver = Callable[..., Sequence[tuple[Any, ...]]]
 
 DEFAULT_TIMEOUT = 10.0
 RESPONSE_BODY_LIMIT = 64 * 1024  # bytes of each response body kept in the history
@@ -37,7 +42,19 @@ REDACTED = "[redacted]"
 # Meta redelivers for days with growing gaps; this keeps the shape (six retries, each wait
 # longer) at a scale a developer can sit through.
 PLATFORM_RETRY_DELAYS = (1.0, 5.0, 30.0, 120.0, 600.0, 1800.0)
-_SECRET_HEADER = re.compile(r"auth|token|secret|key|signature|cookie|password|session", re.I)
+# Headers stored in clear in the history; every other value is redacted. An allow-list, not a
+# pattern of secret-looking names: `X-Credential` or `X-Passwd` cannot be foreseen, harmless
+# headers can.
+SAFE_HEADERS = frozenset({
+    "accept", "accept-encoding", "accept-language", "accept-ranges", "age", "cache-control",
+    "connection", "content-encoding", "content-language", "content-length", "content-type",
+    "date", "etag", "expires", "host", "keep-alive", "last-modified", "pragma",
+    "retry-after", "server", "traceparent", "transfer-encoding", "user-agent", "vary",
+    "x-correlation-id", "x-request-id"})
+# Of an Authorization value only a scheme from this list is kept: a bare token is one word too.
+_AUTH_SCHEMES = {"basic": "Basic", "bearer": "Bearer", "digest": "Digest", "token": "Token"}
+# What may go in a header value on the wire (RFC 9110 field-value, visible ASCII and spaces).
+_HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*")
 
 
 @dataclass(frozen=True)
@@ -49,11 +66,15 @@ class Target:
     app_spec: str | None = None  # "module:attribute" for app targets
     app: Any = field(default=None, compare=False, repr=False)
 
+    # user:password from the URL, moved out of it (sent as Basic auth) so that the URL can be
+    # shown and recorded as it is.
+    userinfo: tuple[str, str] | None = field(default=None, compare=False, repr=False)
+
     @property
     def label(self) -> str:
         """How the target is shown and recorded: the URL, or `asgi:module:app/path`."""
         if self.kind == "url":
-            return self.url
+            return hide_userinfo(self.url)
         return f"{self.kind}:{self.app_spec}{httpx.URL(self.url).raw_path.decode()}"
 
 
@@ -90,6 +111,10 @@ class DeliveryOptions:
     timeout: float = DEFAULT_TIMEOUT
     success: tuple[tuple[int, int], ...] = ((200, 299),)  # inclusive status ranges
     retry: RetryPolicy = RetryPolicy()
+    # The person's permission (--allow-remote, the API argument), never a file's: without it,
+    # every connection is checked again at send time (see _LoopbackOnlyTransport).
+    allow_remote: bool = False
+    resolver: Resolver | None = field(default=None, compare=False, repr=False)
 
     def is_success(self, status: int) -> bool:
         """Whether `status` counts as delivered."""
@@ -181,46 +206,140 @@ class DeliveryResult:
         return all(a.error_kind == "connect" for a in self.attempts)
 
 
-def redact_headers(headers: httpx.Headers | list[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
-    """Headers with secret values replaced, keeping an auth scheme (`Bearer [redacted]`)."""
+def redact_headers(headers: httpx.Headers | Sequence[tuple[str, str]]
+                   ) -> tuple[tuple[str, str], ...]:
+    """Headers as the history may keep them: only SAFE_HEADERS in clear, the rest redacted.
+
+    An Authorization value keeps its scheme when it is a known one (`Bearer [redacted]`);
+    anything else, a bare token included, becomes `[redacted]` whole.
+    """
     items = headers.multi_items() if isinstance(headers, httpx.Headers) else headers
     out = []
     for name, value in items:
-        if _SECRET_HEADER.search(name):
-            scheme = value.split(" ", 1)[0] if " " in value else None
-            value = f"{scheme} {REDACTED}" if scheme and name.lower() == "authorization" \
-                else REDACTED
+        lower = name.lower()
+        if lower in ("authorization", "proxy-authorization"):
+            scheme = _AUTH_SCHEMES.get(value.split(" ", 1)[0].lower()) if " " in value else None
+            value = f"{scheme} {REDACTED}" if scheme else REDACTED
+        elif lower not in SAFE_HEADERS:
+            value = REDACTED
         out.append((name, value))
     return tuple(out)
 
 
-def is_loopback(host: str) -> bool:
-    """Whether `host` is this machine, judged from the name alone (no DNS lookup)."""
-    name = host.strip("[]").lower()
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#\s]*@")
+
+
+def hide_userinfo(text: str) -> str:
+    """`text` with the `user:password@` of every URL in it removed, for output and records."""
+    return _USERINFO.sub(r"\1", text)
+
+
+def is_loopback_address(address: str) -> bool:
+    """Whether an IP address is this machine: 127.0.0.0/8 or ::1 (also as ::ffff:127.x)."""
     try:
-        return ipaddress.ip_address(name).is_loopback
+        ip = ipaddress.ip_address(address.strip("[]").split("%", 1)[0])
     except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
+
+
+def resolve_host(host: str, port: int | None = None,
+                 resolver: Resolver | None = None) -> tuple[str, ...]:
+    """Every address `host` resolves to (an IP literal is itself); WasimError if none.
+
+    Blocking (it is getaddrinfo): async code calls it through asyncio.to_thread.
+    """
+    name = host.strip("[]")
+    literal = _ip_literal(name)
+    if literal is not None:
+        return (literal,)
+    try:
+        # socket.getaddrinfo looked up now, not bound at import: a test may patch it.
+        infos = (resolver or socket.getaddrinfo)(name, port, 0, socket.SOCK_STREAM)
+        addresses = tuple(dict.fromkeys(str(info[4][0]) for info in infos))
+    except (OSError, UnicodeError, ValueError, LookupError, TypeError):
+        addresses = ()
+    if not addresses:
+        raise WasimError(f"cannot resolve the host {name!r}",
+                         hint="Check the name; wasim decides what is this machine by the "
+                              "addresses a name resolves to.")
+    return addresses
+
+
+def _ip_literal(host: str) -> str | None:
+    """`host` as an IP address if it is one (no lookup needed), else None."""
+    try:
+        return str(ipaddress.ip_address(host.strip("[]").split("%", 1)[0]))
+    except ValueError:
+        return None
+
+
+async def _resolve_off_loop(host: str, port: int | None,
+                            resolver: Resolver | None) -> tuple[str, ...]:
+    """resolve_host without blocking the event loop (an IP literal needs no thread)."""
+    literal = _ip_literal(host)
+    if literal is not None:
+        return (literal,)
+    return await asyncio.to_thread(resolve_host, host, port, resolver)
+
+
+def is_loopback(host: str, resolver: Resolver | None = None) -> bool:
+    """Whether `host` is this machine: every address it resolves to is loopback.
+
+    Judged by the addresses, not the name: `evil.localhost` may resolve anywhere.
+    """
+    try:
+        return all(is_loopback_address(a) for a in resolve_host(host, None, resolver))
+    except WasimError:
         return False
 
 
-def url_target(url: str, allow_remote: bool = False) -> Target:
-    """A network target, refusing anything but this machine unless `allow_remote`."""
+def _refuse_remote(host: str, addresses: Sequence[str]) -> str | None:
+    """Why `host` is not this machine (the first address that is not loopback), or None."""
+    for address in addresses:
+        if not is_loopback_address(address):
+            shown = host if host.strip("[]") == address else f"{host} ({address})"
+            return f"refusing to send callbacks to {shown}, which is not this machine"
+    return None
+
+
+_REMOTE_HINT = ("wasim only fires at this machine (names that resolve to 127.0.0.0/8 or ::1) by "
+                "default, so a typo or a shared file cannot reach a real endpoint; add "
+                "--allow-remote if you mean it.")
+
+
+def url_target(url: str, allow_remote: bool = False, *,
+               resolver: Resolver | None = None) -> Target:
+    """A network target, refusing anything but this machine unless `allow_remote`.
+
+    The host is resolved (with `resolver`) and every address must be loopback; a name that
+    does not resolve is a bad input (exit 2), found before anything is sent. Credentials in
+    the URL (`user:password@`) are moved out of it, into Target.userinfo, and never shown.
+    """
+    shown = hide_userinfo(url)
     try:
         parsed = httpx.URL(url)
-    except httpx.InvalidURL as exc:
-        raise WasimError(f"invalid URL {url!r}: {exc}", where="--url",
+    except (httpx.InvalidURL, TypeError, ValueError) as exc:
+        reason = hide_userinfo(str(exc)) if "@" not in url else "cannot parse it"
+        raise WasimError(f"invalid URL {shown!r}: {reason}", where="--url",
                          hint="For example --url http://127.0.0.1:8000/webhook.") from None
     if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise WasimError(f"invalid URL {url!r}: expected http:// or https:// and a host",
+        raise WasimError(f"invalid URL {shown!r}: expected http:// or https:// and a host",
                          where="--url", hint="For example --url http://127.0.0.1:8000/webhook.")
-    if not allow_remote and not is_loopback(parsed.host):
-        raise WasimError(f"refusing to send callbacks to {parsed.host}, which is not this "
-                         "machine", where="--url",
-                         hint="wasim only fires at localhost by default, so a typo cannot spam "
-                              "a real endpoint; add --allow-remote if you mean it.")
-    return Target("url", str(parsed))
+    if not allow_remote:
+        try:
+            addresses = resolve_host(parsed.host, parsed.port, resolver)
+        except WasimError as exc:
+            exc.where = "--url"
+            raise
+        refusal = _refuse_remote(parsed.host, addresses)
+        if refusal:
+            raise WasimError(refusal, where="--url", hint=_REMOTE_HINT)
+    userinfo = (parsed.username, parsed.password) if parsed.userinfo else None
+    return Target("url", str(parsed.copy_with(userinfo=b"")) if userinfo else str(parsed),
+                  userinfo=userinfo)
 
 
 def app_target(spec: str, path: str = "/") -> Target:
@@ -371,13 +490,77 @@ class _Lifespan:
             self.stopped.set_result(None)
 
 
-def make_client(target: Target, timeout: float) -> httpx.AsyncClient:
-    """The httpx client for a target: the network, or the app's in-process transport."""
+class _LoopbackOnlyTransport(httpx.AsyncBaseTransport):
+    """Connects only to this machine, deciding at send time on the address it connects to.
+
+    A name checked when the target was set can resolve elsewhere by the time a request leaves
+    (DNS rebinding, an edited /etc/hosts). So each request resolves its host again, off the
+    event loop, refuses unless every address is loopback, and then connects to the checked
+    address itself (the URL's host swapped for it; Host header and TLS SNI keep the name), so
+    the check and the connection cannot see two different answers.
+    """
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, resolver: Resolver | None) -> None:
+        self._inner = inner
+        self._resolver = resolver
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        host = request.url.host
+        try:
+            addresses = await _resolve_off_loop(host, request.url.port, self._resolver)
+        except WasimError as exc:
+            raise httpx.ConnectError(exc.what, request=request) from None
+        refusal = _refuse_remote(host, addresses)
+        if refusal:
+            raise RemoteRefused(refusal, request=request)
+        if addresses[0] == host:  # an IP literal: nothing to pin
+            return await self._inner.handle_async_request(request)
+        extensions = dict(request.extensions)
+        if request.url.scheme == "https":
+            extensions.setdefault("sni_hostname", host)
+        pinned = httpx.Request(request.method, request.url.copy_with(host=addresses[0]),
+                               headers=request.headers, stream=request.stream,
+                               extensions=extensions)
+        return await self._inner.handle_async_request(pinned)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+async def checked_address(host: str, port: int | None, allow_remote: bool,
+                          resolver: Resolver | None = None) -> str:
+    """The address to connect to for `host`: itself if remote is allowed, else the loopback
+    address it resolves to now (resolved off the event loop); raises WasimError otherwise.
+
+    For code that opens its own sockets: connecting to the returned address, not the name,
+    leaves no gap between the check and the connection for a rebinding name to use.
+    """
+    if allow_remote:
+        return host
+    addresses = await _resolve_off_loop(host, port, resolver)
+    refusal = _refuse_remote(host, addresses)
+    if refusal:
+        raise WasimError(refusal, where="--url", hint=_REMOTE_HINT)
+    return addresses[0]
+
+
+class RemoteRefused(httpx.ConnectError):
+    """A request's host resolved to an address that is not this machine; nothing was sent."""
+
+
+def make_client(target: Target, timeout: float, *, allow_remote: bool = False,
+                resolver: Resolver | None = None) -> httpx.AsyncClient:
+    """The httpx client for a target: the network, or the app's in-process transport.
+
+    Over the network, unless `allow_remote`, every connection is to this machine only.
+    """
     transport: httpx.AsyncBaseTransport | None = None
     if target.kind == "asgi":
         transport = _LifespanASGITransport(target.app)
     elif target.kind == "wsgi":
         transport = _AsyncWSGITransport(target.app)
+    elif not allow_remote:
+        transport = _LoopbackOnlyTransport(httpx.AsyncHTTPTransport(), resolver)
     base = APP_BASE_URL if target.kind != "url" else ""
     return httpx.AsyncClient(transport=transport, base_url=base, timeout=timeout,
                              follow_redirects=False, trust_env=False)
@@ -411,25 +594,39 @@ class TokenCache:
         try:
             response = await asyncio.wait_for(client.post(auth.token_url, data=form), timeout)
         except (httpx.TransportError, TimeoutError) as exc:
-            raise AuthFailure(f"token URL {auth.token_url} unreachable: "
+            raise AuthFailure(f"token URL {_shown(auth.token_url)} unreachable: "
                                f"{_describe_transport_error(exc, timeout)}") from None
         if response.status_code != 200:
-            raise AuthFailure(f"token URL {auth.token_url} answered {response.status_code}")
+            raise AuthFailure(f"token URL {_shown(auth.token_url)} answered "
+                               f"{response.status_code}")
         try:
             payload = response.json()
             token = payload.get("access_token") or payload.get("token")
             lifetime = float(payload.get("expires_in", 3600))
         except (ValueError, AttributeError, TypeError):
-            raise AuthFailure(f"token URL {auth.token_url} did not answer JSON with an "
+            raise AuthFailure(f"token URL {_shown(auth.token_url)} did not answer JSON with an "
                                "access_token") from None
         if not isinstance(token, str) or not token:
-            raise AuthFailure(f"token URL {auth.token_url} answered no access_token")
+            raise AuthFailure(f"token URL {_shown(auth.token_url)} answered no access_token")
+        _check_token(token, auth.token_url)
         self.token, self.expires_at = token, self.clock() + lifetime
         return token
 
 
 class AuthFailure(Exception):
     """The token endpoint failed; recorded on the attempt, never shown with secrets."""
+
+
+def _shown(url: str) -> str:
+    """A URL as error messages may show it: no credentials, no control characters."""
+    return repr(hide_userinfo(url))[1:-1]
+
+
+def _check_token(token: str, token_url: str) -> None:
+    """Refuse a token that cannot go in a header, without ever printing the token."""
+    if not _HEADER_VALUE.fullmatch(token) or len(token) > 16384:
+        raise AuthFailure(f"token URL {_shown(token_url)} answered an access_token that cannot "
+                          "be sent in a header (control characters, non-ASCII or over 16 KiB)")
 
 
 def _describe_transport_error(exc: BaseException, timeout: float) -> str:
@@ -465,7 +662,9 @@ class Deliverer:
     def client(self) -> httpx.AsyncClient:
         """The httpx client, made on first use."""
         if self._client is None:
-            self._client = make_client(self.options.target, self.options.timeout)
+            self._client = make_client(self.options.target, self.options.timeout,
+                                       allow_remote=self.options.allow_remote,
+                                       resolver=self.options.resolver)
         return self._client
 
     async def aclose(self) -> None:
@@ -495,7 +694,7 @@ class Deliverer:
         number = 0
         while True:
             number += 1
-            attempt = await self._attempt(event, delivery_id, number, replay_of)
+            attempt = self._scrubbed(await self._attempt(event, delivery_id, number, replay_of))
             # A 401 with a cached token: the token may have been revoked. Fetch a new one and
             # resend at once, once, as the platform does; it does not use up a retry.
             if attempt.status == 401 and self.tokens is not None and not refreshed:
@@ -512,6 +711,36 @@ class Deliverer:
             if not retry:
                 return DeliveryResult(event, tuple(attempts))
             await self.sleep(delays[retries_used])
+
+    def _secrets(self) -> list[str]:
+        """The values this deliverer sends that must not come back into a record."""
+        options, auth = self.options, self.options.auth
+        found = [value for name, value in options.headers if name.lower() not in SAFE_HEADERS]
+        if auth.basic is not None:
+            found += [auth.basic[1], basic_auth_header(*auth.basic).split(" ", 1)[1]]
+        if auth.client_secret:
+            found.append(auth.client_secret)
+        if self.tokens is not None and self.tokens.token:
+            found.append(self.tokens.token)
+        # Longest first, so a secret containing a shorter one is replaced whole.
+        return sorted({s for s in found if len(s) >= 4}, key=len, reverse=True)
+
+    def _scrubbed(self, attempt: Attempt) -> Attempt:
+        """The attempt with any secret the target echoed back (in its body, headers or an
+        error) replaced by [redacted], before anyone records or shows it."""
+        secrets = self._secrets()
+
+        def scrub(text: str) -> str:
+            for secret in secrets:
+                text = text.replace(secret, REDACTED)
+            return text
+
+        if not secrets:
+            return attempt
+        return replace(
+            attempt, response_body=scrub(attempt.response_body),
+            response_headers=tuple((n, scrub(v)) for n, v in attempt.response_headers),
+            error=scrub(attempt.error) if attempt.error is not None else None)
 
     def _report(self, attempt: Attempt) -> None:
         if self.on_attempt is not None:
@@ -598,9 +827,21 @@ def parse_header(text: str) -> tuple[str, str]:
     name, sep, value = text.partition(":")
     if not sep or not name.strip() or not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+",
                                                        name.strip()):
-        raise WasimError(f"expected \"Name: value\", got {text!r}", where="--header",
-                         hint='For example --header "X-Brand: acme".')
+        # Not echoed: a header given without its colon may be all secret.
+        raise WasimError('expected "Name: value" (a header name, a colon, the value)',
+                         where="--header", hint='For example --header "X-Brand: acme".')
     return name.strip(), value.strip()
+
+
+def _check_header(name: str, value: str, where: str) -> tuple[str, str]:
+    """A header that can go on the wire as given; errors name it but never show its value."""
+    if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name):
+        raise WasimError(f"{repr(name)[:60]} is not a header name", where=where,
+                         hint="Header names are letters, digits and -.")
+    if not _HEADER_VALUE.fullmatch(value):
+        raise WasimError(f"the value of the header {name} has control characters or non-ASCII "
+                         "text, which cannot be sent in a header", where=where)
+    return name, value
 
 
 def basic_auth_header(user: str, password: str) -> str:
@@ -619,27 +860,36 @@ def parse_basic_auth(text: str) -> tuple[str, str]:
 
 DELIVERY_KEYS = ("url", "app", "path", "method", "headers", "basic_auth", "token_url",
                  "client_id", "client_secret", "timeout", "success", "retries", "backoff",
-                 "retry_schedule", "allow_remote")
+                 "retry_schedule")
 
 
 def delivery_options_from(settings: Mapping[str, Any], where: Callable[[str], str], *,
-                          target: Target | None = None) -> DeliveryOptions:
+                          target: Target | None = None, allow_remote: bool = False,
+                          resolver: Resolver | None = None) -> DeliveryOptions:
     """DeliveryOptions from flat settings (flags or a scenario's `target:`), checking each.
 
     `where(key)` names the place a setting came from, for errors: a flag or `file:line`.
     Missing keys take their defaults; `target` stands in when neither url nor app is set.
+    `allow_remote` is the person's permission (the flag, the API argument), passed apart
+    from the settings because files fill those: a file can never lift the remote guard.
+    Hosts (webhook and token URL) are resolved with `resolver`; every address must be
+    loopback unless `allow_remote`.
     """
     def get(key: str, default: Any = None) -> Any:
         value = settings.get(key)
         return default if value is None else value
 
+    if settings.get("allow_remote") is not None:
+        # Only a caller's mistake gets here (files are refused at load time), never honoured.
+        raise WasimError("allow_remote is not a delivery setting", where=where("allow_remote"),
+                         hint="Only the person running wasim allows remote targets: "
+                              "--allow-remote, or allow_remote= in the Python API.")
     url, app = get("url"), get("app")
-    allow_remote = bool(get("allow_remote", False))
     if url and app:
         raise WasimError("give a url or an app, not both", where=where("app"))
     try:
         if url:
-            target = url_target(str(url), allow_remote)
+            target = url_target(str(url), allow_remote, resolver=resolver)
         elif app:
             target = app_target(str(app), str(get("path", "/")))
     except WasimError as exc:
@@ -656,13 +906,26 @@ def delivery_options_from(settings: Mapping[str, Any], where: Callable[[str], st
         raise WasimError("choose Basic auth or a token URL, not both", where=where("basic_auth"))
     if token_url and not str(token_url).startswith("/"):
         try:
-            token_url = url_target(str(token_url), allow_remote).url
+            checked = url_target(str(token_url), allow_remote, resolver=resolver)
         except WasimError as exc:
             exc.where = where("token_url")
             raise
+        if checked.userinfo:
+            raise WasimError("the token URL carries credentials (user:password@)",
+                             where=where("token_url"),
+                             hint="Give them as --client-id and --client-secret instead.")
+        token_url = checked.url
     basic = get("basic_auth")
+    basic_pair = _at(where("basic_auth"), parse_basic_auth, str(basic)) if basic else None
+    if target.userinfo is not None:
+        # httpx would send them as Basic auth; wasim does the same, from the header it records
+        # redacted, so the URL itself never carries them into output or the history.
+        if basic_pair is not None or token_url:
+            raise WasimError("the URL carries credentials (user:password@) and other auth is "
+                             "given too", where=where("url"), hint="Keep one of them.")
+        basic_pair = target.userinfo
     auth = Auth(
-        basic=_at(where("basic_auth"), parse_basic_auth, str(basic)) if basic else None,
+        basic=basic_pair,
         token_url=token_url,
         client_id=get("client_id"),
         client_secret=get("client_secret"),
@@ -673,7 +936,7 @@ def delivery_options_from(settings: Mapping[str, Any], where: Callable[[str], st
         if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
             raise WasimError(f"retries must be a whole number >= 0, got {retries!r}",
                              where=where("retries"))
-        if not isinstance(backoff, int | float) or backoff < 0:
+        if not isinstance(backoff, int | float) or isinstance(backoff, bool) or backoff < 0:
             raise WasimError(f"backoff must be seconds >= 0, got {backoff!r}",
                              where=where("backoff"))
         retry = RetryPolicy.exponential(retries, float(backoff))
@@ -687,9 +950,12 @@ def delivery_options_from(settings: Mapping[str, Any], where: Callable[[str], st
         raise WasimError(f"method {method!r} is not POST, PUT or PATCH", where=where("method"))
     raw_headers = get("headers", ())
     if isinstance(raw_headers, Mapping):
-        headers = tuple((str(k), str(v)) for k, v in raw_headers.items())
+        pairs = [(str(k), str(v)) for k, v in raw_headers.items()]
+    elif isinstance(raw_headers, list | tuple):
+        pairs = [_at(where("headers"), parse_header, str(h)) for h in raw_headers]
     else:
-        headers = tuple(_at(where("headers"), parse_header, str(h)) for h in raw_headers)
+        raise WasimError("headers must be a mapping of name: value", where=where("headers"))
+    headers = tuple(_check_header(name, value, where("headers")) for name, value in pairs)
     return DeliveryOptions(
         target=target,
         method=method,
@@ -698,6 +964,8 @@ def delivery_options_from(settings: Mapping[str, Any], where: Callable[[str], st
         timeout=float(timeout),
         success=_at(where("success"), parse_success, str(get("success", "2xx"))),
         retry=retry,
+        allow_remote=allow_remote,
+        resolver=resolver,
     )
 
 

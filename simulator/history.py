@@ -8,15 +8,25 @@ the disk itself fails), and two runs appending at once never interleave inside a
 from __future__ import annotations
 
 import base64
+import binascii
 import json
+import math
 import os
 import shlex
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from simulator.delivery import APP_BASE_URL, REDACTED, Attempt, Event
+from simulator.delivery import (
+    APP_BASE_URL,
+    REDACTED,
+    Attempt,
+    Event,
+    hide_userinfo,
+    redact_headers,
+)
 from simulator.errors import WasimError
 
 DEFAULT_PATH = Path(".wasim") / "history.jsonl"
@@ -24,7 +34,11 @@ FORMAT_VERSION = 1
 
 
 def to_record(attempt: Attempt) -> dict[str, Any]:
-    """The JSON object one attempt is stored as (secrets were redacted at the source)."""
+    """The JSON object one attempt is stored as, secrets redacted.
+
+    Headers go through redact_headers again (whatever the source did: a response's
+    Set-Cookie or an echoed credential arrives unredacted), URLs lose any `user:password@`.
+    """
     event = attempt.event
     record: dict[str, Any] = {
         "v": FORMAT_VERSION,
@@ -35,19 +49,19 @@ def to_record(attempt: Attempt) -> dict[str, Any]:
         "at": round(attempt.started_at, 6),
         "outcome": attempt.outcome,
         "seed": event.seed,
-        "target": attempt.target,
+        "target": hide_userinfo(attempt.target),
         "method": attempt.method,
-        "url": attempt.url,
+        "url": hide_userinfo(attempt.url),
         "user": event.user,
         "name": event.name,
         "button": event.button,
         "message_id": event.message_id,
-        "request_headers": [list(h) for h in attempt.request_headers],
+        "request_headers": [list(h) for h in redact_headers(attempt.request_headers)],
         "status": attempt.status,
         "latency_ms": round(attempt.latency_ms, 3),
-        "error": attempt.error,
+        "error": hide_userinfo(attempt.error) if attempt.error is not None else None,
         "error_kind": attempt.error_kind,
-        "response_headers": [list(h) for h in attempt.response_headers],
+        "response_headers": [list(h) for h in redact_headers(attempt.response_headers)],
         "response_body": attempt.response_body,
         "response_truncated": attempt.response_truncated,
         "replay_of": attempt.replay_of,
@@ -59,33 +73,100 @@ def to_record(attempt: Attempt) -> dict[str, Any]:
     return record
 
 
+class BadRecord(ValueError):
+    """A history line whose fields do not have the types wasim writes."""
+
+
+_ERROR_KINDS = (None, "connect", "timeout", "protocol", "auth")
+_LATEST_TIME = 32503680000.0  # year 3000: later stamps cannot be shown as a date
+
+
+def _text(record: dict[str, Any], key: str, default: str | None = None,
+          optional: bool = False) -> Any:
+    """A text field; `optional` lets it be null."""
+    value = record.get(key, default) if default is not None or optional else record[key]
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        raise BadRecord(f"{key} is not text")
+    return value
+
+
+def _number(record: dict[str, Any], key: str, default: float | None = None,
+            low: float = 0.0, high: float = math.inf) -> float:
+    """A finite number field within [low, high]."""
+    value = record.get(key, default) if default is not None else record[key]
+    if isinstance(value, bool) or not isinstance(value, int | float) \
+            or not math.isfinite(value) or not low <= value <= high:
+        raise BadRecord(f"{key} is not a number from {low:g} to {high:g}")
+    return float(value)
+
+
+def _whole(record: dict[str, Any], key: str, low: int, high: int,
+           optional: bool = False) -> Any:
+    """A whole-number field within [low, high]; `optional` lets it be null."""
+    value = record.get(key) if optional else record[key]
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise BadRecord(f"{key} is not a whole number from {low} to {high}")
+    return value
+
+
+def _flag(record: dict[str, Any], key: str, default: bool) -> bool:
+    value = record.get(key, default)
+    if not isinstance(value, bool):
+        raise BadRecord(f"{key} is not true or false")
+    return value
+
+
+def _headers(record: dict[str, Any], key: str) -> tuple[tuple[str, str], ...]:
+    value = record.get(key, [])
+    if not isinstance(value, list) or not all(
+            isinstance(h, list) and len(h) == 2 and all(isinstance(x, str) for x in h)
+            for h in value):
+        raise BadRecord(f"{key} is not a list of [name, value] pairs")
+    return tuple((h[0], h[1]) for h in value)
+
+
 def from_record(record: dict[str, Any]) -> Attempt:
-    """An Attempt from a stored record; raises KeyError/TypeError/ValueError if malformed."""
+    """An Attempt from a stored record; raises KeyError or ValueError (BadRecord) if malformed.
+
+    Every field is checked for the type wasim writes: a history file is untrusted input.
+    """
     if "body" in record:
-        body = record["body"].encode("utf-8")
+        body = _text(record, "body").encode("utf-8", "surrogatepass")
     else:
-        body = base64.b64decode(record["body_base64"])
-    event = Event(record["event"], body, record.get("seed"), record.get("user", ""),
-                  record.get("name", ""), record.get("button", ""), record.get("message_id", ""))
+        try:
+            body = base64.b64decode(_text(record, "body_base64"), validate=True)
+        except binascii.Error:
+            raise BadRecord("body_base64 is not base64") from None
+    error_kind = record.get("error_kind")
+    if error_kind not in _ERROR_KINDS:
+        raise BadRecord("error_kind is not one wasim writes")
+    event = Event(_text(record, "event"), body, _whole(record, "seed", -2**63, 2**64,
+                                                       optional=True),
+                  _text(record, "user", ""), _text(record, "name", ""),
+                  _text(record, "button", ""), _text(record, "message_id", ""))
     return Attempt(
         event=event,
-        delivery_id=record["delivery"],
-        number=int(record["attempt"]),
-        started_at=float(record["at"]),
-        target=record["target"],
-        method=record["method"],
-        url=record["url"],
-        request_headers=tuple((str(k), str(v)) for k, v in record.get("request_headers", [])),
-        status=record.get("status"),
-        response_headers=tuple((str(k), str(v)) for k, v in record.get("response_headers", [])),
-        response_body=record.get("response_body", ""),
-        response_truncated=bool(record.get("response_truncated", False)),
-        latency_ms=float(record.get("latency_ms", 0.0)),
-        error=record.get("error"),
-        error_kind=record.get("error_kind"),
+        delivery_id=_text(record, "delivery"),
+        number=_whole(record, "attempt", 1, 1_000_000),
+        started_at=_number(record, "at", high=_LATEST_TIME),
+        target=_text(record, "target"),
+        method=_text(record, "method"),
+        url=_text(record, "url"),
+        request_headers=_headers(record, "request_headers"),
+        status=_whole(record, "status", 100, 999, optional=True),
+        response_headers=_headers(record, "response_headers"),
+        response_body=_text(record, "response_body", ""),
+        response_truncated=_flag(record, "response_truncated", False),
+        latency_ms=_number(record, "latency_ms", 0.0, high=1e12),
+        error=_text(record, "error", optional=True),
+        error_kind=error_kind,
         delivered=record.get("outcome") == "delivered",
-        final=bool(record.get("final", True)),
-        replay_of=record.get("replay_of"),
+        final=_flag(record, "final", True),
+        replay_of=_text(record, "replay_of", optional=True),
     )
 
 
@@ -98,22 +179,61 @@ class HistoryWriter:
 
     def _open(self) -> int:
         try:
+            if self.path.exists() and not self.path.is_file():
+                raise _unwritable(self.path, "not a regular file")
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            # O_NONBLOCK: a FIFO made after the check above fails at once instead of hanging.
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK,
+                         0o600)
+        except (OSError, ValueError) as exc:
+            raise _unwritable(self.path, getattr(exc, "strerror", None) or str(exc)) from None
+        try:
+            info = os.fstat(fd)
+            # /dev/full, a FIFO, a terminal: opening works, writing fails or blocks later.
+            if not stat.S_ISREG(info.st_mode):
+                raise _unwritable(self.path, "not a regular file")
+            # A torn last line (from a crash) must not swallow the first line written now.
+            if info.st_size and not _ends_with_newline(self.path):
+                os.write(fd, b"\n")
         except OSError as exc:
-            raise WasimError(f"cannot write the history ({exc.strerror})", where=str(self.path),
-                             hint="Pick another file with --history, or --no-history.") from None
-        # A torn last line (from a crash) must not swallow the first line written now.
-        if os.fstat(fd).st_size and not _ends_with_newline(self.path):
-            os.write(fd, b"\n")
+            os.close(fd)
+            raise _unwritable(self.path, exc.strerror) from None
+        except WasimError:
+            os.close(fd)
+            raise
         return fd
+
+    def open(self) -> HistoryWriter:
+        """Open the file now (once), so a history that cannot be written stops the command
+        before anything is sent; raises WasimError."""
+        if self._fd is None:
+            self._fd = self._open()
+        return self
+
+    def check(self) -> None:
+        """Fail now (WasimError) if the file could not be appended to, creating nothing.
+
+        For a UI that may never send: an existing file is opened and closed, a new one only
+        needs a folder that can be written.
+        """
+        if self.path.exists() or self.path.is_symlink():
+            os.close(self._open())
+            return
+        folder = self.path.parent
+        while not folder.exists() and folder != folder.parent:
+            folder = folder.parent
+        if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+            raise _unwritable(self.path, f"cannot create files in {folder}")
 
     def append(self, attempt: Attempt) -> None:
         """Write one attempt as one line, straight to the OS (no buffer to lose on a kill)."""
         if self._fd is None:
             self._fd = self._open()
         line = json.dumps(to_record(attempt), ensure_ascii=False, separators=(",", ":")) + "\n"
-        os.write(self._fd, line.encode("utf-8"))
+        try:
+            os.write(self._fd, line.encode("utf-8", "surrogatepass"))
+        except OSError as exc:  # the disk filled up mid-run: the lines before stay whole
+            raise _unwritable(self.path, exc.strerror) from None
 
     def close(self) -> None:
         """Close the file; appending again reopens it."""
@@ -126,6 +246,12 @@ class HistoryWriter:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _unwritable(path: Path, reason: str | None) -> WasimError:
+    return WasimError(f"cannot write the history ({reason or 'unknown reason'})",
+                      where=str(path),
+                      hint="Pick another file with --history, or --no-history.")
 
 
 def _ends_with_newline(path: Path) -> bool:
@@ -161,13 +287,25 @@ class History:
 def read_history(path: Path) -> History:
     """Read every whole line of a history file; a torn or corrupt line is skipped with a warning."""
     try:
-        data = path.read_bytes()
+        # O_NONBLOCK and a regular-file check: a FIFO or a device would block or never end.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         raise WasimError("no history here yet", where=str(path),
                          hint="`wasim fire` records every attempt there; or point --history "
                               "at another file.") from None
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise WasimError(f"cannot read the history ({reason})", where=str(path)) from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise WasimError("cannot read the history (not a regular file)", where=str(path),
+                             hint="Point --history at the file `wasim fire` wrote.")
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            data = handle.read()
     except OSError as exc:
         raise WasimError(f"cannot read the history ({exc.strerror})", where=str(path)) from None
+    finally:
+        os.close(fd)
     history = History(path)
     lines = data.split(b"\n")
     torn_tail = lines[-1] != b""
@@ -180,14 +318,18 @@ def read_history(path: Path) -> History:
             if not isinstance(record, dict):
                 raise TypeError("not an object")
             history.attempts.append(from_record(record))
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
+            # RecursionError: JSON nested thousands deep; ValueError also covers 5,000-digit
+            # numbers. Either way the line is skipped and every other line is kept.
             bad += 1
             if torn_tail and number == len(lines):
                 history.warnings.append(f"{path}:{number}: skipped an incomplete last line "
                                         "(the run that wrote it was probably killed)")
             else:
+                reason = f"missing {exc}" if isinstance(exc, KeyError) else \
+                    str(exc) if isinstance(exc, BadRecord) else type(exc).__name__
                 history.warnings.append(f"{path}:{number}: skipped a line that is not a "
-                                        f"history record ({type(exc).__name__}: {exc})")
+                                        f"history record ({reason[:120]})")
     if bad and not history.attempts:
         raise WasimError("not a wasim history file (no line is a history record)",
                          where=str(path), hint="Point --history at the file `wasim fire` "

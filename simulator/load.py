@@ -31,6 +31,7 @@ from simulator.delivery import (
     Event,
     TokenCache,
     basic_auth_header,
+    checked_address,
     make_client,
     redact_headers,
 )
@@ -320,7 +321,8 @@ async def run_load(
     if delivery.auth.basic is not None:
         headers.append(("Authorization", basic_auth_header(*delivery.auth.basic)))
     if delivery.auth.token_url is not None:
-        async with make_client(target, delivery.timeout) as client:
+        async with make_client(target, delivery.timeout, allow_remote=delivery.allow_remote,
+                               resolver=delivery.resolver) as client:
             cache = TokenCache(delivery.auth, time.time)
             try:
                 token = await cache.get(client, delivery.timeout)
@@ -359,11 +361,13 @@ async def run_load(
                   + "".join(f"{k}: {v}\r\n" for k, v in headers)
                   + "Content-Length: ").encode("latin-1")
         port = url.port or 80
-        host = url.host
+        # Every connection goes to the address checked now, not to the name (DNS rebinding).
+        host = await checked_address(url.host, port, delivery.allow_remote, delivery.resolver)
         worker = _fast_worker(source, prefix, host, port, delivery.timeout, slots, done_one,
                               clock)
     else:
-        client = make_client(target, delivery.timeout)
+        client = make_client(target, delivery.timeout, allow_remote=delivery.allow_remote,
+                             resolver=delivery.resolver)
         worker = _httpx_worker(source, client, dict(headers), delivery, slots, done_one, clock)
 
     async def ticker() -> None:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from simulator.delivery import hide_userinfo
 from simulator.errors import WasimError
 from simulator.runner import SendResult, Summary
 
@@ -31,7 +32,7 @@ def junit_xml(summary: Summary, results: Sequence[SendResult], duration: float) 
         if not outcome.result.delivered:
             problems.insert(0, f"delivery: {last.outcome}"
                                + (f", status {last.status}" if last.status is not None else "")
-                               + (f", {last.error}" if last.error else "")
+                               + (f", {hide_userinfo(last.error)}" if last.error else "")
                                + f" after {len(outcome.result.attempts)} attempt(s)")
         if problems:
             failure = ET.SubElement(case, "failure", {"message": problems[0],
@@ -52,7 +53,8 @@ def json_report(summary: Summary, results: Sequence[SendResult], duration: float
             "button": planned.event.button, "message_id": planned.event.message_id,
             "delivered": outcome.result.delivered, "status": last.status,
             "latency_ms": round(last.latency_ms, 3), "attempts": len(outcome.result.attempts),
-            "error": last.error, "failures": list(outcome.failures)})
+            "error": hide_userinfo(last.error) if last.error else last.error,
+            "failures": list(outcome.failures)})
     document = {"summary": {**summary.as_dict(), "duration_s": round(duration, 3)},
                 "sends": sends}
     return json.dumps(document, ensure_ascii=False, indent=2).encode("utf-8") + b"\n"

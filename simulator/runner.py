@@ -322,10 +322,12 @@ async def deliver_events(
 
 def scenario_delivery(plan: Plan, overrides: Mapping[str, Any],
                       flag: Callable[[str], str],
-                      fallback: Target | None = None) -> Callable[[PlannedSend], DeliveryOptions]:
+                      fallback: Target | None = None, *,
+                      allow_remote: bool = False) -> Callable[[PlannedSend], DeliveryOptions]:
     """DeliveryOptions per step: scenario target, then the step's, then command-line overrides.
 
     Every step's options are built (and so checked) at once, before anything is sent.
+    `allow_remote` is the person's permission; nothing in the scenario can give it.
     """
     scenario = plan.scenario
     built: dict[str, DeliveryOptions] = {}
@@ -342,7 +344,8 @@ def scenario_delivery(plan: Plan, overrides: Mapping[str, Any],
 
         key = tuple(sorted((k, repr(v)) for k, v in settings.items()))
         if key not in cache:
-            cache[key] = delivery_options_from(settings, where, target=fallback)
+            cache[key] = delivery_options_from(settings, where, target=fallback,
+                                               allow_remote=allow_remote)
         built[step.name] = cache[key]
     return lambda send: built[send.step]
 

@@ -791,10 +791,40 @@ def _expect(value: Any, path: str, lines: Mapping[str, int], file: Path) -> Expe
     return Expectations(status, max_latency_ms, body_contains, json_equals)
 
 
+_TARGET_TEXT = ("url", "app", "path", "method", "basic_auth", "token_url", "client_id",
+                "client_secret", "success", "retry_schedule")
+
+
 def _target(value: Any, path: str, lines: Mapping[str, int], file: Path) -> dict[str, Any]:
+    """A `target:` block, every value of the type it must have (a bool is never text)."""
     if value is None:
         return {}
+    if isinstance(value, dict) and "allow_remote" in value:
+        # Only the person at the keyboard may allow remote targets: a shared file must not.
+        key = f"{path}.allow_remote"
+        raise WasimError(f"{key}: a scenario cannot allow remote targets",
+                         where=f"{file}:{line_of(lines, key)}",
+                         hint="Remove it, and give --allow-remote on the command line if you "
+                              "mean to send off this machine.")
     fields = _Fields(value, path, lines, file, DELIVERY_KEYS)
+    for key in _TARGET_TEXT:
+        fields.text(key)
+    fields.number("timeout", 1.0, low=0.001, high=86400.0)
+    fields.whole("retries", 0)
+    fields.number("backoff", 0.0, high=86400.0)
+    headers = fields.raw("headers")
+    if headers is not None:
+        if isinstance(headers, dict):
+            entries = list(headers.values())
+        elif isinstance(headers, list):
+            entries = headers
+        else:
+            raise fields.error(fields.child("headers"), "expected a mapping of name: value, "
+                                                        f"got {_kind(headers)}")
+        for entry in entries:
+            if isinstance(entry, bool) or not isinstance(entry, str | int | float):
+                raise fields.error(fields.child("headers"),
+                                   f"expected text header values, got {_kind(entry)}")
     return dict(fields.value)
 
 

@@ -413,6 +413,7 @@ class Simulator:
         self._sent: dict[str, TemplateMessage] = {}
         self._target: Target | None = None
         self._settings: dict[str, Any] = {}
+        self._allow_remote = False  # only target(allow_remote=True) sets it, never a scenario
 
     @property
     def seed_note(self) -> str:
@@ -528,16 +529,23 @@ class Simulator:
         """
         settings = {"headers": headers, "basic_auth": basic_auth, "token_url": token_url,
                     "client_id": client_id, "client_secret": client_secret,
-                    "timeout": timeout, "success": success, "retries": retries,
-                    "allow_remote": allow_remote}
+                    "timeout": timeout, "success": success, "retries": retries}
         # Only what the test set: the rest stays as a scenario's `target:` or the defaults.
         chosen = {key: value for key, value in settings.items() if value is not None}
         if app is None and url is None:
             raise _with_where(WasimError("say where to deliver: app= or url=",
                                          hint="For example wasim.target(app=app, "
                                               "path='/webhook')."), "wasim.target()")
-        where_to = self._where_to(app, url, path, kind, chosen, "wasim.target()")
-        self._options(where_to, chosen, "wasim.target()")  # check everything now, not later
+        if allow_remote is not None and not isinstance(allow_remote, bool):
+            raise _with_where(WasimError(f"allow_remote must be True or False, got "
+                                         f"{type(allow_remote).__name__}"), "wasim.target()")
+        previous, self._allow_remote = self._allow_remote, bool(allow_remote)
+        try:
+            where_to = self._where_to(app, url, path, kind, chosen, "wasim.target()")
+            self._options(where_to, chosen, "wasim.target()")  # check everything now
+        except WasimError:
+            self._allow_remote = previous
+            raise
         self._target, self._settings = where_to, chosen
 
     def _where_to(self, app: Any, url: str | None, path: str | None,
@@ -551,7 +559,7 @@ class Simulator:
             if url is not None:
                 if path not in (None, "/"):
                     raise WasimError("path is for apps; put it in the url", where=where)
-                return url_target(url, bool(settings.get("allow_remote", False)))
+                return url_target(url, self._allow_remote)
         except WasimError as exc:
             raise _with_where(exc, where) from None
         return None
@@ -565,7 +573,7 @@ class Simulator:
                      "here."), where)
         try:
             return delivery_options_from(settings, lambda key: f"{where} {key}=",
-                                         target=target)
+                                         target=target, allow_remote=self._allow_remote)
         except WasimError as exc:
             raise _with_where(exc, where) from None
 
@@ -656,7 +664,7 @@ class Simulator:
             overrides.update(url=None, app=None)  # None: fall back to `target`, step by step
         try:
             delivery = scenario_delivery(plan, overrides, lambda key: f"{where} {key}=",
-                                         fallback=target)
+                                         fallback=target, allow_remote=self._allow_remote)
         except WasimError as exc:
             raise _with_where(exc, where) from None
         summary = Summary(loaded.name, plan.seed)

@@ -157,7 +157,7 @@ def test_nothing_listening_is_exit_3() -> None:
 def test_bad_load_options_are_one_line_errors() -> None:
     runner = CliRunner()
     for args, fragment in ((["--duration", "soon"], "--duration"),
-                           (["--url", "https://example.com/"], "not this machine"),
+                           (["--url", "https://203.0.113.5/"], "not this machine"),
                            ([], "no target")):
         result = runner.invoke(cli, ["load", *args])
         assert result.exit_code == 2, result.output

@@ -208,8 +208,8 @@ def test_target_settings_are_checked_when_set_not_when_first_used() -> None:
     wasim = Simulator(5)
     with pytest.raises(WasimError, match=r"wasim\.target\(\).*cannot read the status '2yy'"):
         wasim.target(app=flask_app.app, success="2yy")
-    with pytest.raises(WasimError, match=r"refusing to send callbacks to example\.com"):
-        wasim.target(url="https://example.com/webhook")
+    with pytest.raises(WasimError, match=r"refusing to send callbacks to 203\.0\.113\.5"):
+        wasim.target(url="https://203.0.113.5/webhook")
 
 
 def test_acted_once_counts_actions_against_distinct_delivered_callbacks(

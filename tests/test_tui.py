@@ -267,7 +267,7 @@ async def test_without_a_target_the_bar_says_so_and_t_sets_one(receiver: Receive
         assert any("No target" in n.message for n in app._notifications)
         await pilot.press("t")
         await pilot.pause()
-        app.screen.query_one("#target-url", Input).value = "http://example.com/hook"
+        app.screen.query_one("#target-url", Input).value = "http://203.0.113.5/hook"
         await pilot.press("enter")
         await pilot.pause()
         assert "not this machine" in str(app.screen.query_one("#target-error").render())

@@ -66,7 +66,7 @@ def test_the_ui_commands_refuse_without_a_terminal(runner: CliRunner) -> None:
 
 
 def test_a_bad_target_is_refused_before_the_ui_starts(runner: CliRunner) -> None:
-    result = runner.invoke(tui, ["--url", "http://example.com/hook"])
+    result = runner.invoke(tui, ["--url", "http://203.0.113.5/hook"])
     assert isinstance(result.exception, WasimError)
     assert result.exception.where == "--url"
 

@@ -56,7 +56,7 @@ class FixedDeliverer:
         """Nothing to close."""
 
 
-async def always_reachable(target: Any, timeout: float = 1.0) -> str:
+async def always_reachable(target: Any, timeout: float = 1.0, **options: Any) -> str:
     return "reachable"
 
 

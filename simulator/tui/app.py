@@ -115,6 +115,8 @@ class TuiSettings:
     receiver: Receiver | None = None  # the built-in webhook of `wasim demo`
     arrivals: ArrivalFeed | None = None
     probe_every: float = 3.0  # seconds between reachability checks
+    # --allow-remote: the person's permission, kept apart from settings a scenario could fill.
+    allow_remote: bool = False
 
 
 def tui_flag(key: str) -> str:
@@ -122,16 +124,14 @@ def tui_flag(key: str) -> str:
     return {"app": "--app", "path": "--path"}.get(key, "--" + key.replace("_", "-"))
 
 
-def target_overrides(url: str | None = None, app: str | None = None, path: str = "/",
-                     allow_remote: bool = False) -> dict[str, Any]:
+def target_overrides(url: str | None = None, app: str | None = None,
+                     path: str = "/") -> dict[str, Any]:
     """The target flags as delivery settings that replace the scenario's own `target:`."""
     overrides: dict[str, Any] = {}
     if url:
         overrides = {"url": url, "app": None}  # None wins over the scenario's app
     elif app:
         overrides = {"app": app, "path": path, "url": None}
-    if allow_remote:
-        overrides["allow_remote"] = True
     return overrides
 
 
@@ -142,10 +142,10 @@ def make_app(*, scenario: Scenario | None = None, url: str | None = None,
              arrivals: ArrivalFeed | None = None, probe_every: float = 3.0) -> WasimApp:
     """The app for the CLI and the tests; a bad target raises WasimError before anything runs."""
     scenario = scenario or default_scenario()
-    overrides = target_overrides(url, app, path, allow_remote)
-    delivery = delivery_for(scenario, overrides, tui_flag)
+    overrides = target_overrides(url, app, path)
+    delivery = delivery_for(scenario, overrides, tui_flag, allow_remote=allow_remote)
     return WasimApp(TuiSettings(scenario, delivery, overrides, seed, history, clock, speed,
-                                receiver, arrivals, probe_every))
+                                receiver, arrivals, probe_every, allow_remote))
 
 
 class WasimApp(App[int]):
@@ -235,7 +235,8 @@ class WasimApp(App[int]):
         try:
             scenario = source if isinstance(source, Scenario) else load_scenario(source)
             delivery = self.delivery if scenario is self.scenario else \
-                delivery_for(scenario, self.overrides, tui_flag)
+                delivery_for(scenario, self.overrides, tui_flag,
+                             allow_remote=self.settings.allow_remote)
             seed = self.seed if scenario is self.scenario else \
                 pick_seed(self.settings.seed, scenario)
             session = PhoneSession(scenario, seed, self.settings.clock, callback)
@@ -328,7 +329,7 @@ class WasimApp(App[int]):
 
     @work(exclusive=True, group="probe", exit_on_error=False)
     async def _probe(self, target: Target) -> None:
-        reach = await probe_target(target)
+        reach = await probe_target(target, allow_remote=self.settings.allow_remote)
         if self.delivery is not None and self.delivery.target == target:
             self._reach(reach)
 
@@ -340,10 +341,10 @@ class WasimApp(App[int]):
         bar.reach = reach
 
     def _apply_target(self, url: str) -> str | None:
-        overrides = {**self.overrides, **target_overrides(
-            url=url, allow_remote=bool(self.overrides.get("allow_remote")))}
+        overrides = {**self.overrides, **target_overrides(url=url)}
         try:
-            delivery = delivery_for(self.scenario, overrides, tui_flag)
+            delivery = delivery_for(self.scenario, overrides, tui_flag,
+                                    allow_remote=self.settings.allow_remote)
         except WasimError as exc:
             return exc.one_line()
         if delivery is None:
@@ -568,7 +569,8 @@ class WasimApp(App[int]):
     async def run_scenario(self, plan: Plan, speed: float) -> None:
         """Play the plan through the runner, a row per send, the panel kept up to date."""
         try:
-            delivery = scenario_delivery(plan, self.overrides, tui_flag)
+            delivery = scenario_delivery(plan, self.overrides, tui_flag,
+                                         allow_remote=self.settings.allow_remote)
         except WasimError as exc:
             self.notify(exc.one_line(), title="Cannot run", severity="error", timeout=10)
             return

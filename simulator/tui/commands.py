@@ -25,7 +25,13 @@ def is_terminal() -> bool:
 
 
 def _history(history_path: str, no_history: bool) -> Path | None:
-    return None if no_history else Path(history_path)
+    if no_history:
+        return None
+    from simulator.history import HistoryWriter
+
+    # Checked now: an unwritable history is an error before the UI sends anything.
+    HistoryWriter(Path(history_path)).check()
+    return Path(history_path)
 
 
 def _scenario(name: str | None, seed: int | None) -> Any:

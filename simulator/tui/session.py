@@ -19,7 +19,14 @@ from typing import Any, Literal
 
 import httpx
 
-from simulator.delivery import Attempt, DeliveryOptions, Event, Target, delivery_options_from
+from simulator.delivery import (
+    Attempt,
+    DeliveryOptions,
+    Event,
+    Target,
+    checked_address,
+    delivery_options_from,
+)
 from simulator.errors import WasimError
 from simulator.inputs import parse_phone
 from simulator.models import Business, Button, Tap, TemplateMessage, User
@@ -69,7 +76,8 @@ def pick_seed(given: int | None, scenario: Scenario) -> int:
 
 
 def delivery_for(scenario: Scenario, overrides: Mapping[str, Any],
-                 flag: Callable[[str], str]) -> DeliveryOptions | None:
+                 flag: Callable[[str], str], *,
+                 allow_remote: bool = False) -> DeliveryOptions | None:
     """The delivery options taps by hand use: the scenario's `target:` under the given flags.
 
     None when neither names a URL or an app; any other problem raises a WasimError.
@@ -82,20 +90,26 @@ def delivery_for(scenario: Scenario, overrides: Mapping[str, Any],
         """Where a setting came from: the flag, or the scenario's file and line."""
         return flag(key) if key in overrides else scenario.where(f"target.{key}")
 
-    return delivery_options_from(settings, where)
+    return delivery_options_from(settings, where, allow_remote=allow_remote)
 
 
-async def probe_target(target: Target, timeout: float = 1.0) -> Reachability:
+async def probe_target(target: Target, timeout: float = 1.0, *,
+                       allow_remote: bool = False) -> Reachability:
     """Whether something accepts connections at the target's host and port (no request sent).
 
     A TCP connect rather than a GET, so the probe never shows up in the handler's own logs.
+    Without `allow_remote`, to the loopback address the host resolves to now, or not at all.
     """
     if target.kind != "url":
         return "in-process"
     url = httpx.URL(target.url)
     port = url.port or (443 if url.scheme == "https" else 80)
     try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(url.host, port), timeout)
+        host = await checked_address(url.host, port, allow_remote)
+    except WasimError:  # the name moved off this machine since the target was set
+        return "unreachable"
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
     except (OSError, TimeoutError):
         return "unreachable"
     writer.close()
