@@ -13,6 +13,7 @@ import pytest
 from simulator.errors import WasimError
 from simulator.validate import parse_documents, validate_callback, validate_text
 from simulator.wamid import encode_wamid
+from simulator.wire import to_wire
 
 FIXTURES = Path(__file__).parent / "fixtures"
 V = "$.meta_object.value"
@@ -160,14 +161,24 @@ def test_the_masked_sample_on_the_vendor_page_is_flagged_field_by_field() -> Non
 def test_json_lines_are_checked_line_by_line(callback: dict[str, Any]) -> None:
     broken = copy.deepcopy(callback)
     message(broken)["type"] = "text"
-    text = "\n".join(json.dumps(d) for d in (callback, broken, callback)) + "\n"
+    text = "\n".join(to_wire(d).decode() for d in (callback, broken, callback)) + "\n"
     results = list(validate_text(text, "in.jsonl"))
     assert [(r.line, bool(r.problems)) for r in results] == [(1, False), (2, True), (3, False)]
+    assert [r.kind for r in results] == ["a quick-reply tap (button)",
+                                         'not a button tap (type "text")',
+                                         "a quick-reply tap (button)"]
 
 
-def test_a_pretty_printed_document_is_one_document(callback: dict[str, Any]) -> None:
+def test_a_pretty_printed_document_is_one_document_flagged_once(
+        callback: dict[str, Any]) -> None:
     results = list(validate_text(json.dumps(callback, indent=2), "x.json"))
-    assert [(r.line, r.problems) for r in results] == [(None, [])]
+    assert [(r.line, [str(p) for p in r.problems]) for r in results] == [
+        (None, ["$: pretty-printed: whitespace at offset 1; PHP json_encode writes compact JSON"])]
+
+
+def test_a_file_with_a_final_newline_is_still_the_exact_body(callback: dict[str, Any]) -> None:
+    results = list(validate_text(to_wire(callback).decode() + "\n", "x.json"))
+    assert [r.problems for r in results] == [[]]
 
 
 @pytest.mark.parametrize(("text", "where", "fragment"), [
