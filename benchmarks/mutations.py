@@ -113,13 +113,14 @@ class Sample:
     raw: str
 
 
-def valid_samples(seed: int, count: int) -> list[Sample]:
+def valid_samples(seed: int, count: int, countries: tuple[str, ...] = COUNTRIES,
+                  platforms: tuple[str, ...] = PLATFORMS) -> list[Sample]:
     """`count` rendered taps per country and platform, each in every documented shape."""
     samples: list[Sample] = []
     readme = (parse_override("add", "contacts[0].user_id=IN.14100"),)
     n = 0
-    for country in COUNTRIES:
-        for platform in PLATFORMS:
+    for country in countries:
+        for platform in platforms:
             options = TapOptions(seed=seed, countries=(country,), platform=platform, start=START)
             for rendered in render_callbacks(RenderOptions(options, count=count)):
                 n += 1
@@ -436,10 +437,11 @@ class Report:
         return sum(self.caught.values()) / max(1, sum(self.total.values()))
 
 
-def run(seed: int, count: int, *, now: int = NOW) -> Report:
+def run(seed: int, count: int, *, now: int = NOW, countries: tuple[str, ...] = COUNTRIES,
+        platforms: tuple[str, ...] = PLATFORMS) -> Report:
     """Validate every valid sample and every mutant of it."""
     report = Report(Counter(), Counter(), [], [], 0)
-    for sample in valid_samples(seed, count):
+    for sample in valid_samples(seed, count, countries, platforms):
         report.valid += 1
         problems = validate_body(sample.raw, now=now)
         if problems:
