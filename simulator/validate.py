@@ -592,31 +592,32 @@ def _difference(raw: str, expected: str, at: int) -> str:
 
 def _duplicate_keys(raw: str) -> list[tuple[str, str]]:
     """(path of the object, key) for every key written twice in one object of `raw`."""
-    found: list[tuple[str, str]] = []
+    found: list[str] = []
 
     def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                found.append(("", key))
-            seen.add(key)
+        keys = [key for key, _ in pairs]
+        found.extend(key for i, key in enumerate(keys) if key in keys[:i])
         return dict(pairs)
 
     try:
         json.loads(raw, object_pairs_hook=hook)
     except (ValueError, RecursionError):
         return []
-    if not found:
-        return []
-    # The hook cannot see where an object sits; find each duplicate's place in the text.
-    return [(_path_at(raw, _second_occurrence(raw, key)), key) for _, key in found]
-
-
-def _second_occurrence(raw: str, key: str) -> int:
-    quoted = json.dumps(key)
-    first = raw.find(quoted + ":")
-    second = raw.find(quoted + ":", first + 1)
-    return second if second >= 0 else max(first, 0)
+    # The hook cannot see where an object sits: find the object that holds each key twice.
+    duplicates: list[tuple[str, str]] = []
+    for key in dict.fromkeys(found):
+        quoted = json.dumps(key) + ":"
+        seen: set[str] = set()
+        at = raw.find(quoted)
+        while at >= 0:
+            backslashes = len(raw[:at]) - len(raw[:at].rstrip("\\"))
+            if backslashes % 2 == 0:  # a key, not an escaped quote inside a string
+                parent = _path_at(raw, at)
+                if parent in seen:
+                    duplicates.append((parent, key))
+                seen.add(parent)
+            at = raw.find(quoted, at + 1)
+    return duplicates
 
 
 def _path_at(raw: str, offset: int) -> str:

@@ -552,3 +552,14 @@ def test_validate_says_which_kind_it_saw(callback: dict[str, Any]) -> None:
     message(callback)["type"] = "text"
     assert describe_kind(callback) == 'not a button tap (type "text")'
     assert describe_kind({"meta_object": {}}) == "not a button tap (no messages[0].type)"
+
+
+def test_a_key_written_twice_is_named_at_the_object_that_holds_it_twice(
+        callback: dict[str, Any]) -> None:
+    # "id" is also in messages[0].context, and a quoted "id": inside a string is no key.
+    callback["extra_info"]["ref"] = '"id":"x"'
+    raw = to_wire(callback).decode()
+    timestamp = f'"timestamp":"{message(callback)["timestamp"]}"'
+    doubled = raw.replace(timestamp, f'{timestamp},"id":{json.dumps(message(callback)["id"])}')
+    assert [str(p) for p in validate_body(doubled)] == [
+        f"{M}: duplicate key 'id'; a JSON encoder writes each key once"]
