@@ -58,10 +58,11 @@ PROFILE = _shape("name", "username", optional=("username",))
 CONTEXT = _shape("from", "id")
 BUTTON = _shape("payload", "text")
 EXTRA_INFO = _shape("media_url", "ref", "ref1", "ref2", "reply_to", "trace_id", "waba_id")
-# Every message starts so; a kind appends its own keys (`type` names the kind).
-MESSAGE_HEAD = ("context", "from", "from_user_id", "from_parent_user_id", "id", "timestamp",
-                "type")
-MESSAGE_OPTIONAL = ("from", "from_user_id", "from_parent_user_id")
+# Who sent a message: a phone number, a BSUID, or both; which is required is an identity rule.
+SENDER_OPTIONAL = ("from", "from_user_id", "from_parent_user_id")
+# The quick-reply tap's message; each kind has its own (`type` names the kind).
+TAP_MESSAGE = _shape("context", "from", "from_user_id", "from_parent_user_id", "id",
+                     "timestamp", "type", "button", optional=SENDER_OPTIONAL)
 
 _UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 _USER_HEX_LENGTHS = tuple(sorted(USER_ID_LENGTHS.values()))
@@ -244,18 +245,14 @@ class _Checker:
 
 @dataclass(frozen=True)
 class Kind:
-    """One kind of callback: its name (`messages[].type`), how `validate` names it, the keys its
-    message adds after `type`, and the rules it owns for them (issue 12 adds the other kinds)."""
+    """One kind of callback: its name (`messages[].type`), how `validate` names it, the
+    documented shape of its message, and the rules it owns for its own part (the envelope,
+    identity and id rules are shared). Issue 12 adds the other kinds here."""
 
     name: str
     label: str
-    body: Shape
+    message: Shape
     check_body: Callable[[_Checker, str, dict[str, Any]], None]
-
-    def message_shape(self) -> Shape:
-        """The documented shape of a message of this kind, shared head first."""
-        head = _shape(*MESSAGE_HEAD, optional=MESSAGE_OPTIONAL)
-        return Shape(head.slots + self.body.slots, head.required | self.body.required)
 
 
 def _check_button(check: _Checker, path: str, message: dict[str, Any]) -> None:
@@ -269,7 +266,7 @@ def _check_button(check: _Checker, path: str, message: dict[str, Any]) -> None:
             check.string(f"{path}.button.text", button["text"], non_empty=True)
 
 
-TAP = Kind("button", "a quick-reply tap (button)", _shape("button"), _check_button)
+TAP = Kind("button", "a quick-reply tap (button)", TAP_MESSAGE, _check_button)
 KINDS: dict[str, Kind] = {kind.name: kind for kind in (TAP,)}
 
 
@@ -429,7 +426,7 @@ def _same_number(wa_id: str, sender: str) -> bool:
 def _check_message(check: _Checker, path: str, message: Any, business_number: str | None,
                    user: _User | None, index: int) -> None:
     kind = kind_of_message(message)
-    if check.obj(path, message, (kind or TAP).message_shape()) is None:
+    if check.obj(path, message, (kind or TAP).message) is None:
         return
     sender: str | None = None
     if "from" in message and check.phone(f"{path}.from", message["from"]):
