@@ -543,10 +543,20 @@ def serialization_problems(raw: str, document: Any) -> list[Problem]:
     if duplicates:
         return [Problem(path, f"duplicate key {key!r}; a JSON encoder writes each key once")
                 for path, key in duplicates]
-    at = next((i for i, (a, b) in enumerate(zip(raw, expected, strict=False)) if a != b),
-              min(len(raw), len(expected)))
+    at = _first_difference(raw, expected)
     at = _escape_start(raw, at)
     return [Problem(_path_at(raw, at), _difference(raw, expected, at))]
+
+
+def _first_difference(a: str, b: str) -> int:
+    """The first offset where `a` and `b` differ (a body may be megabytes: compare in blocks)."""
+    start, block = 0, 4096
+    while a[start : start + block] == b[start : start + block]:
+        if start + block >= max(len(a), len(b)):
+            return min(len(a), len(b))
+        start += block
+    return next((i for i in range(start, min(len(a), len(b), start + block)) if a[i] != b[i]),
+                min(len(a), len(b), start + block))
 
 
 def _escape_start(raw: str, at: int) -> int:
@@ -588,39 +598,40 @@ def _difference(raw: str, expected: str, at: int) -> str:
 
 
 def _duplicate_keys(raw: str) -> list[tuple[str, str]]:
-    """(path of the object, key) for every key written twice in one object of `raw`."""
-    found: list[str] = []
-
-    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        keys = [key for key, _ in pairs]
-        found.extend(key for i, key in enumerate(keys) if key in keys[:i])
-        return dict(pairs)
-
-    try:
-        json.loads(raw, object_pairs_hook=hook)
-    except (ValueError, RecursionError):
-        return []
-    # The hook cannot see where an object sits: find the object that holds each key twice.
-    duplicates: list[tuple[str, str]] = []
-    for key in dict.fromkeys(found):
-        quoted = json.dumps(key) + ":"
-        seen: set[str] = set()
-        at = raw.find(quoted)
-        while at >= 0:
-            backslashes = len(raw[:at]) - len(raw[:at].rstrip("\\"))
-            if backslashes % 2 == 0:  # a key, not an escaped quote inside a string
-                parent = _path_at(raw, at)
-                if parent in seen:
-                    duplicates.append((parent, key))
-                seen.add(parent)
-            at = raw.find(quoted, at + 1)
-    return duplicates
+    """(path of the object, key) for the first few keys written twice in one object of `raw`."""
+    return _scan(raw, len(raw)).duplicates
 
 
 def _path_at(raw: str, offset: int) -> str:
     """The JSON path of the innermost member or element of valid JSON `raw` at `offset`."""
-    # Each frame: [is_object, key or index, waiting for a key].
-    stack: list[list[Any]] = []
+    return _scan(raw, offset).path
+
+
+@dataclass
+class _Frame:
+    """One open object or array while scanning: where the scan is inside it."""
+
+    is_object: bool
+    key: str | int | None  # the current member's key, or the element's index
+    waiting_for_key: bool
+    seen: set[str]
+
+
+@dataclass
+class _Scan:
+    """Where a scan of JSON text stopped, and the duplicate keys it met on the way."""
+
+    path: str
+    duplicates: list[tuple[str, str]]
+
+
+_MAX_DUPLICATES = 5  # a hostile body may repeat a key a million times; a few lines say it
+
+
+def _scan(raw: str, offset: int) -> _Scan:
+    """Walk valid JSON `raw` up to `offset` in one pass, tracking the path and repeated keys."""
+    stack: list[_Frame] = []
+    duplicates: list[tuple[str, str]] = []
     i = 0
     while i < offset:
         char = raw[i]
@@ -630,33 +641,46 @@ def _path_at(raw: str, offset: int) -> str:
                 end += 2 if raw[end] == "\\" else 1
             if end >= offset:
                 break
-            if stack and stack[-1][0] and stack[-1][2]:
+            top = stack[-1] if stack else None
+            if top is not None and top.is_object and top.waiting_for_key:
                 try:
-                    stack[-1][1] = json.loads(raw[i : end + 1])
+                    key = json.loads(raw[i : end + 1])
                 except ValueError:
-                    stack[-1][1] = raw[i + 1 : end]
+                    key = raw[i + 1 : end]
+                if key in top.seen and len(duplicates) < _MAX_DUPLICATES:
+                    found = (_path_of(stack, inside=True), key)
+                    if found not in duplicates:
+                        duplicates.append(found)
+                top.seen.add(key)
+                top.key = key
             i = end + 1
             continue
         if char == "{":
-            stack.append([True, None, True])
+            stack.append(_Frame(True, None, True, set()))
         elif char == "[":
-            stack.append([False, 0, False])
+            stack.append(_Frame(False, 0, False, set()))
         elif char in "}]" and stack:
             stack.pop()
         elif char == "," and stack:
-            if stack[-1][0]:
-                stack[-1][2] = True
-            else:
-                stack[-1][1] += 1
+            top = stack[-1]
+            if top.is_object:
+                top.waiting_for_key = True
+            elif isinstance(top.key, int):
+                top.key += 1
         elif char == ":" and stack:
-            stack[-1][2] = False
+            stack[-1].waiting_for_key = False
         i += 1
+    return _Scan(_path_of(stack), duplicates)
+
+
+def _path_of(stack: list[_Frame], *, inside: bool = False) -> str:
+    """The path of the scan's position (with `inside`, of the innermost object itself)."""
     path = "$"
-    for is_object, key, waiting in stack:
-        if not is_object:
-            path += f"[{key}]"
-        elif not waiting and key is not None:
-            path += f".{key}"
+    for frame in stack[:-1] if inside else stack:
+        if not frame.is_object:
+            path += f"[{frame.key}]"
+        elif not frame.waiting_for_key and frame.key is not None:
+            path += f".{frame.key}"
     return path
 
 

@@ -563,3 +563,9 @@ def test_a_key_written_twice_is_named_at_the_object_that_holds_it_twice(
     doubled = raw.replace(timestamp, f'{timestamp},"id":{json.dumps(message(callback)["id"])}')
     assert [str(p) for p in validate_body(doubled)] == [
         f"{M}: duplicate key 'id'; a JSON encoder writes each key once"]
+
+
+def test_a_key_repeated_many_times_is_a_few_problem_lines() -> None:
+    problems = validate_body("{" + ",".join('"a":1' for _ in range(1000)) + "}")
+    assert [str(p) for p in problems if "duplicate" in p.message] == [
+        "$: duplicate key 'a'; a JSON encoder writes each key once"]
