@@ -227,18 +227,21 @@ def build_render_options(options: dict[str, Any]) -> Any:
 @click.argument("source", metavar="FILE|-", default="-")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing; only the exit code tells.")
 def validate(source: str, quiet: bool) -> int:
-    """Check callbacks against Kaleyra's documented structure and every invariant.
+    """Check callbacks against Kaleyra's documented structure, key order, bytes and invariants.
 
     FILE holds one JSON document or JSON Lines; '-' reads stdin. Each problem is printed as
-    one line with its place and JSON path. Exit 0: all valid; 1: problems; 2: not JSON.
+    one line with its place and JSON path; the summary says which kind of callback it saw.
+    Exit 0: all valid; 1: problems; 2: not JSON.
     """
     from simulator.validate import validate_text
 
     name = "<stdin>" if source == "-" else source
     text = _read_text(source, name)
     total = bad = problems = 0
+    kinds: dict[str, int] = {}  # what was seen, e.g. "a quick-reply tap (button)": 3
     for checked in validate_text(text, name):
         total += 1
+        kinds[checked.kind] = kinds.get(checked.kind, 0) + 1
         if checked.problems:
             bad += 1
             problems += len(checked.problems)
@@ -248,10 +251,11 @@ def validate(source: str, quiet: bool) -> int:
                 click.echo(f"{where}: {problem}")
     if not quiet:
         noun = "callback" if total == 1 else "callbacks"
+        seen = ", ".join(kind if n == 1 else f"{n} x {kind}" for kind, n in kinds.items())
         if bad:
-            click.echo(f"{problems} problem(s) in {bad} of {total} {noun}", err=True)
+            click.echo(f"{problems} problem(s) in {bad} of {total} {noun}: {seen}", err=True)
         else:
-            click.echo(f"{total} {noun}, all valid", err=True)
+            click.echo(f"{total} {noun}, all valid: {seen}", err=True)
     return ExitCode.FAILED if bad else ExitCode.OK
 
 

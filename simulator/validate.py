@@ -1,29 +1,79 @@
-"""Check a callback against Kaleyra's documented structure and every wire-format invariant."""
+"""Check a callback against Kaleyra's documented structure, key order, bytes and every invariant.
+
+The rules are in three layers so that a kind of callback can own its own (issue 12): the exact
+bytes (PHP `json_encode` style, `serialization_problems`), the envelope and the user's identity
+(shared by every kind), and the message body, which belongs to the `Kind` that `messages[].type`
+names (`KINDS`; only the quick-reply tap, `button`, so far).
+"""
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
+from simulator.calling_codes import ISO_REGIONS, REGIONS_BY_CALLING_CODE, calling_code_of
 from simulator.errors import WasimError
 from simulator.wamid import BUSINESS_ID_LENGTH, USER_ID_LENGTHS, InvalidWamid, decode_wamid
+from simulator.wire import to_wire
 
-# The documented key sets of the button-tap callback (wire-format section 1).
-ROOT_KEYS = ("meta_object", "extra_info")
-META_OBJECT_KEYS = ("value", "field")
-VALUE_KEYS = ("messaging_product", "metadata", "contacts", "messages")
-METADATA_KEYS = ("display_phone_number", "phone_number_id")
-CONTACT_KEYS = ("profile", "wa_id")
-MESSAGE_KEYS = ("context", "from", "id", "timestamp", "type", "button")
-CONTEXT_KEYS = ("from", "id")
-BUTTON_KEYS = ("payload", "text")
-EXTRA_INFO_KEYS = ("media_url", "ref", "ref1", "ref2", "reply_to", "trace_id", "waba_id")
+
+@dataclass(frozen=True)
+class Shape:
+    """An object's documented keys: their order (keys in one slot may come in any order among
+    themselves, where the sources do not fix it) and which of them are required."""
+
+    slots: tuple[tuple[str, ...], ...]
+    required: frozenset[str]
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """Every documented key, in documented order."""
+        return tuple(key for slot in self.slots for key in slot)
+
+
+def _shape(*slots: str | tuple[str, ...], optional: tuple[str, ...] = ()) -> Shape:
+    grouped = tuple(slot if isinstance(slot, tuple) else (slot,) for slot in slots)
+    keys = {key for slot in grouped for key in slot}
+    return Shape(grouped, frozenset(keys - set(optional)))
+
+
+# The documented shapes of the quick-reply tap (wire-format sections 1, 7 and 10). The 2026
+# identity fields are optional; which of them a user must have is an identity rule, below.
+ROOT = _shape("meta_object", "extra_info")
+META_OBJECT = _shape("value", "field")
+VALUE = _shape("messaging_product", "metadata", "contacts", "messages")
+METADATA = _shape("display_phone_number", "phone_number_id")
+# Meta documents identity_key_hash right after wa_id, the 2026 capture user_id then
+# country_code; where parent_user_id falls relative to country_code no source says.
+CONTACT = _shape("profile", "wa_id", "identity_key_hash", "user_id",
+                 ("parent_user_id", "country_code"),
+                 optional=("wa_id", "identity_key_hash", "user_id", "parent_user_id",
+                           "country_code"))
+PROFILE = _shape("name", "username", optional=("username",))
+CONTEXT = _shape("from", "id")
+BUTTON = _shape("payload", "text")
+EXTRA_INFO = _shape("media_url", "ref", "ref1", "ref2", "reply_to", "trace_id", "waba_id")
+# Who sent a message: a phone number, a BSUID, or both; which is required is an identity rule.
+SENDER_OPTIONAL = ("from", "from_user_id", "from_parent_user_id")
+# The quick-reply tap's message; each kind has its own (`type` names the kind).
+TAP_MESSAGE = _shape("context", "from", "from_user_id", "from_parent_user_id", "id",
+                     "timestamp", "type", "button", optional=SENDER_OPTIONAL)
 
 _UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 _USER_HEX_LENGTHS = tuple(sorted(USER_ID_LENGTHS.values()))
+# A business-scoped user id: the user's ISO country, a dot, up to 128 alphanumerics; the
+# enterprise parent id has `ENT.` in between (wire-format section 10).
+_BSUID = re.compile(r"([A-Z]{2})\.([A-Za-z0-9]{1,128})")
+_PARENT_BSUID = re.compile(r"([A-Z]{2})\.ENT\.([A-Za-z0-9]{1,128})")
+# Plausible message times: WhatsApp's business API did not exist before 2010, and a clock a
+# day ahead is already wrong.
+EARLIEST_TIMESTAMP = 1262304000  # 2010-01-01T00:00:00Z
+FUTURE_SLACK = 86400
 
 
 @dataclass(frozen=True)
@@ -38,30 +88,41 @@ class Problem:
 
 
 def _show(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False)
+    try:
+        text = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError, RecursionError):
+        text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
 class _Checker:
     """Walks one document, collecting a Problem for every rule it breaks."""
 
-    def __init__(self) -> None:
+    def __init__(self, now: int) -> None:
         self.problems: list[Problem] = []
+        self.now = now
 
     def fail(self, path: str, message: str) -> None:
         self.problems.append(Problem(path, message))
 
-    def obj(self, path: str, value: Any, keys: tuple[str, ...]) -> dict[str, Any] | None:
-        """Require an object with exactly the documented `keys`; return it if it is one."""
+    def obj(self, path: str, value: Any, shape: Shape) -> dict[str, Any] | None:
+        """Require an object with the documented keys of `shape`, in documented order."""
         if not isinstance(value, dict):
             self.fail(path, f"expected an object, got {_show(value)}")
             return None
-        for key in keys:
-            if key not in value:
+        for key in shape.keys:
+            if key in shape.required and key not in value:
                 self.fail(f"{path}.{key}", "missing (a documented field)")
+        slot_of = {key: i for i, slot in enumerate(shape.slots) for key in slot}
         for key in value:
-            if key not in keys:
-                self.fail(f"{path}.{key}", f"unexpected key; documented keys: {', '.join(keys)}")
+            if key not in slot_of:
+                self.fail(f"{path}.{key}", f"unexpected key; documented keys: "
+                                           f"{', '.join(shape.keys)}")
+        known = [key for key in value if key in slot_of]
+        if any(slot_of[a] > slot_of[b] for a, b in pairwise(known)):
+            documented = [key for key in shape.keys if key in value]
+            self.fail(path, f"reordered keys: got {', '.join(known)}; documented order: "
+                            f"{', '.join(documented)}")
         return value
 
     def items(self, path: str, value: Any) -> list[Any]:
@@ -72,34 +133,50 @@ class _Checker:
         return value
 
     def string(self, path: str, value: Any, *, non_empty: bool = False) -> bool:
+        """Require a string (with `non_empty`, one with something besides whitespace)."""
         if not isinstance(value, str):
             self.fail(path, f"expected a string, got {_show(value)}")
             return False
-        if non_empty and not value:
-            self.fail(path, "expected a non-empty string")
+        if non_empty and not value.strip():
+            self.fail(path, "expected a non-empty string" if not value else
+                            f"expected a non-empty string, got only whitespace {_show(value)}")
             return False
         return True
 
     def equals(self, path: str, value: Any, expected: Any) -> None:
-        if value != expected:
+        """Require exactly `expected` (type included: 1 is not "1", nor True 1)."""
+        if type(value) is not type(expected) or value != expected:
             self.fail(path, f"expected {_show(expected)}, got {_show(value)}")
 
     def phone(self, path: str, value: Any) -> bool:
-        """A WhatsApp number: E.164 digits, no `+`, 8-15 digits, no leading zero."""
+        """A WhatsApp number: E.164 digits, no `+`, 8-15 digits, an assigned country code."""
         if not self.string(path, value):
             return False
-        if not value.isdigit() or not 8 <= len(value) <= 15 or value.startswith("0"):
+        if not (value.isascii() and value.isdigit()) or not 8 <= len(value) <= 15 \
+                or value.startswith("0"):
             self.fail(path, f"expected a phone number as 8-15 digits with country code and no "
                             f"'+', got {_show(value)}")
             return False
+        if calling_code_of(value) is None:
+            self.fail(path, f"expected a phone number with a country calling code, but no "
+                            f"country's code starts {_show(value)}")
+            return False
         return True
 
-    def meta_id(self, path: str, value: Any) -> None:
-        """A Meta object id: 15 or 16 digits."""
-        if self.string(path, value) and not (value.isdigit() and len(value) in (15, 16)):
+    def meta_id(self, path: str, value: Any) -> bool:
+        """A Meta object id: 15 or 16 digits, never a leading zero (Meta's ids are integers)."""
+        if not self.string(path, value):
+            return False
+        if not (value.isascii() and value.isdigit() and len(value) in (15, 16)):
             self.fail(path, f"expected a 15-16 digit id, got {_show(value)}")
+            return False
+        if value.startswith("0"):
+            self.fail(path, f"expected a Meta id, which never starts with 0, got {_show(value)}")
+            return False
+        return True
 
     def uuid4(self, path: str, value: Any) -> None:
+        """Kaleyra's ids: lowercase RFC 4122 version 4 UUIDs."""
         if not self.string(path, value):
             return
         if value.startswith("wamid."):
@@ -108,20 +185,50 @@ class _Checker:
             self.fail(path, f"expected a lowercase version 4 UUID, got {_show(value)}")
 
     def timestamp(self, path: str, value: Any) -> None:
+        """A string of unix seconds between 2010 and a day after `now`."""
         if isinstance(value, int | float) and not isinstance(value, bool):
-            self.fail(path, f"expected a string of unix seconds, got the number {value}")
-        elif self.string(path, value) and not (value.isdigit() and len(value) == 10):
-            self.fail(path, f"expected a string of 10-digit unix seconds, got {_show(value)}")
-
-    def wamid(self, path: str, value: Any, *, from_business: bool, customer: str | None) -> None:
-        """A structurally valid wamid sent by the right side, embedding the user's number."""
+            self.fail(path, f"expected a string of unix seconds, got the number {_show(value)}")
+            return
         if not self.string(path, value):
             return
+        if not (value.isascii() and value.isdigit() and len(value) == 10) \
+                or value.startswith("0"):
+            self.fail(path, f"expected a string of 10-digit unix seconds, got {_show(value)}")
+            return
+        seconds = int(value)
+        if not EARLIEST_TIMESTAMP <= seconds <= self.now + FUTURE_SLACK:
+            when = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(seconds))
+            self.fail(path, f"expected a time between 2010 and a day from now, got {value} "
+                            f"({when})")
+
+    def bsuid(self, path: str, value: Any, *, parent: bool = False) -> str | None:
+        """A business-scoped user id (`CC.` + 1-128 alphanumerics, or `CC.ENT.` for a parent);
+        returns its country."""
+        if not self.string(path, value):
+            return None
+        match = (_PARENT_BSUID if parent else _BSUID).fullmatch(value)
+        if match is None:
+            form = "CC.ENT. and 1-128 letters or digits" if parent else \
+                "CC. and 1-128 letters or digits"
+            self.fail(path, f"expected a {'parent ' if parent else ''}business-scoped user id "
+                            f"({form}, CC the user's country), got {_show(value)}")
+            return None
+        if match.group(1) not in ISO_REGIONS:
+            self.fail(path, f"expected an ISO country before the dot, got {match.group(1)!r}")
+            return None
+        return match.group(1)
+
+    def wamid(self, path: str, value: Any, *, from_business: bool,
+              customers: tuple[str, ...]) -> str | None:
+        """A structurally valid wamid sent by the right side, embedding the user's number;
+        returns the number it embeds."""
+        if not self.string(path, value):
+            return None
         try:
             decoded = decode_wamid(value)
         except InvalidWamid as exc:
             self.fail(path, f"not a structurally valid wamid: {exc}")
-            return
+            return None
         if decoded.from_business != from_business:
             side = "the business (fromMe true)" if from_business else "the user (fromMe false)"
             self.fail(path, f"expected a message sent by {side}, got one {decoded.direction}")
@@ -130,78 +237,205 @@ class _Checker:
             allowed = " or ".join(str(n) for n in lengths)
             self.fail(path, f"expected a {allowed} hex character message id inside the wamid, "
                             f"got {len(decoded.message_id)}")
-        if customer is not None and decoded.customer != customer:
+        if customers and decoded.customer not in customers:
             self.fail(path, f"embeds the number {decoded.customer}, expected the user's "
-                            f"number {customer}")
+                            f"number {customers[0]}")
+        return decoded.customer
 
 
-def validate_callback(document: Any) -> list[Problem]:
-    """Every problem of a button-tap callback document; an empty list means it is valid."""
-    check = _Checker()
-    root = check.obj("$", document, ROOT_KEYS)
+@dataclass(frozen=True)
+class Kind:
+    """One kind of callback: its name (`messages[].type`), how `validate` names it, the
+    documented shape of its message, and the rules it owns for its own part (the envelope,
+    identity and id rules are shared). Issue 12 adds the other kinds here."""
+
+    name: str
+    label: str
+    message: Shape
+    check_body: Callable[[_Checker, str, dict[str, Any]], None]
+
+
+def _check_button(check: _Checker, path: str, message: dict[str, Any]) -> None:
+    if "button" not in message:
+        return
+    button = check.obj(f"{path}.button", message["button"], BUTTON)
+    if button is not None:
+        if "payload" in button:
+            check.string(f"{path}.button.payload", button["payload"])
+        if "text" in button:
+            check.string(f"{path}.button.text", button["text"], non_empty=True)
+
+
+TAP = Kind("button", "a quick-reply tap (button)", TAP_MESSAGE, _check_button)
+KINDS: dict[str, Kind] = {kind.name: kind for kind in (TAP,)}
+
+
+def kind_of(document: Any) -> Kind | None:
+    """The kind of callback `document` is, by its first message's `type`; None if unknown."""
+    try:
+        name = document["meta_object"]["value"]["messages"][0]["type"]
+    except (KeyError, IndexError, TypeError):
+        return None
+    return KINDS.get(name) if isinstance(name, str) else None
+
+
+def describe_kind(document: Any) -> str:
+    """What `validate` saw, in words: "a quick-reply tap (button)", or why it is not one."""
+    kind = kind_of(document)
+    if kind is not None:
+        return kind.label
+    try:
+        name = document["meta_object"]["value"]["messages"][0]["type"]
+    except (KeyError, IndexError, TypeError):
+        return "not a button tap (no messages[0].type)"
+    return f"not a button tap (type {_show(name)})"
+
+
+def validate_callback(document: Any, *, now: int | None = None) -> list[Problem]:
+    """Every problem of a callback document (structure, key order, invariants); an empty list
+    means it is valid. `now` (unix seconds, default the clock) bounds plausible timestamps.
+
+    The bytes are not seen here: `validate_body` also checks the serialization."""
+    check = _Checker(int(time.time()) if now is None else now)
+    root = check.obj("$", document, ROOT)
     if root is None:
         return check.problems
-    meta = check.obj("$.meta_object", root.get("meta_object"), META_OBJECT_KEYS) \
+    phone_number_id = waba_id = None
+    meta = check.obj("$.meta_object", root["meta_object"], META_OBJECT) \
         if "meta_object" in root else None
     if meta is not None:
         if "field" in meta:
             check.equals("$.meta_object.field", meta["field"], "messages")
-        value = check.obj("$.meta_object.value", meta["value"], VALUE_KEYS) \
+        value = check.obj("$.meta_object.value", meta["value"], VALUE) \
             if "value" in meta else None
         if value is not None:
-            _check_value(check, value)
+            phone_number_id = _check_value(check, value)
     if "extra_info" in root:
-        _check_extra_info(check, root["extra_info"])
+        waba_id = _check_extra_info(check, root["extra_info"])
+    if phone_number_id is not None and phone_number_id == waba_id:
+        check.fail("$.extra_info.waba_id", f"the WABA id equals metadata.phone_number_id "
+                                           f"({phone_number_id}); Meta gives them different ids")
     return check.problems
 
 
-def _check_value(check: _Checker, value: dict[str, Any]) -> None:
+@dataclass
+class _User:
+    """Who a contact says the user is, to pair with the message's `from*` fields."""
+
+    wa_id: str | None = None
+    user_id: str | None = None
+    parent_user_id: str | None = None
+    present: frozenset[str] = frozenset()
+
+
+def _check_value(check: _Checker, value: dict[str, Any]) -> str | None:
     base = "$.meta_object.value"
     if "messaging_product" in value:
         check.equals(f"{base}.messaging_product", value["messaging_product"], "whatsapp")
-    business_number = None
+    business_number = phone_number_id = None
     if "metadata" in value:
-        metadata = check.obj(f"{base}.metadata", value["metadata"], METADATA_KEYS)
+        metadata = check.obj(f"{base}.metadata", value["metadata"], METADATA)
         if metadata is not None:
             number = metadata.get("display_phone_number")
             if "display_phone_number" in metadata and \
                     check.phone(f"{base}.metadata.display_phone_number", number):
                 business_number = number
-            if "phone_number_id" in metadata:
-                check.meta_id(f"{base}.metadata.phone_number_id", metadata["phone_number_id"])
-    wa_ids: list[str | None] = []
+            if "phone_number_id" in metadata and \
+                    check.meta_id(f"{base}.metadata.phone_number_id", metadata["phone_number_id"]):
+                phone_number_id = metadata["phone_number_id"]
+    users: list[_User | None] = []
     for i, contact in enumerate(check.items(f"{base}.contacts", value.get("contacts"))
                                 if "contacts" in value else []):
-        path = f"{base}.contacts[{i}]"
-        wa_ids.append(None)
-        if check.obj(path, contact, CONTACT_KEYS) is None:
-            continue
-        if "profile" in contact:
-            profile = check.obj(f"{path}.profile", contact["profile"], ("name",))
-            if profile is not None and "name" in profile:
-                check.string(f"{path}.profile.name", profile["name"], non_empty=True)
-        if "wa_id" in contact and check.phone(f"{path}.wa_id", contact["wa_id"]):
-            wa_ids[-1] = contact["wa_id"]
+        users.append(_check_contact(check, f"{base}.contacts[{i}]", contact))
     for i, message in enumerate(check.items(f"{base}.messages", value.get("messages"))
                                 if "messages" in value else []):
-        _check_message(check, f"{base}.messages[{i}]", message, business_number, wa_ids, i)
+        path = f"{base}.messages[{i}]"
+        # One contact per message, in the same order (a batch pairs them up by position).
+        if i >= len(users):
+            check.fail(path, f"no contacts[{i}] entry for this message's user")
+        _check_message(check, path, message, business_number,
+                       users[i] if i < len(users) else None, i)
+    return phone_number_id
+
+
+def _check_contact(check: _Checker, path: str, contact: Any) -> _User | None:
+    if check.obj(path, contact, CONTACT) is None:
+        return None
+    user = _User(present=frozenset(contact))
+    if "profile" in contact:
+        profile = check.obj(f"{path}.profile", contact["profile"], PROFILE)
+        if profile is not None:
+            if "name" in profile:
+                check.string(f"{path}.profile.name", profile["name"], non_empty=True)
+            if "username" in profile and \
+                    check.string(f"{path}.profile.username", profile["username"], non_empty=True) \
+                    and any(c.isspace() for c in profile["username"]):
+                check.fail(f"{path}.profile.username",
+                           f"expected a username without spaces, got {_show(profile['username'])}")
+    if "wa_id" in contact and check.phone(f"{path}.wa_id", contact["wa_id"]):
+        user.wa_id = contact["wa_id"]
+    if "identity_key_hash" in contact:
+        key_hash = contact["identity_key_hash"]
+        if check.string(f"{path}.identity_key_hash", key_hash, non_empty=True) and \
+                any(c.isspace() for c in key_hash):
+            check.fail(f"{path}.identity_key_hash", f"expected a hash without spaces, got "
+                                                    f"{_show(key_hash)}")
+    bsuid_country = None
+    if "user_id" in contact:
+        bsuid_country = check.bsuid(f"{path}.user_id", contact["user_id"])
+        if bsuid_country is not None:
+            user.user_id = contact["user_id"]
+    if "parent_user_id" in contact and \
+            check.bsuid(f"{path}.parent_user_id", contact["parent_user_id"], parent=True):
+        user.parent_user_id = contact["parent_user_id"]
+    if "wa_id" not in contact and "user_id" not in contact:
+        check.fail(f"{path}.wa_id", "missing: a contact has the user's number (wa_id) or, for a "
+                                    "user with only a username, their user_id")
+    if "country_code" in contact:
+        _check_country(check, path, contact["country_code"], bsuid_country, user.wa_id)
+    return user
+
+
+def _check_country(check: _Checker, path: str, country: Any, bsuid_country: str | None,
+                   number: str | None) -> None:
+    if not check.string(f"{path}.country_code", country):
+        return
+    if country not in ISO_REGIONS:
+        check.fail(f"{path}.country_code", f"expected an ISO country code like \"IN\", got "
+                                           f"{_show(country)}")
+        return
+    if bsuid_country is not None and country != bsuid_country:
+        check.fail(f"{path}.country_code", f"expected {bsuid_country}, the country of user_id, "
+                                           f"got {_show(country)}")
+    code = calling_code_of(number) if number is not None else None
+    if code is not None and country not in REGIONS_BY_CALLING_CODE[code]:
+        check.fail(f"{path}.country_code", f"expected the country of the number {number} "
+                   f"(+{code}: {', '.join(sorted(REGIONS_BY_CALLING_CODE[code]))}), got "
+                   f"{_show(country)}")
+
+
+def _same_number(wa_id: str, sender: str) -> bool:
+    """`wa_id` is the sender's number, or its legacy Brazilian form without the ninth digit
+    (Meta: `wa_id` and `from` "may not always match"; wire-format section 10)."""
+    if wa_id == sender:
+        return True
+    return len(sender) == 13 and sender.startswith("55") and sender[4] == "9" \
+        and wa_id == sender[:4] + sender[5:]
 
 
 def _check_message(check: _Checker, path: str, message: Any, business_number: str | None,
-                   wa_ids: list[str | None], index: int) -> None:
-    if check.obj(path, message, MESSAGE_KEYS) is None:
+                   user: _User | None, index: int) -> None:
+    kind = kind_of_message(message)
+    if check.obj(path, message, (kind or TAP).message) is None:
         return
-    user: str | None = None
+    sender: str | None = None
     if "from" in message and check.phone(f"{path}.from", message["from"]):
-        user = message["from"]
-        # One contact per message, in the same order (a batch pairs them up by position).
-        if index < len(wa_ids) and wa_ids[index] is not None and wa_ids[index] != user:
-            check.fail(f"{path}.from", f"expected the user's number {wa_ids[index]} "
-                                       f"(contacts[{index}].wa_id), got {_show(user)}")
-        elif index >= len(wa_ids):
-            check.fail(f"{path}.from", f"no contacts[{index}] entry for this message's user")
+        sender = message["from"]
+    if user is not None:
+        _check_identity(check, path, message, user, sender, index)
+    customers = tuple(n for n in (sender, user.wa_id if user else None) if n is not None)
     if "context" in message:
-        context = check.obj(f"{path}.context", message["context"], CONTEXT_KEYS)
+        context = check.obj(f"{path}.context", message["context"], CONTEXT)
         if context is not None:
             if "from" in context and check.phone(f"{path}.context.from", context["from"]) \
                     and business_number is not None and context["from"] != business_number:
@@ -209,28 +443,64 @@ def _check_message(check: _Checker, path: str, message: Any, business_number: st
                            f"{business_number} (metadata.display_phone_number), got "
                            f"{_show(context['from'])}")
             if "id" in context:
-                check.wamid(f"{path}.context.id", context["id"], from_business=True,
-                            customer=user)
+                replied = check.wamid(f"{path}.context.id", context["id"], from_business=True,
+                                      customers=customers)
+                # Without a phone number (a username-only user) the two ids must still name
+                # the same customer.
+                customers = customers or ((replied,) if replied else ())
     if "id" in message:
-        check.wamid(f"{path}.id", message["id"], from_business=False, customer=user)
+        check.wamid(f"{path}.id", message["id"], from_business=False, customers=customers)
     if "timestamp" in message:
         check.timestamp(f"{path}.timestamp", message["timestamp"])
-    if "type" in message and message["type"] != "button":
+    if "type" in message and kind is None:
         check.fail(f"{path}.type", f"expected \"button\" (a quick-reply tap on a template), "
                                    f"got {_show(message['type'])}")
-    if "button" in message:
-        button = check.obj(f"{path}.button", message["button"], BUTTON_KEYS)
-        if button is not None:
-            if "payload" in button:
-                check.string(f"{path}.button.payload", button["payload"])
-            if "text" in button:
-                check.string(f"{path}.button.text", button["text"], non_empty=True)
+    (kind or TAP).check_body(check, path, message)
 
 
-def _check_extra_info(check: _Checker, extra: Any) -> None:
+def kind_of_message(message: Any) -> Kind | None:
+    """The kind a single message is, by its `type`; None if unknown."""
+    name = message.get("type") if isinstance(message, dict) else None
+    return KINDS.get(name) if isinstance(name, str) else None
+
+
+def _check_identity(check: _Checker, path: str, message: dict[str, Any], user: _User,
+                    sender: str | None, index: int) -> None:
+    """The message's `from*` fields name the same user as its contact, field by field."""
+    contact = f"contacts[{index}]"
+    pairs = (("from", "wa_id"), ("from_user_id", "user_id"),
+             ("from_parent_user_id", "parent_user_id"))
+    for mine, theirs in pairs:
+        if mine in message and theirs not in user.present:
+            check.fail(f"{path}.{mine}", f"present, but {contact} has no {theirs}")
+        # A contact may carry ids its message does not repeat (`--add contacts[0].user_id`),
+        # but a phone number is in both or in neither.
+        elif mine == "from" and theirs in user.present and mine not in message:
+            check.fail(f"{path}.{mine}", f"missing, but {contact} has {theirs}")
+    if "from" not in message and "from_user_id" not in message:
+        check.fail(f"{path}.from_user_id", "missing: a message without `from` (a username-only "
+                                           "user) names its sender by from_user_id")
+    if sender is not None and user.wa_id is not None and not _same_number(user.wa_id, sender):
+        check.fail(f"{path}.from", f"expected the user's number {user.wa_id} "
+                                   f"({contact}.wa_id), got {_show(sender)}")
+    if "from_user_id" in message:
+        value = message["from_user_id"]
+        if check.bsuid(f"{path}.from_user_id", value) and user.user_id is not None \
+                and value != user.user_id:
+            check.fail(f"{path}.from_user_id", f"expected the user's id {user.user_id} "
+                                               f"({contact}.user_id), got {_show(value)}")
+    if "from_parent_user_id" in message:
+        value = message["from_parent_user_id"]
+        if check.bsuid(f"{path}.from_parent_user_id", value, parent=True) \
+                and user.parent_user_id is not None and value != user.parent_user_id:
+            check.fail(f"{path}.from_parent_user_id", f"expected {user.parent_user_id} "
+                       f"({contact}.parent_user_id), got {_show(value)}")
+
+
+def _check_extra_info(check: _Checker, extra: Any) -> str | None:
     base = "$.extra_info"
-    if check.obj(base, extra, EXTRA_INFO_KEYS) is None:
-        return
+    if check.obj(base, extra, EXTRA_INFO) is None:
+        return None
     if "media_url" in extra:
         check.equals(f"{base}.media_url", extra["media_url"], "")
     for key in ("ref", "ref1", "ref2"):
@@ -239,16 +509,204 @@ def _check_extra_info(check: _Checker, extra: Any) -> None:
     for key in ("reply_to", "trace_id"):
         if key in extra:
             check.uuid4(f"{base}.{key}", extra[key])
-    if "waba_id" in extra:
-        check.meta_id(f"{base}.waba_id", extra["waba_id"])
+    if "waba_id" in extra and check.meta_id(f"{base}.waba_id", extra["waba_id"]):
+        return str(extra["waba_id"])
+    return None
+
+
+# PHP writes U+007F (DEL) as the raw byte, where Python's ASCII encoder escapes it; an odd
+# run of backslashes before `u007f` is the escape, an even one is an escaped backslash.
+_DEL_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u007f")
+
+
+def php_json(document: Any) -> str:
+    """`document` as PHP `json_encode` writes it (the wire form, `simulator.wire.to_wire`)."""
+    return _DEL_ESCAPE.sub(lambda m: m.group(1) + "\x7f", to_wire(document).decode("ascii"))
+
+
+def serialization_problems(raw: str, document: Any) -> list[Problem]:
+    """How `raw` (the text `document` was parsed from) differs from PHP `json_encode`'s bytes.
+
+    Meta's and Kaleyra's bodies are compact, escape `/` and write non-ASCII as lowercase
+    `\\uXXXX` (wire-format section 2); handlers that check signatures depend on exactly that.
+    The first difference is reported, at its offset and the JSON path around it."""
+    try:
+        expected = php_json(document)
+    except ValueError:
+        return [Problem("$", "holds NaN or Infinity, which is not JSON and which PHP cannot "
+                             "write")]
+    except RecursionError:
+        return [Problem("$", "nested too deeply to serialize")]
+    if raw == expected:
+        return []
+    duplicates = _duplicate_keys(raw)
+    if duplicates:
+        return [Problem(path, f"duplicate key {key!r}; a JSON encoder writes each key once")
+                for path, key in duplicates]
+    at = _first_difference(raw, expected)
+    at = _escape_start(raw, at)
+    return [Problem(_path_at(raw, at), _difference(raw, expected, at))]
+
+
+def _first_difference(a: str, b: str) -> int:
+    """The first offset where `a` and `b` differ (a body may be megabytes: compare in blocks)."""
+    start, block = 0, 4096
+    while a[start : start + block] == b[start : start + block]:
+        if start + block >= max(len(a), len(b)):
+            return min(len(a), len(b))
+        start += block
+    return next((i for i in range(start, min(len(a), len(b), start + block)) if a[i] != b[i]),
+                min(len(a), len(b), start + block))
+
+
+def _escape_start(raw: str, at: int) -> int:
+    """Move `at` back to the backslash of a `\\uXXXX` escape it falls inside, if any."""
+    for start in range(at - 1, max(at - 6, -1), -1):
+        if raw.startswith("\\u", start):
+            backslashes = len(raw[:start]) - len(raw[:start].rstrip("\\"))
+            if backslashes % 2 == 0:  # the backslash starts an escape, it is not escaped
+                return start
+    return at
+
+
+def _difference(raw: str, expected: str, at: int) -> str:
+    got, want = raw[at : at + 6], expected[at : at + 6]
+    where = f"at offset {at}"
+    if at >= len(raw):
+        return f"the body ends {where}, PHP json_encode writes {_show(expected[at:at + 20])} more"
+    if at >= len(expected):
+        return f"unexpected text after the document {where}: {_show(raw[at:at + 20])}"
+    char = raw[at]
+    if char in " \t\r\n":
+        what = "pretty-printed" if "\n" in raw else "spaces between tokens"
+        return f"{what}: whitespace {where}; PHP json_encode writes compact JSON"
+    if char == "/" and want.startswith("\\/"):
+        return f"unescaped '/' {where}; PHP json_encode writes '\\/'"
+    if ord(char) > 0x7F:
+        escape = want if want.startswith("\\u") else f"\\u{ord(char):04x}"
+        return f"raw non-ASCII character {char!r} (U+{ord(char):04X}) {where}; PHP " \
+               f"json_encode writes {escape}"
+    if got.startswith("\\u") and want.startswith("\\u") and got.lower() == want:
+        return f"uppercase hex in the escape {got} {where}; PHP json_encode writes {want}"
+    if char == "\\" and not want.startswith("\\"):
+        return f"needless escape {got if got.startswith(chr(92) + 'u') else got[:2]} {where}; " \
+               f"PHP json_encode writes {_show(want[:1])} as is"
+    if want.startswith("\\"):
+        return f"unescaped {_show(char)} {where}; PHP json_encode writes {want}"
+    return f"differs from PHP json_encode's bytes {where}: got {_show(raw[at:at + 20])}, " \
+           f"expected {_show(expected[at:at + 20])}"
+
+
+def _duplicate_keys(raw: str) -> list[tuple[str, str]]:
+    """(path of the object, key) for the first few keys written twice in one object of `raw`."""
+    return _scan(raw, len(raw)).duplicates
+
+
+def _path_at(raw: str, offset: int) -> str:
+    """The JSON path of the innermost member or element of valid JSON `raw` at `offset`."""
+    return _scan(raw, offset).path
+
+
+@dataclass
+class _Frame:
+    """One open object or array while scanning: where the scan is inside it."""
+
+    is_object: bool
+    key: str | int | None  # the current member's key, or the element's index
+    waiting_for_key: bool
+    seen: set[str]
+
+
+@dataclass
+class _Scan:
+    """Where a scan of JSON text stopped, and the duplicate keys it met on the way."""
+
+    path: str
+    duplicates: list[tuple[str, str]]
+
+
+_MAX_DUPLICATES = 5  # a hostile body may repeat a key a million times; a few lines say it
+
+
+def _scan(raw: str, offset: int) -> _Scan:
+    """Walk valid JSON `raw` up to `offset` in one pass, tracking the path and repeated keys."""
+    stack: list[_Frame] = []
+    duplicates: list[tuple[str, str]] = []
+    i = 0
+    while i < offset:
+        char = raw[i]
+        if char == '"':
+            end = i + 1
+            while end < len(raw) and raw[end] != '"':
+                end += 2 if raw[end] == "\\" else 1
+            if end >= offset:
+                break
+            top = stack[-1] if stack else None
+            if top is not None and top.is_object and top.waiting_for_key:
+                try:
+                    key = json.loads(raw[i : end + 1])
+                except ValueError:
+                    key = raw[i + 1 : end]
+                if key in top.seen and len(duplicates) < _MAX_DUPLICATES:
+                    found = (_path_of(stack, inside=True), key)
+                    if found not in duplicates:
+                        duplicates.append(found)
+                top.seen.add(key)
+                top.key = key
+            i = end + 1
+            continue
+        if char == "{":
+            stack.append(_Frame(True, None, True, set()))
+        elif char == "[":
+            stack.append(_Frame(False, 0, False, set()))
+        elif char in "}]" and stack:
+            stack.pop()
+        elif char == "," and stack:
+            top = stack[-1]
+            if top.is_object:
+                top.waiting_for_key = True
+            elif isinstance(top.key, int):
+                top.key += 1
+        elif char == ":" and stack:
+            stack[-1].waiting_for_key = False
+        i += 1
+    return _Scan(_path_of(stack), duplicates)
+
+
+def _path_of(stack: list[_Frame], *, inside: bool = False) -> str:
+    """The path of the scan's position (with `inside`, of the innermost object itself)."""
+    path = "$"
+    for frame in stack[:-1] if inside else stack:
+        if not frame.is_object:
+            path += f"[{frame.key}]"
+        elif not frame.waiting_for_key and frame.key is not None:
+            path += f".{frame.key}"
+    return path
+
+
+def validate_body(raw: str | bytes, *, now: int | None = None) -> list[Problem]:
+    """Every problem of one callback body: its bytes as PHP writes them, then its document."""
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return [Problem("$", f"not UTF-8 text (byte {exc.start})")]
+    try:
+        document = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        return [Problem("$", f"not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})")]
+    except (ValueError, RecursionError):
+        return [Problem("$", "not JSON this validator can read (too deep or too large)")]
+    return serialization_problems(raw, document) + validate_callback(document, now=now)
 
 
 @dataclass(frozen=True)
 class Checked:
-    """The outcome for one document of an input: its line (for JSON Lines) and problems."""
+    """The outcome for one document of an input: its line (for JSON Lines), problems and kind."""
 
     line: int | None
     problems: list[Problem]
+    kind: str = ""
 
 
 def parse_documents(text: str, source: str) -> Iterator[tuple[int | None, Any]]:
@@ -286,7 +744,19 @@ def _is_json(line: str) -> bool:
     return True
 
 
-def validate_text(text: str, source: str) -> Iterator[Checked]:
-    """Validate every document in `text` (one JSON document or JSON Lines)."""
+def validate_text(text: str, source: str, *, now: int | None = None) -> Iterator[Checked]:
+    """Validate every document in `text` (one JSON document or JSON Lines): its bytes as PHP
+    writes them, its structure and invariants, and which kind of callback it is."""
+    lines: list[str] | None = None
     for line, document in parse_documents(text, source):
-        yield Checked(line, validate_callback(document))
+        if line is None:
+            raw = text.strip(_JSON_WHITESPACE)
+        else:
+            lines = text.splitlines() if lines is None else lines
+            raw = lines[line - 1].strip(_JSON_WHITESPACE)
+        problems = serialization_problems(raw, document) + validate_callback(document, now=now)
+        yield Checked(line, problems, describe_kind(document))
+
+
+# Around a document, only JSON's own whitespace is a separator (a file's final newline).
+_JSON_WHITESPACE = " \t\r\n"
