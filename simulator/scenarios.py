@@ -292,26 +292,50 @@ def _display(path: Path) -> str:
 def _render(source: str, display: str, seed: int, env: Mapping[str, str]) -> str:
     from simulator.providers import make_faker
     from simulator.render import error_line, make_environment
+    from simulator.sandbox import RenderLimit, fake_facade, plain_env, render_bounded
 
-    environment = make_environment([])
+    # No folder: a scenario file cannot include, import or extend other files.
+    environment = make_environment(None)
     try:
         template = environment.from_string(source)
     except jinja2.TemplateSyntaxError as exc:
         raise WasimError(f"Jinja syntax error: {exc.message}", where=f"{display}:{exc.lineno}",
                          hint="Fix the {{ }} or {% %} on that line.") from None
+    except (RecursionError, MemoryError):
+        raise WasimError("the Jinja in the scenario is nested too deeply to compile",
+                         where=display, hint="Split deep expressions into {% set %} steps."
+                         ) from None
+    # Plain data only: `fake` is the data-call facade (never the Faker), `env` a dict of str.
+    variables = {"fake": fake_facade(make_faker(seed)), "env": plain_env(env), "seed": seed}
     try:
-        return template.render(fake=make_faker(seed), env=dict(env), seed=seed)
+        try:
+            context = template.new_context(variables)
+            return render_bounded(lambda: template.root_render_func(context))
+        except (jinja2.TemplateError, TypeError, ValueError, LookupError, AttributeError,
+                ArithmeticError, RecursionError, MemoryError):
+            environment.handle_exception()  # re-raises with the file's line numbers
     except jinja2.UndefinedError as exc:
         line = error_line(exc, "<template>")
         raise WasimError(f"undefined variable: {exc.message}",
                          where=f"{display}:{line}" if line else display,
-                         hint="Scenarios see `fake` (seeded Faker), `env` (environment "
+                         hint="Scenarios see `fake` (seeded data calls), `env` (environment "
                               "variables) and `seed`.") from None
+    except RenderLimit as exc:
+        line = error_line(exc, "<template>")
+        raise WasimError(f"the Jinja in the scenario went past a rendering limit: {exc}",
+                         where=f"{display}:{line}" if line else display,
+                         hint="Render less: the limits are in simulator/sandbox.py.") from None
+    except (RecursionError, MemoryError) as exc:
+        line = error_line(exc, "<template>")
+        what = "recursed too deeply" if isinstance(exc, RecursionError) else "ran out of memory"
+        raise WasimError(f"the Jinja in the scenario {what}",
+                         where=f"{display}:{line}" if line else display) from None
     except (SecurityError, jinja2.TemplateError, TypeError, ValueError, LookupError,
-            AttributeError, ArithmeticError, RecursionError, OverflowError) as exc:
+            AttributeError, ArithmeticError) as exc:
         line = error_line(exc, "<template>")
         raise WasimError(f"the Jinja in the scenario failed: {type(exc).__name__}: {exc}",
                          where=f"{display}:{line}" if line else display) from None
+    raise AssertionError("handle_exception always raises")  # for the type checker
 
 
 def _parse_yaml(text: str, display: str) -> tuple[Any, dict[str, int]]:
