@@ -150,8 +150,7 @@ class CallbackTemplate:
                              where=self.display,
                              hint="Split deep expressions into {% set %} steps.") from None
         except jinja2.TemplateError as exc:  # the confined loader: not UTF-8, unreadable
-            raise WasimError(str(exc.message or exc), where=self.display,
-                             hint="Save the template as UTF-8 text.") from None
+            raise WasimError(str(exc.message or exc), where=self.display) from None
         self._filename = self._template.filename or str(path)
         self._globals = dict(self._template.globals)
         # Never the Faker itself: its name lookups (get_formatter, format) escape the sandbox.

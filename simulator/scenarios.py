@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -675,13 +676,7 @@ def _template(top: _Fields, lines: Mapping[str, int], file: Path) -> TemplateSpe
     labels = [b.text for b in buttons]
     if len(set(labels)) != len(labels):
         raise fields.error("template.buttons", "two buttons have the same text")
-    callback = fields.text("callback", "button_tap") or "button_tap"
-    from simulator.render import find_template
-
-    try:
-        find_template(callback)
-    except WasimError as exc:
-        raise fields.error("template.callback", exc.what, hint=exc.hint) from None
+    callback = _callback(fields, fields.text("callback", "button_tap") or "button_tap", file)
     return TemplateSpec(
         name=fields.text("name", "promo") or "promo",
         body=fields.text("body", "") or "",
@@ -691,6 +686,26 @@ def _template(top: _Fields, lines: Mapping[str, int], file: Path) -> TemplateSpe
         ref2=fields.text("ref2"),
         callback=callback,
     )
+
+
+def _callback(fields: _Fields, callback: str, file: Path) -> str:
+    """A built-in template name, or a template file inside the scenario's own folder."""
+    from simulator.render import find_template
+
+    if Path(callback).suffix or "/" in callback or "\\" in callback:
+        # A shared scenario must not pick an arbitrary file on this machine as its template.
+        folder = file.parent
+        inside = folder / callback
+        if not Path(os.path.realpath(inside)).is_relative_to(os.path.realpath(folder)):
+            raise fields.error("template.callback", f"{callback!r} is outside the scenario's "
+                               "folder", hint="Name a built-in template, or a file next to "
+                                              "the scenario (links are followed).")
+        callback = str(inside)
+    try:
+        find_template(callback)
+    except WasimError as exc:
+        raise fields.error("template.callback", exc.what, hint=exc.hint) from None
+    return callback
 
 
 def _cast(top: _Fields, lines: Mapping[str, int], file: Path) -> CastSpec:
