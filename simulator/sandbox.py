@@ -310,7 +310,7 @@ def _lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> str
     for value, what in ((n, "lipsum n"), (min, "lipsum min"), (max, "lipsum max")):
         if type(value) is not int or not 0 <= value <= 1_000:
             raise RenderLimit(f"{what} must be a whole number from 0 to 1,000")
-    return generate_lorem_ipsum(n, html, min, max)
+    return str(generate_lorem_ipsum(n, html, min, max))  # plain str, not Markup
 
 
 def _bounded_range(*args: int) -> range:

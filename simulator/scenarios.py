@@ -364,7 +364,43 @@ def _render(source: str, display: str, seed: int, env: Mapping[str, str]) -> str
     raise AssertionError("handle_exception always raises")  # for the type checker
 
 
+_FLOW = re.compile(r"""[\[\]{}'"#\n]""")
+
+
+def _too_deep(text: str, limit: int) -> int | None:
+    """The line where `[`/`{` nesting passes `limit` (outside quotes and comments), if any.
+
+    PyYAML's scanner is quadratic in unclosed brackets and its composer recursive, so a file
+    of brackets would spin or overflow the stack before the depth check on the parsed nodes.
+    """
+    depth, line, quote, comment = 0, 1, "", False
+    for match in _FLOW.finditer(text):
+        char = match.group()
+        if char == "\n":
+            line, comment = line + 1, False
+        elif comment:
+            continue
+        elif quote:
+            quote = "" if char == quote else quote  # an escaped quote only ends it early
+        elif char in "'\"":
+            quote = char
+        elif char == "#":
+            comment = True
+        elif char in "[{":
+            depth += 1
+            if depth > limit:
+                return line
+        else:
+            depth = max(depth - 1, 0)
+    return None
+
+
 def _parse_yaml(text: str, display: str) -> tuple[Any, dict[str, int]]:
+    deep = _too_deep(text, 4 * _MAX_DEPTH)
+    if deep is not None:
+        raise WasimError(f"the YAML is nested too deeply (more than {_MAX_DEPTH} levels is "
+                         "refused)", where=f"{display}:{deep}",
+                         hint="Look for runaway [ or { brackets.")
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except RecursionError:
@@ -535,7 +571,8 @@ def parse_duration(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        seconds = float(min(value, 10**300))  # float() of a huge int would overflow
+        # float() of a huge int would overflow; a float may be NaN or infinite (refused below)
+        seconds = value if isinstance(value, float) else float(min(value, 10**300))
     elif isinstance(value, str) and len(value) <= 100 and (match := _DURATION.match(value)):
         seconds = float(match.group(1)) * _UNITS[match.group(2)]
     else:
