@@ -25,6 +25,7 @@ from simulator.sandbox import (
     BoundedEnvironment,
     ConfinedLoader,
     RenderLimit,
+    check_text,
     fake_facade,
     render_bounded,
 )
@@ -54,6 +55,7 @@ def _json_filter(value: Any) -> str:
         return encode_basestring(value)  # the C fast path; most values are strings
     if isinstance(value, jinja2.Undefined):
         str(value)  # StrictUndefined raises UndefinedError, naming the variable, on any use
+    check_text(value, "the value given to the json filter")
     return _value_encoder.encode(value)
 
 
@@ -90,6 +92,7 @@ def make_environment(folder: Path | None, entry: str | None = None) -> Sandboxed
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    # Unguarded: it is linear in its value, and it is the hot path of every callback.
     env.filters["json"] = _json_filter
     return env
 

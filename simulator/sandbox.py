@@ -12,6 +12,7 @@ operator results and output size, and files can only include files in their own 
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import re
 import string
@@ -39,6 +40,9 @@ from simulator.errors import WasimError
 RENDER_SECONDS = 5.0  # wall-clock budget, checked at every call, operator, filter and loop step
 MAX_OUTPUT_CHARS = 4_000_000  # the rendered text, and any one string or list made on the way
 MAX_LOOP_ITERATIONS = 1_000_000  # all `{% for %}` steps of one render together
+# Everything printed, including into {% set %} blocks, macros and filter blocks, which Jinja
+# joins into strings of their own before the output ever sees them.
+MAX_EMITTED_CHARS = 4 * MAX_OUTPUT_CHARS
 MAX_INT_BITS = 4_096  # a `*` or `**` result with more bits (~1,233 digits) is refused
 MAX_WIDTH = 10_000  # width/count arguments of filters and str methods (center, ljust, round...)
 MAX_PATTERN = 1_000  # the text of fake.numerify/bothify/lexify/hexify and other text arguments
@@ -57,6 +61,7 @@ class RenderLimit(SecurityError):
 class _Budget:
     deadline: float
     iterations: int = 0
+    emitted: int = 0
 
 
 _budget: ContextVar[_Budget | None] = ContextVar("wasim_render_budget", default=None)
@@ -75,6 +80,33 @@ def _check_size(value: Any, what: str = "a value") -> Any:
     return value
 
 
+def text_size(value: Any, limit: int = MAX_OUTPUT_CHARS) -> int:
+    """About how many characters str(value) makes; stops counting once past `limit`."""
+    size, stack = 0, [value]
+    while stack and size <= limit:
+        item = stack.pop()
+        if isinstance(item, str | bytes):
+            size += len(item) + 2
+        elif isinstance(item, dict):
+            size += 2 + 4 * len(item)
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple | set | frozenset):
+            size += 2 + 2 * len(item)
+            stack.extend(item)
+        else:
+            size += 24  # a number, None, or an object's short repr
+    return size
+
+
+def check_text(value: Any, what: str = "a value") -> None:
+    """Refuse turning `value` into text when that text would pass MAX_OUTPUT_CHARS."""
+    if not isinstance(value, str | int | float | bool | type(None)) \
+            and text_size(value) > MAX_OUTPUT_CHARS:
+        raise RenderLimit(f"{what} would print as more than {MAX_OUTPUT_CHARS:,} characters "
+                          "(the limit)")
+
+
 def _check_width(value: Any, what: str) -> None:
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_WIDTH:
         raise RenderLimit(f"{what}: {value} is above {MAX_WIDTH:,} (the limit)")
@@ -86,12 +118,14 @@ def render_bounded(chunks: Callable[[], Iterable[str]]) -> str:
     try:
         out: list[str] = []
         size = 0
-        for chunk in chunks():
-            size += len(chunk)
+        pieces = iter(chunks())
+        # In batches: summing lengths in C keeps the check off the per-chunk hot path.
+        while batch := list(itertools.islice(pieces, 64)):
+            size += sum(map(len, batch))
             if size > MAX_OUTPUT_CHARS:
                 raise RenderLimit(f"the output grew past {MAX_OUTPUT_CHARS:,} characters "
                                   "(the limit)")
-            out.append(chunk)
+            out.extend(batch)
         return "".join(out)
     finally:
         _budget.reset(token)
@@ -401,6 +435,7 @@ def _guard_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
             # A range or generator: take the items first, so the estimate sees them all.
             value = list(_loop(value))
             args = (*args[:offset], value, *rest)
+        check_text(value, f"the value given to the {name} filter")
         if name in _WIDTH_FILTERS:
             _check_call_args(name, value, rest, kwargs)
         elif _estimate(name, value, rest, kwargs) > MAX_OUTPUT_CHARS:
@@ -436,6 +471,7 @@ def _check_binop(operator: str, left: Any, right: Any) -> None:
         raise RenderLimit(f"joining makes more than {MAX_OUTPUT_CHARS:,} items (the limit)")
     if operator == "%" and isinstance(left, str):
         _check_percent_format(left, right)
+        check_text(right, "a % format's values")
 
 
 def _loop(iterable: Any) -> Iterator[Any]:
@@ -450,7 +486,22 @@ def _loop(iterable: Any) -> Iterator[Any]:
         yield item
 
 
+@jinja2.pass_context  # never folded at compile time: it must count at every render
+def _out(context: jinja2.runtime.Context, value: Any) -> str:
+    check_text(value, "a printed value")
+    text = str(value)  # what Jinja does to an output value (autoescape is off)
+    budget = _budget.get()
+    if budget is not None:
+        budget.emitted += len(text)
+        if budget.emitted > MAX_EMITTED_CHARS:
+            raise RenderLimit(f"the template printed more than {MAX_EMITTED_CHARS:,} "
+                              "characters (the limit), counting set blocks and macros")
+    return text
+
+
 def _concat(*parts: Any) -> str:
+    for part in parts:
+        check_text(part, "a part of ~")
     texts = [str(p) for p in parts]  # str() of a StrictUndefined raises, naming the variable
     if sum(map(len, texts)) > MAX_OUTPUT_CHARS:
         raise RenderLimit(f"~ makes more than {MAX_OUTPUT_CHARS:,} characters (the limit)")
@@ -463,11 +514,37 @@ def _env_call(name: str, *args: nodes.Expr, lineno: int) -> nodes.Call:
 
 
 class _Bounds(NodeTransformer):
-    """Routes every loop and every `~` through the budget (the sandbox has no hook for them)."""
+    """Routes loops, `~` and printing through the budget (the sandbox has no hook for them)."""
+
+    def __init__(self) -> None:
+        self.repeated = 0  # inside a loop, macro or call block: text there prints many times
+
+    def _inside(self, node: nodes.Node) -> nodes.Node:
+        self.repeated += 1
+        try:
+            self.generic_visit(node)
+        finally:
+            self.repeated -= 1
+        return node
 
     def visit_For(self, node: nodes.For) -> nodes.Node:
-        self.generic_visit(node)
+        self._inside(node)
         node.iter = _env_call("wasim_loop", node.iter, lineno=node.lineno)  # type: ignore[arg-type]
+        return node
+
+    def visit_Macro(self, node: nodes.Macro) -> nodes.Node:
+        return self._inside(node)
+
+    def visit_CallBlock(self, node: nodes.CallBlock) -> nodes.Node:
+        return self._inside(node)
+
+    def visit_Output(self, node: nodes.Output) -> nodes.Node:
+        self.generic_visit(node)
+        node.nodes = [
+            child if isinstance(child, nodes.TemplateData) and not self.repeated else
+            nodes.Filter(nodes.Const(child.data) if isinstance(child, nodes.TemplateData)
+                         else child, "wasim_out", [], [], None, None, lineno=child.lineno)
+            for child in node.nodes]
         return node
 
     def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
@@ -487,6 +564,7 @@ class BoundedEnvironment(SandboxedEnvironment):
         self.globals.clear()
         self.globals.update(_GLOBALS)
         self.filters = {name: _guard_filter(name, func) for name, func in self.filters.items()}
+        self.filters["wasim_out"] = _out  # the transform above prints through it
 
     def _generate(self, source: nodes.Template, name: str | None, filename: str | None,
                   defer_init: bool = False) -> str:
@@ -517,9 +595,17 @@ class BoundedEnvironment(SandboxedEnvironment):
     def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
         """str.format and format_map in templates, with widths bounded."""
         wrapped = super().wrap_str_format(value)
-        if wrapped is not None:
-            _check_brace_format(value.__self__)
-        return wrapped
+        if wrapped is None:
+            return None
+        _check_brace_format(value.__self__)
+        formatter = wrapped
+
+        def checked(*args: Any, **kwargs: Any) -> str:
+            for arg in (*args, *kwargs.values()):
+                check_text(arg, "a format value")
+            return formatter(*args, **kwargs)
+
+        return _Call(f"str.{value.__name__}", checked)
 
 
 # --- the confined loader -----------------------------------------------------------------------

@@ -240,7 +240,14 @@ def find_scenario(name_or_path: str) -> Path:
 def describe_file(path: Path) -> str:
     """The one-line description of a scenario file, read without rendering it."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as file:
+            data = file.read(65_536)  # the description is near the top; files may be huge
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if len(data) < 65_536 or exc.start < len(data) - 3:
+                raise
+            text = data[:exc.start].decode("utf-8")  # a character cut at the end of the read
     except (OSError, UnicodeDecodeError):
         return "(unreadable)"
     match = re.search(r"^description:\s*(.+?)\s*$", text, re.M)

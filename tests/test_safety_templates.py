@@ -208,6 +208,11 @@ LIMITED = [
     ("fake.random_int(0, 10**30)", "max"),
     ("fake.words(10**9)", "nb"),
     ("fake.random_elements(range(10), 10**9)", "list"),
+    ("['x' * 4000000] * 1000", "would print as more than"),
+    ("(['x' * 4000000] * 1000)|string", "string filter"),
+    ("(['x' * 4000000] * 1000)|tojson", "tojson filter"),
+    ("'%s' % (['x' * 4000000] * 1000,)", "% format's values"),
+    ("'{}'.format(['x' * 4000000] * 1000)", "format value"),
 ]
 
 
@@ -234,6 +239,20 @@ def test_doubling_a_string_stops_at_the_output_limit(tmp_path: Path) -> None:
                     '{% set ns.s = ns.s ~ ns.s %}{% endfor %}{"v": 1}\n')
     line = _one_line_error(CliRunner().invoke(cli, ["render", "--template", str(path)]))
     assert "characters (the limit)" in line
+
+
+@pytest.mark.parametrize("body", [
+    "{% macro big() %}{% for i in range(1000) %}{{ s }}{% endfor %}{% endmacro %}"
+    "{% set b = big() %}",
+    "{% set b %}{% for i in range(1000) %}{{ s }}{% endfor %}{% endset %}",
+    "{% set b %}{% for i in range(100000) %}" + "y" * 1000 + "{% endfor %}{% endset %}",
+    "{% filter upper %}{% for i in range(1000) %}{{ s }}{% endfor %}{% endfilter %}"])
+def test_text_built_inside_set_blocks_and_macros_counts_toward_the_limit(
+        tmp_path: Path, body: str) -> None:
+    path = tmp_path / "blocks.json.j2"
+    path.write_text('{% set s = "x" * 4000000 %}' + body + '{"v": 1}\n')
+    line = _one_line_error(CliRunner().invoke(cli, ["render", "--template", str(path)]))
+    assert "printed more than" in line
 
 
 def test_the_rendered_output_is_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -400,19 +419,11 @@ def test_the_facade_refuses_unknown_and_badly_typed_arguments() -> None:
 _PLAIN = (str, int, float, bool, bytes, type(None))
 
 
-def _is_sandboxed_format(value: Any) -> bool:
-    """Jinja's own wrapper for str.format: a function, whose internals the sandbox hides."""
-    wrapped = getattr(value, "__wrapped__", None)
-    return isinstance(getattr(wrapped, "__self__", None), str) and \
-        getattr(wrapped, "__name__", "") in ("format", "format_map")
-
-
 def _dangerous(value: Any) -> str | None:
     if isinstance(value, types.ModuleType | types.CodeType | types.FrameType
                   | types.TracebackType | type | Faker | Generator | random.Random):
         return type(value).__name__
-    if isinstance(value, types.FunctionType | types.MethodType) \
-            and not _is_sandboxed_format(value):
+    if isinstance(value, types.FunctionType | types.MethodType):
         return "a function with __globals__"
     if isinstance(value, types.GeneratorType | types.CoroutineType):
         return "a generator (frames)"
