@@ -631,10 +631,14 @@ class ConfinedLoader(jinja2.BaseLoader):
                 raise SecurityError(f"cannot include {template!r}: it is outside the "
                                     f"template's folder {self.root} (links are followed)")
             named = real
+        if not named.exists():
+            raise jinja2.TemplateNotFound(template, f"no file {template!r} in the template's "
+                                                    f"folder {self.root}")
+        if not named.is_file():  # a FIFO or a device would block or never end
+            raise jinja2.TemplateError(f"cannot read {template!r}: not a regular file")
         try:
-            data = named.read_bytes()
-        except FileNotFoundError:
-            raise jinja2.TemplateNotFound(template) from None
+            with named.open("rb") as file:
+                data = file.read(MAX_OUTPUT_CHARS + 1)
         except OSError as exc:
             raise jinja2.TemplateError(f"cannot read {template!r} ({exc.strerror})") from None
         if len(data) > MAX_OUTPUT_CHARS:

@@ -545,3 +545,13 @@ def test_the_walker_finds_the_escape_when_the_raw_faker_is_given() -> None:
     # The walker must be able to fail: handed the Faker itself, it reaches the Faker.
     with pytest.raises(AssertionError, match="a template can reach"):
         _walk({"fake": make_faker(1)}, make_environment(None), depth=2)
+
+
+def test_an_include_of_a_fifo_is_refused_instead_of_blocking(tmp_path: Path) -> None:
+    import os
+
+    os.mkfifo(tmp_path / "pipe")
+    path = tmp_path / "t.json.j2"
+    path.write_text('{"a": {% include "pipe" %}}')
+    line = _one_line_error(CliRunner().invoke(cli, ["render", "--template", str(path)]))
+    assert "not a regular file" in line
