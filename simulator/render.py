@@ -26,6 +26,7 @@ from simulator.sandbox import (
     ConfinedLoader,
     RenderLimit,
     check_text,
+    count_output,
     fake_facade,
     render_bounded,
 )
@@ -52,11 +53,14 @@ def _json_filter(value: Any) -> str:
     # Jinja's own `tojson` HTML-escapes `<>&'`, which would change the payload; the final
     # wire serialization does the escaping Meta does, so here only JSON quoting is needed.
     if type(value) is str:
-        return encode_basestring(value)  # the C fast path; most values are strings
-    if isinstance(value, jinja2.Undefined):
-        str(value)  # StrictUndefined raises UndefinedError, naming the variable, on any use
-    check_text(value, "the value given to the json filter")
-    return _value_encoder.encode(value)
+        text = encode_basestring(value)  # the C fast path; most values are strings
+    else:
+        if isinstance(value, jinja2.Undefined):
+            str(value)  # StrictUndefined raises UndefinedError, naming the variable, on any use
+        check_text(value, "the value given to the json filter")
+        text = _value_encoder.encode(value)
+    count_output(len(text))  # it is printed unwrapped (see counted_filters below)
+    return text
 
 
 # The records a template reads are frozen dataclasses of plain values, safe by construction:
@@ -70,6 +74,8 @@ _MODEL_FIELDS: dict[type, frozenset[str]] = {
 
 class _Environment(BoundedEnvironment):
     """The bounded sandbox, with a fast path for reading the fields of wasim's own records."""
+
+    counted_filters = frozenset({"json"})
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         allowed = _MODEL_FIELDS.get(type(obj))

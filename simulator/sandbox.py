@@ -486,17 +486,30 @@ def _loop(iterable: Any) -> Iterator[Any]:
         yield item
 
 
-@jinja2.pass_context  # never folded at compile time: it must count at every render
-def _out(context: jinja2.runtime.Context, value: Any) -> str:
-    check_text(value, "a printed value")
-    text = str(value)  # what Jinja does to an output value (autoescape is off)
+def count_output(size: int) -> None:
+    """Count `size` printed characters against MAX_EMITTED_CHARS (self-counting filters)."""
     budget = _budget.get()
     if budget is not None:
-        budget.emitted += len(text)
+        budget.emitted += size
         if budget.emitted > MAX_EMITTED_CHARS:
             raise RenderLimit(f"the template printed more than {MAX_EMITTED_CHARS:,} "
-                              "characters (the limit), counting set blocks and macros")
+                              "characters (the limit), counting set blocks, macros and "
+                              "includes")
+
+
+@jinja2.pass_context  # never folded at compile time: it must count at every render
+def _out(context: jinja2.runtime.Context, value: Any) -> str:
+    if type(value) is not str:
+        check_text(value, "a printed value")
+    text = str(value)  # what Jinja does to an output value (autoescape is off)
+    count_output(len(text))
     return text
+
+
+@jinja2.pass_context
+def _static(context: jinja2.runtime.Context, size: int) -> str:
+    count_output(size)
+    return ""
 
 
 def _concat(*parts: Any) -> str:
@@ -516,35 +529,28 @@ def _env_call(name: str, *args: nodes.Expr, lineno: int) -> nodes.Call:
 class _Bounds(NodeTransformer):
     """Routes loops, `~` and printing through the budget (the sandbox has no hook for them)."""
 
-    def __init__(self) -> None:
-        self.repeated = 0  # inside a loop, macro or call block: text there prints many times
-
-    def _inside(self, node: nodes.Node) -> nodes.Node:
-        self.repeated += 1
-        try:
-            self.generic_visit(node)
-        finally:
-            self.repeated -= 1
-        return node
-
     def visit_For(self, node: nodes.For) -> nodes.Node:
-        self._inside(node)
+        self.generic_visit(node)
         node.iter = _env_call("wasim_loop", node.iter, lineno=node.lineno)  # type: ignore[arg-type]
         return node
 
-    def visit_Macro(self, node: nodes.Macro) -> nodes.Node:
-        return self._inside(node)
-
-    def visit_CallBlock(self, node: nodes.CallBlock) -> nodes.Node:
-        return self._inside(node)
+    def __init__(self, counted: frozenset[str]) -> None:
+        self.counted = counted  # filters that count their own output (the hot `json`)
 
     def visit_Output(self, node: nodes.Output) -> nodes.Node:
+        # Everything printed is counted, static text included: a loop, a macro or an include
+        # can repeat either into a {% set %} block, which the output limit never sees.
         self.generic_visit(node)
-        node.nodes = [
-            child if isinstance(child, nodes.TemplateData) and not self.repeated else
-            nodes.Filter(nodes.Const(child.data) if isinstance(child, nodes.TemplateData)
-                         else child, "wasim_out", [], [], None, None, lineno=child.lineno)
+        static = sum(len(c.data) for c in node.nodes if isinstance(c, nodes.TemplateData))
+        children: list[nodes.Expr] = [
+            child if isinstance(child, nodes.TemplateData)
+            or (isinstance(child, nodes.Filter) and child.name in self.counted)
+            else nodes.Filter(child, "wasim_out", [], [], None, None, lineno=child.lineno)
             for child in node.nodes]
+        if static:
+            children.insert(0, nodes.Filter(nodes.Const(static), "wasim_static", [], [], None,
+                                            None, lineno=node.lineno))
+        node.nodes = children
         return node
 
     def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
@@ -556,6 +562,7 @@ class BoundedEnvironment(SandboxedEnvironment):
     """Jinja's sandbox, with the limits above and only plain functions as globals."""
 
     intercepted_binops = frozenset({"*", "**", "%", "+"})
+    counted_filters: frozenset[str] = frozenset()  # filters that call count_output themselves
     wasim_loop = staticmethod(_loop)
     wasim_concat = staticmethod(_concat)
 
@@ -564,11 +571,12 @@ class BoundedEnvironment(SandboxedEnvironment):
         self.globals.clear()
         self.globals.update(_GLOBALS)
         self.filters = {name: _guard_filter(name, func) for name, func in self.filters.items()}
-        self.filters["wasim_out"] = _out  # the transform above prints through it
+        self.filters["wasim_out"] = _out  # the transform above prints through these
+        self.filters["wasim_static"] = _static
 
     def _generate(self, source: nodes.Template, name: str | None, filename: str | None,
                   defer_init: bool = False) -> str:
-        tree = _Bounds().visit(source)
+        tree = _Bounds(self.counted_filters).visit(source)
         tree.set_environment(self)
         return super()._generate(tree, name, filename, defer_init=defer_init)
 

@@ -555,3 +555,20 @@ def test_an_include_of_a_fifo_is_refused_instead_of_blocking(tmp_path: Path) -> 
     path.write_text('{"a": {% include "pipe" %}}')
     line = _one_line_error(CliRunner().invoke(cli, ["render", "--template", str(path)]))
     assert "not a regular file" in line
+
+
+def test_static_text_repeated_by_an_include_in_a_loop_counts_toward_the_limit(
+        tmp_path: Path) -> None:
+    (tmp_path / "big.txt").write_text("y" * 1_000_000)
+    path = tmp_path / "t.json.j2"
+    path.write_text('{% set b %}{% for i in range(100) %}{% include "big.txt" %}{% endfor %}'
+                    '{% endset %}{"v": 1}\n')
+    line = _one_line_error(CliRunner().invoke(cli, ["render", "--template", str(path)]))
+    assert "printed more than" in line
+
+
+def test_an_error_inside_a_multi_line_output_names_its_own_line(tmp_path: Path) -> None:
+    path = tmp_path / "t.json.j2"
+    path.write_text('{\n"a": {{ tap.user.name | json }},\n"b": {{ nope }}\n}\n')
+    line = _one_line_error(CliRunner().invoke(cli, ["render", "--template", str(path)]))
+    assert "t.json.j2:3" in line and "nope" in line
