@@ -307,6 +307,10 @@ def _fake_call(formatter: Callable[..., Any], call: str,
     return run
 
 
+def _missing(call: str, **_: Any) -> Any:
+    raise ValueError(f"fake.{call} is not available with this Faker")
+
+
 class Fake:
     """`fake` in templates and scenarios: seeded data calls only (see FAKE_CALLS)."""
 
@@ -315,8 +319,11 @@ class Fake:
     def __init__(self, faker: Any) -> None:
         for call, params in FAKE_CALLS.items():
             # Bound methods are fetched once here, so nothing later looks a name up on Faker.
+            formatter = getattr(faker, call, None)
+            if formatter is None:  # another Faker version or locale may lack one
+                formatter = functools.partial(_missing, call)
             object.__setattr__(self, call, _Call(f"fake.{call}",
-                                                 _fake_call(getattr(faker, call), call, params)))
+                                                 _fake_call(formatter, call, params)))
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError("fake is read-only")
@@ -592,7 +599,7 @@ class BoundedEnvironment(SandboxedEnvironment):
         """A call from a template, within the time budget and the size limits."""
         _tick()
         owner = getattr(__obj, "__self__", None)
-        if isinstance(owner, str | list | tuple | dict | bytes) and not isinstance(__obj, _Call):
+        if isinstance(owner, str | bytes) and not isinstance(__obj, _Call):  # widths, joins
             name = getattr(__obj, "__name__", "a method")
             if name == "join" and args and not isinstance(args[0], str | list | tuple):
                 args = (list(_loop(args[0])), *args[1:])  # see the items before joining
