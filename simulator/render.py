@@ -21,31 +21,46 @@ from simulator.errors import WasimError, did_you_mean
 from simulator.models import Business, Button, Tap, TemplateMessage, User
 from simulator.overrides import Override, apply_overrides
 from simulator.resources import builtin_dir
+from simulator.sandbox import (
+    BoundedEnvironment,
+    ConfinedLoader,
+    RenderLimit,
+    check_text,
+    count_output,
+    fake_facade,
+    render_bounded,
+)
 from simulator.taps import TapFactory, TapOptions
 from simulator.wire import to_wire
 
 TEMPLATE_SUFFIX = ".json.j2"
 DEFAULT_TEMPLATE = "button_tap"
 CONTEXT_HINT = "Templates see `tap` (business, user, template, button, message_id, " \
-               "timestamp, trace_id, media_url) and `fake` (Faker)."
+               "timestamp, trace_id, media_url) and `fake` (seeded data calls such as " \
+               "fake.name() or fake.numerify('###'); the README lists them)."
 
 
 _value_encoder = json.JSONEncoder(ensure_ascii=False)
 
 
 # What a template may raise while rendering; all of it is the template author's to fix.
+# RecursionError and MemoryError too: a template can recurse (macros) or build big values.
 _TEMPLATE_FAILURES = (jinja2.TemplateError, TypeError, ValueError, LookupError,
-                      AttributeError, ArithmeticError)
+                      AttributeError, ArithmeticError, RecursionError, MemoryError)
 
 
 def _json_filter(value: Any) -> str:
     # Jinja's own `tojson` HTML-escapes `<>&'`, which would change the payload; the final
     # wire serialization does the escaping Meta does, so here only JSON quoting is needed.
     if type(value) is str:
-        return encode_basestring(value)  # the C fast path; most values are strings
-    if isinstance(value, jinja2.Undefined):
-        str(value)  # StrictUndefined raises UndefinedError, naming the variable, on any use
-    return _value_encoder.encode(value)
+        text = encode_basestring(value)  # the C fast path; most values are strings
+    else:
+        if isinstance(value, jinja2.Undefined):
+            str(value)  # StrictUndefined raises UndefinedError, naming the variable, on any use
+        check_text(value, "the value given to the json filter")
+        text = _value_encoder.encode(value)
+    count_output(len(text))  # it is printed unwrapped (see counted_filters below)
+    return text
 
 
 # The records a template reads are frozen dataclasses of plain values, safe by construction:
@@ -57,8 +72,10 @@ _MODEL_FIELDS: dict[type, frozenset[str]] = {
 }
 
 
-class _Environment(SandboxedEnvironment):
-    """The sandbox, with a fast path for reading the fields of wasim's own records."""
+class _Environment(BoundedEnvironment):
+    """The bounded sandbox, with a fast path for reading the fields of wasim's own records."""
+
+    counted_filters = frozenset({"json"})
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         allowed = _MODEL_FIELDS.get(type(obj))
@@ -67,16 +84,21 @@ class _Environment(SandboxedEnvironment):
         return super().getattr(obj, attribute)
 
 
-def make_environment(search_path: list[Path]) -> SandboxedEnvironment:
-    """The sandboxed, strict Jinja environment every template and scenario renders in."""
+def make_environment(folder: Path | None, entry: str | None = None) -> SandboxedEnvironment:
+    """The sandboxed, bounded, strict Jinja environment every template and scenario renders in.
+
+    Includes, imports and extends read only files inside `folder` (after resolving links);
+    without a folder (a scenario file) they are refused. `entry` is the file the person named.
+    """
     env = _Environment(
-        loader=jinja2.FileSystemLoader([str(p) for p in search_path]),
+        loader=ConfinedLoader(folder, entry),
         undefined=jinja2.StrictUndefined,
         autoescape=False,
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    # Unguarded: it is linear in its value, and it is the hot path of every callback.
     env.filters["json"] = _json_filter
     return env
 
@@ -122,7 +144,7 @@ class CallbackTemplate:
     def __init__(self, path: Path, fake: Any = None) -> None:
         self.path = path
         self.display = _display_path(path)
-        env = make_environment([path.parent])
+        env = make_environment(path.parent, path.name)
         try:
             self._template = env.get_template(path.name)
         except jinja2.TemplateSyntaxError as exc:
@@ -132,9 +154,16 @@ class CallbackTemplate:
         except OSError as exc:
             raise WasimError(f"cannot read the template ({exc.strerror})",
                              where=self.display) from None
+        except (RecursionError, MemoryError):
+            raise WasimError("the template is nested too deeply to compile",
+                             where=self.display,
+                             hint="Split deep expressions into {% set %} steps.") from None
+        except jinja2.TemplateError as exc:  # the confined loader: not UTF-8, unreadable
+            raise WasimError(str(exc.message or exc), where=self.display) from None
         self._filename = self._template.filename or str(path)
         self._globals = dict(self._template.globals)
-        self._fake = fake
+        # Never the Faker itself: its name lookups (get_formatter, format) escape the sandbox.
+        self._fake = fake_facade(fake)
         self._plain = _is_plain(env, path)
         self._splice: Callable[[Tap], bytes] | None = None
 
@@ -157,12 +186,21 @@ class CallbackTemplate:
                                        shared=True)
         try:
             try:
-                text = "".join(template.root_render_func(context))
+                text = render_bounded(lambda: template.root_render_func(context))
             except _TEMPLATE_FAILURES:
                 template.environment.handle_exception()  # re-raises with template line numbers
         except jinja2.UndefinedError as exc:
             raise self._render_error(exc, f"undefined variable: {exc.message}",
                                      CONTEXT_HINT) from None
+        except RenderLimit as exc:
+            raise self._render_error(exc, f"the template went past a rendering limit: {exc}",
+                                     "Render less: the limits are in simulator/sandbox.py."
+                                     ) from None
+        except RecursionError as exc:
+            raise self._render_error(exc, "the template recursed too deeply",
+                                     "Look for a macro that calls itself.") from None
+        except MemoryError as exc:
+            raise self._render_error(exc, "the template ran out of memory", None) from None
         except SecurityError as exc:
             raise self._render_error(exc, f"not allowed in a template: {exc}", None) from None
         except _TEMPLATE_FAILURES as exc:

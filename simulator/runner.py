@@ -25,9 +25,10 @@ from simulator.delivery import (
     Target,
     delivery_options_from,
 )
+from simulator.errors import WasimError
 from simulator.models import Business, Button, Tap, TemplateMessage, User
 from simulator.render import CallbackTemplate, find_template, render_tap
-from simulator.scenarios import Expectations, Scenario, StepSpec
+from simulator.scenarios import MAX_SENDS_PER_PLAN, Expectations, Scenario, StepSpec, plan_size
 from simulator.taps import SEEDED_EPOCH_RANGE, TapFactory, TapOptions
 
 SendKind = Literal["tap", "duplicate", "redelivery"]
@@ -73,6 +74,10 @@ def plan_scenario(scenario: Scenario, seed: int | None = None,
                   start: int | None = None) -> Plan:
     """Decide every send of a run: users, taps, times, chaos and the exact bodies."""
     seed = seed if seed is not None else (scenario.seed if scenario.seed is not None else 0)
+    if plan_size(scenario) > MAX_SENDS_PER_PLAN:  # loaded files are checked; built ones here
+        raise WasimError(f"the plan could reach {plan_size(scenario):,} sends; a run plans at "
+                         f"most {MAX_SENDS_PER_PLAN:,}", where=str(scenario.path),
+                         hint="Lower repeat, who or the cast, or split the scenario.")
     business, template, cast = scenario.business, scenario.template, scenario.cast
     now = [0]
     factory = TapFactory(

@@ -6,6 +6,9 @@ answer. Every problem becomes one WasimError naming the file, the line and the f
 
 from __future__ import annotations
 
+import itertools
+import math
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -65,6 +68,14 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 _MAX_NODES = 200_000  # a scenario is small; more nodes than this is an alias bomb or a mistake
 _MAX_DEPTH = 50
+# Bounds on what a file may ask for, so a typo or a hostile file ends in a clear error rather
+# than hours of planning or gigabytes of memory (a planned send holds its body, ~3 KB).
+MAX_FILE_BYTES = 4_000_000  # a scenario file, before Jinja
+MAX_SENDS_PER_PLAN = 100_000  # deliveries one run may plan, duplicates and redeliveries included
+MAX_SEED = 2**63 - 1  # seeds are 64-bit, as they are shown and stored
+MAX_DURATION = 7 * 86_400.0  # after, spread, redeliver_after: a week at most
+MAX_NUMBER = 1_000_000_000.0  # weights (choices, no_tap)
+MAX_CONCURRENCY = 10_000  # deliveries in flight at once
 
 
 @dataclass(frozen=True)
@@ -229,7 +240,14 @@ def find_scenario(name_or_path: str) -> Path:
 def describe_file(path: Path) -> str:
     """The one-line description of a scenario file, read without rendering it."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as file:
+            data = file.read(65_536)  # the description is near the top; files may be huge
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if len(data) < 65_536 or exc.start < len(data) - 3:
+                raise
+            text = data[:exc.start].decode("utf-8")  # a character cut at the end of the read
     except (OSError, UnicodeDecodeError):
         return "(unreadable)"
     match = re.search(r"^description:\s*(.+?)\s*$", text, re.M)
@@ -247,11 +265,18 @@ def load_scenario(name_or_path: str | Path, *, seed: int | None = None,
     path = name_or_path if isinstance(name_or_path, Path) else find_scenario(name_or_path)
     display = _display(path)
     try:
-        source = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise WasimError(f"not UTF-8 text (byte {exc.start})", where=display) from None
+        with path.open("rb") as file:
+            data = file.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise WasimError(f"cannot read the scenario ({exc.strerror})", where=display) from None
+    if len(data) > MAX_FILE_BYTES:
+        raise WasimError(f"the file is larger than {MAX_FILE_BYTES:,} bytes (the limit for a "
+                         "scenario)", where=display, hint="Is this the right file?")
+    try:
+        source = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise WasimError(f"not UTF-8 text (byte {exc.start})", where=display,
+                         hint="Save the file as UTF-8.") from None
     return parse_scenario(source, display, seed=seed, env=env)
 
 
@@ -278,7 +303,15 @@ def render_scenario_text(source: str, display: str, *, seed: int | None = None,
     if seed is None:
         # `fake` in the file must be seeded before the file is read: take the seed line.
         match = _SEED_LINE.search(source)
-        seed = int(match.group(1)) if match else 0
+        digits = match.group(1).lstrip("0") if match else ""
+        if len(digits) > len(str(MAX_SEED)) or int(digits or 0) > MAX_SEED:
+            line = source.count("\n", 0, match.start() if match else 0) + 1
+            raise WasimError(f"seed: expected a whole number from 0 to {MAX_SEED:,}",
+                             where=f"{display}:{line}")
+        seed = int(digits or 0)
+    elif isinstance(seed, bool) or not isinstance(seed, int) or abs(seed) > MAX_SEED:
+        raise WasimError(f"the seed must be a whole number from -{MAX_SEED:,} to {MAX_SEED:,}",
+                         where="--seed")
     return _render(source, display, seed, env or {})
 
 
@@ -292,31 +325,95 @@ def _display(path: Path) -> str:
 def _render(source: str, display: str, seed: int, env: Mapping[str, str]) -> str:
     from simulator.providers import make_faker
     from simulator.render import error_line, make_environment
+    from simulator.sandbox import RenderLimit, fake_facade, plain_env, render_bounded
 
-    environment = make_environment([])
+    # No folder: a scenario file cannot include, import or extend other files.
+    environment = make_environment(None)
     try:
         template = environment.from_string(source)
     except jinja2.TemplateSyntaxError as exc:
         raise WasimError(f"Jinja syntax error: {exc.message}", where=f"{display}:{exc.lineno}",
                          hint="Fix the {{ }} or {% %} on that line.") from None
+    except (RecursionError, MemoryError):
+        raise WasimError("the Jinja in the scenario is nested too deeply to compile",
+                         where=display, hint="Split deep expressions into {% set %} steps."
+                         ) from None
+    # Plain data only: `fake` is the data-call facade (never the Faker), `env` a dict of str.
+    variables = {"fake": fake_facade(make_faker(seed)), "env": plain_env(env), "seed": seed}
     try:
-        return template.render(fake=make_faker(seed), env=dict(env), seed=seed)
+        try:
+            context = template.new_context(variables)
+            return render_bounded(lambda: template.root_render_func(context))
+        except (jinja2.TemplateError, TypeError, ValueError, LookupError, AttributeError,
+                ArithmeticError, RecursionError, MemoryError):
+            environment.handle_exception()  # re-raises with the file's line numbers
     except jinja2.UndefinedError as exc:
         line = error_line(exc, "<template>")
         raise WasimError(f"undefined variable: {exc.message}",
                          where=f"{display}:{line}" if line else display,
-                         hint="Scenarios see `fake` (seeded Faker), `env` (environment "
+                         hint="Scenarios see `fake` (seeded data calls), `env` (environment "
                               "variables) and `seed`.") from None
+    except RenderLimit as exc:
+        line = error_line(exc, "<template>")
+        raise WasimError(f"the Jinja in the scenario went past a rendering limit: {exc}",
+                         where=f"{display}:{line}" if line else display,
+                         hint="Render less: the limits are in simulator/sandbox.py.") from None
+    except (RecursionError, MemoryError) as exc:
+        line = error_line(exc, "<template>")
+        what = "recursed too deeply" if isinstance(exc, RecursionError) else "ran out of memory"
+        raise WasimError(f"the Jinja in the scenario {what}",
+                         where=f"{display}:{line}" if line else display) from None
     except (SecurityError, jinja2.TemplateError, TypeError, ValueError, LookupError,
-            AttributeError, ArithmeticError, RecursionError, OverflowError) as exc:
+            AttributeError, ArithmeticError) as exc:
         line = error_line(exc, "<template>")
         raise WasimError(f"the Jinja in the scenario failed: {type(exc).__name__}: {exc}",
                          where=f"{display}:{line}" if line else display) from None
+    raise AssertionError("handle_exception always raises")  # for the type checker
+
+
+_FLOW = re.compile(r"""[\[\]{}'"#\n]""")
+
+
+def _too_deep(text: str, limit: int) -> int | None:
+    """The line where `[`/`{` nesting passes `limit` (outside quotes and comments), if any.
+
+    PyYAML's scanner is quadratic in unclosed brackets and its composer recursive, so a file
+    of brackets would spin or overflow the stack before the depth check on the parsed nodes.
+    """
+    depth, line, quote, comment = 0, 1, "", False
+    for match in _FLOW.finditer(text):
+        char = match.group()
+        if char == "\n":
+            line, comment = line + 1, False
+        elif comment:
+            continue
+        elif quote:
+            quote = "" if char == quote else quote  # an escaped quote only ends it early
+        elif char in "'\"":
+            quote = char
+        elif char == "#":
+            comment = True
+        elif char in "[{":
+            depth += 1
+            if depth > limit:
+                return line
+        else:
+            depth = max(depth - 1, 0)
+    return None
 
 
 def _parse_yaml(text: str, display: str) -> tuple[Any, dict[str, int]]:
+    deep = _too_deep(text, 4 * _MAX_DEPTH)
+    if deep is not None:
+        raise WasimError(f"the YAML is nested too deeply (more than {_MAX_DEPTH} levels is "
+                         "refused)", where=f"{display}:{deep}",
+                         hint="Look for runaway [ or { brackets.")
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except RecursionError:
+        raise WasimError(f"the YAML is nested too deeply (more than {_MAX_DEPTH} levels is "
+                         "refused)", where=display,
+                         hint="Look for runaway [ or { brackets.") from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -366,8 +463,8 @@ def _convert(node: yaml.Node, path: str, lines: dict[str, int], display: str,
     try:
         return yaml.SafeLoader("").construct_object(node)
     except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:
-        raise WasimError(f"cannot read the value {node.value!r} ({exc})",
-                         where=f"{display}:{line}") from None
+        raise WasimError(f"cannot read the value {str(node.value)[:40]!r} "
+                         f"({str(exc)[:100]})", where=f"{display}:{line}") from None
 
 
 def line_of(lines: Mapping[str, int], key_path: str) -> int:
@@ -422,24 +519,26 @@ class _Fields:
         return str(value)
 
     def number(self, key: str, default: float, *, low: float = 0.0,
-               high: float | None = None) -> float:
+               high: float = MAX_NUMBER) -> float:
         value = self.value.get(key)
         if value is None:
             return default
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise self.error(self.child(key), f"expected a number, got {_kind(value)}")
-        if value < low or (high is not None and value > high) or value != value:
-            bounds = f"from {low:g} to {high:g}" if high is not None else f"of at least {low:g}"
-            raise self.error(self.child(key), f"expected a number {bounds}, got {value}")
+        # `not low <= value <= high` is also true for NaN; infinity is above any high.
+        if not low <= value <= high:
+            raise self.error(self.child(key), f"expected a number from {low:g} to {high:g}, "
+                                              f"got {_kind(value)}")
         return float(value)
 
-    def whole(self, key: str, default: int, *, low: int = 0) -> int:
+    def whole(self, key: str, default: int, *, low: int = 0,
+              high: int = MAX_SENDS_PER_PLAN) -> int:
         value = self.value.get(key)
         if value is None:
             return default
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise self.error(self.child(key), f"expected a whole number of at least {low}, "
-                                              f"got {_kind(value)}")
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise self.error(self.child(key), f"expected a whole number from {low:,} to "
+                                              f"{high:,}, got {_kind(value)}")
         return value
 
     def flag(self, key: str, default: bool = False) -> bool:
@@ -456,9 +555,11 @@ class _Fields:
             return default
         seconds = parse_duration(value)
         if seconds is None:
-            raise self.error(self.child(key), f"cannot read the duration {value!r}",
+            raise self.error(self.child(key), f"cannot read the duration {value!r:.60}",
                              hint="Write seconds (30), or a number with ms, s, m or h "
                                   "(500ms, 10s, 10m, 1h).")
+        if seconds > MAX_DURATION:
+            raise self.error(self.child(key), f"{_kind(value)} is longer than a week (the limit)")
         return seconds
 
 
@@ -477,13 +578,13 @@ def parse_duration(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        return float(value) if value >= 0 else None
-    if not isinstance(value, str):
+        # float() of a huge int would overflow; a float may be NaN or infinite (refused below)
+        seconds = value if isinstance(value, float) else float(min(value, 10**300))
+    elif isinstance(value, str) and len(value) <= 100 and (match := _DURATION.match(value)):
+        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    else:
         return None
-    match = _DURATION.match(value)
-    if not match:
-        return None
-    return float(match.group(1)) * _UNITS[match.group(2)]
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
 _TOP = ("name", "description", "seed", "business", "template", "cast", "steps", "chaos",
@@ -493,8 +594,10 @@ _TOP = ("name", "description", "seed", "business", "template", "cast", "steps", 
 def _build(document: Any, lines: Mapping[str, int], file: Path) -> Scenario:
     top = _Fields(document, "", lines, file, _TOP)
     seed = top.raw("seed")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise top.error("seed", f"expected a whole number, got {_kind(seed)}")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)
+                             or abs(seed) > MAX_SEED):
+        raise top.error("seed", f"expected a whole number from -{MAX_SEED:,} to {MAX_SEED:,}, "
+                                f"got {_kind(seed)}")
     template = _template(top, lines, file)
     labels = [b.text for b in template.buttons]
     steps_raw = top.raw("steps")
@@ -515,6 +618,12 @@ def _build(document: Any, lines: Mapping[str, int], file: Path) -> Scenario:
         if name in names[:index]:
             raise top.error(f"steps[{index}].name", f"the step name {name!r} is used twice",
                             hint="Give each step its own name.")
+    chaos = _chaos(top, lines, file)
+    for index, total in enumerate(itertools.accumulate(_step_sends(cast, chaos, steps))):
+        if total > MAX_SENDS_PER_PLAN:
+            raise top.error(f"steps[{index}]", f"the plan could reach {total:,} sends by this "
+                            f"step; a run plans at most {MAX_SENDS_PER_PLAN:,}",
+                            hint="Lower repeat, who or the cast, or split the scenario.")
     return Scenario(
         name=top.text("name") or file.stem,
         description=top.text("description", "") or "",
@@ -524,11 +633,29 @@ def _build(document: Any, lines: Mapping[str, int], file: Path) -> Scenario:
         template=template,
         cast=cast,
         steps=steps,
-        chaos=_chaos(top, lines, file),
+        chaos=chaos,
         expect=_expect(top.raw("expect"), "expect", lines, file) or Expectations(),
         target=_target(top.raw("target"), "target", lines, file),
         lines=lines,
     )
+
+
+def _step_sends(cast: CastSpec, chaos: ChaosSpec, steps: tuple[StepSpec, ...]) -> list[int]:
+    """The most sends each step can plan: chosen users x repeat x (tap, copy, redelivery)."""
+    users = sum(n for _, n in cast.countries) + len(cast.users)
+    counts = []
+    for step in steps:
+        who = step.who
+        chosen = {"all": users, "count": min(who.count, users), "users": len(who.users),
+                  "share": round(users * who.share)}[who.kind]
+        copies = 1 + (step.duplicate or chaos.duplicate > 0) + (chaos.redeliver > 0)
+        counts.append(chosen * step.repeat * copies)
+    return counts
+
+
+def plan_size(scenario: Scenario) -> int:
+    """The most sends a run of `scenario` can plan (checked against MAX_SENDS_PER_PLAN)."""
+    return sum(_step_sends(scenario.cast, scenario.chaos, scenario.steps))
 
 
 def _business(top: _Fields, lines: Mapping[str, int], file: Path) -> BusinessSpec:
@@ -593,13 +720,7 @@ def _template(top: _Fields, lines: Mapping[str, int], file: Path) -> TemplateSpe
     labels = [b.text for b in buttons]
     if len(set(labels)) != len(labels):
         raise fields.error("template.buttons", "two buttons have the same text")
-    callback = fields.text("callback", "button_tap") or "button_tap"
-    from simulator.render import find_template
-
-    try:
-        find_template(callback)
-    except WasimError as exc:
-        raise fields.error("template.callback", exc.what, hint=exc.hint) from None
+    callback = _callback(fields, fields.text("callback", "button_tap") or "button_tap", file)
     return TemplateSpec(
         name=fields.text("name", "promo") or "promo",
         body=fields.text("body", "") or "",
@@ -609,6 +730,26 @@ def _template(top: _Fields, lines: Mapping[str, int], file: Path) -> TemplateSpe
         ref2=fields.text("ref2"),
         callback=callback,
     )
+
+
+def _callback(fields: _Fields, callback: str, file: Path) -> str:
+    """A built-in template name, or a template file inside the scenario's own folder."""
+    from simulator.render import find_template
+
+    if Path(callback).suffix or "/" in callback or "\\" in callback:
+        # A shared scenario must not pick an arbitrary file on this machine as its template.
+        folder = file.parent
+        inside = folder / callback
+        if not Path(os.path.realpath(inside)).is_relative_to(os.path.realpath(folder)):
+            raise fields.error("template.callback", f"{callback!r} is outside the scenario's "
+                               "folder", hint="Name a built-in template, or a file next to "
+                                              "the scenario (links are followed).")
+        callback = str(inside)
+    try:
+        find_template(callback)
+    except WasimError as exc:
+        raise fields.error("template.callback", exc.what, hint=exc.hint) from None
+    return callback
 
 
 def _cast(top: _Fields, lines: Mapping[str, int], file: Path) -> CastSpec:
@@ -689,7 +830,7 @@ def _step(item: Any, index: int, labels: list[str], listed: set[str],
         after=fields.duration("after"),
         spread=fields.duration("spread"),
         repeat=fields.whole("repeat", 1, low=1),
-        concurrency=fields.whole("concurrency", 1, low=1),
+        concurrency=fields.whole("concurrency", 1, low=1, high=MAX_CONCURRENCY),
         duplicate=_duplicate(fields, path) != "no",
         duplicate_concurrently=_duplicate(fields, path) == "concurrently",
         target=_target(fields.raw("target"), f"{path}.target", lines, file),

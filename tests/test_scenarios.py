@@ -148,7 +148,10 @@ KEYS = ["name", "description", "seed", "business", "template", "cast", "steps", 
         "tap", "choices", "spread", "after", "repeat", "concurrency", "duplicate", "status",
         "max_latency", "json", "url", "app", "timeout", "IN", "Shop now", "$.ok"]
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6),
-                    st.floats(allow_nan=True), st.text(max_size=20), st.sampled_from(KEYS))
+                    st.floats(allow_nan=True), st.text(max_size=20), st.sampled_from(KEYS),
+                    # hostile shapes: huge numbers, booleans as text, endless durations
+                    st.sampled_from([10**9, 10**30, 10**400, "false", "true", "9" * 400 + "s",
+                                     "1e400", "-0", "100000000"]))
 structures = st.recursive(
     scalars,
     lambda inner: st.one_of(st.lists(inner, max_size=4),
