@@ -937,19 +937,11 @@ def load(scenario: str | None, **options: Any) -> int:
     from pathlib import Path
 
     from simulator.delivery import delivery_options_from
-    from simulator.load import (
-        MAX_SECONDS,
-        CallbackSource,
-        LoadOptions,
-        check_number,
-        run_load,
-    )
+    from simulator.load import CallbackSource, LoadOptions, check_load, check_number, run_load
     from simulator.scenarios import load_scenario, parse_duration
     from simulator.taps import DEFAULT_BUTTONS, TapOptions, buttons_from_labels
 
     # click's ranges let NaN and infinity through (every comparison with NaN is false).
-    check_number(options["timeout"], "--timeout", low=0, high=MAX_SECONDS, above=True,
-                 unit=" seconds")
     check_number(options["max_p99"], "--max-p99", low=0)
     check_number(options["max_error_rate"], "--max-error-rate", low=0, high=1)
     load_options = LoadOptions(rate=options["rate"], count=options["count"],
@@ -981,6 +973,7 @@ def load(scenario: str | None, **options: Any) -> int:
             buttons=buttons_from_labels(labels) if labels else DEFAULT_BUTTONS))
     delivery = delivery_options_from(settings, flag_name)
     load_options = replace(load_options, duration=None if options["count"] else duration)
+    check_load(delivery, load_options)
     history = None
     if options["history_sample"]:
         from simulator.history import HistoryWriter

@@ -551,12 +551,7 @@ async def run_load(
     target = delivery.target
     url = httpx.URL(target.url)
     fast = target.kind == "url" and url.scheme == "http"
-    for name, value in delivery.headers:
-        check_header(name, value)
-    check_number(delivery.timeout, "--timeout", low=0, high=MAX_SECONDS, above=True,
-                 unit=" seconds")
-    if fast:
-        _check_open_files(min(options.concurrency, options.count or options.concurrency))
+    check_load(delivery, options)
     headers = [("Content-Type", "application/json"), *delivery.headers]
     if delivery.auth.basic is not None:
         headers.append(("Authorization", basic_auth_header(*delivery.auth.basic)))
@@ -634,6 +629,16 @@ async def run_load(
                          hint="Is your webhook running? `wasim receive` starts a test one.",
                          exit_code=ExitCode.UNREACHABLE)
     return stats
+
+
+def check_load(delivery: DeliveryOptions, options: LoadOptions) -> None:
+    """Refuse what would break the run, before anything is sent: headers, timeout, sockets."""
+    for name, value in delivery.headers:
+        check_header(name, value)
+    check_number(delivery.timeout, "--timeout", low=0, high=MAX_SECONDS, above=True,
+                 unit=" seconds")
+    if delivery.target.kind == "url" and delivery.target.url.startswith("http://"):
+        _check_open_files(min(options.concurrency, options.count or options.concurrency))
 
 
 # How load's error kinds are recorded on a sampled attempt (the history's vocabulary).
