@@ -954,6 +954,7 @@ def load(scenario: str | None, **options: Any) -> int:
     if duration <= 0:
         raise WasimError("the duration must be more than 0 seconds", where="--duration",
                          hint="For example 30s, or --count N to stop after N requests.")
+    load_options = replace(load_options, duration=duration)  # checked even beside --count
     settings = {"url": options["url"], "app": options["app_spec"],
                 "path": options["app_path"], "method": options["method"],
                 "headers": options["headers"], "basic_auth": options["basic_auth"],
@@ -972,7 +973,8 @@ def load(scenario: str | None, **options: Any) -> int:
             seed=seed, countries=_split_codes(options["countries"]),
             buttons=buttons_from_labels(labels) if labels else DEFAULT_BUTTONS))
     delivery = delivery_options_from(settings, flag_name)
-    load_options = replace(load_options, duration=None if options["count"] else duration)
+    if options["count"]:
+        load_options = replace(load_options, duration=None)
     check_load(delivery, load_options)
     history = None
     if options["history_sample"]:

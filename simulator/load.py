@@ -3,8 +3,15 @@
 The network path is a small HTTP/1.1 client on asyncio's Protocol API with kept-alive
 connections: httpx (used everywhere else) spends ~900 us of Python per request, which caps a
 load run near 1,100 requests/s on this kind of machine; this client spends a few tens. It
-speaks only what a webhook needs: one request at a time per connection, Content-Length or
-chunked answers. In-process apps and https targets go through httpx as usual.
+speaks only what a webhook needs: one request at a time per connection; answers framed by
+Content-Length, chunked or the server's close; interim 1xx answers skipped. In-process apps
+and https targets go through httpx as usual, streamed.
+
+The target may be hostile: an answer costs at most 64 KiB of headers and 64 KiB of body
+(the rest is counted and dropped as it arrives), --timeout bounds each request whole, body
+included, and garbage is a "protocol" error on that connection. A reset or close mid-request
+is a failed request ("reset"); only refused connections mean nothing is listening (exit 3).
+Headers are checked before anything is sent, so no value can start a header line of its own.
 
 Memory stays flat however long the run: latencies go into a fixed log-scale histogram,
 and the history is off (or keeps 1 attempt in N).

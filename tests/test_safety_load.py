@@ -18,6 +18,8 @@ from typing import Any
 import httpx
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from simulator.cli import cli
 from simulator.delivery import DeliveryOptions, app_target, url_target
@@ -501,3 +503,64 @@ def test_memory_stays_under_200_mb_against_hostile_answers(answer: Answer, exit_
     assert "Traceback" not in result.stderr and "MemoryError" not in result.stderr
     assert result.returncode == exit_code, result.stderr
     assert summary in result.stdout.splitlines()
+
+
+# --- numbers -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("flag", "value"), [
+    ("--rate", "nan"), ("--rate", "inf"), ("--rate", "-5"), ("--rate", "0"),
+    ("--duration", "nan"), ("--duration", "9" * 400), ("--duration", "9999999h"),
+    ("--count", "0"), ("--count", "9" * 30), ("--count", "1e3"),
+    ("--concurrency", "0"), ("--concurrency", "100000000"),
+    ("--timeout", "nan"), ("--timeout", "inf"), ("--timeout", "-1"), ("--timeout", "1e300"),
+    ("--max-p99", "nan"), ("--max-p99", "inf"), ("--max-p99", "-1"),
+    ("--max-error-rate", "nan"), ("--max-error-rate", "1.5"), ("--max-error-rate", "-0.1"),
+    ("--history-sample", "-1"), ("--history-sample", "nan"),
+])
+def test_every_numeric_option_refuses_nan_infinity_and_typos(flag: str, value: str,
+                                                             runner: CliRunner) -> None:
+    with HostileServer(answer_ok) as server:
+        result = runner.invoke(cli, ["load", "--url", server.url, "--count", "1", flag, value])
+    assert result.exit_code == 2, result.output
+    assert flag in one_error_line(result.stderr)
+    assert server.requests == []
+
+
+def test_more_connections_than_open_files_is_refused_up_front(
+        monkeypatch: pytest.MonkeyPatch, runner: CliRunner) -> None:
+    import resource
+
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (256, 256))
+    with HostileServer(answer_ok) as server:
+        result = runner.invoke(cli, ["load", "--url", server.url, "-c", "1000",
+                                     "--count", "5000"])
+    assert result.exit_code == 2, result.output
+    line = one_error_line(result.stderr)
+    assert "--concurrency" in line and "ulimit" in line
+    assert server.requests == []
+
+
+FUZZED_FLAGS = ["--rate", "--duration", "--concurrency", "--timeout", "--max-p99",
+                "--max-error-rate", "--history-sample", "--seed"]  # --count: a valid one runs
+numbers = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.integers(min_value=-10**40, max_value=10**40).map(str),
+    st.sampled_from(["nan", "-inf", "1e309", "9" * 400, "", " ", "0x10", "1_000", "½"]),
+    st.text(max_size=12),
+)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(flag=st.sampled_from(FUZZED_FLAGS), value=numbers)
+def test_fuzzed_numbers_end_in_an_exit_code_and_never_a_traceback(flag: str,
+                                                                   value: str) -> None:
+    # One request at a port nothing listens on: a valid value ends in 3 at once.
+    url = f"http://127.0.0.1:{free_port()}/"
+    result = CliRunner().invoke(cli, ["load", "--url", url, "--count", "1", "-c", "1",
+                                      f"{flag}={value}"])  # never read as another option
+    assert result.exit_code in (2, 3), (result.output, result.exception)
+    assert "Traceback" not in result.stderr
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    if result.exit_code == 2:
+        assert flag in one_error_line(result.stderr)
