@@ -949,13 +949,20 @@ def load(scenario: str | None, **options: Any) -> int:
     import os
     import secrets
     import sys
+    from dataclasses import replace
     from pathlib import Path
 
     from simulator.delivery import delivery_options_from
-    from simulator.load import CallbackSource, LoadOptions, run_load
+    from simulator.load import CallbackSource, LoadOptions, check_load, check_number, run_load
     from simulator.scenarios import load_scenario, parse_duration
     from simulator.taps import DEFAULT_BUTTONS, TapOptions, buttons_from_labels
 
+    # click's ranges let NaN and infinity through (every comparison with NaN is false).
+    check_number(options["max_p99"], "--max-p99", low=0)
+    check_number(options["max_error_rate"], "--max-error-rate", low=0, high=1)
+    load_options = LoadOptions(rate=options["rate"], count=options["count"],
+                               concurrency=options["concurrency"],
+                               history_sample=options["history_sample"])
     duration = parse_duration(options["duration"])
     if duration is None:
         raise WasimError(f"cannot read the duration {options['duration']!r}",
@@ -963,6 +970,7 @@ def load(scenario: str | None, **options: Any) -> int:
     if duration <= 0:
         raise WasimError("the duration must be more than 0 seconds", where="--duration",
                          hint="For example 30s, or --count N to stop after N requests.")
+    load_options = replace(load_options, duration=duration)  # checked even beside --count
     settings = {"url": options["url"], "app": options["app_spec"],
                 "path": options["app_path"], "method": options["method"],
                 "headers": options["headers"], "basic_auth": options["basic_auth"],
@@ -981,10 +989,9 @@ def load(scenario: str | None, **options: Any) -> int:
             seed=seed, countries=_split_codes(options["countries"]),
             buttons=buttons_from_labels(labels) if labels else DEFAULT_BUTTONS))
     delivery = delivery_options_from(settings, flag_name, allow_remote=options["allow_remote"])
-    load_options = LoadOptions(rate=options["rate"], duration=None if options["count"]
-                               else duration, count=options["count"],
-                               concurrency=options["concurrency"],
-                               history_sample=options["history_sample"])
+    if options["count"]:
+        load_options = replace(load_options, duration=None)
+    check_load(delivery, load_options)
     history = None
     if options["history_sample"]:
         from simulator.history import HistoryWriter

@@ -833,7 +833,7 @@ def parse_header(text: str) -> tuple[str, str]:
     return name.strip(), value.strip()
 
 
-def _check_header(name: str, value: str, where: str) -> tuple[str, str]:
+def check_header(name: str, value: str, where: str) -> tuple[str, str]:
     """A header that can go on the wire as given; errors name it but never show its value."""
     if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name):
         raise WasimError(f"{repr(name)[:60]} is not a header name", where=where,
@@ -955,7 +955,7 @@ def delivery_options_from(settings: Mapping[str, Any], where: Callable[[str], st
         pairs = [_at(where("headers"), parse_header, str(h)) for h in raw_headers]
     else:
         raise WasimError("headers must be a mapping of name: value", where=where("headers"))
-    headers = tuple(_check_header(name, value, where("headers")) for name, value in pairs)
+    headers = tuple(check_header(name, value, where("headers")) for name, value in pairs)
     return DeliveryOptions(
         target=target,
         method=method,

@@ -3,8 +3,15 @@
 The network path is a small HTTP/1.1 client on asyncio's Protocol API with kept-alive
 connections: httpx (used everywhere else) spends ~900 us of Python per request, which caps a
 load run near 1,100 requests/s on this kind of machine; this client spends a few tens. It
-speaks only what a webhook needs: one request at a time per connection, Content-Length or
-chunked answers. In-process apps and https targets go through httpx as usual.
+speaks only what a webhook needs: one request at a time per connection; answers framed by
+Content-Length, chunked or the server's close; interim 1xx answers skipped. In-process apps
+and https targets go through httpx as usual, streamed.
+
+The target may be hostile: an answer costs at most 64 KiB of headers and 64 KiB of body
+(the rest is counted and dropped as it arrives), --timeout bounds each request whole, body
+included, and garbage is a "protocol" error on that connection. A reset or close mid-request
+is a failed request ("reset"); only refused connections mean nothing is listening (exit 3).
+Headers are checked before anything is sent, so no value can start a header line of its own.
 
 Memory stays flat however long the run: latencies go into a fixed log-scale histogram,
 and the history is off (or keeps 1 attempt in N).
@@ -13,13 +20,15 @@ and the history is off (or keeps 1 attempt in N).
 from __future__ import annotations
 
 import asyncio
+import errno
 import math
+import re
 import socket
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 
@@ -28,9 +37,11 @@ from simulator.delivery import (
     Attempt,
     AuthFailure,
     DeliveryOptions,
+    ErrorKind,
     Event,
     TokenCache,
     basic_auth_header,
+    check_header,
     checked_address,
     make_client,
     redact_headers,
@@ -138,6 +149,19 @@ class CallbackSource:
 
 # --- the fast client -------------------------------------------------------------------------
 
+# What a hostile target may make the client hold: the status line and headers (with any
+# interim 1xx answers before them), one chunk-size line, and the body bytes it keeps. The
+# rest of a body is counted and dropped as it arrives, so an endless or gigantic answer costs
+# time (bounded by --timeout), never memory.
+HEAD_CAP = 64 * 1024
+LINE_CAP = 4 * 1024
+BODY_CAP = 64 * 1024  # what the history would record of an answer; load records none
+
+_STATUS_LINE = re.compile(rb"HTTP/1\.([01]) ([1-9][0-9][0-9])(?: [^\r\n]*)?")
+# The headers that say where an answer ends, found in the lowered header block at once:
+# several times cheaper than splitting every line, and this runs once per request.
+_FRAMING = re.compile(rb"\r\n(content-length|transfer-encoding|connection)[ \t]*:([^\r\n]*)")
+
 
 class _Failure(Exception):
     """A request that got no HTTP answer: refused, reset, timed out or garbled."""
@@ -147,13 +171,202 @@ class _Failure(Exception):
         self.kind = kind
 
 
+class _Answer(NamedTuple):
+    status: int
+    body: bytes  # the first BODY_CAP bytes
+    close: bool  # the connection cannot carry another request
+
+
+class _AnswerReader:
+    """Reads the answers on one connection, one at a time, in bounded memory.
+
+    Raises ValueError on anything that is not HTTP/1.x: the connection is then unusable.
+    """
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self._start()
+
+    def _start(self) -> None:
+        self.state = "head"  # head, length, chunk-size, chunk, chunk-end, trailer, until-close
+        self.status = 0
+        self.close = False
+        self.body = bytearray()
+        self.remaining = 0  # body (or chunk) bytes still to come
+        self.head_bytes = 0  # head bytes seen for this answer, interim answers included
+
+    def feed(self, data: bytes) -> _Answer | None:
+        """Take bytes from the connection; the answer once it is complete, else None."""
+        if self.state == "head" and not self.buffer and not self.head_bytes:
+            answer = self._whole(data)
+            if answer is not None:
+                return answer
+        self.buffer += data
+        answer = self._advance()
+        if answer is not None and self.buffer:
+            # Bytes past the answer came before any request asked for them: whatever
+            # follows could not be told apart from the next answer, so the connection ends.
+            answer = answer._replace(close=True)
+            self.buffer.clear()
+        return answer
+
+    def _whole(self, data: bytes) -> _Answer | None:
+        """The usual case read straight from `data`: one whole answer with its whole body.
+
+        None for anything else (more to come, an interim answer, bytes past the answer),
+        which the general path then reads from the start.
+        """
+        end = data.find(b"\r\n\r\n")
+        if end < 0 or end + 4 > HEAD_CAP:
+            return None
+        bodiless = self._read_head(data[:end])
+        body = data[end + 4:]
+        if (bodiless and self.state == "head" and not body and self.status >= 200) \
+                or (self.state == "length" and self.remaining == len(body)):
+            self.state, self.remaining = "head", 0
+            return _Answer(self.status, body[:BODY_CAP], self.close)
+        self._start()
+        return None
+
+    def finish(self) -> _Answer | None:
+        """The answer the server's clean close completes, if its body ran until the close."""
+        if self.state == "until-close":
+            return self._done(close=True)
+        return None
+
+    def _done(self, close: bool = False) -> _Answer:
+        answer = _Answer(self.status, bytes(self.body), self.close or close)
+        self._start()
+        return answer
+
+    def _keep(self, size: int) -> None:
+        """Move `size` body bytes out of the buffer, keeping the first BODY_CAP."""
+        room = BODY_CAP - len(self.body)
+        if room > 0:
+            self.body += self.buffer[:min(size, room)]
+        del self.buffer[:size]
+
+    def _advance(self) -> _Answer | None:
+        buffer = self.buffer
+        while True:
+            state = self.state
+            if state == "head":
+                end = buffer.find(b"\r\n\r\n")
+                if end < 0:
+                    if self.head_bytes + len(buffer) > HEAD_CAP:
+                        raise ValueError(f"headers longer than {HEAD_CAP // 1024} KiB")
+                    return None
+                self.head_bytes += end + 4
+                if self.head_bytes > HEAD_CAP:
+                    raise ValueError(f"headers longer than {HEAD_CAP // 1024} KiB")
+                head = bytes(buffer[:end])
+                del buffer[:end + 4]
+                if self._read_head(head):
+                    return self._done()
+            elif state == "length":
+                size = min(self.remaining, len(buffer))
+                self._keep(size)
+                self.remaining -= size
+                if self.remaining:
+                    return None
+                return self._done()
+            elif state == "chunk-size":
+                end = buffer.find(b"\r\n")
+                if end < 0:
+                    if len(buffer) > LINE_CAP:
+                        raise ValueError("a chunk-size line that never ends")
+                    return None
+                digits = bytes(buffer[:end]).split(b";", 1)[0].strip()
+                if not digits or len(digits) > 15 or digits.strip(b"0123456789abcdefABCDEF"):
+                    raise ValueError(f"bad chunk size {bytes(buffer[:min(end, 20)])!r}")
+                del buffer[:end + 2]
+                self.remaining = int(digits, 16)
+                self.state = "chunk" if self.remaining else "trailer"
+            elif state == "chunk":
+                size = min(self.remaining, len(buffer))
+                self._keep(size)
+                self.remaining -= size
+                if self.remaining:
+                    return None
+                self.state = "chunk-end"
+            elif state == "chunk-end":
+                if len(buffer) < 2:
+                    return None
+                if buffer[:2] != b"\r\n":
+                    raise ValueError("a chunk longer than its size")
+                del buffer[:2]
+                self.state = "chunk-size"
+            elif state == "trailer":
+                end = buffer.find(b"\r\n")
+                if end < 0:
+                    if self.head_bytes + len(buffer) > HEAD_CAP:
+                        raise ValueError(f"trailers longer than {HEAD_CAP // 1024} KiB")
+                    return None
+                del buffer[:end + 2]
+                if end == 0:
+                    return self._done()
+                self.head_bytes += end + 2
+                if self.head_bytes > HEAD_CAP:
+                    raise ValueError(f"trailers longer than {HEAD_CAP // 1024} KiB")
+            else:  # until-close: everything up to the server's close is the body
+                self._keep(len(buffer))
+                return None
+
+    def _read_head(self, head: bytes) -> bool:
+        """Take a status line and headers; True when the answer has no body."""
+        line_end = head.find(b"\r\n")
+        match = _STATUS_LINE.fullmatch(head if line_end < 0 else head[:line_end])
+        if match is None:
+            raise ValueError(f"not an HTTP/1.x status line: {head[:40]!r}")
+        status = int(match.group(2))
+        if status == 101:
+            raise ValueError("101 Switching Protocols, which nothing asked for")
+        if status < 200:
+            return False  # an interim answer (100 Continue, 103...): the real one follows
+        lengths, codings, connections = [], [], []
+        for name, value in _FRAMING.findall(head.lower()):
+            if name == b"content-length":
+                lengths.append(value.strip())
+            elif name == b"transfer-encoding":
+                codings.append(value.strip())
+            else:
+                connections.append(value)
+        length: int | None = None
+        for text in lengths:
+            if not text.isdigit() or len(text) > 18:
+                raise ValueError(f"a bad Content-Length {text[:20]!r}")
+            if length is not None and length != int(text):
+                raise ValueError("two different Content-Lengths")
+            length = int(text)
+        close = match.group(1) == b"0"  # HTTP/1.0 closes unless it says keep-alive
+        if connections:
+            tokens = {token.strip() for token in b",".join(connections).split(b",")}
+            close = b"close" in tokens or (close and b"keep-alive" not in tokens)
+        self.status, self.close = status, close
+        if status in (204, 304):
+            return True
+        if codings:
+            if codings[-1].rsplit(b",", 1)[-1].strip() == b"chunked":
+                self.state = "chunk-size"
+                return False
+            length = None  # another coding last: the body runs until the close
+        if length is None:
+            # No length given: the body runs until the server closes (RFC 9112 6.3).
+            self.state, self.close = "until-close", True
+            return False
+        if length:
+            self.state, self.remaining = "length", length
+            return False
+        return True
+
+
 class _Connection(asyncio.Protocol):
     """One kept-alive HTTP/1.1 connection, one request in flight at a time."""
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
-        self.buffer = bytearray()
-        self.waiter: asyncio.Future[tuple[int, bytes, bool]] | None = None
+        self.reader = _AnswerReader()
+        self.waiter: asyncio.Future[_Answer] | None = None
         self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -163,26 +376,41 @@ class _Connection(asyncio.Protocol):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def data_received(self, data: bytes) -> None:
-        self.buffer += data
         waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            try:
-                answer = _parse_response(self.buffer)
-            except ValueError as exc:
-                waiter.set_exception(_Failure("protocol", f"garbled answer: {exc}"))
-                return
-            if answer is not None:
-                self.waiter = None
-                waiter.set_result(answer)
+        if waiter is None or waiter.done():
+            # Bytes no request asked for (or after the request gave up): the next answer
+            # could not be told apart from them, so this connection carries no more.
+            self.close()
+            return
+        try:
+            answer = self.reader.feed(data)
+        except ValueError as exc:
+            self.waiter = None
+            waiter.set_exception(_Failure("protocol", f"garbled answer: {exc}"))
+            self.close()
+            return
+        if answer is not None:
+            self.waiter = None
+            waiter.set_result(answer)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_exception(_Failure("connect", "the connection was closed mid-answer"))
+        if waiter is None or waiter.done():
+            return
+        self.waiter = None
+        answer = self.reader.finish() if exc is None else None
+        if answer is not None:
+            waiter.set_result(answer)
+        elif exc is None:
+            waiter.set_exception(_Failure("reset", "the connection was closed mid-request"))
+        else:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            waiter.set_exception(_Failure("reset", f"the connection was reset mid-request "
+                                                   f"({reason})"))
 
-    def send(self, data: bytes) -> asyncio.Future[tuple[int, bytes, bool]]:
-        """Write a request; the future resolves to (status, body, server closes)."""
+    def send(self, data: bytes) -> asyncio.Future[_Answer]:
+        """Write a request; the future resolves to its answer."""
         assert self.transport is not None
         self.waiter = asyncio.get_running_loop().create_future()
         self.transport.write(data)
@@ -190,52 +418,9 @@ class _Connection(asyncio.Protocol):
 
     def close(self) -> None:
         """Close the connection."""
+        self.closed = True
         if self.transport is not None:
             self.transport.close()
-
-
-def _parse_response(buffer: bytearray) -> tuple[int, bytes, bool] | None:
-    """A complete answer at the start of `buffer` (consumed), or None to wait for more."""
-    end = buffer.find(b"\r\n\r\n")
-    if end < 0:
-        return None
-    head = bytes(buffer[:end]).lower()
-    if not head.startswith(b"http/1."):
-        raise ValueError("not an HTTP/1.x status line")
-    status = int(head[9:12])
-    close = b"\r\nconnection: close" in head
-    start = head.find(b"\r\ncontent-length:")
-    if start >= 0:
-        stop = head.find(b"\r\n", start + 2)
-        length = int(head[start + 17: stop if stop >= 0 else None])
-        total = end + 4 + length
-        if len(buffer) < total:
-            return None
-        body = bytes(buffer[end + 4: total])
-        del buffer[:total]
-        return status, body, close
-    if b"\r\ntransfer-encoding: chunked" in head:
-        pos, body_parts = end + 4, list[bytes]()
-        while True:
-            line_end = buffer.find(b"\r\n", pos)
-            if line_end < 0:
-                return None
-            size = int(bytes(buffer[pos:line_end]).split(b";")[0], 16)
-            if size == 0:
-                trailer_end = buffer.find(b"\r\n\r\n", line_end)
-                if trailer_end < 0 and buffer[line_end:line_end + 4] != b"\r\n\r\n":
-                    return None
-                done = (trailer_end if trailer_end >= 0 else line_end) + 4
-                del buffer[:done]
-                return status, b"".join(body_parts), close
-            if len(buffer) < line_end + 2 + size + 2:
-                return None
-            body_parts.append(bytes(buffer[line_end + 2: line_end + 2 + size]))
-            pos = line_end + 2 + size + 2
-    if status in (204, 304) or 100 <= status < 200:
-        del buffer[:end + 4]
-        return status, b"", close
-    raise ValueError("an answer with neither Content-Length nor chunked encoding")
 
 
 # --- the run ---------------------------------------------------------------------------------
@@ -250,6 +435,44 @@ class LoadOptions:
     count: int | None = None  # stop after this many requests
     concurrency: int = 64  # connections (requests in flight at most)
     history_sample: int = 0  # keep 1 attempt in N in the history; 0: none
+
+    def __post_init__(self) -> None:
+        check_number(self.rate, "--rate", low=0, above=True)
+        check_number(self.duration, "--duration", low=0, high=MAX_SECONDS, above=True,
+                     unit=" seconds")
+        check_number(self.count, "--count", low=1, high=MAX_COUNT)
+        check_number(self.concurrency, "--concurrency", low=1, high=MAX_CONCURRENCY)
+        check_number(self.history_sample, "--history-sample", low=0)
+
+
+# Past these a value is a typo (10000h, an extra row of zeros), not a load test: refused,
+# rather than a run that never ends or a million idle coroutines.
+MAX_SECONDS = 30 * 24 * 3600.0  # --duration and --timeout
+MAX_COUNT = 1_000_000_000
+MAX_CONCURRENCY = 10_000  # far past where more connections stop adding requests per second
+
+
+def check_number(value: float | None, flag: str, *, low: float, high: float = math.inf,
+                 above: bool = False, unit: str = "") -> None:
+    """Refuse NaN, infinity and out-of-range values of a numeric option, naming its flag."""
+    if value is None:
+        return
+    if isinstance(value, float) and not math.isfinite(value):
+        inside = False
+    else:
+        inside = (value > low if above else value >= low) and value <= high
+    if not inside:
+        span = (f"above {_plain(low)}" if above else f"of at least {_plain(low)}") \
+            + (f" and at most {_plain(high)}" if high != math.inf else "") + unit
+        if isinstance(value, float):
+            raise WasimError(f"expected a finite number {span}, got {value:g}", where=flag)
+        shown = str(value) if len(str(value)) < 30 else "a number with " \
+            f"{len(str(value))} digits"
+        raise WasimError(f"expected a whole number {span}, got {shown}", where=flag)
+
+
+def _plain(number: float) -> str:
+    return f"{int(number):,}" if number == int(number) else f"{number:g}"
 
 
 @dataclass
@@ -317,6 +540,7 @@ async def run_load(
     target = delivery.target
     url = httpx.URL(target.url)
     fast = target.kind == "url" and url.scheme == "http"
+    check_load(delivery, options)
     headers = [("Content-Type", "application/json"), *delivery.headers]
     if delivery.auth.basic is not None:
         headers.append(("Authorization", basic_auth_header(*delivery.auth.basic)))
@@ -352,7 +576,7 @@ async def run_load(
                 url=target.url, request_headers=recorded, status=status,
                 latency_ms=(ended - began) * 1000,
                 error=error[1] if error else None,
-                error_kind=error[0] if error else None,  # type: ignore[arg-type]
+                error_kind=_KINDS.get(error[0], "protocol") if error else None,
                 delivered=status is not None and delivery.is_success(status)))
 
     if fast:
@@ -368,7 +592,8 @@ async def run_load(
     else:
         client = make_client(target, delivery.timeout, allow_remote=delivery.allow_remote,
                              resolver=delivery.resolver)
-        worker = _httpx_worker(source, client, dict(headers), delivery, slots, done_one, clock)
+        raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+        worker = _httpx_worker(source, client, raw, delivery, slots, done_one, clock)
 
     async def ticker() -> None:
         while not stop.is_set():
@@ -392,6 +617,34 @@ async def run_load(
                          hint="Is your webhook running? `wasim receive` starts a test one.",
                          exit_code=ExitCode.UNREACHABLE)
     return stats
+
+
+def check_load(delivery: DeliveryOptions, options: LoadOptions) -> None:
+    """Refuse what would break the run, before anything is sent: headers, timeout, sockets."""
+    for name, value in delivery.headers:
+        check_header(name, value, "--header")
+    check_number(delivery.timeout, "--timeout", low=0, high=MAX_SECONDS, above=True,
+                 unit=" seconds")
+    if delivery.target.kind == "url" and delivery.target.url.startswith("http://"):
+        _check_open_files(min(options.concurrency, options.count or options.concurrency))
+
+
+# How load's error kinds are recorded on a sampled attempt (the history's vocabulary).
+_KINDS: dict[str, ErrorKind] = {"connect": "connect", "timeout": "timeout"}
+
+
+def _check_open_files(connections: int) -> None:
+    """Refuse more connections than this process may open, before the first one fails."""
+    try:
+        import resource
+    except ImportError:  # not on this platform: the connections will say so themselves
+        return
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    spare = 64  # for the interpreter, the terminal and the history
+    if soft != resource.RLIM_INFINITY and connections > soft - spare:
+        raise WasimError(f"{connections} connections need more open files than this process "
+                         f"may have ({soft})", where="--concurrency",
+                         hint=f"Use at most {max(1, soft - spare)}, or raise `ulimit -n`.")
 
 
 class _Slots:
@@ -441,33 +694,28 @@ def _fast_worker(source: CallbackSource, prefix: bytes, host: str, port: int, ti
             item = source.next()
             body = item[1]
             began = clock()
+            deadline = loop.time() + timeout  # connecting, sending and the whole answer
             try:
                 if connection is None or connection.closed:
                     connection = None
-                    try:
-                        _, connection = await asyncio.wait_for(
-                            loop.create_connection(_Connection, host, port), timeout)
-                    except (OSError, TimeoutError):
-                        raise _Failure("connect", "connection refused") from None
-                live = connection
-                assert live is not None  # made just above, or kept from the last request
-                future = live.send(b"".join((prefix, str(len(body)).encode(),
+                    connection = await _connect(loop, host, port, timeout)
+                future = connection.send(b"".join((prefix, str(len(body)).encode(),
                                                    b"\r\n\r\n", body)))
-                timer = loop.call_later(timeout, _expire, future, timeout)
+                timer = loop.call_at(deadline, _expire, future, timeout)
                 try:
-                    status, _, close = await future
+                    answer = await future
                 finally:
                     timer.cancel()
-                if close:
-                    live.close()
+                if answer.close:
+                    connection.close()
                     connection = None
-                done(item, status, None, began, clock())
+                done(item, answer.status, None, began, clock())
             except _Failure as failure:
                 done(item, None, (failure.kind, str(failure)), began, clock())
                 if connection is not None:
                     connection.close()
                     connection = None
-                if failure.kind == "connect":
+                if failure.kind in ("connect", "socket"):
                     await asyncio.sleep(0.05)  # a refused port answers at once: don't spin
         if connection is not None:
             connection.close()
@@ -475,35 +723,67 @@ def _fast_worker(source: CallbackSource, prefix: bytes, host: str, port: int, ti
     return worker
 
 
+# Errors of this machine, not of the target: out of sockets or memory.
+_LOCAL_ERRORS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+
+
+async def _connect(loop: asyncio.AbstractEventLoop, host: str, port: int,
+                   timeout: float) -> _Connection:
+    """A new connection, or a _Failure saying why there is none."""
+    try:
+        _, connection = await asyncio.wait_for(
+            loop.create_connection(_Connection, host, port), timeout)
+    except TimeoutError:
+        raise _Failure("connect", f"no connection within {timeout:g} s") from None
+    except OSError as exc:
+        if exc.errno in _LOCAL_ERRORS:
+            raise _Failure("socket", f"cannot open a connection: {exc.strerror}") from None
+        # Refused, or refused on every address a name resolves to (asyncio then joins
+        # the errors and sets no errno): nothing is listening.
+        raise _Failure("connect", "connection refused") from None
+    return connection
+
+
 def _expire(future: asyncio.Future[Any], timeout: float) -> None:
     if not future.done():
         future.set_exception(_Failure("timeout", f"no answer within {timeout:g} s"))
 
 
-def _httpx_worker(source: CallbackSource, client: httpx.AsyncClient, headers: dict[str, str],
-                  delivery: DeliveryOptions, slots: _Slots, done: Callable[..., None],
-                  clock: Callable[[], float]) -> Callable[[], Any]:
+def _httpx_worker(source: CallbackSource, client: httpx.AsyncClient,
+                  headers: list[tuple[bytes, bytes]], delivery: DeliveryOptions, slots: _Slots,
+                  done: Callable[..., None], clock: Callable[[], float]) -> Callable[[], Any]:
     url = delivery.target.url
     if url.startswith(APP_BASE_URL):
         url = url[len(APP_BASE_URL):] or "/"
+
+    async def exchange(body: bytes) -> int:
+        async with client.stream(delivery.method, url, content=body,
+                                 headers=headers) as response:
+            # Read to the end, so the connection can carry the next request, keeping none
+            # of it: an endless or gigantic body costs time (bounded below), not memory.
+            async for _ in response.aiter_raw():
+                pass
+            return response.status_code
 
     async def worker() -> None:
         while await slots.next_turn():
             item = source.next()
             began = clock()
             try:
-                response = await asyncio.wait_for(
-                    client.request(delivery.method, url, content=item[1], headers=headers),
-                    delivery.timeout)
+                status = await asyncio.wait_for(exchange(item[1]), delivery.timeout)
             except (TimeoutError, httpx.TimeoutException):
                 done(item, None, ("timeout", f"no answer within {delivery.timeout:g} s"), began,
                      clock())
             except httpx.ConnectError:
                 done(item, None, ("connect", "connection refused"), began, clock())
                 await asyncio.sleep(0.05)
+            except (httpx.ReadError, httpx.WriteError) as exc:
+                reason = f" ({exc})" if str(exc) else ""
+                done(item, None, ("reset", f"the connection was reset mid-request{reason}"),
+                     began, clock())
             except httpx.TransportError as exc:
-                done(item, None, ("protocol", str(exc)), began, clock())
+                done(item, None, ("protocol", f"{type(exc).__name__}: {exc}"), began, clock())
             else:
-                done(item, response.status_code, None, began, clock())
+                done(item, status, None, began, clock())
 
     return worker
