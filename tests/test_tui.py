@@ -5,9 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
+from textual.binding import Binding
 from textual.pilot import Pilot
 from textual.widgets import Input, OptionList, ProgressBar
 
@@ -19,11 +25,12 @@ from simulator.tui.screens.detail import DetailScreen
 from simulator.tui.screens.help import HelpScreen
 from simulator.tui.screens.users import UserScreen
 from simulator.tui.widgets.arrivals import ArrivalsPane
-from simulator.tui.widgets.log import DeliveryLog
+from simulator.tui.widgets.log import DeliveryLog, latency_text
 from simulator.tui.widgets.phone import Reply
 from simulator.tui.widgets.preview import Preview
 from simulator.tui.widgets.run_panel import RunPanel
 from simulator.tui.widgets.target_bar import TargetBar
+from tests.apps import blocking_app
 
 pytestmark = pytest.mark.anyio
 
@@ -336,4 +343,125 @@ async def test_the_command_palette_offers_each_quick_reply(receiver: Receiver) -
         await settle(app, pilot)
         titles = [c.title for c in app.get_system_commands(app.screen)]
         assert {"Fire: Shop now", "Fire: Remind me later", "Fire: Stop promotions"} <= set(titles)
-        assert "Replay the selected delivery (same bytes)" in titles
+
+
+async def test_the_command_palette_offers_every_key_by_name() -> None:
+    app = make_app(seed=7, history=None, clock=fixed_clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("ctrl+p")  # the palette is a dialog itself: nothing may hide behind it
+        await pilot.pause()
+        commands = list(app.get_system_commands(app.screen))
+        actions = {getattr(c.callback, "__name__", "") for c in commands}
+        keys = {b.action.partition("(")[0] for b in app.BINDINGS if isinstance(b, Binding)}
+        keys -= {"fire", "stop_run", "toggle_arrivals"}  # per button; no run; no demo receiver
+        assert {f"action_{a}" for a in keys if a != "quit"} <= actions
+        titles = " ".join(c.title.lower() for c in commands)
+        assert "run:" in titles and "replay:" in titles and "quit" in titles
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    """Let the app run until `condition` holds; fail (not hang) if it never does."""
+    async def wait() -> None:
+        while not condition():
+            await asyncio.sleep(0.005)
+    try:
+        await asyncio.wait_for(wait(), 30)
+    except TimeoutError:
+        pytest.fail(f"never happened: {what}")
+
+
+async def test_the_ui_handles_a_key_while_an_in_process_handler_blocks_its_loop() -> None:
+    blocking_app.reset()
+    app = make_app(app="asgi:tests.apps.blocking_app:app", path="/webhook", seed=7,
+                   history=None, clock=fixed_clock)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(app, pilot)
+            await pilot.press("1")
+            await until(blocking_app.entered.is_set, "the handler started")
+            app.simulate_key("p")
+            await until(lambda: not app.query_one(Preview).display, "p hid the preview")
+            # Causal: the key's action ran while the handler was still blocking its loop.
+            assert not blocking_app.finished.is_set()
+            await until(lambda: any("blocked its event loop" in n.message
+                                    for n in app._notifications), "the watchdog warned")
+            blocking_app.release.set()
+            await settle(app, pilot)
+            assert log_column(app, "status") == ["200"]
+            assert "✓✓ 200" in str(app.query_one(Reply).render())
+    finally:
+        blocking_app.release.set()
+
+
+class TimedHandler(BaseHTTPRequestHandler):
+    """Answers 200 once the test releases it, timing its own handling of each request."""
+
+    entered = threading.Event()
+    release = threading.Event()
+    handled_ms: ClassVar[list[float]] = []
+
+    def do_POST(self) -> None:
+        """Read the body, wait for the release, answer; the time from first byte to answer."""
+        started = time.perf_counter()
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        self.entered.set()
+        self.release.wait(30)
+        self.send_response(200)
+        self.send_header("content-length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+        self.wfile.flush()
+        self.handled_ms.append((time.perf_counter() - started) * 1000)
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet."""
+
+
+async def test_shown_latency_is_the_attempts_and_drawing_the_screen_does_not_count() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), TimedHandler)
+    TimedHandler.release.clear()
+    TimedHandler.entered.clear()
+    TimedHandler.handled_ms = []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    busy_ui = 0.5  # seconds the UI's loop is kept busy while the answer comes back
+    app = make_app(url=f"http://127.0.0.1:{server.server_port}/hook", seed=7, history=None,
+                   clock=fixed_clock)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(app, pilot)
+            await pilot.press("1")
+            record = next(iter(app.sends.values()))
+            await until(TimedHandler.entered.is_set, "the handler got the request")
+            TimedHandler.release.set()
+            time.sleep(busy_ui)  # the UI's loop is busy (a heavy redraw): nothing runs on it
+            await settle(app, pilot)
+            await until(lambda: record.done, "the delivery ended")
+            attempt = record.attempts[-1]
+            assert log_column(app, "latency") == [latency_text(attempt.latency_ms)]
+            handled = TimedHandler.handled_ms[-1]
+            # Consistent: the answer cannot come back before the handler gave it, and the UI
+            # being busy for half a second is not counted (it was, on the UI's own loop).
+            assert handled <= attempt.latency_ms < handled + busy_ui * 1000
+    finally:
+        TimedHandler.release.set()
+        server.shutdown()
+        server.server_close()
+
+
+async def test_tab_and_shift_tab_move_the_focus_in_the_dialogs() -> None:
+    app = make_app(seed=7, history=None, clock=fixed_clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("e")
+        await pilot.pause()
+        assert app.focused is not None and app.focused.id == "edit-name"
+        await pilot.press("tab")
+        assert app.focused is not None and app.focused.id == "edit-number"
+        await pilot.press("shift+tab")
+        assert app.focused is not None and app.focused.id == "edit-name"
+        await pilot.press("escape", "o")
+        await settle(app, pilot)
+        assert app.focused is not None and app.focused.id == "scenario-list"
+        await pilot.press("tab")  # what the browser's footer promises
+        assert app.focused is not None and app.focused.id == "template-list"

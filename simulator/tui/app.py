@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import Iterable, Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import partial
@@ -22,6 +23,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
+from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer
 from textual.worker import Worker, WorkerState
@@ -33,6 +35,7 @@ from simulator.models import User
 from simulator.receiver import Receiver
 from simulator.runner import Plan, SendResult, Summary, run_plan, scenario_delivery
 from simulator.scenarios import Scenario
+from simulator.tui.courier import Courier
 from simulator.tui.feed import ArrivalFeed
 from simulator.tui.screens.detail import DetailAction, DetailScreen
 from simulator.tui.screens.dialogs import RunScreen, TargetScreen, speed_label
@@ -62,8 +65,10 @@ from simulator.tui.widgets.run_panel import RunPanel
 from simulator.tui.widgets.target_bar import TargetBar
 
 # Which UI delivery an attempt belongs to. The Deliverer reports attempts through one
-# callback; each delivery runs in its own worker task, and a task sees its own value.
+# callback; each delivery runs in its own task on the courier's loop, which sees its own value.
 _SENDING: ContextVar[str] = ContextVar("wasim_sending")
+# App actions a dialog on top keeps: quitting, the palette, and moving the focus in the dialog.
+_ALWAYS = frozenset({"quit", "command_palette", "focus_next", "focus_previous"})
 _RUN_VIA = {"tap": "run", "duplicate": "run dup", "redelivery": "run late"}
 _PANEL_EVERY = 0.1  # seconds between redraws of the log and the totals during a run
 
@@ -74,7 +79,7 @@ _PHONE_KEYS: list[Binding] = [
               tooltip="Tap quick reply N as the selected user") for n in range(2, 10)),
     Binding("u", "pick_user", "User", tooltip="Pick who taps: the cast, or a new user"),
     Binding("n", "new_user", "New user", show=False,
-            tooltip="Tap as a newly generated user from the cast's countries"),
+            tooltip="Switch to a newly generated user (the next tap is theirs)"),
     Binding("e", "edit", "Edit", tooltip="Edit name, number, refs and payloads before firing"),
 ]
 _LOG_KEYS: list[Binding] = [
@@ -115,6 +120,15 @@ class TuiSettings:
     receiver: Receiver | None = None  # the built-in webhook of `wasim demo`
     arrivals: ArrivalFeed | None = None
     probe_every: float = 3.0  # seconds between reachability checks
+    block_warn_after: float = 1.0  # seconds an in-process handler may block before a warning
+
+
+class CourierCall(Message):
+    """Run `callback` on the UI's loop: how the delivery thread hands results to the screen."""
+
+    def __init__(self, callback: Callable[[], object]) -> None:
+        super().__init__()
+        self.callback = callback
 
 
 def tui_flag(key: str) -> str:
@@ -170,6 +184,10 @@ class WasimApp(App[int]):
         self._keys = itertools.count(1)
         self._deliverer: Deliverer | None = None
         self._history = HistoryWriter(settings.history) if settings.history else None
+        # Deliveries and runs happen on the courier's thread, so a handler that blocks its
+        # loop cannot freeze the screen, and latency is not inflated by drawing it.
+        self._courier = Courier(self._blocked_elsewhere, settings.block_warn_after)
+        self._in_process = False  # an ASGI app is being called: a stall is its handler's
 
     # --- layout -----------------------------------------------------------------------------
 
@@ -203,6 +221,7 @@ class WasimApp(App[int]):
 
     async def on_mount(self) -> None:
         """Draw what is known at once; load the cast, probe the target, tick the clock."""
+        self._courier.start()
         # Keys 1-9 fire from anywhere; starting in the log makes arrows and enter browse it.
         self.log_table.focus()
         self.phone.border_title = "Phone"
@@ -219,11 +238,32 @@ class WasimApp(App[int]):
         self.set_interval(1.0, self._tick)
 
     async def on_unmount(self) -> None:
-        """Close the connection pool and the history file."""
-        if self._deliverer is not None:
-            await self._deliverer.aclose()
+        """Close the connection pool (on the courier's loop, which owns it) and the history."""
+        deliverer, self._deliverer = self._deliverer, None
+        await asyncio.to_thread(self._courier.stop,
+                                deliverer.aclose() if deliverer is not None else None)
         if self._history is not None:
             self._history.close()
+
+    def on_courier_call(self, message: CourierCall) -> None:
+        """Something the delivery thread reported: show it."""
+        message.callback()
+
+    def _to_ui(self, callback: Callable[..., object], *args: Any) -> None:
+        """From another thread: run `callback(*args)` on the UI's loop, in order."""
+        self.post_message(CourierCall(partial(callback, *args)))
+
+    def _blocked_elsewhere(self, seconds: float) -> None:
+        """The watchdog (its own thread): the courier's loop has not moved for `seconds`."""
+        self._to_ui(self._blocked, seconds)
+
+    def _blocked(self, seconds: float) -> None:
+        if not self._in_process:
+            return  # only an in-process app runs code of its own on that loop
+        self.notify(f"The app's handler has blocked its event loop for {seconds:.1f} s: a "
+                    "blocking call (time.sleep, requests, a sync database driver) inside an "
+                    "`async def`? The UI goes on; deliveries to the app wait for it.",
+                    title="Handler blocks its loop", severity="warning", timeout=10)
 
     # --- the session ------------------------------------------------------------------------
 
@@ -316,10 +356,9 @@ class WasimApp(App[int]):
             self._deliverer = None
         self._show_target()
 
-    @work(group="retire", exit_on_error=False)
-    async def _retire(self, deliverer: Deliverer) -> None:
-        """Close a deliverer the app no longer uses (its connections)."""
-        await deliverer.aclose()
+    def _retire(self, deliverer: Deliverer) -> None:
+        """Close a deliverer the app no longer uses (its connections, on the courier's loop)."""
+        self._courier.submit(deliverer.aclose())
 
     def probe(self) -> None:
         """Check, in the background, whether the target accepts connections."""
@@ -405,16 +444,22 @@ class WasimApp(App[int]):
 
     @work(group="deliveries", exit_on_error=False)
     async def deliver(self, record: SendRecord) -> None:
-        """Send one event (with its retries) and show how it went."""
-        _SENDING.set(record.key)
-        result = await self.deliverer.deliver(record.event, replay_of=record.replay_of)
+        """Send one event (with its retries) on the courier's loop and show how it went."""
+        deliverer = self.deliverer
+        self._in_process = self._in_process or deliverer.options.target.kind == "asgi"
+        result = await self._courier.run(_send(deliverer, record))
         self._delivered(record, result)
 
     def _attempted(self, attempt: Attempt) -> None:
+        """An attempt ended (on the courier's thread): record it, then show it on the UI's."""
         self._write_history(attempt)
-        record = self.sends.get(_SENDING.get(""))
-        if record is None:
-            return
+        self._to_ui(self._show_attempt, _SENDING.get(""), attempt)
+
+    def _show_attempt(self, key: str, attempt: Attempt) -> None:
+        record = self.sends.get(key)
+        if record is None or any(a.delivery_id == attempt.delivery_id and
+                                 a.number == attempt.number for a in record.attempts):
+            return  # shown already: the result can overtake the attempt's own message
         record.attempts.append(attempt)
         self.log_table.show_attempt(record.key, attempt, len(record.attempts) - 1)
         if not attempt.final and record.via == "tap":
@@ -422,6 +467,8 @@ class WasimApp(App[int]):
             self.phone.settle(record.key, f"↻ {what}, retrying", "retry")
 
     def _delivered(self, record: SendRecord, result: DeliveryResult) -> None:
+        for attempt in result.attempts:
+            self._show_attempt(record.key, attempt)
         last = result.attempts[-1]
         status, tone = _verdict(last)
         if record.via == "tap":
@@ -436,17 +483,20 @@ class WasimApp(App[int]):
                         f"{why}", title="Not delivered", severity="error")
 
     def _write_history(self, attempt: Attempt) -> None:
+        """Append an attempt to the history (on the courier's thread, its only writer)."""
         if self._history is None:
             return
         try:
             self._history.append(attempt)
         except WasimError as exc:
             self._history = None  # say it once, then keep going without a history
-            self.notify(exc.one_line(), title="History off", severity="warning", timeout=10)
+            self._to_ui(partial(self.notify, exc.one_line(), title="History off",
+                                severity="warning", timeout=10))
         except OSError as exc:
             self._history = None
-            self.notify(f"cannot write the history ({exc.strerror}); recording stopped.",
-                        title="History off", severity="warning", timeout=10)
+            self._to_ui(partial(self.notify,
+                                f"cannot write the history ({exc.strerror}); recording stopped.",
+                                title="History off", severity="warning", timeout=10))
 
     def _again(self, via: DetailAction, key: str | None = None) -> None:
         key = key or self.log_table.selected_key
@@ -575,7 +625,16 @@ class WasimApp(App[int]):
         panel = self.query_one(RunPanel)
         panel.start(plan.scenario.name, len(plan.sends), speed_label(speed))
         summary = Summary(scenario=plan.scenario.name, seed=plan.seed)
-        finished: list[SendResult] = []
+        # Filled on the courier's thread, drained on the UI's (deque appends are thread-safe).
+        finished: deque[SendResult] = deque()
+        self._in_process = self._in_process or any(
+            delivery(send).target.kind == "asgi" for send in plan.sends[:1])
+
+        async def play() -> None:
+            """The run itself, on the courier's loop."""
+            async for outcome in run_plan(plan, delivery, speed=speed,
+                                          on_attempt=self._write_history):
+                finished.append(outcome)
         # Rows and totals are drawn in batches: a thousand table updates one by one would
         # keep the screen busy long after the sends themselves are done.
         timer = self.set_interval(_PANEL_EVERY, lambda: self._show_run(finished, summary))
@@ -583,10 +642,7 @@ class WasimApp(App[int]):
         self.refresh_bindings()
         cancelled = False
         try:
-            async for outcome in run_plan(plan, delivery, speed=speed,
-                                          on_attempt=self._write_history):
-                summary.add(outcome)
-                finished.append(outcome)
+            await self._courier.run(play())
         except asyncio.CancelledError:
             cancelled = True
             raise
@@ -599,10 +655,12 @@ class WasimApp(App[int]):
         self.notify("\n".join(summary.lines()[:2]), title="Run finished",
                     severity="information" if summary.ok else "warning", timeout=8)
 
-    def _show_run(self, finished: list[SendResult], summary: Summary) -> None:
+    def _show_run(self, finished: deque[SendResult], summary: Summary) -> None:
         """Add the sends that ended since the last call to the log; redraw the totals."""
         rows = []
-        for outcome in finished:
+        while finished:
+            outcome = finished.popleft()
+            summary.add(outcome)
             planned, result = outcome.planned, outcome.result
             via = _RUN_VIA[planned.kind]
             record = SendRecord(f"d{next(self._keys)}", planned.event, via,
@@ -610,7 +668,6 @@ class WasimApp(App[int]):
                                 outcome.failures)
             self.sends[record.key] = record
             rows.append(_row(record))
-        finished.clear()
         self.log_table.add_deliveries(rows)
         self.query_one(RunPanel).show(summary)
 
@@ -660,8 +717,11 @@ class WasimApp(App[int]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Hide keys that do nothing right now; a dialog on top keeps the phone's keys."""
-        if isinstance(self.screen, ModalScreen) and action not in ("quit", "command_palette"):
+        if isinstance(self.screen, ModalScreen) and action not in _ALWAYS:
             return False
+        return self._available(action)
+
+    def _available(self, action: str) -> bool:
         if action == "stop_run":
             return self.running
         if action == "toggle_arrivals":
@@ -676,11 +736,14 @@ class WasimApp(App[int]):
             for number, button in enumerate(self.session.buttons, start=1):
                 yield SystemCommand(f"Fire: {button.text}", f"Tap {button.text!r} as {user}",
                                     partial(self.action_fire, number))
+        # Every key's action by its tooltip, judged as if no dialog were open: the palette
+        # itself is a modal screen, and hiding everything behind it hid most actions.
         for binding in [*_PHONE_KEYS[9:], *_LOG_KEYS, *_RUN_KEYS, *_VIEW_KEYS]:
-            if self.check_action(binding.action, ()) and binding.tooltip:
-                yield SystemCommand(binding.tooltip, f"key {binding.key_display or binding.key}",
+            if self._available(binding.action) and binding.tooltip:
+                yield SystemCommand(f"{_verb(binding)}: {binding.tooltip}",
+                                    f"key {binding.key_display or binding.key}",
                                     getattr(self, f"action_{binding.action}"))
-        yield SystemCommand("Help: keys", "Every key of wasim", self.action_help)
+        yield SystemCommand("Help: every key", "key ?", self.action_help)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """A worker that broke is a bug to show, never a crash."""
@@ -688,6 +751,17 @@ class WasimApp(App[int]):
             error = event.worker.error
             self.notify(f"{event.worker.name}: {type(error).__name__}: {error}",
                         title="Something went wrong", severity="error", timeout=15)
+
+
+async def _send(deliverer: Deliverer, record: SendRecord) -> DeliveryResult:
+    """One delivery, on the courier's loop; its attempts are reported as `record`'s."""
+    _SENDING.set(record.key)
+    return await deliverer.deliver(record.event, replay_of=record.replay_of)
+
+
+def _verb(binding: Binding) -> str:
+    """A palette entry's name: the key's footer label, so typing `run` or `replay` finds it."""
+    return binding.description or binding.action.replace("_", " ").capitalize()
 
 
 def _row(record: SendRecord) -> LogRow:
