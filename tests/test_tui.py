@@ -15,13 +15,13 @@ from typing import ClassVar
 import pytest
 from textual.binding import Binding
 from textual.pilot import Pilot
-from textual.widgets import Input, OptionList, ProgressBar
+from textual.widgets import Input, OptionList, ProgressBar, Static, TextArea
 
 from simulator.receiver import Receiver, ReceiverOptions
 from simulator.scenarios import load_scenario, parse_scenario
 from simulator.tui.app import WasimApp, make_app
 from simulator.tui.feed import ArrivalFeed
-from simulator.tui.screens.detail import DetailScreen
+from simulator.tui.screens.detail import DetailScreen, clipboard_problem
 from simulator.tui.screens.help import HelpScreen
 from simulator.tui.screens.users import UserScreen
 from simulator.tui.widgets.arrivals import ArrivalsPane
@@ -465,3 +465,41 @@ async def test_tab_and_shift_tab_move_the_focus_in_the_dialogs() -> None:
         assert app.focused is not None and app.focused.id == "scenario-list"
         await pilot.press("tab")  # what the browser's footer promises
         assert app.focused is not None and app.focused.id == "template-list"
+
+
+TRACEBACK = """Traceback (most recent call last):
+  File "app.py", line 12, in webhook
+    ratio = 1 / 0
+ZeroDivisionError: division by zero"""
+
+
+async def test_the_detail_view_shows_the_apps_traceback_and_the_curl_command(
+        receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TERM", "linux")  # a console: no clipboard to copy to
+    app = make_app(url=receiver.url, seed=7, history=None, clock=fixed_clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("1")
+        await settle(app, pilot)
+        attempt = next(iter(app.sends.values())).attempts[-1]
+        object.__setattr__(attempt, "app_error", TRACEBACK)  # what an in-process app's 500 has
+        app.query_one(DeliveryLog).focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, DetailScreen)
+        shown = str(app.screen.query_one("#detail-text", Static).render())
+        assert "The app raised" in shown and "ZeroDivisionError: division by zero" in shown
+        await pilot.press("c")
+        await pilot.pause()
+        curl = app.screen.query_one("#curl", TextArea)
+        assert curl.display and curl.text.startswith("curl ") and receiver.url in curl.text
+        assert curl.selected_text == curl.text  # selected, ready for the terminal's copy
+        notes = [n for n in app._notifications if n.title == "Not copied"]
+        assert notes and "TERM=linux" in notes[0].message
+
+
+def test_the_clipboard_is_trusted_only_where_a_copy_request_can_arrive() -> None:
+    assert clipboard_problem({"TERM": "xterm-256color"}) is None
+    assert "console" in (clipboard_problem({"TERM": "linux"}) or "")
+    assert "Terminal" in (clipboard_problem({"TERM_PROGRAM": "Apple_Terminal"}) or "")
+    assert "screen" in (clipboard_problem({"STY": "1234.pts-0"}) or "")
