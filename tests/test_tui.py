@@ -301,10 +301,13 @@ async def test_help_lists_every_key_of_the_app() -> None:
         assert not isinstance(app.screen, HelpScreen)
 
 
-async def test_opening_another_scenario_redraws_the_phone() -> None:
-    app = make_app(seed=7, history=None, clock=fixed_clock)
+async def test_opening_another_scenario_redraws_the_phone(receiver: Receiver) -> None:
+    app = make_app(url=receiver.url, seed=7, history=None, clock=fixed_clock)
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
+        await pilot.press("1", "s", "down", "down", "enter")  # a tap, and a whole run
+        await settle(app, pilot)
+        assert app.query(Reply) and app.query_one(RunPanel).display
         await pilot.press("o")
         await settle(app, pilot)
         listing = app.screen.query_one("#scenario-list", OptionList)
@@ -315,6 +318,8 @@ async def test_opening_another_scenario_redraws_the_phone() -> None:
         assert app.scenario.name == "appointment-reminder"
         assert app.query_one("#quick-reply-1").label.plain.endswith("Confirm")
         assert app.query_one(TargetBar).scenario == "appointment-reminder"
+        # The old brand's chat and run are gone; the log keeps what was sent.
+        assert not app.query(Reply) and not app.query_one(RunPanel).display
 
 
 async def test_the_demo_receiver_pane_shows_each_arrival() -> None:
@@ -503,3 +508,21 @@ def test_the_clipboard_is_trusted_only_where_a_copy_request_can_arrive() -> None
     assert "console" in (clipboard_problem({"TERM": "linux"}) or "")
     assert "Terminal" in (clipboard_problem({"TERM_PROGRAM": "Apple_Terminal"}) or "")
     assert "screen" in (clipboard_problem({"STY": "1234.pts-0"}) or "")
+
+
+async def test_each_user_has_a_chat_of_their_own(receiver: Receiver) -> None:
+    app = make_app(url=receiver.url, seed=7, history=None, clock=fixed_clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        first = app.session.current_user if app.session else None
+        await pilot.press("1", "n", "2", "3")
+        await settle(app, pilot)
+
+        def shown() -> list[str]:
+            return [r.label for r in app.query(Reply) if r.display]
+
+        assert shown() == ["Remind me later", "Stop promotions"]  # the new user's taps
+        assert first is not None
+        app._picked_user(first)  # what choosing them in the picker (u) does
+        await pilot.pause()
+        assert shown() == ["Shop now"]

@@ -292,6 +292,10 @@ class WasimApp(App[int]):
         self.session, self.scenario, self.seed = session, session.scenario, session.seed
         self.armed = 0
         if changed:
+            # Another brand and cast: their chats and the last run's panel belonged to the old.
+            self.workers.cancel_group(self, "run")
+            self.query_one(RunPanel).display = False
+            await self.phone.clear_chats()
             self._set_delivery(delivery)
             await self._show_scenario()
         self.phone.show_header(business_label(session.scenario, session.business),
@@ -311,6 +315,7 @@ class WasimApp(App[int]):
         if session is None:
             return
         user = session.current_user
+        self.phone.show_chat(user.wa_id)
         parts: list[str | tuple[str, str]] = [
             ("as ", "dim"), (user.name, "bold"), " ",
             (display_number(user.wa_id, user.country), "dim")]
@@ -428,7 +433,8 @@ class WasimApp(App[int]):
             return
         tap, event = session.fire(number - 1)
         record = self._record(event, "tap")
-        self.phone.add_reply(record.key, tap.button.text, clock_text(record.when))
+        self.phone.add_reply(record.key, tap.button.text, clock_text(record.when),
+                             tap.user.wa_id)
         self.deliver(record)
         self._show_preview()
 
