@@ -526,3 +526,17 @@ async def test_each_user_has_a_chat_of_their_own(receiver: Receiver) -> None:
         app._picked_user(first)  # what choosing them in the picker (u) does
         await pilot.pause()
         assert shown() == ["Shop now"]
+
+
+async def test_the_raw_bytes_view_is_one_unwrapped_line_that_scrolls_sideways() -> None:
+    app = make_app(seed=7, history=None, clock=fixed_clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("b")
+        await pilot.pause()
+        preview = app.query_one(Preview)
+        code = preview.query_one("#preview-code", Static)
+        assert preview.raw and b"\n" not in preview.body
+        assert code.size.height == 1  # compact JSON on one line: not soft-wrapped
+        assert code.size.width == len(preview.body.decode()) > preview.size.width
+        assert preview.max_scroll_x > 0

@@ -133,7 +133,8 @@ class CourierCall(Message):
 
 def tui_flag(key: str) -> str:
     """The flag of a delivery setting given to `wasim tui`, for error messages."""
-    return {"app": "--app", "path": "--path"}.get(key, "--" + key.replace("_", "-"))
+    return {"app": "--app", "path": "--path", "headers": "--header"}.get(
+        key, "--" + key.replace("_", "-"))
 
 
 def target_overrides(url: str | None = None, app: str | None = None, path: str = "/",
@@ -153,10 +154,15 @@ def make_app(*, scenario: Scenario | None = None, url: str | None = None,
              app: str | None = None, path: str = "/", allow_remote: bool = False,
              seed: int | None = None, history: Path | None = DEFAULT_PATH,
              clock: Clock = time.time, speed: float = 10.0, receiver: Receiver | None = None,
-             arrivals: ArrivalFeed | None = None, probe_every: float = 3.0) -> WasimApp:
-    """The app for the CLI and the tests; a bad target raises WasimError before anything runs."""
+             arrivals: ArrivalFeed | None = None, probe_every: float = 3.0,
+             settings: Mapping[str, Any] | None = None) -> WasimApp:
+    """The app for the CLI and the tests; a bad target raises WasimError before anything runs.
+
+    `settings` are other delivery settings from flags (headers, auth, timeout, retries...):
+    like the target flags, they replace the scenario's own.
+    """
     scenario = scenario or default_scenario()
-    overrides = target_overrides(url, app, path, allow_remote)
+    overrides = {**(settings or {}), **target_overrides(url, app, path, allow_remote)}
     delivery = delivery_for(scenario, overrides, tui_flag)
     return WasimApp(TuiSettings(scenario, delivery, overrides, seed, history, clock, speed,
                                 receiver, arrivals, probe_every))
