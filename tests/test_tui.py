@@ -540,3 +540,47 @@ async def test_the_raw_bytes_view_is_one_unwrapped_line_that_scrolls_sideways() 
         assert code.size.height == 1  # compact JSON on one line: not soft-wrapped
         assert code.size.width == len(preview.body.decode()) > preview.size.width
         assert preview.max_scroll_x > 0
+
+
+async def test_the_log_starts_with_the_historys_last_deliveries_marked_earlier(
+        receiver: Receiver, history: Path) -> None:
+    first = make_app(url=receiver.url, seed=7, history=history, clock=fixed_clock)
+    async with first.run_test(size=SIZE) as pilot:
+        await settle(first, pilot)
+        await pilot.press("1", "n", "2")
+        await settle(first, pilot)
+    with history.open("a") as handle:
+        handle.write('{"torn": \n')  # a line that is not a record is skipped, not fatal
+    again = make_app(url=receiver.url, seed=7, history=history, clock=fixed_clock)
+    async with again.run_test(size=SIZE) as pilot:
+        await settle(again, pilot)
+        assert log_column(again, "via") == ["earlier", "earlier"]
+        assert log_column(again, "button") == ["Shop now", "Remind me later"]
+        await pilot.press("3")
+        await settle(again, pilot)
+        assert log_column(again, "via") == ["earlier", "earlier", "tap"]
+        again.query_one(DeliveryLog).move_cursor(row=0)
+        again.query_one(DeliveryLog).focus()
+        await pilot.press("enter")  # an earlier delivery opens like any other
+        await pilot.pause()
+        assert isinstance(again.screen, DetailScreen)
+
+
+async def test_slash_filters_the_log_by_user_button_or_status(receiver: Receiver) -> None:
+    app = make_app(url=receiver.url, seed=7, history=None, clock=fixed_clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("1", "2", "1", "3")
+        await settle(app, pilot)
+        await pilot.press("slash", *"shop")
+        await pilot.pause()
+        assert log_column(app, "button") == ["Shop now", "Shop now"]
+        assert "2 of 4" in str(app.query_one(DeliveryLog).border_title)
+        await pilot.press("enter")  # keeps the filter, back in the log
+        assert app.focused is app.query_one(DeliveryLog)
+        await pilot.press("1")  # a new matching tap shows; the keys work again
+        await settle(app, pilot)
+        assert log_column(app, "button") == ["Shop now"] * 3
+        await pilot.press("slash", "escape")  # clears it
+        await pilot.pause()
+        assert len(log_column(app, "button")) == 5

@@ -36,6 +36,7 @@ from simulator.receiver import Receiver
 from simulator.runner import Plan, SendResult, Summary, run_plan, scenario_delivery
 from simulator.scenarios import Scenario
 from simulator.tui.courier import Courier
+from simulator.tui.earlier import earlier_deliveries
 from simulator.tui.feed import ArrivalFeed
 from simulator.tui.screens.detail import DetailAction, DetailScreen
 from simulator.tui.screens.dialogs import RunScreen, TargetScreen, speed_label
@@ -58,7 +59,7 @@ from simulator.tui.session import (
     probe_target,
 )
 from simulator.tui.widgets.arrivals import ArrivalsPane
-from simulator.tui.widgets.log import DeliveryLog, LogRow
+from simulator.tui.widgets.log import DeliveryLog, LogFilter, LogRow
 from simulator.tui.widgets.phone import Phone, QuickReply, Tone
 from simulator.tui.widgets.preview import Preview
 from simulator.tui.widgets.run_panel import RunPanel
@@ -86,6 +87,8 @@ _LOG_KEYS: list[Binding] = [
     Binding("r", "replay", "Replay", tooltip="Replay the selected delivery (same bytes)"),
     Binding("d", "duplicate", "Dup",
             tooltip="Send the selected delivery again as a duplicate, as the platform does"),
+    Binding("slash", "filter_log", "Filter", key_display="/",
+            tooltip="Filter the log by user, button, status or via (earlier, tap, run…)"),
 ]
 _RUN_KEYS: list[Binding] = [
     Binding("s", "run", "Run", tooltip="Run the whole scenario, with progress and a summary"),
@@ -205,6 +208,8 @@ class WasimApp(App[int]):
             with Vertical(id="side"):
                 yield Preview(id="preview")
                 yield RunPanel(id="run")
+                yield LogFilter(placeholder="filter: user, button, status (esc clears)",
+                                id="log-filter", compact=True)
                 yield DeliveryLog(id="log")
                 if self.settings.arrivals is not None:
                     yield ArrivalsPane(self.settings.arrivals, id="arrivals")
@@ -234,6 +239,9 @@ class WasimApp(App[int]):
         self.log_table.border_title = "Deliveries"
         self.log_table.border_subtitle = "enter opens · r replay · d duplicate"
         self.query_one(RunPanel).display = False
+        self.query_one(LogFilter).display = False
+        if self.settings.history is not None:
+            self.load_earlier(self.settings.history)
         if self.settings.receiver is not None:
             self.query_one(ArrivalsPane).border_title = f"Receiver · {self.settings.receiver.url}"
         await self._show_scenario()
@@ -270,6 +278,37 @@ class WasimApp(App[int]):
                     "blocking call (time.sleep, requests, a sync database driver) inside an "
                     "`async def`? The UI goes on; deliveries to the app wait for it.",
                     title="Handler blocks its loop", severity="warning", timeout=10)
+
+    # --- the log ----------------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="earlier", exit_on_error=False)
+    def load_earlier(self, path: Path) -> None:
+        """Read the history's last deliveries (a file: off the UI thread) into the log."""
+        records = earlier_deliveries(path)
+        if records:
+            self.call_from_thread(self._show_earlier, records)
+
+    def _show_earlier(self, records: list[SendRecord]) -> None:
+        for record in records:
+            self.sends[record.key] = record
+        self.log_table.add_deliveries([_row(record) for record in records], earlier=True)
+
+    def action_filter_log(self) -> None:
+        """Open the log's filter box."""
+        box = self.query_one(LogFilter)
+        box.display = True
+        box.focus()
+
+    @on(LogFilter.Changed, "#log-filter")
+    def _filter_changed(self, event: LogFilter.Changed) -> None:
+        self.log_table.set_filter(event.value)
+
+    @on(LogFilter.Submitted, "#log-filter")
+    @on(LogFilter.Closed)
+    def _filter_done(self) -> None:
+        box = self.query_one(LogFilter)
+        box.display = bool(box.value.strip())
+        self.log_table.focus()
 
     # --- the session ------------------------------------------------------------------------
 

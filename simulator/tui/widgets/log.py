@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import ClassVar
 
+from textual.binding import Binding, BindingType
 from textual.content import Content
 from textual.message import Message
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Input
 from textual.widgets.data_table import RowDoesNotExist
 
 from simulator.delivery import Attempt
@@ -84,6 +86,8 @@ class DeliveryLog(DataTable[str | Content]):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        self.rows_by_key: dict[str, LogRow] = {}  # every delivery, shown or filtered out
+        self.filter = ""
 
     def on_mount(self) -> None:
         """Lay out the columns."""
@@ -98,18 +102,64 @@ class DeliveryLog(DataTable[str | Content]):
         row_key, _ = self.coordinate_to_cell_key(self.cursor_coordinate)
         return row_key.value
 
-    def add_deliveries(self, rows: Sequence[LogRow]) -> None:
-        """New rows at the bottom; the cursor follows them unless it was moved up."""
+    def add_deliveries(self, rows: Sequence[LogRow], *, earlier: bool = False) -> None:
+        """New rows at the bottom (`earlier`: above the rest); the cursor follows new rows."""
+        if earlier:
+            self.rows_by_key = {**{row.key: row for row in rows}, **self.rows_by_key}
+            self._rebuild()
+            return
         following = not self.row_count or self.cursor_row >= self.row_count - 1
         for row in rows:
-            self.add_row(row.when, row.button, _status(row.attempt, row.retries, row.broken),
-                         latency_text(row.attempt.latency_ms) if row.attempt else "", row.via,
-                         row.user, key=row.key)
-        if following and rows:
+            self.rows_by_key[row.key] = row
+        shown = [row for row in rows if self._matches(row)]
+        for row in shown:
+            self._add(row)
+        if following and shown:
             self.move_cursor(row=self.row_count - 1, animate=False)
+        self._count()
+
+    def _add(self, row: LogRow) -> None:
+        self.add_row(row.when, row.button, _status(row.attempt, row.retries, row.broken),
+                     latency_text(row.attempt.latency_ms) if row.attempt else "", row.via,
+                     row.user, key=row.key)
+
+    def set_filter(self, text: str) -> None:
+        """Show only deliveries whose user, button, status or via contain every word of `text`."""
+        if text.strip().lower() == self.filter:
+            return
+        self.filter = text.strip().lower()
+        self._rebuild()
+
+    def _matches(self, row: LogRow) -> bool:
+        if not self.filter:
+            return True
+        status = _status(row.attempt, row.retries, row.broken).plain
+        haystack = f"{row.user} {row.button} {status} {row.via}".lower()
+        return all(word in haystack for word in self.filter.split())
+
+    def _rebuild(self) -> None:
+        selected = self.selected_key
+        self.clear()
+        for row in self.rows_by_key.values():
+            if self._matches(row):
+                self._add(row)
+        if self.row_count:
+            keys = [row.key for row in self.rows_by_key.values() if self._matches(row)]
+            self.move_cursor(row=keys.index(selected) if selected in keys else self.row_count - 1,
+                             animate=False)
+        self._count()
+
+    def _count(self) -> None:
+        """Say in the title how much a filter hides."""
+        total = len(self.rows_by_key)
+        self.border_title = f"Deliveries · /{self.filter}: {self.row_count} of {total}" \
+            if self.filter else "Deliveries"
 
     def show_attempt(self, key: str, attempt: Attempt, retries: int) -> None:
         """Update row `key` with the latest attempt of its delivery."""
+        row = self.rows_by_key.get(key)
+        if row is not None:
+            self.rows_by_key[key] = replace(row, attempt=attempt, retries=retries)
         try:
             self.update_cell(key, "status", _status(attempt, retries, False))
             self.update_cell(key, "latency", latency_text(attempt.latency_ms))
@@ -121,3 +171,19 @@ class DeliveryLog(DataTable[str | Content]):
         event.stop()
         if event.row_key.value is not None:
             self.post_message(self.Opened(event.row_key.value))
+
+
+class LogFilter(Input):
+    """The log's filter box (`/`): typing filters, enter keeps it, escape clears and closes it."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "close", "Clear filter", tooltip="Clear the filter and close the box"),
+    ]
+
+    class Closed(Message):
+        """The box was closed: the focus goes back to the log."""
+
+    def action_close(self) -> None:
+        """Clear and hide."""
+        self.value = ""
+        self.post_message(self.Closed())
