@@ -25,7 +25,7 @@ from simulator.tui.screens.detail import DetailScreen, clipboard_problem
 from simulator.tui.screens.help import HelpScreen
 from simulator.tui.screens.users import UserScreen
 from simulator.tui.widgets.arrivals import ArrivalsPane
-from simulator.tui.widgets.log import DeliveryLog, latency_text
+from simulator.tui.widgets.log import DeliveryLog, fit_columns, latency_text
 from simulator.tui.widgets.phone import Reply
 from simulator.tui.widgets.preview import Preview
 from simulator.tui.widgets.run_panel import RunPanel
@@ -86,8 +86,12 @@ async def settle(app: WasimApp, pilot: Pilot[int]) -> None:
 
 
 def log_column(app: WasimApp, column: str) -> list[str]:
+    """A column of the rows the log shows (from its rows when too narrow to show the column)."""
     table = app.query_one(DeliveryLog)
-    return [str(cell) for cell in table.get_column(column)]
+    if column in table.columns_shown:
+        return [str(cell) for cell in table.get_column(column)]
+    return [str(getattr(table.rows_by_key[str(row.key.value)], column))
+            for row in table.ordered_rows]
 
 
 async def test_a_number_key_sends_the_previewed_bytes_to_a_real_receiver(
@@ -584,3 +588,25 @@ async def test_slash_filters_the_log_by_user_button_or_status(receiver: Receiver
         await pilot.press("slash", "escape")  # clears it
         await pilot.pause()
         assert len(log_column(app, "button")) == 5
+
+
+async def test_a_window_too_small_says_how_big_it_must_be() -> None:
+    app = make_app(seed=7, history=None, clock=fixed_clock)
+    async with app.run_test(size=(40, 12)) as pilot:
+        await settle(app, pilot)
+        notice = app.query_one("#too-small", Static)
+        assert notice.display and "at least 70x20 (it is 40x12 now)" in str(notice.render())
+        assert not app.query_one("#main").display
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause()
+        assert not notice.display and app.query_one("#main").display
+        assert app.query_one("#quick-reply-3").region.height > 0  # the buttons are on screen
+
+
+def test_a_narrow_log_drops_whole_columns_in_priority_order() -> None:
+    assert [key for _, key, _ in fit_columns(46)] == ["button", "status", "latency", "user"]
+    assert [key for _, key, _ in fit_columns(36)] == ["button", "status", "latency"]
+    assert [key for _, key, _ in fit_columns(90)] == ["time", "button", "status", "latency",
+                                                      "via", "user"]
+    assert all(sum(size + 2 for _, _, size in fit_columns(width)) < width
+               for width in range(20, 120))

@@ -18,14 +18,14 @@ from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Footer
+from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerState
 
 from simulator.delivery import Attempt, Deliverer, DeliveryOptions, DeliveryResult, Target
@@ -72,6 +72,8 @@ _SENDING: ContextVar[str] = ContextVar("wasim_sending")
 _ALWAYS = frozenset({"quit", "command_palette", "focus_next", "focus_previous"})
 _RUN_VIA = {"tap": "run", "duplicate": "run dup", "redelivery": "run late"}
 _PANEL_EVERY = 0.1  # seconds between redraws of the log and the totals during a run
+# Below this the phone's buttons and the log's columns no longer fit: say so instead.
+MIN_SIZE = (70, 20)
 
 _PHONE_KEYS: list[Binding] = [
     Binding("1", "fire(1)", "Fire", key_display="1-9",
@@ -202,6 +204,7 @@ class WasimApp(App[int]):
 
     def compose(self) -> ComposeResult:
         """Target bar; phone left; preview, run panel, log (and the receiver) right; keys."""
+        yield Static(id="too-small")
         yield TargetBar(id="target-bar")
         with Horizontal(id="main"):
             yield Phone(id="phone")
@@ -229,6 +232,20 @@ class WasimApp(App[int]):
     def bar(self) -> TargetBar:
         """The target bar."""
         return self.query_one(TargetBar)
+
+    def on_resize(self, event: events.Resize) -> None:
+        """Too small a window gets a message saying how big it must be, not a broken layout."""
+        width, height = event.size
+        small = width < MIN_SIZE[0] or height < MIN_SIZE[1]
+        notice = self.query_one("#too-small", Static)
+        notice.display = small
+        notice.update(Content.assemble(
+            ("wasim needs a bigger window\n\n", "bold"),
+            f"Make it at least {MIN_SIZE[0]}x{MIN_SIZE[1]} (it is {width}x{height} now).\n",
+            ("q quits", "dim")))
+        for widget in (self.bar, self.query_one("#main"), self.query_one(Footer)):
+            widget.display = not small
+        self._show_user()
 
     async def on_mount(self) -> None:
         """Draw what is known at once; load the cast, probe the target, tick the clock."""
@@ -361,9 +378,12 @@ class WasimApp(App[int]):
             return
         user = session.current_user
         self.phone.show_chat(user.wa_id)
+        number = display_number(user.wa_id, user.country)
+        # The number on a line of its own when both do not fit: never broken in the middle.
+        room = max(0, self.phone.content_region.width - 2)  # the line's own padding
+        apart = room and len(f"as {user.name} {number}  ✎ edited") > room
         parts: list[str | tuple[str, str]] = [
-            ("as ", "dim"), (user.name, "bold"), " ",
-            (display_number(user.wa_id, user.country), "dim")]
+            ("as ", "dim"), (user.name, "bold"), "\n" if apart else " ", (number, "dim")]
         if session.edits != type(session.edits)():
             parts.append(("  ✎ edited", "$text-warning"))
         self.phone.show_user(Content.assemble(*parts))

@@ -13,8 +13,8 @@ from pathlib import Path
 from simulator.delivery import Attempt
 from simulator.history import from_record
 from simulator.tui.session import SendRecord
+from simulator.tui.widgets.log import EARLIER
 
-EARLIER = "earlier"  # the log's "via" for deliveries from before this session
 TAIL_BYTES = 4 * 1024 * 1024  # at most this much of the file's end is read
 
 

@@ -14,10 +14,36 @@ from textual.widgets.data_table import RowDoesNotExist
 
 from simulator.delivery import Attempt
 
-# What matters most comes first, so a narrow terminal still shows it; the rest scrolls.
+EARLIER = "earlier"  # the Via of deliveries read from the history, from before this session
+
 # Retries show in the status cell (`503 ↻1`): a column of their own would rarely fit.
 _COLUMNS = (("Time", "time", 8), ("Button", "button", 15), ("Status", "status", 7),
             ("Latency", "latency", 7), ("Via", "via", 9), ("User", "user", 16))
+# A narrow log keeps what matters most and drops the rest, rather than cutting columns off.
+_PRIORITY = ("button", "status", "latency", "user", "time", "via")
+_PADDING = 2  # the table's cell padding, both sides
+_MIN_USER = 8
+
+
+def fit_columns(width: int) -> list[tuple[str, str, int]]:
+    """The columns that fit in `width` cells, in display order; User takes what is left."""
+    widths = {key: size for _, key, size in _COLUMNS}
+    chosen: set[str] = set()
+    used = 1  # the scrollbar's gutter
+    for key in _PRIORITY:
+        need = (_MIN_USER if key == "user" else widths[key]) + _PADDING
+        if used + need > width:
+            break  # in priority order: a later column never shows without an earlier one
+        chosen.add(key)
+        used += need
+    spare = width - used
+    columns = []
+    for label, key, size in _COLUMNS:
+        if key == "user" and key in chosen:
+            size = max(_MIN_USER, min(size, _MIN_USER + spare))
+        if key in chosen:
+            columns.append((label, key, size))
+    return columns
 
 
 def status_text(attempt: Attempt) -> Content:
@@ -88,11 +114,25 @@ class DeliveryLog(DataTable[str | Content]):
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
         self.rows_by_key: dict[str, LogRow] = {}  # every delivery, shown or filtered out
         self.filter = ""
+        self.columns_shown: list[str] = []
 
     def on_mount(self) -> None:
         """Lay out the columns."""
-        for label, key, width in _COLUMNS:
-            self.add_column(label, key=key, width=width)
+        self._lay_out(self.size.width or 80)
+
+    def on_resize(self) -> None:
+        """Choose the columns that fit the new width."""
+        self._lay_out(self.size.width)
+
+    def _lay_out(self, width: int) -> None:
+        columns = fit_columns(width)
+        if [key for _, key, _ in columns] == self.columns_shown and self.columns:
+            return
+        self.clear(columns=True)
+        for label, key, size in columns:
+            self.add_column(label, key=key, width=size)
+        self.columns_shown = [key for _, key, _ in columns]
+        self._rebuild()
 
     @property
     def selected_key(self) -> str | None:
@@ -119,9 +159,15 @@ class DeliveryLog(DataTable[str | Content]):
         self._count()
 
     def _add(self, row: LogRow) -> None:
-        self.add_row(row.when, row.button, _status(row.attempt, row.retries, row.broken),
-                     latency_text(row.attempt.latency_ms) if row.attempt else "", row.via,
-                     row.user, key=row.key)
+        # Rows from the history file (before this session) are dimmed as well as marked "earlier"
+        # in Via, which a narrow log does not show.
+        old = "dim italic" if row.via == EARLIER else ""
+        cells: dict[str, str | Content] = {
+            "time": Content.styled(row.when, old), "button": Content.styled(row.button, old),
+            "status": _status(row.attempt, row.retries, row.broken),
+            "latency": latency_text(row.attempt.latency_ms) if row.attempt else "",
+            "via": Content.styled(row.via, old), "user": Content.styled(row.user, old)}
+        self.add_row(*(cells[key] for key in self.columns_shown), key=row.key)
 
     def set_filter(self, text: str) -> None:
         """Show only deliveries whose user, button, status or via contain every word of `text`."""
@@ -152,8 +198,10 @@ class DeliveryLog(DataTable[str | Content]):
     def _count(self) -> None:
         """Say in the title how much a filter hides."""
         total = len(self.rows_by_key)
-        self.border_title = f"Deliveries · /{self.filter}: {self.row_count} of {total}" \
-            if self.filter else "Deliveries"
+        earlier = sum(row.via == EARLIER for row in self.rows_by_key.values())
+        title = f"Deliveries ({earlier} earlier, dimmed)" if earlier else "Deliveries"
+        self.border_title = f"{title} · /{self.filter}: {self.row_count} of {total}" \
+            if self.filter else title
 
     def show_attempt(self, key: str, attempt: Attempt, retries: int) -> None:
         """Update row `key` with the latest attempt of its delivery."""
@@ -161,10 +209,12 @@ class DeliveryLog(DataTable[str | Content]):
         if row is not None:
             self.rows_by_key[key] = replace(row, attempt=attempt, retries=retries)
         try:
-            self.update_cell(key, "status", _status(attempt, retries, False))
-            self.update_cell(key, "latency", latency_text(attempt.latency_ms))
+            if "status" in self.columns_shown:
+                self.update_cell(key, "status", _status(attempt, retries, False))
+            if "latency" in self.columns_shown:
+                self.update_cell(key, "latency", latency_text(attempt.latency_ms))
         except RowDoesNotExist:
-            pass  # the log was cleared while the delivery was in flight
+            pass  # filtered out, or the log was cleared while the delivery was in flight
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         """Turn the table's selection into a request to open the delivery."""
