@@ -380,12 +380,13 @@ class WasimApp(App[int]):
         self.phone.show_chat(user.wa_id)
         number = display_number(user.wa_id, user.country)
         # The number on a line of its own when both do not fit: never broken in the middle.
+        edited = "  ✎ edited" if session.edits != type(session.edits)() else ""
         room = max(0, self.phone.content_region.width - 2)  # the line's own padding
-        apart = room and len(f"as {user.name} {number}  ✎ edited") > room
+        apart = room and len(f"as {user.name} {number}{edited}") > room
         parts: list[str | tuple[str, str]] = [
             ("as ", "dim"), (user.name, "bold"), "\n" if apart else " ", (number, "dim")]
-        if session.edits != type(session.edits)():
-            parts.append(("  ✎ edited", "$text-warning"))
+        if edited:
+            parts.append((edited, "$text-warning"))
         self.phone.show_user(Content.assemble(*parts))
         self._show_preview()
 

@@ -16,6 +16,7 @@ from textual.content import Content
 from textual.highlight import highlight
 from textual.screen import ModalScreen
 from textual.widgets import Static, TextArea
+from textual.widgets.text_area import Selection
 
 from simulator.delivery import Attempt
 from simulator.tui.session import SendRecord, display_number
@@ -172,7 +173,8 @@ class DetailScreen(ModalScreen[DetailAction | None]):
         area.load_text(command)
         area.display = True
         area.border_title = "curl · the same bytes"
-        area.select_all()
+        # All selected, the cursor at the start: the command's beginning stays in view.
+        area.selection = Selection(area.document.end, (0, 0))
         area.focus()
         problem = clipboard_problem(os.environ)
         if problem is not None:

@@ -57,8 +57,11 @@ class Reply(Static):
     def show_status(self, status: str, tone: Tone) -> None:
         """Replace the tick with the handler's answer (or why there was none)."""
         self.set_class(tone == "bad", "-failed")
-        self.update(Content.assemble(self.label, "\n", (f"{self.when}  ", "dim"),
-                                     (status, _TONE_STYLE[tone])))
+        content = Content.assemble(self.label, "\n", (f"{self.when}  ", "dim"),
+                                   (status, _TONE_STYLE[tone]))
+        self.update(content)
+        # An explicit width: an auto one kept the first status's, cutting a longer final one.
+        self.styles.width = max(line.cell_length for line in content.split("\n")) + 2
 
 
 class Phone(Vertical):
