@@ -610,3 +610,14 @@ def test_a_narrow_log_drops_whole_columns_in_priority_order() -> None:
                                                       "via", "user"]
     assert all(sum(size + 2 for _, _, size in fit_columns(width)) < width
                for width in range(20, 120))
+
+
+async def test_at_80x24_the_log_keeps_its_user_column_with_the_filter_open() -> None:
+    app = make_app(seed=7, history=None, clock=fixed_clock)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        log = app.query_one(DeliveryLog)
+        assert log.columns_shown == ["button", "status", "latency", "user"]
+        await pilot.press("slash", "x")
+        await pilot.pause()
+        assert log.columns_shown == ["button", "status", "latency", "user"]

@@ -118,11 +118,17 @@ class DeliveryLog(DataTable[str | Content]):
 
     def on_mount(self) -> None:
         """Lay out the columns."""
-        self._lay_out(self.size.width or 80)
+        self._lay_out(self._room or 80)
 
     def on_resize(self) -> None:
         """Choose the columns that fit the new width."""
-        self._lay_out(self.size.width)
+        self._lay_out(self._room)
+
+    @property
+    def _room(self) -> int:
+        """The width inside the border, scrollbar included (fit_columns keeps a cell for it):
+        a scrollbar coming and going must not change the columns."""
+        return max(0, self.region.width - self.styles.gutter.width)
 
     def _lay_out(self, width: int) -> None:
         columns = fit_columns(width)
