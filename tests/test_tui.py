@@ -621,3 +621,27 @@ async def test_at_80x24_the_log_keeps_its_user_column_with_the_filter_open() -> 
         await pilot.press("slash", "x")
         await pilot.pause()
         assert log.columns_shown == ["button", "status", "latency", "user"]
+
+
+def test_earlier_deliveries_reads_only_the_tail_and_skips_what_is_not_a_record(
+        tmp_path: Path) -> None:
+    from simulator.delivery import Attempt, Event
+    from simulator.history import HistoryWriter
+    from simulator.tui.earlier import earlier_deliveries
+
+    path = tmp_path / "history.jsonl"
+    with HistoryWriter(path) as writer:
+        for number in range(30):
+            event = Event.from_body(b'{"n": %d}' % number)
+            for attempt in (1, 2):  # a failed attempt and its retry: one delivery
+                writer.append(Attempt(event, f"dlv_{number:04d}", attempt, NOW, "t", "POST",
+                                      "http://127.0.0.1/", (), status=200 * attempt,
+                                      final=attempt == 2))
+    with path.open("ab") as handle:
+        handle.write(b"not json\n")
+    records = earlier_deliveries(path, limit=5)
+    assert [r.delivery_id for r in records] == [f"dlv_{n:04d}" for n in range(25, 30)]
+    assert all(r.via == "earlier" and [a.number for a in r.attempts] == [1, 2] for r in records)
+    tail = earlier_deliveries(path, limit=100, tail_bytes=path.stat().st_size // 3)
+    assert 0 < len(tail) < 30 and tail[-1].delivery_id == "dlv_0029"  # no torn first line
+    assert earlier_deliveries(tmp_path / "none.jsonl") == []
