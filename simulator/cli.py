@@ -1116,6 +1116,12 @@ def templates() -> None:
         click.echo(name)
 
 
+# `wasim tui` takes fire's auth, header, timeout and retry flags: the same decorators, applied
+# to a stand-in to read them, then appended to the command (its own target flags stay).
+_TUI_FLAGS = ("method", "headers", "basic_auth", "token_url", "client_id", "client_secret",
+              "timeout", "success", "retries", "backoff", "retry_schedule")
+_FIRE_PARAMS = delivery_options(lambda **_: None).__click_params__  # type: ignore[attr-defined]
+tui.params.extend(p for p in reversed(_FIRE_PARAMS) if p.name in _TUI_FLAGS)
 cli.add_command(tui)
 cli.add_command(demo)
 

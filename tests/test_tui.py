@@ -5,25 +5,32 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
+from textual.binding import Binding
 from textual.pilot import Pilot
-from textual.widgets import Input, OptionList, ProgressBar
+from textual.widgets import Input, OptionList, ProgressBar, Static, TextArea
 
 from simulator.receiver import Receiver, ReceiverOptions
 from simulator.scenarios import load_scenario, parse_scenario
 from simulator.tui.app import WasimApp, make_app
 from simulator.tui.feed import ArrivalFeed
-from simulator.tui.screens.detail import DetailScreen
+from simulator.tui.screens.detail import DetailScreen, clipboard_problem
 from simulator.tui.screens.help import HelpScreen
 from simulator.tui.screens.users import UserScreen
 from simulator.tui.widgets.arrivals import ArrivalsPane
-from simulator.tui.widgets.log import DeliveryLog
+from simulator.tui.widgets.log import DeliveryLog, fit_columns, latency_text
 from simulator.tui.widgets.phone import Reply
 from simulator.tui.widgets.preview import Preview
 from simulator.tui.widgets.run_panel import RunPanel
 from simulator.tui.widgets.target_bar import TargetBar
+from tests.apps import blocking_app
 
 pytestmark = pytest.mark.anyio
 
@@ -79,8 +86,12 @@ async def settle(app: WasimApp, pilot: Pilot[int]) -> None:
 
 
 def log_column(app: WasimApp, column: str) -> list[str]:
+    """A column of the rows the log shows (from its rows when too narrow to show the column)."""
     table = app.query_one(DeliveryLog)
-    return [str(cell) for cell in table.get_column(column)]
+    if column in table.columns_shown:
+        return [str(cell) for cell in table.get_column(column)]
+    return [str(getattr(table.rows_by_key[str(row.key.value)], column))
+            for row in table.ordered_rows]
 
 
 async def test_a_number_key_sends_the_previewed_bytes_to_a_real_receiver(
@@ -294,10 +305,13 @@ async def test_help_lists_every_key_of_the_app() -> None:
         assert not isinstance(app.screen, HelpScreen)
 
 
-async def test_opening_another_scenario_redraws_the_phone() -> None:
-    app = make_app(seed=7, history=None, clock=fixed_clock)
+async def test_opening_another_scenario_redraws_the_phone(receiver: Receiver) -> None:
+    app = make_app(url=receiver.url, seed=7, history=None, clock=fixed_clock)
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
+        await pilot.press("1", "s", "down", "down", "enter")  # a tap, and a whole run
+        await settle(app, pilot)
+        assert app.query(Reply) and app.query_one(RunPanel).display
         await pilot.press("o")
         await settle(app, pilot)
         listing = app.screen.query_one("#scenario-list", OptionList)
@@ -308,6 +322,8 @@ async def test_opening_another_scenario_redraws_the_phone() -> None:
         assert app.scenario.name == "appointment-reminder"
         assert app.query_one("#quick-reply-1").label.plain.endswith("Confirm")
         assert app.query_one(TargetBar).scenario == "appointment-reminder"
+        # The old brand's chat and run are gone; the log keeps what was sent.
+        assert not app.query(Reply) and not app.query_one(RunPanel).display
 
 
 async def test_the_demo_receiver_pane_shows_each_arrival() -> None:
@@ -336,4 +352,296 @@ async def test_the_command_palette_offers_each_quick_reply(receiver: Receiver) -
         await settle(app, pilot)
         titles = [c.title for c in app.get_system_commands(app.screen)]
         assert {"Fire: Shop now", "Fire: Remind me later", "Fire: Stop promotions"} <= set(titles)
-        assert "Replay the selected delivery (same bytes)" in titles
+
+
+async def test_the_command_palette_offers_every_key_by_name() -> None:
+    app = make_app(seed=7, history=None, clock=fixed_clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("ctrl+p")  # the palette is a dialog itself: nothing may hide behind it
+        await pilot.pause()
+        commands = list(app.get_system_commands(app.screen))
+        actions = {getattr(c.callback, "__name__", "") for c in commands}
+        keys = {b.action.partition("(")[0] for b in app.BINDINGS if isinstance(b, Binding)}
+        keys -= {"fire", "stop_run", "toggle_arrivals"}  # per button; no run; no demo receiver
+        assert {f"action_{a}" for a in keys if a != "quit"} <= actions
+        titles = " ".join(c.title.lower() for c in commands)
+        assert "run:" in titles and "replay:" in titles and "quit" in titles
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    """Let the app run until `condition` holds; fail (not hang) if it never does."""
+    async def wait() -> None:
+        while not condition():
+            await asyncio.sleep(0.005)
+    try:
+        await asyncio.wait_for(wait(), 30)
+    except TimeoutError:
+        pytest.fail(f"never happened: {what}")
+
+
+async def test_the_ui_handles_a_key_while_an_in_process_handler_blocks_its_loop() -> None:
+    blocking_app.reset()
+    app = make_app(app="asgi:tests.apps.blocking_app:app", path="/webhook", seed=7,
+                   history=None, clock=fixed_clock)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(app, pilot)
+            await pilot.press("1")
+            await until(blocking_app.entered.is_set, "the handler started")
+            app.simulate_key("p")
+            await until(lambda: not app.query_one(Preview).display, "p hid the preview")
+            # Causal: the key's action ran while the handler was still blocking its loop.
+            assert not blocking_app.finished.is_set()
+            await until(lambda: any("blocked its event loop" in n.message
+                                    for n in app._notifications), "the watchdog warned")
+            blocking_app.release.set()
+            await settle(app, pilot)
+            assert log_column(app, "status") == ["200"]
+            assert "✓✓ 200" in str(app.query_one(Reply).render())
+    finally:
+        blocking_app.release.set()
+
+
+class TimedHandler(BaseHTTPRequestHandler):
+    """Answers 200 once the test releases it, timing its own handling of each request."""
+
+    entered = threading.Event()
+    release = threading.Event()
+    handled_ms: ClassVar[list[float]] = []
+
+    def do_POST(self) -> None:
+        """Read the body, wait for the release, answer; the time from first byte to answer."""
+        started = time.perf_counter()
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        self.entered.set()
+        self.release.wait(30)
+        self.send_response(200)
+        self.send_header("content-length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+        self.wfile.flush()
+        self.handled_ms.append((time.perf_counter() - started) * 1000)
+
+    def log_message(self, format: str, *args: object) -> None:
+        """Quiet."""
+
+
+async def test_shown_latency_is_the_attempts_and_drawing_the_screen_does_not_count() -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), TimedHandler)
+    TimedHandler.release.clear()
+    TimedHandler.entered.clear()
+    TimedHandler.handled_ms = []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    busy_ui = 0.5  # seconds the UI's loop is kept busy while the answer comes back
+    app = make_app(url=f"http://127.0.0.1:{server.server_port}/hook", seed=7, history=None,
+                   clock=fixed_clock)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(app, pilot)
+            await pilot.press("1")
+            record = next(iter(app.sends.values()))
+            await until(TimedHandler.entered.is_set, "the handler got the request")
+            TimedHandler.release.set()
+            time.sleep(busy_ui)  # the UI's loop is busy (a heavy redraw): nothing runs on it
+            await settle(app, pilot)
+            await until(lambda: record.done, "the delivery ended")
+            attempt = record.attempts[-1]
+            assert log_column(app, "latency") == [latency_text(attempt.latency_ms)]
+            handled = TimedHandler.handled_ms[-1]
+            # Consistent: the answer cannot come back before the handler gave it, and the UI
+            # being busy for half a second is not counted (it was, on the UI's own loop).
+            assert handled <= attempt.latency_ms < handled + busy_ui * 1000
+    finally:
+        TimedHandler.release.set()
+        server.shutdown()
+        server.server_close()
+
+
+async def test_tab_and_shift_tab_move_the_focus_in_the_dialogs() -> None:
+    app = make_app(seed=7, history=None, clock=fixed_clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("e")
+        await pilot.pause()
+        assert app.focused is not None and app.focused.id == "edit-name"
+        await pilot.press("tab")
+        assert app.focused is not None and app.focused.id == "edit-number"
+        await pilot.press("shift+tab")
+        assert app.focused is not None and app.focused.id == "edit-name"
+        await pilot.press("escape", "o")
+        await settle(app, pilot)
+        assert app.focused is not None and app.focused.id == "scenario-list"
+        await pilot.press("tab")  # what the browser's footer promises
+        assert app.focused is not None and app.focused.id == "template-list"
+
+
+TRACEBACK = """Traceback (most recent call last):
+  File "app.py", line 12, in webhook
+    ratio = 1 / 0
+ZeroDivisionError: division by zero"""
+
+
+async def test_the_detail_view_shows_the_apps_traceback_and_the_curl_command(
+        receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TERM", "linux")  # a console: no clipboard to copy to
+    app = make_app(url=receiver.url, seed=7, history=None, clock=fixed_clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("1")
+        await settle(app, pilot)
+        attempt = next(iter(app.sends.values())).attempts[-1]
+        object.__setattr__(attempt, "app_error", TRACEBACK)  # what an in-process app's 500 has
+        app.query_one(DeliveryLog).focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, DetailScreen)
+        shown = str(app.screen.query_one("#detail-text", Static).render())
+        assert "The app raised" in shown and "ZeroDivisionError: division by zero" in shown
+        await pilot.press("c")
+        await pilot.pause()
+        curl = app.screen.query_one("#curl", TextArea)
+        assert curl.display and curl.text.startswith("curl ") and receiver.url in curl.text
+        assert curl.selected_text == curl.text  # selected, ready for the terminal's copy
+        notes = [n for n in app._notifications if n.title == "Not copied"]
+        assert notes and "TERM=linux" in notes[0].message
+
+
+def test_the_clipboard_is_trusted_only_where_a_copy_request_can_arrive() -> None:
+    assert clipboard_problem({"TERM": "xterm-256color"}) is None
+    assert "console" in (clipboard_problem({"TERM": "linux"}) or "")
+    assert "Terminal" in (clipboard_problem({"TERM_PROGRAM": "Apple_Terminal"}) or "")
+    assert "screen" in (clipboard_problem({"STY": "1234.pts-0"}) or "")
+
+
+async def test_each_user_has_a_chat_of_their_own(receiver: Receiver) -> None:
+    app = make_app(url=receiver.url, seed=7, history=None, clock=fixed_clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        first = app.session.current_user if app.session else None
+        await pilot.press("1", "n", "2", "3")
+        await settle(app, pilot)
+
+        def shown() -> list[str]:
+            return [r.label for r in app.query(Reply) if r.display]
+
+        assert shown() == ["Remind me later", "Stop promotions"]  # the new user's taps
+        assert first is not None
+        app._picked_user(first)  # what choosing them in the picker (u) does
+        await pilot.pause()
+        assert shown() == ["Shop now"]
+
+
+async def test_the_raw_bytes_view_is_one_unwrapped_line_that_scrolls_sideways() -> None:
+    app = make_app(seed=7, history=None, clock=fixed_clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("b")
+        await pilot.pause()
+        preview = app.query_one(Preview)
+        code = preview.query_one("#preview-code", Static)
+        assert preview.raw and b"\n" not in preview.body
+        assert code.size.height == 1  # compact JSON on one line: not soft-wrapped
+        assert code.size.width == len(preview.body.decode()) > preview.size.width
+        assert preview.max_scroll_x > 0
+
+
+async def test_the_log_starts_with_the_historys_last_deliveries_marked_earlier(
+        receiver: Receiver, history: Path) -> None:
+    first = make_app(url=receiver.url, seed=7, history=history, clock=fixed_clock)
+    async with first.run_test(size=SIZE) as pilot:
+        await settle(first, pilot)
+        await pilot.press("1", "n", "2")
+        await settle(first, pilot)
+    with history.open("a") as handle:
+        handle.write('{"torn": \n')  # a line that is not a record is skipped, not fatal
+    again = make_app(url=receiver.url, seed=7, history=history, clock=fixed_clock)
+    async with again.run_test(size=SIZE) as pilot:
+        await settle(again, pilot)
+        assert log_column(again, "via") == ["earlier", "earlier"]
+        assert log_column(again, "button") == ["Shop now", "Remind me later"]
+        await pilot.press("3")
+        await settle(again, pilot)
+        assert log_column(again, "via") == ["earlier", "earlier", "tap"]
+        again.query_one(DeliveryLog).move_cursor(row=0)
+        again.query_one(DeliveryLog).focus()
+        await pilot.press("enter")  # an earlier delivery opens like any other
+        await pilot.pause()
+        assert isinstance(again.screen, DetailScreen)
+
+
+async def test_slash_filters_the_log_by_user_button_or_status(receiver: Receiver) -> None:
+    app = make_app(url=receiver.url, seed=7, history=None, clock=fixed_clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("1", "2", "1", "3")
+        await settle(app, pilot)
+        await pilot.press("slash", *"shop")
+        await pilot.pause()
+        assert log_column(app, "button") == ["Shop now", "Shop now"]
+        assert "2 of 4" in str(app.query_one(DeliveryLog).border_title)
+        await pilot.press("enter")  # keeps the filter, back in the log
+        assert app.focused is app.query_one(DeliveryLog)
+        await pilot.press("1")  # a new matching tap shows; the keys work again
+        await settle(app, pilot)
+        assert log_column(app, "button") == ["Shop now"] * 3
+        await pilot.press("slash", "escape")  # clears it
+        await pilot.pause()
+        assert len(log_column(app, "button")) == 5
+
+
+async def test_a_window_too_small_says_how_big_it_must_be() -> None:
+    app = make_app(seed=7, history=None, clock=fixed_clock)
+    async with app.run_test(size=(40, 12)) as pilot:
+        await settle(app, pilot)
+        notice = app.query_one("#too-small", Static)
+        assert notice.display and "at least 70x20 (it is 40x12 now)" in str(notice.render())
+        assert not app.query_one("#main").display
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause()
+        assert not notice.display and app.query_one("#main").display
+        assert app.query_one("#quick-reply-3").region.height > 0  # the buttons are on screen
+
+
+def test_a_narrow_log_drops_whole_columns_in_priority_order() -> None:
+    assert [key for _, key, _ in fit_columns(46)] == ["button", "status", "latency", "user"]
+    assert [key for _, key, _ in fit_columns(36)] == ["button", "status", "latency"]
+    assert [key for _, key, _ in fit_columns(90)] == ["time", "button", "status", "latency",
+                                                      "via", "user"]
+    assert all(sum(size + 2 for _, _, size in fit_columns(width)) < width
+               for width in range(20, 120))
+
+
+async def test_at_80x24_the_log_keeps_its_user_column_with_the_filter_open() -> None:
+    app = make_app(seed=7, history=None, clock=fixed_clock)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        log = app.query_one(DeliveryLog)
+        assert log.columns_shown == ["button", "status", "latency", "user"]
+        await pilot.press("slash", "x")
+        await pilot.pause()
+        assert log.columns_shown == ["button", "status", "latency", "user"]
+
+
+def test_earlier_deliveries_reads_only_the_tail_and_skips_what_is_not_a_record(
+        tmp_path: Path) -> None:
+    from simulator.delivery import Attempt, Event
+    from simulator.history import HistoryWriter
+    from simulator.tui.earlier import earlier_deliveries
+
+    path = tmp_path / "history.jsonl"
+    with HistoryWriter(path) as writer:
+        for number in range(30):
+            event = Event.from_body(b'{"n": %d}' % number)
+            for attempt in (1, 2):  # a failed attempt and its retry: one delivery
+                writer.append(Attempt(event, f"dlv_{number:04d}", attempt, NOW, "t", "POST",
+                                      "http://127.0.0.1/", (), status=200 * attempt,
+                                      final=attempt == 2))
+    with path.open("ab") as handle:
+        handle.write(b"not json\n")
+    records = earlier_deliveries(path, limit=5)
+    assert [r.delivery_id for r in records] == [f"dlv_{n:04d}" for n in range(25, 30)]
+    assert all(r.via == "earlier" and [a.number for a in r.attempts] == [1, 2] for r in records)
+    tail = earlier_deliveries(path, limit=100, tail_bytes=path.stat().st_size // 3)
+    assert 0 < len(tail) < 30 and tail[-1].delivery_id == "dlv_0029"  # no torn first line
+    assert earlier_deliveries(tmp_path / "none.jsonl") == []

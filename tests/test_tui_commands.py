@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 import pytest
@@ -146,3 +147,37 @@ def test_wasim_demo_opens_the_ui_and_a_tap_reaches_its_receiver(tmp_path: Path) 
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
         os.close(master)
+
+
+def test_a_dumb_terminal_is_refused_with_a_pointer_to_the_headless_commands(
+        runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    import simulator.tui.commands
+
+    monkeypatch.setattr(simulator.tui.commands, "is_terminal", lambda: True)
+    monkeypatch.setenv("TERM", "dumb")
+    for command, args in ((tui, ["--url", "http://127.0.0.1:9/"]), (demo, [])):
+        result = runner.invoke(command, args)
+        assert isinstance(result.exception, WasimError), result.output
+        assert result.exception.where == "TERM=dumb" and result.exception.exit_code == 2
+        assert "wasim demo --headless" in (result.exception.hint or "")
+
+
+def test_tui_takes_fires_auth_header_timeout_and_retry_flags(
+        runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    import simulator.tui.commands
+    from simulator.cli import cli
+
+    opened: list[Any] = []
+    monkeypatch.setattr(simulator.tui.commands, "_run_app", lambda app: opened.append(app) or 0)
+    result = runner.invoke(cli, ["tui", "--url", "http://127.0.0.1:9/hook", "--no-history",
+                                 "-H", "X-Brand: acme", "--basic-auth", "qa:secret",
+                                 "--timeout", "2.5", "--retries", "2", "--backoff", "0.5",
+                                 "--success", "200,202", "--method", "PUT"])
+    assert result.exit_code == 0, result.output
+    delivery = opened[0].delivery
+    assert ("X-Brand", "acme") in delivery.headers and delivery.auth.basic == ("qa", "secret")
+    assert (delivery.timeout, delivery.retry.delays, delivery.method) == (2.5, (0.5, 1.0), "PUT")
+    assert delivery.success == ((200, 200), (202, 202))
+    # Flags left alone do not replace what a scenario's `target:` says.
+    assert opened[0].overrides.keys() == {"url", "app", "headers", "basic_auth", "timeout",
+                                          "retries", "backoff", "success", "method"}

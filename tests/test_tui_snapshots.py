@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -31,6 +32,7 @@ class FixedDeliverer:
 
     latencies = itertools.cycle((12.4, 8.9, 15.2, 9.7, 31.0, 11.3))
     numbers = itertools.count(1)
+    app_error: str | None = None  # set: the in-process app raised, answer 500 with this
 
     def __init__(self, options: DeliveryOptions, *,
                  on_attempt: Callable[[Attempt], None] | None = None, **_: Any) -> None:
@@ -48,6 +50,12 @@ class FixedDeliverer:
             status=200, response_headers=(("content-type", "application/json"),),
             response_body=f'{{"received": true, "arrival": {number}}}',
             latency_ms=next(self.latencies), delivered=True, replay_of=replay_of)
+        if self.app_error is not None:
+            attempt = replace(attempt, status=500, delivered=False,
+                              response_body="Internal Server Error",
+                              response_headers=(("content-type", "text/plain"),))
+            # Read with getattr by the UI: Attempt.app_error is another branch's field.
+            object.__setattr__(attempt, "app_error", self.app_error)
         if self.on_attempt is not None:
             self.on_attempt(attempt)
         return DeliveryResult(event, (attempt,))
@@ -70,6 +78,7 @@ def pinned(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(simulator.tui.app, "probe_target", always_reachable)
     FixedDeliverer.latencies = itertools.cycle((12.4, 8.9, 15.2, 9.7, 31.0, 11.3))
     FixedDeliverer.numbers = itertools.count(1)
+    FixedDeliverer.app_error = None
     yield
     monkeypatch.undo()
     time.tzset()
@@ -103,8 +112,48 @@ def test_main_screen_at_80x24(snap_compare: Any) -> None:
 
 
 def test_main_screen_full(snap_compare: Any) -> None:
-    """The same at 120x36: the README's screenshot."""
-    assert snap_compare(app(), terminal_size=(120, 36), run_before=three_taps)
+    """The same at 120x40: the README's screenshot."""
+    assert snap_compare(app(), terminal_size=(120, 40), run_before=three_taps)
+
+
+TRACEBACK = """Traceback (most recent call last):
+  File "/srv/shop/webhook.py", line 41, in webhook
+    order = orders[payload["ref"]]
+            ~~~~~~^^^^^^^^^^^^^^^^
+KeyError: 'campaign-2026-06'"""
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+def test_delivery_detail_with_the_apps_traceback(snap_compare: Any,
+                                                 size: tuple[int, int]) -> None:
+    """An in-process app that raised: its 500 opened, with the traceback under the attempts."""
+    FixedDeliverer.app_error = TRACEBACK
+
+    async def tap_and_open(pilot: Pilot[int]) -> None:
+        await settle(pilot)
+        await pilot.press("1")
+        await settle(pilot)
+        pilot.app.clear_notifications()  # the toast says 500; the detail is the point
+        pilot.app.query_one(DeliveryLog).focus()
+        await pilot.press("enter")
+        await settle(pilot)
+
+    in_process = make_app(app="asgi:tests.apps.fastapi_app:app", path="/webhook", seed=7,
+                          history=None, clock=lambda: NOW)
+    assert snap_compare(in_process, terminal_size=size, run_before=tap_and_open)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+def test_edit_dialog_with_the_focus_moved_by_tab(snap_compare: Any,
+                                                 size: tuple[int, int]) -> None:
+    """The edit form after two Tabs: the focus on the third field (ref)."""
+
+    async def edit_and_tab(pilot: Pilot[int]) -> None:
+        await settle(pilot)
+        await pilot.press("e", "tab", "tab")
+        await settle(pilot)
+
+    assert snap_compare(app(), terminal_size=size, run_before=edit_and_tab)
 
 
 def test_delivery_detail(snap_compare: Any) -> None:

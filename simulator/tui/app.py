@@ -10,20 +10,22 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import Iterable, Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
+from textual.message import Message
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Footer
+from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerState
 
 from simulator.delivery import Attempt, Deliverer, DeliveryOptions, DeliveryResult, Target
@@ -33,6 +35,8 @@ from simulator.models import User
 from simulator.receiver import Receiver
 from simulator.runner import Plan, SendResult, Summary, run_plan, scenario_delivery
 from simulator.scenarios import Scenario
+from simulator.tui.courier import Courier
+from simulator.tui.earlier import earlier_deliveries
 from simulator.tui.feed import ArrivalFeed
 from simulator.tui.screens.detail import DetailAction, DetailScreen
 from simulator.tui.screens.dialogs import RunScreen, TargetScreen, speed_label
@@ -55,17 +59,21 @@ from simulator.tui.session import (
     probe_target,
 )
 from simulator.tui.widgets.arrivals import ArrivalsPane
-from simulator.tui.widgets.log import DeliveryLog, LogRow
+from simulator.tui.widgets.log import DeliveryLog, LogFilter, LogRow
 from simulator.tui.widgets.phone import Phone, QuickReply, Tone
 from simulator.tui.widgets.preview import Preview
 from simulator.tui.widgets.run_panel import RunPanel
 from simulator.tui.widgets.target_bar import TargetBar
 
 # Which UI delivery an attempt belongs to. The Deliverer reports attempts through one
-# callback; each delivery runs in its own worker task, and a task sees its own value.
+# callback; each delivery runs in its own task on the courier's loop, which sees its own value.
 _SENDING: ContextVar[str] = ContextVar("wasim_sending")
+# App actions a dialog on top keeps: quitting, the palette, and moving the focus in the dialog.
+_ALWAYS = frozenset({"quit", "command_palette", "focus_next", "focus_previous"})
 _RUN_VIA = {"tap": "run", "duplicate": "run dup", "redelivery": "run late"}
 _PANEL_EVERY = 0.1  # seconds between redraws of the log and the totals during a run
+# Below this the phone's buttons and the log's columns no longer fit: say so instead.
+MIN_SIZE = (70, 20)
 
 _PHONE_KEYS: list[Binding] = [
     Binding("1", "fire(1)", "Fire", key_display="1-9",
@@ -74,13 +82,15 @@ _PHONE_KEYS: list[Binding] = [
               tooltip="Tap quick reply N as the selected user") for n in range(2, 10)),
     Binding("u", "pick_user", "User", tooltip="Pick who taps: the cast, or a new user"),
     Binding("n", "new_user", "New user", show=False,
-            tooltip="Tap as a newly generated user from the cast's countries"),
+            tooltip="Switch to a newly generated user (the next tap is theirs)"),
     Binding("e", "edit", "Edit", tooltip="Edit name, number, refs and payloads before firing"),
 ]
 _LOG_KEYS: list[Binding] = [
     Binding("r", "replay", "Replay", tooltip="Replay the selected delivery (same bytes)"),
     Binding("d", "duplicate", "Dup",
             tooltip="Send the selected delivery again as a duplicate, as the platform does"),
+    Binding("slash", "filter_log", "Filter", key_display="/",
+            tooltip="Filter the log by user, button, status or via (earlier, tap, run…)"),
 ]
 _RUN_KEYS: list[Binding] = [
     Binding("s", "run", "Run", tooltip="Run the whole scenario, with progress and a summary"),
@@ -117,11 +127,21 @@ class TuiSettings:
     probe_every: float = 3.0  # seconds between reachability checks
     # --allow-remote: the person's permission, kept apart from settings a scenario could fill.
     allow_remote: bool = False
+    block_warn_after: float = 1.0  # seconds an in-process handler may block before a warning
+
+
+class CourierCall(Message):
+    """Run `callback` on the UI's loop: how the delivery thread hands results to the screen."""
+
+    def __init__(self, callback: Callable[[], object]) -> None:
+        super().__init__()
+        self.callback = callback
 
 
 def tui_flag(key: str) -> str:
     """The flag of a delivery setting given to `wasim tui`, for error messages."""
-    return {"app": "--app", "path": "--path"}.get(key, "--" + key.replace("_", "-"))
+    return {"app": "--app", "path": "--path", "headers": "--header"}.get(
+        key, "--" + key.replace("_", "-"))
 
 
 def target_overrides(url: str | None = None, app: str | None = None,
@@ -139,10 +159,15 @@ def make_app(*, scenario: Scenario | None = None, url: str | None = None,
              app: str | None = None, path: str = "/", allow_remote: bool = False,
              seed: int | None = None, history: Path | None = DEFAULT_PATH,
              clock: Clock = time.time, speed: float = 10.0, receiver: Receiver | None = None,
-             arrivals: ArrivalFeed | None = None, probe_every: float = 3.0) -> WasimApp:
-    """The app for the CLI and the tests; a bad target raises WasimError before anything runs."""
+             arrivals: ArrivalFeed | None = None, probe_every: float = 3.0,
+             settings: Mapping[str, Any] | None = None) -> WasimApp:
+    """The app for the CLI and the tests; a bad target raises WasimError before anything runs.
+
+    `settings` are other delivery settings from flags (headers, auth, timeout, retries...):
+    like the target flags, they replace the scenario's own.
+    """
     scenario = scenario or default_scenario()
-    overrides = target_overrides(url, app, path)
+    overrides = {**(settings or {}), **target_overrides(url, app, path)}
     delivery = delivery_for(scenario, overrides, tui_flag, allow_remote=allow_remote)
     return WasimApp(TuiSettings(scenario, delivery, overrides, seed, history, clock, speed,
                                 receiver, arrivals, probe_every, allow_remote))
@@ -170,17 +195,24 @@ class WasimApp(App[int]):
         self._keys = itertools.count(1)
         self._deliverer: Deliverer | None = None
         self._history = HistoryWriter(settings.history) if settings.history else None
+        # Deliveries and runs happen on the courier's thread, so a handler that blocks its
+        # loop cannot freeze the screen, and latency is not inflated by drawing it.
+        self._courier = Courier(self._blocked_elsewhere, settings.block_warn_after)
+        self._in_process = False  # an ASGI app is being called: a stall is its handler's
 
     # --- layout -----------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
         """Target bar; phone left; preview, run panel, log (and the receiver) right; keys."""
+        yield Static(id="too-small")
         yield TargetBar(id="target-bar")
         with Horizontal(id="main"):
             yield Phone(id="phone")
             with Vertical(id="side"):
                 yield Preview(id="preview")
                 yield RunPanel(id="run")
+                yield LogFilter(placeholder="filter: user, button, status (esc clears)",
+                                id="log-filter", compact=True)
                 yield DeliveryLog(id="log")
                 if self.settings.arrivals is not None:
                     yield ArrivalsPane(self.settings.arrivals, id="arrivals")
@@ -201,14 +233,32 @@ class WasimApp(App[int]):
         """The target bar."""
         return self.query_one(TargetBar)
 
+    def on_resize(self, event: events.Resize) -> None:
+        """Too small a window gets a message saying how big it must be, not a broken layout."""
+        width, height = event.size
+        small = width < MIN_SIZE[0] or height < MIN_SIZE[1]
+        notice = self.query_one("#too-small", Static)
+        notice.display = small
+        notice.update(Content.assemble(
+            ("wasim needs a bigger window\n\n", "bold"),
+            f"Make it at least {MIN_SIZE[0]}x{MIN_SIZE[1]} (it is {width}x{height} now).\n",
+            ("q quits", "dim")))
+        for widget in (self.bar, self.query_one("#main"), self.query_one(Footer)):
+            widget.display = not small
+        self._show_user()
+
     async def on_mount(self) -> None:
         """Draw what is known at once; load the cast, probe the target, tick the clock."""
+        self._courier.start()
         # Keys 1-9 fire from anywhere; starting in the log makes arrows and enter browse it.
         self.log_table.focus()
         self.phone.border_title = "Phone"
         self.log_table.border_title = "Deliveries"
         self.log_table.border_subtitle = "enter opens · r replay · d duplicate"
         self.query_one(RunPanel).display = False
+        self.query_one(LogFilter).display = False
+        if self.settings.history is not None:
+            self.load_earlier(self.settings.history)
         if self.settings.receiver is not None:
             self.query_one(ArrivalsPane).border_title = f"Receiver · {self.settings.receiver.url}"
         await self._show_scenario()
@@ -219,11 +269,63 @@ class WasimApp(App[int]):
         self.set_interval(1.0, self._tick)
 
     async def on_unmount(self) -> None:
-        """Close the connection pool and the history file."""
-        if self._deliverer is not None:
-            await self._deliverer.aclose()
+        """Close the connection pool (on the courier's loop, which owns it) and the history."""
+        deliverer, self._deliverer = self._deliverer, None
+        await asyncio.to_thread(self._courier.stop,
+                                deliverer.aclose() if deliverer is not None else None)
         if self._history is not None:
             self._history.close()
+
+    def on_courier_call(self, message: CourierCall) -> None:
+        """Something the delivery thread reported: show it."""
+        message.callback()
+
+    def _to_ui(self, callback: Callable[..., object], *args: Any) -> None:
+        """From another thread: run `callback(*args)` on the UI's loop, in order."""
+        self.post_message(CourierCall(partial(callback, *args)))
+
+    def _blocked_elsewhere(self, seconds: float) -> None:
+        """The watchdog (its own thread): the courier's loop has not moved for `seconds`."""
+        self._to_ui(self._blocked, seconds)
+
+    def _blocked(self, seconds: float) -> None:
+        if not self._in_process:
+            return  # only an in-process app runs code of its own on that loop
+        self.notify(f"The app's handler has blocked its event loop for {seconds:.1f} s: a "
+                    "blocking call (time.sleep, requests, a sync database driver) inside an "
+                    "`async def`? The UI goes on; deliveries to the app wait for it.",
+                    title="Handler blocks its loop", severity="warning", timeout=10)
+
+    # --- the log ----------------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="earlier", exit_on_error=False)
+    def load_earlier(self, path: Path) -> None:
+        """Read the history's last deliveries (a file: off the UI thread) into the log."""
+        records = earlier_deliveries(path)
+        if records:
+            self.call_from_thread(self._show_earlier, records)
+
+    def _show_earlier(self, records: list[SendRecord]) -> None:
+        for record in records:
+            self.sends[record.key] = record
+        self.log_table.add_deliveries([_row(record) for record in records], earlier=True)
+
+    def action_filter_log(self) -> None:
+        """Open the log's filter box."""
+        box = self.query_one(LogFilter)
+        box.display = True
+        box.focus()
+
+    @on(LogFilter.Changed, "#log-filter")
+    def _filter_changed(self, event: LogFilter.Changed) -> None:
+        self.log_table.set_filter(event.value)
+
+    @on(LogFilter.Submitted, "#log-filter")
+    @on(LogFilter.Closed)
+    def _filter_done(self) -> None:
+        box = self.query_one(LogFilter)
+        box.display = bool(box.value.strip())
+        self.log_table.focus()
 
     # --- the session ------------------------------------------------------------------------
 
@@ -253,6 +355,10 @@ class WasimApp(App[int]):
         self.session, self.scenario, self.seed = session, session.scenario, session.seed
         self.armed = 0
         if changed:
+            # Another brand and cast: their chats and the last run's panel belonged to the old.
+            self.workers.cancel_group(self, "run")
+            self.query_one(RunPanel).display = False
+            await self.phone.clear_chats()
             self._set_delivery(delivery)
             await self._show_scenario()
         self.phone.show_header(business_label(session.scenario, session.business),
@@ -272,11 +378,16 @@ class WasimApp(App[int]):
         if session is None:
             return
         user = session.current_user
+        self.phone.show_chat(user.wa_id)
+        number = display_number(user.wa_id, user.country)
+        # The number on a line of its own when both do not fit: never broken in the middle.
+        edited = "  ✎ edited" if session.edits != type(session.edits)() else ""
+        room = max(0, self.phone.content_region.width - 2)  # the line's own padding
+        apart = room and len(f"as {user.name} {number}{edited}") > room
         parts: list[str | tuple[str, str]] = [
-            ("as ", "dim"), (user.name, "bold"), " ",
-            (display_number(user.wa_id, user.country), "dim")]
-        if session.edits != type(session.edits)():
-            parts.append(("  ✎ edited", "$text-warning"))
+            ("as ", "dim"), (user.name, "bold"), "\n" if apart else " ", (number, "dim")]
+        if edited:
+            parts.append((edited, "$text-warning"))
         self.phone.show_user(Content.assemble(*parts))
         self._show_preview()
 
@@ -317,10 +428,9 @@ class WasimApp(App[int]):
             self._deliverer = None
         self._show_target()
 
-    @work(group="retire", exit_on_error=False)
-    async def _retire(self, deliverer: Deliverer) -> None:
-        """Close a deliverer the app no longer uses (its connections)."""
-        await deliverer.aclose()
+    def _retire(self, deliverer: Deliverer) -> None:
+        """Close a deliverer the app no longer uses (its connections, on the courier's loop)."""
+        self._courier.submit(deliverer.aclose())
 
     def probe(self) -> None:
         """Check, in the background, whether the target accepts connections."""
@@ -390,7 +500,8 @@ class WasimApp(App[int]):
             return
         tap, event = session.fire(number - 1)
         record = self._record(event, "tap")
-        self.phone.add_reply(record.key, tap.button.text, clock_text(record.when))
+        self.phone.add_reply(record.key, tap.button.text, clock_text(record.when),
+                             tap.user.wa_id)
         self.deliver(record)
         self._show_preview()
 
@@ -406,16 +517,22 @@ class WasimApp(App[int]):
 
     @work(group="deliveries", exit_on_error=False)
     async def deliver(self, record: SendRecord) -> None:
-        """Send one event (with its retries) and show how it went."""
-        _SENDING.set(record.key)
-        result = await self.deliverer.deliver(record.event, replay_of=record.replay_of)
+        """Send one event (with its retries) on the courier's loop and show how it went."""
+        deliverer = self.deliverer
+        self._in_process = self._in_process or deliverer.options.target.kind == "asgi"
+        result = await self._courier.run(_send(deliverer, record))
         self._delivered(record, result)
 
     def _attempted(self, attempt: Attempt) -> None:
+        """An attempt ended (on the courier's thread): record it, then show it on the UI's."""
         self._write_history(attempt)
-        record = self.sends.get(_SENDING.get(""))
-        if record is None:
-            return
+        self._to_ui(self._show_attempt, _SENDING.get(""), attempt)
+
+    def _show_attempt(self, key: str, attempt: Attempt) -> None:
+        record = self.sends.get(key)
+        if record is None or any(a.delivery_id == attempt.delivery_id and
+                                 a.number == attempt.number for a in record.attempts):
+            return  # shown already: the result can overtake the attempt's own message
         record.attempts.append(attempt)
         self.log_table.show_attempt(record.key, attempt, len(record.attempts) - 1)
         if not attempt.final and record.via == "tap":
@@ -423,6 +540,8 @@ class WasimApp(App[int]):
             self.phone.settle(record.key, f"↻ {what}, retrying", "retry")
 
     def _delivered(self, record: SendRecord, result: DeliveryResult) -> None:
+        for attempt in result.attempts:
+            self._show_attempt(record.key, attempt)
         last = result.attempts[-1]
         status, tone = _verdict(last)
         if record.via == "tap":
@@ -437,17 +556,20 @@ class WasimApp(App[int]):
                         f"{why}", title="Not delivered", severity="error")
 
     def _write_history(self, attempt: Attempt) -> None:
+        """Append an attempt to the history (on the courier's thread, its only writer)."""
         if self._history is None:
             return
         try:
             self._history.append(attempt)
         except WasimError as exc:
             self._history = None  # say it once, then keep going without a history
-            self.notify(exc.one_line(), title="History off", severity="warning", timeout=10)
+            self._to_ui(partial(self.notify, exc.one_line(), title="History off",
+                                severity="warning", timeout=10))
         except OSError as exc:
             self._history = None
-            self.notify(f"cannot write the history ({exc.strerror}); recording stopped.",
-                        title="History off", severity="warning", timeout=10)
+            self._to_ui(partial(self.notify,
+                                f"cannot write the history ({exc.strerror}); recording stopped.",
+                                title="History off", severity="warning", timeout=10))
 
     def _again(self, via: DetailAction, key: str | None = None) -> None:
         key = key or self.log_table.selected_key
@@ -577,7 +699,16 @@ class WasimApp(App[int]):
         panel = self.query_one(RunPanel)
         panel.start(plan.scenario.name, len(plan.sends), speed_label(speed))
         summary = Summary(scenario=plan.scenario.name, seed=plan.seed)
-        finished: list[SendResult] = []
+        # Filled on the courier's thread, drained on the UI's (deque appends are thread-safe).
+        finished: deque[SendResult] = deque()
+        self._in_process = self._in_process or any(
+            delivery(send).target.kind == "asgi" for send in plan.sends[:1])
+
+        async def play() -> None:
+            """The run itself, on the courier's loop."""
+            async for outcome in run_plan(plan, delivery, speed=speed,
+                                          on_attempt=self._write_history):
+                finished.append(outcome)
         # Rows and totals are drawn in batches: a thousand table updates one by one would
         # keep the screen busy long after the sends themselves are done.
         timer = self.set_interval(_PANEL_EVERY, lambda: self._show_run(finished, summary))
@@ -585,10 +716,7 @@ class WasimApp(App[int]):
         self.refresh_bindings()
         cancelled = False
         try:
-            async for outcome in run_plan(plan, delivery, speed=speed,
-                                          on_attempt=self._write_history):
-                summary.add(outcome)
-                finished.append(outcome)
+            await self._courier.run(play())
         except asyncio.CancelledError:
             cancelled = True
             raise
@@ -601,10 +729,12 @@ class WasimApp(App[int]):
         self.notify("\n".join(summary.lines()[:2]), title="Run finished",
                     severity="information" if summary.ok else "warning", timeout=8)
 
-    def _show_run(self, finished: list[SendResult], summary: Summary) -> None:
+    def _show_run(self, finished: deque[SendResult], summary: Summary) -> None:
         """Add the sends that ended since the last call to the log; redraw the totals."""
         rows = []
-        for outcome in finished:
+        while finished:
+            outcome = finished.popleft()
+            summary.add(outcome)
             planned, result = outcome.planned, outcome.result
             via = _RUN_VIA[planned.kind]
             record = SendRecord(f"d{next(self._keys)}", planned.event, via,
@@ -612,7 +742,6 @@ class WasimApp(App[int]):
                                 outcome.failures)
             self.sends[record.key] = record
             rows.append(_row(record))
-        finished.clear()
         self.log_table.add_deliveries(rows)
         self.query_one(RunPanel).show(summary)
 
@@ -662,8 +791,11 @@ class WasimApp(App[int]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Hide keys that do nothing right now; a dialog on top keeps the phone's keys."""
-        if isinstance(self.screen, ModalScreen) and action not in ("quit", "command_palette"):
+        if isinstance(self.screen, ModalScreen) and action not in _ALWAYS:
             return False
+        return self._available(action)
+
+    def _available(self, action: str) -> bool:
         if action == "stop_run":
             return self.running
         if action == "toggle_arrivals":
@@ -678,11 +810,14 @@ class WasimApp(App[int]):
             for number, button in enumerate(self.session.buttons, start=1):
                 yield SystemCommand(f"Fire: {button.text}", f"Tap {button.text!r} as {user}",
                                     partial(self.action_fire, number))
+        # Every key's action by its tooltip, judged as if no dialog were open: the palette
+        # itself is a modal screen, and hiding everything behind it hid most actions.
         for binding in [*_PHONE_KEYS[9:], *_LOG_KEYS, *_RUN_KEYS, *_VIEW_KEYS]:
-            if self.check_action(binding.action, ()) and binding.tooltip:
-                yield SystemCommand(binding.tooltip, f"key {binding.key_display or binding.key}",
+            if self._available(binding.action) and binding.tooltip:
+                yield SystemCommand(f"{_verb(binding)}: {binding.tooltip}",
+                                    f"key {binding.key_display or binding.key}",
                                     getattr(self, f"action_{binding.action}"))
-        yield SystemCommand("Help: keys", "Every key of wasim", self.action_help)
+        yield SystemCommand("Help: every key", "key ?", self.action_help)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """A worker that broke is a bug to show, never a crash."""
@@ -690,6 +825,17 @@ class WasimApp(App[int]):
             error = event.worker.error
             self.notify(f"{event.worker.name}: {type(error).__name__}: {error}",
                         title="Something went wrong", severity="error", timeout=15)
+
+
+async def _send(deliverer: Deliverer, record: SendRecord) -> DeliveryResult:
+    """One delivery, on the courier's loop; its attempts are reported as `record`'s."""
+    _SENDING.set(record.key)
+    return await deliverer.deliver(record.event, replay_of=record.replay_of)
+
+
+def _verb(binding: Binding) -> str:
+    """A palette entry's name: the key's footer label, so typing `run` or `replay` finds it."""
+    return binding.description or binding.action.replace("_", " ").capitalize()
 
 
 def _row(record: SendRecord) -> LogRow:

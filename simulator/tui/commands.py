@@ -7,6 +7,7 @@ must not pay for it (benchmarks/startup.py measures this).
 from __future__ import annotations
 
 import math
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,18 @@ _HISTORY_DEFAULT = ".wasim/history.jsonl"
 def is_terminal() -> bool:
     """Whether a person is at a terminal (both ends), so a full-screen UI makes sense."""
     return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def check_can_draw(command: str) -> None:
+    """Refuse (exit 2) where a full-screen UI cannot be drawn: no terminal, or TERM=dumb."""
+    if not is_terminal():
+        raise WasimError("the terminal UI needs a terminal", where=command,
+                         hint="Use `wasim fire` or `wasim run` in scripts, or `wasim demo "
+                              "--headless` for a demo without a terminal.")
+    if os.environ.get("TERM", "") == "dumb":
+        raise WasimError("a dumb terminal cannot draw the terminal UI", where="TERM=dumb",
+                         hint="Use `wasim fire`, `wasim run` or `wasim demo --headless`, "
+                              "or a terminal that sets TERM (xterm-256color).")
 
 
 def _history(history_path: str, no_history: bool) -> Path | None:
@@ -48,10 +61,7 @@ def _scenario(name: str | None, seed: int | None) -> Any:
 
 def _run_app(app: Any) -> int:
     """Run a Textual app in this terminal; its exit code."""
-    if not is_terminal():
-        raise WasimError("the terminal UI needs a terminal", where="wasim tui",
-                         hint="Use `wasim fire` or `wasim run` in scripts, or `wasim demo "
-                              "--headless` for a demo without a terminal.")
+    check_can_draw("wasim tui")
     app.run()
     return int(app.return_code or 0)
 
@@ -96,20 +106,35 @@ def _options(options: list[Decorator]) -> Decorator:
               show_default=True, help="The run dialog's default speed (s runs the scenario).")
 def tui(scenario: str | None, url: str | None, app_spec: str | None, app_path: str,
         allow_remote: bool, seed: int | None, history_path: str, no_history: bool,
-        speed: float) -> int:
+        speed: float, **delivery: Any) -> int:
     """Open the terminal UI: a phone that taps the template's buttons.
 
     SCENARIO (a file, or a name from ./scenarios or the built-in library) gives the template,
     its buttons and the cast; without it, the built-in summer-sale. Press 1-9 to tap, ? for
     every key. The scenario's `target:` applies unless --url or --app is given; with neither,
-    set the target inside with t.
+    set the target inside with t. Auth, header, timeout and retry flags are `wasim fire`'s
+    and replace the scenario's settings.
     """
     from simulator.tui.app import make_app
 
     app = make_app(scenario=_scenario(scenario, seed), url=url, app=app_spec, path=app_path,
                    allow_remote=allow_remote, seed=seed,
-                   history=_history(history_path, no_history), speed=speed)
+                   history=_history(history_path, no_history), speed=speed,
+                   settings=_given({"url": url, "app_spec": app_spec, "app_path": app_path,
+                                    "allow_remote": allow_remote, **delivery}))
     return _run_app(app)
+
+
+def _given(delivery: dict[str, Any]) -> dict[str, Any]:
+    """The delivery flags (`wasim fire`'s, added by simulator.cli) that were actually given."""
+    if "timeout" not in delivery:
+        return {}  # simulator.cli did not add them (the command used on its own)
+    from simulator.cli import given_delivery_settings
+
+    given = given_delivery_settings(delivery)
+    for target in ("url", "app", "path", "allow_remote"):  # this command's own, handled above
+        given.pop(target, None)
+    return given
 
 
 @click.command("demo")
@@ -136,9 +161,8 @@ def demo(scenario: str | None, headless: bool, port: int, seed: int | None, hist
 
     loaded = _scenario(scenario, seed)
     history = _history(history_path, no_history)
-    if not headless and not is_terminal():
-        raise WasimError("the demo's terminal UI needs a terminal", where="wasim demo",
-                         hint="Add --headless to run the scenario and print the summary.")
+    if not headless:
+        check_can_draw("wasim demo")
     feed = ArrivalFeed()
     with Receiver(ReceiverOptions(port=port), on_arrival=feed) as receiver:
         click.echo(f"wasim demo: built-in receiver listening on {receiver.url}", err=True)
@@ -193,7 +217,7 @@ def run_headless(scenario: Any, receiver: Any, *, seed: int | None, history: Pat
 
 def open_tui_or_help(ctx: click.Context) -> int:
     """Bare `wasim`: the terminal UI on a terminal, the help text anywhere else."""
-    if not is_terminal():
+    if not is_terminal() or os.environ.get("TERM", "") == "dumb":
         click.echo(ctx.get_help())
         return ExitCode.OK
     # make_context applies the command's defaults and environment (WASIM_URL) as if typed.

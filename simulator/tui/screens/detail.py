@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Mapping
 from typing import ClassVar, Literal
 
 from textual.app import ComposeResult
@@ -12,7 +15,8 @@ from textual.containers import Vertical, VerticalScroll
 from textual.content import Content
 from textual.highlight import highlight
 from textual.screen import ModalScreen
-from textual.widgets import Static
+from textual.widgets import Static, TextArea
+from textual.widgets.text_area import Selection
 
 from simulator.delivery import Attempt
 from simulator.tui.session import SendRecord, display_number
@@ -52,6 +56,39 @@ def _heading(text: str) -> Content:
     return Content.styled(text, "bold $text-primary")
 
 
+def app_error(attempt: Attempt) -> str | None:
+    """The in-process app's traceback, if it raised (older attempts do not carry one)."""
+    error = getattr(attempt, "app_error", None)
+    return error if isinstance(error, str) and error else None
+
+
+def clipboard_problem(environ: Mapping[str, str]) -> str | None:
+    """Why a copy request (OSC 52) cannot reach the clipboard here, when that is known."""
+    if environ.get("TERM") in ("linux", "dumb"):
+        return f"a TERM={environ['TERM']} console has no clipboard"
+    if environ.get("STY"):
+        return "GNU screen does not pass a program's clipboard requests on"
+    if environ.get("TERM_PROGRAM") == "Apple_Terminal":
+        return "macOS Terminal ignores a program's clipboard requests (OSC 52)"
+    if environ.get("TMUX") and _tmux_clipboard() != "on":
+        return "tmux passes a program's clipboard requests on only with " \
+               "`set -g set-clipboard on`"
+    return None
+
+
+def _tmux_clipboard() -> str:
+    """tmux's set-clipboard option ('on', 'external', 'off'), or '' if tmux cannot say."""
+    tmux = shutil.which("tmux")
+    if tmux is None:
+        return ""
+    try:
+        done = subprocess.run([tmux, "show-options", "-gv", "set-clipboard"], check=False,
+                              capture_output=True, text=True, timeout=1)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return done.stdout.strip()
+
+
 class DetailScreen(ModalScreen[DetailAction | None]):
     """Shows one delivery in full; it can be replayed or sent again as a duplicate from here."""
 
@@ -77,6 +114,9 @@ class DetailScreen(ModalScreen[DetailAction | None]):
         with Vertical(id="dialog", classes="detail") as dialog:
             dialog.border_title = f"{event.button or 'callback'} · {who}"
             dialog.border_subtitle = "r replay · d duplicate · c copy curl · esc close"
+            curl = TextArea(id="curl", read_only=True, soft_wrap=True, show_line_numbers=False)
+            curl.display = False  # until c asks for it
+            yield curl
             with VerticalScroll():
                 yield Static(self._content(), id="detail-text")
 
@@ -101,6 +141,10 @@ class DetailScreen(ModalScreen[DetailAction | None]):
                        for failure in record.failures]
         blocks += [Content(""), _heading(f"Attempts ({len(record.attempts)})")]
         blocks += [_attempt_line(a, self.clock) for a in record.attempts]
+        traceback = app_error(last)
+        if traceback is not None:
+            blocks += [Content(""), _heading("The app raised"),
+                       Content.styled(traceback.rstrip(), "$text-error")]
         blocks += [Content(""), _heading(f"Request · {last.method} {last.url}"),
                    _headers(last.request_headers)]
         blocks += [Content(""), _heading(f"Body · {len(event.body):,} bytes (indented here)"),
@@ -118,11 +162,28 @@ class DetailScreen(ModalScreen[DetailAction | None]):
         return Content("\n").join(blocks)
 
     def action_copy_curl(self) -> None:
-        """Put a curl command for the last attempt on the clipboard."""
+        """Show a curl command for the last attempt, selected, and ask the terminal to copy it."""
         from simulator.history import curl_command
 
         if not self.record.attempts:
             self.notify("Nothing to copy until the first attempt ends.", severity="warning")
             return
-        self.app.copy_to_clipboard(curl_command(self.record.attempts[-1]))
-        self.notify("Copied a curl command that sends the same bytes.")
+        command = curl_command(self.record.attempts[-1])
+        area = self.query_one("#curl", TextArea)
+        area.load_text(command)
+        area.display = True
+        area.border_title = "curl · the same bytes"
+        # All selected, the cursor at the start: the command's beginning stays in view.
+        area.selection = Selection(area.document.end, (0, 0))
+        area.focus()
+        problem = clipboard_problem(os.environ)
+        if problem is not None:
+            self.notify(f"Could not use the clipboard: {problem}. The command is shown above: "
+                        "select it with the terminal (shift+drag).", title="Not copied",
+                        severity="warning", timeout=10)
+            return
+        # Textual asks the terminal (OSC 52); no terminal says whether it obeyed.
+        self.app.copy_to_clipboard(command)
+        self.notify("Asked the terminal to copy the curl command shown above. Clipboard empty? "
+                    "Your terminal ignores OSC 52: select the command instead.",
+                    title="Copied (if the terminal allows)")

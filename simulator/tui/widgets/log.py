@@ -3,19 +3,47 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import ClassVar
 
+from textual.binding import Binding, BindingType
 from textual.content import Content
 from textual.message import Message
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Input
 from textual.widgets.data_table import RowDoesNotExist
 
 from simulator.delivery import Attempt
 
-# What matters most comes first, so a narrow terminal still shows it; the rest scrolls.
+EARLIER = "earlier"  # the Via of deliveries read from the history, from before this session
+
 # Retries show in the status cell (`503 ↻1`): a column of their own would rarely fit.
 _COLUMNS = (("Time", "time", 8), ("Button", "button", 15), ("Status", "status", 7),
             ("Latency", "latency", 7), ("Via", "via", 9), ("User", "user", 16))
+# A narrow log keeps what matters most and drops the rest, rather than cutting columns off.
+_PRIORITY = ("button", "status", "latency", "user", "time", "via")
+_PADDING = 2  # the table's cell padding, both sides
+_MIN_USER = 8
+
+
+def fit_columns(width: int) -> list[tuple[str, str, int]]:
+    """The columns that fit in `width` cells, in display order; User takes what is left."""
+    widths = {key: size for _, key, size in _COLUMNS}
+    chosen: set[str] = set()
+    used = 1  # the scrollbar's gutter
+    for key in _PRIORITY:
+        need = (_MIN_USER if key == "user" else widths[key]) + _PADDING
+        if used + need > width:
+            break  # in priority order: a later column never shows without an earlier one
+        chosen.add(key)
+        used += need
+    spare = width - used
+    columns = []
+    for label, key, size in _COLUMNS:
+        if key == "user" and key in chosen:
+            size = max(_MIN_USER, min(size, _MIN_USER + spare))
+        if key in chosen:
+            columns.append((label, key, size))
+    return columns
 
 
 def status_text(attempt: Attempt) -> Content:
@@ -84,11 +112,33 @@ class DeliveryLog(DataTable[str | Content]):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        self.rows_by_key: dict[str, LogRow] = {}  # every delivery, shown or filtered out
+        self.filter = ""
+        self.columns_shown: list[str] = []
 
     def on_mount(self) -> None:
         """Lay out the columns."""
-        for label, key, width in _COLUMNS:
-            self.add_column(label, key=key, width=width)
+        self._lay_out(self._room or 80)
+
+    def on_resize(self) -> None:
+        """Choose the columns that fit the new width."""
+        self._lay_out(self._room)
+
+    @property
+    def _room(self) -> int:
+        """The width inside the border, scrollbar included (fit_columns keeps a cell for it):
+        a scrollbar coming and going must not change the columns."""
+        return max(0, self.region.width - self.styles.gutter.width)
+
+    def _lay_out(self, width: int) -> None:
+        columns = fit_columns(width)
+        if [key for _, key, _ in columns] == self.columns_shown and self.columns:
+            return
+        self.clear(columns=True)
+        for label, key, size in columns:
+            self.add_column(label, key=key, width=size)
+        self.columns_shown = [key for _, key, _ in columns]
+        self._rebuild()
 
     @property
     def selected_key(self) -> str | None:
@@ -98,26 +148,98 @@ class DeliveryLog(DataTable[str | Content]):
         row_key, _ = self.coordinate_to_cell_key(self.cursor_coordinate)
         return row_key.value
 
-    def add_deliveries(self, rows: Sequence[LogRow]) -> None:
-        """New rows at the bottom; the cursor follows them unless it was moved up."""
+    def add_deliveries(self, rows: Sequence[LogRow], *, earlier: bool = False) -> None:
+        """New rows at the bottom (`earlier`: above the rest); the cursor follows new rows."""
+        if earlier:
+            self.rows_by_key = {**{row.key: row for row in rows}, **self.rows_by_key}
+            self._rebuild()
+            return
         following = not self.row_count or self.cursor_row >= self.row_count - 1
         for row in rows:
-            self.add_row(row.when, row.button, _status(row.attempt, row.retries, row.broken),
-                         latency_text(row.attempt.latency_ms) if row.attempt else "", row.via,
-                         row.user, key=row.key)
-        if following and rows:
+            self.rows_by_key[row.key] = row
+        shown = [row for row in rows if self._matches(row)]
+        for row in shown:
+            self._add(row)
+        if following and shown:
             self.move_cursor(row=self.row_count - 1, animate=False)
+        self._count()
+
+    def _add(self, row: LogRow) -> None:
+        # Rows from the history file (before this session) are dimmed as well as marked "earlier"
+        # in Via, which a narrow log does not show.
+        old = "dim italic" if row.via == EARLIER else ""
+        cells: dict[str, str | Content] = {
+            "time": Content.styled(row.when, old), "button": Content.styled(row.button, old),
+            "status": _status(row.attempt, row.retries, row.broken),
+            "latency": latency_text(row.attempt.latency_ms) if row.attempt else "",
+            "via": Content.styled(row.via, old), "user": Content.styled(row.user, old)}
+        self.add_row(*(cells[key] for key in self.columns_shown), key=row.key)
+
+    def set_filter(self, text: str) -> None:
+        """Show only deliveries whose user, button, status or via contain every word of `text`."""
+        if text.strip().lower() == self.filter:
+            return
+        self.filter = text.strip().lower()
+        self._rebuild()
+
+    def _matches(self, row: LogRow) -> bool:
+        if not self.filter:
+            return True
+        status = _status(row.attempt, row.retries, row.broken).plain
+        haystack = f"{row.user} {row.button} {status} {row.via}".lower()
+        return all(word in haystack for word in self.filter.split())
+
+    def _rebuild(self) -> None:
+        selected = self.selected_key
+        self.clear()
+        for row in self.rows_by_key.values():
+            if self._matches(row):
+                self._add(row)
+        if self.row_count:
+            keys = [row.key for row in self.rows_by_key.values() if self._matches(row)]
+            self.move_cursor(row=keys.index(selected) if selected in keys else self.row_count - 1,
+                             animate=False)
+        self._count()
+
+    def _count(self) -> None:
+        """Say in the title how much a filter hides."""
+        total = len(self.rows_by_key)
+        earlier = sum(row.via == EARLIER for row in self.rows_by_key.values())
+        title = f"Deliveries ({earlier} earlier, dimmed)" if earlier else "Deliveries"
+        self.border_title = f"{title} · /{self.filter}: {self.row_count} of {total}" \
+            if self.filter else title
 
     def show_attempt(self, key: str, attempt: Attempt, retries: int) -> None:
         """Update row `key` with the latest attempt of its delivery."""
+        row = self.rows_by_key.get(key)
+        if row is not None:
+            self.rows_by_key[key] = replace(row, attempt=attempt, retries=retries)
         try:
-            self.update_cell(key, "status", _status(attempt, retries, False))
-            self.update_cell(key, "latency", latency_text(attempt.latency_ms))
+            if "status" in self.columns_shown:
+                self.update_cell(key, "status", _status(attempt, retries, False))
+            if "latency" in self.columns_shown:
+                self.update_cell(key, "latency", latency_text(attempt.latency_ms))
         except RowDoesNotExist:
-            pass  # the log was cleared while the delivery was in flight
+            pass  # filtered out, or the log was cleared while the delivery was in flight
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         """Turn the table's selection into a request to open the delivery."""
         event.stop()
         if event.row_key.value is not None:
             self.post_message(self.Opened(event.row_key.value))
+
+
+class LogFilter(Input):
+    """The log's filter box (`/`): typing filters, enter keeps it, escape clears and closes it."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "close", "Clear filter", tooltip="Clear the filter and close the box"),
+    ]
+
+    class Closed(Message):
+        """The box was closed: the focus goes back to the log."""
+
+    def action_close(self) -> None:
+        """Clear and hide."""
+        self.value = ""
+        self.post_message(self.Closed())

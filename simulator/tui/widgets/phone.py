@@ -47,17 +47,21 @@ class QuickReply(Button):
 class Reply(Static):
     """The user's reply in the chat: the tapped label, when, and what became of the delivery."""
 
-    def __init__(self, label: str, when: str, *, id: str | None = None) -> None:
+    def __init__(self, label: str, when: str, chat: str = "", *, id: str | None = None) -> None:
         super().__init__(classes="reply", id=id)
         self.label = label
         self.when = when
+        self.chat = chat  # whose conversation it belongs to (the user's number)
         self.show_status("✓", "sending")
 
     def show_status(self, status: str, tone: Tone) -> None:
         """Replace the tick with the handler's answer (or why there was none)."""
         self.set_class(tone == "bad", "-failed")
-        self.update(Content.assemble(self.label, "\n", (f"{self.when}  ", "dim"),
-                                     (status, _TONE_STYLE[tone])))
+        content = Content.assemble(self.label, "\n", (f"{self.when}  ", "dim"),
+                                   (status, _TONE_STYLE[tone]))
+        self.update(content)
+        # An explicit width: an auto one kept the first status's, cutting a longer final one.
+        self.styles.width = max(line.cell_length for line in content.split("\n")) + 2
 
 
 class Phone(Vertical):
@@ -116,11 +120,27 @@ class Phone(Vertical):
         """Say who is tapping."""
         self.query_one("#as-user", Static).update(text)
 
-    def add_reply(self, key: str, label: str, when: str) -> None:
-        """Show the user's tap in the chat, with a tick until the handler answers."""
-        chat = self.query_one("#chat", VerticalScroll)
-        chat.mount(Reply(label, when, id=f"reply-{key}"))
-        chat.scroll_end(animate=False, immediate=False)
+    def add_reply(self, key: str, label: str, when: str, chat: str = "") -> None:
+        """Show the user's tap in their chat, with a tick until the handler answers."""
+        self.chat = chat
+        holder = self.query_one("#chat", VerticalScroll)
+        holder.mount(Reply(label, when, chat, id=f"reply-{key}"))
+        holder.scroll_end(animate=False, immediate=False)
+
+    chat = ""  # the conversation shown: one user's, as on a real phone
+
+    def show_chat(self, chat: str) -> None:
+        """Show only `chat`'s replies: every user has a conversation of their own."""
+        if chat == self.chat:
+            return
+        self.chat = chat
+        for reply in self.query(Reply):
+            reply.display = reply.chat == chat
+        self.query_one("#chat", VerticalScroll).scroll_end(animate=False, immediate=False)
+
+    async def clear_chats(self) -> None:
+        """Forget every conversation (another scenario: another brand, other people)."""
+        await self.query(Reply).remove()
 
     def settle(self, key: str, status: str, tone: Tone) -> None:
         """Turn the tick of reply `key` into the delivery's status."""

@@ -6,7 +6,7 @@ import contextlib
 import json
 
 from textual.app import ComposeResult
-from textual.containers import VerticalScroll
+from textual.containers import ScrollableContainer
 from textual.highlight import highlight
 from textual.reactive import reactive
 from textual.widgets import Static
@@ -14,13 +14,19 @@ from textual.widgets import Static
 from simulator.wire import to_pretty
 
 
-class Preview(VerticalScroll):
-    """Shows one callback body: indented for reading, or the wire bytes exactly as sent."""
+class Preview(ScrollableContainer):
+    """Shows one callback body: indented for reading, or the wire bytes exactly as sent.
+
+    The wire bytes are never wrapped (a break inside a JSON string would look like part of
+    it): they scroll sideways instead.
+    """
 
     DEFAULT_CSS = """
     Preview {
         height: 1fr;
+        overflow-x: auto;
         #preview-code { width: 1fr; }
+        &.-raw #preview-code { width: auto; text-wrap: nowrap; }
     }
     """
 
@@ -43,8 +49,9 @@ class Preview(VerticalScroll):
         self.body, self.caption = body, caption
         self._paint()
 
-    def watch_raw(self) -> None:
+    def watch_raw(self, raw: bool) -> None:
         """Repaint when switching between pretty and wire bytes."""
+        self.set_class(raw, "-raw")
         self._paint()
 
     def _paint(self) -> None:
@@ -58,7 +65,8 @@ class Preview(VerticalScroll):
         self.query_one("#preview-code", Static).update(highlight(text, language="json"))
         self.border_title = f"Preview · {self.caption}" if self.caption else "Preview"
         size = f"{len(self.body):,} bytes"
-        self.border_subtitle = (f"{size}, exactly as sent · b: indented" if self.raw
+        self.border_subtitle = (f"{size}, exactly as sent, unwrapped (scroll →) · b: indented"
+                                if self.raw
                                 else f"indented · {size} on the wire · b: raw")
 
     def on_mount(self) -> None:
