@@ -30,7 +30,7 @@ from simulator.delivery import (
     DeliveryOptions,
     Event,
     TokenCache,
-    basic_auth_header,
+    callback_headers,
     make_client,
     redact_headers,
 )
@@ -105,7 +105,9 @@ class CallbackSource:
             seed=plan.seed, buttons=template.buttons, ref=template.ref, ref1=template.ref1,
             ref2=template.ref2, platform=scenario.cast.platform,
             business_number=plan.business.display_phone_number,
-            phone_number_id=plan.business.phone_number_id, waba_id=plan.business.waba_id))
+            phone_number_id=plan.business.phone_number_id, waba_id=plan.business.waba_id,
+            identity=scenario.cast.identity, quirks=scenario.cast.quirks,
+            enterprise=scenario.cast.enterprise, wall_clock=True))
         step = scenario.steps[0]
         labels = [b.text for b in template.buttons]
         weights = [1.0] * len(labels)
@@ -316,9 +318,7 @@ async def run_load(
     target = delivery.target
     url = httpx.URL(target.url)
     fast = target.kind == "url" and url.scheme == "http"
-    headers = [("Content-Type", "application/json"), *delivery.headers]
-    if delivery.auth.basic is not None:
-        headers.append(("Authorization", basic_auth_header(*delivery.auth.basic)))
+    token = None
     if delivery.auth.token_url is not None:
         async with make_client(target, delivery.timeout) as client:
             cache = TokenCache(delivery.auth, time.time)
@@ -326,7 +326,8 @@ async def run_load(
                 token = await cache.get(client, delivery.timeout)
             except AuthFailure as exc:  # said once, before the run, not per request
                 raise WasimError(f"cannot get a token: {exc}", where="--token-url") from None
-        headers.append(("Authorization", f"Bearer {token}"))
+    # The same header set as every other face (delivery.callback_headers).
+    headers = callback_headers(delivery, token).multi_items()
     recorded = redact_headers(headers)
     slots = _Slots(options, clock, stats.started)
     stop = asyncio.Event()

@@ -21,6 +21,10 @@ MESSAGE_KEYS = ("context", "from", "id", "timestamp", "type", "button")
 CONTEXT_KEYS = ("from", "id")
 BUTTON_KEYS = ("payload", "text")
 EXTRA_INFO_KEYS = ("media_url", "ref", "ref1", "ref2", "reply_to", "trace_id", "waba_id")
+# Fields Meta documents since 2026 (wire-format section 10), each only in its place; a user
+# with a username may come without wa_id/from.
+CONTACT_OPTIONAL = ("wa_id", "user_id", "parent_user_id", "country_code")
+MESSAGE_OPTIONAL = ("from", "from_user_id", "from_parent_user_id")
 
 _UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 _USER_HEX_LENGTHS = tuple(sorted(USER_ID_LENGTHS.values()))
@@ -51,16 +55,17 @@ class _Checker:
     def fail(self, path: str, message: str) -> None:
         self.problems.append(Problem(path, message))
 
-    def obj(self, path: str, value: Any, keys: tuple[str, ...]) -> dict[str, Any] | None:
-        """Require an object with exactly the documented `keys`; return it if it is one."""
+    def obj(self, path: str, value: Any, keys: tuple[str, ...],
+            optional: tuple[str, ...] = ()) -> dict[str, Any] | None:
+        """Require an object with exactly the documented `keys` (and maybe `optional` ones)."""
         if not isinstance(value, dict):
             self.fail(path, f"expected an object, got {_show(value)}")
             return None
         for key in keys:
-            if key not in value:
+            if key not in value and key not in optional:
                 self.fail(f"{path}.{key}", "missing (a documented field)")
         for key in value:
-            if key not in keys:
+            if key not in keys and key not in optional:
                 self.fail(f"{path}.{key}", f"unexpected key; documented keys: {', '.join(keys)}")
         return value
 
@@ -174,10 +179,10 @@ def _check_value(check: _Checker, value: dict[str, Any]) -> None:
                                 if "contacts" in value else []):
         path = f"{base}.contacts[{i}]"
         wa_ids.append(None)
-        if check.obj(path, contact, CONTACT_KEYS) is None:
+        if check.obj(path, contact, CONTACT_KEYS, CONTACT_OPTIONAL) is None:
             continue
         if "profile" in contact:
-            profile = check.obj(f"{path}.profile", contact["profile"], ("name",))
+            profile = check.obj(f"{path}.profile", contact["profile"], ("name",), ("username",))
             if profile is not None and "name" in profile:
                 check.string(f"{path}.profile.name", profile["name"], non_empty=True)
         if "wa_id" in contact and check.phone(f"{path}.wa_id", contact["wa_id"]):
@@ -189,7 +194,7 @@ def _check_value(check: _Checker, value: dict[str, Any]) -> None:
 
 def _check_message(check: _Checker, path: str, message: Any, business_number: str | None,
                    wa_ids: list[str | None], index: int) -> None:
-    if check.obj(path, message, MESSAGE_KEYS) is None:
+    if check.obj(path, message, MESSAGE_KEYS, MESSAGE_OPTIONAL) is None:
         return
     user: str | None = None
     if "from" in message and check.phone(f"{path}.from", message["from"]):

@@ -197,6 +197,9 @@ class PhoneSession:
                 ref1=first_sent.ref1 if first_sent else spec.ref1,
                 ref2=first_sent.ref2 if first_sent else spec.ref2,
                 platform=cast.platform,
+                identity=cast.identity,
+                quirks=cast.quirks,
+                enterprise=cast.enterprise,
                 business_number=self.plan.business.display_phone_number,
                 phone_number_id=self.plan.business.phone_number_id,
                 waba_id=self.plan.business.waba_id,
@@ -237,7 +240,13 @@ class PhoneSession:
         country = user.country
         if edits.number is not None:
             country = self.factory.wa.whatsapp_country_of(number) or user.country
-        return User(number, edits.name if edits.name is not None else user.name, country)
+        edited = replace(user, wa_id=number, country=country,
+                         name=edits.name if edits.name is not None else user.name)
+        if edits.number is None:
+            return edited
+        # Another number is another user: their BSUID follows the number, as on Meta.
+        mode = "username" if user.username else "bsuid" if user.user_id else "phone"
+        return self.factory.with_identity(edited, mode)
 
     @property
     def current_sent(self) -> TemplateMessage:
