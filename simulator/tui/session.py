@@ -214,7 +214,7 @@ class PhoneSession:
             self.users.append(self.factory.new_user())
         self.user = self.users[0]
         self.edits = Edits()
-        self._pending = self._draw()
+        self._next: Tap | None = None
 
     # --- what is shown ----------------------------------------------------------------------
 
@@ -283,7 +283,7 @@ class PhoneSession:
         """Tap button `index`: the tap and its event (exactly `body(index)`), then draw the next."""
         tap = self.tap(index)
         event = Event.from_body(render_tap(self.template, tap), self.seed)
-        self._pending = self._draw()
+        self._next = None
         return tap, event
 
     def restamp(self) -> bool:
@@ -291,7 +291,7 @@ class PhoneSession:
         now = str(int(self.clock()))
         if now == self._pending.timestamp:
             return False
-        self._pending = replace(self._pending, timestamp=now)
+        self._next = replace(self._pending, timestamp=now)
         return True
 
     def select(self, user: User) -> None:
@@ -300,7 +300,7 @@ class PhoneSession:
             self.users.append(user)
         self.user = user
         self.edits = replace(self.edits, name=None, number=None)
-        self._pending = self._draw()
+        self._next = None
 
     def new_user(self, country: str | None = None) -> User:
         """A newly generated user (from `country`, or one of the cast's), now selected."""
@@ -328,12 +328,20 @@ class PhoneSession:
             ref2=_changed(form.ref2, sent.ref2 if sent else None),
             payloads=payloads if any(p is not None for p in payloads) else (),
         )
-        self._pending = self._draw()
+        self._next = None
 
     def reset_edits(self) -> None:
         """Back to the generated values."""
         self.edits = Edits()
-        self._pending = self._draw()
+        self._next = None
+
+    @property
+    def _pending(self) -> Tap:
+        """The next tap's drawn ids, drawn when first shown or sent (not before: a new user's
+        first tap then draws exactly what `wasim render` draws for its first user)."""
+        if self._next is None:
+            self._next = self._draw()
+        return self._next
 
     def _draw(self) -> Tap:
         # Drawn for the current user: the tap's own wamid embeds the user's number.
