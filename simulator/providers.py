@@ -185,27 +185,36 @@ def _mobile_checker(code: str) -> Callable[[str], bool]:
     if meta is None:  # pragma: no cover - every listed country has metadata
         raise LookupError(code)
 
-    def matcher(desc: Any) -> Callable[[str], bool]:
-        if desc is None or not desc.national_number_pattern:
-            return lambda national: False
-        pattern = re.compile(desc.national_number_pattern)
-        lengths = frozenset(desc.possible_length or ())
-        return lambda national: (not lengths or len(national) in lengths) \
-            and pattern.fullmatch(national) is not None
+    def pattern(descs: list[Any], length: int) -> re.Pattern[str] | None:
+        """One regex for every range of `descs` that numbers of `length` digits can be in."""
+        parts = [d.national_number_pattern for d in descs
+                 if d is not None and d.national_number_pattern
+                 and (not d.possible_length or length in d.possible_length)]
+        return re.compile("|".join(f"(?:{p})" for p in parts)) if parts else None
 
-    general = matcher(meta.general_desc)
-    special = [matcher(getattr(meta, kind)) for kind in (
+    special = [getattr(meta, kind) for kind in (
         "premium_rate", "toll_free", "shared_cost", "voip", "personal_number", "pager", "uan",
         "voicemail")]
-    fixed, mobile = matcher(meta.fixed_line), matcher(meta.mobile)
     same = bool(meta.same_mobile_and_fixed_line_pattern)
+    either = code in _NO_MOBILE_RANGES
+    # Per national length, the four tests libphonenumber makes, each one compiled regex.
+    by_length = {length: (pattern([meta.general_desc], length), pattern(special, length),
+                          pattern([meta.fixed_line], length), pattern([meta.mobile], length))
+                 for length in (meta.general_desc.possible_length if meta.general_desc else ())}
 
     def is_mobile(national: str) -> bool:
-        if not general(national) or any(test(national) for test in special):
+        tests = by_length.get(len(national))
+        if tests is None:
             return False
-        if fixed(national):
-            return code in _NO_MOBILE_RANGES and (same or mobile(national))
-        return mobile(national)
+        general, specials, fixed, mobile = tests
+        if general is None or general.fullmatch(national) is None:
+            return False
+        if specials is not None and specials.fullmatch(national) is not None:
+            return False
+        is_mobile_range = mobile is not None and mobile.fullmatch(national) is not None
+        if fixed is not None and fixed.fullmatch(national) is not None:
+            return either and (same or is_mobile_range)
+        return is_mobile_range
 
     return is_mobile
 

@@ -231,13 +231,17 @@ class TapFactory:
         platform_draw = streams["platform"].random()
         if platform == "mix":
             platform = _weighted(platform_draw, PLATFORM_MIX)
-        quirk_draws = {quirk: streams[f"quirk:{quirk}"].random() for quirk in QUIRKS}
+        quirk_draws = [streams[f"quirk:{quirk}"].random() for quirk in QUIRKS]
         enterprise = streams["enterprise"].random() < options.enterprise
-        wire = number if number is not None else _with_quirks(
-            drawn, spec.code, {q: quirk_draws[q] < share for q, share in options.quirks})
-        user = User(wire, name or drawn_name, spec.code, platform=platform)
-        return self.with_identity(user, identity, enterprise=enterprise,
-                                  key=number if number is not None else drawn)
+        wire = drawn if number is None else number
+        if number is None and options.quirks:
+            draws = dict(zip(QUIRKS, quirk_draws, strict=True))
+            wire = _with_quirks(drawn, spec.code,
+                                {q: draws[q] < share for q, share in options.quirks})
+        name = name or drawn_name
+        return User(wire, name, spec.code, *self._identity(
+            spec.code, name, identity, enterprise, drawn if number is None else number),
+            platform=platform)
 
     def with_identity(self, user: User, identity: str, *, enterprise: bool | None = None,
                       key: str | None = None) -> User:
@@ -249,18 +253,23 @@ class TapFactory:
         if identity not in IDENTITIES:
             raise WasimError(f"unknown identity {identity!r}", where="--identity",
                              hint=f"Use {', '.join(IDENTITIES)}.")
-        key = key or user.wa_id
-        seed = self.options.seed
         if enterprise is None:
             enterprise = bool(user.parent_user_id)
-        user_id = parent = username = ""
-        if identity != "phone":
-            user_id = derived_bsuid(user.country, seed, key)
-            if enterprise:
-                parent = derived_bsuid(user.country, seed, key, parent=True)
-        if identity == "username":
-            username = username_from(user.name, random.Random(f"wasim:{seed}:username:{key}"))
+        user_id, parent, username = self._identity(user.country, user.name, identity,
+                                                   enterprise, key or user.wa_id)
         return replace(user, user_id=user_id, parent_user_id=parent, username=username)
+
+    def _identity(self, country: str, name: str, identity: str, enterprise: bool,
+                  key: str) -> tuple[str, str, str]:
+        """user_id, parent_user_id and username of a user of identity mode `identity`."""
+        if identity == "phone":
+            return "", "", ""
+        seed = self.options.seed
+        user_id = derived_bsuid(country, seed, key)
+        parent = derived_bsuid(country, seed, key, parent=True) if enterprise else ""
+        username = username_from(name, random.Random(f"wasim:{seed}:username:{key}")) \
+            if identity == "username" else ""
+        return user_id, parent, username
 
     def send_template(self, user: User) -> TemplateMessage:
         """The brand's template message to `user`: its wamid, Kaleyra UUID and refs."""
