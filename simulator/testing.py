@@ -315,7 +315,7 @@ class ScenarioRun:
     def seed_note(self) -> str:
         """The scenario and seed that replay this run byte for byte."""
         return f"scenario {self.scenario.name!r}, seed {self.plan.seed} (the same seed " \
-               "sends the same bytes)"
+               "sends the same users and ids)"
 
     def assert_ok(self) -> ScenarioRun:
         """Fail unless every send was delivered and met the scenario's `expect:`; returns self."""
@@ -386,8 +386,9 @@ def _with_where(exc: WasimError, where: str) -> WasimError:
 class Simulator:
     """Plays Kaleyra toward your webhook: seeded button-tap callbacks, delivered and checked.
 
-    The same seed gives the same users, ids and bytes. Each user gets one template message
-    (one `context.id` and `reply_to`) that all their taps reply to, as in real traffic.
+    The same seed gives the same users and ids (and bytes, with a seeded clock). Each user
+    gets one template message (one `context.id` and `reply_to`) that all their taps reply to,
+    as in real traffic.
     `country` is the users' country (or several, drawn in turn), `platform` the phones'
     (android, ios, web, or mix: one per user), `template` a built-in callback template or a
     `.json.j2` file, `identity` how users are identified (bsuid, phone, username, or shares
