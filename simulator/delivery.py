@@ -124,7 +124,9 @@ def _who_tapped(body: bytes) -> tuple[str, str, str, str]:
         message = value["messages"][0]
         contact = value.get("contacts", [{}])[0]
         button = message.get("button", {}).get("text") or message.get("type", "")
-        return (str(message.get("from", "")), str(contact.get("profile", {}).get("name", "")),
+        # A username user has no number on the wire: their BSUID names them instead.
+        user = message.get("from") or message.get("from_user_id", "")
+        return (str(user), str(contact.get("profile", {}).get("name", "")),
                 str(button), str(message.get("id", "")))
     except (ValueError, LookupError, TypeError, AttributeError):
         return "", "", "", ""

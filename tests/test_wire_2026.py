@@ -277,6 +277,22 @@ def test_now_moves_a_fired_run_without_freezing_it(runner: CliRunner, receiver: 
     assert stamps[0] == T0 and stamps == sorted(stamps) and stamps[-1] <= T0 + took + 1
 
 
+def test_a_run_is_stamped_from_its_start_and_keeps_the_timelines_spacing(
+        runner: CliRunner, receiver: Receiver) -> None:
+    result = runner.invoke(cli, ["run", "appointment-reminder", "--url", receiver.url, "--fast",
+                                 "--now", str(T0), "--no-history"])
+    assert result.exit_code == 0, result.output
+    stamps = sorted(int(value_of(a.body)["messages"][0]["timestamp"]) for a in receiver.arrivals)
+    assert stamps[0] >= T0 and stamps[-1] > stamps[0]  # spread like the scenario, not frozen
+    before = int(time.time())
+    result = runner.invoke(cli, ["run", "appointment-reminder", "--url", receiver.url, "--fast",
+                                 "--no-history"])
+    assert result.exit_code == 0, result.output
+    fresh = [int(value_of(a.body)["messages"][0]["timestamp"])
+             for a in receiver.arrivals[len(stamps):]]
+    assert min(fresh) >= before  # by default the run starts now, not on a seeded day
+
+
 def test_render_stays_reproducible_and_the_plugin_stamps_now(runner: CliRunner) -> None:
     assert runner.invoke(cli, ["render", "--seed", "5", "-n", "3"]).stdout_bytes == \
         runner.invoke(cli, ["render", "--seed", "5", "-n", "3"]).stdout_bytes
