@@ -22,6 +22,7 @@ from typing import Any
 import phonenumbers
 import pytest
 from click.testing import CliRunner
+from fastapi import FastAPI, Request, Response  # module level: FastAPI resolves annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from phonenumbers import PhoneNumberType
@@ -489,14 +490,50 @@ def _expected(body: bytes) -> dict[str, Any]:
             "message_id": message["id"]}
 
 
+def _pywa_app(phone_id: str) -> tuple[Any, list[dict[str, Any]]]:
+    """A FastAPI webhook for Kaleyra built on pywa, with its default update parsing."""
+    from pywa import WhatsApp
+
+    app, seen = FastAPI(), []
+    wa = WhatsApp(server=None, phone_id=phone_id, token="unused", verify_token="unused",
+                  validate_updates=False)
+
+    @wa.on_callback_button()
+    def on_button(_: Any, button: Any) -> None:
+        seen.append({"wa_id": button.from_user.wa_id, "payload": button.data,
+                     "label": button.title, "bsuid": button.from_user.bsuid,
+                     "message_id": button.id})
+
+    @app.post("/kaleyra")
+    async def kaleyra(request: Request) -> Response:
+        callback = json.loads(await request.body())
+        envelope = {"object": "whatsapp_business_account",
+                    "entry": [{"id": callback["extra_info"]["waba_id"],
+                               "changes": [callback["meta_object"]]}]}
+        text, status = wa.webhook_update_handler(json.dumps(envelope).encode())
+        return Response(text, status_code=status)
+
+    return app, seen
+
+
 def test_current_pywa_recognises_every_default_tap_as_a_quick_reply_button() -> None:
     pytest.importorskip("pywa")
     wasim = Simulator(31, country=COUNTRIES)
-    taps = [wasim.tap().body for _ in range(24)]
-    got = _pywa(taps)
-    assert got["answers"] == [200] * len(taps)
-    assert got["seen"] == [_expected(b) for b in taps]  # every tap, none dropped
-    assert all(BSUID.fullmatch(s["bsuid"]) for s in got["seen"])
+    app, seen = _pywa_app(wasim.factory.business.phone_number_id)
+    wasim.target(app=app, path="/kaleyra")
+    taps = [wasim.tap() for _ in range(24)]
+    for tap in taps:
+        wasim.deliver(tap).assert_status(200)
+    assert seen == [_expected(t.body) for t in taps]  # every tap recognised, none dropped
+    assert all(BSUID.fullmatch(s["bsuid"]) for s in seen)
+
+
+def test_current_pywa_drops_taps_for_another_phone_number_id() -> None:
+    pytest.importorskip("pywa")
+    wasim = Simulator(31)
+    app, seen = _pywa_app("104605889412733")
+    wasim.deliver(wasim.tap(), app=app, path="/kaleyra").assert_status(200)
+    assert seen == []  # why `wasim run` takes --phone-number-id
 
 
 def test_current_pywa_recognises_a_username_user_by_bsuid_alone() -> None:
