@@ -46,7 +46,14 @@ from simulator.runner import (
     scenario_delivery,
 )
 from simulator.scenarios import Scenario, load_scenario, parse_scenario
-from simulator.taps import DEFAULT_BUTTONS, IDENTITIES, TapFactory, TapOptions, parse_shares
+from simulator.taps import (
+    DEFAULT_BUTTONS,
+    IDENTITIES,
+    QUIRKS,
+    TapFactory,
+    TapOptions,
+    parse_shares,
+)
 from simulator.wamid import USER_ID_LENGTHS
 
 __all__ = ["Callback", "Deliveries", "Delivery", "ScenarioRun", "Simulator"]
@@ -392,16 +399,18 @@ class Simulator:
     `country` is the users' country (or several, drawn in turn), `platform` the phones'
     (android, ios, web, or mix: one per user), `template` a built-in callback template or a
     `.json.j2` file, `identity` how users are identified (bsuid, phone, username, or shares
-    such as "bsuid=90,username=10"). Taps carry the moment they are made (`wall_clock`), moved
-    so the first is `now` if given; `wall_clock=False` uses a seeded clock instead (starting
-    at `now`), for byte-identical runs. `origin` says where the seed came from, for failure
-    messages.
+    such as "bsuid=90,username=10"; `enterprise` the share with a parent_user_id; `quirks`
+    number quirks such as "mx521=0.5,br8=0.3"). Taps carry the moment they are made
+    (`wall_clock`), moved so the first is `now` if given; `wall_clock=False` uses a seeded
+    clock instead (starting at `now`), for byte-identical runs. `origin` says where the
+    seed came from, for failure messages.
     """
 
     def __init__(self, seed: int, *, country: str | Sequence[str] = "IN",
                  platform: str = "mix", template: str = "button_tap",
                  wall_clock: bool = True, now: int | None = None, identity: str = "bsuid",
-                 business_country: str = "IN", origin: str = "") -> None:
+                 enterprise: float = 0.0, quirks: str = "", business_country: str = "IN",
+                 origin: str = "") -> None:
         self.seed = seed
         self.origin = origin  # where the seed came from, e.g. "the node id tests/x.py::test_y"
         countries = (country,) if isinstance(country, str) else tuple(country)
@@ -411,10 +420,12 @@ class Simulator:
                                               "mix."), "wasim(platform=...)")
         try:
             shares = parse_shares(identity, IDENTITIES, "wasim(identity=...)")
+            quirk_shares = parse_shares(quirks, QUIRKS, "wasim(quirks=...)") if quirks else ()
         except WasimError as exc:
-            raise _with_where(exc, "wasim(identity=...)") from None
+            raise _with_where(exc, exc.where or "wasim()") from None
         self.tap_options = TapOptions(seed=seed, countries=countries, platform=platform,
                                       wall_clock=wall_clock, start=now, identity=shares,
+                                      enterprise=enterprise, quirks=quirk_shares,
                                       business_country=business_country)
         self.template_name = template
         self.deliveries: list[Delivery] = []  # every delivery made, for the failure report

@@ -29,6 +29,7 @@ from phonenumbers import PhoneNumberType
 
 from simulator.cli import cli
 from simulator.delivery import delivery_options_from
+from simulator.errors import WasimError
 from simulator.load import CallbackSource, LoadOptions, run_load
 from simulator.models import Button
 from simulator.providers import WhatsAppProvider, make_faker
@@ -184,6 +185,14 @@ def test_the_brazilian_quirk_drops_the_ninth_digit_for_its_share_only() -> None:
                       for b in bodies(1000, seed=3, countries=("BR",), quirks=(("br8", 0.3),)))
     assert set(lengths) == {12, 13}
     assert 0.2 < lengths[12] / 1000 < 0.4
+
+
+def test_the_plugin_takes_quirks_and_enterprise_shares() -> None:
+    wasim = Simulator(3, country="MX", quirks="mx521=1", enterprise=1.0)
+    contact = value_of(wasim.tap().body)["contacts"][0]
+    assert contact["wa_id"].startswith("521") and PARENT_BSUID.fullmatch(contact["parent_user_id"])
+    with pytest.raises(WasimError, match=r"wasim\(quirks=...\): unknown value 'mx'"):
+        Simulator(3, quirks="mx=1")
 
 
 def test_quirks_are_off_by_default_and_a_bad_one_is_a_clear_error(runner: CliRunner) -> None:
