@@ -117,11 +117,13 @@ def valid_samples(seed: int, count: int, countries: tuple[str, ...] = COUNTRIES,
                   platforms: tuple[str, ...] = PLATFORMS) -> list[Sample]:
     """`count` rendered taps per country and platform, each in every documented shape."""
     samples: list[Sample] = []
-    readme = (parse_override("add", "contacts[0].user_id=IN.14100"),)
+    readme = (parse_override("add", "contacts[0].parent_user_id=IN.ENT.14100"),)
     n = 0
     for country in countries:
         for platform in platforms:
-            options = TapOptions(seed=seed, countries=(country,), platform=platform, start=START)
+            # The seed page's shape, from which every 2026 shape below is built by hand.
+            options = TapOptions(seed=seed, countries=(country,), platform=platform, start=START,
+                                 identity=(("phone", 1.0),))
             for rendered in render_callbacks(RenderOptions(options, count=count)):
                 n += 1
                 doc = json.loads(rendered.body)
@@ -139,7 +141,14 @@ def valid_samples(seed: int, count: int, countries: tuple[str, ...] = COUNTRIES,
                     samples.append(Sample(f"{label} {country} {platform}", php_json(shape)))
     options = TapOptions(seed=seed, start=START)
     for rendered in render_callbacks(RenderOptions(options, overrides=readme)):
-        samples.append(Sample("README --add contacts[0].user_id", rendered.body.decode()))
+        samples.append(Sample("README --add contacts[0].parent_user_id", rendered.body.decode()))
+    # And wasim's own rendering of each identity mode, as `render --identity` writes it.
+    for mode in ("bsuid", "username"):
+        for country in countries:
+            options = TapOptions(seed=seed, countries=(country,), start=START,
+                                 identity=((mode, 1.0),), enterprise=0.5)
+            for rendered in render_callbacks(RenderOptions(options, count=count)):
+                samples.append(Sample(f"rendered {mode} {country}", rendered.body.decode()))
     return samples
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import IO, Any, NoReturn
 
 import click
@@ -23,6 +23,7 @@ class WasimGroup(click.Group):
              complete_var: str | None = None, standalone_mode: bool = True,
              **extra: Any) -> NoReturn:
         try:
+            _check_utf8(sys.argv[1:] if args is None else args)
             code = super().main(args, prog_name or "wasim", complete_var,
                                 standalone_mode=False, **extra)
         except WasimError as exc:
@@ -40,6 +41,24 @@ class WasimGroup(click.Group):
             _error("interrupted")
             code = ExitCode.INTERRUPTED
         sys.exit(int(code or 0))
+
+
+def _check_utf8(args: Sequence[str]) -> None:
+    """Refuse an argument that is not valid UTF-8 rather than send a lone surrogate on the wire.
+
+    Python reads such bytes as lone surrogates, which no JSON decoder of the receiver (PHP's
+    included) accepts.
+    """
+    for i, arg in enumerate(args):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            flag = args[i - 1] if i and args[i - 1].startswith("-") else f"argument {i + 1}"
+            if arg.startswith("-"):
+                flag = arg.partition("=")[0].encode("utf-8", "replace").decode()
+            raise WasimError("the value is not valid UTF-8", where=flag,
+                             hint="Give text in UTF-8 (check the terminal's or the script's "
+                                  "encoding).") from None
 
 
 def _error(line: str) -> None:
@@ -76,6 +95,15 @@ def _split_codes(values: tuple[str, ...]) -> tuple[str, ...]:
     return codes or ("IN",)
 
 
+IDENTITY_OPTION = click.option(
+    "--identity", default="bsuid", show_default=True, metavar="MODE[=SHARE],...",
+    help="How users are identified: bsuid (today's Meta wire: wa_id plus user_id), phone "
+         "(the seed page's shape, no BSUID) or username (user_id and profile.username, no "
+         "number); mix by share, e.g. bsuid=90,username=10.")
+BUSINESS_COUNTRY_OPTION = click.option(
+    "--business-country", default="IN", show_default=True, metavar="CODE",
+    help="Country of the generated business number.")
+
 _RENDER_OPTIONS = [
     click.option("--seed", type=int, help="Seed for every generated value; same seed and options, "
                  "same bytes. [default: random, shown on a terminal]"),
@@ -104,10 +132,25 @@ _RENDER_OPTIONS = [
     click.option("--template", "-t", default="button_tap", show_default=True, metavar="NAME|PATH",
                  help="A built-in template name or a path to a .json.j2 file."),
     click.option("--now", "now", metavar="TIME",
-                 help="Time of the first tap: unix seconds, ISO 8601, or 'now' for the wall clock. "
-                      "[default: an instant drawn from the seed]"),
-    click.option("--platform", type=click.Choice(["android", "ios", "web"]), default="android",
-                 show_default=True, help="The user's phone, which sets the shape of message ids."),
+                 help="Time of the first tap: unix seconds, ISO 8601, or 'now'. Delivered taps "
+                      "carry their send moment, moved so the first is TIME.  [default: render: "
+                      "an instant drawn from the seed; fire: now]"),
+    click.option("--clock", type=click.Choice(["live", "seeded"]),
+                 help="Timestamps from the live clock (each tap's send moment) or a seeded one "
+                      "(1-30 s apart, reproducible: fire sends render's exact bytes).  "
+                      "[default: render seeded, fire live]"),
+    click.option("--platform", type=click.Choice(["android", "ios", "web", "mix"]), default="mix",
+                 show_default=True, help="The users' phone, which sets the shape of message "
+                 "ids (android 32 hex, ios 3A..., web 3EB0...); mix draws one per user."),
+    IDENTITY_OPTION,
+    click.option("--enterprise", type=click.FloatRange(0, 1), default=0.0, metavar="SHARE",
+                 help="Share of BSUID users of an enterprise account (parent_user_id).  "
+                      "[default: 0]"),
+    click.option("--quirks", metavar="QUIRK=SHARE,...",
+                 help="Number quirks of real traffic, each for a share of the users it fits: "
+                      "mx521 (Mexican wa_id as 521 + 10 digits), br8 (Brazilian wa_id without "
+                      "the ninth digit), e.g. mx521=0.5,br8=0.3."),
+    BUSINESS_COUNTRY_OPTION,
     click.option("--business-number", metavar="NUMBER", help="Your business display number."),
     click.option("--phone-number-id", metavar="ID", help="Your phone_number_id (15-16 digits)."),
     click.option("--waba-id", metavar="ID", help="Your WABA id (15-16 digits)."),
@@ -152,8 +195,11 @@ def render(**options: Any) -> None:
     out.flush()
 
 
-def build_render_options(options: dict[str, Any]) -> Any:
-    """Turn `render`'s command-line options into RenderOptions, checking each value."""
+def build_render_options(options: dict[str, Any], live: bool = False) -> Any:
+    """Turn `render`'s command-line options into RenderOptions, checking each value.
+
+    `live` (fire): taps carry the moment they are made, moved by --now if given.
+    """
     import secrets
 
     from simulator.inputs import (
@@ -165,7 +211,14 @@ def build_render_options(options: dict[str, Any]) -> Any:
     )
     from simulator.overrides import parse_override
     from simulator.render import RenderOptions
-    from simulator.taps import DEFAULT_BUTTONS, TapOptions, buttons_from_labels
+    from simulator.taps import (
+        DEFAULT_BUTTONS,
+        IDENTITIES,
+        QUIRKS,
+        TapOptions,
+        buttons_from_labels,
+        parse_shares,
+    )
 
     seed = options["seed"]
     if seed is None:
@@ -181,10 +234,10 @@ def build_render_options(options: dict[str, Any]) -> Any:
     if options["button"] is not None:
         buttons = buttons_from_labels([options["button"]], [options["payload"]]
                                       if options["payload"] is not None else [])
-    start, wall = None, False
+    start, wall = None, live if options["clock"] is None else options["clock"] == "live"
     if options["now"] is not None:
         start = parse_time(options["now"], "--now")
-        wall = start is None
+        wall = wall or start is None
     user_number = parse_phone(options["user_number"], "--user") \
         if options["user_number"] else None
     context_id = None
@@ -209,6 +262,10 @@ def build_render_options(options: dict[str, Any]) -> Any:
         platform=options["platform"],
         start=start,
         wall_clock=wall,
+        identity=parse_shares(options["identity"], IDENTITIES, "--identity"),
+        enterprise=options["enterprise"],
+        quirks=parse_shares(options["quirks"], QUIRKS, "--quirks") if options["quirks"] else (),
+        business_country=options["business_country"],
         business_number=parse_phone(options["business_number"], "--business-number")
         if options["business_number"] else None,
         phone_number_id=parse_meta_id(options["phone_number_id"], "--phone-number-id")
@@ -420,7 +477,7 @@ def attempt_line(attempt: Any) -> str:
     return "  ".join(p for p in parts if p.strip())
 
 
-def deliver_all(events: list[Any], options: Any, history: Any, *,
+def deliver_all(events: Iterable[Any], options: Any, history: Any, *,
                 replay_of: dict[str, str] | None = None) -> int:
     """Deliver events one after another, printing and recording each attempt; the exit code."""
     import asyncio
@@ -475,9 +532,10 @@ def fire(**options: Any) -> int:
     from simulator.render import render_callbacks
 
     delivery = build_delivery_options(options)
-    render_options = build_render_options(options)
-    events = [Event.from_body(r.body, render_options.taps.seed)
-              for r in render_callbacks(render_options)]
+    render_options = build_render_options(options, live=True)
+    # Rendered as each is sent, so every tap carries its own send moment.
+    events = (Event.from_body(r.body, render_options.taps.seed)
+              for r in render_callbacks(render_options))
     return deliver_all(events, delivery, _history_writer(options))
 
 
@@ -647,7 +705,14 @@ def given_delivery_settings(options: dict[str, Any]) -> dict[str, Any]:
               show_default=True, help="Play the scenario's timeline this many times faster.")
 @click.option("--fast", is_flag=True, help="Send as fast as possible, ignoring the timeline.")
 @click.option("--now", "now", metavar="TIME",
-              help="Time of the run's start in the payloads: unix seconds, ISO 8601 or 'now'.")
+              help="Time of the run's start in the payloads (unix seconds, ISO 8601 or 'now'); "
+                   "the taps keep the timeline's spacing.  [default: now]")
+@click.option("--business-number", metavar="NUMBER",
+              help="Your business display number (overrides the scenario's).")
+@click.option("--phone-number-id", metavar="ID",
+              help="Your phone_number_id: frameworks drop callbacks for another one.")
+@click.option("--waba-id", metavar="ID", help="Your WABA id (15-16 digits).")
+@IDENTITY_OPTION
 @click.option("--dry-run", is_flag=True,
               help="Render and validate every payload, print the plan, send nothing.")
 @click.option("--report", "reports", multiple=True, type=click.Path(), metavar="FILE",
@@ -659,8 +724,9 @@ def given_delivery_settings(options: dict[str, Any]) -> dict[str, Any]:
               help="Seconds --wait-for-url waits before giving up.")
 @delivery_options
 def run(scenario: str, seed: int | None, speed: float, fast: bool, now: str | None,
-        dry_run: bool, reports: tuple[str, ...], wait_for_url: bool, wait_timeout: float,
-        **options: Any) -> int:
+        business_number: str | None, phone_number_id: str | None, waba_id: str | None,
+        identity: str, dry_run: bool, reports: tuple[str, ...], wait_for_url: bool,
+        wait_timeout: float, **options: Any) -> int:
     """Run a scenario: its users tap, with its chaos, and its expectations are checked.
 
     SCENARIO is a file, or a name from ./scenarios or the built-in library (`wasim
@@ -679,8 +745,13 @@ def run(scenario: str, seed: int | None, speed: float, fast: bool, now: str | No
     for report in reports:
         check_report_path(Path(report))
     loaded = load_scenario(scenario, seed=seed, env=dict(os.environ))
+    loaded = _with_business(loaded, business_number, phone_number_id, waba_id)
+    if _given("identity"):
+        from simulator.taps import IDENTITIES, parse_shares
+
+        loaded = _with_identity(loaded, parse_shares(identity, IDENTITIES, "--identity"))
     start = parse_time(now, "--now") if now else None
-    if now and start is None:
+    if start is None:  # the run's taps carry their send moments: its start is now
         import time
 
         start = int(time.time())
@@ -695,6 +766,24 @@ def run(scenario: str, seed: int | None, speed: float, fast: bool, now: str | No
         _wait_for(delivery(plan.sends[0]) if plan.sends else None, wait_timeout)
     return _run_plan(plan, delivery, float("inf") if fast else speed,
                      _history_writer(options), [Path(r) for r in reports])
+
+
+def _with_business(loaded: Any, number: str | None, phone_number_id: str | None,
+                   waba_id: str | None) -> Any:
+    """The scenario with the business ids given on the command line in place of its own."""
+    from dataclasses import replace
+
+    from simulator.inputs import parse_meta_id, parse_phone
+
+    business = loaded.business
+    changes = {}
+    if number:
+        changes["display_phone_number"] = parse_phone(number, "--business-number")
+    if phone_number_id:
+        changes["phone_number_id"] = parse_meta_id(phone_number_id, "--phone-number-id")
+    if waba_id:
+        changes["waba_id"] = parse_meta_id(waba_id, "--waba-id")
+    return replace(loaded, business=replace(business, **changes)) if changes else loaded
 
 
 def _dry_run(plan: Any) -> int:
@@ -831,6 +920,19 @@ class _Progress:
         click.echo("", err=True)
 
 
+def _given(param: str) -> bool:
+    """Whether the option was given (not its default)."""
+    source = click.get_current_context().get_parameter_source(param)
+    return source not in (None, click.core.ParameterSource.DEFAULT)
+
+
+def _with_identity(loaded: Any, identity: tuple[tuple[str, float], ...]) -> Any:
+    """The scenario with its cast's identity modes replaced by --identity."""
+    from dataclasses import replace
+
+    return replace(loaded, cast=replace(loaded.cast, identity=identity))
+
+
 @cli.group(invoke_without_command=True)
 @click.pass_context
 def scenarios(ctx: click.Context) -> None:
@@ -925,6 +1027,8 @@ def new(name: str, force: bool) -> None:
               help="Users' countries without a scenario; repeat or comma-separate.")
 @click.option("--button", "buttons", multiple=True, metavar="LABEL",
               help="Buttons tapped without a scenario; repeatable.  [default: the demo three]")
+@IDENTITY_OPTION
+@BUSINESS_COUNTRY_OPTION
 @click.option("--report", type=click.Path(), metavar="FILE.json", help="Write the figures.")
 @click.option("--max-p99", type=click.FloatRange(min=0), metavar="MS",
               help="Threshold: fail (exit 1) if the p99 latency is above this.")
@@ -955,11 +1059,18 @@ def load(scenario: str | None, **options: Any) -> int:
     from simulator.delivery import delivery_options_from
     from simulator.load import CallbackSource, LoadOptions, check_load, check_number, run_load
     from simulator.scenarios import load_scenario, parse_duration
-    from simulator.taps import DEFAULT_BUTTONS, TapOptions, buttons_from_labels
+    from simulator.taps import (
+        DEFAULT_BUTTONS,
+        IDENTITIES,
+        TapOptions,
+        buttons_from_labels,
+        parse_shares,
+    )
 
     # click's ranges let NaN and infinity through (every comparison with NaN is false).
     check_number(options["max_p99"], "--max-p99", low=0)
     check_number(options["max_error_rate"], "--max-error-rate", low=0, high=1)
+    identity = parse_shares(options["identity"], IDENTITIES, "--identity")
     load_options = LoadOptions(rate=options["rate"], count=options["count"],
                                concurrency=options["concurrency"],
                                history_sample=options["history_sample"])
@@ -982,12 +1093,16 @@ def load(scenario: str | None, **options: Any) -> int:
         loaded = load_scenario(scenario, seed=options["seed"], env=dict(os.environ))
         settings = {**{k: v for k, v in loaded.target.items() if k in settings},
                     **{k: v for k, v in settings.items() if v not in (None, ())}}
+        if _given("identity"):
+            loaded = _with_identity(loaded, identity)
         source = CallbackSource.from_scenario(loaded, seed=options["seed"])
     else:
         labels = [b for v in options["buttons"] for b in v.split(",") if b.strip()]
         source = CallbackSource.from_taps(TapOptions(
             seed=seed, countries=_split_codes(options["countries"]),
-            buttons=buttons_from_labels(labels) if labels else DEFAULT_BUTTONS))
+            buttons=buttons_from_labels(labels) if labels else DEFAULT_BUTTONS,
+            identity=identity, business_country=options["business_country"],
+            wall_clock=True))
     delivery = delivery_options_from(settings, flag_name, allow_remote=options["allow_remote"])
     if options["count"]:
         load_options = replace(load_options, duration=None)

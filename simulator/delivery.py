@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 import httpx
 
+from simulator import __version__
 from simulator.errors import WasimError, did_you_mean
 
 TargetKind = Literal["url", "asgi", "wsgi"]
@@ -148,7 +149,9 @@ def _who_tapped(body: bytes) -> tuple[str, str, str, str]:
         message = value["messages"][0]
         contact = value.get("contacts", [{}])[0]
         button = message.get("button", {}).get("text") or message.get("type", "")
-        return (str(message.get("from", "")), str(contact.get("profile", {}).get("name", "")),
+        # A username user has no number on the wire: their BSUID names them instead.
+        user = message.get("from") or message.get("from_user_id", "")
+        return (str(user), str(contact.get("profile", {}).get("name", "")),
                 str(button), str(message.get("id", "")))
     except (ValueError, LookupError, TypeError, AttributeError):
         return "", "", "", ""
@@ -490,6 +493,23 @@ class _Lifespan:
             self.stopped.set_result(None)
 
 
+# The one header set every face sends (fire, replay, run, load, --app, the plugin, the TUI):
+# Host, Content-Length, these, and the callback profile's own headers and auth.
+BASE_HEADERS = (("Content-Type", "application/json"), ("User-Agent", f"wasim/{__version__}"))
+
+
+def callback_headers(options: DeliveryOptions, token: str | None = None) -> httpx.Headers:
+    """The request headers of a callback under `options` (with a fetched bearer `token`)."""
+    headers = httpx.Headers(BASE_HEADERS)
+    for name, value in options.headers:
+        headers[name] = value
+    if options.auth.basic is not None:
+        headers["Authorization"] = basic_auth_header(*options.auth.basic)
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    return headers
+
+
 class _LoopbackOnlyTransport(httpx.AsyncBaseTransport):
     """Connects only to this machine, deciding at send time on the address it connects to.
 
@@ -562,8 +582,11 @@ def make_client(target: Target, timeout: float, *, allow_remote: bool = False,
     elif not allow_remote:
         transport = _LoopbackOnlyTransport(httpx.AsyncHTTPTransport(), resolver)
     base = APP_BASE_URL if target.kind != "url" else ""
-    return httpx.AsyncClient(transport=transport, base_url=base, timeout=timeout,
-                             follow_redirects=False, trust_env=False)
+    client = httpx.AsyncClient(transport=transport, base_url=base, timeout=timeout,
+                               follow_redirects=False, trust_env=False)
+    for name in list(client.headers):  # httpx's defaults (Accept...): not in BASE_HEADERS
+        del client.headers[name]
+    return client
 
 
 class TokenCache:
@@ -749,12 +772,7 @@ class Deliverer:
     async def _attempt(self, event: Event, delivery_id: str, number: int,
                        replay_of: str | None) -> Attempt:
         options = self.options
-        headers = httpx.Headers({"Content-Type": "application/json"})
-        for name, value in options.headers:
-            headers[name] = value
-        auth = options.auth
-        if auth.basic is not None:
-            headers["Authorization"] = basic_auth_header(*auth.basic)
+        headers = callback_headers(options)
         base = Attempt(event=event, delivery_id=delivery_id, number=number,
                        started_at=self.clock(), target=options.target.label,
                        method=options.method, url=options.target.url,
@@ -767,7 +785,7 @@ class Deliverer:
                 return replace(base, request_headers=redact_headers(headers), error=str(exc),
                                error_kind="auth",
                                latency_ms=(time.perf_counter() - started) * 1000)
-            headers["Authorization"] = f"Bearer {token}"
+            headers = callback_headers(options, token)
         request = self.client.build_request(options.method, options.target.url,
                                             headers=headers, content=event.body)
         recorded = redact_headers(request.headers)

@@ -40,7 +40,7 @@ from simulator.delivery import (
     ErrorKind,
     Event,
     TokenCache,
-    basic_auth_header,
+    callback_headers,
     check_header,
     checked_address,
     make_client,
@@ -117,7 +117,9 @@ class CallbackSource:
             seed=plan.seed, buttons=template.buttons, ref=template.ref, ref1=template.ref1,
             ref2=template.ref2, platform=scenario.cast.platform,
             business_number=plan.business.display_phone_number,
-            phone_number_id=plan.business.phone_number_id, waba_id=plan.business.waba_id))
+            phone_number_id=plan.business.phone_number_id, waba_id=plan.business.waba_id,
+            identity=scenario.cast.identity, quirks=scenario.cast.quirks,
+            enterprise=scenario.cast.enterprise, wall_clock=True))
         step = scenario.steps[0]
         labels = [b.text for b in template.buttons]
         weights = [1.0] * len(labels)
@@ -541,9 +543,7 @@ async def run_load(
     url = httpx.URL(target.url)
     fast = target.kind == "url" and url.scheme == "http"
     check_load(delivery, options)
-    headers = [("Content-Type", "application/json"), *delivery.headers]
-    if delivery.auth.basic is not None:
-        headers.append(("Authorization", basic_auth_header(*delivery.auth.basic)))
+    token = None
     if delivery.auth.token_url is not None:
         async with make_client(target, delivery.timeout, allow_remote=delivery.allow_remote,
                                resolver=delivery.resolver) as client:
@@ -552,7 +552,10 @@ async def run_load(
                 token = await cache.get(client, delivery.timeout)
             except AuthFailure as exc:  # said once, before the run, not per request
                 raise WasimError(f"cannot get a token: {exc}", where="--token-url") from None
-        headers.append(("Authorization", f"Bearer {token}"))
+    # The same header set as every other face (delivery.callback_headers).
+    # .raw keeps the names as written (multi_items() lowercases them), as fire sends them.
+    headers = [(name.decode("latin-1"), value.decode("latin-1"))
+               for name, value in callback_headers(delivery, token).raw]
     recorded = redact_headers(headers)
     slots = _Slots(options, clock, stats.started)
     stop = asyncio.Event()

@@ -18,9 +18,14 @@ class Business:
 class User:
     """A WhatsApp user (a shopper) who received the brand's template message."""
 
-    wa_id: str  # E.164 digits, no `+`
+    wa_id: str  # the user's number as the wire carries it: digits, no `+`
     name: str  # the profile name the user set, in their locale
     country: str  # ISO 3166 alpha-2
+    # 2026 identity (wire-format.md section 10); "" leaves the field out of the callback.
+    user_id: str = ""  # business-scoped user id (BSUID): `CC.` + digits
+    parent_user_id: str = ""  # enterprise parent BSUID: `CC.ENT.` + digits
+    username: str = ""  # set for a user who adopted a username: the wire hides wa_id/from
+    platform: str = "android"  # the user's phone (android, ios, web): the shape of their ids
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import random
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, ClassVar
@@ -98,57 +100,185 @@ class WhatsAppProvider(BaseProvider):
 
     def whatsapp_number(self, country: str = "IN") -> str:
         """A mobile number of `country` in WhatsApp's form: E.164 digits without `+`."""
-        spec = self.whatsapp_country(country)
-        return spec.dial_code + self._digits(self.generator.random.choice(spec.patterns))
+        return draw_number(self.generator.random, self.whatsapp_country(country))
 
     def whatsapp_profile_name(self, country: str = "IN") -> str:
         """A profile name as a user of `country` would set it (no titles or suffixes)."""
-        first_names, last_names = _name_tables(self.whatsapp_country(country).locale)
-        rnd = self.generator.random
-        first = first_names.draw(rnd)
-        if rnd.random() < self.first_name_only_share:
-            return first
-        return f"{first} {last_names.draw(rnd)}"
+        return draw_profile_name(self.generator.random, self.whatsapp_country(country))
 
     def whatsapp_numeric_id(self) -> str:
         """A Meta object id such as a phone_number_id or WABA id: 15 or 16 digits."""
-        rnd = self.generator.random
-        return str(rnd.randrange(10**14, 10**15) if rnd.random() < 0.5 else
-                   rnd.randrange(10**15, 10**16))
+        return draw_numeric_id(self.generator.random)
 
     def whatsapp_uuid4(self) -> str:
         """A lowercase RFC 4122 version 4 UUID, as Kaleyra's reply_to and trace_id."""
-        bits = self.generator.random.getrandbits(128)
-        # Set the version (4) and variant (10xx) bits exactly as uuid.uuid4() does.
-        bits = (bits & ~(0xF000 << 64)) | (4 << 76)
-        bits = (bits & ~(0xC000 << 48)) | (0x8000 << 48)
-        h = f"{bits:032x}"
-        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+        return draw_uuid4(self.generator.random)
 
     def whatsapp_hex_id(self, length: int) -> str:
         """An uppercase hex message id of `length` characters."""
-        return f"{self.generator.random.getrandbits(4 * length):0{length}X}"
+        return draw_hex(self.generator.random, length)
 
     def whatsapp_user_wamid(self, customer: str, platform: str = "android") -> str:
         """The wamid of a message the user sent from `platform` (android, ios or web)."""
-        return encode_wamid(customer, False, self.whatsapp_hex_id(USER_ID_LENGTHS[platform]))
+        return encode_wamid(customer, False, draw_user_message_id(self.generator.random, platform))
 
     def whatsapp_business_wamid(self, customer: str) -> str:
         """The wamid of a message the business sent to `customer` through the API."""
         return encode_wamid(customer, True, self.whatsapp_hex_id(BUSINESS_ID_LENGTH))
 
-    def _digits(self, pattern: str) -> str:
-        rnd = self.generator.random
-        parts = []
-        for token in _compile(pattern):
-            if isinstance(token, int):
-                # One draw per run of `#` rather than per digit: numbers are made per tap.
-                parts.append(f"{rnd.randrange(10**token):0{token}d}")
-            elif token == "%":
-                parts.append(str(rnd.randrange(1, 10)))
-            else:
-                parts.append(token)
-        return "".join(parts)
+
+# --- the draws, from any Random (each id family of a run has its own stream) ----------------
+
+
+def _digits(rnd: random.Random, pattern: str) -> str:
+    parts = []
+    for token in _compile(pattern):
+        if isinstance(token, int):
+            # One draw per run of `#` rather than per digit: numbers are made per tap.
+            parts.append(f"{rnd.randrange(10**token):0{token}d}")
+        elif token == "%":
+            parts.append(str(rnd.randrange(1, 10)))
+        else:
+            parts.append(token)
+    return "".join(parts)
+
+
+# A drawn number that libphonenumber would not call a mobile of its country is drawn again;
+# the patterns above make that rare, so this bound is never reached in practice.
+_NUMBER_TRIES = 200
+
+
+def draw_number(rnd: random.Random, country: Country) -> str:
+    """A valid mobile number of `country` (by libphonenumber's metadata), E.164 without `+`."""
+    is_mobile = _mobile_checker(country.code)
+    national = ""
+    for _ in range(_NUMBER_TRIES):
+        national = _digits(rnd, rnd.choice(country.patterns))
+        if is_mobile(national):
+            break
+    return country.dial_code + national
+
+
+def is_mobile_number(number: str, code: str) -> bool:
+    """Whether `number` (E.164 digits) is a mobile number of country `code` per libphonenumber."""
+    dial = WhatsAppProvider.countries[code].dial_code
+    return number.startswith(dial) and _mobile_checker(code)(number[len(dial):])
+
+
+# Where libphonenumber's metadata cannot tell a mobile from a fixed line, every number in both
+# is FIXED_LINE_OR_MOBILE (NANP, and Mexico since its 2019 numbering reform): accepted there.
+_NO_MOBILE_RANGES = frozenset({"US", "MX"})
+
+
+@cache
+def _mobile_checker(code: str) -> Callable[[str], bool]:
+    """A test that a national number is a mobile of `code`, as phonenumbers.number_type says.
+
+    The same decision as libphonenumber (the special ranges first, then fixed line, then
+    mobile) over its own metadata, without parsing: a regex match per range, so cheap enough
+    to check every generated number. The US metadata cannot tell mobiles from fixed lines
+    (FIXED_LINE_OR_MOBILE), nor Mexico's, so there a number in both counts.
+    """
+    import phonenumbers  # the metadata is loaded per region, on first use
+
+    meta = phonenumbers.PhoneMetadata.metadata_for_region(code)
+    if meta is None:  # pragma: no cover - every listed country has metadata
+        raise LookupError(code)
+
+    def pattern(descs: list[Any], length: int) -> re.Pattern[str] | None:
+        """One regex for every range of `descs` that numbers of `length` digits can be in."""
+        parts = [d.national_number_pattern for d in descs
+                 if d is not None and d.national_number_pattern
+                 and (not d.possible_length or length in d.possible_length)]
+        return re.compile("|".join(f"(?:{p})" for p in parts)) if parts else None
+
+    special = [getattr(meta, kind) for kind in (
+        "premium_rate", "toll_free", "shared_cost", "voip", "personal_number", "pager", "uan",
+        "voicemail")]
+    same = bool(meta.same_mobile_and_fixed_line_pattern)
+    either = code in _NO_MOBILE_RANGES
+    # Per national length, the four tests libphonenumber makes, each one compiled regex.
+    by_length = {length: (pattern([meta.general_desc], length), pattern(special, length),
+                          pattern([meta.fixed_line], length), pattern([meta.mobile], length))
+                 for length in (meta.general_desc.possible_length if meta.general_desc else ())}
+
+    def is_mobile(national: str) -> bool:
+        tests = by_length.get(len(national))
+        if tests is None:
+            return False
+        general, specials, fixed, mobile = tests
+        if general is None or general.fullmatch(national) is None:
+            return False
+        if specials is not None and specials.fullmatch(national) is not None:
+            return False
+        is_mobile_range = mobile is not None and mobile.fullmatch(national) is not None
+        if fixed is not None and fixed.fullmatch(national) is not None:
+            return either and (same or is_mobile_range)
+        return is_mobile_range
+
+    return is_mobile
+
+
+def draw_profile_name(rnd: random.Random, country: Country) -> str:
+    """A profile name as a user of `country` would set it (no titles or suffixes)."""
+    first_names, last_names = _name_tables(country.locale)
+    first = first_names.draw(rnd)
+    if rnd.random() < WhatsAppProvider.first_name_only_share:
+        return first
+    return f"{first} {last_names.draw(rnd)}"
+
+
+def draw_numeric_id(rnd: random.Random) -> str:
+    """A Meta object id: 15 or 16 digits, no leading zero."""
+    return str(rnd.randrange(10**14, 10**15) if rnd.random() < 0.5 else
+               rnd.randrange(10**15, 10**16))
+
+
+def derived_numeric_id(kind: str, key: str) -> str:
+    """A Meta id (15-16 digits, no leading zero) that is a pure function of `kind` and `key`.
+
+    A business number keeps its phone_number_id and WABA id whatever the seed, as on Meta.
+    """
+    value = int.from_bytes(hashlib.sha256(f"wasim:{kind}:{key}".encode()).digest()[:16], "big")
+    digits = 15 + (value & 1)
+    low = 10 ** (digits - 1)
+    return str(low + (value >> 1) % (9 * low))
+
+
+def derived_bsuid(country: str, seed: int, number: str, parent: bool = False) -> str:
+    """A business-scoped user id for the user `number`: `CC.` + 15-16 digits, stable per seed.
+
+    Derived rather than drawn, so the same user keeps it on every tap and in every face.
+    A parent (enterprise) id is `CC.ENT.` + digits.
+    """
+    kind = "parent_user_id" if parent else "user_id"
+    return f"{country}.{'ENT.' if parent else ''}{derived_numeric_id(kind, f'{seed}:{number}')}"
+
+
+def draw_uuid4(rnd: random.Random) -> str:
+    """A lowercase RFC 4122 version 4 UUID, as Kaleyra's reply_to and trace_id."""
+    bits = rnd.getrandbits(128)
+    # Set the version (4) and variant (10xx) bits exactly as uuid.uuid4() does.
+    bits = (bits & ~(0xF000 << 64)) | (4 << 76)
+    bits = (bits & ~(0xC000 << 48)) | (0x8000 << 48)
+    h = f"{bits:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def draw_hex(rnd: random.Random, length: int) -> str:
+    """An uppercase hex id of `length` characters."""
+    return f"{rnd.getrandbits(4 * length):0{length}X}"
+
+
+# The fixed starts of user message ids by platform (wire-format.md section 10): iOS ids
+# often start `3A`, WhatsApp Web's `3EB0`; Android's are plain hex.
+USER_ID_PREFIXES = {"android": "", "ios": "3A", "web": "3EB0"}
+
+
+def draw_user_message_id(rnd: random.Random, platform: str) -> str:
+    """The hex id of a message a user sent from `platform`: 32, 20 (3A...) or 22 (3EB0...)."""
+    prefix = USER_ID_PREFIXES[platform]
+    return prefix + draw_hex(rnd, USER_ID_LENGTHS[platform] - len(prefix))
 
 
 @dataclass(frozen=True)

@@ -20,11 +20,11 @@ if TYPE_CHECKING:
     from simulator.testing import Simulator
 
 MARKER = "wasim"
-# The marker's keywords are the Simulator's (seed, country, platform, template, wall_clock),
-# listed here so `pytest --markers` needs no import of the simulator.
-MARKER_HELP = ("wasim(seed=N, country='IN', platform='android', template='button_tap', "
-               "wall_clock=False): options of the `wasim` fixture for this test; seed= pins "
-               "the seed instead of deriving it from the node id")
+# The marker's keywords are the Simulator's (seed, country, platform, template, wall_clock,
+# now, identity), listed here so `pytest --markers` needs no import of the simulator.
+MARKER_HELP = ("wasim(seed=N, country='IN', platform='mix', template='button_tap', "
+               "wall_clock=True, now=None, identity='bsuid'): options of the `wasim` fixture "
+               "for this test; seed= pins the seed instead of deriving it from the node id")
 
 _SIMULATOR = pytest.StashKey["Simulator"]()
 

@@ -31,7 +31,7 @@ from simulator.sandbox import (
     render_bounded,
 )
 from simulator.taps import TapFactory, TapOptions
-from simulator.wire import to_wire
+from simulator.wire import php_del, to_wire
 
 TEMPLATE_SUFFIX = ".json.j2"
 DEFAULT_TEMPLATE = "button_tap"
@@ -164,17 +164,23 @@ class CallbackTemplate:
         self._globals = dict(self._template.globals)
         # Never the Faker itself: its name lookups (get_formatter, format) escape the sandbox.
         self._fake = fake_facade(fake)
-        self._plain = _is_plain(env, path)
-        self._splice: Callable[[Tap], bytes] | None = None
+        conditions = _plain_conditions(env, path)
+        self._plain = conditions is not None
+        self._conditions = conditions or ()
+        self._shape = [attrgetter(c) for c in self._conditions]
+        # One compiled splice per shape (which `{% if %}` fields are set); None: use Jinja.
+        self._splices: dict[tuple[bool, ...], Callable[[Tap], bytes] | None] = {}
 
     def wire(self, tap: Tap) -> bytes:
         """The exact wire bytes for `tap`."""
-        splice = self._splice
-        if splice is None and self._plain:
-            splice = self._splice = _compile_splice(self, tap)
-            self._plain = splice is not None
-        if splice is not None:
-            return splice(tap)
+        if self._plain:
+            shape = tuple(bool(read(tap)) for read in self._shape)
+            try:
+                splice = self._splices[shape]
+            except KeyError:
+                splice = self._splices[shape] = _compile_splice(self, tap, self._conditions)
+            if splice is not None:
+                return splice(tap)
         return to_wire(self.document(tap))
 
     def document(self, tap: Tap) -> dict[str, Any]:
@@ -227,23 +233,44 @@ class CallbackTemplate:
 
 # --- the compiled fast path ------------------------------------------------------------------
 #
-# A template that only prints fields of the tap through `json` (no tags, no Faker, no logic),
-# like the built-in ones, is the same string every time with the values spliced in. It is
-# rendered once with a marker in every field, serialized the usual way, and cut at the
-# markers; each callback is then the pieces joined with its values escaped exactly as
-# to_wire() escapes strings. Twice as fast as rendering, byte for byte the same (checked on
-# the first real tap before it is trusted); any other template renders through Jinja.
+# A template that only prints fields of the tap through `json` (no Faker, no logic beyond
+# `{% if tap.<field> %}` / `{% if not tap.<field> %}`), like the built-in ones, is the same
+# string for every tap of one shape (which of those fields are set) with the values spliced
+# in. It is rendered once per shape with a marker in every field, serialized the usual way,
+# and cut at the markers; each callback is then the pieces joined with its values escaped
+# exactly as to_wire() escapes strings. Twice as fast as rendering, byte for byte the same
+# (checked on the first real tap of each shape before it is trusted); any other template
+# renders through Jinja.
 
 _MARKER = re.compile(r"@@wasim:(\d+)@@")
 
 
-def _is_plain(env: SandboxedEnvironment, path: Path) -> bool:
-    """Whether the template is literal text and `{{ tap.<field> | json }}` and nothing else."""
+def _plain_conditions(env: SandboxedEnvironment, path: Path) -> tuple[str, ...] | None:
+    """The fields a plain template's `{% if %}`s test, or None if the template is not plain.
+
+    Plain: literal text, `{{ tap.<field> | json }}`, and `{% if [not] tap.<field> %}` blocks
+    (with an optional `{% else %}`) of the same.
+    """
     try:
         tree = env.parse(path.read_text(encoding="utf-8"))
     except (jinja2.TemplateSyntaxError, OSError, UnicodeDecodeError):
-        return False
-    for statement in tree.body:
+        return None
+    conditions: list[str] = []
+    return tuple(dict.fromkeys(conditions)) if _plain(tree.body, conditions) else None
+
+
+def _plain(statements: list[nodes.Node], conditions: list[str]) -> bool:
+    for statement in statements:
+        if isinstance(statement, nodes.If):
+            test = statement.test.node if isinstance(statement.test, nodes.Not) \
+                else statement.test
+            tested = _field_path(test)
+            if tested is None or statement.elif_:
+                return False
+            conditions.append(tested)
+            if not (_plain(statement.body, conditions) and _plain(statement.else_, conditions)):
+                return False
+            continue
         if not isinstance(statement, nodes.Output):
             return False
         for node in statement.nodes:
@@ -265,23 +292,30 @@ def _field_path(node: nodes.Node | None) -> str | None:
     return None
 
 
-def _with_markers(value: Any, getters: list[str], prefix: str = "") -> Any:
-    """A copy of a record with every text field replaced by a numbered marker."""
+def _with_markers(value: Any, getters: list[str], prefix: str = "",
+                  keep: frozenset[str] = frozenset()) -> Any:
+    """A copy of a record with every text field replaced by a numbered marker.
+
+    Fields in `keep` (tested by an `{% if %}` and empty here) stay as they are, so the
+    marked copy takes the same branches as the record.
+    """
     changes = {}
     for item in fields(value):
         current = getattr(value, item.name)
         path = f"{prefix}{item.name}"
         if type(current) in _MODEL_FIELDS:
-            changes[item.name] = _with_markers(current, getters, path + ".")
-        elif isinstance(current, str):
+            changes[item.name] = _with_markers(current, getters, path + ".", keep)
+        elif isinstance(current, str) and path not in keep:
             changes[item.name] = f"@@wasim:{len(getters)}@@"
             getters.append(path)
     return replace(value, **changes)
 
 
-def _compile_splice(template: CallbackTemplate, prototype: Tap) -> Callable[[Tap], bytes] | None:
+def _compile_splice(template: CallbackTemplate, prototype: Tap,
+                    conditions: tuple[str, ...] = ()) -> Callable[[Tap], bytes] | None:
     getters: list[str] = []
-    marked = _with_markers(prototype, getters)
+    unset = frozenset(c for c in conditions if not attrgetter(c)(prototype))
+    marked = _with_markers(prototype, getters, keep=unset)
     try:
         text = to_wire(template.document(marked)).decode("ascii")
     except WasimError:
@@ -297,7 +331,8 @@ def _compile_splice(template: CallbackTemplate, prototype: Tap) -> Callable[[Tap
             value = read(tap)
             if type(value) is not str:
                 return to_wire(template.document(tap))
-            out.append(escape(value)[1:-1].replace("/", "\\/"))
+            text = escape(value)[1:-1].replace("/", "\\/")
+            out.append(php_del(text) if "\x7f" in value else text)
             out.append(literal)
         return "".join(out).encode("ascii")
 

@@ -12,7 +12,7 @@ import json
 import math
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -84,17 +84,18 @@ def plan_scenario(scenario: Scenario, seed: int | None = None,
         TapOptions(seed=seed, business_country=business.country, buttons=template.buttons,
                    ref=template.ref, ref1=template.ref1, ref2=template.ref2,
                    platform=cast.platform, business_number=business.display_phone_number,
-                   phone_number_id=business.phone_number_id, waba_id=business.waba_id),
+                   phone_number_id=business.phone_number_id, waba_id=business.waba_id,
+                   identity=cast.identity, quirks=cast.quirks, enterprise=cast.enterprise),
         clock=lambda: now[0])
     rnd = factory.rnd
-    base = start if start is not None else rnd.randrange(*SEEDED_EPOCH_RANGE)
+    base = start if start is not None else \
+        factory.streams["clock"].randrange(*SEEDED_EPOCH_RANGE)
     users: list[User] = []
     for code, count in cast.countries:
         users.extend(factory.new_user(code) for _ in range(count))
     for listed in cast.users:
         code = factory.wa.whatsapp_country_of(listed.wa_id) or "IN"
-        generated = factory.new_user(code)
-        users.append(User(listed.wa_id, listed.name or generated.name, code))
+        users.append(factory.new_user(code, number=listed.wa_id, name=listed.name))
     sent = {u.wa_id: factory.send_template(u) for u in users}
     names = {u.name: u for u in users}
     by_number = {u.wa_id: u for u in users}
@@ -309,7 +310,7 @@ async def run_plan(
 
 
 async def deliver_events(
-    events: Sequence[Event],
+    events: Iterable[Event],
     options: DeliveryOptions,
     *,
     replay_of: Mapping[str, str] | None = None,

@@ -116,7 +116,10 @@ class CastSpec:
 
     countries: tuple[tuple[str, int], ...] = (("IN", 1),)
     users: tuple[ListedUser, ...] = ()
-    platform: str = "android"
+    platform: str = "mix"
+    identity: tuple[tuple[str, float], ...] = (("bsuid", 1.0),)  # identity modes by share
+    quirks: tuple[tuple[str, float], ...] = ()  # number quirks, each with its share
+    enterprise: float = 0.0  # share of users with an enterprise parent_user_id
 
 
 @dataclass(frozen=True)
@@ -757,7 +760,8 @@ def _cast(top: _Fields, lines: Mapping[str, int], file: Path) -> CastSpec:
 
     if not top.has("cast"):
         return CastSpec()
-    fields = _Fields(top.raw("cast"), "cast", lines, file, ("countries", "users", "platform"))
+    fields = _Fields(top.raw("cast"), "cast", lines, file,
+                     ("countries", "users", "platform", "identity", "quirks", "enterprise"))
     countries: list[tuple[str, int]] = []
     raw = fields.raw("countries")
     if raw is not None:
@@ -783,11 +787,28 @@ def _cast(top: _Fields, lines: Mapping[str, int], file: Path) -> CastSpec:
     if not sum(n for _, n in countries) and not users:
         raise fields.error("cast", "nobody is in the cast",
                            hint="Add generated users (countries: {IN: 10}) or listed users.")
-    platform = fields.text("platform", "android") or "android"
-    if platform not in ("android", "ios", "web"):
+    platform = fields.text("platform", "mix") or "mix"
+    if platform not in ("android", "ios", "web", "mix"):
         raise fields.error("cast.platform", f"unknown platform {platform!r}",
-                           hint="Use android, ios or web.")
-    return CastSpec(tuple(countries), tuple(users), platform)
+                           hint="Use android, ios, web or mix.")
+    from simulator.taps import IDENTITIES, QUIRKS
+
+    shares = {}
+    for key, known, high in (("identity", IDENTITIES, MAX_NUMBER), ("quirks", QUIRKS, 1.0)):
+        raw_shares = fields.raw(key)
+        if raw_shares is None:
+            continue
+        if isinstance(raw_shares, str):  # `identity: phone`: everyone
+            raw_shares = {raw_shares: 1}
+        named = _Fields(raw_shares, f"cast.{key}", lines, file, known)
+        if not isinstance(raw_shares, dict) or not raw_shares:
+            raise fields.error(f"cast.{key}", f"expected shares such as {{{known[0]}: "
+                               f"{'0.5' if high == 1.0 else '90'}}}, got {_kind(raw_shares)}")
+        shares[key] = tuple((str(name), named.number(str(name), 0.0, high=high))
+                            for name in raw_shares)
+    return CastSpec(tuple(countries), tuple(users), platform,
+                    shares.get("identity", (("bsuid", 1.0),)), shares.get("quirks", ()),
+                    fields.number("enterprise", 0.0, high=1.0))
 
 
 _STEP_KEYS = ("name", "who", "tap", "choices", "no_tap", "after", "spread", "repeat",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence, Sized
 from dataclasses import dataclass
@@ -45,7 +46,14 @@ from simulator.runner import (
     scenario_delivery,
 )
 from simulator.scenarios import Scenario, load_scenario, parse_scenario
-from simulator.taps import DEFAULT_BUTTONS, TapFactory, TapOptions
+from simulator.taps import (
+    DEFAULT_BUTTONS,
+    IDENTITIES,
+    QUIRKS,
+    TapFactory,
+    TapOptions,
+    parse_shares,
+)
 from simulator.wamid import USER_ID_LENGTHS
 
 __all__ = ["Callback", "Deliveries", "Delivery", "ScenarioRun", "Simulator"]
@@ -314,7 +322,7 @@ class ScenarioRun:
     def seed_note(self) -> str:
         """The scenario and seed that replay this run byte for byte."""
         return f"scenario {self.scenario.name!r}, seed {self.plan.seed} (the same seed " \
-               "sends the same bytes)"
+               "sends the same users and ids)"
 
     def assert_ok(self) -> ScenarioRun:
         """Fail unless every send was delivered and met the scenario's `expect:`; returns self."""
@@ -385,26 +393,40 @@ def _with_where(exc: WasimError, where: str) -> WasimError:
 class Simulator:
     """Plays Kaleyra toward your webhook: seeded button-tap callbacks, delivered and checked.
 
-    The same seed gives the same users, ids and bytes. Each user gets one template message
-    (one `context.id` and `reply_to`) that all their taps reply to, as in real traffic.
+    The same seed gives the same users and ids (and bytes, with a seeded clock). Each user
+    gets one template message (one `context.id` and `reply_to`) that all their taps reply to,
+    as in real traffic.
     `country` is the users' country (or several, drawn in turn), `platform` the phones'
-    (android, ios, web), `template` a built-in callback template or a `.json.j2` file,
-    `wall_clock` stamps taps with the real time instead of a seeded one; `origin` says where
-    the seed came from, for failure messages.
+    (android, ios, web, or mix: one per user), `template` a built-in callback template or a
+    `.json.j2` file, `identity` how users are identified (bsuid, phone, username, or shares
+    such as "bsuid=90,username=10"; `enterprise` the share with a parent_user_id; `quirks`
+    number quirks such as "mx521=0.5,br8=0.3"). Taps carry the moment they are made
+    (`wall_clock`), moved so the first is `now` if given; `wall_clock=False` uses a seeded
+    clock instead (starting at `now`), for byte-identical runs. `origin` says where the
+    seed came from, for failure messages.
     """
 
     def __init__(self, seed: int, *, country: str | Sequence[str] = "IN",
-                 platform: str = "android", template: str = "button_tap",
-                 wall_clock: bool = False, origin: str = "") -> None:
+                 platform: str = "mix", template: str = "button_tap",
+                 wall_clock: bool = True, now: int | None = None, identity: str = "bsuid",
+                 enterprise: float = 0.0, quirks: str = "", business_country: str = "IN",
+                 origin: str = "") -> None:
         self.seed = seed
         self.origin = origin  # where the seed came from, e.g. "the node id tests/x.py::test_y"
         countries = (country,) if isinstance(country, str) else tuple(country)
-        if platform not in USER_ID_LENGTHS:
+        if platform not in (*USER_ID_LENGTHS, "mix"):
             raise _with_where(WasimError(f"unknown platform {platform!r}",
-                                         hint=f"Use one of {', '.join(USER_ID_LENGTHS)}."),
-                              "wasim(platform=...)")
+                                         hint=f"Use one of {', '.join(USER_ID_LENGTHS)} or "
+                                              "mix."), "wasim(platform=...)")
+        try:
+            shares = parse_shares(identity, IDENTITIES, "wasim(identity=...)")
+            quirk_shares = parse_shares(quirks, QUIRKS, "wasim(quirks=...)") if quirks else ()
+        except WasimError as exc:
+            raise _with_where(exc, exc.where or "wasim()") from None
         self.tap_options = TapOptions(seed=seed, countries=countries, platform=platform,
-                                      wall_clock=wall_clock)
+                                      wall_clock=wall_clock, start=now, identity=shares,
+                                      enterprise=enterprise, quirks=quirk_shares,
+                                      business_country=business_country)
         self.template_name = template
         self.deliveries: list[Delivery] = []  # every delivery made, for the failure report
         self.runs: list[ScenarioRun] = []
@@ -442,44 +464,50 @@ class Simulator:
         return self._template
 
     def user(self, country: str | None = None, *, name: str | None = None,
-             number: str | None = None) -> User:
-        """A new user (from `country`, or one of the simulator's), to tap several times."""
+             number: str | None = None, identity: str | None = None) -> User:
+        """A new user (from `country`, or one of the simulator's), to tap several times.
+
+        `identity` (bsuid, phone, username) overrides the simulator's for this user.
+        """
         try:
-            return self._new_user(country, name, number, "wasim.user()")
+            return self._new_user(country, name, number, "wasim.user()", identity)
         except WasimError as exc:
             raise _with_where(exc, "wasim.user()") from None
 
     def _new_user(self, country: str | None, name: str | None, number: str | None,
-                  where: str) -> User:
+                  where: str, identity: str | None = None) -> User:
         factory = self.factory
         if number is None:
-            generated = factory.new_user(country)
-            return User(generated.wa_id, name or generated.name, generated.country)
-        wa_id = parse_phone(number, where)
-        code = country or factory.wa.whatsapp_country_of(wa_id) or factory.countries[0]
-        generated = factory.new_user(code)  # drawn for its name, and to keep the draws in step
-        return User(wa_id, name or generated.name, generated.country)
+            user = factory.new_user(country, name=name)
+        else:
+            wa_id = parse_phone(number, where)
+            code = country or factory.wa.whatsapp_country_of(wa_id) or factory.countries[0]
+            user = factory.new_user(code, number=wa_id, name=name)
+        return user if identity is None else factory.with_identity(user, identity)
 
     def tap(self, button: str | None = None, *, payload: str | None = None,
             user: User | str | None = None, name: str | None = None,
             country: str | None = None, context_id: str | None = None,
-            changes: Mapping[str, Any] | None = None, remove: Sequence[str] = ()) -> Callback:
+            changes: Mapping[str, Any] | None = None, remove: Sequence[str] = (),
+            identity: str | None = None) -> Callback:
         """A user taps `button` (a label; payload defaults to it) under a template message.
 
         `user` is a User from `user()` (their taps share one template message), a phone
-        number, or None for a new user (`name`, `country`). `context_id` is the wamid of a
+        number, or None for a new user (`name`, `country`, `identity`: bsuid, phone or
+        username). `context_id` is the wamid of a
         template message your app sent. `changes` sets fields by path
         (`{"messages[0].button.text": "Buy"}`) and `remove` drops them, for negative tests.
         """
         try:
             return self._tap(button, payload, user, name, country, context_id, changes or {},
-                             remove)
+                             remove, identity)
         except WasimError as exc:
             raise _with_where(exc, "wasim.tap()") from None
 
     def _tap(self, button: str | None, payload: str | None, user: User | str | None,
              name: str | None, country: str | None, context_id: str | None,
-             changes: Mapping[str, Any], remove: Sequence[str]) -> Callback:
+             changes: Mapping[str, Any], remove: Sequence[str],
+             identity: str | None = None) -> Callback:
         factory = self.factory
         customer = None
         if context_id is not None:
@@ -488,7 +516,7 @@ class Simulator:
             tapper = user
         else:
             tapper = self._new_user(country, name, user if user is not None else customer,
-                                    "wasim.tap(user=...)")
+                                    "wasim.tap(user=...)", identity)
         if customer is not None and customer != tapper.wa_id:
             raise WasimError(f"the template message {context_id} went to {customer}, not to "
                              f"{tapper.wa_id}", where="wasim.tap(context_id=...)",
@@ -501,7 +529,8 @@ class Simulator:
             self._sent[tapper.wa_id] = sent  # the user's later taps reply to the same message
         chosen = None
         if button is not None or payload is not None:
-            label = button if button is not None else factory.rnd.choice(DEFAULT_BUTTONS).text
+            label = button if button is not None \
+                else factory.streams["button_label"].choice(DEFAULT_BUTTONS).text
             chosen = Button(label, payload if payload is not None else label)
         overrides = tuple(
             [Override("set", parse_path(path, f"wasim.tap(changes={{{path!r}: ...}})"), value,
@@ -657,7 +686,11 @@ class Simulator:
         if seed is None and loaded.seed is None:
             seed = self.seed
             loaded = _load(scenario, seed, env or {})  # the file's Jinja sees the seed too
-        plan = plan_scenario(loaded, seed)  # None: the file's own seed
+        options = self.tap_options
+        start = options.start  # delivered taps carry their send moments: the run starts now
+        if start is None and options.wall_clock:
+            start = int(time.time())
+        plan = plan_scenario(loaded, seed, start=start)  # seed None: the file's own seed
         target = self._resolve(app, url, path, where)
         overrides: dict[str, Any] = dict(self._settings)
         if target is not None:

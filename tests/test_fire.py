@@ -19,7 +19,7 @@ from simulator.cli import cli
 from simulator.receiver import Receiver, ReceiverOptions
 from tests.apps import fastapi_app, flask_app
 
-SEED = ["--seed", "21", "--count", "3"]
+SEED = ["--seed", "21", "--count", "3", "--clock", "seeded"]  # fire sends render's bytes
 
 
 @pytest.fixture
@@ -133,7 +133,7 @@ def test_replay_sends_bytes_identical_to_the_original(
 
 def test_replay_to_another_target_and_of_failures_only(
         runner: CliRunner, receiver: Receiver, history: Path) -> None:
-    fire(runner, history, "--url", "http://127.0.0.1:9/hook", "--seed", "5")
+    fire(runner, history, "--url", "http://127.0.0.1:9/hook", "--seed", "5", "--clock", "seeded")
     result = runner.invoke(cli, ["replay", "--failed", "--url", receiver.url,
                                  "--history", str(history)])
     assert result.exit_code == 0, result.output

@@ -38,9 +38,10 @@ def test_colon_equals_sets_json_values(callback: dict[str, Any]) -> None:
 
 
 def test_add_creates_a_field_and_remove_deletes_one(callback: dict[str, Any]) -> None:
-    changed = apply(callback, ("add", "contacts[0].user_id=IN.1410018717833190"),
+    changed = apply(callback, ("add", "contacts[0].parent_user_id=IN.ENT.1410018717833190"),
                     ("remove", "extra_info.ref2"))
-    assert changed["meta_object"]["value"]["contacts"][0]["user_id"] == "IN.1410018717833190"
+    assert changed["meta_object"]["value"]["contacts"][0]["parent_user_id"] == \
+        "IN.ENT.1410018717833190"
     assert "ref2" not in changed["extra_info"]
 
 

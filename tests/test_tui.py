@@ -263,7 +263,9 @@ async def test_edited_fields_are_what_is_sent(receiver: Receiver) -> None:
         await settle(app, pilot)
         document = json.loads(receiver.wait_for(1)[0].body)
         value = document["meta_object"]["value"]
-        assert value["contacts"][0] == {"profile": {"name": "Ana QA"}, "wa_id": "5511912345678"}
+        contact = value["contacts"][0]
+        assert (contact["profile"], contact["wa_id"]) == ({"name": "Ana QA"}, "5511912345678")
+        assert contact["user_id"].startswith("BR.")  # the new number's own BSUID
         assert value["messages"][0]["button"] == {"payload": "SHOP_QA", "text": "Shop now"}
         assert not receiver.arrivals[0].problems  # the context wamid follows the new number
 

@@ -13,6 +13,8 @@ from click.testing import CliRunner
 
 from simulator.cli import cli
 from simulator.errors import WasimError
+from simulator.render import RenderOptions, render_callbacks
+from simulator.taps import TapOptions
 from simulator.validate import (
     describe_kind,
     parse_documents,
@@ -26,6 +28,14 @@ from simulator.wire import to_wire
 FIXTURES = Path(__file__).parent / "fixtures"
 V = "$.meta_object.value"
 M = f"{V}.messages[0]"
+
+
+@pytest.fixture
+def callback() -> dict[str, Any]:
+    """The seed page's shape (identity phone): the tests below build the 2026 shapes from it."""
+    rendered = next(render_callbacks(RenderOptions(TapOptions(seed=11,
+                                                              identity=(("phone", 1.0),)))))
+    return json.loads(rendered.body)
 
 
 def value(doc: dict[str, Any]) -> dict[str, Any]:
@@ -287,9 +297,13 @@ def test_documented_optional_fields_are_accepted_in_their_documented_places(
     assert validate_body(to_wire(document)) == []
 
 
-def test_the_readme_add_user_id_example_validates(runner: CliRunner) -> None:
-    rendered = runner.invoke(cli, ["render", "--seed", "7", "--add",
-                                   "contacts[0].user_id=IN.14100"])
+@pytest.mark.parametrize("args", [
+    ["--add", "contacts[0].parent_user_id=IN.ENT.14100"],  # the README's example
+    ["--identity", "phone", "--add", "contacts[0].user_id=IN.14100"],
+])
+def test_the_readme_add_user_id_example_validates(runner: CliRunner, args: list[str]) -> None:
+    rendered = runner.invoke(cli, ["render", "--seed", "7", *args])
+    assert rendered.exit_code == 0, rendered.output
     checked = runner.invoke(cli, ["validate", "-"], input=rendered.stdout_bytes)
     assert checked.exit_code == 0, checked.output
     assert "1 callback, all valid: a quick-reply tap (button)" in checked.stderr

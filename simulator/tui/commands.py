@@ -104,9 +104,12 @@ def _options(options: list[Decorator]) -> Decorator:
 @_options(_COMMON_OPTIONS)
 @click.option("--speed", type=click.FloatRange(min=0, min_open=True), default=10.0,
               show_default=True, help="The run dialog's default speed (s runs the scenario).")
+@click.option("--identity", metavar="MODE[=SHARE],...",
+              help="How the cast is identified: bsuid, phone or username, or shares such as "
+                   "bsuid=90,username=10.  [default: the scenario's cast, else bsuid]")
 def tui(scenario: str | None, url: str | None, app_spec: str | None, app_path: str,
         allow_remote: bool, seed: int | None, history_path: str, no_history: bool,
-        speed: float, **delivery: Any) -> int:
+        speed: float, identity: str | None, **delivery: Any) -> int:
     """Open the terminal UI: a phone that taps the template's buttons.
 
     SCENARIO (a file, or a name from ./scenarios or the built-in library) gives the template,
@@ -115,9 +118,16 @@ def tui(scenario: str | None, url: str | None, app_spec: str | None, app_path: s
     set the target inside with t. Auth, header, timeout and retry flags are `wasim fire`'s
     and replace the scenario's settings.
     """
+    from dataclasses import replace
+
+    from simulator.taps import IDENTITIES, parse_shares
     from simulator.tui.app import make_app
 
-    app = make_app(scenario=_scenario(scenario, seed), url=url, app=app_spec, path=app_path,
+    loaded = _scenario(scenario, seed)
+    if identity is not None:
+        shares = parse_shares(identity, IDENTITIES, "--identity")
+        loaded = replace(loaded, cast=replace(loaded.cast, identity=shares))
+    app = make_app(scenario=loaded, url=url, app=app_spec, path=app_path,
                    allow_remote=allow_remote, seed=seed,
                    history=_history(history_path, no_history), speed=speed,
                    settings=_given({"url": url, "app_spec": app_spec, "app_path": app_path,

@@ -211,6 +211,9 @@ class PhoneSession:
                 ref1=first_sent.ref1 if first_sent else spec.ref1,
                 ref2=first_sent.ref2 if first_sent else spec.ref2,
                 platform=cast.platform,
+                identity=cast.identity,
+                quirks=cast.quirks,
+                enterprise=cast.enterprise,
                 business_number=self.plan.business.display_phone_number,
                 phone_number_id=self.plan.business.phone_number_id,
                 waba_id=self.plan.business.waba_id,
@@ -225,7 +228,7 @@ class PhoneSession:
             self.users.append(self.factory.new_user())
         self.user = self.users[0]
         self.edits = Edits()
-        self._pending = self._draw()
+        self._next: Tap | None = None
 
     # --- what is shown ----------------------------------------------------------------------
 
@@ -251,7 +254,13 @@ class PhoneSession:
         country = user.country
         if edits.number is not None:
             country = self.factory.wa.whatsapp_country_of(number) or user.country
-        return User(number, edits.name if edits.name is not None else user.name, country)
+        edited = replace(user, wa_id=number, country=country,
+                         name=edits.name if edits.name is not None else user.name)
+        if edits.number is None:
+            return edited
+        # Another number is another user: their BSUID follows the number, as on Meta.
+        mode = "username" if user.username else "bsuid" if user.user_id else "phone"
+        return self.factory.with_identity(edited, mode)
 
     @property
     def current_sent(self) -> TemplateMessage:
@@ -288,7 +297,7 @@ class PhoneSession:
         """Tap button `index`: the tap and its event (exactly `body(index)`), then draw the next."""
         tap = self.tap(index)
         event = Event.from_body(render_tap(self.template, tap), self.seed)
-        self._pending = self._draw()
+        self._next = None
         return tap, event
 
     def restamp(self) -> bool:
@@ -296,7 +305,7 @@ class PhoneSession:
         now = str(int(self.clock()))
         if now == self._pending.timestamp:
             return False
-        self._pending = replace(self._pending, timestamp=now)
+        self._next = replace(self._pending, timestamp=now)
         return True
 
     def select(self, user: User) -> None:
@@ -305,7 +314,7 @@ class PhoneSession:
             self.users.append(user)
         self.user = user
         self.edits = replace(self.edits, name=None, number=None)
-        self._pending = self._draw()
+        self._next = None
 
     def new_user(self, country: str | None = None) -> User:
         """A newly generated user (from `country`, or one of the cast's), now selected."""
@@ -333,12 +342,20 @@ class PhoneSession:
             ref2=_changed(form.ref2, sent.ref2 if sent else None),
             payloads=payloads if any(p is not None for p in payloads) else (),
         )
-        self._pending = self._draw()
+        self._next = None
 
     def reset_edits(self) -> None:
         """Back to the generated values."""
         self.edits = Edits()
-        self._pending = self._draw()
+        self._next = None
+
+    @property
+    def _pending(self) -> Tap:
+        """The next tap's drawn ids, drawn when first shown or sent (not before: a new user's
+        first tap then draws exactly what `wasim render` draws for its first user)."""
+        if self._next is None:
+            self._next = self._draw()
+        return self._next
 
     def _draw(self) -> Tap:
         # Drawn for the current user: the tap's own wamid embeds the user's number.
