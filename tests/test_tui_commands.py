@@ -130,13 +130,15 @@ def test_wasim_demo_opens_the_ui_and_a_tap_reaches_its_receiver(tmp_path: Path) 
     screen = ""
     try:
         deadline = time.monotonic() + 30
-        # The phone header names the business once the cast is loaded: the phone is ready.
-        while "business" not in screen and time.monotonic() < deadline:
+        # The phone names the selected user (with their +91 number) once the cast is loaded:
+        # only then does a key tap (the business header is drawn before, while it loads).
+        while "+91" not in screen and time.monotonic() < deadline:
             screen += _ANSI.sub("", _read(master, 0.2).decode("utf-8", "replace"))
-        assert "business" in screen, screen[-2000:]
+        assert "business" in screen and "+91" in screen, screen[-2000:]
         os.write(master, b"1")
         while not history.exists() and time.monotonic() < deadline:
             screen += _ANSI.sub("", _read(master, 0.2).decode("utf-8", "replace"))
+        assert history.exists(), screen[-3000:]
         records = [json.loads(line) for line in history.read_text().splitlines()]
         assert [r["status"] for r in records] == [200]
         assert json.loads(str(records[0]["response_body"]))["received"] is True
