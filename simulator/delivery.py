@@ -722,6 +722,8 @@ class _BodyDecoder:
 async def read_bounded(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
     """At most `limit` bytes of a streamed response's (decoded) body, and whether there was
     more; reading stops there, so the rest is never received into memory."""
+    if response.is_stream_consumed:  # read already (a test's MockTransport): in memory anyway
+        return response.content[:limit], len(response.content) > limit
     decoder = _BodyDecoder(response.headers.get("content-encoding", ""))
     kept = bytearray()
     async for chunk in response.aiter_raw():
@@ -796,8 +798,11 @@ def _read_token_answer(body: bytes, url: str) -> tuple[str, float]:
         payload = json.loads(body)
     except RecursionError:
         raise AuthFailure(f"token URL {url} answered JSON nested too deeply to read") from None
-    except ValueError:  # not JSON, not UTF-8, or a number over Python's digit limit
+    except (json.JSONDecodeError, UnicodeDecodeError):
         raise AuthFailure(f"token URL {url} did not answer JSON with an access_token") from None
+    except ValueError:  # e.g. a number over Python's digit limit
+        raise AuthFailure(f"token URL {url} answered JSON that cannot be read (a number "
+                          "too long?)") from None
     if not isinstance(payload, dict):
         raise AuthFailure(f"token URL {url} did not answer JSON with an access_token")
     token = payload.get("access_token") or payload.get("token")
