@@ -476,6 +476,8 @@ class _Handler(BaseHTTPRequestHandler):
         if status in _NO_BODY_STATUSES:
             body = b""
         try:
+            # The last read may have left a nearly spent deadline as the socket's timeout.
+            self.connection.settimeout(_IDLE_TIMEOUT)
             self.send_response(status)
             if status not in _NO_BODY_STATUSES:
                 self.send_header("Content-Type", content_type)

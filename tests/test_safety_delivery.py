@@ -617,3 +617,12 @@ def test_the_receiver_stays_under_200_mb_against_gigantic_bodies() -> None:
         _, errors = process.communicate(timeout=60)
     assert process.returncode == 0, errors
     assert "MemoryError" not in errors and "Traceback" not in errors
+
+
+def test_run_into_a_raising_app_reports_each_500_without_a_traceback(monkeypatch: Any) -> None:
+    monkeypatch.chdir(ROOT)
+    result = CliRunner().invoke(cli, ["run", "scenarios/idempotency-check.yaml", "--app",
+                                      "wsgi:tests.apps.hostile_apps:wsgi_raises", "--fast",
+                                      "--no-history"])
+    assert result.exit_code == 1, result.output
+    assert "expected 200, got 500" in result.output and "Traceback" not in result.output
