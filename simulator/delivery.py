@@ -524,8 +524,9 @@ class _ASGIExchange:
             await self.settled.wait()
             if not self.hung_up:
                 # A complete answer: let the app return (its background work runs after the
-                # answer), as httpx's own transport did; the deadline still bounds it.
-                await task
+                # answer), as httpx's own transport did; the deadline still bounds it. Not
+                # `await task`: that would pass our cancellation into the app before we hang up.
+                await asyncio.wait({task})
         finally:
             if not task.done():
                 self._hang_up()
@@ -541,7 +542,11 @@ class _ASGIExchange:
     async def _call(self) -> None:
         try:
             await self.app(self.scope, self._receive, self._send)
-        except (asyncio.CancelledError, KeyboardInterrupt):
+        except asyncio.CancelledError as exc:
+            if self.hung_up:
+                raise  # ours: the attempt gave up, or has heard enough
+            self.failure = _app_failure(exc, "before" if self.status is None else "during")
+        except KeyboardInterrupt:
             raise
         except BaseException as exc:  # the app's failure is its answer, not our crash
             if not self.hung_up:

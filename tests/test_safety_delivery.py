@@ -310,6 +310,7 @@ async def deliver_into(kind: str, app: Any, timeout: float = 30) -> Any:
     ("wsgi", hostile_apps.wsgi_bad_status, "'OK then' is not like '200 OK'"),
     ("asgi", hostile_apps.asgi_exits, "SystemExit: 3"),
     ("asgi", hostile_apps.asgi_bad_messages, "status 'two hundred' is not an HTTP status"),
+    ("asgi", hostile_apps.asgi_raises_cancelled, "CancelledError: not yours"),
 ])
 @pytest.mark.anyio
 async def test_an_app_that_raises_answers_500_with_its_traceback_kept(

@@ -92,3 +92,9 @@ async def asgi_stuck_startup(scope: dict[str, Any], receive: Any, send: Any) -> 
     if scope["type"] == "lifespan":
         await receive()
         await asyncio.sleep(3600)
+
+
+async def asgi_raises_cancelled(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Raises CancelledError of its own accord, which must not cancel wasim's run."""
+    await _no_lifespan(scope)
+    raise asyncio.CancelledError("not yours")
