@@ -234,6 +234,36 @@ async def test_a_gzip_answer_that_fits_is_recorded_inflated_and_whole(
     assert (attempt.response_body, attempt.response_truncated) == ('{"ok":true}', False)
 
 
+def endless_header(connection: socket.socket) -> None:
+    """A status line, then one header line that never ends."""
+    connection.sendall(b"HTTP/1.1 200 OK\r\nX-Endless: ")
+    while True:
+        connection.sendall(b"a" * 65536)
+
+
+def endless_informational(connection: socket.socket) -> None:
+    """100 Continue, again and again, never a final answer."""
+    while True:
+        connection.sendall(b"HTTP/1.1 100 Continue\r\n\r\n" * 1000)
+
+
+@pytest.mark.anyio
+async def test_a_header_that_never_ends_is_a_protocol_error(
+        hostile: Callable[[Answer], HostileServer]) -> None:
+    server = hostile(endless_header)
+    attempt = (await deliver_to(server.url, timeout=30)).attempts[0]
+    assert (attempt.error_kind, attempt.status) == ("protocol", None)
+    assert server.hung_up.wait(30)
+
+
+@pytest.mark.anyio
+async def test_endless_informational_answers_end_at_the_timeout(
+        hostile: Callable[[Answer], HostileServer]) -> None:
+    server = hostile(endless_informational)
+    attempt = (await deliver_to(server.url, timeout=0.5)).attempts[0]
+    assert (attempt.error_kind, attempt.status) == ("timeout", None)
+
+
 # --- the token endpoint -----------------------------------------------------------------------
 
 def token_auth(url: str) -> Auth:
