@@ -1182,8 +1182,10 @@ def load(scenario: str | None, **options: Any) -> int:
 @click.option("--seed", type=int, help="Seed for the --fail-rate draws, so failures reproduce.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print each arrival as a JSON line (with the exact body) instead of a summary.")
+@click.option("--max-body", type=click.IntRange(min=0), default=1024 * 1024, show_default=True,
+              help="Largest body accepted, in bytes; a bigger one is answered 413 unread.")
 def receive(host: str, port: int, status: int, delay: float, fail_rate: float,
-            seed: int | None, as_json: bool) -> int:
+            seed: int | None, as_json: bool, max_body: int) -> int:
     """Run a local test webhook that prints who tapped what, and checks every payload.
 
     A real HTTP server for demos and self-checks. One line per callback: who tapped which
@@ -1206,7 +1208,7 @@ def receive(host: str, port: int, status: int, delay: float, fail_rate: float,
             click.echo(describe(arrival))
 
     options = ReceiverOptions(host=host, port=port, status=status, delay=delay,
-                              fail_rate=fail_rate, seed=seed)
+                              fail_rate=fail_rate, seed=seed, max_body=max_body)
     receiver = Receiver(options, on_arrival=show)
     receiver.start()
     click.echo(f"wasim receiver listening on {receiver.url} (Ctrl+C to stop)", err=True)

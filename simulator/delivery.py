@@ -9,16 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import importlib
 import inspect
+import io
 import ipaddress
 import json
+import math
 import re
 import socket
 import sys
+import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+import traceback
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -38,6 +44,7 @@ Resolver = Callable[..., Sequence[tuple[Any, ...]]]
 
 DEFAULT_TIMEOUT = 10.0
 RESPONSE_BODY_LIMIT = 64 * 1024  # bytes of each response body kept in the history
+TOKEN_ANSWER_LIMIT = 64 * 1024  # a token answer is a small JSON object; more is a failure
 APP_BASE_URL = "http://app.wasim.local"  # what httpx sees when calling an app in-process
 REDACTED = "[redacted]"
 # Meta redelivers for days with growing gaps; this keeps the shape (six retries, each wait
@@ -182,6 +189,7 @@ class Attempt:
     delivered: bool = False
     final: bool = True  # no retry follows this attempt
     replay_of: str | None = None  # the delivery this one replays
+    app_error: str | None = None  # an in-process app's traceback, when the app raised
 
     @property
     def outcome(self) -> Outcome:
@@ -393,45 +401,333 @@ def is_asgi(app: Any) -> bool:
     return inspect.iscoroutinefunction(type(app).__call__)
 
 
+_APP_FAILURE = "wasim.app_failure"  # response extension: what went wrong inside an app
+_CUT_OFF = "wasim.cut_off"  # response extension: the transport stopped reading the app's body
+_TRACEBACK_LIMIT = 16 * 1024  # characters of an app's traceback kept in the history
+AppStage = Literal["before", "during", "after"]
+
+
+@dataclass(frozen=True)
+class _AppFailure:
+    """Why an in-process app did not answer properly, and when: before its answer began,
+    during its body (a broken answer), or after it had answered in full (its status stands)."""
+
+    error: str
+    traceback: str | None = None
+    stage: AppStage = "before"
+
+
+def _app_failure(exc: BaseException, stage: AppStage) -> _AppFailure:
+    """An app's exception as data: one line for the attempt, the traceback for the history."""
+    text = "".join(traceback.format_exception(exc))
+    if len(text) > _TRACEBACK_LIMIT:
+        # The end of a traceback says what failed and where; its start is wasim's own frames.
+        text = f"[... {len(text) - _TRACEBACK_LIMIT} characters cut ...]\n" \
+               + text[-_TRACEBACK_LIMIT:]
+    last = " ".join(traceback.format_exception_only(exc)[-1].split())
+    if len(last) > 300:
+        last = last[:300] + "..."
+    when = {"before": "", "during": " while sending its body",
+            "after": " after answering"}[stage]
+    return _AppFailure(f"the app raised{when}: {last}", text, stage)
+
+
+def _app_response(status: int | None, headers: list[tuple[bytes, bytes]], body: bytes,
+                  failure: _AppFailure | None, cut_off: bool) -> httpx.Response:
+    """What the Deliverer reads back from an in-process app; no status means a 500."""
+    extensions: dict[str, Any] = {}
+    if failure is not None:
+        extensions[_APP_FAILURE] = failure
+    if cut_off:
+        extensions[_CUT_OFF] = True
+    if status is None:  # the app never answered: a server answers 500 for it
+        status, headers, body = 500, [], b""
+    return httpx.Response(status, headers=headers, stream=_KeptBody(body),
+                          extensions=extensions)
+
+
+class _KeptBody(httpx.AsyncByteStream):
+    """What a transport kept of an app's body, read by the Deliverer as if from a socket
+    (httpx reads a plain bytes `content` at once, leaving nothing to stream)."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        if self.body:
+            yield self.body
+
+
 class _AsyncWSGITransport(httpx.AsyncBaseTransport):
-    """Runs a WSGI app in a worker thread, so one async delivery path serves both kinds."""
+    """Runs a WSGI app as a threaded server does, one thread per request, keeping at most
+    RESPONSE_BODY_LIMIT + 1 bytes of its answer; an app that raises answers 500."""
 
     def __init__(self, app: Any) -> None:
-        self._sync = httpx.WSGITransport(app=app, raise_app_exceptions=False)
+        self.app = app
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        body = await request.aread()
-        sync_request = httpx.Request(request.method, request.url, headers=request.headers,
-                                     content=body)
-        response = await asyncio.to_thread(self._sync.handle_request, sync_request)
-        content = await asyncio.to_thread(response.read)
-        return httpx.Response(response.status_code, headers=response.headers, content=content)
+        environ = _wsgi_environ(request, await request.aread())
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[httpx.Response] = loop.create_future()
+
+        def settle(response: httpx.Response) -> None:
+            if not answer.done():  # the attempt may have timed out and stopped waiting
+                answer.set_result(response)
+
+        def work() -> None:
+            response = _call_wsgi(self.app, environ)
+            # An abandoned thread can outlive the loop; then nobody is waiting for the answer.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(settle, response)
+
+        # A daemon thread of its own, not asyncio.to_thread: the default executor's threads are
+        # joined when the interpreter exits, so an app sleeping past --timeout kept wasim alive
+        # until it woke. On timeout this thread is abandoned, and exit does not wait for it.
+        threading.Thread(target=work, name="wasim-wsgi-app", daemon=True).start()
+        return await answer
 
 
-class _LifespanASGITransport(httpx.ASGITransport):
-    """httpx's ASGI transport, plus the app's lifespan: startup before the first request,
-    shutdown when the client closes, as a server would run them.
+def _wsgi_environ(request: httpx.Request, body: bytes) -> dict[str, Any]:
+    """The WSGI environ for a request, as httpx's own WSGITransport builds it."""
+    url = request.url
+    environ: dict[str, Any] = {
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": url.scheme,
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+        "REQUEST_METHOD": request.method,
+        "SCRIPT_NAME": "",
+        "PATH_INFO": url.path,
+        "QUERY_STRING": url.query.decode("ascii"),
+        "SERVER_NAME": url.host,
+        "SERVER_PORT": str(url.port or {"http": 80, "https": 443}[url.scheme]),
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "127.0.0.1",
+    }
+    for raw_name, raw_value in request.headers.raw:
+        key = raw_name.decode("latin-1").upper().replace("-", "_")
+        if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            key = "HTTP_" + key
+        environ[key] = raw_value.decode("latin-1")
+    return environ
+
+
+def _call_wsgi(app: Any, environ: dict[str, Any]) -> httpx.Response:
+    """Call a WSGI app and read at most RESPONSE_BODY_LIMIT + 1 bytes; never raises."""
+    limit = RESPONSE_BODY_LIMIT + 1
+    started: list[tuple[Any, Any]] = []
+    kept = bytearray()
+
+    def keep(data: bytes) -> None:
+        if not isinstance(data, bytes):
+            raise TypeError(f"a WSGI body is bytes, not {type(data).__name__}")
+        kept.extend(data[:limit - len(kept)])
+
+    def start_response(status: Any, headers: Any, exc_info: Any = None) -> Callable[[bytes], None]:
+        if started and exc_info is None:
+            raise RuntimeError("start_response was called twice without exc_info")
+        started[:] = [(status, headers)]
+        return keep
+
+    cut_off = False
+    try:
+        result = app(environ, start_response)
+        try:
+            for chunk in result:
+                keep(chunk)
+                if len(kept) >= limit:  # heard enough: drop the rest, as a client hanging up
+                    cut_off = True
+                    break
+        finally:
+            close = getattr(result, "close", None)
+            if callable(close):
+                close()
+        if not started:
+            return _app_response(None, [], b"", _AppFailure(
+                "the app returned without calling start_response"), False)
+        status, headers = _wsgi_answer(*started[-1])
+    except BaseException as exc:  # a WSGI server turns whatever the app raises into a 500
+        return _app_response(None, [], b"", _app_failure(exc, "before"), False)
+    return _app_response(status, headers, bytes(kept), None, cut_off)
+
+
+def _wsgi_answer(status: Any, headers: Any) -> tuple[int, list[tuple[bytes, bytes]]]:
+    """The status code and raw headers a WSGI app gave start_response; ValueError if bad."""
+    code = str(status).split(" ", 1)[0]
+    if not isinstance(status, str) or not re.fullmatch(r"[1-9]\d\d", code):
+        raise ValueError(f"the app's status {status!r} is not like '200 OK'")
+    raw = []
+    for pair in headers:
+        name, value = pair
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise ValueError(f"the app's header {pair!r} is not two strings")
+        raw.append((name.encode("latin-1"), value.encode("latin-1")))
+    return int(code), raw
+
+
+class _LifespanASGITransport(httpx.AsyncBaseTransport):
+    """Calls an ASGI app in-process the way a server does: its lifespan startup before the
+    first request, shutdown when the client closes, and each request bounded (see _ASGIExchange).
 
     Real handlers open their database or queue in a lifespan handler; without it, a FastAPI
     app answers every callback with a 500 that no real deployment would give.
     """
 
-    def __init__(self, app: Any) -> None:
-        super().__init__(app=app, raise_app_exceptions=False)
+    def __init__(self, app: Any, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.app = app
+        self.timeout = timeout
         self._lock = asyncio.Lock()
         self._lifespan: _Lifespan | None = None
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    async def start_lifespan(self) -> None:
+        """Run the app's startup once (bounded by the timeout); raises WasimError if it fails."""
         if self._lifespan is None:
             async with self._lock:
                 if self._lifespan is None:
-                    self._lifespan = await _Lifespan.start(self.app)
-        return await super().handle_async_request(request)
+                    self._lifespan = await _Lifespan.start(self.app, self.timeout)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        await self.start_lifespan()
+        assert self._lifespan is not None
+        url = request.url
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": request.method,
+            "headers": [(k.lower(), v) for (k, v) in request.headers.raw],
+            "scheme": url.scheme,
+            "path": url.path,
+            "raw_path": url.raw_path.split(b"?")[0],
+            "query_string": url.query,
+            "server": (url.host, url.port),
+            "client": ("127.0.0.1", 123),
+            "root_path": "",
+            # As servers do: each request sees a copy of what the lifespan put in its state.
+            "state": dict(self._lifespan.state),
+        }
+        return await _ASGIExchange(self.app, scope, await request.aread()).run()
 
     async def aclose(self) -> None:
         if self._lifespan is not None:
             await self._lifespan.stop()
             self._lifespan = None
+
+
+class _ASGIExchange:
+    """One request into an ASGI app, read as a client reads a server: at most
+    RESPONSE_BODY_LIMIT + 1 bytes of the answer are kept, then the client hangs up.
+
+    Every `send` is a checkpoint (it yields to the loop), so the attempt's deadline can
+    cancel an app that streams forever; after the hang-up `send` raises, as a closed socket
+    does, so even an app that ignores its cancellation stops there.
+    """
+
+    def __init__(self, app: Any, scope: dict[str, Any], body: bytes) -> None:
+        self.app = app
+        self.scope = scope
+        self.request_body: bytes | None = body
+        self.status: int | None = None
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.kept = bytearray()
+        self.complete = False  # the app sent its last body message
+        self.hung_up = False  # we stopped listening: enough kept, or the attempt gave up
+        self.failure: _AppFailure | None = None
+        self.settled = asyncio.Event()  # complete, hung up, or the app returned
+        self.listening = asyncio.Event()  # set when the client goes: receive() says disconnect
+
+    async def run(self) -> httpx.Response:
+        """Call the app; its answer (a 500 if it never gave one), or cancelled by the deadline."""
+        task = asyncio.ensure_future(self._call())
+        try:
+            await self.settled.wait()
+            if not self.hung_up:
+                # A complete answer: let the app return (its background work runs after the
+                # answer), as httpx's own transport did; the deadline still bounds it. Not
+                # `await task`: that would pass our cancellation into the app before we hang up.
+                await asyncio.wait({task})
+        finally:
+            if not task.done():
+                self._hang_up()
+                task.cancel()  # not awaited: an app that ignores cancellation must not hang us
+        return _app_response(self.status, self.headers, bytes(self.kept), self.failure,
+                             self.hung_up)
+
+    def _hang_up(self) -> None:
+        self.hung_up = True
+        self.listening.set()
+        self.settled.set()
+
+    async def _call(self) -> None:
+        try:
+            await self.app(self.scope, self._receive, self._send)
+        except asyncio.CancelledError as exc:
+            if self.hung_up:
+                raise  # ours: the attempt gave up, or has heard enough
+            self.failure = _app_failure(exc, "before" if self.status is None else "during")
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # the app's failure is its answer, not our crash
+            if not self.hung_up:
+                stage: AppStage = "before" if self.status is None else \
+                    "after" if self.complete else "during"
+                self.failure = _app_failure(exc, stage)
+        else:
+            if self.status is None:
+                self.failure = _AppFailure("the app returned without sending a response")
+            elif not self.complete and not self.hung_up:
+                self.failure = _AppFailure("the app returned before finishing its body",
+                                           stage="during")
+        finally:
+            self.settled.set()
+
+    async def _receive(self) -> dict[str, Any]:
+        await asyncio.sleep(0)  # a checkpoint, so an app polling receive() can be cancelled
+        if self.request_body is not None:
+            body, self.request_body = self.request_body, None
+            return {"type": "http.request", "body": body, "more_body": False}
+        await self.listening.wait()  # as a server does: the next message is the client leaving
+        return {"type": "http.disconnect"}
+
+    async def _send(self, message: Mapping[str, Any]) -> None:
+        await asyncio.sleep(0)  # a checkpoint: see the class docstring
+        if self.hung_up:
+            raise OSError("the client closed the connection")
+        kind = message.get("type")
+        if kind == "http.response.start":
+            if self.status is not None:
+                raise RuntimeError("http.response.start was sent twice")
+            status = message.get("status")
+            if not isinstance(status, int) or isinstance(status, bool) \
+                    or not 100 <= status <= 999:
+                raise RuntimeError(f"status {status!r} is not an HTTP status")
+            headers = []
+            for pair in message.get("headers", ()):
+                name, value = pair
+                if not isinstance(name, bytes) or not isinstance(value, bytes):
+                    raise RuntimeError(f"the header {pair!r} is not two byte strings")
+                headers.append((name, value))
+            self.status, self.headers = status, headers
+        elif kind == "http.response.body":
+            if self.status is None:
+                raise RuntimeError("http.response.body was sent before http.response.start")
+            if self.complete:
+                raise RuntimeError("http.response.body was sent after the last one")
+            body = message.get("body", b"")
+            if not isinstance(body, bytes):
+                raise RuntimeError(f"a body is bytes, not {type(body).__name__}")
+            self.kept += body[:RESPONSE_BODY_LIMIT + 1 - len(self.kept)]
+            if not message.get("more_body", False):
+                self.complete = True
+                self.listening.set()
+                self.settled.set()
+            elif len(self.kept) > RESPONSE_BODY_LIMIT:
+                self._hang_up()  # heard enough: the rest is dropped, not buffered
+        else:
+            raise RuntimeError(f"unexpected ASGI message {kind!r}")
 
 
 class _Lifespan:
@@ -443,14 +739,25 @@ class _Lifespan:
         self.started: asyncio.Future[None] = loop.create_future()
         self.stopped: asyncio.Future[None] = loop.create_future()
         self.task: asyncio.Task[None] | None = None
+        self.state: dict[str, Any] = {}
 
     @classmethod
-    async def start(cls, app: Any) -> _Lifespan:
-        """Send lifespan.startup and wait for the app to finish starting."""
+    async def start(cls, app: Any, timeout: float = DEFAULT_TIMEOUT) -> _Lifespan:
+        """Send lifespan.startup and wait (at most `timeout`) for the app to finish starting."""
         lifespan = cls()
-        lifespan.task = asyncio.ensure_future(lifespan._run(app))
+        task = lifespan.task = asyncio.ensure_future(lifespan._run(app))
         lifespan.inbox.put_nowait({"type": "lifespan.startup"})
-        await lifespan.started
+        try:
+            await asyncio.wait_for(asyncio.shield(lifespan.started), timeout)
+        except TimeoutError:
+            task.cancel()
+            raise WasimError(f"the app's startup did not finish within {timeout:g} s",
+                             where="--app",
+                             hint="Fix the app's lifespan (startup) handler, or give it more "
+                                  "time with --timeout.") from None
+        except BaseException:
+            task.cancel()  # a failed startup, or the run was stopped while it waited
+            raise
         return lifespan
 
     async def stop(self) -> None:
@@ -465,10 +772,12 @@ class _Lifespan:
 
     async def _run(self, app: Any) -> None:
         scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"},
-                 "state": {}}
+                 "state": self.state}
         try:
             await app(scope, self.inbox.get, self._send)
-        except Exception as exc:  # the ASGI spec: an app that raises here has no lifespan
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            raise
+        except BaseException as exc:  # the ASGI spec: an app that raises here has no lifespan
             del exc  # nothing to report: requests go ahead without one, as servers do
             if not self.started.done():
                 self.started.set_result(None)
@@ -574,19 +883,69 @@ def make_client(target: Target, timeout: float, *, allow_remote: bool = False,
 
     Over the network, unless `allow_remote`, every connection is to this machine only.
     """
-    transport: httpx.AsyncBaseTransport | None = None
+    return _client_for(target, timeout, _transport_for(target, timeout, allow_remote, resolver))
+
+
+def _transport_for(target: Target, timeout: float, allow_remote: bool = False,
+                   resolver: Resolver | None = None) -> httpx.AsyncBaseTransport | None:
     if target.kind == "asgi":
-        transport = _LifespanASGITransport(target.app)
-    elif target.kind == "wsgi":
-        transport = _AsyncWSGITransport(target.app)
-    elif not allow_remote:
-        transport = _LoopbackOnlyTransport(httpx.AsyncHTTPTransport(), resolver)
+        return _LifespanASGITransport(target.app, timeout)
+    if target.kind == "wsgi":
+        return _AsyncWSGITransport(target.app)
+    if not allow_remote:
+        return _LoopbackOnlyTransport(httpx.AsyncHTTPTransport(), resolver)
+    return None
+
+
+def _client_for(target: Target, timeout: float,
+                transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:
     base = APP_BASE_URL if target.kind != "url" else ""
     client = httpx.AsyncClient(transport=transport, base_url=base, timeout=timeout,
                                follow_redirects=False, trust_env=False)
-    for name in list(client.headers):  # httpx's defaults (Accept...): not in BASE_HEADERS
+    # httpx's defaults (Accept, Accept-Encoding, its User-Agent...) are not in BASE_HEADERS:
+    # every face sends the same set. Asking for no coding also keeps compressed answers rare;
+    # _BodyDecoder still bounds the gzip or deflate a target sends unasked.
+    for name in list(client.headers):
         del client.headers[name]
     return client
+
+
+class _BodyDecoder:
+    """Undoes gzip or deflate without ever producing more than asked: a few kB can inflate
+    to gigabytes. Any other coding is kept as it was sent."""
+
+    def __init__(self, coding: str) -> None:
+        coding = coding.strip().lower()
+        # 32 + MAX_WBITS reads a zlib or a gzip header, whichever is there.
+        self._zlib = zlib.decompressobj(32 + zlib.MAX_WBITS) \
+            if coding in ("gzip", "x-gzip", "deflate") else None
+        self.broken = False  # the coded stream is corrupt: nothing more can be read from it
+
+    def decode(self, data: bytes, room: int) -> bytes:
+        """At most `room` bytes of what `data` decodes to."""
+        if self._zlib is None:
+            return data[:room]
+        try:
+            return self._zlib.decompress(data, room)
+        except zlib.error:
+            self.broken = True
+            return b""
+
+
+async def read_bounded(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
+    """At most `limit` bytes of a streamed response's (decoded) body, and whether there was
+    more; reading stops there, so the rest is never received into memory."""
+    if response.is_stream_consumed:  # read already (a test's MockTransport): in memory anyway
+        return response.content[:limit], len(response.content) > limit
+    decoder = _BodyDecoder(response.headers.get("content-encoding", ""))
+    kept = bytearray()
+    async for chunk in response.aiter_raw():
+        kept += decoder.decode(chunk, limit + 1 - len(kept))
+        if len(kept) > limit:
+            return bytes(kept[:limit]), True
+        if decoder.broken:
+            break
+    return bytes(kept), bool(response.extensions.get(_CUT_OFF))
 
 
 class TokenCache:
@@ -615,25 +974,68 @@ class TokenCache:
         form = {"grant_type": "client_credentials", "client_id": auth.client_id or "",
                 "client_secret": auth.client_secret or ""}
         try:
-            response = await asyncio.wait_for(client.post(auth.token_url, data=form), timeout)
+            # The deadline covers the whole fetch, body included: an endless answer ends here.
+            status, body, truncated = await asyncio.wait_for(
+                self._fetch(client, auth.token_url, form), timeout)
         except (httpx.TransportError, TimeoutError) as exc:
             raise AuthFailure(f"token URL {_shown(auth.token_url)} unreachable: "
                                f"{_describe_transport_error(exc, timeout)}") from None
-        if response.status_code != 200:
-            raise AuthFailure(f"token URL {_shown(auth.token_url)} answered "
-                               f"{response.status_code}")
-        try:
-            payload = response.json()
-            token = payload.get("access_token") or payload.get("token")
-            lifetime = float(payload.get("expires_in", 3600))
-        except (ValueError, AttributeError, TypeError):
-            raise AuthFailure(f"token URL {_shown(auth.token_url)} did not answer JSON with an "
-                               "access_token") from None
-        if not isinstance(token, str) or not token:
-            raise AuthFailure(f"token URL {_shown(auth.token_url)} answered no access_token")
+        if status != 200:
+            raise AuthFailure(f"token URL {_shown(auth.token_url)} answered {status}")
+        if truncated:
+            raise AuthFailure(f"token URL {_shown(auth.token_url)} answered more than "
+                              f"{TOKEN_ANSWER_LIMIT // 1024} KiB; a token answer is a small "
+                              "JSON object")
+        token, lifetime = _read_token_answer(body, _shown(auth.token_url))
         _check_token(token, auth.token_url)
         self.token, self.expires_at = token, self.clock() + lifetime
         return token
+
+    @staticmethod
+    async def _fetch(client: httpx.AsyncClient, url: str,
+                     form: dict[str, str]) -> tuple[int, bytes, bool]:
+        response = await client.send(client.build_request("POST", url, data=form), stream=True)
+        try:
+            body, truncated = await read_bounded(response, TOKEN_ANSWER_LIMIT)
+        finally:
+            await response.aclose()
+        return response.status_code, body, truncated
+
+
+def _read_token_answer(body: bytes, url: str) -> tuple[str, float]:
+    """The token and its lifetime in seconds from a token answer; AuthFailure if unusable.
+
+    The answer is the target's word, so anything goes: not JSON, nested too deep to read,
+    numbers too long to convert, a token a header cannot carry. Each is a one-line failure.
+    """
+    try:
+        payload = json.loads(body)
+    except RecursionError:
+        raise AuthFailure(f"token URL {url} answered JSON nested too deeply to read") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise AuthFailure(f"token URL {url} did not answer JSON with an access_token") from None
+    except ValueError:  # e.g. a number over Python's digit limit
+        raise AuthFailure(f"token URL {url} answered JSON that cannot be read (a number "
+                          "too long?)") from None
+    if not isinstance(payload, dict):
+        raise AuthFailure(f"token URL {url} did not answer JSON with an access_token")
+    token = payload.get("access_token") or payload.get("token")
+    if not isinstance(token, str) or not token:
+        raise AuthFailure(f"token URL {url} answered no access_token")
+    # A bearer token goes into a header: visible ASCII only. Never echoed (it is a secret).
+    if not re.fullmatch(r"[\x21-\x7e]+", token):
+        raise AuthFailure(f"token URL {url} answered an access_token with characters a "
+                          "header cannot carry")
+    raw = payload.get("expires_in", 3600)
+    try:
+        lifetime = float(raw) if not isinstance(raw, bool) else math.nan
+    except (ValueError, TypeError, OverflowError):
+        lifetime = math.nan
+    if not (math.isfinite(lifetime) and lifetime >= 0):
+        shown = type(raw).__name__ if not isinstance(raw, str | int | float) \
+            else repr(raw) if len(repr(raw)) <= 40 else repr(raw)[:40] + "..."
+        raise AuthFailure(f"token URL {url} answered expires_in {shown}, not seconds")
+    return token, lifetime
 
 
 class AuthFailure(Exception):
@@ -680,14 +1082,18 @@ class Deliverer:
         self._own_client = client is None
         self.tokens = TokenCache(options.auth, clock) if options.auth.token_url else None
         self._deliveries = 0
+        self._app_transport: _LifespanASGITransport | None = None
 
     @property
     def client(self) -> httpx.AsyncClient:
         """The httpx client, made on first use."""
         if self._client is None:
-            self._client = make_client(self.options.target, self.options.timeout,
-                                       allow_remote=self.options.allow_remote,
-                                       resolver=self.options.resolver)
+            options = self.options
+            transport = _transport_for(options.target, options.timeout, options.allow_remote,
+                                       options.resolver)
+            self._client = _client_for(options.target, options.timeout, transport)
+            if isinstance(transport, _LifespanASGITransport):
+                self._app_transport = transport
         return self._client
 
     async def aclose(self) -> None:
@@ -695,6 +1101,7 @@ class Deliverer:
         if self._client is not None and self._own_client:
             await self._client.aclose()
             self._client = None
+            self._app_transport = None
 
     async def __aenter__(self) -> Deliverer:
         return self
@@ -777,21 +1184,29 @@ class Deliverer:
                        started_at=self.clock(), target=options.target.label,
                        method=options.method, url=options.target.url,
                        request_headers=(), replay_of=replay_of)
+        client = self.client
+        if self._app_transport is not None:
+            # The app's startup has its own bound, outside the attempt's: a hung startup is
+            # the app's error (one line, exit 2), not a timeout each retry would repeat.
+            await self._app_transport.start_lifespan()
         started = time.perf_counter()
         if self.tokens is not None:
             try:
-                token = await self.tokens.get(self.client, options.timeout)
+                token = await self.tokens.get(client, options.timeout)
             except AuthFailure as exc:
                 return replace(base, request_headers=redact_headers(headers), error=str(exc),
                                error_kind="auth",
                                latency_ms=(time.perf_counter() - started) * 1000)
             headers = callback_headers(options, token)
-        request = self.client.build_request(options.method, options.target.url,
+        request = client.build_request(options.method, options.target.url,
                                             headers=headers, content=event.body)
         recorded = redact_headers(request.headers)
         started = time.perf_counter()
         try:
-            response = await asyncio.wait_for(self._send(request), options.timeout)
+            # One deadline for the whole exchange, the body included: a slow or endless
+            # answer ends at --timeout, and no more than the history keeps is ever held.
+            response, content, truncated = await asyncio.wait_for(self._send(request),
+                                                                  options.timeout)
         except (TimeoutError, httpx.TimeoutException):
             return replace(base, request_headers=recorded, error_kind="timeout",
                            error=f"no answer within {options.timeout:g} s (--timeout)",
@@ -805,22 +1220,31 @@ class Deliverer:
                            error=f"{type(exc).__name__}: {exc}",
                            latency_ms=(time.perf_counter() - started) * 1000)
         latency = (time.perf_counter() - started) * 1000
-        content = response.content
-        return replace(
+        attempt = replace(
             base,
             request_headers=recorded,
             status=response.status_code,
             response_headers=tuple(response.headers.multi_items()),
-            response_body=content[:RESPONSE_BODY_LIMIT].decode("utf-8", "replace"),
-            response_truncated=len(content) > RESPONSE_BODY_LIMIT,
+            response_body=content.decode("utf-8", "replace"),
+            response_truncated=truncated,
             latency_ms=latency,
             delivered=options.is_success(response.status_code),
         )
+        failure = response.extensions.get(_APP_FAILURE)
+        if isinstance(failure, _AppFailure):
+            attempt = replace(attempt, error=failure.error, app_error=failure.traceback)
+            if failure.stage == "during":  # a broken answer, as a client sees a reset
+                attempt = replace(attempt, error_kind="protocol", delivered=False)
+        return attempt
 
-    async def _send(self, request: httpx.Request) -> httpx.Response:
-        response = await self.client.send(request)
-        await response.aread()
-        return response
+    async def _send(self, request: httpx.Request) -> tuple[httpx.Response, bytes, bool]:
+        """Send and read at most RESPONSE_BODY_LIMIT bytes of the answer, then hang up."""
+        response = await self.client.send(request, stream=True)
+        try:
+            content, truncated = await read_bounded(response, RESPONSE_BODY_LIMIT)
+        finally:
+            await response.aclose()  # drops the rest of the body with the connection
+        return response, content, truncated
 
 
 def parse_success(text: str) -> tuple[tuple[int, int], ...]:

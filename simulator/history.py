@@ -66,6 +66,8 @@ def to_record(attempt: Attempt) -> dict[str, Any]:
         "response_truncated": attempt.response_truncated,
         "replay_of": attempt.replay_of,
     }
+    if attempt.app_error is not None:  # only when an in-process app raised
+        record["app_error"] = attempt.app_error
     try:
         record["body"] = event.body.decode("utf-8")
     except UnicodeDecodeError:
@@ -167,7 +169,15 @@ def from_record(record: dict[str, Any]) -> Attempt:
         delivered=record.get("outcome") == "delivered",
         final=_flag(record, "final", True),
         replay_of=_text(record, "replay_of", optional=True),
+        app_error=_optional_text(record.get("app_error"), "app_error"),
     )
+
+
+def _optional_text(value: Any, key: str) -> str | None:
+    """A field that is text or absent; TypeError (a malformed record) otherwise."""
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"{key} is {type(value).__name__}, not text")
+    return value
 
 
 class HistoryWriter:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import json
 import math
 import random
@@ -26,8 +27,14 @@ from simulator.validate import validate_callback
 # demos and tests. It is not meant to face the internet.
 
 SERVICE = "wasim receiver"
-MAX_BODY = 16 * 1024 * 1024  # a callback is a few kB; refuse anything that could exhaust memory
+MAX_BODY = 1024 * 1024  # a callback is a few kB; a body over this is refused (413) unread
+KEEP_BYTES = 64 * 1024 * 1024  # bodies kept in memory at most; the oldest arrivals go first
+MAX_CONNECTIONS = 256  # open connections at once; each is a thread, and threads cost memory
 _IDLE_TIMEOUT = 30.0  # seconds a kept-alive connection (or a stalled body) may sit silent
+# Seconds one request may take to arrive whole (request line, headers, body): a client that
+# trickles a byte at a time (slow loris) is cut off here, not kept forever.
+_REQUEST_DEADLINE = 60.0
+_DRAIN_BYTES = 4 * 1024 * 1024  # read and dropped after a 413, so the client sees the answer
 _NO_BODY_STATUSES = (204, 304)  # HTTP forbids a body on these, so none is sent
 
 
@@ -48,6 +55,10 @@ class ReceiverOptions:
     """Seeds the fail-rate draws, so the same seed fails the same arrivals."""
     keep: int = 10_000
     """How many arrivals to keep in memory; the oldest are dropped."""
+    max_body: int = MAX_BODY
+    """The largest body accepted, in bytes; a bigger one is answered 413 without reading it."""
+    keep_bytes: int = KEEP_BYTES
+    """How many body bytes the kept arrivals may hold together; the oldest are dropped."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -67,6 +78,12 @@ class ReceiverOptions:
         if self.keep < 1:
             raise WasimError(f"keep {self.keep} would keep no arrivals", where="--keep",
                              hint="Keep at least 1 arrival.")
+        if self.max_body < 0:
+            raise WasimError(f"max body {self.max_body} is negative", where="--max-body",
+                             hint="Give a size in bytes, e.g. 1048576 for 1 MiB.")
+        if self.keep_bytes < 0:
+            raise WasimError(f"keep bytes {self.keep_bytes} is negative", where="keep_bytes",
+                             hint="Give a size in bytes, e.g. 67108864 for 64 MiB.")
 
 
 @dataclass(frozen=True)
@@ -109,7 +126,9 @@ class Receiver:
         # One condition guards the arrivals, the count and the random draws, so numbering,
         # fail-rate draws and recording happen in one atomic step per request.
         self._changed = threading.Condition()
+        # A ring: the newest `keep` arrivals whose bodies fit in `keep_bytes` together.
         self._arrivals: deque[Arrival] = deque(maxlen=self.options.keep)
+        self._kept_bytes = 0
         self._received = 0
         self._random = random.Random(self.options.seed)
         self._lifecycle = threading.Lock()
@@ -178,6 +197,12 @@ class Receiver:
         return f"http://[{host}]:{self.port}/" if ":" in host else f"http://{host}:{self.port}/"
 
     @property
+    def received(self) -> int:
+        """How many requests have been recorded in total, kept or since dropped."""
+        with self._changed:
+            return self._received
+
+    @property
     def arrivals(self) -> list[Arrival]:
         """A copy of the arrivals kept so far, oldest first."""
         with self._changed:
@@ -225,7 +250,7 @@ class Receiver:
                               path=path, headers=headers, body=body,
                               status=500 if failed else self.options.status,
                               summary=summary, problems=problems)
-            self._arrivals.append(arrival)
+            self._keep(arrival)
             self._changed.notify_all()
         if self._on_arrival is not None:
             # The watcher is someone else's code: whatever it raises must not take the
@@ -236,6 +261,16 @@ class Receiver:
                 print(f"wasim receiver: on_arrival failed for arrival #{arrival.number}: "
                       f"{type(exc).__name__}: {exc}", file=sys.stderr)
         return arrival, failed
+
+    def _keep(self, arrival: Arrival) -> None:
+        """Add to the ring, dropping the oldest arrivals past the count or the byte budget."""
+        if len(self._arrivals) == self._arrivals.maxlen:
+            self._kept_bytes -= len(self._arrivals[0].body)
+        self._arrivals.append(arrival)
+        self._kept_bytes += len(arrival.body)
+        # The newest arrival is always kept, whatever its size (it is under max_body).
+        while self._kept_bytes > self.options.keep_bytes and len(self._arrivals) > 1:
+            self._kept_bytes -= len(self._arrivals.popleft().body)
 
     def _health(self) -> dict[str, Any]:
         with self._changed:
@@ -259,7 +294,18 @@ class _Server(ThreadingHTTPServer):
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._connections_lock:
-            self._connections.add(request)
+            full = len(self._connections) >= MAX_CONNECTIONS
+            if not full:
+                self._connections.add(request)
+        if full:
+            # No thread for it: a flood of connections must not grow the process without
+            # bound. A short, complete answer, so a well-behaved client knows to come back.
+            with contextlib.suppress(OSError):
+                request.settimeout(1.0)
+                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+                                b"Retry-After: 1\r\nConnection: close\r\n\r\n")
+            self.shutdown_request(request)
+            return
         super().process_request(request, client_address)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
@@ -294,6 +340,18 @@ class _Handler(BaseHTTPRequestHandler):
     # Headers and body go out as two writes; with Nagle's algorithm the second waits for a
     # delayed ACK, adding ~40 ms to every answer on a kept-alive connection.
     disable_nagle_algorithm = True
+
+    deadline = 0.0  # time.monotonic() by which the current request must have arrived
+
+    def setup(self) -> None:
+        super().setup()
+        # Every read goes through the request's deadline (see _DeadlineReader).
+        self.rfile.close()
+        self.rfile = io.BufferedReader(_DeadlineReader(self.connection, self))
+
+    def handle_one_request(self) -> None:
+        self.deadline = time.monotonic() + _REQUEST_DEADLINE
+        super().handle_one_request()
 
     def do_POST(self) -> None:
         receiver = self.server.receiver
@@ -342,6 +400,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self._answer(exc.status, json.dumps({"received": False, "error": str(exc)}).encode(),
                          "application/json")
+            if exc.status == 413:
+                self._drain()
         except (TimeoutError, ConnectionError):
             self.close_connection = True  # the client stalled or left mid-body: nobody to answer
         return None
@@ -362,14 +422,16 @@ class _Handler(BaseHTTPRequestHandler):
             raise _BadRequest(400, f"Content-Length {length_header!r} is not a number") from None
         if length < 0:
             raise _BadRequest(400, f"Content-Length {length} is negative")
-        if length > MAX_BODY:
-            raise _BadRequest(413, f"body of {length} bytes is over the {MAX_BODY} byte limit")
+        limit = self.server.receiver.options.max_body
+        if length > limit:  # refused before a byte of it is read
+            raise _BadRequest(413, f"body of {length} bytes is over the {limit} byte limit")
         body = self.rfile.read(length)
         if len(body) < length:
             raise _BadRequest(400, f"body ended after {len(body)} of {length} bytes")
         return body
 
     def _read_chunked(self) -> bytes:
+        limit = self.server.receiver.options.max_body
         chunks: list[bytes] = []
         total = 0
         while True:
@@ -383,15 +445,30 @@ class _Handler(BaseHTTPRequestHandler):
             if size == 0:
                 break
             total += size
-            if total > MAX_BODY:
-                raise _BadRequest(413, f"chunked body over the {MAX_BODY} byte limit")
+            if total > limit:  # refused before the chunk that would pass the limit is read
+                raise _BadRequest(413, f"chunked body over the {limit} byte limit")
             chunk = self.rfile.read(size)
             if len(chunk) < size or self.rfile.readline(3) not in (b"\r\n", b"\n"):
                 raise _BadRequest(400, "chunk shorter than its size or not followed by CRLF")
             chunks.append(chunk)
-        while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
-            pass  # trailer fields: nothing in them matters here
+        for _ in range(100):  # trailer fields: nothing in them matters here
+            if self.rfile.readline(65537) in (b"\r\n", b"\n", b""):
+                break
+        else:
+            raise _BadRequest(400, "more than 100 trailer lines")
         return b"".join(chunks)
+
+    def _drain(self) -> None:
+        """Read and drop (a bounded amount of) what the client is still sending after a 413,
+        so closing does not reset the connection before the client has read the answer."""
+        self.deadline = min(self.deadline, time.monotonic() + 2.0)
+        left = _DRAIN_BYTES
+        with contextlib.suppress(OSError):  # a timeout or a client gone: draining is over
+            while left > 0:
+                dropped = self.rfile.read1(min(65536, left))
+                if not dropped:
+                    break
+                left -= len(dropped)
 
     def _answer(self, status: int, body: bytes, content_type: str, *,
                 send_body: bool = True) -> None:
@@ -399,6 +476,8 @@ class _Handler(BaseHTTPRequestHandler):
         if status in _NO_BODY_STATUSES:
             body = b""
         try:
+            # The last read may have left a nearly spent deadline as the socket's timeout.
+            self.connection.settimeout(_IDLE_TIMEOUT)
             self.send_response(status)
             if status not in _NO_BODY_STATUSES:
                 self.send_header("Content-Type", content_type)
@@ -410,6 +489,25 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(body)
         except ConnectionError:
             self.close_connection = True  # e.g. the sender timed out during --delay
+
+
+class _DeadlineReader(io.RawIOBase):
+    """The socket, read under the handler's per-request deadline: each read may wait for
+    the idle timeout at most, and none starts once the request's whole time is up."""
+
+    def __init__(self, connection: socket.socket, handler: _Handler) -> None:
+        self.connection = connection
+        self.handler = handler
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        remaining = self.handler.deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("the request took too long to arrive")
+        self.connection.settimeout(min(_IDLE_TIMEOUT, remaining))
+        return self.connection.recv_into(buffer)
 
 
 def _read_callback(body: bytes) -> tuple[str, tuple[str, ...]]:

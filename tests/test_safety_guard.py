@@ -465,7 +465,7 @@ async def test_a_token_with_control_characters_is_never_printed() -> None:
         result = await deliverer.deliver(Event.from_body(BODY))
     await client.aclose()
     attempt = result.attempts[0]
-    assert attempt.error_kind == "auth" and "cannot be sent in a header" in str(attempt.error)
+    assert attempt.error_kind == "auth" and "header" in str(attempt.error)
     assert "hunter2" not in json.dumps(to_record(attempt))
 
 

@@ -159,6 +159,9 @@ class DetailScreen(ModalScreen[DetailAction | None]):
                 blocks += [Content(""), _json_block(last.response_body)]
             if last.response_truncated:
                 blocks.append(Content.styled("(truncated at 64 KiB)", "dim"))
+        if last.app_error:  # the in-process app raised: its traceback, as a server logs it
+            blocks += [Content(""), _heading("The app raised"),
+                       Content.styled(last.app_error.rstrip(), "$text-error")]
         return Content("\n").join(blocks)
 
     def action_copy_curl(self) -> None:
