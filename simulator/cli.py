@@ -10,6 +10,7 @@ import click
 
 from simulator import __version__
 from simulator.errors import ExitCode, WasimError
+from simulator.params import MAX_WAIT, SEED, Number, check_paths, check_url
 from simulator.tui.commands import demo, open_tui_or_help, tui  # click only; textual is lazy
 
 # Heavy modules (Faker, Jinja) are imported inside the commands that need them, so
@@ -76,10 +77,14 @@ def _split_codes(values: tuple[str, ...]) -> tuple[str, ...]:
     return codes or ("IN",)
 
 
+# Callbacks are rendered and sent one at a time, so this only keeps a typo from running for days.
+MAX_COUNT = 10**9
+
 _RENDER_OPTIONS = [
-    click.option("--seed", type=int, help="Seed for every generated value; same seed and options, "
+    click.option("--seed", type=SEED, help="Seed for every generated value; same seed and options, "
                  "same bytes. [default: random, shown on a terminal]"),
-    click.option("--count", "-n", type=click.IntRange(min=1), default=1, show_default=True,
+    click.option("--count", "-n", type=Number(1, MAX_COUNT, integer=True), default=1,
+                 show_default=True,
                  help="How many callbacks; more than one prints JSON Lines, a new user per line."),
     click.option("--country", "-c", "countries", multiple=True, metavar="CODE",
                  help="Users' country, ISO 3166 alpha-2 (IN, US, GB, BR, ID, DE, AE, SA, MX, "
@@ -102,6 +107,7 @@ _RENDER_OPTIONS = [
     click.option("--remove", "removes", multiple=True, metavar="PATH",
                  help="Remove a field, e.g. extra_info.ref2 (for negative tests)."),
     click.option("--template", "-t", default="button_tap", show_default=True, metavar="NAME|PATH",
+                 callback=check_paths,
                  help="A built-in template name or a path to a .json.j2 file."),
     click.option("--now", "now", metavar="TIME",
                  help="Time of the first tap: unix seconds, ISO 8601, or 'now' for the wall clock. "
@@ -224,7 +230,7 @@ def build_render_options(options: dict[str, Any]) -> Any:
 
 
 @cli.command()
-@click.argument("source", metavar="FILE|-", default="-")
+@click.argument("source", metavar="FILE|-", default="-", callback=check_paths)
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing; only the exit code tells.")
 def validate(source: str, quiet: bool) -> int:
     """Check callbacks against Kaleyra's documented structure and every invariant.
@@ -318,7 +324,7 @@ def decode(wamids: tuple[str, ...], as_json: bool) -> int:
 
 
 _DELIVERY_OPTIONS = [
-    click.option("--url", envvar="WASIM_URL", metavar="URL",
+    click.option("--url", envvar="WASIM_URL", metavar="URL", callback=check_url,
                  help="Your webhook, e.g. http://127.0.0.1:8000/webhook.  [env: WASIM_URL]"),
     click.option("--app", "app_spec", metavar="[asgi:|wsgi:]MODULE:APP",
                  help="Call your ASGI (FastAPI, Starlette) or WSGI (Flask, Django) app "
@@ -331,19 +337,21 @@ _DELIVERY_OPTIONS = [
                  help="A custom static header of the callback profile; repeatable."),
     click.option("--basic-auth", envvar="WASIM_BASIC_AUTH", metavar="USER:PASSWORD",
                  help="HTTP Basic auth.  [env: WASIM_BASIC_AUTH]"),
-    click.option("--token-url", metavar="URL",
+    click.option("--token-url", metavar="URL", callback=check_url,
                  help="Advanced Authentication: fetch a bearer token here first "
                       "(client-credentials form POST) and reuse it until it expires."),
     click.option("--client-id", metavar="ID", help="Client id for --token-url."),
     click.option("--client-secret", envvar="WASIM_CLIENT_SECRET", metavar="SECRET",
                  help="Client secret for --token-url.  [env: WASIM_CLIENT_SECRET]"),
-    click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=10.0,
-                 show_default=True, help="Seconds to wait for the handler's answer."),
+    click.option("--timeout", type=Number(0, MAX_WAIT, low_open=True, what="seconds"),
+                 default=10.0, show_default=True, help="Seconds to wait for the handler's answer."),
     click.option("--success", default="2xx", show_default=True, metavar="CODES",
                  help="Statuses that count as delivered: 2xx, 200,202 or 200-299."),
-    click.option("--retries", type=click.IntRange(min=0), default=0, show_default=True,
-                 help="Retries after a failed attempt (error status, timeout, refused)."),
-    click.option("--backoff", type=click.FloatRange(min=0), default=1.0, show_default=True,
+    click.option("--retries", type=Number(0, 100, integer=True), default=0, show_default=True,
+                 help="Retries after a failed attempt (error status, timeout, refused); "
+                      "at most 100."),
+    click.option("--backoff", type=Number(0, MAX_WAIT, what="seconds"), default=1.0,
+                 show_default=True,
                  help="Seconds before the first retry; each next wait doubles."),
     click.option("--retry-schedule", metavar="SECONDS,...|platform",
                  help="Explicit waits before each retry, e.g. 1,5,30; 'platform' is a "
@@ -353,7 +361,7 @@ _DELIVERY_OPTIONS = [
                  help="Allow a target that is not this machine (off, so a typo cannot spam a "
                       "real endpoint)."),
     click.option("--history", "history_path", envvar="WASIM_HISTORY", type=click.Path(),
-                 default=".wasim/history.jsonl", show_default=True,
+                 default=".wasim/history.jsonl", show_default=True, callback=check_paths,
                  help="JSON Lines file every attempt is appended to.  [env: WASIM_HISTORY]"),
     click.option("--no-history", is_flag=True, help="Record nothing."),
 ]
@@ -478,7 +486,8 @@ def fire(**options: Any) -> int:
 
 _HISTORY_OPTION = click.option(
     "--history", "history_path", envvar="WASIM_HISTORY", type=click.Path(),
-    default=".wasim/history.jsonl", show_default=True, help="The history file to read.")
+    default=".wasim/history.jsonl", show_default=True, callback=check_paths,
+    help="The history file to read.")
 
 
 def _read_history(path: str) -> Any:
@@ -497,10 +506,12 @@ def _read_history(path: str) -> Any:
 @cli.command("history")
 @_HISTORY_OPTION
 @click.option("--failed", is_flag=True, help="Only attempts that did not deliver.")
-@click.option("--status", "statuses", multiple=True, type=int, metavar="CODE",
+@click.option("--status", "statuses", multiple=True, type=Number(100, 599, integer=True),
+              metavar="CODE",
               help="Only attempts answered with this status; repeatable.")
 @click.option("--event", "event_id", metavar="ID", help="Only this event (an id prefix).")
-@click.option("--limit", "-n", type=click.IntRange(min=0), default=20, show_default=True,
+@click.option("--limit", "-n", type=Number(0, MAX_COUNT, integer=True), default=20,
+              show_default=True,
               help="How many of the most recent attempts to show (0: all).")
 @click.option("--json", "as_json", is_flag=True, help="Print the full records as JSON Lines.")
 def history_command(history_path: str, failed: bool, statuses: tuple[int, ...],
@@ -556,7 +567,7 @@ def history_table(attempts: list[Any]) -> list[str]:
 
 @cli.command()
 @click.argument("ids", nargs=-1, metavar="[EVENT_ID]...")
-@click.option("--last", type=click.IntRange(min=1), help="Replay the last N events.")
+@click.option("--last", type=Number(1, MAX_COUNT, integer=True), help="Replay the last N events.")
 @click.option("--failed", "only_failed", is_flag=True,
               help="Replay every event whose latest delivery failed.")
 @delivery_options
@@ -632,9 +643,9 @@ def given_delivery_settings(options: dict[str, Any]) -> dict[str, Any]:
 
 
 @cli.command()
-@click.argument("scenario", metavar="SCENARIO")
-@click.option("--seed", type=int, help="Override the scenario's seed.")
-@click.option("--speed", type=click.FloatRange(min=0, min_open=True), default=1.0,
+@click.argument("scenario", metavar="SCENARIO", callback=check_paths)
+@click.option("--seed", type=SEED, help="Override the scenario's seed.")
+@click.option("--speed", type=Number(0.001, 1e6, what="a speed factor"), default=1.0,
               show_default=True, help="Play the scenario's timeline this many times faster.")
 @click.option("--fast", is_flag=True, help="Send as fast as possible, ignoring the timeline.")
 @click.option("--now", "now", metavar="TIME",
@@ -642,11 +653,13 @@ def given_delivery_settings(options: dict[str, Any]) -> dict[str, Any]:
 @click.option("--dry-run", is_flag=True,
               help="Render and validate every payload, print the plan, send nothing.")
 @click.option("--report", "reports", multiple=True, type=click.Path(), metavar="FILE",
+              callback=check_paths,
               help="Write a report: FILE.xml is JUnit, FILE.json is JSON; repeatable.")
 @click.option("--wait-for-url", is_flag=True,
               help="First wait until the target accepts connections (for CI starting the app "
                    "and the run together).")
-@click.option("--wait-timeout", type=click.FloatRange(min=0), default=30.0, show_default=True,
+@click.option("--wait-timeout", type=Number(0, MAX_WAIT, what="seconds"), default=30.0,
+              show_default=True,
               help="Seconds --wait-for-url waits before giving up.")
 @delivery_options
 def run(scenario: str, seed: int | None, speed: float, fast: bool, now: str | None,
@@ -829,10 +842,10 @@ def scenarios(ctx: click.Context) -> None:
 
 
 @scenarios.command("show")
-@click.argument("name")
+@click.argument("name", callback=check_paths)
 @click.option("--rendered", is_flag=True,
               help="Print it after Jinja (what the YAML reader, and error line numbers, see).")
-@click.option("--seed", type=int, help="Seed for `fake` in the file, with --rendered.")
+@click.option("--seed", type=SEED, help="Seed for `fake` in the file, with --rendered.")
 def scenarios_show(name: str, rendered: bool, seed: int | None) -> None:
     """Print a scenario file as written, or rendered by its Jinja."""
     import os
@@ -857,11 +870,12 @@ def new(name: str, force: bool) -> None:
     import re
     from pathlib import Path
 
+    from simulator.inputs import shown
     from simulator.scenarios import STARTER
 
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", name):
-        raise WasimError(f"{name!r} is not a usable scenario name", where="NAME",
-                         hint="Use letters, digits, - and _, e.g. summer-sale.")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}", name):
+        raise WasimError(f"{shown(name)} is not a usable scenario name", where="NAME",
+                         hint="Use up to 100 letters, digits, - and _, e.g. summer-sale.")
     path = Path("scenarios") / f"{name}.yaml"
     if path.exists() and not force:
         raise WasimError("the file exists", where=str(path),
@@ -1033,15 +1047,16 @@ def load(scenario: str | None, **options: Any) -> int:
 
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", type=int, default=8000, show_default=True,
-              help="Port to listen on; 0 picks a free one.")
-@click.option("--status", type=int, default=200, show_default=True,
+@click.option("--port", type=Number(0, 65535, integer=True, what="a TCP port"), default=8000,
+              show_default=True, help="Port to listen on; 0 picks a free one.")
+@click.option("--status", type=Number(200, 599, integer=True, what="a final HTTP status"),
+              default=200, show_default=True,
               help="Fault switch: the status to answer every callback with.")
-@click.option("--delay", type=float, default=0.0, show_default=True,
-              help="Fault switch: seconds to wait before answering.")
-@click.option("--fail-rate", type=float, default=0.0, show_default=True,
+@click.option("--delay", type=Number(0, MAX_WAIT, what="seconds"), default=0.0,
+              show_default=True, help="Fault switch: seconds to wait before answering.")
+@click.option("--fail-rate", type=Number(0, 1, what="a share"), default=0.0, show_default=True,
               help="Fault switch: share of callbacks (0-1) answered 500 instead.")
-@click.option("--seed", type=int, help="Seed for the --fail-rate draws, so failures reproduce.")
+@click.option("--seed", type=SEED, help="Seed for the --fail-rate draws, so failures reproduce.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print each arrival as a JSON line (with the exact body) instead of a summary.")
 def receive(host: str, port: int, status: int, delay: float, fail_rate: float,

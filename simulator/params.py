@@ -1,0 +1,56 @@
+"""Click parameter types for what people type: bounded finite numbers and URLs with real ports."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from simulator.inputs import MAX_SEED, check_path, parse_number, port_of_url
+
+
+def flag_of(param: click.Parameter | None) -> str:
+    """The long spelling of an option (`--count`, not `-n`), for error messages."""
+    return max(param.opts, key=len) if param is not None and param.opts else "value"
+
+
+class Number(click.ParamType[float, Any]):
+    """A click type for a bounded, finite number; errors are one line naming the flag."""
+
+    def __init__(self, low: float | None = None, high: float | None = None, *,
+                 integer: bool = False, low_open: bool = False, what: str | None = None) -> None:
+        self.low, self.high, self.integer = low, high, integer
+        self.low_open, self.what = low_open, what
+        self.name = "integer" if integer else "float"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> float:
+        """Parse `value` with inputs.parse_number (which raises a WasimError)."""
+        number = parse_number(value, flag_of(param), low=self.low, high=self.high,
+                              integer=self.integer, low_open=self.low_open, what=self.what)
+        return int(number) if self.integer else float(number)
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context) -> str | None:
+        """INTEGER or FLOAT in help, as click's own types show."""
+        return self.name.upper()
+
+
+def check_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A click callback for URL options: port 99999 is an error here, not a crash later."""
+    if value is None:
+        return None
+    return port_of_url(value, flag_of(param))
+
+
+def check_paths(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """A click callback for file options and arguments: an over-long name is a one-line error."""
+    for text in value if isinstance(value, tuple) else (value,):
+        if isinstance(text, str) and text != "-":
+            check_path(text, flag_of(param) if isinstance(param, click.Option)
+                       else param.human_readable_name)
+    return value
+
+
+SEED = Number(0, MAX_SEED, integer=True, what="a seed (a whole number)")
+# Seconds to wait for something: finite, and at most a day, so a typo cannot hang a run.
+MAX_WAIT = 86400.0
