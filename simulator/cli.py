@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import IO, Any, NoReturn
 
 import click
@@ -423,9 +423,13 @@ def attempt_line(attempt: Any) -> str:
     return "  ".join(p for p in parts if p.strip())
 
 
-def deliver_all(events: list[Any], options: Any, history: Any, *,
+def deliver_all(events: Iterable[Any], options: Any, history: Any, *,
                 replay_of: dict[str, str] | None = None) -> int:
-    """Deliver events one after another, printing and recording each attempt; the exit code."""
+    """Deliver events one after another, printing and recording each attempt; the exit code.
+
+    `events` may be a generator: each event is taken only when the one before has been
+    delivered, and only counts are kept, so memory stays flat however many there are.
+    """
     import asyncio
 
     from simulator.runner import deliver_events
@@ -435,27 +439,42 @@ def deliver_all(events: list[Any], options: Any, history: Any, *,
             history.append(attempt)
         click.echo(attempt_line(attempt))
 
-    async def go() -> list[Any]:
-        return [result async for result in deliver_events(events, options, replay_of=replay_of,
-                                                          on_attempt=on_attempt)]
+    tally = _Tally()
+
+    async def go() -> None:
+        async for result in deliver_events(events, options, replay_of=replay_of,
+                                           on_attempt=on_attempt):
+            tally.add(result)
 
     try:
-        results = asyncio.run(go())
+        asyncio.run(go())
     finally:
         if history is not None:
             history.close()
-    return _summarize(results, options, history)
+    return _summarize(tally, options, history)
 
 
-def _summarize(results: list[Any], options: Any, history: Any) -> int:
+class _Tally:
+    """What the summary line needs from every delivery, without keeping the deliveries."""
+
+    def __init__(self) -> None:
+        self.results = self.delivered = self.attempts = self.unreachable = 0
+
+    def add(self, result: Any) -> None:
+        self.results += 1
+        self.delivered += bool(result.delivered)
+        self.attempts += len(result.attempts)
+        self.unreachable += bool(result.unreachable)
+
+
+def _summarize(tally: _Tally, options: Any, history: Any) -> int:
     import httpx
 
-    delivered = sum(r.delivered for r in results)
-    failed = len(results) - delivered
-    attempts = sum(len(r.attempts) for r in results)
+    delivered, attempts = tally.delivered, tally.attempts
+    failed = tally.results - delivered
     where = f"; history: {history.path}" if history is not None else ""
     click.echo(f"{delivered} delivered, {failed} failed, {attempts} attempt(s){where}", err=True)
-    if results and all(r.unreachable for r in results):
+    if tally.results and tally.unreachable == tally.results:
         url = httpx.URL(options.target.url)
         port = url.port or (443 if url.scheme == "https" else 80)
         raise WasimError(f"Nothing is listening on {url.host}:{port}.",
@@ -474,14 +493,20 @@ def fire(**options: Any) -> int:
     Exit 0 when every callback got a success status, 1 when any failed after its retries,
     3 when the target could not be reached at all.
     """
+    import itertools
+
     from simulator.delivery import Event
     from simulator.render import render_callbacks
 
     delivery = build_delivery_options(options)
     render_options = build_render_options(options)
-    events = [Event.from_body(r.body, render_options.taps.seed)
-              for r in render_callbacks(render_options)]
-    return deliver_all(events, delivery, _history_writer(options))
+    # Streamed: each callback is rendered when the one before has been delivered, so the
+    # first leaves at once and memory stays flat for any --count. The first is rendered
+    # here, before the history is opened, so a broken template still sends nothing.
+    events = (Event.from_body(r.body, render_options.taps.seed)
+              for r in render_callbacks(render_options))
+    first = next(events)
+    return deliver_all(itertools.chain([first], events), delivery, _history_writer(options))
 
 
 _HISTORY_OPTION = click.option(

@@ -12,7 +12,7 @@ import json
 import math
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -304,7 +304,7 @@ async def run_plan(
 
 
 async def deliver_events(
-    events: Sequence[Event],
+    events: Iterable[Event],
     options: DeliveryOptions,
     *,
     replay_of: Mapping[str, str] | None = None,
