@@ -10,7 +10,16 @@ import click
 
 from simulator import __version__
 from simulator.errors import ExitCode, WasimError
-from simulator.params import MAX_WAIT, SEED, Number, check_paths, check_url
+from simulator.params import (
+    FILE_PATH,
+    MAX_WAIT,
+    PORT,
+    SEED,
+    SPEED,
+    Number,
+    check_paths,
+    check_url,
+)
 from simulator.tui.commands import demo, open_tui_or_help, tui  # click only; textual is lazy
 
 # Heavy modules (Faker, Jinja) are imported inside the commands that need them, so
@@ -24,6 +33,7 @@ class WasimGroup(click.Group):
              complete_var: str | None = None, standalone_mode: bool = True,
              **extra: Any) -> NoReturn:
         try:
+            _check_utf8(sys.argv[1:] if args is None else args)
             code = super().main(args, prog_name or "wasim", complete_var,
                                 standalone_mode=False, **extra)
         except WasimError as exc:
@@ -41,6 +51,22 @@ class WasimGroup(click.Group):
             _error("interrupted")
             code = ExitCode.INTERRUPTED
         sys.exit(int(code or 0))
+
+
+def _check_utf8(args: Sequence[str]) -> None:
+    """Refuse an argument that is not UTF-8 (Python passes its bytes on as lone surrogates).
+
+    Everything wasim prints or records is UTF-8 text, so such an argument could only crash
+    a command half-way; it is refused before any command runs.
+    """
+    import re
+
+    from simulator.inputs import shown
+
+    for number, arg in enumerate(args, start=1):
+        if re.search("[\ud800-\udfff]", arg):
+            raise WasimError(f"argument {number} ({shown(arg)}) is not UTF-8 text",
+                             hint="Give file names and values as UTF-8.")
 
 
 def _error(line: str) -> None:
@@ -360,8 +386,8 @@ _DELIVERY_OPTIONS = [
     click.option("--allow-remote", is_flag=True,
                  help="Allow a target that is not this machine (off, so a typo cannot spam a "
                       "real endpoint)."),
-    click.option("--history", "history_path", envvar="WASIM_HISTORY", type=click.Path(),
-                 default=".wasim/history.jsonl", show_default=True, callback=check_paths,
+    click.option("--history", "history_path", envvar="WASIM_HISTORY", type=FILE_PATH,
+                 default=".wasim/history.jsonl", show_default=True,
                  help="JSON Lines file every attempt is appended to.  [env: WASIM_HISTORY]"),
     click.option("--no-history", is_flag=True, help="Record nothing."),
 ]
@@ -510,8 +536,8 @@ def fire(**options: Any) -> int:
 
 
 _HISTORY_OPTION = click.option(
-    "--history", "history_path", envvar="WASIM_HISTORY", type=click.Path(),
-    default=".wasim/history.jsonl", show_default=True, callback=check_paths,
+    "--history", "history_path", envvar="WASIM_HISTORY", type=FILE_PATH,
+    default=".wasim/history.jsonl", show_default=True,
     help="The history file to read.")
 
 
@@ -670,15 +696,14 @@ def given_delivery_settings(options: dict[str, Any]) -> dict[str, Any]:
 @cli.command()
 @click.argument("scenario", metavar="SCENARIO", callback=check_paths)
 @click.option("--seed", type=SEED, help="Override the scenario's seed.")
-@click.option("--speed", type=Number(0.001, 1e6, what="a speed factor"), default=1.0,
+@click.option("--speed", type=SPEED, default=1.0,
               show_default=True, help="Play the scenario's timeline this many times faster.")
 @click.option("--fast", is_flag=True, help="Send as fast as possible, ignoring the timeline.")
 @click.option("--now", "now", metavar="TIME",
               help="Time of the run's start in the payloads: unix seconds, ISO 8601 or 'now'.")
 @click.option("--dry-run", is_flag=True,
               help="Render and validate every payload, print the plan, send nothing.")
-@click.option("--report", "reports", multiple=True, type=click.Path(), metavar="FILE",
-              callback=check_paths,
+@click.option("--report", "reports", multiple=True, type=FILE_PATH, metavar="FILE",
               help="Write a report: FILE.xml is JUnit, FILE.json is JSON; repeatable.")
 @click.option("--wait-for-url", is_flag=True,
               help="First wait until the target accepts connections (for CI starting the app "
@@ -1072,7 +1097,7 @@ def load(scenario: str | None, **options: Any) -> int:
 
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", type=Number(0, 65535, integer=True, what="a TCP port"), default=8000,
+@click.option("--port", type=PORT, default=8000,
               show_default=True, help="Port to listen on; 0 picks a free one.")
 @click.option("--status", type=Number(200, 599, integer=True, what="a final HTTP status"),
               default=200, show_default=True,

@@ -90,6 +90,8 @@ def check_path(text: str, where: str) -> str:
     Caught here, before anything else runs, rather than as OSError deep in a command.
     """
     encoded = os.fsencode(text)
+    if not encoded.strip():
+        raise WasimError("the path is empty", where=where, hint="Give a file name.")
     if b"\0" in encoded:
         raise WasimError(f"the path {shown(text)} holds a NUL character", where=where,
                          hint="Check the path.")
@@ -109,6 +111,7 @@ def _is_ascii_digits(text: str) -> bool:
 MAX_NUMBER_TEXT = 40
 LATEST_TIME = 253402300799  # 9999-12-31T23:59:59Z: datetime cannot go further
 MAX_SEED = 2**64 - 1
+MAX_WAIT = 86400.0  # seconds to wait for anything (a timeout, a retry): a day, so never forever
 SHOWN_LENGTH = 40
 MAX_NAME, MAX_PATH = 255, 4095  # bytes: NAME_MAX and PATH_MAX of Linux and macOS (1023 there)
 

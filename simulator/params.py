@@ -6,7 +6,10 @@ from typing import Any
 
 import click
 
-from simulator.inputs import MAX_SEED, check_path, parse_number, port_of_url
+from simulator.inputs import MAX_SEED, MAX_WAIT, check_path, parse_number, port_of_url
+
+__all__ = ["FILE_PATH", "MAX_WAIT", "PORT", "SEED", "SPEED", "FilePath", "Number", "check_paths",
+           "check_url", "flag_of"]
 
 
 def flag_of(param: click.Parameter | None) -> str:
@@ -42,6 +45,20 @@ def check_url(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     return port_of_url(value, flag_of(param))
 
 
+class FilePath(click.ParamType[str, Any]):
+    """A click type for a file to read or write: empty, NUL or over-long is a one-line error.
+
+    Checked while parsing, so no command meets an OSError (or ValueError) for the name alone.
+    """
+
+    name = "path"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> str:
+        """The path as given, once its shape is checked."""
+        return check_path(str(value), flag_of(param))
+
+
 def check_paths(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     """A click callback for file options and arguments: an over-long name is a one-line error."""
     for text in value if isinstance(value, tuple) else (value,):
@@ -51,6 +68,7 @@ def check_paths(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     return value
 
 
+FILE_PATH = FilePath()
+PORT = Number(0, 65535, integer=True, what="a TCP port")
+SPEED = Number(0.001, 1e6, what="a speed factor")
 SEED = Number(0, MAX_SEED, integer=True, what="a seed (a whole number)")
-# Seconds to wait for something: finite, and at most a day, so a typo cannot hang a run.
-MAX_WAIT = 86400.0

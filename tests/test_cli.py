@@ -130,6 +130,7 @@ def test_pretty_output_is_indented_and_holds_the_same_document(runner: CliRunner
     (["history", "--status", "9" * 5000], "--status: '999"),
     (["replay", "--last", "0"], "--last: '0' is out of range"),
     (["validate", "v" * 5000], "the path 'vvv"),
+    (["decode", b"wamid.\xff".decode("utf-8", "surrogateescape")], "argument 2"),
 ])
 def test_bad_input_is_one_line_on_stderr_with_exit_2(runner: CliRunner, args: list[str],
                                                      fragment: str) -> None:
@@ -242,6 +243,20 @@ def test_a_closed_pipe_ends_quietly_without_a_traceback(tmp_path: Path) -> None:
     stderr = proc.stderr.read()
     assert proc.wait(timeout=60) == 1
     assert stderr == b""
+
+
+def test_an_argument_that_is_not_utf8_is_refused_before_any_command_runs(
+        tmp_path: Path) -> None:
+    # Real bytes in argv, as a shell passes them: without the check, echoing one back
+    # crashed with UnicodeEncodeError under a strict locale.
+    env = {"PYTHONPATH": str(Path(__file__).parent.parent), "LC_ALL": "C.UTF-8",
+           "PYTHONIOENCODING": "utf-8:strict"}
+    done = subprocess.run([sys.executable, "-m", "simulator", "render", "--ref", b"\xff\xfe"],
+                          cwd=tmp_path, capture_output=True, env=env)
+    assert done.returncode == 2
+    assert done.stdout == b""
+    assert done.stderr == (b"wasim: error: argument 3 ('\\udcff\\udcfe') is not UTF-8 text. "
+                           b"Give file names and values as UTF-8.\n")
 
 
 def test_an_error_that_ends_in_parentheses_still_ends_its_sentence() -> None:
