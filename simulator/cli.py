@@ -287,18 +287,26 @@ def validate(source: str, quiet: bool) -> int:
     return ExitCode.FAILED if bad else ExitCode.OK
 
 
+# About 300,000 callbacks, and a bound for /dev/zero or an endless pipe, which would
+# otherwise fill the memory.
+MAX_VALIDATE_BYTES = 256 << 20
+
+
 def _read_text(source: str, name: str) -> str:
     stream: IO[bytes]
     try:
         if source == "-":
             stream = sys.stdin.buffer
-            data = stream.read()
+            data = stream.read(MAX_VALIDATE_BYTES + 1)
         else:
             with open(source, "rb") as stream:
-                data = stream.read()
+                data = stream.read(MAX_VALIDATE_BYTES + 1)
     except OSError as exc:
         raise WasimError(f"cannot read the file ({exc.strerror})", where=name,
                          hint="Check the path, or use '-' to read stdin.") from None
+    if len(data) > MAX_VALIDATE_BYTES:
+        raise WasimError(f"more than {MAX_VALIDATE_BYTES:,} bytes of input", where=name,
+                         hint="Validate it in parts, e.g. with split -l.")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:

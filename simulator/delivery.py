@@ -676,15 +676,15 @@ def delivery_options_from(settings: Mapping[str, Any], where: Callable[[str], st
     )
     schedule = get("retry_schedule")
     if schedule is None:
-        retries = parse_number(_number(get("retries", 0)), where("retries"), low=0,
-                               high=MAX_RETRIES, integer=True, what="a number of retries")
-        backoff = parse_number(_number(get("backoff", 1.0)), where("backoff"), low=0,
-                               high=MAX_WAIT, what="seconds")
+        retries = _number(get("retries", 0), where("retries"), low=0, high=MAX_RETRIES,
+                          integer=True, what="a number of retries")
+        backoff = _number(get("backoff", 1.0), where("backoff"), low=0, high=MAX_WAIT,
+                          what="seconds")
         retry = RetryPolicy.exponential(int(retries), backoff)
     else:
         retry = _at(where("retry_schedule"), parse_retry_schedule, str(schedule))
-    timeout = parse_number(_number(get("timeout", DEFAULT_TIMEOUT)), where("timeout"), low=0,
-                           low_open=True, high=MAX_WAIT, what="seconds")
+    timeout = _number(get("timeout", DEFAULT_TIMEOUT), where("timeout"), low=0, low_open=True,
+                      high=MAX_WAIT, what="seconds")
     method = str(get("method", "POST")).upper()
     if method not in ("POST", "PUT", "PATCH"):
         raise WasimError(f"method {method!r} is not POST, PUT or PATCH", where=where("method"))
@@ -704,10 +704,12 @@ def delivery_options_from(settings: Mapping[str, Any], where: Callable[[str], st
     )
 
 
-def _number(value: Any) -> Any:
-    """A setting that must be a number: numbers pass, anything else becomes text to refuse."""
-    return value if isinstance(value, int | float) and not isinstance(value, bool) \
-        else repr(value)
+def _number(value: Any, where: str, *, what: str, **limits: Any) -> float:
+    """A setting that must be a number (flags and YAML give numbers; text is refused)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise WasimError(f"{str(value)[:40]!r} is not {what}", where=where,
+                         hint="Write it as a plain number, e.g. 2 or 0.5.")
+    return parse_number(value, where, what=what, **limits)
 
 
 def _at(where: str, parse: Callable[[str], Any], text: str) -> Any:

@@ -186,6 +186,39 @@ def test_validate_of_hostile_json_is_a_one_line_error_with_its_place(
     assert "Traceback" not in result.stderr
 
 
+def test_validate_reads_a_bounded_amount_from_an_endless_input(
+        runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    import simulator.cli
+
+    monkeypatch.setattr(simulator.cli, "MAX_VALIDATE_BYTES", 1000)
+    result = runner.invoke(cli, ["validate", "-"], input=b" " * 1001)
+    assert result.exit_code == 2
+    assert result.stderr == ("wasim: error: <stdin>: more than 1,000 bytes of input. "
+                             "Validate it in parts, e.g. with split -l.\n")
+
+
+@pytest.mark.parametrize(("setting", "fragment"), [
+    ("timeout: .inf", "'inf' is not seconds"),
+    ("timeout: .nan", "'nan' is not seconds"),
+    ("retries: 1100", "'1100' is out of range"),
+    ("retries: true", "'True' is not a number of retries"),
+    ("backoff: '5'", "'5' is not seconds"),
+    ("success: 299-200", "from low to high"),
+    ("retry_schedule: '1,.inf'", "'.inf' is not seconds"),
+])
+def test_a_scenario_target_with_a_hostile_number_is_a_one_line_error_with_its_line(
+        runner: CliRunner, tmp_path: Path, setting: str, fragment: str) -> None:
+    scenario = tmp_path / "hostile.yaml"
+    scenario.write_text("name: hostile\ndescription: d\nseed: 1\ntemplate:\n  name: t\n"
+                        "  body: Hi\n  buttons: [{text: Go, payload: GO}]\n"
+                        "cast: {countries: {IN: 1}}\nsteps: [{name: s, choices: {Go: 1}}]\n"
+                        f"target:\n  url: http://127.0.0.1:9/\n  {setting}\n")
+    result = runner.invoke(cli, ["run", str(scenario), "--fast", "--no-history"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"wasim: error: {scenario}:12: ")
+    assert fragment in result.stderr and len(result.stderr.splitlines()) == 1
+
+
 def test_json_just_inside_the_limits_still_validates_as_json(runner: CliRunner) -> None:
     document = "[" * 64 + "1" + "]" * 64
     result = runner.invoke(cli, ["validate", "-"], input=document.encode())
