@@ -12,6 +12,8 @@ from simulator import __version__
 from simulator.errors import ExitCode, WasimError
 from simulator.params import (
     FILE_PATH,
+    MAX_COUNT,
+    MAX_RETRIES,
     MAX_WAIT,
     PORT,
     SEED,
@@ -54,19 +56,21 @@ class WasimGroup(click.Group):
 
 
 def _check_utf8(args: Sequence[str]) -> None:
-    """Refuse an argument that is not UTF-8 (Python passes its bytes on as lone surrogates).
+    """Refuse an argument that is not valid UTF-8 rather than send a lone surrogate on the wire.
 
-    Everything wasim prints or records is UTF-8 text, so such an argument could only crash
-    a command half-way; it is refused before any command runs.
+    Python reads such bytes as lone surrogates, which no JSON decoder of the receiver (PHP's
+    included) accepts.
     """
-    import re
-
-    from simulator.inputs import shown
-
-    for number, arg in enumerate(args, start=1):
-        if re.search("[\ud800-\udfff]", arg):
-            raise WasimError(f"argument {number} ({shown(arg)}) is not UTF-8 text",
-                             hint="Give file names and values as UTF-8.")
+    for i, arg in enumerate(args):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            flag = args[i - 1] if i and args[i - 1].startswith("-") else f"argument {i + 1}"
+            if arg.startswith("-"):
+                flag = arg.partition("=")[0].encode("utf-8", "replace").decode()
+            raise WasimError("the value is not valid UTF-8", where=flag,
+                             hint="Give text in UTF-8 (check the terminal's or the script's "
+                                  "encoding).") from None
 
 
 def _error(line: str) -> None:
@@ -102,9 +106,6 @@ def _split_codes(values: tuple[str, ...]) -> tuple[str, ...]:
     codes = tuple(c.strip().upper() for v in values for c in v.split(",") if c.strip())
     return codes or ("IN",)
 
-
-# Callbacks are rendered and sent one at a time, so this only keeps a typo from running for days.
-MAX_COUNT = 10**9
 
 _RENDER_OPTIONS = [
     click.option("--seed", type=SEED, help="Seed for every generated value; same seed and options, "
@@ -381,7 +382,8 @@ _DELIVERY_OPTIONS = [
                  default=10.0, show_default=True, help="Seconds to wait for the handler's answer."),
     click.option("--success", default="2xx", show_default=True, metavar="CODES",
                  help="Statuses that count as delivered: 2xx, 200,202 or 200-299."),
-    click.option("--retries", type=Number(0, 100, integer=True), default=0, show_default=True,
+    click.option("--retries", type=Number(0, MAX_RETRIES, integer=True), default=0,
+                 show_default=True,
                  help="Retries after a failed attempt (error status, timeout, refused); "
                       "at most 100."),
     click.option("--backoff", type=Number(0, MAX_WAIT, what="seconds"), default=1.0,

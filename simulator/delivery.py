@@ -25,7 +25,7 @@ from typing import Any, Literal
 import httpx
 
 from simulator.errors import WasimError, did_you_mean
-from simulator.inputs import MAX_WAIT, parse_number
+from simulator.inputs import MAX_RETRIES, MAX_WAIT, parse_number
 
 TargetKind = Literal["url", "asgi", "wsgi"]
 ErrorKind = Literal["connect", "timeout", "protocol", "auth"]
@@ -38,8 +38,6 @@ REDACTED = "[redacted]"
 # Meta redelivers for days with growing gaps; this keeps the shape (six retries, each wait
 # longer) at a scale a developer can sit through.
 PLATFORM_RETRY_DELAYS = (1.0, 5.0, 30.0, 120.0, 600.0, 1800.0)
-# Bounds of the patience settings, so a typo (or a file) cannot make a run that never ends.
-MAX_RETRIES = 100
 _SECRET_HEADER = re.compile(r"auth|token|secret|key|signature|cookie|password|session", re.I)
 
 

@@ -112,6 +112,7 @@ MAX_NUMBER_TEXT = 40
 LATEST_TIME = 253402300799  # 9999-12-31T23:59:59Z: datetime cannot go further
 MAX_SEED = 2**64 - 1
 MAX_WAIT = 86400.0  # seconds to wait for anything (a timeout, a retry): a day, so never forever
+MAX_RETRIES = 100  # retries of one delivery, so a typo (or a file) cannot retry for ever
 SHOWN_LENGTH = 40
 MAX_NAME, MAX_PATH = 255, 4095  # bytes: NAME_MAX and PATH_MAX of Linux and macOS (1023 there)
 

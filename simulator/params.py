@@ -6,10 +6,17 @@ from typing import Any
 
 import click
 
-from simulator.inputs import MAX_SEED, MAX_WAIT, check_path, parse_number, port_of_url
+from simulator.inputs import (
+    MAX_RETRIES,
+    MAX_SEED,
+    MAX_WAIT,
+    check_path,
+    parse_number,
+    port_of_url,
+)
 
-__all__ = ["FILE_PATH", "MAX_WAIT", "PORT", "SEED", "SPEED", "FilePath", "Number", "check_paths",
-           "check_url", "flag_of"]
+__all__ = ["FILE_PATH", "MAX_COUNT", "MAX_RETRIES", "MAX_WAIT", "PORT", "SEED", "SPEED",
+           "FilePath", "Number", "check_paths", "check_url", "flag_of"]
 
 
 def flag_of(param: click.Parameter | None) -> str:
@@ -68,6 +75,8 @@ def check_paths(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     return value
 
 
+# Callbacks are rendered and sent one at a time, so this only keeps a typo from running for days.
+MAX_COUNT = 10**9
 FILE_PATH = FilePath()
 PORT = Number(0, 65535, integer=True, what="a TCP port")
 SPEED = Number(0.001, 1e6, what="a speed factor")

@@ -130,7 +130,8 @@ def test_pretty_output_is_indented_and_holds_the_same_document(runner: CliRunner
     (["history", "--status", "9" * 5000], "--status: '999"),
     (["replay", "--last", "0"], "--last: '0' is out of range"),
     (["validate", "v" * 5000], "the path 'vvv"),
-    (["decode", b"wamid.\xff".decode("utf-8", "surrogateescape")], "argument 2"),
+    (["decode", b"wamid.\xff".decode("utf-8", "surrogateescape")],
+     "argument 2: the value is not valid UTF-8"),
 ])
 def test_bad_input_is_one_line_on_stderr_with_exit_2(runner: CliRunner, args: list[str],
                                                      fragment: str) -> None:
@@ -288,8 +289,8 @@ def test_an_argument_that_is_not_utf8_is_refused_before_any_command_runs(
                           cwd=tmp_path, capture_output=True, env=env)
     assert done.returncode == 2
     assert done.stdout == b""
-    assert done.stderr == (b"wasim: error: argument 3 ('\\udcff\\udcfe') is not UTF-8 text. "
-                           b"Give file names and values as UTF-8.\n")
+    assert done.stderr == (b"wasim: error: --ref: the value is not valid UTF-8. Give text in "
+                           b"UTF-8 (check the terminal's or the script's encoding).\n")
 
 
 def test_an_error_that_ends_in_parentheses_still_ends_its_sentence() -> None:
