@@ -12,6 +12,7 @@ from simulator import __version__
 from simulator.errors import ExitCode, WasimError
 from simulator.params import (
     FILE_PATH,
+    MAX_CONCURRENCY,
     MAX_COUNT,
     MAX_RETRIES,
     MAX_WAIT,
@@ -949,8 +950,9 @@ def new(name: str, force: bool) -> None:
 
 
 @cli.command()
-@click.argument("scenario", required=False, metavar="[SCENARIO]")
-@click.option("--url", envvar="WASIM_URL", metavar="URL", help="Your webhook.  [env: WASIM_URL]")
+@click.argument("scenario", required=False, metavar="[SCENARIO]", callback=check_paths)
+@click.option("--url", envvar="WASIM_URL", metavar="URL", callback=check_url,
+              help="Your webhook.  [env: WASIM_URL]")
 @click.option("--app", "app_spec", metavar="[asgi:|wsgi:]MODULE:APP",
               help="Your ASGI/WSGI app, in-process.")
 @click.option("--path", "app_path", default="/", show_default=True,
@@ -961,34 +963,37 @@ def new(name: str, force: bool) -> None:
               help="A custom header; repeatable.")
 @click.option("--basic-auth", envvar="WASIM_BASIC_AUTH", metavar="USER:PASSWORD",
               help="HTTP Basic auth.  [env: WASIM_BASIC_AUTH]")
-@click.option("--token-url", metavar="URL", help="Fetch a bearer token here once, first.")
+@click.option("--token-url", metavar="URL", callback=check_url,
+              help="Fetch a bearer token here once, first.")
 @click.option("--client-id", metavar="ID", help="Client id for --token-url.")
 @click.option("--client-secret", envvar="WASIM_CLIENT_SECRET", metavar="SECRET",
               help="Client secret for --token-url.  [env: WASIM_CLIENT_SECRET]")
 @click.option("--allow-remote", is_flag=True, help="Allow a target that is not this machine.")
-@click.option("--rate", type=click.FloatRange(min=0, min_open=True),
+@click.option("--rate", type=Number(0, 1e6, low_open=True, what="requests per second"),
               help="Requests per second (open loop). Without it: as fast as --concurrency "
                    "allows.")
 @click.option("--duration", default="10s", show_default=True, metavar="DURATION",
               help="How long to run: 30s, 5m...")
-@click.option("--count", "-n", type=click.IntRange(min=1), help="Stop after N requests.")
-@click.option("--concurrency", "-c", type=click.IntRange(min=1), default=64, show_default=True,
+@click.option("--count", "-n", type=Number(1, MAX_COUNT, integer=True),
+              help="Stop after N requests.")
+@click.option("--concurrency", "-c", type=Number(1, MAX_CONCURRENCY, integer=True), default=64,
+              show_default=True,
               help="Connections, so requests in flight at most.")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=10.0,
-              show_default=True, help="Seconds to wait for each answer.")
+@click.option("--timeout", type=Number(0, MAX_WAIT, low_open=True, what="seconds"),
+              default=10.0, show_default=True, help="Seconds to wait for each answer.")
 @click.option("--success", default="2xx", show_default=True, metavar="CODES",
               help="Statuses that count as success.")
-@click.option("--seed", type=int, help="Seed of the generated callbacks.  [default: random]")
+@click.option("--seed", type=SEED, help="Seed of the generated callbacks.  [default: random]")
 @click.option("--country", "countries", multiple=True, metavar="CODE",
               help="Users' countries without a scenario; repeat or comma-separate.")
 @click.option("--button", "buttons", multiple=True, metavar="LABEL",
               help="Buttons tapped without a scenario; repeatable.  [default: the demo three]")
-@click.option("--report", type=click.Path(), metavar="FILE.json", help="Write the figures.")
-@click.option("--max-p99", type=click.FloatRange(min=0), metavar="MS",
+@click.option("--report", type=FILE_PATH, metavar="FILE.json", help="Write the figures.")
+@click.option("--max-p99", type=Number(0, None, what="milliseconds"), metavar="MS",
               help="Threshold: fail (exit 1) if the p99 latency is above this.")
-@click.option("--max-error-rate", type=click.FloatRange(min=0, max=1), metavar="SHARE",
+@click.option("--max-error-rate", type=Number(0, 1, what="a share"), metavar="SHARE",
               help="Threshold: fail (exit 1) if more than this share of requests failed.")
-@click.option("--history", "history_path", envvar="WASIM_HISTORY", type=click.Path(),
+@click.option("--history", "history_path", envvar="WASIM_HISTORY", type=FILE_PATH,
               default=".wasim/history.jsonl", show_default=True,
               help="Where sampled attempts go (with --history-sample).")
 @click.option("--history-sample", type=click.IntRange(min=0), default=0, show_default=True,

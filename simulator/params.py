@@ -15,8 +15,8 @@ from simulator.inputs import (
     port_of_url,
 )
 
-__all__ = ["FILE_PATH", "MAX_COUNT", "MAX_RETRIES", "MAX_WAIT", "PORT", "SEED", "SPEED",
-           "FilePath", "Number", "check_paths", "check_url", "flag_of"]
+__all__ = ["FILE_PATH", "MAX_CONCURRENCY", "MAX_COUNT", "MAX_RETRIES", "MAX_WAIT", "PORT",
+           "SEED", "SPEED", "FilePath", "Number", "check_paths", "check_url", "flag_of"]
 
 
 def flag_of(param: click.Parameter | None) -> str:
@@ -77,6 +77,7 @@ def check_paths(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
 
 # Callbacks are rendered and sent one at a time, so this only keeps a typo from running for days.
 MAX_COUNT = 10**9
+MAX_CONCURRENCY = 10_000  # connections of `wasim load`; each is a socket and a task
 FILE_PATH = FilePath()
 PORT = Number(0, 65535, integer=True, what="a TCP port")
 SPEED = Number(0.001, 1e6, what="a speed factor")
