@@ -70,8 +70,9 @@ def check_paths(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
     """A click callback for file options and arguments: an over-long name is a one-line error."""
     for text in value if isinstance(value, tuple) else (value,):
         if isinstance(text, str) and text != "-":
+            # An argument is named by its metavar: [SCENARIO] and FILE|- read SCENARIO, FILE.
             check_path(text, flag_of(param) if isinstance(param, click.Option)
-                       else param.human_readable_name)
+                       else param.human_readable_name.strip("[]").split("|")[0])
     return value
 
 

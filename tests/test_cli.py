@@ -129,7 +129,7 @@ def test_pretty_output_is_indented_and_holds_the_same_document(runner: CliRunner
     (["receive", "--fail-rate", "nan"], "--fail-rate: 'nan' is not"),
     (["history", "--status", "9" * 5000], "--status: '999"),
     (["replay", "--last", "0"], "--last: '0' is out of range"),
-    (["validate", "v" * 5000], "the path 'vvv"),
+    (["validate", "v" * 5000], "FILE: the path 'vvv"),
     (["load", "--url", "http://127.0.0.1:9/", "--rate", "nan"], "--rate: 'nan' is not"),
     (["load", "--url", "http://127.0.0.1:9/", "--concurrency", "10" + "0" * 18], "out of range"),
     (["load", "--url", "http://127.0.0.1:99999/"], "--url: '99999' is out of range"),
