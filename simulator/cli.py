@@ -10,6 +10,19 @@ import click
 
 from simulator import __version__
 from simulator.errors import ExitCode, WasimError
+from simulator.params import (
+    FILE_PATH,
+    MAX_CONCURRENCY,
+    MAX_COUNT,
+    MAX_RETRIES,
+    MAX_WAIT,
+    PORT,
+    SEED,
+    SPEED,
+    Number,
+    check_paths,
+    check_url,
+)
 from simulator.tui.commands import demo, open_tui_or_help, tui  # click only; textual is lazy
 
 # Heavy modules (Faker, Jinja) are imported inside the commands that need them, so
@@ -105,9 +118,10 @@ BUSINESS_COUNTRY_OPTION = click.option(
     help="Country of the generated business number.")
 
 _RENDER_OPTIONS = [
-    click.option("--seed", type=int, help="Seed for every generated value; same seed and options, "
+    click.option("--seed", type=SEED, help="Seed for every generated value; same seed and options, "
                  "same bytes. [default: random, shown on a terminal]"),
-    click.option("--count", "-n", type=click.IntRange(min=1), default=1, show_default=True,
+    click.option("--count", "-n", type=Number(1, MAX_COUNT, integer=True), default=1,
+                 show_default=True,
                  help="How many callbacks; more than one prints JSON Lines, a new user per line."),
     click.option("--country", "-c", "countries", multiple=True, metavar="CODE",
                  help="Users' country, ISO 3166 alpha-2 (IN, US, GB, BR, ID, DE, AE, SA, MX, "
@@ -130,6 +144,7 @@ _RENDER_OPTIONS = [
     click.option("--remove", "removes", multiple=True, metavar="PATH",
                  help="Remove a field, e.g. extra_info.ref2 (for negative tests)."),
     click.option("--template", "-t", default="button_tap", show_default=True, metavar="NAME|PATH",
+                 callback=check_paths,
                  help="A built-in template name or a path to a .json.j2 file."),
     click.option("--now", "now", metavar="TIME",
                  help="Time of the first tap: unix seconds, ISO 8601, or 'now'. Delivered taps "
@@ -281,7 +296,7 @@ def build_render_options(options: dict[str, Any], live: bool = False) -> Any:
 
 
 @cli.command()
-@click.argument("source", metavar="FILE|-", default="-")
+@click.argument("source", metavar="FILE|-", default="-", callback=check_paths)
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing; only the exit code tells.")
 def validate(source: str, quiet: bool) -> int:
     """Check callbacks against Kaleyra's documented structure, key order, bytes and invariants.
@@ -316,18 +331,26 @@ def validate(source: str, quiet: bool) -> int:
     return ExitCode.FAILED if bad else ExitCode.OK
 
 
+# About 300,000 callbacks, and a bound for /dev/zero or an endless pipe, which would
+# otherwise fill the memory.
+MAX_VALIDATE_BYTES = 256 << 20
+
+
 def _read_text(source: str, name: str) -> str:
     stream: IO[bytes]
     try:
         if source == "-":
             stream = sys.stdin.buffer
-            data = stream.read()
+            data = stream.read(MAX_VALIDATE_BYTES + 1)
         else:
             with open(source, "rb") as stream:
-                data = stream.read()
+                data = stream.read(MAX_VALIDATE_BYTES + 1)
     except OSError as exc:
         raise WasimError(f"cannot read the file ({exc.strerror})", where=name,
                          hint="Check the path, or use '-' to read stdin.") from None
+    if len(data) > MAX_VALIDATE_BYTES:
+        raise WasimError(f"more than {MAX_VALIDATE_BYTES:,} bytes of input", where=name,
+                         hint="Validate it in parts, e.g. with split -l.")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -379,7 +402,7 @@ def decode(wamids: tuple[str, ...], as_json: bool) -> int:
 
 
 _DELIVERY_OPTIONS = [
-    click.option("--url", envvar="WASIM_URL", metavar="URL",
+    click.option("--url", envvar="WASIM_URL", metavar="URL", callback=check_url,
                  help="Your webhook, e.g. http://127.0.0.1:8000/webhook.  [env: WASIM_URL]"),
     click.option("--app", "app_spec", metavar="[asgi:|wsgi:]MODULE:APP",
                  help="Call your ASGI (FastAPI, Starlette) or WSGI (Flask, Django) app "
@@ -392,19 +415,22 @@ _DELIVERY_OPTIONS = [
                  help="A custom static header of the callback profile; repeatable."),
     click.option("--basic-auth", envvar="WASIM_BASIC_AUTH", metavar="USER:PASSWORD",
                  help="HTTP Basic auth.  [env: WASIM_BASIC_AUTH]"),
-    click.option("--token-url", metavar="URL",
+    click.option("--token-url", metavar="URL", callback=check_url,
                  help="Advanced Authentication: fetch a bearer token here first "
                       "(client-credentials form POST) and reuse it until it expires."),
     click.option("--client-id", metavar="ID", help="Client id for --token-url."),
     click.option("--client-secret", envvar="WASIM_CLIENT_SECRET", metavar="SECRET",
                  help="Client secret for --token-url.  [env: WASIM_CLIENT_SECRET]"),
-    click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=10.0,
-                 show_default=True, help="Seconds to wait for the handler's answer."),
+    click.option("--timeout", type=Number(0, MAX_WAIT, low_open=True, what="seconds"),
+                 default=10.0, show_default=True, help="Seconds to wait for the handler's answer."),
     click.option("--success", default="2xx", show_default=True, metavar="CODES",
                  help="Statuses that count as delivered: 2xx, 200,202 or 200-299."),
-    click.option("--retries", type=click.IntRange(min=0), default=0, show_default=True,
-                 help="Retries after a failed attempt (error status, timeout, refused)."),
-    click.option("--backoff", type=click.FloatRange(min=0), default=1.0, show_default=True,
+    click.option("--retries", type=Number(0, MAX_RETRIES, integer=True), default=0,
+                 show_default=True,
+                 help="Retries after a failed attempt (error status, timeout, refused); "
+                      "at most 100."),
+    click.option("--backoff", type=Number(0, MAX_WAIT, what="seconds"), default=1.0,
+                 show_default=True,
                  help="Seconds before the first retry; each next wait doubles."),
     click.option("--retry-schedule", metavar="SECONDS,...|platform",
                  help="Explicit waits before each retry, e.g. 1,5,30; 'platform' is a "
@@ -413,7 +439,7 @@ _DELIVERY_OPTIONS = [
     click.option("--allow-remote", is_flag=True,
                  help="Allow a target that is not this machine (off, so a typo cannot spam a "
                       "real endpoint)."),
-    click.option("--history", "history_path", envvar="WASIM_HISTORY", type=click.Path(),
+    click.option("--history", "history_path", envvar="WASIM_HISTORY", type=FILE_PATH,
                  default=".wasim/history.jsonl", show_default=True,
                  help="JSON Lines file every attempt is appended to.  [env: WASIM_HISTORY]"),
     click.option("--no-history", is_flag=True, help="Record nothing."),
@@ -479,7 +505,11 @@ def attempt_line(attempt: Any) -> str:
 
 def deliver_all(events: Iterable[Any], options: Any, history: Any, *,
                 replay_of: dict[str, str] | None = None) -> int:
-    """Deliver events one after another, printing and recording each attempt; the exit code."""
+    """Deliver events one after another, printing and recording each attempt; the exit code.
+
+    `events` may be a generator: each event is taken only when the one before has been
+    delivered, and only counts are kept, so memory stays flat however many there are.
+    """
     import asyncio
 
     from simulator.runner import deliver_events
@@ -489,27 +519,42 @@ def deliver_all(events: Iterable[Any], options: Any, history: Any, *,
             history.append(attempt)
         click.echo(attempt_line(attempt))
 
-    async def go() -> list[Any]:
-        return [result async for result in deliver_events(events, options, replay_of=replay_of,
-                                                          on_attempt=on_attempt)]
+    tally = _Tally()
+
+    async def go() -> None:
+        async for result in deliver_events(events, options, replay_of=replay_of,
+                                           on_attempt=on_attempt):
+            tally.add(result)
 
     try:
-        results = asyncio.run(go())
+        asyncio.run(go())
     finally:
         if history is not None:
             history.close()
-    return _summarize(results, options, history)
+    return _summarize(tally, options, history)
 
 
-def _summarize(results: list[Any], options: Any, history: Any) -> int:
+class _Tally:
+    """What the summary line needs from every delivery, without keeping the deliveries."""
+
+    def __init__(self) -> None:
+        self.results = self.delivered = self.attempts = self.unreachable = 0
+
+    def add(self, result: Any) -> None:
+        self.results += 1
+        self.delivered += bool(result.delivered)
+        self.attempts += len(result.attempts)
+        self.unreachable += bool(result.unreachable)
+
+
+def _summarize(tally: _Tally, options: Any, history: Any) -> int:
     import httpx
 
-    delivered = sum(r.delivered for r in results)
-    failed = len(results) - delivered
-    attempts = sum(len(r.attempts) for r in results)
+    delivered, attempts = tally.delivered, tally.attempts
+    failed = tally.results - delivered
     where = f"; history: {history.path}" if history is not None else ""
     click.echo(f"{delivered} delivered, {failed} failed, {attempts} attempt(s){where}", err=True)
-    if results and all(r.unreachable for r in results):
+    if tally.results and tally.unreachable == tally.results:
         url = httpx.URL(options.target.url)
         port = url.port or (443 if url.scheme == "https" else 80)
         raise WasimError(f"Nothing is listening on {url.host}:{port}.",
@@ -528,20 +573,27 @@ def fire(**options: Any) -> int:
     Exit 0 when every callback got a success status, 1 when any failed after its retries,
     3 when the target could not be reached at all.
     """
+    import itertools
+
     from simulator.delivery import Event
     from simulator.render import render_callbacks
 
     delivery = build_delivery_options(options)
     render_options = build_render_options(options, live=True)
-    # Rendered as each is sent, so every tap carries its own send moment.
+    # Streamed: each callback is rendered when the one before has been delivered, so the
+    # first leaves at once, memory stays flat for any --count, and every tap carries its own
+    # send moment. The first is rendered here, before the history is opened, so a broken
+    # template still sends nothing.
     events = (Event.from_body(r.body, render_options.taps.seed)
               for r in render_callbacks(render_options))
-    return deliver_all(events, delivery, _history_writer(options))
+    first = next(events)
+    return deliver_all(itertools.chain([first], events), delivery, _history_writer(options))
 
 
 _HISTORY_OPTION = click.option(
-    "--history", "history_path", envvar="WASIM_HISTORY", type=click.Path(),
-    default=".wasim/history.jsonl", show_default=True, help="The history file to read.")
+    "--history", "history_path", envvar="WASIM_HISTORY", type=FILE_PATH,
+    default=".wasim/history.jsonl", show_default=True,
+    help="The history file to read.")
 
 
 def _read_history(path: str) -> Any:
@@ -560,10 +612,12 @@ def _read_history(path: str) -> Any:
 @cli.command("history")
 @_HISTORY_OPTION
 @click.option("--failed", is_flag=True, help="Only attempts that did not deliver.")
-@click.option("--status", "statuses", multiple=True, type=int, metavar="CODE",
+@click.option("--status", "statuses", multiple=True, type=Number(100, 599, integer=True),
+              metavar="CODE",
               help="Only attempts answered with this status; repeatable.")
 @click.option("--event", "event_id", metavar="ID", help="Only this event (an id prefix).")
-@click.option("--limit", "-n", type=click.IntRange(min=0), default=20, show_default=True,
+@click.option("--limit", "-n", type=Number(0, MAX_COUNT, integer=True), default=20,
+              show_default=True,
               help="How many of the most recent attempts to show (0: all).")
 @click.option("--json", "as_json", is_flag=True, help="Print the full records as JSON Lines.")
 def history_command(history_path: str, failed: bool, statuses: tuple[int, ...],
@@ -619,7 +673,7 @@ def history_table(attempts: list[Any]) -> list[str]:
 
 @cli.command()
 @click.argument("ids", nargs=-1, metavar="[EVENT_ID]...")
-@click.option("--last", type=click.IntRange(min=1), help="Replay the last N events.")
+@click.option("--last", type=Number(1, MAX_COUNT, integer=True), help="Replay the last N events.")
 @click.option("--failed", "only_failed", is_flag=True,
               help="Replay every event whose latest delivery failed.")
 @delivery_options
@@ -699,9 +753,9 @@ def given_delivery_settings(options: dict[str, Any]) -> dict[str, Any]:
 
 
 @cli.command()
-@click.argument("scenario", metavar="SCENARIO")
-@click.option("--seed", type=int, help="Override the scenario's seed.")
-@click.option("--speed", type=click.FloatRange(min=0, min_open=True), default=1.0,
+@click.argument("scenario", metavar="SCENARIO", callback=check_paths)
+@click.option("--seed", type=SEED, help="Override the scenario's seed.")
+@click.option("--speed", type=SPEED, default=1.0,
               show_default=True, help="Play the scenario's timeline this many times faster.")
 @click.option("--fast", is_flag=True, help="Send as fast as possible, ignoring the timeline.")
 @click.option("--now", "now", metavar="TIME",
@@ -715,12 +769,13 @@ def given_delivery_settings(options: dict[str, Any]) -> dict[str, Any]:
 @IDENTITY_OPTION
 @click.option("--dry-run", is_flag=True,
               help="Render and validate every payload, print the plan, send nothing.")
-@click.option("--report", "reports", multiple=True, type=click.Path(), metavar="FILE",
+@click.option("--report", "reports", multiple=True, type=FILE_PATH, metavar="FILE",
               help="Write a report: FILE.xml is JUnit, FILE.json is JSON; repeatable.")
 @click.option("--wait-for-url", is_flag=True,
               help="First wait until the target accepts connections (for CI starting the app "
                    "and the run together).")
-@click.option("--wait-timeout", type=click.FloatRange(min=0), default=30.0, show_default=True,
+@click.option("--wait-timeout", type=Number(0, MAX_WAIT, what="seconds"), default=30.0,
+              show_default=True,
               help="Seconds --wait-for-url waits before giving up.")
 @delivery_options
 def run(scenario: str, seed: int | None, speed: float, fast: bool, now: str | None,
@@ -947,10 +1002,10 @@ def scenarios(ctx: click.Context) -> None:
 
 
 @scenarios.command("show")
-@click.argument("name")
+@click.argument("name", callback=check_paths)
 @click.option("--rendered", is_flag=True,
               help="Print it after Jinja (what the YAML reader, and error line numbers, see).")
-@click.option("--seed", type=int, help="Seed for `fake` in the file, with --rendered.")
+@click.option("--seed", type=SEED, help="Seed for `fake` in the file, with --rendered.")
 def scenarios_show(name: str, rendered: bool, seed: int | None) -> None:
     """Print a scenario file as written, or rendered by its Jinja."""
     import os
@@ -975,11 +1030,12 @@ def new(name: str, force: bool) -> None:
     import re
     from pathlib import Path
 
+    from simulator.inputs import shown
     from simulator.scenarios import STARTER
 
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*", name):
-        raise WasimError(f"{name!r} is not a usable scenario name", where="NAME",
-                         hint="Use letters, digits, - and _, e.g. summer-sale.")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}", name):
+        raise WasimError(f"{shown(name)} is not a usable scenario name", where="NAME",
+                         hint="Use up to 100 letters, digits, - and _, e.g. summer-sale.")
     path = Path("scenarios") / f"{name}.yaml"
     if path.exists() and not force:
         raise WasimError("the file exists", where=str(path),
@@ -993,8 +1049,9 @@ def new(name: str, force: bool) -> None:
 
 
 @cli.command()
-@click.argument("scenario", required=False, metavar="[SCENARIO]")
-@click.option("--url", envvar="WASIM_URL", metavar="URL", help="Your webhook.  [env: WASIM_URL]")
+@click.argument("scenario", required=False, metavar="[SCENARIO]", callback=check_paths)
+@click.option("--url", envvar="WASIM_URL", metavar="URL", callback=check_url,
+              help="Your webhook.  [env: WASIM_URL]")
 @click.option("--app", "app_spec", metavar="[asgi:|wsgi:]MODULE:APP",
               help="Your ASGI/WSGI app, in-process.")
 @click.option("--path", "app_path", default="/", show_default=True,
@@ -1005,24 +1062,27 @@ def new(name: str, force: bool) -> None:
               help="A custom header; repeatable.")
 @click.option("--basic-auth", envvar="WASIM_BASIC_AUTH", metavar="USER:PASSWORD",
               help="HTTP Basic auth.  [env: WASIM_BASIC_AUTH]")
-@click.option("--token-url", metavar="URL", help="Fetch a bearer token here once, first.")
+@click.option("--token-url", metavar="URL", callback=check_url,
+              help="Fetch a bearer token here once, first.")
 @click.option("--client-id", metavar="ID", help="Client id for --token-url.")
 @click.option("--client-secret", envvar="WASIM_CLIENT_SECRET", metavar="SECRET",
               help="Client secret for --token-url.  [env: WASIM_CLIENT_SECRET]")
 @click.option("--allow-remote", is_flag=True, help="Allow a target that is not this machine.")
-@click.option("--rate", type=click.FloatRange(min=0, min_open=True),
+@click.option("--rate", type=Number(0, 1e6, low_open=True, what="requests per second"),
               help="Requests per second (open loop). Without it: as fast as --concurrency "
                    "allows.")
 @click.option("--duration", default="10s", show_default=True, metavar="DURATION",
               help="How long to run: 30s, 5m...")
-@click.option("--count", "-n", type=click.IntRange(min=1), help="Stop after N requests.")
-@click.option("--concurrency", "-c", type=click.IntRange(min=1), default=64, show_default=True,
+@click.option("--count", "-n", type=Number(1, MAX_COUNT, integer=True),
+              help="Stop after N requests.")
+@click.option("--concurrency", "-c", type=Number(1, MAX_CONCURRENCY, integer=True), default=64,
+              show_default=True,
               help="Connections, so requests in flight at most.")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=10.0,
-              show_default=True, help="Seconds to wait for each answer.")
+@click.option("--timeout", type=Number(0, MAX_WAIT, low_open=True, what="seconds"),
+              default=10.0, show_default=True, help="Seconds to wait for each answer.")
 @click.option("--success", default="2xx", show_default=True, metavar="CODES",
               help="Statuses that count as success.")
-@click.option("--seed", type=int, help="Seed of the generated callbacks.  [default: random]")
+@click.option("--seed", type=SEED, help="Seed of the generated callbacks.  [default: random]")
 @click.option("--country", "countries", multiple=True, metavar="CODE",
               help="Users' countries without a scenario; repeat or comma-separate.")
 @click.option("--button", "buttons", multiple=True, metavar="LABEL",
@@ -1032,9 +1092,9 @@ def new(name: str, force: bool) -> None:
 @click.option("--report", type=click.Path(), metavar="FILE.json", help="Write the figures.")
 @click.option("--max-p99", type=click.FloatRange(min=0), metavar="MS",
               help="Threshold: fail (exit 1) if the p99 latency is above this.")
-@click.option("--max-error-rate", type=click.FloatRange(min=0, max=1), metavar="SHARE",
+@click.option("--max-error-rate", type=Number(0, 1, what="a share"), metavar="SHARE",
               help="Threshold: fail (exit 1) if more than this share of requests failed.")
-@click.option("--history", "history_path", envvar="WASIM_HISTORY", type=click.Path(),
+@click.option("--history", "history_path", envvar="WASIM_HISTORY", type=FILE_PATH,
               default=".wasim/history.jsonl", show_default=True,
               help="Where sampled attempts go (with --history-sample).")
 @click.option("--history-sample", type=click.IntRange(min=0), default=0, show_default=True,
@@ -1171,15 +1231,16 @@ def load(scenario: str | None, **options: Any) -> int:
 
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", type=int, default=8000, show_default=True,
-              help="Port to listen on; 0 picks a free one.")
-@click.option("--status", type=int, default=200, show_default=True,
+@click.option("--port", type=PORT, default=8000,
+              show_default=True, help="Port to listen on; 0 picks a free one.")
+@click.option("--status", type=Number(200, 599, integer=True, what="a final HTTP status"),
+              default=200, show_default=True,
               help="Fault switch: the status to answer every callback with.")
-@click.option("--delay", type=float, default=0.0, show_default=True,
-              help="Fault switch: seconds to wait before answering.")
-@click.option("--fail-rate", type=float, default=0.0, show_default=True,
+@click.option("--delay", type=Number(0, MAX_WAIT, what="seconds"), default=0.0,
+              show_default=True, help="Fault switch: seconds to wait before answering.")
+@click.option("--fail-rate", type=Number(0, 1, what="a share"), default=0.0, show_default=True,
               help="Fault switch: share of callbacks (0-1) answered 500 instead.")
-@click.option("--seed", type=int, help="Seed for the --fail-rate draws, so failures reproduce.")
+@click.option("--seed", type=SEED, help="Seed for the --fail-rate draws, so failures reproduce.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print each arrival as a JSON line (with the exact body) instead of a summary.")
 @click.option("--max-body", type=click.IntRange(min=0), default=1024 * 1024, show_default=True,

@@ -33,6 +33,7 @@ import httpx
 
 from simulator import __version__
 from simulator.errors import WasimError, did_you_mean
+from simulator.inputs import MAX_RETRIES, MAX_WAIT, parse_number
 
 TargetKind = Literal["url", "asgi", "wsgi"]
 ErrorKind = Literal["connect", "timeout", "protocol", "auth"]
@@ -104,8 +105,8 @@ class RetryPolicy:
 
     @classmethod
     def exponential(cls, retries: int, backoff: float) -> RetryPolicy:
-        """`retries` retries waiting backoff, 2*backoff, 4*backoff..."""
-        return cls(tuple(backoff * 2**i for i in range(retries)))
+        """`retries` retries waiting backoff, 2*backoff, 4*backoff... (each at most a day)."""
+        return cls(tuple(min(backoff * 2.0**i, MAX_WAIT) for i in range(retries)))
 
 
 @dataclass(frozen=True)
@@ -1258,9 +1259,13 @@ def parse_success(text: str) -> tuple[tuple[int, int], ...]:
         if match.group(1):
             low = int(match.group(1)) * 100
             ranges.append((low, low + 99))
-        else:
-            low = int(match.group(2))
-            ranges.append((low, int(match.group(3) or low)))
+            continue
+        low, high = int(match.group(2)), int(match.group(3) or match.group(2))
+        if not 100 <= low <= high <= 599:
+            raise WasimError(f"{part!r} is not a status or a range of statuses from low to "
+                             "high", where="--success",
+                             hint="Statuses are 100-599; write ranges low-high, e.g. 200-299.")
+        ranges.append((low, high))
     return tuple(ranges)
 
 
@@ -1374,19 +1379,15 @@ def delivery_options_from(settings: Mapping[str, Any], where: Callable[[str], st
     )
     schedule = get("retry_schedule")
     if schedule is None:
-        retries, backoff = get("retries", 0), get("backoff", 1.0)
-        if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
-            raise WasimError(f"retries must be a whole number >= 0, got {retries!r}",
-                             where=where("retries"))
-        if not isinstance(backoff, int | float) or isinstance(backoff, bool) or backoff < 0:
-            raise WasimError(f"backoff must be seconds >= 0, got {backoff!r}",
-                             where=where("backoff"))
-        retry = RetryPolicy.exponential(retries, float(backoff))
+        retries = _number(get("retries", 0), where("retries"), low=0, high=MAX_RETRIES,
+                          integer=True, what="a number of retries")
+        backoff = _number(get("backoff", 1.0), where("backoff"), low=0, high=MAX_WAIT,
+                          what="seconds")
+        retry = RetryPolicy.exponential(int(retries), backoff)
     else:
         retry = _at(where("retry_schedule"), parse_retry_schedule, str(schedule))
-    timeout = get("timeout", DEFAULT_TIMEOUT)
-    if not isinstance(timeout, int | float) or isinstance(timeout, bool) or timeout <= 0:
-        raise WasimError(f"timeout must be seconds > 0, got {timeout!r}", where=where("timeout"))
+    timeout = _number(get("timeout", DEFAULT_TIMEOUT), where("timeout"), low=0, low_open=True,
+                      high=MAX_WAIT, what="seconds")
     method = str(get("method", "POST")).upper()
     if method not in ("POST", "PUT", "PATCH"):
         raise WasimError(f"method {method!r} is not POST, PUT or PATCH", where=where("method"))
@@ -1411,6 +1412,14 @@ def delivery_options_from(settings: Mapping[str, Any], where: Callable[[str], st
     )
 
 
+def _number(value: Any, where: str, *, what: str, **limits: Any) -> float:
+    """A setting that must be a number (flags and YAML give numbers; text is refused)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise WasimError(f"{str(value)[:40]!r} is not {what}", where=where,
+                         hint="Write it as a plain number, e.g. 2 or 0.5.")
+    return parse_number(value, where, what=what, **limits)
+
+
 def _at(where: str, parse: Callable[[str], Any], text: str) -> Any:
     """Run a parser whose errors name a flag, re-pointing them at `where`."""
     try:
@@ -1424,12 +1433,9 @@ def parse_retry_schedule(text: str) -> RetryPolicy:
     """Read `--retry-schedule`: waits in seconds (1,5,30) or `platform`."""
     if text.strip().lower() == "platform":
         return RetryPolicy(PLATFORM_RETRY_DELAYS)
-    try:
-        delays = tuple(float(part) for part in text.split(","))
-    except ValueError:
-        raise WasimError(f"cannot read {text!r}", where="--retry-schedule",
-                         hint="Give seconds separated by commas, e.g. 1,5,30, or "
-                              "'platform'.") from None
-    if any(not d >= 0 for d in delays):
-        raise WasimError("waits must be 0 seconds or more", where="--retry-schedule")
-    return RetryPolicy(delays)
+    parts = text.split(",")
+    if len(parts) > MAX_RETRIES:
+        raise WasimError(f"{len(parts):,} waits is more than {MAX_RETRIES} retries",
+                         where="--retry-schedule", hint="Give at most 100 waits, e.g. 1,5,30.")
+    return RetryPolicy(tuple(parse_number(part, "--retry-schedule", low=0, high=MAX_WAIT,
+                                          what="seconds") for part in parts))

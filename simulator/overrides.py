@@ -8,11 +8,13 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from simulator.errors import WasimError, did_you_mean
+from simulator.inputs import load_json, shown
 
 Segment = str | int
 Action = Literal["set", "add", "remove"]
 
-_TOKEN = re.compile(r"\[(\d+)\]|([^.\[\]]+)")
+_TOKEN = re.compile(r"\[([0-9]+)\]|([^.\[\]]+)")
+MAX_INDEX_DIGITS = 9  # no callback has a billion items; int() of 4,300 digits raises
 _SHORTCUT_ROOT: tuple[Segment, ...] = ("meta_object", "value")
 
 
@@ -28,7 +30,12 @@ class Override:
     @property
     def flag(self) -> str:
         """The command-line flag this override came from, as shown in errors."""
-        return f"--{self.action} {self.text}"
+        return _flag(self.action, self.text)
+
+
+def _flag(action: str, text: str) -> str:
+    # A 5,000-character --set value would make a 5,000-character error line.
+    return f"--{action} {text if len(text) <= 60 else text[:57] + '...'}"
 
 
 def parse_path(text: str, where: str) -> tuple[Segment, ...]:
@@ -44,6 +51,9 @@ def parse_path(text: str, where: str) -> tuple[Segment, ...]:
             if match.start() != consumed:
                 break
             index, key = match.groups()
+            if index is not None and len(index) > MAX_INDEX_DIGITS:
+                raise WasimError(f"index {shown(index)} in path is too large", where=where,
+                                 hint="Write paths like messages[0].button.text.")
             segments.append(int(index) if index is not None else _key_or_index(key))
             consumed = match.end()
         if consumed != len(part):
@@ -54,12 +64,13 @@ def parse_path(text: str, where: str) -> tuple[Segment, ...]:
 
 
 def _key_or_index(key: str) -> Segment:
-    return int(key) if key.isdigit() else key
+    # Only a short ASCII number is an index; anything else (even "²" or 5,000 digits) is a key.
+    return int(key) if key.isascii() and key.isdigit() and len(key) <= MAX_INDEX_DIGITS else key
 
 
 def parse_override(action: Action, text: str) -> Override:
     """Parse `path=string` or `path:=json` (for --set/--add), or a bare `path` (for --remove)."""
-    where = f"--{action} {text}"
+    where = _flag(action, text)
     if action == "remove":
         return Override(action, parse_path(text, where), None, text)
     if "=" not in text:
@@ -70,7 +81,7 @@ def parse_override(action: Action, text: str) -> Override:
     if path_text.endswith(":"):
         path_text = path_text[:-1]
         try:
-            value = json.loads(value_text)
+            value = load_json(value_text)
         except json.JSONDecodeError as exc:
             raise WasimError(f"the value after ':=' is not JSON ({exc.msg} at column "
                              f"{exc.colno})", where=where,

@@ -18,6 +18,7 @@ from typing import Any
 
 from simulator.calling_codes import ISO_REGIONS, REGIONS_BY_CALLING_CODE, calling_code_of
 from simulator.errors import WasimError
+from simulator.inputs import load_json
 from simulator.wamid import BUSINESS_ID_LENGTH, USER_ID_LENGTHS, InvalidWamid, decode_wamid
 from simulator.wire import to_wire
 
@@ -721,7 +722,7 @@ def parse_documents(text: str, source: str) -> Iterator[tuple[int | None, Any]]:
             if not line.strip():
                 continue
             try:
-                yield number, json.loads(line)
+                yield number, load_json(line)
             except json.JSONDecodeError as exc:
                 raise WasimError(f"not JSON: {exc.msg} (column {exc.colno})",
                                  where=f"{source}:{number}",
@@ -729,7 +730,7 @@ def parse_documents(text: str, source: str) -> Iterator[tuple[int | None, Any]]:
                     from None
         return
     try:
-        yield None, json.loads(text)
+        yield None, load_json(text)
     except json.JSONDecodeError as exc:
         raise WasimError(f"not JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
                          where=f"{source}:{exc.lineno}",
@@ -738,7 +739,7 @@ def parse_documents(text: str, source: str) -> Iterator[tuple[int | None, Any]]:
 
 def _is_json(line: str) -> bool:
     try:
-        json.loads(line)
+        load_json(line)
     except json.JSONDecodeError:
         return False
     return True

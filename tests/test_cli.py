@@ -81,7 +81,7 @@ def test_pretty_output_is_indented_and_holds_the_same_document(runner: CliRunner
     (["render", "--set", "extra_info.nope=1"], "has no key 'nope'"),
     (["render", "--template", "nope"], "--template: no built-in template named 'nope'"),
     (["render", "--template", "missing/file.json.j2"], "no template file"),
-    (["render", "--count", "0"], "Invalid value for '--count'"),
+    (["render", "--count", "0"], "--count: '0' is out of range"),
     (["render", "--payload", "X"], "--payload needs --button"),
     (["render", "--now", "yesterday"], "--now: cannot read the time"),
     (["render", "--user", "12ab"], "--user: '12ab' is not a phone number"),
@@ -90,6 +90,52 @@ def test_pretty_output_is_indented_and_holds_the_same_document(runner: CliRunner
     (["render", "--bogus"], "--bogus"),
     (["validate", "/no/such/file.json"], "cannot read the file"),
     (["frobnicate"], "No such command 'frobnicate'"),
+    # Hostile values: huge, deep, not-a-number, out of range (issue 9).
+    (["render", "--set", "extra_info.ref:=" + "[" * 5000 + "]" * 5000], "nested more than 64"),
+    (["render", "--set", "extra_info.ref:=" + "9" * 5000], "a number of 5,000 digits"),
+    (["render", "--set", "extra_info.ref:=NaN"], "NaN is not JSON"),
+    (["render", "--set", "extra_info.ref:=[1e999]"], "1e999 is too large"),
+    (["render", "--set", "messages[" + "9" * 5000 + "].x=1"], "in path is too large"),
+    (["render", "--seed", "9" * 5000], "--seed: '999"),
+    (["render", "--seed", "-1"], "--seed: '-1' is out of range"),
+    (["render", "--count", "9" * 5000], "(5,000 characters) is too long"),
+    (["render", "--now", "9" * 5000], "--now: '999"),
+    (["render", "--now", "1" + "0" * 29], "up to 253402300799"),
+    (["render", "--now", "99999-01-01"], "--now: cannot read the time"),
+    (["render", "--now", "\u00b2"], "--now: cannot read the time"),
+    (["render", "--template", "t" * 5000], "--template: the path 'ttt"),
+    (["render", "--template", "a\0b"], "holds a NUL character"),
+    (["fire", "--url", "http://127.0.0.1:9/", "--timeout", "nan"], "--timeout: 'nan' is not"),
+    (["fire", "--url", "http://127.0.0.1:9/", "--timeout", "inf"], "--timeout: 'inf' is not"),
+    (["fire", "--url", "http://127.0.0.1:9/", "--backoff", "-inf"], "--backoff: '-inf' is not"),
+    (["fire", "--url", "http://127.0.0.1:9/", "--retries", "1100"], "at most 100"),
+    (["fire", "--url", "http://127.0.0.1:9/", "--retry-schedule", "1,inf"], "'inf' is not"),
+    (["fire", "--url", "http://127.0.0.1:9/", "--retry-schedule", ",".join("1" * 101)],
+     "101 waits is more than 100"),
+    (["fire", "--url", "http://127.0.0.1:99999/"], "--url: '99999' is out of range"),
+    (["fire", "--url", "http://127.0.0.1:-1/"], "--url: '-1' is out of range"),
+    (["fire", "--url", "http://127.0.0.1:9/", "--token-url", "http://127.0.0.1:0/t",
+      "--client-id", "c"], "--token-url: '0' is out of range"),
+    (["fire", "--url", "http://127.0.0.1:9/", "--success", "299-200"], "from low to high"),
+    (["fire", "--url", "http://127.0.0.1:9/", "--success", "999"], "Statuses are 100-599"),
+    (["fire", "--url", "http://127.0.0.1:9/", "--history", "h" * 300], "--history: the path"),
+    (["run", "summer-sale", "--dry-run", "--speed", "nan"], "--speed: 'nan' is not"),
+    (["run", "s" * 5000, "--dry-run"], "SCENARIO: the path 'sss"),
+    (["run", "summer-sale", "--dry-run", "--report", "r" * 300 + ".json"], "--report: the path"),
+    (["run", "summer-sale", "--wait-for-url", "--wait-timeout", "inf"], "--wait-timeout"),
+    (["scenarios", "show", "s" * 5000], "NAME: the path"),
+    (["new", "n" * 5000], "is not a usable scenario name"),
+    (["receive", "--port", "99999"], "--port: '99999' is out of range"),
+    (["receive", "--fail-rate", "nan"], "--fail-rate: 'nan' is not"),
+    (["history", "--status", "9" * 5000], "--status: '999"),
+    (["replay", "--last", "0"], "--last: '0' is out of range"),
+    (["validate", "v" * 5000], "FILE: the path 'vvv"),
+    (["load", "--url", "http://127.0.0.1:9/", "--rate", "nan"], "--rate: 'nan' is not"),
+    (["load", "--url", "http://127.0.0.1:9/", "--concurrency", "10" + "0" * 18], "out of range"),
+    (["load", "--url", "http://127.0.0.1:99999/"], "--url: '99999' is out of range"),
+    (["load", "l" * 5000, "--url", "http://127.0.0.1:9/"], "SCENARIO: the path 'lll"),
+    (["decode", b"wamid.\xff".decode("utf-8", "surrogateescape")],
+     "argument 2: the value is not valid UTF-8"),
 ])
 def test_bad_input_is_one_line_on_stderr_with_exit_2(runner: CliRunner, args: list[str],
                                                      fragment: str) -> None:
@@ -126,6 +172,57 @@ def test_validate_reports_each_problem_with_line_and_path(runner: CliRunner) -> 
     assert result.stdout == '<stdin>:3: $.meta_object.value.messages[0].type: expected "button" ' \
                             '(a quick-reply tap on a template), got "text"\n'
     assert "1 problem(s) in 1 of 3 callbacks" in result.stderr
+
+
+@pytest.mark.parametrize(("document", "fragment"), [
+    ("[" * 100_000 + "]" * 100_000, "nested more than 64 levels deep (line 1, column 65)"),
+    ('{"a":\n  [' + "9" * 5000 + "]}", "a number of 5,000 digits (at most 100) (line 2, column 4)"),
+    ('{"a": NaN}', "NaN is not JSON"),
+    ('{"a": -Infinity}', "-Infinity is not JSON"),
+    ("[1e400]", "1e400 is too large for a number"),
+    ('{"ok": 1}\n' + "[" * 5000, "<stdin>:2: not JSON"),
+])
+def test_validate_of_hostile_json_is_a_one_line_error_with_its_place(
+        runner: CliRunner, document: str, fragment: str) -> None:
+    result = runner.invoke(cli, ["validate", "-"], input=document.encode())
+    assert result.exit_code == 2, result.output
+    assert len(result.stderr.splitlines()) == 1
+    assert fragment in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_validate_reads_a_bounded_amount_from_an_endless_input(
+        runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    import simulator.cli
+
+    monkeypatch.setattr(simulator.cli, "MAX_VALIDATE_BYTES", 1000)
+    result = runner.invoke(cli, ["validate", "-"], input=b" " * 1001)
+    assert result.exit_code == 2
+    assert result.stderr == ("wasim: error: <stdin>: more than 1,000 bytes of input. "
+                             "Validate it in parts, e.g. with split -l.\n")
+
+
+@pytest.mark.parametrize("setting", ["timeout: .inf", "timeout: .nan", "retries: 1100",
+                                     "retries: true", "backoff: '5'", "success: 299-200",
+                                     "retry_schedule: '1,.inf'"])
+def test_a_scenario_target_with_a_hostile_number_is_a_one_line_error_with_its_line(
+        runner: CliRunner, tmp_path: Path, setting: str) -> None:
+    scenario = tmp_path / "hostile.yaml"
+    scenario.write_text("name: hostile\ndescription: d\nseed: 1\ntemplate:\n  name: t\n"
+                        "  body: Hi\n  buttons: [{text: Go, payload: GO}]\n"
+                        "cast: {countries: {IN: 1}}\nsteps: [{name: s, choices: {Go: 1}}]\n"
+                        f"target:\n  url: http://127.0.0.1:9/\n  {setting}\n")
+    result = runner.invoke(cli, ["run", str(scenario), "--fast", "--no-history"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"wasim: error: {scenario}:12: ")
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_json_just_inside_the_limits_still_validates_as_json(runner: CliRunner) -> None:
+    document = "[" * 64 + "1" + "]" * 64
+    result = runner.invoke(cli, ["validate", "-"], input=document.encode())
+    assert result.exit_code == 1  # read, and then found not to be a callback
+    assert "expected an object" in result.stdout
 
 
 def test_validate_of_text_that_is_not_json_exits_2_with_line_and_column(
@@ -178,6 +275,20 @@ def test_a_closed_pipe_ends_quietly_without_a_traceback(tmp_path: Path) -> None:
     stderr = proc.stderr.read()
     assert proc.wait(timeout=60) == 1
     assert stderr == b""
+
+
+def test_an_argument_that_is_not_utf8_is_refused_before_any_command_runs(
+        tmp_path: Path) -> None:
+    # Real bytes in argv, as a shell passes them: without the check, echoing one back
+    # crashed with UnicodeEncodeError under a strict locale.
+    env = {"PYTHONPATH": str(Path(__file__).parent.parent), "LC_ALL": "C.UTF-8",
+           "PYTHONIOENCODING": "utf-8:strict"}
+    done = subprocess.run([sys.executable, "-m", "simulator", "render", "--ref", b"\xff\xfe"],
+                          cwd=tmp_path, capture_output=True, env=env)
+    assert done.returncode == 2
+    assert done.stdout == b""
+    assert done.stderr == (b"wasim: error: --ref: the value is not valid UTF-8. Give text in "
+                           b"UTF-8 (check the terminal's or the script's encoding).\n")
 
 
 def test_an_error_that_ends_in_parentheses_still_ends_its_sentence() -> None:

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -239,3 +240,65 @@ def test_a_run_killed_mid_way_leaves_a_history_that_reads_and_replays(
         while len(slow.arrivals) < before + 2 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert [a.body for a in slow.arrivals[before:]] == [a.body for a in answered[2:4]]
+
+
+def test_fire_streams_the_first_callback_leaves_before_the_second_is_rendered(
+        runner: CliRunner, history: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import simulator.render
+    from simulator.errors import WasimError
+
+    real_render_tap = simulator.render.render_tap
+    delivered_before_render: list[int] = []
+
+    def render_tap(*args: Any, **kwargs: Any) -> bytes:
+        # The app's count of arrivals when each callback is rendered: causality, not timing.
+        delivered_before_render.append(len(fastapi_app.received))
+        if len(delivered_before_render) == 3:
+            raise WasimError("enough", where="the test")  # -n 100000000 need not finish
+        return real_render_tap(*args, **kwargs)
+
+    monkeypatch.setattr(simulator.render, "render_tap", render_tap)
+    result = fire(runner, history, "--app", "tests.apps.fastapi_app:app", "--path", "/webhook",
+                  "--seed", "5", "--count", "100000000")
+    assert delivered_before_render == [0, 1, 2]
+    assert len(fastapi_app.received) == 2
+    assert result.exit_code == 2 and "the test: enough" in result.stderr
+    assert len(records(history)) == 2  # what was sent before the error is kept
+
+
+def test_fire_keeps_no_delivered_event_alive_so_memory_stays_flat(
+        runner: CliRunner, history: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import gc
+    import weakref
+
+    from simulator.delivery import Event
+
+    real_from_body = Event.from_body.__func__  # type: ignore[attr-defined]
+    made: list[weakref.ref[Event]] = []
+    alive_at_each_render: list[int] = []
+
+    def from_body(cls: type[Event], body: bytes, seed: int | None = None) -> Event:
+        gc.collect()
+        alive_at_each_render.append(sum(ref() is not None for ref in made))
+        event: Event = real_from_body(cls, body, seed)
+        made.append(weakref.ref(event))
+        return event
+
+    monkeypatch.setattr(Event, "from_body", classmethod(from_body))
+    result = fire(runner, history, "--app", "tests.apps.fastapi_app:app", "--path", "/webhook",
+                  "--seed", "5", "--count", "30")
+    assert result.exit_code == 0, result.output
+    assert len(fastapi_app.received) == 30
+    # The event being delivered may still be referenced; none of the earlier ones are.
+    assert max(alive_at_each_render) <= 2, alive_at_each_render
+
+
+def test_a_template_error_on_the_first_callback_sends_nothing_and_writes_no_history(
+        runner: CliRunner, history: Path, tmp_path: Path) -> None:
+    template = tmp_path / "broken.json.j2"
+    template.write_text('{"a": {{ tap.nope | json }}}')
+    result = fire(runner, history, "--app", "tests.apps.fastapi_app:app", "--path", "/webhook",
+                  "--template", str(template), "--count", "100000000")
+    assert result.exit_code == 2
+    assert fastapi_app.received == []
+    assert not history.exists()

@@ -66,3 +66,24 @@ def test_bad_overrides_say_what_and_where(callback: dict[str, Any], action: str,
         apply(callback, (action, text))
     assert fragment in info.value.one_line()
     assert info.value.where == f"--{action} {text}"
+
+
+@pytest.mark.parametrize(("text", "fragment"), [
+    ("extra_info.ref:=" + "[" * 5000 + "]" * 5000, "nested more than 64 levels deep"),
+    ("extra_info.ref:=" + "9" * 5000, "a number of 5,000 digits"),
+    ("extra_info.ref:=NaN", "NaN is not JSON"),
+    ("extra_info.ref:=-Infinity", "-Infinity is not JSON"),
+    ("extra_info.ref:=1e999", "too large for a number"),
+    ("messages[" + "9" * 5000 + "].x=1", "in path is too large"),
+])
+def test_hostile_values_and_paths_are_one_short_line(text: str, fragment: str) -> None:
+    with pytest.raises(WasimError) as raised:
+        parse_override("set", text)
+    line = raised.value.one_line()
+    assert fragment in line
+    assert len(line) < 300 and "\n" not in line
+
+
+def test_a_digit_that_int_cannot_read_is_a_key_not_an_index() -> None:
+    assert parse_path("a.\u00b2.b", "x") == ("a", "\u00b2", "b")
+    assert parse_path("a." + "1" * 20, "x") == ("a", "1" * 20)

@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from simulator.errors import ExitCode, WasimError
+from simulator.params import FILE_PATH, PORT, SEED, SPEED, check_paths
 
 _HISTORY_DEFAULT = ".wasim/history.jsonl"
 
@@ -80,9 +81,9 @@ _TARGET_OPTIONS: list[Decorator] = [
                  help="Allow a target that is not this machine."),
 ]
 _COMMON_OPTIONS: list[Decorator] = [
-    click.option("--seed", type=int,
+    click.option("--seed", type=SEED,
                  help="Seed for the cast and every tap.  [default: the scenario's, else random]"),
-    click.option("--history", "history_path", envvar="WASIM_HISTORY", type=click.Path(),
+    click.option("--history", "history_path", envvar="WASIM_HISTORY", type=FILE_PATH,
                  default=_HISTORY_DEFAULT, show_default=True,
                  help="JSON Lines file every attempt is appended to.  [env: WASIM_HISTORY]"),
     click.option("--no-history", is_flag=True, help="Record nothing."),
@@ -99,10 +100,10 @@ def _options(options: list[Decorator]) -> Decorator:
 
 
 @click.command("tui")
-@click.argument("scenario", required=False, metavar="[SCENARIO]")
+@click.argument("scenario", required=False, metavar="[SCENARIO]", callback=check_paths)
 @_options(_TARGET_OPTIONS)
 @_options(_COMMON_OPTIONS)
-@click.option("--speed", type=click.FloatRange(min=0, min_open=True), default=10.0,
+@click.option("--speed", type=SPEED, default=10.0,
               show_default=True, help="The run dialog's default speed (s runs the scenario).")
 @click.option("--identity", metavar="MODE[=SHARE],...",
               help="How the cast is identified: bsuid, phone or username, or shares such as "
@@ -148,14 +149,14 @@ def _given(delivery: dict[str, Any]) -> dict[str, Any]:
 
 
 @click.command("demo")
-@click.argument("scenario", required=False, metavar="[SCENARIO]")
+@click.argument("scenario", required=False, metavar="[SCENARIO]", callback=check_paths)
 @click.option("--headless", is_flag=True,
               help="No terminal UI: run the scenario against the built-in receiver, print the "
                    "summary, exit 0 when everything was delivered and held.")
-@click.option("--port", type=click.IntRange(0, 65535), default=0, show_default=True,
+@click.option("--port", type=PORT, default=0, show_default=True,
               help="Port of the built-in receiver; 0 picks a free one.")
 @_options(_COMMON_OPTIONS)
-@click.option("--speed", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--speed", type=SPEED, default=None,
               help="Timeline speed: the run dialog's default, or --headless's pace.  "
                    "[default: 10 in the UI, as fast as allowed headless]")
 def demo(scenario: str | None, headless: bool, port: int, seed: int | None, history_path: str,
