@@ -158,7 +158,7 @@ _RENDER_OPTIONS = [
                  show_default=True, help="The users' phone, which sets the shape of message "
                  "ids (android 32 hex, ios 3A..., web 3EB0...); mix draws one per user."),
     IDENTITY_OPTION,
-    click.option("--enterprise", type=click.FloatRange(0, 1), default=0.0, metavar="SHARE",
+    click.option("--enterprise", type=Number(0, 1, what="a share"), default=0.0, metavar="SHARE",
                  help="Share of BSUID users of an enterprise account (parent_user_id).  "
                       "[default: 0]"),
     click.option("--quirks", metavar="QUIRK=SHARE,...",
@@ -1089,7 +1089,7 @@ def new(name: str, force: bool) -> None:
               help="Buttons tapped without a scenario; repeatable.  [default: the demo three]")
 @IDENTITY_OPTION
 @BUSINESS_COUNTRY_OPTION
-@click.option("--report", type=click.Path(), metavar="FILE.json", help="Write the figures.")
+@click.option("--report", type=FILE_PATH, metavar="FILE.json", help="Write the figures.")
 @click.option("--max-p99", type=click.FloatRange(min=0), metavar="MS",
               help="Threshold: fail (exit 1) if the p99 latency is above this.")
 @click.option("--max-error-rate", type=Number(0, 1, what="a share"), metavar="SHARE",
@@ -1172,15 +1172,19 @@ def load(scenario: str | None, **options: Any) -> int:
         from simulator.history import HistoryWriter
 
         history = HistoryWriter(Path(options["history_path"])).open()
-        click.echo(f"history: 1 attempt in {options['history_sample']} goes to "
-                   f"{history.path}", err=True)
-    else:
-        click.echo("history: off in load mode (--history-sample N keeps 1 attempt in N)",
-                   err=True)
     live = sys.stderr.isatty()
     pace = f"{options['rate']:g}/s" if options["rate"] else "as fast as possible"
-    click.echo(f"load: {delivery.target.label}, {pace}, {options['concurrency']} connections, "
-               f"{options['count'] or options['duration']}", err=True)
+
+    def start() -> None:
+        # Said once the run cannot be refused any more (a bad token URL is its one line).
+        if history is not None:
+            click.echo(f"history: 1 attempt in {options['history_sample']} goes to "
+                       f"{history.path}", err=True)
+        else:
+            click.echo("history: off in load mode (--history-sample N keeps 1 attempt in N)",
+                       err=True)
+        click.echo(f"load: {delivery.target.label}, {pace}, {options['concurrency']} "
+                   f"connections, {options['count'] or options['duration']}", err=True)
 
     def tick(stats: Any) -> None:
         if live:
@@ -1190,7 +1194,8 @@ def load(scenario: str | None, **options: Any) -> int:
 
     try:
         stats = asyncio.run(run_load(source, delivery, load_options, on_tick=tick,
-                                     on_attempt=history.append if history else None))
+                                     on_attempt=history.append if history else None,
+                                     on_start=start))
     finally:
         if history is not None:
             history.close()
@@ -1243,7 +1248,8 @@ def load(scenario: str | None, **options: Any) -> int:
 @click.option("--seed", type=SEED, help="Seed for the --fail-rate draws, so failures reproduce.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print each arrival as a JSON line (with the exact body) instead of a summary.")
-@click.option("--max-body", type=click.IntRange(min=0), default=1024 * 1024, show_default=True,
+@click.option("--max-body", type=Number(0, 2**40, integer=True, what="bytes"),
+              default=1024 * 1024, show_default=True,
               help="Largest body accepted, in bytes; a bigger one is answered 413 unread.")
 def receive(host: str, port: int, status: int, delay: float, fail_rate: float,
             seed: int | None, as_json: bool, max_body: int) -> int:

@@ -535,9 +535,14 @@ async def run_load(
     *,
     on_tick: Callable[[LoadStats], None] | None = None,
     on_attempt: Callable[[Attempt], None] | None = None,
+    on_start: Callable[[], None] | None = None,
     clock: Callable[[], float] = time.perf_counter,
 ) -> LoadStats:
-    """Send unique callbacks until the duration or count runs out; the figures at the end."""
+    """Send unique callbacks until the duration or count runs out; the figures at the end.
+
+    `on_start` is called once everything that can refuse the run (headers, the token) has
+    passed, just before the first request: a refusal is then the only thing said.
+    """
     stats = LoadStats(started=clock())
     target = delivery.target
     url = httpx.URL(target.url)
@@ -597,6 +602,8 @@ async def run_load(
                              resolver=delivery.resolver)
         raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
         worker = _httpx_worker(source, client, raw, delivery, slots, done_one, clock)
+    if on_start is not None:
+        on_start()
 
     async def ticker() -> None:
         while not stop.is_set():

@@ -60,23 +60,6 @@ def _is_dir(value: str) -> bool:
         return False
 
 
-def needs_another_branch(path: tuple[str, ...], flag: str, value: str) -> bool:
-    """Cases that fail in code other branches own, skipped so this module has no xfails."""
-    if flag == "--history" and (value == "/dev/full" or (path == ("demo",) and _is_dir(value))):
-        # The history is opened (or written) only after sending (or the demo) started;
-        # checking it first is issue 9's history work.  # fixed on branch issue9-delivery
-        return True
-    if flag == "--history" and value.endswith("fifo") and path in READS_ITS_HISTORY:
-        # The FIFO feeds 10,000 nested brackets: history.read_history meets a RecursionError
-        # in json.loads.  # fixed on branch issue9-delivery
-        return True
-    # load prints its plan lines before a bad token URL is refused: three lines for an exit 2.
-    # Its --report is a click.Path, which passes a NUL on to open() (ValueError); the line is
-    # left as it is to spare a merge conflict with main.  # fixed on branch issue9-load
-    return path == ("load",) and (flag == "--token-url" or (flag == "--report" and "\x00" in value))
-
-
-
 def _commands(group: click.Group, path: tuple[str, ...] = ()) -> Iterator[
         tuple[tuple[str, ...], click.Command]]:
     for name, command in sorted(group.commands.items()):
@@ -177,8 +160,6 @@ def _argv(path: tuple[str, ...], command: click.Command, base: list[str],
     """The command line: the base, with each fuzzed option added (or argument replaced)."""
     args = list(base)
     for param, value in changes:
-        if needs_another_branch(path, _flag(param), value):
-            return None
         writes = _flag(param) in WRITTEN and path not in READS_ITS_HISTORY
         if (value.endswith("fifo") and writes) or (value == "/dev/full" and not writes):
             return None
