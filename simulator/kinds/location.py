@@ -37,4 +37,4 @@ def summary(document: dict[str, Any]) -> str:
 
 SPEC = KindSpec("location", "a shared location (latitude, longitude; optional name, address, "
                 "url)", build, summary, options=("--lat", "--lng", "--place-name", "--address",
-                                                 "--url"))
+                                                 "--place-url"))
