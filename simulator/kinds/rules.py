@@ -15,6 +15,7 @@ from simulator.validate import (
     SENDER_OPTIONAL,
     Kind,
     Shape,
+    _check_country,
     _Checker,
     _shape,
     _show,
@@ -49,7 +50,8 @@ CARD_NAME = _shape("first_name", "formatted_name", "last_name", "middle_name", "
                                        "suffix"))
 CARD_PHONE = _shape("phone", "type", "wa_id", optional=("type", "wa_id"))
 REACTION = _shape("message_id", "emoji")
-ERROR = _shape("code", "title", "message", "error_data", optional=("message", "error_data"))
+# Meta's current error objects always carry message and error_data.details (v16 and later).
+ERROR = _shape("code", "title", "message", "error_data")
 ERROR_DATA = _shape("details")
 _MIME = re.compile(r"[a-z]+/[a-z0-9.+-]+(; ?[a-z]+=[A-Za-z0-9-]+)?")
 _BASE64_SHA256 = re.compile(r"[A-Za-z0-9+/]{43}=")
@@ -137,6 +139,8 @@ def _media_checker(wire: str) -> Any:
                 check.string(f"{base}.caption", media["caption"])
         if "filename" in media and wire != "document":
             check.fail(f"{base}.filename", "unexpected: only a document has a filename")
+        elif "filename" in media:
+            check.string(f"{base}.filename", media["filename"], non_empty=True)
         if "animated" in media:
             if wire != "sticker":
                 check.fail(f"{base}.animated", "unexpected: only a sticker is animated")
@@ -180,8 +184,11 @@ def _check_contacts(check: _Checker, path: str, message: dict[str, Any]) -> None
         if check.obj(base, card, CARD) is None:
             continue
         name = check.obj(f"{base}.name", card["name"], CARD_NAME) if "name" in card else None
-        if name is not None and "formatted_name" in name:
-            check.string(f"{base}.name.formatted_name", name["formatted_name"], non_empty=True)
+        if name is not None:
+            for key in CARD_NAME.keys:
+                if key in name:
+                    check.string(f"{base}.name.{key}", name[key], non_empty=key ==
+                                 "formatted_name")
         for j, phone in enumerate(check.items(f"{base}.phones", card["phones"])
                                   if "phones" in card else []):
             where = f"{base}.phones[{j}]"
@@ -189,6 +196,8 @@ def _check_contacts(check: _Checker, path: str, message: dict[str, Any]) -> None
                 continue
             if "phone" in phone:
                 check.string(f"{where}.phone", phone["phone"], non_empty=True)
+            if "type" in phone:
+                check.string(f"{where}.type", phone["type"], non_empty=True)
             if "wa_id" in phone:
                 check.phone(f"{where}.wa_id", phone["wa_id"])
 
@@ -360,10 +369,14 @@ def _check_status_value(check: _Checker, value: dict[str, Any]
         if contacts:
             contact = check.obj(f"{base}.contacts[0]", contacts[0], STATUS_CONTACT)
         if contact is not None:
-            if "wa_id" in contact:
-                check.phone(f"{base}.contacts[0].wa_id", contact["wa_id"])
+            number = country = None
+            if "wa_id" in contact and check.phone(f"{base}.contacts[0].wa_id", contact["wa_id"]):
+                number = contact["wa_id"]
             if "user_id" in contact:
-                check.bsuid(f"{base}.contacts[0].user_id", contact["user_id"])
+                country = check.bsuid(f"{base}.contacts[0].user_id", contact["user_id"])
+            if "country_code" in contact:
+                _check_country(check, f"{base}.contacts[0]", contact["country_code"], country,
+                               number)
             if "wa_id" not in contact and "user_id" not in contact:
                 check.fail(f"{base}.contacts[0].wa_id", "missing: a contact has wa_id or "
                                                         "user_id")
@@ -395,7 +408,9 @@ def _check_status(check: _Checker, path: str, status: Any,
             and contact["user_id"] != status["recipient_user_id"]:
         check.fail(f"{path}.recipient_user_id", f"expected contacts[0].user_id "
                                                 f"{_show(contact['user_id'])}")
-    if "recipient_id" not in status and "recipient_user_id" not in status:
+    if "recipient_id" not in status and contact is not None and "wa_id" in contact:
+        check.fail(f"{path}.recipient_id", "missing, but contacts[0] has the wa_id")
+    elif "recipient_id" not in status and "recipient_user_id" not in status:
         check.fail(f"{path}.recipient_id", "missing: a status names its recipient by number or "
                                            "recipient_user_id")
     if "id" in status:
