@@ -10,7 +10,6 @@ from typing import Any
 from simulator.kinds.media import MEDIA
 from simulator.kinds.status import STATUSES
 from simulator.validate import (
-    CONTEXT,
     METADATA,
     SENDER_OPTIONAL,
     Kind,
@@ -20,7 +19,7 @@ from simulator.validate import (
     _shape,
     _show,
 )
-from simulator.wamid import BUSINESS_ID_LENGTH, InvalidWamid, decode_wamid
+from simulator.wamid import InvalidWamid, decode_wamid
 
 _HEAD = ("context", "from", "from_user_id", "from_parent_user_id", "id", "timestamp", "type")
 
@@ -270,7 +269,6 @@ MESSAGE_KINDS: tuple[Kind, ...] = (
          _shape("from", "from_user_id", "from_parent_user_id", "id", "timestamp", "errors",
                 "type", optional=SENDER_OPTIONAL), _check_unsupported),
 )
-_ = CONTEXT  # the reply context the other kinds share is validate's own
 
 # --- status callbacks ---------------------------------------------------------------------------
 
@@ -480,5 +478,5 @@ def _check_status_extra(check: _Checker, extra: dict[str, Any], top_id: Any) -> 
     return None
 
 
-__all__ = ["BUSINESS_ID_LENGTH", "MESSAGE_KINDS", "check_errors", "check_status_callback",
+__all__ = ["MESSAGE_KINDS", "check_errors", "check_status_callback",
            "describe_status", "is_status"]
