@@ -110,8 +110,16 @@ class Callback:
         return self.tap.template.wamid
 
     def describe(self) -> str:
-        """Who tapped which button, with the ids to find it by, read from the bytes."""
+        """Who tapped which button (or sent which kind), with the ids to find it by, read
+        from the bytes."""
         event = self.event
+        if self.kind != "button":
+            from simulator.kinds import summarize
+
+            who = event.user or self.tap.user.wa_id or self.tap.user.user_id
+            return (f"{self.kind} {summarize(self.document)!r} for {who}, message "
+                    f"{event.message_id or self.document.get('message_id', '?')}, "
+                    f"event {event.id}")
         label = event.button or self.tap.button.text
         try:
             payload = self.document["meta_object"]["value"]["messages"][0]["button"]["payload"]
