@@ -10,6 +10,7 @@ import click
 
 from simulator import __version__
 from simulator.errors import ExitCode, WasimError
+from simulator.kinds.options import kind_options
 from simulator.params import (
     FILE_PATH,
     MAX_CONCURRENCY,
@@ -187,20 +188,25 @@ def render_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 @cli.command()
 @render_options
+@kind_options
 @click.option("--pretty", is_flag=True,
               help="Indent for reading. These are not the bytes that are sent.")
 def render(**options: Any) -> None:
-    """Print button-tap callbacks exactly as Kaleyra would POST them.
+    """Print callbacks exactly as Kaleyra would POST them: button taps, or any --kind.
 
     The bytes printed are the bytes `wasim fire` sends and records: compact JSON, `/` escaped
     as `\\/`, non-ASCII as lowercase `\\uXXXX`.
     """
-    from simulator.render import render_callbacks
+    from simulator.kinds import render_kind
+    from simulator.kinds.options import kind_from, wants_kind_list
     from simulator.wire import to_pretty
 
+    if wants_kind_list(options):
+        return
+    kind, kind_args = kind_from(options)
     render_options = build_render_options(options)
     out = sys.stdout.buffer
-    for rendered in render_callbacks(render_options):
+    for rendered in render_kind(kind, render_options, kind_args):
         if options["pretty"]:
             import json
 
@@ -565,6 +571,7 @@ def _summarize(tally: _Tally, options: Any, history: Any) -> int:
 
 @cli.command()
 @render_options
+@kind_options
 @delivery_options
 def fire(**options: Any) -> int:
     """Render callbacks and deliver them to your webhook, recording every attempt.
@@ -576,8 +583,12 @@ def fire(**options: Any) -> int:
     import itertools
 
     from simulator.delivery import Event
-    from simulator.render import render_callbacks
+    from simulator.kinds import render_kind
+    from simulator.kinds.options import kind_from, wants_kind_list
 
+    if wants_kind_list(options):
+        return ExitCode.OK
+    kind, kind_args = kind_from(options)
     delivery = build_delivery_options(options)
     render_options = build_render_options(options, live=True)
     # Streamed: each callback is rendered when the one before has been delivered, so the
@@ -585,7 +596,7 @@ def fire(**options: Any) -> int:
     # send moment. The first is rendered here, before the history is opened, so a broken
     # template still sends nothing.
     events = (Event.from_body(r.body, render_options.taps.seed)
-              for r in render_callbacks(render_options))
+              for r in render_kind(kind, render_options, kind_args))
     first = next(events)
     return deliver_all(itertools.chain([first], events), delivery, _history_writer(options))
 
@@ -1293,11 +1304,15 @@ def receive(host: str, port: int, status: int, delay: float, fail_rate: float,
 
 @cli.command()
 def templates() -> None:
-    """List the built-in callback templates."""
+    """List the built-in callback templates, then every kind `--kind` renders."""
+    from simulator.kinds import kind_lines
     from simulator.render import builtin_templates
 
     for name in builtin_templates():
         click.echo(name)
+    click.echo("\nkinds (render/fire --kind KIND):")
+    for line in kind_lines():
+        click.echo(f"  {line}")
 
 
 # `wasim tui` takes fire's auth, header, timeout and retry flags: the same decorators, applied

@@ -108,6 +108,11 @@ def plan_scenario(scenario: Scenario, seed: int | None = None,
         begin = clock + step.after
         chosen = _choose(step, users, by_number, names, rnd)
         moments: list[tuple[float, User, Button]] = []
+        if step.sends:  # other kinds (simulator.kinds): rendered here, not from the template
+            taps.extend(_kind_sends(scenario, step, chosen, begin, base, now, factory, sent,
+                                    seed))
+            clock = begin + step.spread
+            continue
         for user in chosen:
             for _ in range(step.repeat):
                 button = _pick(step, buttons, rnd)
@@ -123,6 +128,35 @@ def plan_scenario(scenario: Scenario, seed: int | None = None,
         clock = begin + step.spread
     return Plan(scenario, seed, factory.business, tuple(users), sent,
                 _with_chaos(scenario, taps, rnd))
+
+
+def _kind_sends(scenario: Scenario, step: StepSpec, chosen: list[User], begin: float,
+                base: int, now: list[int], factory: TapFactory,
+                sent: Mapping[str, TemplateMessage], seed: int
+                ) -> list[tuple[float, StepSpec, Tap, Event]]:
+    """Each chosen user's sends of other kinds, a second apart, with status disorder."""
+    from simulator.kinds import kind_body
+    from simulator.kinds.steps import disorder
+
+    rnd = factory.rnd
+    out: list[tuple[float, User, tuple[str, Any]]] = []
+    for user in chosen:
+        for _ in range(step.repeat):
+            offset = rnd.uniform(0, step.spread) if step.spread else 0.0
+            sequence = list(step.sends)
+            chaos = scenario.chaos.status_disorder
+            if chaos and any(kind == "status" for kind, _ in sequence) \
+                    and rnd.random() < chaos:
+                sequence, _ = disorder(sequence, rnd)
+            out.extend((begin + offset + k, user, item) for k, item in enumerate(sequence))
+    out.sort(key=lambda m: m[0])
+    planned = []
+    for at, user, (kind, args) in out:
+        now[0] = base + int(at)
+        tap = factory.tap(user, sent[user.wa_id])
+        body = kind_body(kind, tap, args, factory.streams[f"kind:{kind}"])
+        planned.append((at, step, tap, Event.from_body(body, seed)))
+    return planned
 
 
 def _choose(step: StepSpec, users: list[User], by_number: Mapping[str, User],

@@ -172,6 +172,9 @@ class StepSpec:
     duplicate_concurrently: bool = False  # ...with the copy sent at the same moment
     target: Mapping[str, Any] = field(default_factory=dict)
     expect: Expectations | None = None
+    # Other kinds each chosen user sends, in order (simulator.kinds.steps): `send`, `react`,
+    # `statuses`; a step with them taps nothing.
+    sends: tuple[tuple[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -183,6 +186,9 @@ class ChaosSpec:
     shuffle: int = 0  # shuffle delivery order within windows of this many sends
     redeliver: float = 0.0  # probability a tap is delivered again later
     redeliver_after: float = 30.0  # seconds until that late redelivery
+    # probability a user's status sequence has one of the known disorders (sent after read,
+    # delivered missing, a duplicate status, failed after sent)
+    status_disorder: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -652,7 +658,8 @@ def _step_sends(cast: CastSpec, chaos: ChaosSpec, steps: tuple[StepSpec, ...]) -
         chosen = {"all": users, "count": min(who.count, users), "users": len(who.users),
                   "share": round(users * who.share)}[who.kind]
         copies = 1 + (step.duplicate or chaos.duplicate > 0) + (chaos.redeliver > 0)
-        counts.append(chosen * step.repeat * copies)
+        per_user = len(step.sends) + (chaos.status_disorder > 0) if step.sends else 1
+        counts.append(chosen * step.repeat * copies * per_user)
     return counts
 
 
@@ -812,7 +819,7 @@ def _cast(top: _Fields, lines: Mapping[str, int], file: Path) -> CastSpec:
 
 
 _STEP_KEYS = ("name", "who", "tap", "choices", "no_tap", "after", "spread", "repeat",
-              "concurrency", "duplicate", "target", "expect")
+              "concurrency", "duplicate", "target", "expect", "send", "react", "statuses")
 
 
 def _step(item: Any, index: int, labels: list[str], listed: set[str],
@@ -841,6 +848,11 @@ def _step(item: Any, index: int, labels: list[str], listed: set[str],
     no_tap = fields.number("no_tap", 0.0)
     if choices and not sum(w for _, w in choices) + no_tap:
         raise fields.error(f"{path}.choices", "all the weights are zero")
+    sends = _kind_sends(fields, path)
+    if sends and (button is not None or choices):
+        raise fields.error(f"{path}.tap" if button is not None else f"{path}.choices",
+                           "a step that sends other kinds taps nothing",
+                           hint="Put the tap in a step of its own.")
     return StepSpec(
         name=fields.text("name") or f"step {index + 1}",
         line=line_of(lines, path),
@@ -856,7 +868,30 @@ def _step(item: Any, index: int, labels: list[str], listed: set[str],
         duplicate_concurrently=_duplicate(fields, path) == "concurrently",
         target=_target(fields.raw("target"), f"{path}.target", lines, file),
         expect=_expect(fields.raw("expect"), f"{path}.expect", lines, file),
+        sends=sends,
     )
+
+
+def _kind_sends(fields: _Fields, path: str) -> tuple[tuple[str, Any], ...]:
+    """The step's `send` (one kind or a list), `react` and `statuses`, in that order."""
+    from simulator.kinds.base import KindArgs
+    from simulator.kinds.steps import parse_send, parse_statuses
+
+    def error(at: str, what: str, hint: str | None) -> WasimError:
+        return fields.error(at, what, hint)
+
+    sends: list[tuple[str, Any]] = []
+    raw = fields.raw("send")
+    if raw is not None:
+        items = raw if isinstance(raw, list) else [raw]
+        for i, item in enumerate(items):
+            where = f"{path}.send[{i}]" if isinstance(raw, list) else f"{path}.send"
+            sends.append(parse_send(item, where, error))
+    if fields.raw("react") is not None or "react" in fields.value:
+        sends.append(("reaction", KindArgs(emoji=fields.text("react", "") or "")))
+    if fields.raw("statuses") is not None:
+        sends.extend(parse_statuses(fields.raw("statuses"), f"{path}.statuses", error))
+    return tuple(sends)
 
 
 def _duplicate(fields: _Fields, path: str) -> str:
@@ -899,13 +934,14 @@ def _chaos(top: _Fields, lines: Mapping[str, int], file: Path) -> ChaosSpec:
         return ChaosSpec()
     fields = _Fields(top.raw("chaos"), "chaos", lines, file,
                      ("duplicate", "duplicate_concurrently", "shuffle", "redeliver",
-                      "redeliver_after"))
+                      "redeliver_after", "status_disorder"))
     return ChaosSpec(
         duplicate=fields.number("duplicate", 0.0, high=1.0),
         duplicate_concurrently=fields.flag("duplicate_concurrently"),
         shuffle=fields.whole("shuffle", 0),
         redeliver=fields.number("redeliver", 0.0, high=1.0),
         redeliver_after=fields.duration("redeliver_after", 30.0),
+        status_disorder=fields.number("status_disorder", 0.0, high=1.0),
     )
 
 

@@ -76,6 +76,7 @@ class Callback:
     tap: Tap
     body: bytes
     seed: int
+    kind: str = "button"  # which kind of callback (simulator.kinds), e.g. "text", "status"
 
     @cached_property
     def event(self) -> Event:
@@ -109,8 +110,16 @@ class Callback:
         return self.tap.template.wamid
 
     def describe(self) -> str:
-        """Who tapped which button, with the ids to find it by, read from the bytes."""
+        """Who tapped which button (or sent which kind), with the ids to find it by, read
+        from the bytes."""
         event = self.event
+        if self.kind != "button":
+            from simulator.kinds import summarize
+
+            who = event.user or self.tap.user.wa_id or self.tap.user.user_id
+            return (f"{self.kind} {summarize(self.document)!r} for {who}, message "
+                    f"{event.message_id or self.document.get('message_id', '?')}, "
+                    f"event {event.id}")
         label = event.button or self.tap.button.text
         try:
             payload = self.document["meta_object"]["value"]["messages"][0]["button"]["payload"]
@@ -539,6 +548,79 @@ class Simulator:
                for path in remove])
         tap = factory.tap(tapper, sent, chosen)
         return Callback(tap, render_tap(self._callback_template(), tap, overrides), self.seed)
+
+    # --- every other kind (simulator.kinds): the same bytes as `wasim render --kind` ----------
+
+    def send(self, kind: str, *, user: User | str | None = None,
+             changes: Mapping[str, Any] | None = None, remove: Sequence[str] = (),
+             **args: Any) -> Callback:
+        """A callback of `kind` (see `wasim render --kind list`) from `user` (a User, a
+        number, or a new user); `args` are the kind's fields (simulator.kinds.KindArgs)."""
+        where = f"wasim.send({kind!r})"
+        try:
+            from simulator.kinds import KindArgs, get_kind, kind_body
+
+            get_kind(kind, where)
+            try:
+                kind_args = KindArgs(**args)
+            except TypeError:
+                raise WasimError(f"unknown argument among {', '.join(args)}", where=where,
+                                 hint="See simulator.kinds.KindArgs for the fields.") from None
+            factory = self.factory
+            sender = user if isinstance(user, User) else self._new_user(
+                None, None, user, f"{where}(user=...)")
+            sent = self._sent.get(sender.wa_id)
+            if sent is None:
+                sent = self._sent[sender.wa_id] = factory.send_template(sender)
+            overrides = tuple(
+                [Override("set", parse_path(path, f"{where}(changes=...)"), value, path)
+                 for path, value in (changes or {}).items()]
+                + [Override("remove", parse_path(path, f"{where}(remove=...)"), None, path)
+                   for path in remove])
+            tap = factory.tap(sender, sent, None)
+            body = kind_body(kind, tap, kind_args, factory.streams[f"kind:{kind}"], overrides)
+        except WasimError as exc:
+            raise _with_where(exc, where) from None
+        return Callback(tap, body, self.seed, kind)
+
+    def text(self, body: str | None = None, *, forwarded: str | None = None,
+             **common: Any) -> Callback:
+        """The user types `body` (or a drawn text); `forwarded`: "forwarded" or
+        "frequently_forwarded"."""
+        return self.send("text", text=body, forwarded=forwarded, **common)
+
+    def react(self, emoji: str | None = None, **common: Any) -> Callback:
+        """The user reacts to the brand's message with `emoji` ("" removes the reaction)."""
+        return self.send("reaction", emoji=emoji, **common)
+
+    def status(self, status: str = "sent", *, error: int | None = None,
+               contacts: bool = True, **common: Any) -> Callback:
+        """A status of the brand's message to the user: sent, delivered, read, failed (with
+        Meta's `error` code) or not-sent."""
+        return self.send("status", status=status, error=error, contacts=contacts, **common)
+
+    def location(self, lat: float | None = None, lng: float | None = None, *,
+                 place_name: str | None = None, address: str | None = None,
+                 url: str | None = None, **common: Any) -> Callback:
+        """The user shares a location (a pin, or a named place)."""
+        return self.send("location", lat=lat, lng=lng, place_name=place_name, address=address,
+                         url=url, **common)
+
+    def media(self, kind: str = "image", *, caption: str | None = None,
+              **common: Any) -> Callback:
+        """The user sends media: image, video, audio, voice, document or sticker."""
+        return self.send(kind, caption=caption, **common)
+
+    def list_reply(self, id: str | None = None, title: str | None = None, *,
+                   description: str | None = None, **common: Any) -> Callback:
+        """The user picks a row of the brand's list message."""
+        return self.send("list_reply", reply_id=id, reply_title=title,
+                         reply_description=description, **common)
+
+    def button_reply(self, id: str | None = None, title: str | None = None,
+                     **common: Any) -> Callback:
+        """The user taps a reply button of the brand's interactive message."""
+        return self.send("button_reply", reply_id=id, reply_title=title, **common)
 
     # --- delivering ----------------------------------------------------------------------
 

@@ -3,7 +3,8 @@
 The rules are in three layers so that a kind of callback can own its own (issue 12): the exact
 bytes (PHP `json_encode` style, `serialization_problems`), the envelope and the user's identity
 (shared by every kind), and the message body, which belongs to the `Kind` that `messages[].type`
-names (`KINDS`; only the quick-reply tap, `button`, so far).
+names (`KINDS`: the quick-reply tap here, every other kind in `simulator.kinds.rules`, loaded on
+first use). Status callbacks have their own layout and rules, in the same module.
 """
 
 from __future__ import annotations
@@ -248,12 +249,16 @@ class _Checker:
 class Kind:
     """One kind of callback: its name (`messages[].type`), how `validate` names it, the
     documented shape of its message, and the rules it owns for its own part (the envelope,
-    identity and id rules are shared). Issue 12 adds the other kinds here."""
+    identity and id rules are shared). `context` is the shape its `context` has when present
+    (the message shape says whether it may), `media` whether `extra_info.media_url` is the
+    stored file's URL rather than empty."""
 
     name: str
     label: str
     message: Shape
     check_body: Callable[[_Checker, str, dict[str, Any]], None]
+    context: Shape = CONTEXT
+    media: bool = False
 
 
 def _check_button(check: _Checker, path: str, message: dict[str, Any]) -> None:
@@ -269,6 +274,18 @@ def _check_button(check: _Checker, path: str, message: dict[str, Any]) -> None:
 
 TAP = Kind("button", "a quick-reply tap (button)", TAP_MESSAGE, _check_button)
 KINDS: dict[str, Kind] = {kind.name: kind for kind in (TAP,)}
+_loaded: list[bool] = []
+
+
+def _kinds() -> dict[str, Kind]:
+    """KINDS with every kind's rules (`simulator.kinds.rules` builds on this module, so it is
+    loaded on first use rather than imported above)."""
+    if not _loaded:
+        from simulator.kinds.rules import MESSAGE_KINDS
+
+        KINDS.update({kind.name: kind for kind in MESSAGE_KINDS})
+        _loaded.append(True)
+    return KINDS
 
 
 def kind_of(document: Any) -> Kind | None:
@@ -277,19 +294,33 @@ def kind_of(document: Any) -> Kind | None:
         name = document["meta_object"]["value"]["messages"][0]["type"]
     except (KeyError, IndexError, TypeError):
         return None
-    return KINDS.get(name) if isinstance(name, str) else None
+    return _kinds().get(name) if isinstance(name, str) else None
 
 
 def describe_kind(document: Any) -> str:
-    """What `validate` saw, in words: "a quick-reply tap (button)", or why it is not one."""
+    """What `validate` saw, in words: "a quick-reply tap (button)", "a status callback
+    (read)", or why it is no known kind."""
+    from simulator.kinds.rules import describe_status, is_status
+
+    if is_status(document):
+        return describe_status(document)
     kind = kind_of(document)
     if kind is not None:
+        if kind.name == "interactive":
+            return kind.label.format(_interactive_type(document))
         return kind.label
     try:
         name = document["meta_object"]["value"]["messages"][0]["type"]
     except (KeyError, IndexError, TypeError):
-        return "not a button tap (no messages[0].type)"
-    return f"not a button tap (type {_show(name)})"
+        return "no known kind (no messages[0].type and no statuses)"
+    return f"no known kind (type {_show(name)})"
+
+
+def _interactive_type(document: Any) -> str:
+    try:
+        return str(document["meta_object"]["value"]["messages"][0]["interactive"]["type"])
+    except (KeyError, IndexError, TypeError):
+        return "?"
 
 
 def validate_callback(document: Any, *, now: int | None = None) -> list[Problem]:
@@ -298,6 +329,11 @@ def validate_callback(document: Any, *, now: int | None = None) -> list[Problem]
 
     The bytes are not seen here: `validate_body` also checks the serialization."""
     check = _Checker(int(time.time()) if now is None else now)
+    from simulator.kinds.rules import check_status_callback, is_status
+
+    if is_status(document):
+        check_status_callback(check, document)
+        return check.problems
     root = check.obj("$", document, ROOT)
     if root is None:
         return check.problems
@@ -312,7 +348,9 @@ def validate_callback(document: Any, *, now: int | None = None) -> list[Problem]
         if value is not None:
             phone_number_id = _check_value(check, value)
     if "extra_info" in root:
-        waba_id = _check_extra_info(check, root["extra_info"])
+        kind = kind_of(document)
+        waba_id = _check_extra_info(check, root["extra_info"], media=kind is not None
+                                    and kind.media)
     if phone_number_id is not None and phone_number_id == waba_id:
         check.fail("$.extra_info.waba_id", f"the WABA id equals metadata.phone_number_id "
                                            f"({phone_number_id}); Meta gives them different ids")
@@ -436,7 +474,7 @@ def _check_message(check: _Checker, path: str, message: Any, business_number: st
         _check_identity(check, path, message, user, sender, index)
     customers = tuple(n for n in (sender, user.wa_id if user else None) if n is not None)
     if "context" in message:
-        context = check.obj(f"{path}.context", message["context"], CONTEXT)
+        context = check.obj(f"{path}.context", message["context"], (kind or TAP).context)
         if context is not None:
             if "from" in context and check.phone(f"{path}.context.from", context["from"]) \
                     and business_number is not None and context["from"] != business_number:
@@ -454,7 +492,7 @@ def _check_message(check: _Checker, path: str, message: Any, business_number: st
     if "timestamp" in message:
         check.timestamp(f"{path}.timestamp", message["timestamp"])
     if "type" in message and kind is None:
-        check.fail(f"{path}.type", f"expected \"button\" (a quick-reply tap on a template), "
+        check.fail(f"{path}.type", f"expected a known kind ({', '.join(_kinds())}), "
                                    f"got {_show(message['type'])}")
     (kind or TAP).check_body(check, path, message)
 
@@ -462,7 +500,7 @@ def _check_message(check: _Checker, path: str, message: Any, business_number: st
 def kind_of_message(message: Any) -> Kind | None:
     """The kind a single message is, by its `type`; None if unknown."""
     name = message.get("type") if isinstance(message, dict) else None
-    return KINDS.get(name) if isinstance(name, str) else None
+    return _kinds().get(name) if isinstance(name, str) else None
 
 
 def _check_identity(check: _Checker, path: str, message: dict[str, Any], user: _User,
@@ -498,12 +536,16 @@ def _check_identity(check: _Checker, path: str, message: dict[str, Any], user: _
                        f"({contact}.parent_user_id), got {_show(value)}")
 
 
-def _check_extra_info(check: _Checker, extra: Any) -> str | None:
+def _check_extra_info(check: _Checker, extra: Any, *, media: bool = False) -> str | None:
     base = "$.extra_info"
     if check.obj(base, extra, EXTRA_INFO) is None:
         return None
-    if "media_url" in extra:
+    if "media_url" in extra and not media:
         check.equals(f"{base}.media_url", extra["media_url"], "")
+    elif "media_url" in extra and check.string(f"{base}.media_url", extra["media_url"]) \
+            and not extra["media_url"].startswith("https://"):
+        check.fail(f"{base}.media_url", f"expected the stored file's https URL (a media "
+                                        f"message), got {_show(extra['media_url'])}")
     for key in ("ref", "ref1", "ref2"):
         if key in extra:
             check.string(f"{base}.{key}", extra[key])

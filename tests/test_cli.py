@@ -166,11 +166,12 @@ def test_broken_templates_are_one_line_errors_with_file_and_line(
 
 def test_validate_reports_each_problem_with_line_and_path(runner: CliRunner) -> None:
     good = run(runner, "render", "--seed", "1", "--count", "2").stdout_bytes
-    bad = run(runner, "render", "--seed", "2", "--set", "messages[0].type=text").stdout_bytes
+    bad = run(runner, "render", "--seed", "2", "--set", "messages[0].type=poll").stdout_bytes
     result = run(runner, "validate", "-", stdin=good + bad)
     assert result.exit_code == 1
-    assert result.stdout == '<stdin>:3: $.meta_object.value.messages[0].type: expected "button" ' \
-                            '(a quick-reply tap on a template), got "text"\n'
+    assert result.stdout == '<stdin>:3: $.meta_object.value.messages[0].type: expected a known ' \
+                            'kind (button, text, interactive, image, video, audio, document, ' \
+                            'sticker, location, contacts, reaction, unsupported), got "poll"\n'
     assert "1 problem(s) in 1 of 3 callbacks" in result.stderr
 
 

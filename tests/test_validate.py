@@ -124,7 +124,10 @@ RULES: list[tuple[str, Callable[[dict[str, Any]], None], str, str]] = [
      "got the number"),
     ("timestamp is 10 digits", setter(message, "timestamp", "17228633290"), f"{M}.timestamp",
      "10-digit"),
-    ("type is button", setter(message, "type", "text"), f"{M}.type", 'expected "button"'),
+    ("type is a known kind", setter(message, "type", "poll"), f"{M}.type",
+     'expected a known kind (button, text'),
+    ("a text tap is missing its text", setter(message, "type", "text"), f"{M}.text",
+     "missing"),
     ("button has a payload", deleter(lambda d: message(d)["button"], "payload"),
      f"{M}.button.payload", "missing"),
     ("button text is non-empty", setter(lambda d: message(d)["button"], "text", ""),
@@ -178,12 +181,12 @@ def test_the_masked_sample_on_the_vendor_page_is_flagged_field_by_field() -> Non
 
 def test_json_lines_are_checked_line_by_line(callback: dict[str, Any]) -> None:
     broken = copy.deepcopy(callback)
-    message(broken)["type"] = "text"
+    message(broken)["type"] = "poll"
     text = "\n".join(to_wire(d).decode() for d in (callback, broken, callback)) + "\n"
     results = list(validate_text(text, "in.jsonl"))
     assert [(r.line, bool(r.problems)) for r in results] == [(1, False), (2, True), (3, False)]
     assert [r.kind for r in results] == ["a quick-reply tap (button)",
-                                         'not a button tap (type "text")',
+                                         'no known kind (type "poll")',
                                          "a quick-reply tap (button)"]
 
 
@@ -563,9 +566,10 @@ def test_a_body_that_is_not_utf8_or_not_json_is_one_problem() -> None:
 
 def test_validate_says_which_kind_it_saw(callback: dict[str, Any]) -> None:
     assert describe_kind(callback) == "a quick-reply tap (button)"
-    message(callback)["type"] = "text"
-    assert describe_kind(callback) == 'not a button tap (type "text")'
-    assert describe_kind({"meta_object": {}}) == "not a button tap (no messages[0].type)"
+    message(callback)["type"] = "poll"
+    assert describe_kind(callback) == 'no known kind (type "poll")'
+    assert describe_kind({"meta_object": {}}) == \
+        "no known kind (no messages[0].type and no statuses)"
 
 
 def test_a_key_written_twice_is_named_at_the_object_that_holds_it_twice(

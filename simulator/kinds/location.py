@@ -1,0 +1,40 @@
+"""`location`: a shared pin (latitude/longitude), or a place with name, address and url."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from simulator.kinds.base import Facts, KindArgs, KindSpec, first_message, message_callback
+
+_PLACES = ((12.9467329, 77.646835, "Forum Mall", "Hosur Road, Koramangala, Bengaluru"),
+           (19.0596, 72.8295, "Bandra Station", "Bandra West, Mumbai"),
+           (28.6315, 77.2167, "Connaught Place", "New Delhi"))
+
+
+def build(facts: Facts, args: KindArgs) -> dict[str, Any]:
+    """A location in Meta's key order (address, latitude, longitude, name, url: alphabetical
+    in Meta's sample); the pin alone unless a name, address or url is given."""
+    lat, lng, name, address = facts.rnd.choice(_PLACES)
+    location: dict[str, Any] = {}
+    if args.address is not None:
+        location["address"] = args.address
+    location["latitude"] = args.lat if args.lat is not None else lat
+    location["longitude"] = args.lng if args.lng is not None else lng
+    if args.place_name is not None:
+        location["name"] = args.place_name
+    if args.url is not None:
+        location["url"] = args.url
+    del name, address  # drawn all the same, so the stream stays in step
+    return message_callback(facts, "location", {"location": location})
+
+
+def summary(document: dict[str, Any]) -> str:
+    """`[location] lat,lng name` as the phone shows a shared pin."""
+    location = first_message(document).get("location", {})
+    place = f" {location['name']}" if location.get("name") else ""
+    return f"[location] {location.get('latitude')},{location.get('longitude')}{place}"
+
+
+SPEC = KindSpec("location", "a shared location (latitude, longitude; optional name, address, "
+                "url)", build, summary, options=("--lat", "--lng", "--place-name", "--address",
+                                                 "--place-url"))
