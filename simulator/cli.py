@@ -189,6 +189,9 @@ def render_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @render_options
 @click.option("--pretty", is_flag=True,
               help="Indent for reading. These are not the bytes that are sent.")
+@click.option("--envelope", type=click.Choice(["kaleyra", "meta"], case_sensitive=False),
+             default=None, help="Body envelope: kaleyra (the default) or meta (Meta's "
+                                "webhook: object, entry[].changes[]).")
 def render(**options: Any) -> None:
     """Print button-tap callbacks exactly as Kaleyra would POST them.
 
@@ -200,13 +203,16 @@ def render(**options: Any) -> None:
 
     render_options = build_render_options(options)
     out = sys.stdout.buffer
+    from simulator.meta import wrap
+
     for rendered in render_callbacks(render_options):
+        body = wrap(rendered.body) if options["envelope"] == "meta" else rendered.body
         if options["pretty"]:
             import json
 
-            out.write(to_pretty(json.loads(rendered.body)).encode() + b"\n")
+            out.write(to_pretty(json.loads(body)).encode() + b"\n")
         else:
-            out.write(rendered.body + b"\n")
+            out.write(body + b"\n")
     out.flush()
 
 
@@ -421,6 +427,17 @@ _DELIVERY_OPTIONS = [
     click.option("--client-id", metavar="ID", help="Client id for --token-url."),
     click.option("--client-secret", envvar="WASIM_CLIENT_SECRET", metavar="SECRET",
                  help="Client secret for --token-url.  [env: WASIM_CLIENT_SECRET]"),
+    click.option("--envelope", type=click.Choice(["kaleyra", "meta"], case_sensitive=False),
+                 default=None, help="Body envelope: kaleyra (the default) or meta (Meta's "
+                                    "webhook: object, entry[].changes[])."),
+    click.option("--app-secret", envvar="WASIM_APP_SECRET", metavar="SECRET",
+                 help="Sign every request with X-Hub-Signature-256 (HMAC-SHA256 of the exact "
+                      "body bytes), as Meta does.  [env: WASIM_APP_SECRET]"),
+    click.option("--signature", type=click.Choice(["valid", "missing", "wrong-secret",
+                                                "reserialized", "bad-format"]),
+                 default=None, help="A negative case: send no signature, one under a wrong "
+                                    "secret, one over a re-serialized body, or one without "
+                                    "sha256=. The handler should answer 401/403."),
     click.option("--timeout", type=Number(0, MAX_WAIT, low_open=True, what="seconds"),
                  default=10.0, show_default=True, help="Seconds to wait for the handler's answer."),
     click.option("--success", default="2xx", show_default=True, metavar="CODES",
@@ -463,7 +480,9 @@ def build_delivery_options(options: dict[str, Any], *, target: Any = None) -> An
                 "client_id": options["client_id"], "client_secret": options["client_secret"],
                 "timeout": options["timeout"], "success": options["success"],
                 "retries": options["retries"], "backoff": options["backoff"],
-                "retry_schedule": options["retry_schedule"]}
+                "retry_schedule": options["retry_schedule"],
+                "envelope": options["envelope"], "app_secret": options["app_secret"],
+                "signature": options["signature"]}
     return delivery_options_from(settings, flag_name, target=target,
                                  allow_remote=options["allow_remote"])
 
@@ -738,7 +757,8 @@ _SETTING_PARAMS = {"url": "url", "app_spec": "app", "app_path": "path", "method"
                    "headers": "headers", "basic_auth": "basic_auth", "token_url": "token_url",
                    "client_id": "client_id", "client_secret": "client_secret",
                    "timeout": "timeout", "success": "success", "retries": "retries",
-                   "backoff": "backoff", "retry_schedule": "retry_schedule"}
+                   "backoff": "backoff", "retry_schedule": "retry_schedule",
+                   "envelope": "envelope", "app_secret": "app_secret", "signature": "signature"}
 
 
 def given_delivery_settings(options: dict[str, Any]) -> dict[str, Any]:
@@ -1067,6 +1087,17 @@ def new(name: str, force: bool) -> None:
 @click.option("--client-id", metavar="ID", help="Client id for --token-url.")
 @click.option("--client-secret", envvar="WASIM_CLIENT_SECRET", metavar="SECRET",
               help="Client secret for --token-url.  [env: WASIM_CLIENT_SECRET]")
+@click.option("--envelope", type=click.Choice(["kaleyra", "meta"], case_sensitive=False),
+             default=None, help="Body envelope: kaleyra (the default) or meta (Meta's "
+                                "webhook: object, entry[].changes[]).")
+@click.option("--app-secret", envvar="WASIM_APP_SECRET", metavar="SECRET",
+             help="Sign every request with X-Hub-Signature-256 (HMAC-SHA256 of the exact "
+                  "body bytes), as Meta does.  [env: WASIM_APP_SECRET]")
+@click.option("--signature", type=click.Choice(["valid", "missing", "wrong-secret",
+                                            "reserialized", "bad-format"]),
+             default=None, help="A negative case: send no signature, one under a wrong "
+                                "secret, one over a re-serialized body, or one without "
+                                "sha256=. The handler should answer 401/403.")
 @click.option("--allow-remote", is_flag=True, help="Allow a target that is not this machine.")
 @click.option("--rate", type=Number(0, 1e6, low_open=True, what="requests per second"),
               help="Requests per second (open loop). Without it: as fast as --concurrency "
@@ -1147,7 +1178,8 @@ def load(scenario: str | None, **options: Any) -> int:
                 "headers": options["headers"], "basic_auth": options["basic_auth"],
                 "token_url": options["token_url"], "client_id": options["client_id"],
                 "client_secret": options["client_secret"], "timeout": options["timeout"],
-                "success": options["success"]}
+                "success": options["success"], "envelope": options["envelope"],
+                "app_secret": options["app_secret"], "signature": options["signature"]}
     seed = options["seed"] if options["seed"] is not None else secrets.randbelow(1_000_000)
     if scenario is not None:
         loaded = load_scenario(scenario, seed=options["seed"], env=dict(os.environ))
@@ -1303,7 +1335,8 @@ def templates() -> None:
 # `wasim tui` takes fire's auth, header, timeout and retry flags: the same decorators, applied
 # to a stand-in to read them, then appended to the command (its own target flags stay).
 _TUI_FLAGS = ("method", "headers", "basic_auth", "token_url", "client_id", "client_secret",
-              "timeout", "success", "retries", "backoff", "retry_schedule")
+              "timeout", "success", "retries", "backoff", "retry_schedule", "envelope",
+              "app_secret", "signature")
 _FIRE_PARAMS = delivery_options(lambda **_: None).__click_params__  # type: ignore[attr-defined]
 tui.params.extend(p for p in reversed(_FIRE_PARAMS) if p.name in _TUI_FLAGS)
 cli.add_command(tui)

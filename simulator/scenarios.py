@@ -954,7 +954,8 @@ def _expect(value: Any, path: str, lines: Mapping[str, int], file: Path) -> Expe
 
 
 _TARGET_TEXT = ("url", "app", "path", "method", "basic_auth", "token_url", "client_id",
-                "client_secret", "success", "retry_schedule")
+                "client_secret", "success", "retry_schedule", "envelope", "app_secret",
+                "signature")
 
 
 def _target(value: Any, path: str, lines: Mapping[str, int], file: Path) -> dict[str, Any]:
