@@ -436,8 +436,9 @@ _DELIVERY_OPTIONS = [
     click.option("--signature", type=click.Choice(["valid", "missing", "wrong-secret",
                                                 "reserialized", "bad-format"]),
                  default=None, help="A negative case: send no signature, one under a wrong "
-                                    "secret, one over a re-serialized body, or one without "
-                                    "sha256=. The handler should answer 401/403."),
+                                    "secret, one over a re-serialized body, or a sha1= one "
+                                    "(the legacy format). The handler must refuse: 401/403 "
+                                    "count as delivered unless --success is given."),
     click.option("--timeout", type=Number(0, MAX_WAIT, low_open=True, what="seconds"),
                  default=10.0, show_default=True, help="Seconds to wait for the handler's answer."),
     click.option("--success", default="2xx", show_default=True, metavar="CODES",
@@ -478,13 +479,20 @@ def build_delivery_options(options: dict[str, Any], *, target: Any = None) -> An
                 "method": options["method"], "headers": options["headers"],
                 "basic_auth": options["basic_auth"], "token_url": options["token_url"],
                 "client_id": options["client_id"], "client_secret": options["client_secret"],
-                "timeout": options["timeout"], "success": options["success"],
+                "timeout": options["timeout"], "success": _success(options),
                 "retries": options["retries"], "backoff": options["backoff"],
                 "retry_schedule": options["retry_schedule"],
                 "envelope": options["envelope"], "app_secret": options["app_secret"],
                 "signature": options["signature"]}
     return delivery_options_from(settings, flag_name, target=target,
                                  allow_remote=options["allow_remote"])
+
+
+def _success(options: dict[str, Any]) -> str | None:
+    """--success as given; unset for a negative signature case, which expects a refusal."""
+    if options["signature"] in (None, "valid") or _given("success"):
+        return str(options["success"])
+    return None
 
 
 def flag_name(key: str) -> str:
@@ -1096,8 +1104,9 @@ def new(name: str, force: bool) -> None:
 @click.option("--signature", type=click.Choice(["valid", "missing", "wrong-secret",
                                             "reserialized", "bad-format"]),
              default=None, help="A negative case: send no signature, one under a wrong "
-                                "secret, one over a re-serialized body, or one without "
-                                "sha256=. The handler should answer 401/403.")
+                                "secret, one over a re-serialized body, or a sha1= one "
+                                "(the legacy format). The handler must refuse: 401/403 "
+                                "count as delivered unless --success is given.")
 @click.option("--allow-remote", is_flag=True, help="Allow a target that is not this machine.")
 @click.option("--rate", type=Number(0, 1e6, low_open=True, what="requests per second"),
               help="Requests per second (open loop). Without it: as fast as --concurrency "
@@ -1178,7 +1187,7 @@ def load(scenario: str | None, **options: Any) -> int:
                 "headers": options["headers"], "basic_auth": options["basic_auth"],
                 "token_url": options["token_url"], "client_id": options["client_id"],
                 "client_secret": options["client_secret"], "timeout": options["timeout"],
-                "success": options["success"], "envelope": options["envelope"],
+                "success": _success(options), "envelope": options["envelope"],
                 "app_secret": options["app_secret"], "signature": options["signature"]}
     seed = options["seed"] if options["seed"] is not None else secrets.randbelow(1_000_000)
     if scenario is not None:
@@ -1283,8 +1292,11 @@ def load(scenario: str | None, **options: Any) -> int:
 @click.option("--max-body", type=Number(0, 2**40, integer=True, what="bytes"),
               default=1024 * 1024, show_default=True,
               help="Largest body accepted, in bytes; a bigger one is answered 413 unread.")
+@click.option("--app-secret", envvar="WASIM_APP_SECRET", metavar="SECRET",
+              help="Check X-Hub-Signature-256 of every callback: a missing or bad signature is "
+                   "answered 401 and shown as a problem.  [env: WASIM_APP_SECRET]")
 def receive(host: str, port: int, status: int, delay: float, fail_rate: float,
-            seed: int | None, as_json: bool, max_body: int) -> int:
+            seed: int | None, as_json: bool, max_body: int, app_secret: str | None) -> int:
     """Run a local test webhook that prints who tapped what, and checks every payload.
 
     A real HTTP server for demos and self-checks. One line per callback: who tapped which
@@ -1306,8 +1318,12 @@ def receive(host: str, port: int, status: int, delay: float, fail_rate: float,
         else:
             click.echo(describe(arrival))
 
+    from simulator.meta import check_secret
+
     options = ReceiverOptions(host=host, port=port, status=status, delay=delay,
-                              fail_rate=fail_rate, seed=seed, max_body=max_body)
+                              fail_rate=fail_rate, seed=seed, max_body=max_body,
+                              app_secret=check_secret(app_secret, "--app-secret")
+                              if app_secret is not None else None)
     receiver = Receiver(options, on_arrival=show)
     receiver.start()
     click.echo(f"wasim receiver listening on {receiver.url} (Ctrl+C to stop)", err=True)
@@ -1321,6 +1337,38 @@ def receive(host: str, port: int, status: int, delay: float, fail_rate: float,
     arrivals = receiver.arrivals
     click.echo(f"stopped after {arrivals[-1].number if arrivals else 0} callback(s)", err=True)
     return ExitCode.OK
+
+
+@cli.command()
+@click.argument("url", metavar="URL", callback=check_url)
+@click.option("--verify-token", envvar="WASIM_VERIFY_TOKEN", required=True, metavar="TOKEN",
+              help="The verify token your handler expects.  [env: WASIM_VERIFY_TOKEN]")
+@click.option("--challenge", metavar="TEXT", help="The challenge to send.  [default: random]")
+@click.option("--timeout", type=Number(0, MAX_WAIT, low_open=True, what="seconds"),
+              default=10.0, show_default=True, help="Seconds to wait for each answer.")
+@click.option("--allow-remote", is_flag=True, help="Allow a target that is not this machine.")
+def verify(url: str, verify_token: str, challenge: str | None, timeout: float,
+           allow_remote: bool) -> int:
+    """Perform Meta's webhook verification handshake against URL.
+
+    GET URL?hub.mode=subscribe&hub.verify_token=TOKEN&hub.challenge=C: passes when the handler
+    answers 200 with C as the body, and refuses the same request with a wrong token.
+    Exit 0 when both hold, 1 when not, 3 when nothing listens.
+    """
+    import asyncio
+
+    from simulator.delivery import delivery_options_from
+    from simulator.meta import verify_handshake
+
+    delivery = delivery_options_from({"url": url, "timeout": timeout}, flag_name,
+                                     allow_remote=allow_remote)
+    handshake = asyncio.run(verify_handshake(delivery, verify_token, challenge))
+    if handshake.unreachable:
+        raise WasimError(f"Nothing is listening at {handshake.url}.",
+                         hint="Is your webhook running?", exit_code=ExitCode.UNREACHABLE)
+    for line in handshake.lines():
+        click.echo(line)
+    return ExitCode.OK if handshake.passed else ExitCode.FAILED
 
 
 @cli.command()

@@ -1416,6 +1416,14 @@ def delivery_options_from(settings: Mapping[str, Any], where: Callable[[str], st
         retry = RetryPolicy.exponential(int(retries), backoff)
     else:
         retry = _at(where("retry_schedule"), parse_retry_schedule, str(schedule))
+    app_secret = get("app_secret")
+    if app_secret is not None:
+        app_secret = check_secret(app_secret, where("app_secret"))
+    signature = parse_signature(get("signature", "valid"), where("signature"))
+    if signature not in ("valid", "missing") and app_secret is None:
+        raise WasimError(f"the {signature} signature case needs the app secret",
+                         where=where("signature"),
+                         hint="Give --app-secret (or WASIM_APP_SECRET) too.")
     timeout = _number(get("timeout", DEFAULT_TIMEOUT), where("timeout"), low=0, low_open=True,
                       high=MAX_WAIT, what="seconds")
     method = str(get("method", "POST")).upper()
@@ -1429,21 +1437,15 @@ def delivery_options_from(settings: Mapping[str, Any], where: Callable[[str], st
     else:
         raise WasimError("headers must be a mapping of name: value", where=where("headers"))
     headers = tuple(check_header(name, value, where("headers")) for name, value in pairs)
-    app_secret = get("app_secret")
-    if app_secret is not None:
-        app_secret = check_secret(app_secret, where("app_secret"))
-    signature = parse_signature(get("signature", "valid"), where("signature"))
-    if signature not in ("valid", "missing") and app_secret is None:
-        raise WasimError(f"the {signature} signature case needs the app secret",
-                         where=where("signature"),
-                         hint="Give --app-secret (or WASIM_APP_SECRET) too.")
     return DeliveryOptions(
         target=target,
         method=method,
         headers=headers,
         auth=auth,
         timeout=float(timeout),
-        success=_at(where("success"), parse_success, str(get("success", "2xx"))),
+        # A negative signature case succeeds when the handler refuses it, as Meta's docs ask.
+        success=_at(where("success"), parse_success,
+                    str(get("success", "2xx" if signature == "valid" else "401,403"))),
         retry=retry,
         allow_remote=allow_remote,
         resolver=resolver,

@@ -82,7 +82,10 @@ def signature_for(secret: str | None, body: bytes, mode: str = "valid") -> str |
             again = body + b" "
         return sign(secret, again)
     if mode == "bad-format":
-        return sign(secret, body).removeprefix("sha256=")  # the right digest, no `sha256=`
+        # The legacy X-Hub-Signature's format (HMAC-SHA1, `sha1=`) in the SHA-256 header:
+        # right secret, right bytes, wrong algorithm. (A bare hex digest would not do: pywa
+        # and others strip an optional `sha256=` and accept it.)
+        return "sha1=" + hmac.new(secret.encode(), body, hashlib.sha1).hexdigest()
     return sign(secret, body)
 
 
@@ -91,7 +94,7 @@ def check_signature(secret: str, header: str | None, body: bytes) -> str | None:
     if header is None:
         return f"no {SIGNATURE_HEADER} header"
     if not header.startswith("sha256="):
-        return f"{SIGNATURE_HEADER} is not sha256=<hex>"
+        return f"{SIGNATURE_HEADER} is not sha256=<hex>: {header.split('=', 1)[0][:16]!r}="
     if not hmac.compare_digest(header.encode("latin-1", "replace"), sign(secret, body).encode()):
         return f"{SIGNATURE_HEADER} does not match the body (wrong secret or changed bytes)"
     return None
