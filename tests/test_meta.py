@@ -426,3 +426,19 @@ def test_a_pywa_handler_passes_the_verification_handshake() -> None:
 def test_sign_is_hmac_sha256_of_the_bytes() -> None:
     assert sign("key", b"The quick brown fox jumps over the lazy dog") == (
         "sha256=f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8")
+
+
+def test_the_readme_run_passes_a_signature_checking_webhook_and_a_wrong_secret_does_not(
+        runner: CliRunner) -> None:
+    with Receiver(ReceiverOptions(port=0, app_secret=SECRET)) as receiver:
+        good = runner.invoke(cli, ["run", "idempotency-check", "--url", receiver.url,
+                                   "--envelope", "meta", "--fast", "--no-history"],
+                             env={"WASIM_APP_SECRET": SECRET})
+        assert good.exit_code == 0, good.output
+        count = receiver.received
+        assert count and all(a.status == 200 for a in receiver.arrivals)
+        bad = runner.invoke(cli, ["run", "idempotency-check", "--url", receiver.url,
+                                  "--envelope", "meta", "--fast", "--no-history",
+                                  "--app-secret", "not-the-secret"])
+        assert bad.exit_code == 1
+        assert {a.status for a in receiver.arrivals[count:]} == {401}
