@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, Any, NoReturn
 
 import click
@@ -593,6 +593,13 @@ def _summarize(tally: _Tally, options: Any, history: Any) -> int:
 @cli.command()
 @render_options
 @delivery_options
+@click.option("--batch", type=Number(1, 100, integer=True), default=1, show_default=True,
+              metavar="N", help="Send N taps per request, batched as Meta does (--count taps "
+                                "in all).")
+@click.option("--batch-shape", type=click.Choice(["messages", "changes", "entries"]),
+              default="messages", show_default=True,
+              help="How a batch is built: every message in one value, one changes item each, "
+                   "or one entry item each (these two need --envelope meta).")
 def fire(**options: Any) -> int:
     """Render callbacks and deliver them to your webhook, recording every attempt.
 
@@ -611,10 +618,26 @@ def fire(**options: Any) -> int:
     # first leaves at once, memory stays flat for any --count, and every tap carries its own
     # send moment. The first is rendered here, before the history is opened, so a broken
     # template still sends nothing.
-    events = (Event.from_body(r.body, render_options.taps.seed)
-              for r in render_callbacks(render_options))
+    events: Iterator[Any] = (Event.from_body(r.body, render_options.taps.seed)
+                             for r in render_callbacks(render_options))
+    if options["batch"] > 1:
+        events = _batches(events, options["batch"], options["batch_shape"], delivery)
     first = next(events)
     return deliver_all(itertools.chain([first], events), delivery, _history_writer(options))
+
+
+def _batches(events: Iterator[Any], size: int, shape: str, delivery: Any) -> Iterator[Any]:
+    """`fire --batch`: every `size` events as one, in Meta's batching `shape`."""
+    import itertools
+
+    from simulator.delivery import Event
+    from simulator.meta import batch
+
+    if shape != "messages" and delivery.envelope != "meta":
+        raise WasimError(f"a batch of {shape} is Meta's envelope", where="--batch-shape",
+                         hint="Add --envelope meta, or use --batch-shape messages.")
+    while group := list(itertools.islice(events, size)):
+        yield Event.from_body(batch([e.body for e in group], shape), group[0].seed)
 
 
 _HISTORY_OPTION = click.option(

@@ -45,6 +45,52 @@ def wrap(body: bytes, where: str = "--envelope") -> bytes:
                     "entry": [{"id": str(waba_id), "changes": [document["meta_object"]]}]})
 
 
+BATCH_SHAPES = ("messages", "changes", "entries")
+MAX_BATCH = 100  # Meta batches a handful; a hundred is already far past what handlers meet
+
+
+def batch(bodies: list[bytes], shape: str = "messages", where: str = "--batch") -> bytes:
+    """Several Kaleyra callbacks as one body, the ways Meta batches: every message (and its
+    contact) in one value object (`messages`, still Kaleyra's envelope), one `changes` item
+    each (`changes`), or one `entry` item each (`entries`; both Meta's envelope)."""
+    documents = []
+    for body in bodies:
+        document = json.loads(body)
+        if not isinstance(document, dict) or not isinstance(document.get("meta_object"), dict):
+            raise WasimError("only Kaleyra callbacks (meta_object + extra_info) can be batched",
+                             where=where)
+        documents.append(document)
+    if len(documents) == 1:
+        return bodies[0]
+    first = documents[0]
+    if shape == "messages":
+        value = dict(first["meta_object"].get("value") or {})
+        contacts: list[Any] = []
+        messages: list[Any] = []
+        for document in documents:
+            inner = document["meta_object"].get("value") or {}
+            contacts += [c for c in inner.get("contacts") or [] if c not in contacts]
+            messages += inner.get("messages") or []
+        if "contacts" in value:
+            value["contacts"] = contacts
+        value["messages"] = messages
+        meta_object = {**first["meta_object"], "value": value}
+        return to_wire({**first, "meta_object": meta_object})
+
+    def waba(document: dict[str, Any]) -> str:
+        extra = document.get("extra_info")
+        return str(extra.get("waba_id", "")) if isinstance(extra, dict) else ""
+
+    if shape == "changes":
+        entries = [{"id": waba(first), "changes": [d["meta_object"] for d in documents]}]
+    elif shape == "entries":
+        entries = [{"id": waba(d), "changes": [d["meta_object"]]} for d in documents]
+    else:
+        raise WasimError(f"unknown batch shape {shape[:40]!r}", where=where,
+                         hint=f"Use one of {', '.join(BATCH_SHAPES)}.")
+    return to_wire({"object": "whatsapp_business_account", "entry": entries})
+
+
 def is_meta_document(document: Any) -> bool:
     """Whether a parsed body is in Meta's envelope (`object` + `entry`)."""
     return isinstance(document, dict) and document.get("object") == "whatsapp_business_account" \

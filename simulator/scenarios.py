@@ -21,6 +21,7 @@ from jinja2.exceptions import SecurityError
 
 from simulator.delivery import DELIVERY_KEYS, parse_success
 from simulator.errors import WasimError, did_you_mean
+from simulator.meta import BATCH_SHAPES, MAX_BATCH
 from simulator.models import Button
 from simulator.resources import builtin_dir
 
@@ -183,6 +184,9 @@ class ChaosSpec:
     shuffle: int = 0  # shuffle delivery order within windows of this many sends
     redeliver: float = 0.0  # probability a tap is delivered again later
     redeliver_after: float = 30.0  # seconds until that late redelivery
+    batch: float = 0.0  # probability a tap opens a batch: it and the next go in one body
+    batch_size: int = 3  # taps in a batch (fewer at the end of the run)
+    batch_shape: str = "messages"  # messages in one value, several changes, or entries
 
 
 @dataclass(frozen=True)
@@ -899,13 +903,20 @@ def _chaos(top: _Fields, lines: Mapping[str, int], file: Path) -> ChaosSpec:
         return ChaosSpec()
     fields = _Fields(top.raw("chaos"), "chaos", lines, file,
                      ("duplicate", "duplicate_concurrently", "shuffle", "redeliver",
-                      "redeliver_after"))
+                      "redeliver_after", "batch", "batch_size", "batch_shape"))
+    shape = fields.text("batch_shape", "messages")
+    if shape not in BATCH_SHAPES:
+        raise fields.error(fields.child("batch_shape"), f"unknown batch shape {shape!r}",
+                           hint=f"Use one of {', '.join(BATCH_SHAPES)}.")
     return ChaosSpec(
         duplicate=fields.number("duplicate", 0.0, high=1.0),
         duplicate_concurrently=fields.flag("duplicate_concurrently"),
         shuffle=fields.whole("shuffle", 0),
         redeliver=fields.number("redeliver", 0.0, high=1.0),
         redeliver_after=fields.duration("redeliver_after", 30.0),
+        batch=fields.number("batch", 0.0, high=1.0),
+        batch_size=fields.whole("batch_size", 3, low=2, high=MAX_BATCH),
+        batch_shape=str(shape),
     )
 
 

@@ -25,7 +25,7 @@ from simulator.meta import check_signature, sign, signature_for, wrap
 from simulator.receiver import Receiver, ReceiverOptions
 from simulator.render import RenderOptions, render_callbacks
 from simulator.taps import TapOptions
-from simulator.testing import Simulator
+from simulator.testing import Callback, Simulator
 from simulator.validate import validate_body
 
 SECRET = "0123456789abcdef0123456789abcdef"
@@ -442,3 +442,109 @@ def test_the_readme_run_passes_a_signature_checking_webhook_and_a_wrong_secret_d
                                   "--app-secret", "not-the-secret"])
         assert bad.exit_code == 1
         assert {a.status for a in receiver.arrivals[count:]} == {401}
+
+
+# --- batching as Meta does it ----------------------------------------------------------------
+
+
+def messages_in(body: bytes) -> list[str]:
+    document = json.loads(body)
+    values = [c["value"] for e in document["entry"] for c in e["changes"]] \
+        if "entry" in document else [document["meta_object"]["value"]]
+    return [m["id"] for value in values for m in value["messages"]]
+
+
+@pytest.mark.parametrize(("shape", "envelope"), [("messages", "kaleyra"), ("messages", "meta"),
+                                                 ("changes", "meta"), ("entries", "meta")])
+def test_fire_batches_every_tap_into_fewer_requests(runner: CliRunner, receiver: Receiver,
+                                                   shape: str, envelope: str) -> None:
+    result = runner.invoke(cli, ["fire", "--url", receiver.url, "--seed", "12", "-n", "7",
+                                 "--no-history", "--batch", "3", "--batch-shape", shape,
+                                 "--envelope", envelope, "--app-secret", SECRET])
+    assert result.exit_code == 0, result.output
+    arrivals = receiver.wait_for(3)
+    singles = [json.loads(b)["meta_object"]["value"]["messages"][0]["id"] for b in
+               runner.invoke(cli, ["render", "--seed", "12", "-n", "7"]).stdout_bytes.splitlines()]
+    # Every tap arrives once, in order, 3 + 3 + 1; each request signed over its own bytes.
+    assert [messages_in(a.body) for a in arrivals] == [singles[:3], singles[3:6], singles[6:]]
+    assert all(header(a, "X-Hub-Signature-256") == independent_signature(a.body)
+               for a in arrivals)
+    assert all(a.problems == () for a in arrivals), [a.problems for a in arrivals]
+    if shape == "changes":
+        assert [len(json.loads(a.body)["entry"]) for a in arrivals] == [1, 1, 1]
+    if shape == "entries":
+        assert [len(json.loads(a.body)["entry"]) for a in arrivals] == [3, 3, 1]
+
+
+def test_a_batch_of_changes_needs_the_meta_envelope(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["fire", "--url", "http://127.0.0.1:9/", "--batch", "2",
+                                 "--batch-shape", "changes"])
+    assert result.exit_code == 2 and "--envelope meta" in result.output
+
+
+BATCH_SCENARIO = """\
+name: batches
+seed: 5
+target:
+  envelope: meta
+template:
+  name: promo
+  buttons:
+    - {{text: "Yes", payload: "YES"}}
+cast:
+  countries: {{IN: 12}}
+steps:
+  - name: everyone
+    tap: "Yes"
+chaos:
+  batch: {share}
+  batch_size: 3
+  batch_shape: {shape}
+"""
+
+
+def test_batch_chaos_sends_a_share_of_taps_together_and_loses_none() -> None:
+    from simulator.runner import plan_scenario
+    from simulator.scenarios import parse_scenario
+
+    plain = plan_scenario(parse_scenario(BATCH_SCENARIO.format(share=0, shape="messages"),
+                                         "<s>"))
+    every = [messages_in(s.event.body)[0] for s in plain.sends]
+    for share, shape in ((1.0, "messages"), (0.5, "changes"), (0.5, "entries")):
+        scenario = parse_scenario(BATCH_SCENARIO.format(share=share, shape=shape), "<s>")
+        plan = plan_scenario(scenario)
+        carried = [m for s in plan.sends for m in messages_in(wrap(s.event.body))]
+        assert carried == every  # every tap, once, in order
+        assert len(plan.sends) < len(every)
+        assert plan_scenario(scenario).sends == plan.sends  # reproducible from the seed
+    with Receiver(ReceiverOptions(port=0)) as receiver:
+        run = Simulator(5).run_scenario(BATCH_SCENARIO.format(share=1.0, shape="messages"),
+                                        url=receiver.url)
+        assert run.ok, run.summary.lines()
+        assert [len(messages_in(a.body)) for a in receiver.wait_for(4)] == [3, 3, 3, 3]
+
+
+def test_an_unknown_batch_shape_is_a_one_line_error_at_its_line() -> None:
+    from simulator.scenarios import parse_scenario
+
+    with pytest.raises(WasimError, match="unknown batch shape") as caught:
+        parse_scenario(BATCH_SCENARIO.format(share=1, shape="boxes"), "<s>")
+    assert caught.value.where == "<s>:17"
+
+
+@pytest.mark.parametrize("shape", ["messages", "changes", "entries"])
+def test_pywa_acts_on_only_the_first_tap_of_a_batch_which_batching_exposes(shape: str) -> None:
+    from simulator.meta import batch
+
+    wasim = Simulator(25, envelope="meta")
+    app, seen, _ = pywa_app(wasim.factory.business.phone_number_id)
+    wasim.target(app=app, path="/webhook", app_secret=SECRET)
+    taps = [wasim.tap() for _ in range(3)]
+    wasim.deliver(Callback(taps[0].tap, batch([t.body for t in taps], shape), 25)) \
+        .assert_status(200)
+    after = wasim.tap()
+    wasim.deliver(after).assert_status(200)
+    wait_until(lambda: messages_in(after.body)[0] in seen)
+    # pywa 4.5 reads entry[0].changes[0].value.messages[0] only (wire-format section 9.4):
+    # two of the three batched taps are dropped while the webhook answers 200.
+    assert seen == [messages_in(taps[0].body)[0], messages_in(after.body)[0]]
