@@ -560,6 +560,8 @@ class Simulator:
         at `path`; `url` a webhook over HTTP (this machine only unless `allow_remote`).
         `basic_auth` is "USER:PASSWORD"; `success` like "2xx" or "200,202". Retries happen
         without waiting. Scenarios run by `run_scenario` use these settings too.
+        `envelope="meta"` sends Meta's envelope, `app_secret` signs X-Hub-Signature-256 and
+        `signature` picks a negative case (missing, wrong-secret, reserialized, bad-format).
         """
         settings = {"headers": headers, "basic_auth": basic_auth, "token_url": token_url,
                     "client_id": client_id, "client_secret": client_secret,

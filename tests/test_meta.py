@@ -548,3 +548,14 @@ def test_pywa_acts_on_only_the_first_tap_of_a_batch_which_batching_exposes(shape
     # pywa 4.5 reads entry[0].changes[0].value.messages[0] only (wire-format section 9.4):
     # two of the three batched taps are dropped while the webhook answers 200.
     assert seen == [messages_in(taps[0].body)[0], messages_in(after.body)[0]]
+
+
+def test_export_says_how_to_sign_the_recorded_bytes_again(runner: CliRunner, receiver: Receiver,
+                                                          tmp_path: Path) -> None:
+    history = tmp_path / "h.jsonl"
+    runner.invoke(cli, ["fire", "--url", receiver.url, "--seed", "13", "--envelope", "meta",
+                        "--app-secret", SECRET, "--history", str(history)])
+    event = read_history(history).attempts[-1].event
+    exported = runner.invoke(cli, ["export", event.id, "--history", str(history)]).output
+    assert f"wasim replay {event.id} --app-secret" in exported and SECRET not in exported
+    assert event.body == receiver.wait_for(1)[0].body
