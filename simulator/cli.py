@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, Any, NoReturn
 
 import click
@@ -191,6 +191,9 @@ def render_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @kind_options
 @click.option("--pretty", is_flag=True,
               help="Indent for reading. These are not the bytes that are sent.")
+@click.option("--envelope", type=click.Choice(["kaleyra", "meta"], case_sensitive=False),
+             default=None, help="Body envelope: kaleyra (the default) or meta (Meta's "
+                                "webhook: object, entry[].changes[]).")
 def render(**options: Any) -> None:
     """Print callbacks exactly as Kaleyra would POST them: button taps, or any --kind.
 
@@ -206,13 +209,16 @@ def render(**options: Any) -> None:
     kind, kind_args = kind_from(options)
     render_options = build_render_options(options)
     out = sys.stdout.buffer
+    from simulator.meta import wrap
+
     for rendered in render_kind(kind, render_options, kind_args):
+        body = wrap(rendered.body) if options["envelope"] == "meta" else rendered.body
         if options["pretty"]:
             import json
 
-            out.write(to_pretty(json.loads(rendered.body)).encode() + b"\n")
+            out.write(to_pretty(json.loads(body)).encode() + b"\n")
         else:
-            out.write(rendered.body + b"\n")
+            out.write(body + b"\n")
     out.flush()
 
 
@@ -427,6 +433,18 @@ _DELIVERY_OPTIONS = [
     click.option("--client-id", metavar="ID", help="Client id for --token-url."),
     click.option("--client-secret", envvar="WASIM_CLIENT_SECRET", metavar="SECRET",
                  help="Client secret for --token-url.  [env: WASIM_CLIENT_SECRET]"),
+    click.option("--envelope", type=click.Choice(["kaleyra", "meta"], case_sensitive=False),
+                 default=None, help="Body envelope: kaleyra (the default) or meta (Meta's "
+                                    "webhook: object, entry[].changes[])."),
+    click.option("--app-secret", envvar="WASIM_APP_SECRET", metavar="SECRET",
+                 help="Sign every request with X-Hub-Signature-256 (HMAC-SHA256 of the exact "
+                      "body bytes), as Meta does.  [env: WASIM_APP_SECRET]"),
+    click.option("--signature", type=click.Choice(["valid", "missing", "wrong-secret",
+                                                "reserialized", "bad-format"]),
+                 default=None, help="A negative case: send no signature, one under a wrong "
+                                    "secret, one over a re-serialized body, or a sha1= one "
+                                    "(the legacy format). The handler must refuse: 401/403 "
+                                    "count as delivered unless --success is given."),
     click.option("--timeout", type=Number(0, MAX_WAIT, low_open=True, what="seconds"),
                  default=10.0, show_default=True, help="Seconds to wait for the handler's answer."),
     click.option("--success", default="2xx", show_default=True, metavar="CODES",
@@ -467,11 +485,20 @@ def build_delivery_options(options: dict[str, Any], *, target: Any = None) -> An
                 "method": options["method"], "headers": options["headers"],
                 "basic_auth": options["basic_auth"], "token_url": options["token_url"],
                 "client_id": options["client_id"], "client_secret": options["client_secret"],
-                "timeout": options["timeout"], "success": options["success"],
+                "timeout": options["timeout"], "success": _success(options),
                 "retries": options["retries"], "backoff": options["backoff"],
-                "retry_schedule": options["retry_schedule"]}
+                "retry_schedule": options["retry_schedule"],
+                "envelope": options["envelope"], "app_secret": options["app_secret"],
+                "signature": options["signature"]}
     return delivery_options_from(settings, flag_name, target=target,
                                  allow_remote=options["allow_remote"])
+
+
+def _success(options: dict[str, Any]) -> str | None:
+    """--success as given; unset for a negative signature case, which expects a refusal."""
+    if options["signature"] in (None, "valid") or _given("success"):
+        return str(options["success"])
+    return None
 
 
 def flag_name(key: str) -> str:
@@ -573,6 +600,13 @@ def _summarize(tally: _Tally, options: Any, history: Any) -> int:
 @render_options
 @kind_options
 @delivery_options
+@click.option("--batch", type=Number(1, 100, integer=True), default=1, show_default=True,
+              metavar="N", help="Send N taps per request, batched as Meta does (--count taps "
+                                "in all).")
+@click.option("--batch-shape", type=click.Choice(["messages", "changes", "entries"]),
+              default="messages", show_default=True,
+              help="How a batch is built: every message in one value, one changes item each, "
+                   "or one entry item each (these two need --envelope meta).")
 def fire(**options: Any) -> int:
     """Render callbacks and deliver them to your webhook, recording every attempt.
 
@@ -595,10 +629,26 @@ def fire(**options: Any) -> int:
     # first leaves at once, memory stays flat for any --count, and every tap carries its own
     # send moment. The first is rendered here, before the history is opened, so a broken
     # template still sends nothing.
-    events = (Event.from_body(r.body, render_options.taps.seed)
-              for r in render_kind(kind, render_options, kind_args))
+    events: Iterator[Any] = (Event.from_body(r.body, render_options.taps.seed)
+                             for r in render_kind(kind, render_options, kind_args))
+    if options["batch"] > 1:
+        events = _batches(events, options["batch"], options["batch_shape"], delivery)
     first = next(events)
     return deliver_all(itertools.chain([first], events), delivery, _history_writer(options))
+
+
+def _batches(events: Iterator[Any], size: int, shape: str, delivery: Any) -> Iterator[Any]:
+    """`fire --batch`: every `size` events as one, in Meta's batching `shape`."""
+    import itertools
+
+    from simulator.delivery import Event
+    from simulator.meta import batch
+
+    if shape != "messages" and delivery.envelope != "meta":
+        raise WasimError(f"a batch of {shape} is Meta's envelope", where="--batch-shape",
+                         hint="Add --envelope meta, or use --batch-shape messages.")
+    while group := list(itertools.islice(events, size)):
+        yield Event.from_body(batch([e.body for e in group], shape), group[0].seed)
 
 
 _HISTORY_OPTION = click.option(
@@ -749,7 +799,8 @@ _SETTING_PARAMS = {"url": "url", "app_spec": "app", "app_path": "path", "method"
                    "headers": "headers", "basic_auth": "basic_auth", "token_url": "token_url",
                    "client_id": "client_id", "client_secret": "client_secret",
                    "timeout": "timeout", "success": "success", "retries": "retries",
-                   "backoff": "backoff", "retry_schedule": "retry_schedule"}
+                   "backoff": "backoff", "retry_schedule": "retry_schedule",
+                   "envelope": "envelope", "app_secret": "app_secret", "signature": "signature"}
 
 
 def given_delivery_settings(options: dict[str, Any]) -> dict[str, Any]:
@@ -1078,6 +1129,18 @@ def new(name: str, force: bool) -> None:
 @click.option("--client-id", metavar="ID", help="Client id for --token-url.")
 @click.option("--client-secret", envvar="WASIM_CLIENT_SECRET", metavar="SECRET",
               help="Client secret for --token-url.  [env: WASIM_CLIENT_SECRET]")
+@click.option("--envelope", type=click.Choice(["kaleyra", "meta"], case_sensitive=False),
+             default=None, help="Body envelope: kaleyra (the default) or meta (Meta's "
+                                "webhook: object, entry[].changes[]).")
+@click.option("--app-secret", envvar="WASIM_APP_SECRET", metavar="SECRET",
+             help="Sign every request with X-Hub-Signature-256 (HMAC-SHA256 of the exact "
+                  "body bytes), as Meta does.  [env: WASIM_APP_SECRET]")
+@click.option("--signature", type=click.Choice(["valid", "missing", "wrong-secret",
+                                            "reserialized", "bad-format"]),
+             default=None, help="A negative case: send no signature, one under a wrong "
+                                "secret, one over a re-serialized body, or a sha1= one "
+                                "(the legacy format). The handler must refuse: 401/403 "
+                                "count as delivered unless --success is given.")
 @click.option("--allow-remote", is_flag=True, help="Allow a target that is not this machine.")
 @click.option("--rate", type=Number(0, 1e6, low_open=True, what="requests per second"),
               help="Requests per second (open loop). Without it: as fast as --concurrency "
@@ -1158,7 +1221,8 @@ def load(scenario: str | None, **options: Any) -> int:
                 "headers": options["headers"], "basic_auth": options["basic_auth"],
                 "token_url": options["token_url"], "client_id": options["client_id"],
                 "client_secret": options["client_secret"], "timeout": options["timeout"],
-                "success": options["success"]}
+                "success": _success(options), "envelope": options["envelope"],
+                "app_secret": options["app_secret"], "signature": options["signature"]}
     seed = options["seed"] if options["seed"] is not None else secrets.randbelow(1_000_000)
     if scenario is not None:
         loaded = load_scenario(scenario, seed=options["seed"], env=dict(os.environ))
@@ -1262,8 +1326,11 @@ def load(scenario: str | None, **options: Any) -> int:
 @click.option("--max-body", type=Number(0, 2**40, integer=True, what="bytes"),
               default=1024 * 1024, show_default=True,
               help="Largest body accepted, in bytes; a bigger one is answered 413 unread.")
+@click.option("--app-secret", envvar="WASIM_APP_SECRET", metavar="SECRET",
+              help="Check X-Hub-Signature-256 of every callback: a missing or bad signature is "
+                   "answered 401 and shown as a problem.  [env: WASIM_APP_SECRET]")
 def receive(host: str, port: int, status: int, delay: float, fail_rate: float,
-            seed: int | None, as_json: bool, max_body: int) -> int:
+            seed: int | None, as_json: bool, max_body: int, app_secret: str | None) -> int:
     """Run a local test webhook that prints who tapped what, and checks every payload.
 
     A real HTTP server for demos and self-checks. One line per callback: who tapped which
@@ -1285,8 +1352,12 @@ def receive(host: str, port: int, status: int, delay: float, fail_rate: float,
         else:
             click.echo(describe(arrival))
 
+    from simulator.meta import check_secret
+
     options = ReceiverOptions(host=host, port=port, status=status, delay=delay,
-                              fail_rate=fail_rate, seed=seed, max_body=max_body)
+                              fail_rate=fail_rate, seed=seed, max_body=max_body,
+                              app_secret=check_secret(app_secret, "--app-secret")
+                              if app_secret is not None else None)
     receiver = Receiver(options, on_arrival=show)
     receiver.start()
     click.echo(f"wasim receiver listening on {receiver.url} (Ctrl+C to stop)", err=True)
@@ -1300,6 +1371,38 @@ def receive(host: str, port: int, status: int, delay: float, fail_rate: float,
     arrivals = receiver.arrivals
     click.echo(f"stopped after {arrivals[-1].number if arrivals else 0} callback(s)", err=True)
     return ExitCode.OK
+
+
+@cli.command()
+@click.argument("url", metavar="URL", callback=check_url)
+@click.option("--verify-token", envvar="WASIM_VERIFY_TOKEN", required=True, metavar="TOKEN",
+              help="The verify token your handler expects.  [env: WASIM_VERIFY_TOKEN]")
+@click.option("--challenge", metavar="TEXT", help="The challenge to send.  [default: random]")
+@click.option("--timeout", type=Number(0, MAX_WAIT, low_open=True, what="seconds"),
+              default=10.0, show_default=True, help="Seconds to wait for each answer.")
+@click.option("--allow-remote", is_flag=True, help="Allow a target that is not this machine.")
+def verify(url: str, verify_token: str, challenge: str | None, timeout: float,
+           allow_remote: bool) -> int:
+    """Perform Meta's webhook verification handshake against URL.
+
+    GET URL?hub.mode=subscribe&hub.verify_token=TOKEN&hub.challenge=C: passes when the handler
+    answers 200 with C as the body, and refuses the same request with a wrong token.
+    Exit 0 when both hold, 1 when not, 3 when nothing listens.
+    """
+    import asyncio
+
+    from simulator.delivery import delivery_options_from
+    from simulator.meta import verify_handshake
+
+    delivery = delivery_options_from({"url": url, "timeout": timeout}, flag_name,
+                                     allow_remote=allow_remote)
+    handshake = asyncio.run(verify_handshake(delivery, verify_token, challenge))
+    if handshake.unreachable:
+        raise WasimError(f"Nothing is listening at {handshake.url}.",
+                         hint="Is your webhook running?", exit_code=ExitCode.UNREACHABLE)
+    for line in handshake.lines():
+        click.echo(line)
+    return ExitCode.OK if handshake.passed else ExitCode.FAILED
 
 
 @cli.command()
@@ -1318,7 +1421,8 @@ def templates() -> None:
 # `wasim tui` takes fire's auth, header, timeout and retry flags: the same decorators, applied
 # to a stand-in to read them, then appended to the command (its own target flags stay).
 _TUI_FLAGS = ("method", "headers", "basic_auth", "token_url", "client_id", "client_secret",
-              "timeout", "success", "retries", "backoff", "retry_schedule")
+              "timeout", "success", "retries", "backoff", "retry_schedule", "envelope",
+              "app_secret", "signature")
 _FIRE_PARAMS = delivery_options(lambda **_: None).__click_params__  # type: ignore[attr-defined]
 tui.params.extend(p for p in reversed(_FIRE_PARAMS) if p.name in _TUI_FLAGS)
 cli.add_command(tui)

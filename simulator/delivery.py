@@ -34,6 +34,15 @@ import httpx
 from simulator import __version__
 from simulator.errors import WasimError, did_you_mean
 from simulator.inputs import MAX_RETRIES, MAX_WAIT, parse_number
+from simulator.meta import (
+    META_USER_AGENT,
+    SIGNATURE_HEADER,
+    check_secret,
+    parse_envelope,
+    parse_signature,
+    signature_for,
+    wrap,
+)
 
 TargetKind = Literal["url", "asgi", "wsgi"]
 ErrorKind = Literal["connect", "timeout", "protocol", "auth"]
@@ -124,6 +133,9 @@ class DeliveryOptions:
     # every connection is checked again at send time (see _LoopbackOnlyTransport).
     allow_remote: bool = False
     resolver: Resolver | None = field(default=None, compare=False, repr=False)
+    envelope: str = "kaleyra"  # or "meta": Meta's webhook envelope (simulator.meta)
+    app_secret: str | None = field(default=None, repr=False)  # signs X-Hub-Signature-256
+    signature: str = "valid"  # or a negative case: missing, wrong-secret, reserialized...
 
     def is_success(self, status: int) -> bool:
         """Whether `status` counts as delivered."""
@@ -153,7 +165,9 @@ class Event:
 def _who_tapped(body: bytes) -> tuple[str, str, str, str]:
     """Best-effort (wa_id, name, button, message id) of a callback body; blanks if unknown."""
     try:
-        value = json.loads(body)["meta_object"]["value"]
+        document = json.loads(body)
+        value = (document["entry"][0]["changes"][0] if "entry" in document
+                 else document["meta_object"])["value"]
         message = value["messages"][0]
         contact = value.get("contacts", [{}])[0]
         button = message.get("button", {}).get("text") or message.get("type", "")
@@ -808,9 +822,19 @@ class _Lifespan:
 BASE_HEADERS = (("Content-Type", "application/json"), ("User-Agent", f"wasim/{__version__}"))
 
 
-def callback_headers(options: DeliveryOptions, token: str | None = None) -> httpx.Headers:
-    """The request headers of a callback under `options` (with a fetched bearer `token`)."""
+def callback_headers(options: DeliveryOptions, token: str | None = None,
+                     body: bytes | None = None) -> httpx.Headers:
+    """The request headers of a callback under `options` (with a fetched bearer `token`).
+
+    With an app secret and the `body` that leaves, X-Hub-Signature-256 signs those bytes.
+    """
     headers = httpx.Headers(BASE_HEADERS)
+    if options.envelope == "meta":
+        headers["User-Agent"] = META_USER_AGENT
+    if body is not None:
+        signature = signature_for(options.app_secret, body, options.signature)
+        if signature is not None:
+            headers[SIGNATURE_HEADER] = signature
     for name, value in options.headers:
         headers[name] = value
     if options.auth.basic is not None:
@@ -1118,6 +1142,10 @@ class Deliverer:
 
     async def deliver(self, event: Event, replay_of: str | None = None) -> DeliveryResult:
         """Send `event`, retrying per the policy; every attempt is reported as it ends."""
+        if self.options.envelope == "meta":
+            wrapped = wrap(event.body)
+            if wrapped != event.body:
+                event = Event.from_body(wrapped, event.seed)
         delivery_id = self._new_delivery_id(event)
         attempts: list[Attempt] = []
         delays = self.options.retry.delays
@@ -1151,6 +1179,8 @@ class Deliverer:
             found += [auth.basic[1], basic_auth_header(*auth.basic).split(" ", 1)[1]]
         if auth.client_secret:
             found.append(auth.client_secret)
+        if options.app_secret:
+            found.append(options.app_secret)
         if self.tokens is not None and self.tokens.token:
             found.append(self.tokens.token)
         # Longest first, so a secret containing a shorter one is replaced whole.
@@ -1180,7 +1210,7 @@ class Deliverer:
     async def _attempt(self, event: Event, delivery_id: str, number: int,
                        replay_of: str | None) -> Attempt:
         options = self.options
-        headers = callback_headers(options)
+        headers = callback_headers(options, body=event.body)
         base = Attempt(event=event, delivery_id=delivery_id, number=number,
                        started_at=self.clock(), target=options.target.label,
                        method=options.method, url=options.target.url,
@@ -1198,7 +1228,7 @@ class Deliverer:
                 return replace(base, request_headers=redact_headers(headers), error=str(exc),
                                error_kind="auth",
                                latency_ms=(time.perf_counter() - started) * 1000)
-            headers = callback_headers(options, token)
+            headers = callback_headers(options, token, event.body)
         request = client.build_request(options.method, options.target.url,
                                             headers=headers, content=event.body)
         recorded = redact_headers(request.headers)
@@ -1307,7 +1337,7 @@ def parse_basic_auth(text: str) -> tuple[str, str]:
 
 DELIVERY_KEYS = ("url", "app", "path", "method", "headers", "basic_auth", "token_url",
                  "client_id", "client_secret", "timeout", "success", "retries", "backoff",
-                 "retry_schedule")
+                 "retry_schedule", "envelope", "app_secret", "signature")
 
 
 def delivery_options_from(settings: Mapping[str, Any], where: Callable[[str], str], *,
@@ -1386,6 +1416,14 @@ def delivery_options_from(settings: Mapping[str, Any], where: Callable[[str], st
         retry = RetryPolicy.exponential(int(retries), backoff)
     else:
         retry = _at(where("retry_schedule"), parse_retry_schedule, str(schedule))
+    app_secret = get("app_secret")
+    if app_secret is not None:
+        app_secret = check_secret(app_secret, where("app_secret"))
+    signature = parse_signature(get("signature", "valid"), where("signature"))
+    if signature not in ("valid", "missing") and app_secret is None:
+        raise WasimError(f"the {signature} signature case needs the app secret",
+                         where=where("signature"),
+                         hint="Give --app-secret (or WASIM_APP_SECRET) too.")
     timeout = _number(get("timeout", DEFAULT_TIMEOUT), where("timeout"), low=0, low_open=True,
                       high=MAX_WAIT, what="seconds")
     method = str(get("method", "POST")).upper()
@@ -1405,10 +1443,15 @@ def delivery_options_from(settings: Mapping[str, Any], where: Callable[[str], st
         headers=headers,
         auth=auth,
         timeout=float(timeout),
-        success=_at(where("success"), parse_success, str(get("success", "2xx"))),
+        # A negative signature case succeeds when the handler refuses it, as Meta's docs ask.
+        success=_at(where("success"), parse_success,
+                    str(get("success", "2xx" if signature == "valid" else "401,403"))),
         retry=retry,
         allow_remote=allow_remote,
         resolver=resolver,
+        envelope=parse_envelope(get("envelope", "kaleyra"), where("envelope")),
+        app_secret=app_secret,
+        signature=signature,
     )
 
 

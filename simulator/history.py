@@ -385,6 +385,11 @@ def curl_command(attempt: Attempt) -> str:
     for name, value in attempt.request_headers:
         if name.lower() in _CURL_SETS_ITSELF:
             continue
+        if REDACTED in value and name.lower() == "x-hub-signature-256":
+            # The bytes below are the signed ones; the secret that signs them is not kept.
+            lines.append(f"# {name} was redacted; `wasim replay {attempt.event.id} "
+                         "--app-secret ...` signs these bytes again")
+            continue
         if REDACTED in value:
             lines.append(f"# {name} was redacted in the history; add -H '{name}: ...'")
             continue

@@ -47,6 +47,7 @@ from simulator.delivery import (
     redact_headers,
 )
 from simulator.errors import ExitCode, WasimError
+from simulator.meta import SIGNATURE_HEADER, signature_for, wrap
 from simulator.models import Tap
 from simulator.render import CallbackTemplate, find_template, render_tap
 from simulator.taps import TapFactory, TapOptions
@@ -97,6 +98,7 @@ class CallbackSource:
         self.template = template
         self._pick = pick
         self.count = 0
+        self.envelope = "kaleyra"  # "meta": each body in Meta's envelope (run_load sets it)
 
     @classmethod
     def from_taps(cls, options: TapOptions, template: str = "button_tap") -> CallbackSource:
@@ -146,7 +148,8 @@ class CallbackSource:
         else:
             user, sent, button = self._pick()
             tap = self.factory.tap(user, sent, button)
-        return tap, render_tap(self.template, tap)
+        body = render_tap(self.template, tap)
+        return tap, wrap(body) if self.envelope == "meta" else body
 
 
 # --- the fast client -------------------------------------------------------------------------
@@ -561,7 +564,10 @@ async def run_load(
     # .raw keeps the names as written (multi_items() lowercases them), as fire sends them.
     headers = [(name.decode("latin-1"), value.decode("latin-1"))
                for name, value in callback_headers(delivery, token).raw]
-    recorded = redact_headers(headers)
+    source.envelope = delivery.envelope
+    # The signature is the one per-request header: each body has its own (see _signer).
+    sign = _signer(delivery)
+    recorded = redact_headers(headers + ([(SIGNATURE_HEADER, "")] if sign else []))
     slots = _Slots(options, clock, stats.started)
     stop = asyncio.Event()
 
@@ -596,12 +602,12 @@ async def run_load(
         # Every connection goes to the address checked now, not to the name (DNS rebinding).
         host = await checked_address(url.host, port, delivery.allow_remote, delivery.resolver)
         worker = _fast_worker(source, prefix, host, port, delivery.timeout, slots, done_one,
-                              clock)
+                              clock, sign)
     else:
         client = make_client(target, delivery.timeout, allow_remote=delivery.allow_remote,
                              resolver=delivery.resolver)
         raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
-        worker = _httpx_worker(source, client, raw, delivery, slots, done_one, clock)
+        worker = _httpx_worker(source, client, raw, delivery, slots, done_one, clock, sign)
     if on_start is not None:
         on_start()
 
@@ -694,9 +700,23 @@ class _Slots:
         return True
 
 
+def _signer(delivery: DeliveryOptions) -> Callable[[bytes], bytes | None] | None:
+    """The X-Hub-Signature-256 value of each body under `delivery`, or None: nothing to sign."""
+    secret, mode = delivery.app_secret, delivery.signature
+    if secret is None or mode == "missing":
+        return None
+
+    def sign(body: bytes) -> bytes | None:
+        value = signature_for(secret, body, mode)
+        return None if value is None else value.encode("ascii")
+
+    return sign
+
+
 def _fast_worker(source: CallbackSource, prefix: bytes, host: str, port: int, timeout: float,
                  slots: _Slots, done: Callable[..., None],
-                 clock: Callable[[], float]) -> Callable[[], Any]:
+                 clock: Callable[[], float],
+                 sign: Callable[[bytes], bytes | None] | None = None) -> Callable[[], Any]:
     async def worker() -> None:
         loop = asyncio.get_running_loop()
         connection: _Connection | None = None
@@ -709,8 +729,10 @@ def _fast_worker(source: CallbackSource, prefix: bytes, host: str, port: int, ti
                 if connection is None or connection.closed:
                     connection = None
                     connection = await _connect(loop, host, port, timeout)
-                future = connection.send(b"".join((prefix, str(len(body)).encode(),
-                                                   b"\r\n\r\n", body)))
+                signature = sign(body) if sign is not None else None
+                end = b"\r\n\r\n" if signature is None \
+                    else b"\r\nX-Hub-Signature-256: " + signature + b"\r\n\r\n"
+                future = connection.send(b"".join((prefix, str(len(body)).encode(), end, body)))
                 timer = loop.call_at(deadline, _expire, future, timeout)
                 try:
                     answer = await future
@@ -761,14 +783,18 @@ def _expire(future: asyncio.Future[Any], timeout: float) -> None:
 
 def _httpx_worker(source: CallbackSource, client: httpx.AsyncClient,
                   headers: list[tuple[bytes, bytes]], delivery: DeliveryOptions, slots: _Slots,
-                  done: Callable[..., None], clock: Callable[[], float]) -> Callable[[], Any]:
+                  done: Callable[..., None], clock: Callable[[], float],
+                  sign: Callable[[bytes], bytes | None] | None = None) -> Callable[[], Any]:
     url = delivery.target.url
     if url.startswith(APP_BASE_URL):
         url = url[len(APP_BASE_URL):] or "/"
 
     async def exchange(body: bytes) -> int:
+        signature = sign(body) if sign is not None else None
+        sent = headers if signature is None \
+            else [*headers, (SIGNATURE_HEADER.encode(), signature)]
         async with client.stream(delivery.method, url, content=body,
-                                 headers=headers) as response:
+                                 headers=sent) as response:
             # Read to the end, so the connection can carry the next request, keeping none
             # of it: an endless or gigantic body costs time (bounded below), not memory.
             async for _ in response.aiter_raw():

@@ -14,13 +14,14 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from simulator.errors import WasimError
+from simulator.meta import SIGNATURE_HEADER, check_signature
 from simulator.validate import validate_callback
 
 # The standard library's server is deliberate: no new dependency, a real socket, and plenty for
@@ -59,6 +60,8 @@ class ReceiverOptions:
     """The largest body accepted, in bytes; a bigger one is answered 413 without reading it."""
     keep_bytes: int = KEEP_BYTES
     """How many body bytes the kept arrivals may hold together; the oldest are dropped."""
+    app_secret: str | None = field(default=None, repr=False)
+    """With it, every POST must carry a valid X-Hub-Signature-256; else it is answered 401."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -242,16 +245,25 @@ class Receiver:
                 body: bytes) -> tuple[Arrival, bool]:
         """Check a received body, number and keep it, tell the watcher; True if it must fail."""
         summary, problems = _read_callback(body)
+        unsigned = None
+        if self.options.app_secret is not None:
+            given = [v for k, v in headers if k.lower() == SIGNATURE_HEADER.lower()]
+            unsigned = check_signature(self.options.app_secret, given[0] if given else None,
+                                       body)
+            if unsigned is not None:
+                problems = (unsigned, *problems)
         with self._changed:
             self._received += 1
             # Drawn for every request, so the seeded pattern does not depend on the rate.
             failed = self._random.random() < self.options.fail_rate
             arrival = Arrival(number=self._received, received_at=time.time(), method=method,
                               path=path, headers=headers, body=body,
-                              status=500 if failed else self.options.status,
+                              status=401 if unsigned else 500 if failed
+                              else self.options.status,
                               summary=summary, problems=problems)
             self._keep(arrival)
             self._changed.notify_all()
+        failed = failed or unsigned is not None
         if self._on_arrival is not None:
             # The watcher is someone else's code: whatever it raises must not take the
             # server down, but it must not vanish either.
@@ -362,7 +374,9 @@ class _Handler(BaseHTTPRequestHandler):
                                            body)
         if receiver.options.delay:
             receiver._stopping.wait(receiver.options.delay)
-        if failed:
+        if arrival.status == 401:
+            answer = {"received": False, "error": "bad signature"}
+        elif failed:
             answer = {"received": False, "error": "simulated failure (--fail-rate)"}
         else:
             answer = {"received": True, "arrival": arrival.number}

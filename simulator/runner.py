@@ -26,9 +26,17 @@ from simulator.delivery import (
     delivery_options_from,
 )
 from simulator.errors import WasimError
+from simulator.meta import batch
 from simulator.models import Business, Button, Tap, TemplateMessage, User
 from simulator.render import CallbackTemplate, find_template, render_tap
-from simulator.scenarios import MAX_SENDS_PER_PLAN, Expectations, Scenario, StepSpec, plan_size
+from simulator.scenarios import (
+    MAX_SENDS_PER_PLAN,
+    ChaosSpec,
+    Expectations,
+    Scenario,
+    StepSpec,
+    plan_size,
+)
 from simulator.taps import SEEDED_EPOCH_RANGE, TapFactory, TapOptions
 
 SendKind = Literal["tap", "duplicate", "redelivery"]
@@ -194,6 +202,8 @@ def _with_chaos(scenario: Scenario, taps: list[tuple[float, StepSpec, Tap, Event
             rnd.shuffle(order)
             taps[begin:begin + chaos.shuffle] = [
                 (window[i][0], *window[j][1:]) for i, j in enumerate(order)]
+    if chaos.batch:
+        taps = _batched(taps, chaos, rnd)
     sends: list[tuple[float, SendKind, StepSpec, Tap, Event, bool]] = []
     for at, step, tap, event in taps:
         sends.append((at, "tap", step, tap, event, False))
@@ -208,6 +218,25 @@ def _with_chaos(scenario: Scenario, taps: list[tuple[float, StepSpec, Tap, Event
         PlannedSend(i, at, step.name, kind, event, tap,
                     scenario.expect.merged(step.expect), together)
         for i, (at, kind, step, tap, event, together) in enumerate(sends))
+
+
+def _batched(taps: list[tuple[float, StepSpec, Tap, Event]], chaos: ChaosSpec,
+             rnd: Any) -> list[tuple[float, StepSpec, Tap, Event]]:
+    """Batch chaos: a share of taps open a batch with the taps after them, sent as one body
+    (Meta's batching) when the last of them is due; the first tap names the send."""
+    out = []
+    index = 0
+    while index < len(taps):
+        if rnd.random() < chaos.batch:
+            group = taps[index:index + chaos.batch_size]
+            body = batch([t[3].body for t in group], chaos.batch_shape, where="chaos.batch")
+            _, step, tap, first = group[0]
+            out.append((group[-1][0], step, tap, Event.from_body(body, first.seed)))
+            index += len(group)
+        else:
+            out.append(taps[index])
+            index += 1
+    return out
 
 
 # --- expectations ----------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from jinja2.exceptions import SecurityError
 
 from simulator.delivery import DELIVERY_KEYS, parse_success
 from simulator.errors import WasimError, did_you_mean
+from simulator.meta import BATCH_SHAPES, MAX_BATCH
 from simulator.models import Button
 from simulator.resources import builtin_dir
 
@@ -189,6 +190,9 @@ class ChaosSpec:
     # probability a user's status sequence has one of the known disorders (sent after read,
     # delivered missing, a duplicate status, failed after sent)
     status_disorder: float = 0.0
+    batch: float = 0.0  # probability a tap opens a batch: it and the next go in one body
+    batch_size: int = 3  # taps in a batch (fewer at the end of the run)
+    batch_shape: str = "messages"  # messages in one value, several changes, or entries
 
 
 @dataclass(frozen=True)
@@ -934,7 +938,12 @@ def _chaos(top: _Fields, lines: Mapping[str, int], file: Path) -> ChaosSpec:
         return ChaosSpec()
     fields = _Fields(top.raw("chaos"), "chaos", lines, file,
                      ("duplicate", "duplicate_concurrently", "shuffle", "redeliver",
-                      "redeliver_after", "status_disorder"))
+                      "redeliver_after", "status_disorder", "batch", "batch_size",
+                      "batch_shape"))
+    shape = fields.text("batch_shape", "messages")
+    if shape not in BATCH_SHAPES:
+        raise fields.error(fields.child("batch_shape"), f"unknown batch shape {shape!r}",
+                           hint=f"Use one of {', '.join(BATCH_SHAPES)}.")
     return ChaosSpec(
         duplicate=fields.number("duplicate", 0.0, high=1.0),
         duplicate_concurrently=fields.flag("duplicate_concurrently"),
@@ -942,6 +951,9 @@ def _chaos(top: _Fields, lines: Mapping[str, int], file: Path) -> ChaosSpec:
         redeliver=fields.number("redeliver", 0.0, high=1.0),
         redeliver_after=fields.duration("redeliver_after", 30.0),
         status_disorder=fields.number("status_disorder", 0.0, high=1.0),
+        batch=fields.number("batch", 0.0, high=1.0),
+        batch_size=fields.whole("batch_size", 3, low=2, high=MAX_BATCH),
+        batch_shape=str(shape),
     )
 
 
@@ -990,7 +1002,8 @@ def _expect(value: Any, path: str, lines: Mapping[str, int], file: Path) -> Expe
 
 
 _TARGET_TEXT = ("url", "app", "path", "method", "basic_auth", "token_url", "client_id",
-                "client_secret", "success", "retry_schedule")
+                "client_secret", "success", "retry_schedule", "envelope", "app_secret",
+                "signature")
 
 
 def _target(value: Any, path: str, lines: Mapping[str, int], file: Path) -> dict[str, Any]:

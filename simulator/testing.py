@@ -34,6 +34,7 @@ from simulator.delivery import (
 )
 from simulator.errors import WasimError
 from simulator.inputs import parse_business_wamid, parse_phone
+from simulator.meta import Handshake, parse_envelope, verify_handshake
 from simulator.models import Button, Tap, TemplateMessage, User
 from simulator.overrides import Override, parse_path
 from simulator.render import CallbackTemplate, find_template, render_tap
@@ -419,7 +420,7 @@ class Simulator:
                  platform: str = "mix", template: str = "button_tap",
                  wall_clock: bool = True, now: int | None = None, identity: str = "bsuid",
                  enterprise: float = 0.0, quirks: str = "", business_country: str = "IN",
-                 origin: str = "") -> None:
+                 origin: str = "", envelope: str = "kaleyra") -> None:
         self.seed = seed
         self.origin = origin  # where the seed came from, e.g. "the node id tests/x.py::test_y"
         countries = (country,) if isinstance(country, str) else tuple(country)
@@ -443,7 +444,10 @@ class Simulator:
         self._template: CallbackTemplate | None = None
         self._sent: dict[str, TemplateMessage] = {}
         self._target: Target | None = None
-        self._settings: dict[str, Any] = {}
+        # envelope="meta": every delivery in Meta's webhook envelope (simulator.meta).
+        self.envelope = parse_envelope(envelope, "wasim(envelope=...)")
+        self._settings: dict[str, Any] = {} if self.envelope == "kaleyra" \
+            else {"envelope": self.envelope}
         self._allow_remote = False  # only target(allow_remote=True) sets it, never a scenario
 
     @property
@@ -630,17 +634,23 @@ class Simulator:
                token_url: str | None = None, client_id: str | None = None,
                client_secret: str | None = None, timeout: float | None = None,
                success: str | None = None, retries: int | None = None,
-               allow_remote: bool | None = None) -> None:
+               allow_remote: bool | None = None, envelope: str | None = None,
+               app_secret: str | None = None, signature: str | None = None) -> None:
         """Where and how every later delivery goes, like `wasim fire`'s options.
 
         `app` is an ASGI (FastAPI, Starlette) or WSGI (Flask, Django) app called in-process
         at `path`; `url` a webhook over HTTP (this machine only unless `allow_remote`).
         `basic_auth` is "USER:PASSWORD"; `success` like "2xx" or "200,202". Retries happen
         without waiting. Scenarios run by `run_scenario` use these settings too.
+        `envelope="meta"` sends Meta's envelope, `app_secret` signs X-Hub-Signature-256 and
+        `signature` picks a negative case (missing, wrong-secret, reserialized, bad-format).
         """
         settings = {"headers": headers, "basic_auth": basic_auth, "token_url": token_url,
                     "client_id": client_id, "client_secret": client_secret,
-                    "timeout": timeout, "success": success, "retries": retries}
+                    "timeout": timeout, "success": success, "retries": retries,
+                    "envelope": envelope or (None if self.envelope == "kaleyra" else
+                                             self.envelope),
+                    "app_secret": app_secret, "signature": signature}
         # Only what the test set: the rest stays as a scenario's `target:` or the defaults.
         chosen = {key: value for key, value in settings.items() if value is not None}
         if app is None and url is None:
@@ -738,6 +748,19 @@ class Simulator:
                 results = [await deliverer.deliver(callback.event) for _ in range(times)]
         return Deliveries(self._record(Delivery(callback, result, self.seed_note))
                           for result in results)
+
+    def verify(self, *, token: str, app: Any = None, url: str | None = None,
+               path: str | None = None, challenge: str | None = None) -> Handshake:
+        """Meta's GET handshake against the target: the challenge echoed for `token`, and a
+        wrong token refused. `handshake.passed` says whether both held."""
+        return _run_sync(lambda: self.averify(token=token, app=app, url=url, path=path,
+                                              challenge=challenge), "verify")
+
+    async def averify(self, *, token: str, app: Any = None, url: str | None = None,
+                      path: str | None = None, challenge: str | None = None) -> Handshake:
+        """`verify` for async tests: `await wasim.averify(token=...)`."""
+        options = self._delivery_options(app, url, path, "wasim.verify()")
+        return await verify_handshake(options, token, challenge)
 
     def _record(self, delivery: Delivery) -> Delivery:
         self.deliveries.append(delivery)

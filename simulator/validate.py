@@ -20,6 +20,7 @@ from typing import Any
 from simulator.calling_codes import ISO_REGIONS, REGIONS_BY_CALLING_CODE, calling_code_of
 from simulator.errors import WasimError
 from simulator.inputs import load_json
+from simulator.meta import is_meta_document
 from simulator.wamid import BUSINESS_ID_LENGTH, USER_ID_LENGTHS, InvalidWamid, decode_wamid
 from simulator.wire import to_wire
 
@@ -290,6 +291,7 @@ def _kinds() -> dict[str, Kind]:
 
 def kind_of(document: Any) -> Kind | None:
     """The kind of callback `document` is, by its first message's `type`; None if unknown."""
+    document = _as_kaleyra(document)
     try:
         name = document["meta_object"]["value"]["messages"][0]["type"]
     except (KeyError, IndexError, TypeError):
@@ -297,18 +299,30 @@ def kind_of(document: Any) -> Kind | None:
     return _kinds().get(name) if isinstance(name, str) else None
 
 
+def _as_kaleyra(document: Any) -> Any:
+    """A Meta-envelope document seen through its first change, as Kaleyra forwards it."""
+    if is_meta_document(document):
+        try:
+            return {"meta_object": document["entry"][0]["changes"][0]}
+        except (KeyError, IndexError, TypeError):
+            return {}
+    return document
+
+
 def describe_kind(document: Any) -> str:
     """What `validate` saw, in words: "a quick-reply tap (button)", "a status callback
     (read)", or why it is no known kind."""
     from simulator.kinds.rules import describe_status, is_status
 
-    if is_status(document):
-        return describe_status(document)
+    seen = _as_kaleyra(document)  # Meta's envelope: its first change, as Kaleyra forwards it
+    if is_status(seen):
+        return describe_status(seen)
     kind = kind_of(document)
     if kind is not None:
         if kind.name == "interactive":
             return kind.label.format(_interactive_type(document))
         return kind.label
+    document = _as_kaleyra(document)
     try:
         name = document["meta_object"]["value"]["messages"][0]["type"]
     except (KeyError, IndexError, TypeError):
@@ -328,6 +342,8 @@ def validate_callback(document: Any, *, now: int | None = None) -> list[Problem]
     means it is valid. `now` (unix seconds, default the clock) bounds plausible timestamps.
 
     The bytes are not seen here: `validate_body` also checks the serialization."""
+    if is_meta_document(document):
+        return _validate_meta(document, now)
     check = _Checker(int(time.time()) if now is None else now)
     from simulator.kinds.rules import check_status_callback, is_status
 
@@ -355,6 +371,37 @@ def validate_callback(document: Any, *, now: int | None = None) -> list[Problem]
         check.fail("$.extra_info.waba_id", f"the WABA id equals metadata.phone_number_id "
                                            f"({phone_number_id}); Meta gives them different ids")
     return check.problems
+
+
+# Meta's own envelope (wire-format section 7): each change is a Kaleyra meta_object.
+META_ROOT = _shape("object", "entry")
+META_ENTRY = _shape("id", "changes")
+
+
+def _validate_meta(document: dict[str, Any], now: int | None) -> list[Problem]:
+    """Problems of a body in Meta's envelope: the envelope, then every change's value object
+    by the same rules as Kaleyra's meta_object, reported at its place in `entry[].changes[]`."""
+    check = _Checker(int(time.time()) if now is None else now)
+    check.obj("$", document, META_ROOT)
+    for i, entry in enumerate(check.items("$.entry", document["entry"])):
+        path = f"$.entry[{i}]"
+        if check.obj(path, entry, META_ENTRY) is None:
+            continue
+        for j, change in enumerate(check.items(f"{path}.changes", entry.get("changes"))):
+            # The entry id is the WABA id Kaleyra moves into extra_info: checked there, the
+            # rest of the stand-in extra_info (Kaleyra's own keys) is not Meta's and ignored.
+            stand_in = {"meta_object": change, "extra_info": {"waba_id": entry.get("id")}}
+            for problem in validate_callback(stand_in, now=now):
+                if problem.path.startswith("$.meta_object"):
+                    where = f"{path}.changes[{j}]" + problem.path[len("$.meta_object"):]
+                elif problem.path.startswith("$.extra_info.waba_id") \
+                        or "WABA id" in problem.message:
+                    where = f"{path}.id"
+                else:
+                    continue
+                check.fail(where, problem.message)
+    # One id per place: a stand-in problem repeats for every change of the same entry.
+    return list(dict.fromkeys(check.problems))
 
 
 @dataclass

@@ -306,8 +306,14 @@ def is_status(document: Any) -> bool:
 
 
 def describe_status(document: dict[str, Any]) -> str:
-    """`a status callback (read)`."""
-    return f"a status callback ({_show(document.get('status', '?')).strip(chr(34))})"
+    """`a status callback (read)`: Kaleyra's top-level status, else the first status item's."""
+    status = document.get("status")
+    if status is None:
+        try:
+            status = document["meta_object"]["value"]["statuses"][0]["status"]
+        except (KeyError, IndexError, TypeError):
+            status = "?"
+    return f"a status callback ({_show(status).strip(chr(34))})"
 
 
 def check_status_callback(check: _Checker, document: dict[str, Any]) -> None:
