@@ -416,3 +416,44 @@ def test_a_tap_replying_to_a_sent_template_carries_its_wamid_and_uuid(api: MockA
     assert document["meta_object"]["value"]["messages"][0]["context"]["id"] == sent.wamid
     assert document["extra_info"]["reply_to"] == sent.message_id
     assert validate_callback(document) == []
+
+
+# --- the command ------------------------------------------------------------------------
+
+
+def test_wasim_api_prints_its_url_sid_and_key_and_each_message(tmp_path: Any) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "simulator", "api", "--port", "0", "--sid", "HXIN1707324291IN",
+         "--api-key", "Asecret", "--business-number", "+" + BUSINESS],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    try:
+        assert process.stderr is not None and process.stdout is not None
+        first = process.stderr.readline()
+        base_url = first.split(" listening on ")[1].split()[0]
+        assert "HXIN1707324291IN" in process.stderr.readline()
+        url = f"{base_url}/v2/HXIN1707324291IN/whatsapp/{BUSINESS}/messages"
+        answer = httpx.post(url, json=v2_text(), headers={"api-key": "Asecret"}, timeout=30)
+        assert answer.status_code == 202
+        line = process.stdout.readline()
+        assert f"v2 {BUSINESS} -> {SHOPPER}: text" in line
+    finally:
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    assert "stopped after 1 message(s)" in stderr
+
+
+def test_wasim_api_refuses_a_remote_webhook_in_one_line() -> None:
+    from click.testing import CliRunner
+
+    from simulator.cli import cli
+
+    result = CliRunner().invoke(cli, ["api", "--port", "0", "--webhook",
+                                      "http://203.0.113.5/hook"])
+    assert result.exit_code == 2
+    assert "--webhook" in result.stderr and len(result.stderr.splitlines()) == 1
