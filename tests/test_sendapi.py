@@ -457,3 +457,35 @@ def test_wasim_api_refuses_a_remote_webhook_in_one_line() -> None:
                                       "http://203.0.113.5/hook"])
     assert result.exit_code == 2
     assert "--webhook" in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+# --- the Python API ---------------------------------------------------------------------
+
+
+def test_wasim_api_without_a_target_records_but_sends_no_statuses() -> None:
+    from simulator.testing import Simulator
+
+    simulator = Simulator(seed=1)
+    with simulator.api() as api:
+        assert httpx.post(api.v2_url(BUSINESS), json=v2_text(), headers=KEY).status_code == 202
+        assert api.webhook is None
+        assert api.env()["KALEYRA_BASE_URL"] == api.base_url
+    assert len(api.sent) == 1 and api.statuses == []
+
+
+def test_wasim_api_names_itself_in_a_bad_option() -> None:
+    from simulator.errors import WasimError
+    from simulator.testing import Simulator
+
+    with pytest.raises(WasimError) as caught:
+        Simulator(seed=1).api(business_numbers=["12"])
+    assert caught.value.where == "wasim.api()"
+
+
+def test_reply_tap_refuses_a_button_the_message_does_not_have(api: MockApi) -> None:
+    from simulator.errors import WasimError
+    from simulator.testing import Simulator
+
+    httpx.post(api.v2_url(BUSINESS), json=quick_reply_template(["BUY"]), headers=KEY)
+    with pytest.raises(WasimError, match="no button 'SELL'"):
+        Simulator(seed=1).reply_tap(api.sent[0], "SELL")
