@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -489,3 +490,17 @@ def test_reply_tap_refuses_a_button_the_message_does_not_have(api: MockApi) -> N
     httpx.post(api.v2_url(BUSINESS), json=quick_reply_template(["BUY"]), headers=KEY)
     with pytest.raises(WasimError, match="no button 'SELL'"):
         Simulator(seed=1).reply_tap(api.sent[0], "SELL")
+
+
+def test_demo_with_an_api_port_runs_the_send_api_beside_its_receiver(tmp_path: Any) -> None:
+    from click.testing import CliRunner
+
+    from simulator.tui.commands import demo
+
+    scenario = tmp_path / "tiny.yaml"
+    scenario.write_text("name: tiny\ncast:\n  countries: {IN: 1}\n")
+    result = CliRunner().invoke(demo, [str(scenario), "--headless", "--no-history",
+                                       "--api-port", "0"], standalone_mode=False)
+    assert result.return_value == 0, result.output
+    assert re.search(r"send API on http://127\.0\.0\.1:\d+ \(SID HXIN2026000001IN",
+                     result.stderr)
