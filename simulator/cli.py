@@ -1319,9 +1319,7 @@ def api(port: int, sid: str | None, api_key: str | None, business_numbers: tuple
         click.echo(message.describe())
 
     def status(delivery: StatusDelivery) -> None:
-        outcome = "delivered" if delivery.delivered else (delivery.error or "not delivered")
-        click.echo(f"  status {delivery.status} of #{delivery.message.number} -> "
-                   f"{delivery.url}: {outcome}")
+        click.echo(f"  {delivery.describe()}")
 
     options = api_options(port=port, sid=sid, api_key=api_key,
                           business_numbers=business_numbers, status_delays=status_delays)

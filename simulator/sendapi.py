@@ -52,6 +52,8 @@ DEFAULT_API_KEY = "A0f1e2d3c4b5a69788796a5b4c3d2e1f0"
 DEFAULT_PORT = 8700
 MAX_BODY = 16 * 1024 * 1024  # a media upload can be several MB; more is refused (413) unread
 MAX_KEPT = 10_000  # sent messages and status deliveries kept in memory, the oldest dropped
+KEEP_BYTES = 64 * 1024 * 1024  # request bytes the kept messages may hold together
+MAX_PENDING = 10_000  # messages whose statuses are still to be sent; past this, none are
 MAX_CONNECTIONS = 128  # open connections at once; each is a thread
 MAX_RECIPIENTS = 100  # comma-separated `to` numbers in one V1 request
 MAX_PAYLOADS = 3  # "a maximum of three dynamic payloads to the Quick Reply buttons" (DOC)
@@ -97,6 +99,7 @@ class ApiOptions:
     """Seconds before each status, from the previous one (the last repeats)."""
     keep: int = MAX_KEPT
     max_body: int = MAX_BODY
+    keep_bytes: int = KEEP_BYTES
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -117,6 +120,9 @@ class ApiOptions:
             raise WasimError("a status delay is not 0 to 86400 seconds", where="--status-delay")
         if self.keep < 1:
             raise WasimError(f"keep {self.keep} would keep nothing", where="keep")
+        if self.keep_bytes < 0 or self.max_body < 0:
+            raise WasimError("keep_bytes and max_body are sizes in bytes, 0 or more",
+                             where="keep_bytes")
 
 
 @dataclass(frozen=True)
@@ -181,6 +187,15 @@ class StatusDelivery:
         """Whether the target accepted it."""
         return self.result is not None and self.result.delivered
 
+    def describe(self) -> str:
+        """One line: which status of which message went where, and how it went."""
+        if self.result is not None:
+            last = self.result.attempts[-1]
+            how = f"{last.status}" if last.status is not None else (last.error or "failed")
+        else:
+            how = self.error or "not sent"
+        return _one_line(f"status {self.status} of #{self.message.number} -> {self.url}: {how}")
+
 
 class ApiError(Exception):
     """A request the mock refuses: the HTTP status and Kaleyra's body."""
@@ -222,11 +237,11 @@ class MockApi:
         self._clock = clock
         self._random = random.Random(seed)
         self._changed = threading.Condition()
-        self._sent: deque[SentMessage] = deque(maxlen=options.keep)
+        self._sent: deque[tuple[SentMessage, int]] = deque(maxlen=options.keep)
+        self._kept_bytes = 0
         self._statuses: deque[StatusDelivery] = deque(maxlen=options.keep)
         self._count = 0
         self._status_count = 0
-        self._requests = 0
         self._fault: tuple[str, int | None] | None = None
         self._outcome: tuple[str, int | None] = ("read", None)
         self._lifecycle = threading.Lock()
@@ -366,7 +381,7 @@ class MockApi:
     def sent(self) -> list[SentMessage]:
         """A copy of the messages kept so far, oldest first."""
         with self._changed:
-            return list(self._sent)
+            return [message for message, _ in self._sent]
 
     @property
     def statuses(self) -> list[StatusDelivery]:
@@ -387,7 +402,7 @@ class MockApi:
             if not self._changed.wait_for(lambda: self._count >= count, timeout):
                 raise TimeoutError(f"{self._count} of {count} messages sent within "
                                    f"{timeout:g} s to {self.base_url}")
-            return list(self._sent)
+            return [message for message, _ in self._sent]
 
     def wait_for_statuses(self, count: int, timeout: float = 5.0) -> list[StatusDelivery]:
         """Block until `count` status callbacks were sent in total; return those kept."""
@@ -425,8 +440,6 @@ class MockApi:
     def handle(self, method: str, target: str, headers: Mapping[str, str],
                body: bytes) -> tuple[int, dict[str, Any]]:
         """Answer one request: (status, JSON body). Never raises for what a client sends."""
-        with self._changed:
-            self._requests += 1
         parts = urlsplit(target)
         segments = [unquote(s) for s in parts.path.split("/") if s]
         try:
@@ -496,7 +509,7 @@ class MockApi:
         refs = (fields.get("ref", ""), fields.get("ref1", ""), fields.get("ref2", ""))
         data = []
         for index, recipient in enumerate(recipients):
-            message = self._record(replace(
+            message = self._record(len(body), replace(
                 parsed, version="v1", business=business, to=recipient,
                 message_id=message_id, recipient_id=f"{message_id}:{index}",
                 ref=refs[0], ref1=refs[1], ref2=refs[2], callback_url=callback_url,
@@ -530,7 +543,7 @@ class MockApi:
             raise _bad("extra_info", "must be an object")
         parsed = v2_message(document["messaging_object"])
         message_id = str(uuid.UUID(int=self._random.getrandbits(128), version=4))
-        message = self._record(replace(
+        message = self._record(len(body), replace(
             parsed, version="v2", business=business, message_id=message_id,
             recipient_id=message_id, ref=_text(extra.get("ref")), ref1=_text(extra.get("ref1")),
             ref2=_text(extra.get("ref2")), request=document["messaging_object"]))
@@ -539,13 +552,19 @@ class MockApi:
 
     # --- recording and statuses ----------------------------------------------------------
 
-    def _record(self, message: SentMessage) -> SentMessage:
+    def _record(self, size: int, message: SentMessage) -> SentMessage:
         wamid = encode_wamid(message.to, True, f"{self._random.getrandbits(72):018X}")
         with self._changed:
             self._count += 1
             message = replace(message, number=self._count, received_at=self._clock(),
                               wamid=wamid)
-            self._sent.append(message)
+            if len(self._sent) == self._sent.maxlen:
+                self._kept_bytes -= self._sent[0][1]
+            self._sent.append((message, size))
+            self._kept_bytes += size
+            # The newest is always kept (it is under max_body); the oldest go first.
+            while self._kept_bytes > self.options.keep_bytes and len(self._sent) > 1:
+                self._kept_bytes -= self._sent.popleft()[1]
             self._changed.notify_all()
         if self._on_sent is not None:
             _call_watcher(self._on_sent, message, "on_sent")
@@ -561,6 +580,14 @@ class MockApi:
         if message.version == "v1" and not message.callback_url:
             return
         outcome = self._take_outcome()
+        if len(self._pending) >= MAX_PENDING:
+            # A flood of sends with long status delays must not grow without bound: these
+            # statuses are recorded as not sent, not silently lost.
+            for status in self.plan(outcome):
+                self._keep_status(StatusDelivery(message, status, "", b"", None,
+                                                 f"over {MAX_PENDING} messages awaiting "
+                                                 "statuses"))
+            return
 
         def start() -> None:
             task = loop.create_task(self._follow(message, outcome))

@@ -504,3 +504,20 @@ def test_demo_with_an_api_port_runs_the_send_api_beside_its_receiver(tmp_path: A
     assert result.return_value == 0, result.output
     assert re.search(r"send API on http://127\.0\.0\.1:\d+ \(SID HXIN2026000001IN",
                      result.stderr)
+
+
+def test_the_record_is_bounded_in_bytes_keeping_the_newest() -> None:
+    with MockApi(ApiOptions(port=0, keep_bytes=500)) as api:
+        for _ in range(3):
+            httpx.post(api.v2_url(BUSINESS), json=v2_text(body="x" * 300), headers=KEY)
+        assert [m.number for m in api.sent] == [3]
+
+
+def test_a_status_line_escapes_control_characters_from_a_callback_url() -> None:
+    with MockApi(ApiOptions(port=0)) as api:
+        form = {"to": SHOPPER, "from": BUSINESS, "type": "text", "body": "hi",
+                "callback_url": "http://203.0.113.5/\x1b[2J"}
+        httpx.post(api.v1_url(), data=form, headers=KEY)
+        [first, *_] = api.wait_for_statuses(3)
+    line = first.describe()
+    assert "\x1b" not in line and "\\x1b[2J" in line
