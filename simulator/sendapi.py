@@ -452,6 +452,10 @@ class MockApi:
                 if method != "POST":
                     raise ApiError(405, "WA405", "Use POST.")
                 return self._v2(segments[1], segments[3], headers, body)
+            if segments[:1] == ["v2"] and segments[2:] == ["whatsapp"] and method == "GET":
+                # A client's "test connection" (send-api.md 1.3, OBS): 401 means bad credentials.
+                self._auth(segments[1], _header(headers, "api-key"))
+                return 200, {"code": "WA200", "message": "OK", "error": {}}
             if not segments and method in ("GET", "HEAD"):
                 return 200, {"service": SERVICE, "sid": self.options.sid,
                              "sent": self._count}

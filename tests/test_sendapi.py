@@ -521,3 +521,31 @@ def test_a_status_line_escapes_control_characters_from_a_callback_url() -> None:
         [first, *_] = api.wait_for_statuses(3)
     line = first.describe()
     assert "\x1b" not in line and "\\x1b[2J" in line
+
+
+def test_a_v1_authentication_template_records_its_code(api: MockApi) -> None:
+    form = {"to": SHOPPER, "from": BUSINESS, "type": "authenticationtemplate",
+            "template_name": "logincode", "verification_code": "427350"}
+    assert httpx.post(api.v1_url(), files={k: (None, v) for k, v in form.items()},
+                      headers=KEY).status_code == 202
+    assert api.sent[0].params == ("427350",)
+    del form["verification_code"]
+    answer = httpx.post(api.v1_url(), data=form, headers=KEY)
+    assert "verification_code" in answer.json()["error"]
+
+
+def test_not_sent_on_demand_is_the_only_status(receiver: Receiver) -> None:
+    webhook = delivery_options_from({"url": receiver.url}, lambda key: key)
+    with MockApi(ApiOptions(port=0), webhook=webhook) as api:
+        api.set_outcome("not-sent")
+        httpx.post(api.v2_url(BUSINESS), json=v2_text(), headers=KEY)
+        [arrival] = receiver.wait_for(1)
+        api.wait_for_statuses(1)
+    assert json.loads(arrival.body)["status"] == "not-sent"
+    assert [s.status for s in api.statuses] == ["not-sent"]
+
+
+def test_a_clients_test_connection_get_checks_the_credentials(api: MockApi) -> None:
+    url = f"{api.base_url}/v2/{DEFAULT_SID}/whatsapp"
+    assert httpx.get(url, headers=KEY).status_code == 200
+    assert httpx.get(url, headers={"api-key": "wrong"}).status_code == 401
