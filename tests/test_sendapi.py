@@ -549,3 +549,37 @@ def test_a_clients_test_connection_get_checks_the_credentials(api: MockApi) -> N
     url = f"{api.base_url}/v2/{DEFAULT_SID}/whatsapp"
     assert httpx.get(url, headers=KEY).status_code == 200
     assert httpx.get(url, headers={"api-key": "wrong"}).status_code == 401
+
+
+def test_hostile_bodies_get_an_answer_never_an_exception() -> None:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    api = MockApi(ApiOptions(port=0))  # handle() needs no socket
+    json_values = st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
+            st.sampled_from(["to", "type", "text", "template", "interactive", "action",
+                             "buttons", "components", "parameters", "body", "messaging_object",
+                             "extra_info", "location", "reply", "sections", "rows", "name"]),
+            inner, max_size=5), max_leaves=30)
+    bodies = st.one_of(st.binary(max_size=300), json_values.map(
+        lambda v: json.dumps({"messaging_object": v}).encode()), json_values.map(
+        lambda v: json.dumps(v).encode()))
+
+    @settings(max_examples=300, deadline=None, derandomize=True, database=None,
+              suppress_health_check=[HealthCheck.too_slow])
+    @given(body=bodies, version=st.sampled_from(["v1", "v2"]),
+           content_type=st.sampled_from(["", "application/json", "multipart/form-data; "
+                                         "boundary=x", "application/x-www-form-urlencoded"]))
+    def check(body: bytes, version: str, content_type: str) -> None:
+        target = (f"/v1/{DEFAULT_SID}/messages" if version == "v1"
+                  else f"/v2/{DEFAULT_SID}/whatsapp/{BUSINESS}/messages")
+        status, answer = api.handle("POST", target, {**KEY, "Content-Type": content_type},
+                                    body)
+        assert status in (202, 400), (status, answer)
+        assert isinstance(answer, dict)
+
+    check()
+    deep = b'{"a":' * 100_000 + b"1" + b"}" * 100_000
+    assert api.handle("POST", f"/v1/{DEFAULT_SID}/messages", KEY, deep)[0] == 400
