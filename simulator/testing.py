@@ -433,6 +433,7 @@ class Simulator:
         self.template_name = template
         self.deliveries: list[Delivery] = []  # every delivery made, for the failure report
         self.runs: list[ScenarioRun] = []
+        self.apis: list[MockApi] = []  # send APIs started by api(), for the failure report
         self._factory: TapFactory | None = None
         self._template: CallbackTemplate | None = None
         self._sent: dict[str, TemplateMessage] = {}
@@ -736,7 +737,9 @@ class Simulator:
             raise _with_where(exc, "wasim.api()") from None
         webhook = self._options(self._target, self._settings, "wasim.api()") \
             if statuses and self._target is not None else None
-        return MockApi(options, webhook=webhook, seed=self.seed).start()
+        mock = MockApi(options, webhook=webhook, seed=self.seed).start()
+        self.apis.append(mock)
+        return mock
 
     def reply_tap(self, message: SentMessage, button: str | None = None) -> Callback:
         """The shopper taps `button` (a label or payload; the first if None) on `message`,
@@ -760,6 +763,10 @@ class Simulator:
                 lines.append(f"  ... and {len(self.deliveries) - limit} more")
         for run in self.runs:
             lines.append(f"scenario: {run.summary.lines()[0]}")
+        for mock in self.apis:
+            sent = mock.sent
+            lines.append(f"sent through the send API at {mock.base_url} ({len(sent)}):")
+            lines.extend(f"  {message.describe()}" for message in sent[:limit])
         return "\n".join(lines)
 
 

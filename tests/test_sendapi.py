@@ -583,3 +583,12 @@ def test_hostile_bodies_get_an_answer_never_an_exception() -> None:
     check()
     deep = b'{"a":' * 100_000 + b"1" + b"}" * 100_000
     assert api.handle("POST", f"/v1/{DEFAULT_SID}/messages", KEY, deep)[0] == 400
+
+
+def test_the_failure_report_lists_what_the_app_sent() -> None:
+    from simulator.testing import Simulator
+
+    simulator = Simulator(seed=1)
+    with simulator.api() as api:
+        httpx.post(api.v2_url(BUSINESS), json=v2_text(), headers=KEY)
+    assert f"#1 v2 {BUSINESS} -> {SHOPPER}: text" in simulator.report()
