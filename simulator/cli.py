@@ -1373,6 +1373,57 @@ def receive(host: str, port: int, status: int, delay: float, fail_rate: float,
     return ExitCode.OK
 
 
+@cli.command("api")
+@click.option("--port", type=PORT, default=8700, show_default=True,
+              help="Port to listen on (127.0.0.1); 0 picks a free one.")
+@click.option("--sid", default=None, help="The SID accepted in the path (printed at start).")
+@click.option("--api-key", default=None, help="The api-key accepted (printed at start).")
+@click.option("--business-number", "business_numbers", multiple=True, metavar="N",
+              help="A sender number the account owns (repeatable); with none, any is accepted.")
+@click.option("--webhook", callback=check_url, metavar="URL",
+              help="Where V2 status callbacks go (this machine only); V1 uses callback_url.")
+@click.option("--status-delay", "status_delays", multiple=True, metavar="SECONDS",
+              type=Number(0, MAX_WAIT, what="seconds"),
+              help="Seconds before sent, delivered, read (repeat; the last one repeats).")
+def api(port: int, sid: str | None, api_key: str | None, business_numbers: tuple[str, ...],
+        webhook: str | None, status_delays: tuple[float, ...]) -> int:
+    """Play Kaleyra's WhatsApp send API (V1 and V2) on this machine, with status callbacks.
+
+    Point your handler's Kaleyra base URL at the printed one. Every message is checked,
+    recorded and printed; sent, delivered and read statuses follow. Ctrl+C stops it.
+    """
+    import time
+
+    from simulator.delivery import delivery_options_from
+    from simulator.sendapi import MockApi, SentMessage, StatusDelivery, api_options
+
+    def shown(message: SentMessage) -> None:
+        click.echo(message.describe())
+
+    def status(delivery: StatusDelivery) -> None:
+        click.echo(f"  {delivery.describe()}")
+
+    options = api_options(port=port, sid=sid, api_key=api_key,
+                          business_numbers=business_numbers, status_delays=status_delays)
+    target = delivery_options_from({"url": webhook}, lambda key: "--webhook") if webhook \
+        else None
+    mock = MockApi(options, webhook=target, on_sent=shown, on_status=status).start()
+    click.echo(f"wasim api listening on {mock.base_url} (Ctrl+C to stop)", err=True)
+    click.echo(f"  SID {options.sid}  api-key {options.api_key}", err=True)
+    click.echo(f"  V1 {mock.v1_url()}", err=True)
+    click.echo(f"  V2 {mock.base_url}/v2/{options.sid}/whatsapp/<business number>/messages",
+               err=True)
+    try:
+        while True:  # the server runs in its own thread; this one waits for Ctrl+C
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        mock.stop()
+    click.echo(f"stopped after {len(mock.sent)} message(s)", err=True)
+    return ExitCode.OK
+
+
 @cli.command()
 @click.argument("url", metavar="URL", callback=check_url)
 @click.option("--verify-token", envvar="WASIM_VERIFY_TOKEN", required=True, metavar="TOKEN",

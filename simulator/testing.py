@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence, Si
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from simulator.delivery import (
     APP_BASE_URL,
@@ -56,6 +56,9 @@ from simulator.taps import (
     parse_shares,
 )
 from simulator.wamid import USER_ID_LENGTHS
+
+if TYPE_CHECKING:
+    from simulator.sendapi import MockApi, SentMessage
 
 __all__ = ["Callback", "Deliveries", "Delivery", "ScenarioRun", "Simulator"]
 
@@ -440,6 +443,7 @@ class Simulator:
         self.template_name = template
         self.deliveries: list[Delivery] = []  # every delivery made, for the failure report
         self.runs: list[ScenarioRun] = []
+        self.apis: list[MockApi] = []  # send APIs started by api(), for the failure report
         self._factory: TapFactory | None = None
         self._template: CallbackTemplate | None = None
         self._sent: dict[str, TemplateMessage] = {}
@@ -818,6 +822,42 @@ class Simulator:
 
     # --- reporting -----------------------------------------------------------------------
 
+    # --- the other half: the send API the app replies through --------------------------
+
+    def api(self, *, sid: str | None = None, api_key: str | None = None,
+            business_numbers: Sequence[str] = (), statuses: bool = True,
+            status_delays: Sequence[float] = ()) -> MockApi:
+        """A local Kaleyra send API on a free port, started; use it as `with wasim.api() as
+        kaleyra:` (it stops at the end). Point the app at `kaleyra.base_url` (`kaleyra.env()`
+        has the settings). Status callbacks go to `target()`'s target unless `statuses` is
+        False. `reply_tap(message)` then taps a button of a message the app sent.
+        """
+        from simulator.sendapi import MockApi, api_options
+
+        try:
+            options = api_options(port=0, sid=sid, api_key=api_key,
+                                  business_numbers=business_numbers,
+                                  status_delays=status_delays)
+        except WasimError as exc:
+            raise _with_where(exc, "wasim.api()") from None
+        webhook = self._options(self._target, self._settings, "wasim.api()") \
+            if statuses and self._target is not None else None
+        mock = MockApi(options, webhook=webhook, seed=self.seed).start()
+        self.apis.append(mock)
+        return mock
+
+    def reply_tap(self, message: SentMessage, button: str | None = None) -> Callback:
+        """The shopper taps `button` (a label or payload; the first if None) on `message`,
+        a message the app sent through `api()`: `context.id` is its wamid, `reply_to` its
+        Kaleyra id, its refs echoed."""
+        from simulator.sendapi import reply_tap
+
+        try:
+            tap = reply_tap(self.factory, message, button)
+        except WasimError as exc:
+            raise _with_where(exc, "wasim.reply_tap()") from None
+        return Callback(tap, render_tap(self._callback_template(), tap), self.seed)
+
     def report(self, limit: int = 20) -> str:
         """The seed and everything sent in this test: the section added to a failure."""
         lines = [f"{self.seed_note}: the same test sends the same callbacks on every run"]
@@ -828,6 +868,10 @@ class Simulator:
                 lines.append(f"  ... and {len(self.deliveries) - limit} more")
         for run in self.runs:
             lines.append(f"scenario: {run.summary.lines()[0]}")
+        for mock in self.apis:
+            sent = mock.sent
+            lines.append(f"sent through the send API at {mock.base_url} ({len(sent)}):")
+            lines.extend(f"  {message.describe()}" for message in sent[:limit])
         return "\n".join(lines)
 
 

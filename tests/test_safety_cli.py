@@ -42,8 +42,8 @@ steps: [{name: only, choices: {Shop now: 1}, spread: 0s}]
 """
 
 # Commands left out, and why: `tui` (and bare `wasim`) open the full-screen UI. `demo` runs
-# only with --headless, `receive` with its wait-forever loop cut short (see _bounded_receive);
-# there is no `api` command.
+# only with --headless, `receive` and `api` with their wait-forever loops cut short (see
+# _bounded_receive).
 EXCLUDED = {("tui",)}
 # Options not fuzzed, and why: an empty or wildcard --host would listen on every interface.
 NOT_FUZZED = {("receive", "--host")}
@@ -109,6 +109,7 @@ def base_args(path: tuple[str, ...], place: dict[str, str], dead_url: str) -> li
         ("load",): ["--url", dead_url, "--count", "1", "--concurrency", "1"],
         ("new",): ["fuzzed", "--force"],
         ("receive",): ["--port", "0"],
+        ("api",): ["--port", "0"],
         ("replay",): ["--last", "1", "--history", place["history"], *offline],
         # --fast, and no waiting for the dead port, so a run ends as soon as it is refused.
         ("run",): [place["scenario"], "--fast", "--wait-timeout", "0", *offline],
@@ -279,7 +280,7 @@ def test_hostile_option_values_end_in_a_documented_exit_code_and_no_traceback(
             return
         with contextlib.ExitStack() as stack, pytest.MonkeyPatch.context() as monkeypatch:
             stack.enter_context(_feeding(place["fifo"], b"[" * 10_000))
-            if path == ("receive",):
+            if path in (("receive",), ("api",)):
                 stack.enter_context(_bounded_receive(monkeypatch))
             monkeypatch.chdir(cwd)
             for name in [n for n in os.environ if n.startswith("WASIM_")]:

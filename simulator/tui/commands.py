@@ -6,6 +6,7 @@ must not pay for it (benchmarks/startup.py measures this).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
@@ -159,8 +160,11 @@ def _given(delivery: dict[str, Any]) -> dict[str, Any]:
 @click.option("--speed", type=SPEED, default=None,
               help="Timeline speed: the run dialog's default, or --headless's pace.  "
                    "[default: 10 in the UI, as fast as allowed headless]")
+@click.option("--api-port", type=PORT, default=None,
+              help="Also run the local Kaleyra send API (`wasim api`) on this port (0: any "
+                   "free one); its statuses go to the built-in receiver.")
 def demo(scenario: str | None, headless: bool, port: int, seed: int | None, history_path: str,
-         no_history: bool, speed: float | None) -> int:
+         no_history: bool, speed: float | None, api_port: int | None = None) -> int:
     """Start a built-in webhook and open the terminal UI aimed at it.
 
     Nothing to write first: tap a button (1-9) and watch the callback arrive, validated, in
@@ -175,8 +179,11 @@ def demo(scenario: str | None, headless: bool, port: int, seed: int | None, hist
     if not headless:
         check_can_draw("wasim demo")
     feed = ArrivalFeed()
-    with Receiver(ReceiverOptions(port=port), on_arrival=feed) as receiver:
+    with Receiver(ReceiverOptions(port=port), on_arrival=feed) as receiver, \
+            contextlib.ExitStack() as stack:
         click.echo(f"wasim demo: built-in receiver listening on {receiver.url}", err=True)
+        if api_port is not None:
+            stack.enter_context(_send_api(api_port, receiver.url))
         if headless:
             return run_headless(loaded, receiver, seed=seed, history=history,
                                 speed=math.inf if speed is None else speed)
@@ -186,6 +193,18 @@ def demo(scenario: str | None, headless: bool, port: int, seed: int | None, hist
                        speed=10.0 if speed is None else speed, receiver=receiver,
                        arrivals=feed)
         return _run_app(app)
+
+
+def _send_api(port: int, webhook: str) -> Any:
+    """The local send API (simulator.sendapi), started, its statuses aimed at `webhook`."""
+    from simulator.delivery import delivery_options_from
+    from simulator.sendapi import MockApi, api_options
+
+    options = delivery_options_from({"url": webhook}, lambda key: "--api-port")
+    api = MockApi(api_options(port=port), webhook=options).start()
+    click.echo(f"wasim demo: send API on {api.base_url} (SID {api.options.sid}, api-key "
+               f"{api.options.api_key})", err=True)
+    return api
 
 
 def run_headless(scenario: Any, receiver: Any, *, seed: int | None, history: Path | None,

@@ -1,0 +1,1154 @@
+"""A local Kaleyra WhatsApp send API (V1 and V2): records what an app sends, answers as Kaleyra.
+
+A real HTTP server on this machine. It accepts every request shape real clients send
+(send-api.md section 4), validates each message, records it with its ids (a Kaleyra UUID and
+the wamid of the brand's message) and answers in one canonical shape per version. Status
+callbacks (sent, delivered, read; failed or not-sent on demand) follow every send, through
+the same delivery machinery as every other callback, so the loopback guard holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import email.parser
+import email.policy
+import json
+import math
+import random
+import socket
+import sys
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, Literal
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+
+from simulator.delivery import (
+    Deliverer,
+    DeliveryOptions,
+    DeliveryResult,
+    Event,
+    url_target,
+)
+from simulator.errors import WasimError
+from simulator.models import Business, Button, Tap, TemplateMessage
+from simulator.taps import TapFactory, business_ids
+from simulator.wamid import encode_wamid
+from simulator.wire import to_wire
+
+SERVICE = "wasim send api"
+# Made-up but well-formed (send-api.md 1.2 and 2.1): a SID as Kaleyra shapes them, and a key
+# of `A` + 32 hex characters. Printed at start, so nobody has to guess them.
+DEFAULT_SID = "HXIN2026000001IN"
+DEFAULT_API_KEY = "A0f1e2d3c4b5a69788796a5b4c3d2e1f0"
+DEFAULT_PORT = 8700
+MAX_BODY = 16 * 1024 * 1024  # a media upload can be several MB; more is refused (413) unread
+MAX_KEPT = 10_000  # sent messages and status deliveries kept in memory, the oldest dropped
+KEEP_BYTES = 64 * 1024 * 1024  # request bytes the kept messages may hold together
+MAX_PENDING = 10_000  # messages whose statuses are still to be sent; past this, none are
+MAX_CONNECTIONS = 128  # open connections at once; each is a thread
+MAX_RECIPIENTS = 100  # comma-separated `to` numbers in one V1 request
+MAX_PAYLOADS = 3  # "a maximum of three dynamic payloads to the Quick Reply buttons" (DOC)
+_IDLE_TIMEOUT = 30.0
+MAX_DELAY = 24 * 3600.0
+
+Version = Literal["v1", "v2"]
+Fault = Literal["WA500", "E110", "429"]
+Outcome = Literal["read", "failed", "not-sent"]
+FAULTS: dict[str, tuple[int, str, str]] = {
+    "WA500": (500, "WA500", "Please try again later."),
+    "E110": (400, "E110", "Please check your balance, You have a low balance!"),
+    "429": (429, "429", "Too Many Requests"),
+}
+OUTCOMES = ("read", "failed", "not-sent")
+# Meta's error for a message it could not deliver (wire-format.md section 6: failed statuses
+# carry Meta's errors[]); 131026 "Message undeliverable" is the commonest.
+FAILED_ERROR = {"code": 131026, "title": "Message undeliverable",
+                "message": "Message undeliverable",
+                "error_data": {"details": "Message could not be delivered (simulated by wasim)"}}
+_V1_TYPES = ("text", "template", "mediatemplate", "authenticationtemplate", "media", "location",
+             "interactive", "button", "list", "order_details")
+_V2_MEDIA = ("image", "video", "audio", "document", "sticker")
+_V2_TYPES = ("text", "template", "interactive", "reaction", "location", "contacts", *_V2_MEDIA)
+
+
+@dataclass(frozen=True)
+class ApiOptions:
+    """How the mock listens, whom it accepts, and how statuses follow a send."""
+
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    """0 binds any free port."""
+    sid: str = DEFAULT_SID
+    api_key: str = DEFAULT_API_KEY
+    business_numbers: tuple[str, ...] = ()
+    """Digits; empty accepts any sender number."""
+    v1_status: int = 202
+    """202 as clients of /v1 check for; 200 is documented too."""
+    statuses: tuple[str, ...] = ("sent", "delivered", "read")
+    """The statuses that follow a send, in order (failed/not-sent come from `outcome`)."""
+    status_delays: tuple[float, ...] = (0.0, 0.0, 0.0)
+    """Seconds before each status, from the previous one (the last repeats)."""
+    keep: int = MAX_KEPT
+    max_body: int = MAX_BODY
+    keep_bytes: int = KEEP_BYTES
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise WasimError(f"port {self.port} is not a TCP port", where="--port",
+                             hint="Give a port from 1 to 65535, or 0 for any free port.")
+        if not self.sid or not self.sid.isalnum():
+            raise WasimError(f"SID {self.sid!r} is not letters and digits", where="--sid",
+                             hint=f"Kaleyra SIDs look like {DEFAULT_SID}.")
+        if not self.api_key or not self.api_key.isprintable() or " " in self.api_key:
+            raise WasimError("the API key is empty or has spaces or control characters",
+                             where="--api-key", hint=f"Keys look like {DEFAULT_API_KEY}.")
+        for number in self.business_numbers:
+            if not number.isdigit() or not 8 <= len(number) <= 15:
+                raise WasimError(f"business number {number!r} is not 8-15 digits",
+                                 where="--business-number", hint="Give E.164 digits, e.g. "
+                                 "919876543210 (a leading + is dropped).")
+        if any(not (d >= 0 and math.isfinite(d)) or d > MAX_DELAY for d in self.status_delays):
+            raise WasimError("a status delay is not 0 to 86400 seconds", where="--status-delay")
+        if self.keep < 1:
+            raise WasimError(f"keep {self.keep} would keep nothing", where="keep")
+        if self.keep_bytes < 0 or self.max_body < 0:
+            raise WasimError("keep_bytes and max_body are sizes in bytes, 0 or more",
+                             where="keep_bytes")
+
+
+@dataclass(frozen=True)
+class SentMessage:
+    """One message an app sent through the mock, to one recipient, with the ids it got."""
+
+    number: int
+    """1, 2, 3... in arrival order."""
+    version: Version
+    received_at: float
+    business: str
+    """The sender number, digits."""
+    to: str
+    """The recipient, digits."""
+    type: str
+    """The request's type (V1 `type`, V2 `messaging_object.type`)."""
+    text: str
+    """The body text, caption or template name: what a person would read first."""
+    template: str = ""
+    """The template name, for template sends."""
+    params: tuple[str, ...] = ()
+    buttons: tuple[Button, ...] = ()
+    """Quick-reply payloads (label = payload) or interactive buttons/rows (title, id)."""
+    context_id: str = ""
+    """The wamid this message replies to (V2 `context.message_id`), if any."""
+    message_id: str = ""
+    """Kaleyra's UUID of the send (the answer's `id` / `data.message_id`)."""
+    recipient_id: str = ""
+    """V1 `<uuid>:<n>` per recipient; V2 the UUID. What a later tap's `reply_to` carries."""
+    wamid: str = ""
+    """Meta's id of this message (fromMe true, 18 hex): statuses and a later tap's context."""
+    ref: str = ""
+    ref1: str = ""
+    ref2: str = ""
+    callback_url: str = ""
+    """V1 only: where its GET status callbacks go."""
+    request: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """The fields as parsed (V1) or the messaging_object (V2)."""
+
+    def describe(self) -> str:
+        """One line: number, version, to whom, what."""
+        what = f"template {self.template}" if self.template else f"{self.type} {self.text!r}"
+        extra = f" [{', '.join(b.payload for b in self.buttons)}]" if self.buttons else ""
+        return _one_line(f"#{self.number} {self.version} {self.business} -> {self.to}: "
+                         f"{what}{extra} ({self.recipient_id})")
+
+
+@dataclass(frozen=True)
+class StatusDelivery:
+    """One status callback the mock sent after a message, and how its delivery went."""
+
+    message: SentMessage
+    status: str
+    url: str
+    body: bytes
+    result: DeliveryResult | None
+    error: str = ""
+    """Why it was not sent at all (e.g. a remote callback_url refused), else empty."""
+
+    @property
+    def delivered(self) -> bool:
+        """Whether the target accepted it."""
+        return self.result is not None and self.result.delivered
+
+    def describe(self) -> str:
+        """One line: which status of which message went where, and how it went."""
+        if self.result is not None:
+            last = self.result.attempts[-1]
+            how = f"{last.status}" if last.status is not None else (last.error or "failed")
+        else:
+            how = self.error or "not sent"
+        return _one_line(f"status {self.status} of #{self.message.number} -> {self.url}: {how}")
+
+
+class ApiError(Exception):
+    """A request the mock refuses: the HTTP status and Kaleyra's body."""
+
+    def __init__(self, status: int, code: str, message: str,
+                 error: Mapping[str, str] | None = None) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.body: dict[str, Any] = {"code": code, "message": message, "error": dict(error or {})}
+
+
+def _bad(field_name: str, reason: str) -> ApiError:
+    """400 WA400 naming the field at fault (courier's `{"error":{"to":"invalid number"}}`)."""
+    return ApiError(400, "WA400", "Refer to correct payload format.", {field_name: reason})
+
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class MockApi:
+    """The mock send API on a real socket: records sends, answers, fires status callbacks.
+
+    `webhook` is where V2 statuses go (DeliveryOptions, e.g. from `delivery_options_from`,
+    which checks the loopback guard); V1 statuses go to each message's `callback_url`.
+    `sleep` and `clock` are injectable so tests never wait on the wall clock.
+    """
+
+    def __init__(self, options: ApiOptions = ApiOptions(), *,
+                 webhook: DeliveryOptions | None = None,
+                 on_sent: Callable[[SentMessage], None] | None = None,
+                 on_status: Callable[[StatusDelivery], None] | None = None,
+                 sleep: Sleep = asyncio.sleep, clock: Callable[[], float] = time.time,
+                 seed: int | None = None) -> None:
+        self.options = options
+        self.webhook = webhook
+        self._on_sent = on_sent
+        self._on_status = on_status
+        self._sleep = sleep
+        self._clock = clock
+        self._random = random.Random(seed)
+        self._changed = threading.Condition()
+        self._sent: deque[tuple[SentMessage, int]] = deque(maxlen=options.keep)
+        self._kept_bytes = 0
+        self._statuses: deque[StatusDelivery] = deque(maxlen=options.keep)
+        self._count = 0
+        self._status_count = 0
+        self._fault: tuple[str, int | None] | None = None
+        self._outcome: tuple[str, int | None] = ("read", None)
+        self._lifecycle = threading.Lock()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: threading.Thread | None = None
+        self._pending: set[Any] = set()
+        self._webhook_deliverer: Deliverer | None = None
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> MockApi:
+        """Bind, serve in a daemon thread and start the status loop; return self."""
+        with self._lifecycle:
+            if self._server is None:
+                self._server = self._bind()
+                self._loop = asyncio.new_event_loop()
+                self._loop_thread = threading.Thread(target=self._loop.run_forever,
+                                                     name="wasim-api-statuses", daemon=True)
+                self._loop_thread.start()
+                self._thread = threading.Thread(target=self._server.serve_forever,
+                                                kwargs={"poll_interval": 0.1},
+                                                name=f"wasim-api-{self.port}", daemon=True)
+                self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and cancel statuses not yet sent; safe to call twice."""
+        with self._lifecycle:
+            server, self._server = self._server, None
+            thread, self._thread = self._thread, None
+            loop, self._loop = self._loop, None
+            loop_thread, self._loop_thread = self._loop_thread, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+            server.close_connections()
+        if thread is not None:
+            thread.join()
+        if loop is not None and loop_thread is not None:
+            future = asyncio.run_coroutine_threadsafe(self._shutdown_loop(), loop)
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                future.result(timeout=10)
+            loop.call_soon_threadsafe(loop.stop)
+            loop_thread.join()
+            loop.close()
+
+    async def _shutdown_loop(self) -> None:
+        for task in list(self._pending):
+            task.cancel()
+        if self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
+        if self._webhook_deliverer is not None:
+            await self._webhook_deliverer.aclose()
+            self._webhook_deliverer = None
+
+    def __enter__(self) -> MockApi:
+        return self.start()
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.stop()
+
+    def _bind(self) -> _Server:
+        host, port = self.options.host, self.options.port
+        try:
+            server = _Server(host, port, self)
+        except OSError as exc:
+            raise WasimError(f"cannot listen on {host} port {port}: {exc.strerror or exc}",
+                             where="--port", hint="Pick another port with --port, or --port 0 "
+                                                  "for any free one.") from None
+        self._bound_port = server.server_address[1]
+        return server
+
+    @property
+    def port(self) -> int:
+        """The port actually bound (the configured one before start)."""
+        return getattr(self, "_bound_port", self.options.port)
+
+    @property
+    def base_url(self) -> str:
+        """What a handler uses in place of https://api.kaleyra.io, e.g. http://127.0.0.1:8700."""
+        host = self.options.host
+        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
+
+    def v1_url(self) -> str:
+        """The V1 send URL for this mock's SID."""
+        return f"{self.base_url}/v1/{self.options.sid}/messages"
+
+    def v2_url(self, business_number: str) -> str:
+        """The V2 send URL for `business_number` (digits) and this mock's SID."""
+        return f"{self.base_url}/v2/{self.options.sid}/whatsapp/{business_number}/messages"
+
+    def env(self) -> dict[str, str]:
+        """Environment settings that point a handler at this mock (see the README)."""
+        return {"KALEYRA_BASE_URL": self.base_url, "KALEYRA_SID": self.options.sid,
+                "KALEYRA_API_KEY": self.options.api_key}
+
+    # --- faults and outcomes on demand ---------------------------------------------------
+
+    def set_fault(self, fault: str | None, count: int | None = None) -> None:
+        """Answer the next `count` sends (all, if None) with `fault`: WA500, E110 or 429."""
+        if fault is not None and fault not in FAULTS:
+            raise WasimError(f"unknown fault {fault!r}", where="fault",
+                             hint=f"Use one of {', '.join(FAULTS)}, or None to clear it.")
+        with self._changed:
+            self._fault = None if fault is None else (fault, count)
+
+    def set_outcome(self, outcome: str, count: int | None = None) -> None:
+        """End the next `count` messages (all, if None) as read, failed or not-sent."""
+        if outcome not in OUTCOMES:
+            raise WasimError(f"unknown outcome {outcome!r}", where="outcome",
+                             hint=f"Use one of {', '.join(OUTCOMES)}.")
+        with self._changed:
+            self._outcome = (outcome, count)
+
+    def _take_fault(self) -> str | None:
+        with self._changed:
+            if self._fault is None:
+                return None
+            fault, count = self._fault
+            if count is not None:
+                self._fault = (fault, count - 1) if count > 1 else None
+            return fault
+
+    def _take_outcome(self) -> str:
+        with self._changed:
+            outcome, count = self._outcome
+            if count is not None:
+                self._outcome = (outcome, count - 1) if count > 1 else ("read", None)
+            return outcome
+
+    # --- what was sent -------------------------------------------------------------------
+
+    @property
+    def sent(self) -> list[SentMessage]:
+        """A copy of the messages kept so far, oldest first."""
+        with self._changed:
+            return [message for message, _ in self._sent]
+
+    @property
+    def statuses(self) -> list[StatusDelivery]:
+        """A copy of the status callbacks sent so far, oldest first."""
+        with self._changed:
+            return list(self._statuses)
+
+    def find(self, message_id: str) -> SentMessage | None:
+        """The kept message with this UUID, `<uuid>:<n>` or wamid, if any."""
+        for message in self.sent:
+            if message_id in (message.message_id, message.recipient_id, message.wamid):
+                return message
+        return None
+
+    def wait_for_sent(self, count: int, timeout: float = 5.0) -> list[SentMessage]:
+        """Block until `count` messages were sent in total; return those kept."""
+        with self._changed:
+            if not self._changed.wait_for(lambda: self._count >= count, timeout):
+                raise TimeoutError(f"{self._count} of {count} messages sent within "
+                                   f"{timeout:g} s to {self.base_url}")
+            return [message for message, _ in self._sent]
+
+    def wait_for_statuses(self, count: int, timeout: float = 5.0) -> list[StatusDelivery]:
+        """Block until `count` status callbacks were sent in total; return those kept."""
+        with self._changed:
+            if not self._changed.wait_for(lambda: self._status_count >= count, timeout):
+                raise TimeoutError(f"{self._status_count} of {count} status callbacks within "
+                                   f"{timeout:g} s")
+            return list(self._statuses)
+
+    def assert_replied(self, to: str | None = None, *, type: str | None = None,
+                       contains: str | None = None, template: str | None = None,
+                       context_id: str | None = None, count: int | None = 1) -> list[SentMessage]:
+        """Assert the app sent `count` messages (any number if None, at least one) matching
+        every given filter; return them. The failure lists everything that was sent."""
+        wanted = to.lstrip("+") if to is not None else None
+        found = [m for m in self.sent
+                 if (wanted is None or m.to == wanted)
+                 and (type is None or m.type == type)
+                 and (contains is None or contains.lower() in m.text.lower())
+                 and (template is None or m.template == template)
+                 and (context_id is None or m.context_id == context_id)]
+        ok = bool(found) if count is None else len(found) == count
+        if not ok:
+            filters = ", ".join(f"{k}={v!r}" for k, v in (
+                ("to", to), ("type", type), ("contains", contains), ("template", template),
+                ("context_id", context_id)) if v is not None) or "any message"
+            expected = "at least one" if count is None else f"exactly {count}"
+            listing = "\n".join(f"  {m.describe()}" for m in self.sent) or "  (nothing)"
+            raise AssertionError(f"expected {expected} reply matching {filters}, got "
+                                 f"{len(found)}; the app sent:\n{listing}")
+        return found
+
+    # --- handling a request --------------------------------------------------------------
+
+    def handle(self, method: str, target: str, headers: Mapping[str, str],
+               body: bytes) -> tuple[int, dict[str, Any]]:
+        """Answer one request: (status, JSON body). Never raises for what a client sends."""
+        parts = urlsplit(target)
+        segments = [unquote(s) for s in parts.path.split("/") if s]
+        try:
+            if len(segments) == 3 and segments[0] == "v1" and segments[2] == "messages":
+                if method not in ("GET", "POST"):
+                    raise ApiError(405, "WA405", "Use POST or GET.")
+                return self._v1(segments[1], parts.query, headers, body)
+            if (len(segments) == 5 and segments[0] == "v2" and segments[2] == "whatsapp"
+                    and segments[4] == "messages"):
+                if method != "POST":
+                    raise ApiError(405, "WA405", "Use POST.")
+                return self._v2(segments[1], segments[3], headers, body)
+            if segments[:1] == ["v2"] and segments[2:] == ["whatsapp"] and method == "GET":
+                # A client's "test connection" (send-api.md 1.3, OBS): 401 means bad credentials.
+                self._auth(segments[1], _header(headers, "api-key"))
+                return 200, {"code": "WA200", "message": "OK", "error": {}}
+            if not segments and method in ("GET", "HEAD"):
+                return 200, {"service": SERVICE, "sid": self.options.sid,
+                             "sent": self._count}
+            raise ApiError(404, "WA404", "No such endpoint: use /v1/{sid}/messages or "
+                                         "/v2/{sid}/whatsapp/{number}/messages.")
+        except ApiError as exc:
+            return exc.status, exc.body
+
+    def _auth(self, sid: str, key: str | None) -> None:
+        if sid != self.options.sid or key != self.options.api_key:
+            raise ApiError(401, "RBC001", "Incorrect SID or API key.")
+
+    def _business(self, number: str, where: str) -> str:
+        digits = number.strip().lstrip("+")
+        if not digits.isdigit() or not 8 <= len(digits) <= 15:
+            raise _bad(where, "invalid number")
+        allowed = self.options.business_numbers
+        if allowed and digits not in allowed:
+            raise ApiError(401, "WA401", "Phone number is not present or does not belong to "
+                                         "the account.")
+        return digits
+
+    def _fault_now(self) -> None:
+        fault = self._take_fault()
+        if fault is not None:
+            status, code, message = FAULTS[fault]
+            raise ApiError(status, code, message)
+
+    # --- V1 ------------------------------------------------------------------------------
+
+    def _v1(self, sid: str, query: str, headers: Mapping[str, str],
+            body: bytes) -> tuple[int, dict[str, Any]]:
+        fields = dict(parse_qsl(query, keep_blank_values=True))
+        try:
+            fields.update(parse_v1_body(body, _header(headers, "content-type") or ""))
+        except ValueError as exc:
+            fields.setdefault("api-key", "")
+            self._auth(sid, _header(headers, "api-key") or fields.get("api-key"))
+            raise _bad("body", str(exc)) from None
+        self._auth(sid, _header(headers, "api-key") or fields.get("api-key") or None)
+        self._fault_now()
+        channel = fields.get("channel", "whatsapp")
+        if channel.lower() != "whatsapp":
+            raise _bad("channel", "must be whatsapp")
+        business = self._business(fields.get("from", ""), "from")
+        recipients = [r.strip().lstrip("+") for r in fields.get("to", "").split(",") if r.strip()]
+        if not recipients or len(recipients) > MAX_RECIPIENTS or not all(
+                r.isdigit() and 8 <= len(r) <= 15 for r in recipients):
+            raise _bad("to", "invalid number")
+        parsed = _v1_message(fields)
+        callback_url = fields.get("callback_url", "")
+        if callback_url and urlsplit(callback_url).scheme not in ("http", "https"):
+            raise _bad("callback_url", "must be an http(s) URL")
+        message_id = str(uuid.UUID(int=self._random.getrandbits(128), version=4))
+        refs = (fields.get("ref", ""), fields.get("ref1", ""), fields.get("ref2", ""))
+        data = []
+        for index, recipient in enumerate(recipients):
+            message = self._record(len(body), replace(
+                parsed, version="v1", business=business, to=recipient,
+                message_id=message_id, recipient_id=f"{message_id}:{index}",
+                ref=refs[0], ref1=refs[1], ref2=refs[2], callback_url=callback_url,
+                request=fields))
+            data.append({"message_id": message.recipient_id, "recipient": recipient,
+                         "status": "queued"})
+        answer = {"id": message_id, "from": fields.get("from", ""), "type": parsed.type,
+                  "channel": "whatsapp", "source": "API",
+                  "createdDateTime": time.strftime("%Y-%m-%d %H:%M:%S+00:00",
+                                                   time.gmtime(self._clock())),
+                  "totalCount": len(recipients), "data": data, "error": {}}
+        return self.options.v1_status, answer
+
+    # --- V2 ------------------------------------------------------------------------------
+
+    def _v2(self, sid: str, number: str, headers: Mapping[str, str],
+            body: bytes) -> tuple[int, dict[str, Any]]:
+        self._auth(sid, _header(headers, "api-key"))
+        business = self._business(number, "phone_number")
+        self._fault_now()
+        try:
+            document = json.loads(body)
+        except (ValueError, RecursionError):
+            raise _bad("body", "not JSON") from None
+        if not isinstance(document, dict) or not isinstance(document.get("messaging_object"),
+                                                            dict):
+            raise _bad("messaging_object", "missing: wrap the Meta message as "
+                                           '{"messaging_object": {...}, "extra_info": {...}}')
+        extra = document.get("extra_info") or {}
+        if not isinstance(extra, dict):
+            raise _bad("extra_info", "must be an object")
+        parsed = v2_message(document["messaging_object"])
+        message_id = str(uuid.UUID(int=self._random.getrandbits(128), version=4))
+        message = self._record(len(body), replace(
+            parsed, version="v2", business=business, message_id=message_id,
+            recipient_id=message_id, ref=_text(extra.get("ref")), ref1=_text(extra.get("ref1")),
+            ref2=_text(extra.get("ref2")), request=document["messaging_object"]))
+        return 202, {"code": "WA202", "message": "Request Accepted.",
+                     "data": {"message_id": message.message_id}}
+
+    # --- recording and statuses ----------------------------------------------------------
+
+    def _record(self, size: int, message: SentMessage) -> SentMessage:
+        wamid = encode_wamid(message.to, True, f"{self._random.getrandbits(72):018X}")
+        with self._changed:
+            self._count += 1
+            message = replace(message, number=self._count, received_at=self._clock(),
+                              wamid=wamid)
+            if len(self._sent) == self._sent.maxlen:
+                self._kept_bytes -= self._sent[0][1]
+            self._sent.append((message, size))
+            self._kept_bytes += size
+            # The newest is always kept (it is under max_body); the oldest go first.
+            while self._kept_bytes > self.options.keep_bytes and len(self._sent) > 1:
+                self._kept_bytes -= self._sent.popleft()[1]
+            self._changed.notify_all()
+        if self._on_sent is not None:
+            _call_watcher(self._on_sent, message, "on_sent")
+        self._schedule(message)
+        return message
+
+    def _schedule(self, message: SentMessage) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        if message.version == "v2" and self.webhook is None:
+            return
+        if message.version == "v1" and not message.callback_url:
+            return
+        outcome = self._take_outcome()
+        if len(self._pending) >= MAX_PENDING:
+            # A flood of sends with long status delays must not grow without bound: these
+            # statuses are recorded as not sent, not silently lost.
+            for status in self.plan(outcome):
+                self._keep_status(StatusDelivery(message, status, "", b"", None,
+                                                 f"over {MAX_PENDING} messages awaiting "
+                                                 "statuses"))
+            return
+
+        def start() -> None:
+            task = loop.create_task(self._follow(message, outcome))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+
+        loop.call_soon_threadsafe(start)
+
+    def plan(self, outcome: str) -> list[str]:
+        """The statuses a message gets for `outcome` (read: the configured ones)."""
+        if outcome == "not-sent":
+            return ["not-sent"]
+        if outcome == "failed":
+            return ["sent", "failed"] if "sent" in self.options.statuses else ["failed"]
+        return list(self.options.statuses)
+
+    async def _follow(self, message: SentMessage, outcome: str) -> None:
+        delays = self.options.status_delays or (0.0,)
+        for index, status in enumerate(self.plan(outcome)):
+            delay = delays[min(index, len(delays) - 1)]
+            if delay:
+                await self._sleep(delay)
+            await self._send_status(message, status)
+
+    async def _send_status(self, message: SentMessage, status: str) -> None:
+        now = int(self._clock())
+        if message.version == "v2":
+            assert self.webhook is not None  # checked in _schedule
+            body = to_wire(v2_status_document(message, status, now, self._random))
+            if self._webhook_deliverer is None:
+                self._webhook_deliverer = Deliverer(self.webhook, sleep=self._sleep,
+                                                    clock=self._clock)
+            result = await self._webhook_deliverer.deliver(Event.from_body(body))
+            self._keep_status(StatusDelivery(message, status, self.webhook.target.label, body,
+                                             result))
+            return
+        url = v1_status_url(message, status, now)
+        try:
+            target = url_target(url, self.webhook.allow_remote if self.webhook else False,
+                                resolver=self.webhook.resolver if self.webhook else None)
+        except WasimError as exc:
+            self._keep_status(StatusDelivery(message, status, url, b"", None, str(exc)))
+            return
+        options = DeliveryOptions(target=target, method="GET",
+                                  timeout=self.webhook.timeout if self.webhook else 10.0,
+                                  allow_remote=self.webhook.allow_remote if self.webhook
+                                  else False)
+        async with Deliverer(options, sleep=self._sleep, clock=self._clock) as deliverer:
+            result = await deliverer.deliver(Event.from_body(url.encode()))
+        self._keep_status(StatusDelivery(message, status, target.label, b"", result))
+
+    def _keep_status(self, delivery: StatusDelivery) -> None:
+        with self._changed:
+            self._status_count += 1
+            self._statuses.append(delivery)
+            self._changed.notify_all()
+        if self._on_status is not None:
+            _call_watcher(self._on_status, delivery, "on_status")
+
+
+def _call_watcher(watcher: Callable[[Any], None], value: Any, name: str) -> None:
+    """Call someone else's callback: what it raises must neither stop the mock nor vanish."""
+    try:
+        watcher(value)
+    except Exception as exc:  # someone else's code: reported below
+        print(f"wasim api: {name} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    """A header's value, whatever its name's case (`api-key`, `Api-Key`)."""
+    for key, value in headers.items():
+        if key.lower() == name:
+            return value
+    return None
+
+
+def _text(value: Any) -> str:
+    """A scalar as text; anything else as empty."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return ""
+
+
+def _one_line(text: str) -> str:
+    """Control characters escaped, so a message can break neither the line nor the terminal."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
+                   for ch in text)
+
+
+# --- parsing V1 --------------------------------------------------------------------------
+
+
+def parse_v1_body(body: bytes, content_type: str) -> dict[str, str]:
+    """A V1 body's fields, read from the bytes whatever the Content-Type says (JSON, then
+    multipart, then urlencoded), since Kaleyra's own samples label multipart as JSON."""
+    stripped = body.strip()
+    if not stripped:
+        return {}
+    if stripped.startswith(b"{"):
+        try:
+            document = json.loads(stripped)
+        except (ValueError, RecursionError):
+            raise ValueError("a JSON body that does not parse") from None
+        if not isinstance(document, dict):
+            raise ValueError("a JSON body that is not an object")
+        return {str(k): v if isinstance(v, str) else json.dumps(v) if isinstance(
+            v, dict | list) else _text(v) for k, v in document.items() if v is not None}
+    boundary = _boundary(content_type, stripped)
+    if boundary is not None:
+        return _multipart(body, boundary)
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError("a body that is neither JSON, multipart nor UTF-8 form data") from None
+    return dict(parse_qsl(text, keep_blank_values=True))
+
+
+def _boundary(content_type: str, body: bytes) -> str | None:
+    """The multipart boundary: from the header if it names one, else the body's first line."""
+    for part in content_type.split(";"):
+        name, _, value = part.strip().partition("=")
+        if name.lower() == "boundary" and value:
+            return value.strip('"')
+    if body.startswith(b"--"):
+        first = body.split(b"\r\n", 1)[0].split(b"\n", 1)[0][2:].strip()
+        if first and len(first) <= 200:
+            return first.decode("latin-1")
+    return None
+
+
+def _multipart(body: bytes, boundary: str) -> dict[str, str]:
+    """Form fields of a multipart body; a file part becomes its file name (its bytes are
+    counted, not kept: a handler's upload is not the point of the record)."""
+    head = f'Content-Type: multipart/form-data; boundary="{boundary}"\r\n\r\n'.encode()
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
+    if not message.is_multipart():
+        raise ValueError("a multipart body with no parts")
+    fields: dict[str, str] = {}
+    parts = message.get_payload()
+    for part in parts if isinstance(parts, list) else []:
+        if not isinstance(part, Message):
+            continue
+        name = _part_name(part)
+        if not name:
+            continue
+        filename = part.get_filename()
+        payload = part.get_payload(decode=True)
+        content = payload if isinstance(payload, bytes) else b""
+        if filename is not None:
+            fields[name] = f"{filename} ({len(content)} bytes)"
+        else:
+            fields[name] = content.decode("utf-8", "replace")
+    return fields
+
+
+def _part_name(part: Message) -> str:
+    disposition = part.get_param("name", header="content-disposition")
+    return disposition if isinstance(disposition, str) else ""
+
+
+def parse_params(text: str) -> tuple[str, ...]:
+    """Template body params from either CSV style Kaleyra documents: `a,b` or `"A","B"`."""
+    if not text.strip():
+        return ()
+    row = next(csv.reader([text], skipinitialspace=True))
+    return tuple(cell.strip() for cell in row)
+
+
+def _json_field(fields: Mapping[str, str], name: str) -> Any:
+    """A form field that carries JSON (`action`, `header`, `location`), parsed."""
+    raw = fields.get(name, "")
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError):
+        raise _bad(name, "not valid JSON") from None
+
+
+def _v1_message(fields: Mapping[str, str]) -> SentMessage:
+    """The message a V1 request describes (type-specific checks), without ids yet."""
+    kind = fields.get("type", "").strip().lower()
+    if kind not in _V1_TYPES:
+        raise _bad("type", f"unknown type {kind!r}; use one of {', '.join(_V1_TYPES)}")
+    payload_keys = sorted(k for k in fields if k.startswith("payload") and k[7:].isdigit())
+    if any(not 1 <= int(k[7:]) <= MAX_PAYLOADS for k in payload_keys):
+        raise _bad("payload", f"at most {MAX_PAYLOADS} quick-reply payloads (payload1..3)")
+    payloads = tuple(Button(fields[k], fields[k]) for k in payload_keys if fields[k])
+    base = SentMessage(0, "v1", 0.0, "", "", kind, "", request=fields)
+    if kind == "text":
+        body = fields.get("body", "")
+        if not body:
+            raise _bad("body", "a text message needs a body")
+        return replace(base, text=body)
+    if kind in ("template", "mediatemplate", "authenticationtemplate"):
+        name = fields.get("template_name", "")
+        if not name:
+            raise _bad("template_name", "a template message needs template_name")
+        params = parse_params(fields.get("params", ""))
+        if kind == "authenticationtemplate":
+            if not fields.get("verification_code"):
+                raise _bad("verification_code", "an authentication template needs a code")
+            params = (fields["verification_code"],)
+        return replace(base, text=name, template=name, params=params, buttons=payloads)
+    if kind == "media":
+        if not (fields.get("media") or fields.get("media_url")):
+            raise _bad("media", "a media message needs media or media_url")
+        return replace(base, text=fields.get("caption", "") or fields.get("media_url", "")
+                       or fields.get("media", ""))
+    if kind == "location":
+        location = _json_field(fields, "location")
+        if location is None and fields.get("latitude"):
+            location = {"latitude": fields["latitude"], "longitude": fields.get("longitude")}
+        if not isinstance(location, dict) or "latitude" not in location:
+            raise _bad("location", "a location needs latitude and longitude")
+        return replace(base, text=_text(location.get("name")) or
+                       f"{location.get('latitude')},{location.get('longitude')}")
+    # interactive buttons / list / order_details: `action` is JSON inside a form field
+    action = _json_field(fields, "action")
+    if not isinstance(action, dict):
+        raise _bad("action", "an interactive message needs an action object (JSON)")
+    body = fields.get("body", "")
+    if not body:
+        raise _bad("body", "an interactive message needs a body")
+    if kind == "order_details":
+        return replace(base, text=body)
+    buttons = _interactive_buttons(action, "action")
+    return replace(base, type="interactive", text=body, buttons=buttons)
+
+
+def _interactive_buttons(action: Mapping[str, Any], where: str) -> tuple[Button, ...]:
+    """The reply buttons (at most 3) or list rows (at most 10 sections) of an action."""
+    if "buttons" in action:
+        buttons = action["buttons"]
+        if not isinstance(buttons, list) or not 1 <= len(buttons) <= 3:
+            raise _bad(f"{where}.buttons", "give 1 to 3 reply buttons")
+        found = []
+        for index, button in enumerate(buttons):
+            reply = button.get("reply") if isinstance(button, dict) else None
+            if not isinstance(reply, dict) or not _text(reply.get("id")) or not _text(
+                    reply.get("title")):
+                raise _bad(f"{where}.buttons[{index}]", "needs reply.id and reply.title")
+            found.append(Button(_text(reply["title"]), _text(reply["id"])))
+        return tuple(found)
+    sections = action.get("sections")
+    if not isinstance(sections, list) or not 1 <= len(sections) <= 10:
+        raise _bad(f"{where}.sections", "give buttons, or 1 to 10 list sections")
+    rows: list[Button] = []
+    for index, section in enumerate(sections):
+        section_rows = section.get("rows") if isinstance(section, dict) else None
+        if not isinstance(section_rows, list) or not 1 <= len(section_rows) <= 10:
+            raise _bad(f"{where}.sections[{index}].rows", "give 1 to 10 rows")
+        for row in section_rows:
+            if not isinstance(row, dict) or not _text(row.get("id")) or not _text(
+                    row.get("title")):
+                raise _bad(f"{where}.sections[{index}].rows", "every row needs id and title")
+            rows.append(Button(_text(row["title"]), _text(row["id"])))
+    if len(rows) > 10:
+        raise _bad(f"{where}.sections", "at most 10 rows in all")
+    return tuple(rows)
+
+
+# --- parsing V2 --------------------------------------------------------------------------
+
+
+def v2_message(meta: Mapping[str, Any]) -> SentMessage:
+    """The message a V2 `messaging_object` (a Meta Cloud API message) describes."""
+    to = _text(meta.get("to")).strip().lstrip("+")
+    if not to.isdigit() or not 8 <= len(to) <= 15:
+        raise _bad("messaging_object.to", "invalid number")
+    kind = _text(meta.get("type")) or "text"
+    if kind not in _V2_TYPES:
+        raise _bad("messaging_object.type", f"unknown type {kind!r}")
+    content = meta.get(kind)
+    if not isinstance(content, dict):
+        raise _bad(f"messaging_object.{kind}", "missing or not an object")
+    context = meta.get("context")
+    context_id = _text(context.get("message_id")) if isinstance(context, dict) else ""
+    base = SentMessage(0, "v2", 0.0, "", to, kind, "", context_id=context_id, request=meta)
+    where = f"messaging_object.{kind}"
+    if kind == "text":
+        body = _text(content.get("body"))
+        if not body:
+            raise _bad(f"{where}.body", "a text message needs a body")
+        return replace(base, text=body)
+    if kind == "template":
+        return _v2_template(base, content, where)
+    if kind in _V2_MEDIA:
+        if not (_text(content.get("id")) or _text(content.get("link"))):
+            raise _bad(where, "media needs an id or a link")
+        return replace(base, text=_text(content.get("caption")) or _text(content.get("link"))
+                       or _text(content.get("id")))
+    if kind == "interactive":
+        action = content.get("action")
+        if not isinstance(action, dict):
+            raise _bad(f"{where}.action", "missing or not an object")
+        shown = content.get("body")
+        text = _text(shown.get("text")) if isinstance(shown, dict) else ""
+        if not text:
+            raise _bad(f"{where}.body.text", "an interactive message needs a body")
+        return replace(base, text=text, buttons=_interactive_buttons(action, f"{where}.action"))
+    if kind == "reaction":
+        if not _text(content.get("message_id")):
+            raise _bad(f"{where}.message_id", "a reaction names the message it reacts to")
+        return replace(base, text=_text(content.get("emoji")),
+                       context_id=context_id or _text(content.get("message_id")))
+    return replace(base, text=_text(content.get("name")) or kind)
+
+
+def _v2_template(base: SentMessage, content: Mapping[str, Any], where: str) -> SentMessage:
+    """A template send: its name, body params and quick-reply payloads (at most three)."""
+    name = _text(content.get("name"))
+    if not name:
+        raise _bad(f"{where}.name", "a template needs a name")
+    components = content.get("components") or []
+    if not isinstance(components, list):
+        raise _bad(f"{where}.components", "must be a list")
+    params: list[str] = []
+    buttons: list[Button] = []
+    for index, component in enumerate(components):
+        if not isinstance(component, dict):
+            raise _bad(f"{where}.components[{index}]", "must be an object")
+        parameters = component.get("parameters") or []
+        if not isinstance(parameters, list):
+            raise _bad(f"{where}.components[{index}].parameters", "must be a list")
+        kind = _text(component.get("type")).lower()
+        if kind == "body":
+            params += [_text(p.get("text")) for p in parameters if isinstance(p, dict)]
+        elif kind == "button" and _text(component.get("sub_type")).lower() == "quick_reply":
+            payload = next((_text(p.get("payload")) for p in parameters
+                            if isinstance(p, dict) and p.get("type") == "payload"), "")
+            if not payload:
+                raise _bad(f"{where}.components[{index}]", "a quick reply needs a payload")
+            buttons.append(Button(payload, payload))
+    if len(buttons) > MAX_PAYLOADS:
+        raise _bad(f"{where}.components", f"at most {MAX_PAYLOADS} quick-reply payloads")
+    return replace(base, text=name, template=name, params=tuple(params), buttons=tuple(buttons))
+
+
+# --- status callbacks --------------------------------------------------------------------
+
+
+def _category(message: SentMessage) -> str:
+    """Meta's pricing category: templates are marketing here, session messages service."""
+    return "marketing" if message.template else "service"
+
+
+def v2_status_document(message: SentMessage, status: str, now: int,
+                       rnd: random.Random) -> dict[str, Any]:
+    """A Kaleyra V2 status callback (wire-format.md section 6) for `message`."""
+    phone_number_id, waba_id = business_ids(message.business)
+    entry: dict[str, Any] = {"id": message.wamid, "status": status, "timestamp": str(now),
+                             "recipient_id": message.to}
+    if status in ("sent", "delivered"):
+        category = _category(message)
+        conversation = f"{rnd.getrandbits(128):032x}"
+        entry["conversation"] = {"id": conversation, "expiration_timestamp": str(now + 86400),
+                                 "origin": {"type": category}}
+        entry["pricing"] = {"billable": True, "pricing_model": "PMP", "category": category}
+    if status == "failed":
+        entry["errors"] = [dict(FAILED_ERROR)]
+    return {
+        "meta_object": {"value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": message.business,
+                         "phone_number_id": phone_number_id},
+            "statuses": [entry]}, "field": "messages"},
+        "extra_info": {"trace_id": str(uuid.UUID(int=rnd.getrandbits(128), version=4)),
+                       "message_id": message.wamid, "waba_id": waba_id, "ref": message.ref,
+                       "ref1": message.ref1, "ref2": message.ref2,
+                       "enable_url_tracking_body": False, "enable_url_tracking_button": False},
+        "status": status,
+        "message_id": message.wamid,
+    }
+
+
+def v1_status_url(message: SentMessage, status: str, now: int) -> str:
+    """The V1 status GET: the message's callback_url, its own query kept, Kaleyra's appended."""
+    parts = urlsplit(message.callback_url)
+    added: list[tuple[str, str]] = [("id", message.recipient_id), ("status", status),
+                                    ("timestamp", str(now)), ("mobile", message.to)]
+    added += [(name, value) for name, value in (("ref", message.ref), ("ref1", message.ref1),
+                                                 ("ref2", message.ref2)) if value]
+    if status == "failed":
+        added += [("error_code", str(FAILED_ERROR["code"])), ("error", "Message undeliverable")]
+    query = f"{parts.query}&{urlencode(added)}" if parts.query else urlencode(added)
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+
+
+# --- ids that line up --------------------------------------------------------------------
+
+
+def sent_template(message: SentMessage) -> TemplateMessage:
+    """The TemplateMessage a tap under `message` replies to: its wamid, reply_to and refs."""
+    return TemplateMessage(message.wamid, message.recipient_id, message.ref, message.ref1,
+                           message.ref2)
+
+
+def reply_tap_options(message: SentMessage) -> dict[str, str]:
+    """TapOptions overrides (also `wasim render`'s flags) for a tap replying to `message`."""
+    return {"business_number": message.business, "user_number": message.to,
+            "context_id": message.wamid, "reply_to": message.recipient_id,
+            "ref": message.ref, "ref1": message.ref1, "ref2": message.ref2}
+
+
+def reply_tap(factory: TapFactory, message: SentMessage,
+              button: Button | str | None = None) -> Tap:
+    """The shopper's tap replying to `message`: `context.id` is its wamid, `reply_to` its
+    Kaleyra id, the refs echoed, and the business the number that sent it.
+
+    `button` is one of the message's buttons (by label or payload), or the first of them.
+    """
+    chosen: Button | None
+    if isinstance(button, Button):
+        chosen = button
+    elif button is None:
+        chosen = message.buttons[0] if message.buttons else None
+    else:
+        chosen = next((b for b in message.buttons if button in (b.text, b.payload)), None)
+        if chosen is None:
+            offered = ", ".join(b.payload for b in message.buttons) or "none"
+            raise WasimError(f"message #{message.number} has no button {button!r}",
+                             where="button", hint=f"Its buttons: {offered}.")
+    user = factory.new_user(number=message.to)
+    tap = factory.tap(user, sent_template(message), chosen)
+    business = Business(message.business, *business_ids(message.business))
+    return replace(tap, business=business)
+
+
+# --- the HTTP server ---------------------------------------------------------------------
+
+
+class _Server(ThreadingHTTPServer):
+    """ThreadingHTTPServer that knows its MockApi and can close its open connections."""
+
+    daemon_threads = True
+    request_queue_size = 1024
+
+    def __init__(self, host: str, port: int, api: MockApi) -> None:
+        self.api = api
+        self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__((host, port), _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            full = len(self._connections) >= MAX_CONNECTIONS
+            if not full:
+                self._connections.add(request)
+        if full:  # no thread for it: a flood must not grow the process without bound
+            with contextlib.suppress(OSError):
+                request.settimeout(1.0)
+                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+                                b"Retry-After: 1\r\nConnection: close\r\n\r\n")
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            return  # a client that hung up is not an error of ours
+        super().handle_error(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """Shut every open connection down, which ends its handler thread."""
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Reads one bounded request and answers what MockApi.handle says."""
+
+    server: _Server
+    protocol_version = "HTTP/1.1"
+    server_version = "wasim-api"
+    timeout = _IDLE_TIMEOUT
+    disable_nagle_algorithm = True
+
+    def _serve(self) -> None:
+        if self.headers.get("Transfer-Encoding"):
+            # Every client in send-api.md sends a length; chunked uploads are not worth the
+            # code here, and a clear answer beats a hang.
+            self.close_connection = True
+            self._answer(411, {"code": "WA411", "message": "Send a Content-Length.",
+                               "error": {}})
+            return
+        length_text = self.headers.get("Content-Length")
+        try:
+            length = int(length_text) if length_text is not None else 0
+        except ValueError:
+            length = -1
+        limit = self.server.api.options.max_body
+        if length < 0 or length > limit:
+            self.close_connection = True
+            status = 413 if length > limit else 400
+            self._answer(status, {"code": f"WA{status}", "message": f"the body must be 0 to "
+                                  f"{limit} bytes", "error": {}})
+            return
+        try:
+            body = self.rfile.read(length) if length else b""
+        except (TimeoutError, ConnectionError):
+            self.close_connection = True
+            return
+        if len(body) < length:
+            self.close_connection = True
+            return
+        status, answer = self.server.api.handle(self.command, self.path,
+                                                dict(self.headers.items()), body)
+        self._answer(status, answer, send_body=self.command != "HEAD")
+
+    do_GET = _serve
+    do_POST = _serve
+    do_PUT = _serve
+    do_PATCH = _serve
+    do_DELETE = _serve
+    do_HEAD = _serve
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Stay quiet: the CLI prints its own line per message."""
+
+    def _answer(self, status: int, document: Mapping[str, Any], *,
+                send_body: bool = True) -> None:
+        body = json.dumps(document).encode()
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            if self.close_connection:
+                self.send_header("Connection", "close")
+            self.end_headers()
+            if send_body:
+                self.wfile.write(body)
+        except ConnectionError:
+            self.close_connection = True
+
+
+def api_options(*, port: int = DEFAULT_PORT, sid: str | None = None, api_key: str | None = None,
+                business_numbers: Sequence[str] = (), status_delays: Sequence[float] = (),
+                host: str = "127.0.0.1") -> ApiOptions:
+    """ApiOptions from loose values (numbers with or without `+`)."""
+    numbers = tuple(n.strip().lstrip("+") for n in business_numbers)
+    return ApiOptions(host=host, port=port, sid=sid or DEFAULT_SID,
+                      api_key=api_key or DEFAULT_API_KEY, business_numbers=numbers,
+                      status_delays=tuple(status_delays) or (0.0,))
+
+
+__all__ = ["ApiError", "ApiOptions", "MockApi", "SentMessage", "StatusDelivery",
+           "api_options", "parse_params", "parse_v1_body", "reply_tap", "reply_tap_options",
+           "sent_template", "v1_status_url", "v2_message", "v2_status_document"]
