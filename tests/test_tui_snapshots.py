@@ -9,6 +9,7 @@ tested in test_tui.py. Update after a deliberate change with `pytest --snapshot-
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -21,6 +22,7 @@ import simulator.runner
 import simulator.tui.app
 from simulator.delivery import Attempt, DeliveryOptions, DeliveryResult, Event
 from simulator.tui.app import WasimApp, make_app
+from simulator.tui.courier import Courier
 from simulator.tui.widgets.log import DeliveryLog
 
 NOW = 1_780_000_000.0
@@ -68,14 +70,23 @@ async def always_reachable(target: Any, timeout: float = 1.0, **options: Any) ->
     return "reachable"
 
 
+class QuietCourier(Courier):
+    """The delivery thread without its watchdog's warning: on a busy machine the loop can miss
+    a heartbeat, and a toast saying so would change the picture."""
+
+    def __init__(self, on_blocked: Any = None, block_after: float = 1.0) -> None:
+        super().__init__(None, math.inf)
+
+
 @pytest.fixture(autouse=True)
 def pinned(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """UTC, a reachable target, and fixed answers from the handler."""
+    """UTC, a reachable target, fixed answers from the handler, no load-dependent toast."""
     monkeypatch.setenv("TZ", "UTC")
     time.tzset()
     monkeypatch.setattr(simulator.tui.app, "Deliverer", FixedDeliverer)
     monkeypatch.setattr(simulator.runner, "Deliverer", FixedDeliverer)
     monkeypatch.setattr(simulator.tui.app, "probe_target", always_reachable)
+    monkeypatch.setattr(simulator.tui.app, "Courier", QuietCourier)
     FixedDeliverer.latencies = itertools.cycle((12.4, 8.9, 15.2, 9.7, 31.0, 11.3))
     FixedDeliverer.numbers = itertools.count(1)
     FixedDeliverer.app_error = None
