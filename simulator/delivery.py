@@ -1322,9 +1322,12 @@ def delivery_options_from(settings: Mapping[str, Any], where: Callable[[str], st
     Hosts (webhook and token URL) are resolved with `resolver`; every address must be
     loopback unless `allow_remote`.
     """
-    def get(key: str, default: Any = None) -> Any:
+    from simulator.settings import default
+
+    def get(key: str) -> Any:
+        """The setting, or the table's default (simulator.settings) when it is not given."""
         value = settings.get(key)
-        return default if value is None else value
+        return default(key) if value is None else value
 
     if settings.get("allow_remote") is not None:
         # Only a caller's mistake gets here (files are refused at load time), never honoured.
@@ -1338,7 +1341,7 @@ def delivery_options_from(settings: Mapping[str, Any], where: Callable[[str], st
         if url:
             target = url_target(str(url), allow_remote, resolver=resolver)
         elif app:
-            target = app_target(str(app), str(get("path", "/")))
+            target = app_target(str(app), str(get("path")))
     except WasimError as exc:
         exc.where = where("url" if url else "app")
         raise
@@ -1379,19 +1382,19 @@ def delivery_options_from(settings: Mapping[str, Any], where: Callable[[str], st
     )
     schedule = get("retry_schedule")
     if schedule is None:
-        retries = _number(get("retries", 0), where("retries"), low=0, high=MAX_RETRIES,
+        retries = _number(get("retries"), where("retries"), low=0, high=MAX_RETRIES,
                           integer=True, what="a number of retries")
-        backoff = _number(get("backoff", 1.0), where("backoff"), low=0, high=MAX_WAIT,
+        backoff = _number(get("backoff"), where("backoff"), low=0, high=MAX_WAIT,
                           what="seconds")
         retry = RetryPolicy.exponential(int(retries), backoff)
     else:
         retry = _at(where("retry_schedule"), parse_retry_schedule, str(schedule))
-    timeout = _number(get("timeout", DEFAULT_TIMEOUT), where("timeout"), low=0, low_open=True,
+    timeout = _number(get("timeout"), where("timeout"), low=0, low_open=True,
                       high=MAX_WAIT, what="seconds")
-    method = str(get("method", "POST")).upper()
+    method = str(get("method")).upper()
     if method not in ("POST", "PUT", "PATCH"):
         raise WasimError(f"method {method!r} is not POST, PUT or PATCH", where=where("method"))
-    raw_headers = get("headers", ())
+    raw_headers = get("headers")
     if isinstance(raw_headers, Mapping):
         pairs = [(str(k), str(v)) for k, v in raw_headers.items()]
     elif isinstance(raw_headers, list | tuple):
@@ -1405,7 +1408,7 @@ def delivery_options_from(settings: Mapping[str, Any], where: Callable[[str], st
         headers=headers,
         auth=auth,
         timeout=float(timeout),
-        success=_at(where("success"), parse_success, str(get("success", "2xx"))),
+        success=_at(where("success"), parse_success, str(get("success"))),
         retry=retry,
         allow_remote=allow_remote,
         resolver=resolver,

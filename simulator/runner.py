@@ -28,7 +28,15 @@ from simulator.delivery import (
 from simulator.errors import WasimError
 from simulator.models import Business, Button, Tap, TemplateMessage, User
 from simulator.render import CallbackTemplate, find_template, render_tap
-from simulator.scenarios import MAX_SENDS_PER_PLAN, Expectations, Scenario, StepSpec, plan_size
+from simulator.scenarios import (
+    MAX_SENDS_PER_PLAN,
+    Expectations,
+    Scenario,
+    StepSpec,
+    plan_size,
+    target_where,
+)
+from simulator.settings import Layer, resolve
 from simulator.taps import SEEDED_EPOCH_RANGE, TapFactory, TapOptions
 
 SendKind = Literal["tap", "duplicate", "redelivery"]
@@ -326,6 +334,21 @@ async def deliver_events(
             yield await deliverer.deliver(event, replay_of=(replay_of or {}).get(event.id))
 
 
+def scenario_settings(scenario: Scenario, index: int | None, given: Mapping[str, Any],
+                      flag: Callable[[str], str]) -> tuple[dict[str, Any], Callable[[str], str]]:
+    """The settings of step `index` (None: no step): scenario, then the step, then `given`.
+
+    `given` are the settings of the person (flags, the API, the TUI's dialog), named by
+    `flag`; the scenario's are named by their `file:line`. One rule for every face.
+    """
+    layers: list[Layer] = [(scenario.target, target_where(scenario, "target"))]
+    if index is not None and index < len(scenario.steps):
+        layers.append((scenario.steps[index].target,
+                       target_where(scenario, f"steps[{index}].target")))
+    layers.append((given, flag))
+    return resolve(*layers)
+
+
 def scenario_delivery(plan: Plan, overrides: Mapping[str, Any],
                       flag: Callable[[str], str],
                       fallback: Target | None = None, *,
@@ -339,15 +362,7 @@ def scenario_delivery(plan: Plan, overrides: Mapping[str, Any],
     built: dict[str, DeliveryOptions] = {}
     cache: dict[tuple[tuple[str, str], ...], DeliveryOptions] = {}
     for index, step in enumerate(scenario.steps):
-        settings = {**scenario.target, **step.target, **overrides}
-
-        def where(key: str, index: int = index, step: StepSpec = step) -> str:
-            if key in overrides:
-                return flag(key)
-            if key in step.target:
-                return scenario.where(f"steps[{index}].target.{key}")
-            return scenario.where(f"target.{key}")
-
+        settings, where = scenario_settings(scenario, index, overrides, flag)
         key = tuple(sorted((k, repr(v)) for k, v in settings.items()))
         if key not in cache:
             cache[key] = delivery_options_from(settings, where, target=fallback,
