@@ -38,6 +38,8 @@ class WasimGroup(click.Group):
             code = super().main(args, prog_name or "wasim", complete_var,
                                 standalone_mode=False, **extra)
         except WasimError as exc:
+            if exc.where is None and exc.field is not None:
+                exc.where = _where_given(exc.field)  # the command line supplied the value
             _error(exc.one_line())
             code = exc.exit_code
         except click.UsageError as exc:
@@ -52,6 +54,13 @@ class WasimGroup(click.Group):
             _error("interrupted")
             code = ExitCode.INTERRUPTED
         sys.exit(int(code or 0))
+
+
+def _where_given(field: str) -> str:
+    """How the command line spells the input named `field` (`timeout` -> `--timeout`)."""
+    from simulator.settings import flag_of
+
+    return {"scenario": "SCENARIO"}.get(field) or flag_of(field)
 
 
 def _check_utf8(args: Sequence[str]) -> None:

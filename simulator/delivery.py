@@ -335,20 +335,20 @@ def url_target(url: str, allow_remote: bool = False, *,
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, TypeError, ValueError) as exc:
         reason = hide_userinfo(str(exc)) if "@" not in url else "cannot parse it"
-        raise WasimError(f"invalid URL {shown!r}: {reason}", where="--url",
+        raise WasimError(f"invalid URL {shown!r}: {reason}", field="url",
                          hint="For example --url http://127.0.0.1:8000/webhook.") from None
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise WasimError(f"invalid URL {shown!r}: expected http:// or https:// and a host",
-                         where="--url", hint="For example --url http://127.0.0.1:8000/webhook.")
+                         field="url", hint="For example --url http://127.0.0.1:8000/webhook.")
     if not allow_remote:
         try:
             addresses = resolve_host(parsed.host, parsed.port, resolver)
         except WasimError as exc:
-            exc.where = "--url"
+            exc.where, exc.field = None, "url"
             raise
         refusal = _refuse_remote(parsed.host, addresses)
         if refusal:
-            raise WasimError(refusal, where="--url", hint=_REMOTE_HINT)
+            raise WasimError(refusal, field="url", hint=_REMOTE_HINT)
     userinfo = (parsed.username, parsed.password) if parsed.userinfo else None
     return Target("url", str(parsed.copy_with(userinfo=b"")) if userinfo else str(parsed),
                   userinfo=userinfo)
@@ -363,7 +363,7 @@ def app_target(spec: str, path: str = "/") -> Target:
             kind, text = prefix[:-1], spec[len(prefix):]  # type: ignore[assignment]
     module_name, _, attribute = text.partition(":")
     if not module_name or not attribute:
-        raise WasimError(f"expected MODULE:ATTRIBUTE, got {spec!r}", where="--app",
+        raise WasimError(f"expected MODULE:ATTRIBUTE, got {spec!r}", field="app",
                          hint="For example --app main:app (asgi: or wsgi: in front to say which).")
     # Like uvicorn and flask, import from the folder wasim runs in.
     if str(Path.cwd()) not in sys.path:
@@ -371,23 +371,23 @@ def app_target(spec: str, path: str = "/") -> Target:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        raise WasimError(f"cannot import {module_name!r}: {exc}", where="--app",
+        raise WasimError(f"cannot import {module_name!r}: {exc}", field="app",
                          hint="Run wasim from your project's folder, or give the dotted path "
                               "(package.module:app).") from None
     except Exception as exc:  # the app's own import-time failure, reported, not re-raised
         raise WasimError(f"importing {module_name!r} failed: {type(exc).__name__}: {exc}",
-                         where="--app", hint="Fix the error in your module first.") from None
+                         field="app", hint="Fix the error in your module first.") from None
     app: Any = module
     for part in attribute.split("."):
         if not hasattr(app, part):
             names = [n for n in dir(app) if not n.startswith("_")]
-            raise WasimError(f"{module_name!r} has no attribute {attribute!r}", where="--app",
+            raise WasimError(f"{module_name!r} has no attribute {attribute!r}", field="app",
                              hint=did_you_mean(part, names)
                              or "Name the app object, e.g. main:app.")
         app = getattr(app, part)
     if not callable(app):
         raise WasimError(f"{spec} is a {type(app).__name__}, not an ASGI or WSGI app",
-                         where="--app", hint="Point at the app object, e.g. main:app.")
+                         field="app", hint="Point at the app object, e.g. main:app.")
     if kind is None:
         kind = "asgi" if is_asgi(app) else "wsgi"
     if not path.startswith("/"):
@@ -753,7 +753,7 @@ class _Lifespan:
         except TimeoutError:
             task.cancel()
             raise WasimError(f"the app's startup did not finish within {timeout:g} s",
-                             where="--app",
+                             field="app",
                              hint="Fix the app's lifespan (startup) handler, or give it more "
                                   "time with --timeout.") from None
         except BaseException:
@@ -797,7 +797,7 @@ class _Lifespan:
                      if line.strip()]
             self.started.set_exception(WasimError(
                 f"the app's startup failed: {lines[-1].strip() if lines else 'no reason given'}",
-                where="--app", hint="Fix the app's lifespan (startup) handler."))
+                field="app", hint="Fix the app's lifespan (startup) handler."))
         elif kind in ("lifespan.shutdown.complete", "lifespan.shutdown.failed") \
                 and not self.stopped.done():
             self.stopped.set_result(None)
@@ -870,7 +870,7 @@ async def checked_address(host: str, port: int | None, allow_remote: bool,
     addresses = await _resolve_off_loop(host, port, resolver)
     refusal = _refuse_remote(host, addresses)
     if refusal:
-        raise WasimError(refusal, where="--url", hint=_REMOTE_HINT)
+        raise WasimError(refusal, field="url", hint=_REMOTE_HINT)
     return addresses[0]
 
 
@@ -1210,7 +1210,7 @@ class Deliverer:
                                                                   options.timeout)
         except (TimeoutError, httpx.TimeoutException):
             return replace(base, request_headers=recorded, error_kind="timeout",
-                           error=f"no answer within {options.timeout:g} s (--timeout)",
+                           error=f"no answer within {options.timeout:g} s (the timeout)",
                            latency_ms=(time.perf_counter() - started) * 1000)
         except httpx.ConnectError:
             return replace(base, request_headers=recorded, error_kind="connect",
@@ -1254,7 +1254,7 @@ def parse_success(text: str) -> tuple[tuple[int, int], ...]:
     for part in (p.strip().lower() for p in text.split(",")):
         match = re.fullmatch(r"([1-5])xx|(\d{3})(?:-(\d{3}))?", part)
         if not match:
-            raise WasimError(f"cannot read the status {part!r}", where="--success",
+            raise WasimError(f"cannot read the status {part!r}", field="success",
                              hint="Use codes, ranges or classes: 200,202 or 200-299 or 2xx.")
         if match.group(1):
             low = int(match.group(1)) * 100
@@ -1263,7 +1263,7 @@ def parse_success(text: str) -> tuple[tuple[int, int], ...]:
         low, high = int(match.group(2)), int(match.group(3) or match.group(2))
         if not 100 <= low <= high <= 599:
             raise WasimError(f"{part!r} is not a status or a range of statuses from low to "
-                             "high", where="--success",
+                             "high", field="success",
                              hint="Statuses are 100-599; write ranges low-high, e.g. 200-299.")
         ranges.append((low, high))
     return tuple(ranges)
@@ -1276,7 +1276,7 @@ def parse_header(text: str) -> tuple[str, str]:
                                                        name.strip()):
         # Not echoed: a header given without its colon may be all secret.
         raise WasimError('expected "Name: value" (a header name, a colon, the value)',
-                         where="--header", hint='For example --header "X-Brand: acme".')
+                         field="headers", hint='For example --header "X-Brand: acme".')
     return name.strip(), value.strip()
 
 
@@ -1300,7 +1300,7 @@ def parse_basic_auth(text: str) -> tuple[str, str]:
     """Read `--basic-auth USER:PASSWORD` (the password is never echoed back)."""
     user, sep, password = text.partition(":")
     if not sep or not user:
-        raise WasimError("expected USER:PASSWORD", where="--basic-auth",
+        raise WasimError("expected USER:PASSWORD", field="basic_auth",
                          hint="For example --basic-auth kaleyra:s3cret (or set WASIM_BASIC_AUTH).")
     return user, password
 
@@ -1439,6 +1439,6 @@ def parse_retry_schedule(text: str) -> RetryPolicy:
     parts = text.split(",")
     if len(parts) > MAX_RETRIES:
         raise WasimError(f"{len(parts):,} waits is more than {MAX_RETRIES} retries",
-                         where="--retry-schedule", hint="Give at most 100 waits, e.g. 1,5,30.")
-    return RetryPolicy(tuple(parse_number(part, "--retry-schedule", low=0, high=MAX_WAIT,
+                         field="retry_schedule", hint="Give at most 100 waits, e.g. 1,5,30.")
+    return RetryPolicy(tuple(parse_number(part, "retry_schedule", low=0, high=MAX_WAIT,
                                           what="seconds") for part in parts))

@@ -556,7 +556,7 @@ async def run_load(
             try:
                 token = await cache.get(client, delivery.timeout)
             except AuthFailure as exc:  # said once, before the run, not per request
-                raise WasimError(f"cannot get a token: {exc}", where="--token-url") from None
+                raise WasimError(f"cannot get a token: {exc}", field="token_url") from None
     # The same header set as every other face (delivery.callback_headers).
     # .raw keeps the names as written (multi_items() lowercases them), as fire sends them.
     headers = [(name.decode("latin-1"), value.decode("latin-1"))

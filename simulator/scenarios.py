@@ -229,13 +229,13 @@ def find_scenario(name_or_path: str) -> Path:
     if candidate.is_file():
         return candidate
     if candidate.suffix in SUFFIXES or "/" in name_or_path:
-        raise WasimError(f"no scenario file at {name_or_path}", where="SCENARIO",
+        raise WasimError(f"no scenario file at {name_or_path}", field="scenario",
                          hint="Check the path; `wasim scenarios` lists the known ones.")
     known = {p.stem: p for p in builtin_scenarios()}
     known.update({p.stem: p for p in local_scenarios()})
     if name_or_path in known:
         return known[name_or_path]
-    raise WasimError(f"no scenario named {name_or_path!r}", where="SCENARIO",
+    raise WasimError(f"no scenario named {name_or_path!r}", field="scenario",
                      hint=did_you_mean(name_or_path, known)
                      or "`wasim scenarios` lists the built-in and local ones.")
 

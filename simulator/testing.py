@@ -382,10 +382,14 @@ def _app_target(app: Any, path: str, kind: Literal["asgi", "wsgi"] | None) -> Ta
 
 
 def _with_where(exc: WasimError, where: str) -> WasimError:
-    # pytest shows only str(exc): fold the place and the hint into the message itself, naming
-    # the call the test made instead of the CLI flag the core's errors are phrased for.
-    if exc.where is None or exc.where.startswith("-") or exc.where.isupper():  # --x, SCENARIO
-        exc.where = where
+    """The error as pytest shows it (only str(exc)): the place folded into the message.
+
+    The core names the field it is about; the call the test made is where it came from.
+    """
+    if exc.where is None:
+        # `wasim.target()` about the field `url` is `wasim.target(url=...)`.
+        exc.where = (f"{where[:-1]}{exc.field}=...)" if exc.field and where.endswith("()")
+                     else where)
     exc.args = (exc.one_line(),)
     return exc
 
@@ -422,7 +426,7 @@ class Simulator:
             shares = parse_shares(identity, IDENTITIES, "wasim(identity=...)")
             quirk_shares = parse_shares(quirks, QUIRKS, "wasim(quirks=...)") if quirks else ()
         except WasimError as exc:
-            raise _with_where(exc, exc.where or "wasim()") from None
+            raise _with_where(exc, "wasim()") from None
         self.tap_options = TapOptions(seed=seed, countries=countries, platform=platform,
                                       wall_clock=wall_clock, start=now, identity=shares,
                                       enterprise=enterprise, quirks=quirk_shares,
@@ -534,9 +538,10 @@ class Simulator:
             chosen = Button(label, payload if payload is not None else label)
         overrides = tuple(
             [Override("set", parse_path(path, f"wasim.tap(changes={{{path!r}: ...}})"), value,
-                      path) for path, value in changes.items()]
-            + [Override("remove", parse_path(path, f"wasim.tap(remove=[{path!r}])"), None, path)
-               for path in remove])
+                      path, f"wasim.tap(changes={{{path!r}: ...}})")
+             for path, value in changes.items()]
+            + [Override("remove", parse_path(path, f"wasim.tap(remove=[{path!r}])"), None, path,
+                        f"wasim.tap(remove=[{path!r}])") for path in remove])
         tap = factory.tap(tapper, sent, chosen)
         return Callback(tap, render_tap(self._callback_template(), tap, overrides), self.seed)
 

@@ -13,6 +13,7 @@ from simulator.cli import _LOAD_KEYS, cli, flag_name, given_delivery_settings
 from simulator.cli import load as load_command
 from simulator.cli import run as run_command
 from simulator.delivery import DeliveryOptions, delivery_options_from
+from simulator.errors import WasimError
 from simulator.receiver import Receiver
 from simulator.runner import plan_scenario, scenario_delivery, scenario_settings
 from simulator.scenarios import load_scenario
@@ -172,3 +173,28 @@ def test_load_says_a_scenario_retries_do_not_apply(tmp_path: Path, runner: CliRu
     loaded = runner.invoke(cli, ["load", str(path), "--url", receiver.url, "--count", "1"])
     assert loaded.exit_code == 0, loaded.output
     assert "retries" in loaded.stderr and "s.yaml:" in loaded.stderr
+
+
+# --- the core names the field, the face says where ------------------------------------------
+
+def test_the_core_names_the_field_and_the_command_line_names_the_flag(
+        tmp_path: Path, runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["fire", "--url", "http://127.0.0.1:9/", "--success", "7xx",
+                                 "--no-history"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("wasim: error: --success: cannot read the status '7xx'")
+
+
+def test_a_scenario_value_is_named_by_its_line_and_an_api_value_by_the_call(
+        tmp_path: Path) -> None:
+    path = _scenario_file(tmp_path, {"url": HOOK, "success": "7xx"}, {})
+    plan = plan_scenario(load_scenario(path), seed=7)
+    with pytest.raises(WasimError) as info:
+        scenario_delivery(plan, {}, flag_name)
+    assert info.value.where == f"{path}:{_line_of(path, 'success')}"
+    with pytest.raises(WasimError, match=r"wasim\.target\(\) success=: cannot read"):
+        Simulator(7).target(url=HOOK, success="7xx")
+
+
+def _line_of(path: Path, key: str) -> int:
+    return next(i for i, line in enumerate(path.read_text().splitlines(), 1) if key in line)
