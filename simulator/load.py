@@ -653,7 +653,7 @@ def _check_open_files(connections: int) -> None:
     spare = 64  # for the interpreter, the terminal and the history
     if soft != resource.RLIM_INFINITY and connections > soft - spare:
         raise WasimError(f"{connections} connections need more open files than this process "
-                         f"may have ({soft})", where="--concurrency",
+                         f"may have ({soft})", field="concurrency",
                          hint=f"Use at most {max(1, soft - spare)}, or raise `ulimit -n`.")
 
 

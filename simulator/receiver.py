@@ -62,24 +62,24 @@ class ReceiverOptions:
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
-            raise WasimError(f"port {self.port} is not a TCP port", where="--port",
+            raise WasimError(f"port {self.port} is not a TCP port", field="port",
                              hint="Give a port from 1 to 65535, or 0 for any free port.")
         # A 1xx is not a final answer: the sender would wait for one that never comes.
         if not 200 <= self.status <= 599:
-            raise WasimError(f"status {self.status} is not a final HTTP status", where="--status",
+            raise WasimError(f"status {self.status} is not a final HTTP status", field="status",
                              hint="Give a status from 200 to 599, e.g. 200, 429 or 503.")
         if not (self.delay >= 0 and math.isfinite(self.delay)):
-            raise WasimError(f"delay {self.delay} is not a number of seconds", where="--delay",
+            raise WasimError(f"delay {self.delay} is not a number of seconds", field="delay",
                              hint="Give 0 or more seconds, e.g. --delay 2.5.")
         if not 0 <= self.fail_rate <= 1:
             raise WasimError(f"fail rate {self.fail_rate} is not a probability",
-                             where="--fail-rate",
+                             field="fail_rate",
                              hint="Give a number from 0 (never fail) to 1 (always), e.g. 0.2.")
         if self.keep < 1:
-            raise WasimError(f"keep {self.keep} would keep no arrivals", where="--keep",
+            raise WasimError(f"keep {self.keep} would keep no arrivals", field="keep",
                              hint="Keep at least 1 arrival.")
         if self.max_body < 0:
-            raise WasimError(f"max body {self.max_body} is negative", where="--max-body",
+            raise WasimError(f"max body {self.max_body} is negative", field="max_body",
                              hint="Give a size in bytes, e.g. 1048576 for 1 MiB.")
         if self.keep_bytes < 0:
             raise WasimError(f"keep bytes {self.keep_bytes} is negative", where="keep_bytes",
@@ -222,16 +222,16 @@ class Receiver:
             server = _Server(host, port, self)
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                raise WasimError(f"port {port} on {host} is in use", where="--port",
+                raise WasimError(f"port {port} on {host} is in use", field="port",
                                  hint="Stop whatever is using it, pick another port with --port, "
                                       "or use --port 0 for any free port.") from None
             if exc.errno == errno.EACCES:
                 raise WasimError(f"not allowed to listen on port {port} on {host}: "
-                                 f"{exc.strerror}", where="--port",
+                                 f"{exc.strerror}", field="port",
                                  hint="Ports below 1024 need privileges; pick a higher one or "
                                       "--port 0.") from None
             raise WasimError(f"cannot listen on {host} port {port}: {exc.strerror or exc}",
-                             where="--host",
+                             field="host",
                              hint="Use an address of this machine, e.g. 127.0.0.1.") from None
         self._server = server
         self._bound_port = server.server_address[1]

@@ -314,7 +314,7 @@ def render_scenario_text(source: str, display: str, *, seed: int | None = None,
         seed = int(digits or 0)
     elif isinstance(seed, bool) or not isinstance(seed, int) or abs(seed) > MAX_SEED:
         raise WasimError(f"the seed must be a whole number from -{MAX_SEED:,} to {MAX_SEED:,}",
-                         where="--seed")
+                         field="seed")
     return _render(source, display, seed, env or {})
 
 
