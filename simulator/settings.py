@@ -123,13 +123,19 @@ Layer = tuple[Mapping[str, Any], Callable[[str], str]]
 def resolve(*layers: Layer) -> tuple[dict[str, Any], Callable[[str], str]]:
     """Merge sources, lowest precedence first: (scenario, step, flags or API or dialog).
 
-    Returns the merged settings (defaults are left to `delivery_options_from`, from this
-    table) and `where(key)`: the place the winning value of `key` came from, for errors.
+    A source that names a target (url or app) replaces the target of the sources below it:
+    `--url` over a file's `app:` sends to the URL. Returns the merged settings (defaults are
+    left to `delivery_options_from`, from this table) and `where(key)`: the place the winning
+    value of `key` came from, for errors.
     """
     merged: dict[str, Any] = {}
     origin: dict[str, Callable[[str], str]] = {}
     for values, named in layers:
-        for key, value in given(values).items():
+        values = given(values)
+        if "url" in values or "app" in values:
+            for key in ("url", "app"):
+                merged.pop(key, None)
+        for key, value in values.items():
             merged[key] = value
             origin[key] = named
     last = layers[-1][1] if layers else str

@@ -20,6 +20,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+import httpx
+
 from simulator.delivery import (
     APP_BASE_URL,
     Attempt,
@@ -41,6 +43,7 @@ from simulator.runner import (
     Plan,
     SendResult,
     Summary,
+    deliver_events,
     plan_scenario,
     run_plan,
     scenario_delivery,
@@ -414,8 +417,11 @@ class Simulator:
                  platform: str = "mix", template: str = "button_tap",
                  wall_clock: bool = True, now: int | None = None, identity: str = "bsuid",
                  enterprise: float = 0.0, quirks: str = "", business_country: str = "IN",
-                 origin: str = "") -> None:
+                 origin: str = "", client: httpx.AsyncClient | None = None) -> None:
         self.seed = seed
+        # The one seam of every delivery (as in runner.run_plan): None sends for real, a
+        # client on httpx.MockTransport answers in a unit test.
+        self.client = client
         self.origin = origin  # where the seed came from, e.g. "the node id tests/x.py::test_y"
         countries = (country,) if isinstance(country, str) else tuple(country)
         if platform not in (*USER_ID_LENGTHS, "mix"):
@@ -635,9 +641,9 @@ class Simulator:
                        path: str | None = None) -> Delivery:
         """`deliver` for async tests: `await wasim.adeliver(callback)`."""
         options = self._delivery_options(app, url, path, "wasim.deliver()")
-        async with Deliverer(options, sleep=_no_wait) as deliverer:
-            result = await deliverer.deliver(callback.event)
-        return self._record(Delivery(callback, result, self.seed_note))
+        results = [result async for result in deliver_events(
+            [callback.event], options, sleep=_no_wait, client=self.client)]
+        return self._record(Delivery(callback, results[0], self.seed_note))
 
     def duplicate(self, callback: Callback, *, times: int = 2, concurrently: bool = False,
                   app: Any = None, url: str | None = None, path: str | None = None) -> Deliveries:
@@ -653,12 +659,13 @@ class Simulator:
             raise _with_where(WasimError(f"times must be 1 or more, got {times}"),
                               "wasim.duplicate()")
         options = self._delivery_options(app, url, path, "wasim.duplicate()")
-        async with Deliverer(options, sleep=_no_wait) as deliverer:
-            if concurrently:
+        if concurrently:
+            async with Deliverer(options, sleep=_no_wait, client=self.client) as deliverer:
                 results = await asyncio.gather(
                     *(deliverer.deliver(callback.event) for _ in range(times)))
-            else:
-                results = [await deliverer.deliver(callback.event) for _ in range(times)]
+        else:
+            results = [result async for result in deliver_events(
+                [callback.event] * times, options, sleep=_no_wait, client=self.client)]
         return Deliveries(self._record(Delivery(callback, result, self.seed_note))
                           for result in results)
 
@@ -697,9 +704,7 @@ class Simulator:
             start = int(time.time())
         plan = plan_scenario(loaded, seed, start=start)  # seed None: the file's own seed
         target = self._resolve(app, url, path, where)
-        overrides: dict[str, Any] = dict(self._settings)
-        if target is not None:
-            overrides.update(url=None, app=None)  # None: fall back to `target`, step by step
+        overrides: dict[str, Any] = dict(self._settings)  # `target` replaces the file's
         try:
             delivery = scenario_delivery(plan, overrides, lambda key: f"{where} {key}=",
                                          fallback=target, allow_remote=self._allow_remote)
@@ -708,7 +713,8 @@ class Simulator:
         summary = Summary(loaded.name, plan.seed)
         found: list[SendResult] = []
         sleep = _no_wait if math.isinf(speed) else asyncio.sleep
-        async for outcome in run_plan(plan, delivery, speed=speed, sleep=sleep):
+        async for outcome in run_plan(plan, delivery, speed=speed, sleep=sleep,
+                                      client=self.client):
             summary.add(outcome)
             found.append(outcome)
         found.sort(key=lambda outcome: outcome.planned.index)
