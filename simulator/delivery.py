@@ -34,6 +34,7 @@ import httpx
 from simulator import __version__
 from simulator.errors import WasimError, did_you_mean
 from simulator.inputs import MAX_RETRIES, MAX_WAIT, parse_number
+from simulator.tapped import read_body
 
 TargetKind = Literal["url", "asgi", "wsgi"]
 ErrorKind = Literal["connect", "timeout", "protocol", "auth"]
@@ -151,18 +152,9 @@ class Event:
 
 
 def _who_tapped(body: bytes) -> tuple[str, str, str, str]:
-    """Best-effort (wa_id, name, button, message id) of a callback body; blanks if unknown."""
-    try:
-        value = json.loads(body)["meta_object"]["value"]
-        message = value["messages"][0]
-        contact = value.get("contacts", [{}])[0]
-        button = message.get("button", {}).get("text") or message.get("type", "")
-        # A username user has no number on the wire: their BSUID names them instead.
-        user = message.get("from") or message.get("from_user_id", "")
-        return (str(user), str(contact.get("profile", {}).get("name", "")),
-                str(button), str(message.get("id", "")))
-    except (ValueError, LookupError, TypeError, AttributeError):
-        return "", "", "", ""
+    """Best-effort (user, name, button, message id) of a callback body; blanks if unknown."""
+    tapped = read_body(body)
+    return tapped.user, tapped.name, tapped.button or tapped.message_type, tapped.message_id
 
 
 Outcome = Literal["delivered", "failed", "unreachable"]

@@ -49,6 +49,7 @@ from simulator.runner import (
     scenario_delivery,
 )
 from simulator.scenarios import Scenario, load_scenario, parse_scenario
+from simulator.tapped import read_body
 from simulator.taps import (
     DEFAULT_BUTTONS,
     IDENTITIES,
@@ -115,10 +116,7 @@ class Callback:
         """Who tapped which button, with the ids to find it by, read from the bytes."""
         event = self.event
         label = event.button or self.tap.button.text
-        try:
-            payload = self.document["meta_object"]["value"]["messages"][0]["button"]["payload"]
-        except (LookupError, TypeError):
-            payload = self.tap.button.payload
+        payload = read_body(self.event.body).payload or self.tap.button.payload
         who = f"{event.user} ({event.name})" if event.name else event.user or "?"
         return (f"{label!r} (payload {payload!r}) tapped by {who}, message "
                 f"{event.message_id or '?'}, event {event.id}")
