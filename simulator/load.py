@@ -121,18 +121,13 @@ class CallbackSource:
             identity=scenario.cast.identity, quirks=scenario.cast.quirks,
             enterprise=scenario.cast.enterprise, wall_clock=True))
         step = scenario.steps[0]
-        labels = [b.text for b in template.buttons]
-        weights = [1.0] * len(labels)
-        if step.button is not None:
-            weights = [1.0 if label == step.button else 0.0 for label in labels]
-        elif step.choices:
-            chosen = dict(step.choices)
-            weights = [chosen.get(label, 0.0) for label in labels]
+        buttons = {b.text: b for b in template.buttons}
         users, rnd = plan.users, factory.rnd
 
         def pick() -> tuple[Any, Any, Any]:
             user = users[rnd.randrange(len(users))]
-            button = rnd.choices(template.buttons, weights=weights)[0]
+            # Weighted as `wasim run` weights the step; load always taps (no no_tap).
+            button = step.pick_button(buttons, rnd, may_skip=False)
             return user, plan.sent[user.wa_id], button
 
         callback = CallbackTemplate(find_template(template.callback), fake=factory.fake)

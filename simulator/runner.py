@@ -120,7 +120,7 @@ def plan_scenario(scenario: Scenario, seed: int | None = None,
         moments: list[tuple[float, User, Button]] = []
         for user in chosen:
             for _ in range(step.repeat):
-                button = _pick(step, buttons, rnd)
+                button = step.pick_button(buttons, rnd)
                 if button is None:
                     continue
                 offset = rnd.uniform(0, step.spread) if step.spread else 0.0
@@ -145,18 +145,6 @@ def _choose(step: StepSpec, users: list[User], by_number: Mapping[str, User],
     count = who.count if who.kind == "count" else round(len(users) * who.share)
     picked = set(rnd.sample(range(len(users)), min(count, len(users))))
     return [u for i, u in enumerate(users) if i in picked]  # keep the cast's order
-
-
-def _pick(step: StepSpec, buttons: Mapping[str, Button], rnd: Any) -> Button | None:
-    if step.button is not None:
-        return buttons[step.button]
-    if not step.choices:
-        anyone: Button = rnd.choice(list(buttons.values()))
-        return anyone
-    labels = [label for label, _ in step.choices] + [None]
-    weights = [w for _, w in step.choices] + [step.no_tap]
-    label: str | None = rnd.choices(labels, weights=weights)[0]
-    return buttons[label] if label is not None else None
 
 
 def _with_chaos(scenario: Scenario, taps: list[tuple[float, StepSpec, Tap, Event]],

@@ -173,6 +173,27 @@ class StepSpec:
     target: Mapping[str, Any] = field(default_factory=dict)
     expect: Expectations | None = None
 
+    def pick_button(self, buttons: Mapping[str, Button], rnd: Any, *,
+                    may_skip: bool = True) -> Button | None:
+        """The button one user taps in this step, drawn with `rnd`; None: they tap nothing.
+
+        The one home of button weighting (`wasim run` and `wasim load` both draw here): the
+        fixed button, else `choices` by weight (and `no_tap` unless not `may_skip`), else
+        any button alike.
+        """
+        if self.button is not None:
+            return buttons[self.button]
+        if not self.choices:
+            anyone: Button = rnd.choice(list(buttons.values()))
+            return anyone
+        labels: list[str | None] = [label for label, _ in self.choices]
+        weights = [w for _, w in self.choices]
+        if may_skip:
+            labels.append(None)
+            weights.append(self.no_tap)
+        label: str | None = rnd.choices(labels, weights=weights)[0]
+        return buttons[label] if label is not None else None
+
 
 @dataclass(frozen=True)
 class ChaosSpec:
