@@ -522,18 +522,15 @@ class _Tally:
 
 
 def _summarize(tally: _Tally, options: Any, history: Any) -> int:
-    import httpx
 
     delivered, attempts = tally.delivered, tally.attempts
     failed = tally.results - delivered
     where = f"; history: {history.path}" if history is not None else ""
     click.echo(f"{delivered} delivered, {failed} failed, {attempts} attempt(s){where}", err=True)
     if tally.results and tally.unreachable == tally.results:
-        url = httpx.URL(options.target.url)
-        port = url.port or (443 if url.scheme == "https" else 80)
-        raise WasimError(f"Nothing is listening on {url.host}:{port}.",
-                         hint="Is your webhook running? `wasim receive` starts a test one.",
-                         exit_code=ExitCode.UNREACHABLE)
+        from simulator.delivery import nothing_listening
+
+        raise nothing_listening(options.target.url)
     return ExitCode.FAILED if failed else ExitCode.OK
 
 
@@ -837,12 +834,12 @@ def _wait_for(delivery: Any, timeout: float) -> None:
 
     import httpx
 
-    from simulator.delivery import checked_address
+    from simulator.delivery import checked_address, default_port
 
     if delivery is None or delivery.target.kind != "url":
         return  # an app in-process is always ready
     url = httpx.URL(delivery.target.url)
-    port = url.port or (443 if url.scheme == "https" else 80)
+    port = default_port(url)
     deadline = time.monotonic() + timeout
     click.echo(f"waiting for {url.host}:{port} to accept connections...", err=True)
     while True:
@@ -902,12 +899,9 @@ def _run_plan(plan: Any, delivery: Any, speed: float, history: Any,
     for line in summary.lines():
         click.echo(line)
     if results and summary.unreachable == len(results):
-        import httpx
+        from simulator.delivery import nothing_listening
 
-        url = httpx.URL(results[0].result.attempts[-1].url)
-        raise WasimError(f"Nothing is listening on {url.host}:{url.port or 80}.",
-                         hint="Is your webhook running? `wasim receive` starts a test one.",
-                         exit_code=ExitCode.UNREACHABLE)
+        raise nothing_listening(results[0].result.attempts[-1].url)
     return ExitCode.OK if summary.ok else ExitCode.FAILED
 
 

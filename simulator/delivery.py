@@ -32,7 +32,7 @@ from typing import Any, Literal
 import httpx
 
 from simulator import __version__
-from simulator.errors import WasimError, did_you_mean
+from simulator.errors import ExitCode, WasimError, did_you_mean
 from simulator.inputs import MAX_RETRIES, MAX_WAIT, parse_number
 from simulator.tapped import read_body
 
@@ -1047,11 +1047,27 @@ def _check_token(token: str, token_url: str) -> None:
                           "be sent in a header (control characters, non-ASCII or over 16 KiB)")
 
 
+REFUSED = "connection refused: nothing is listening"
+
+
+def default_port(url: httpx.URL) -> int:
+    """The port a URL connects to: its own, else the scheme's (443 for https, 80 for http)."""
+    return url.port or (443 if url.scheme == "https" else 80)
+
+
+def nothing_listening(url: str) -> WasimError:
+    """The one error for a target where every connection was refused (exit 3)."""
+    parsed = httpx.URL(url)
+    return WasimError(f"Nothing is listening on {parsed.host}:{default_port(parsed)}.",
+                      hint="Is your webhook running? `wasim receive` starts a test one.",
+                      exit_code=ExitCode.UNREACHABLE)
+
+
 def _describe_transport_error(exc: BaseException, timeout: float) -> str:
     if isinstance(exc, TimeoutError | httpx.TimeoutException):
         return f"no answer within {timeout:g} s"
     if isinstance(exc, httpx.ConnectError):
-        return "connection refused"
+        return REFUSED
     return f"{type(exc).__name__}: {exc}"
 
 
@@ -1206,7 +1222,7 @@ class Deliverer:
                            latency_ms=(time.perf_counter() - started) * 1000)
         except httpx.ConnectError:
             return replace(base, request_headers=recorded, error_kind="connect",
-                           error="connection refused: nothing is listening",
+                           error=REFUSED,
                            latency_ms=(time.perf_counter() - started) * 1000)
         except httpx.TransportError as exc:
             return replace(base, request_headers=recorded, error_kind="protocol",

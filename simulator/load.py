@@ -43,10 +43,12 @@ from simulator.delivery import (
     callback_headers,
     check_header,
     checked_address,
+    default_port,
     make_client,
+    nothing_listening,
     redact_headers,
 )
-from simulator.errors import ExitCode, WasimError
+from simulator.errors import WasimError
 from simulator.models import Tap
 from simulator.render import CallbackTemplate, find_template, render_tap
 from simulator.taps import TapFactory, TapOptions
@@ -587,7 +589,7 @@ async def run_load(
                   f"Host: {url.netloc.decode()}\r\n"
                   + "".join(f"{k}: {v}\r\n" for k, v in headers)
                   + "Content-Length: ").encode("latin-1")
-        port = url.port or 80
+        port = default_port(url)
         # Every connection goes to the address checked now, not to the name (DNS rebinding).
         host = await checked_address(url.host, port, delivery.allow_remote, delivery.resolver)
         worker = _fast_worker(source, prefix, host, port, delivery.timeout, slots, done_one,
@@ -618,9 +620,7 @@ async def run_load(
     stats.elapsed = clock() - stats.started
     stats.late = slots.late
     if stats.sent and not stats.statuses and set(stats.errors) == {"connect"}:
-        raise WasimError(f"Nothing is listening on {url.host}:{url.port or 80}.",
-                         hint="Is your webhook running? `wasim receive` starts a test one.",
-                         exit_code=ExitCode.UNREACHABLE)
+        raise nothing_listening(str(url))
     return stats
 
 

@@ -97,3 +97,12 @@ def test_the_plugin_runs_a_scenario_through_the_client_it_is_given(tmp_path: obj
     wasim = Simulator(5, client=answering([200], seen))
     run = wasim.run_scenario(path)
     assert run.ok and len(seen) == len(run.results)
+
+
+def test_nothing_listening_is_one_error_with_the_scheme_s_port() -> None:
+    from simulator.delivery import nothing_listening
+    from simulator.errors import ExitCode
+
+    assert "127.0.0.1:443." in nothing_listening("https://127.0.0.1/hook").one_line()
+    error = nothing_listening("http://127.0.0.1/hook")
+    assert "127.0.0.1:80." in error.one_line() and error.exit_code == ExitCode.UNREACHABLE
