@@ -15,7 +15,6 @@ from simulator.params import (
     FILE_PATH,
     MAX_CONCURRENCY,
     MAX_COUNT,
-    MAX_RETRIES,
     MAX_WAIT,
     PORT,
     SEED,
@@ -41,6 +40,8 @@ class WasimGroup(click.Group):
             code = super().main(args, prog_name or "wasim", complete_var,
                                 standalone_mode=False, **extra)
         except WasimError as exc:
+            if exc.where is None and exc.field is not None:
+                exc.where = _where_given(exc.field)  # the command line supplied the value
             _error(exc.one_line())
             code = exc.exit_code
         except click.UsageError as exc:
@@ -55,6 +56,13 @@ class WasimGroup(click.Group):
             _error("interrupted")
             code = ExitCode.INTERRUPTED
         sys.exit(int(code or 0))
+
+
+def _where_given(field: str) -> str:
+    """How the command line spells the input named `field` (`timeout` -> `--timeout`)."""
+    from simulator.settings import flag_of
+
+    return {"scenario": "SCENARIO"}.get(field) or flag_of(field)
 
 
 def _check_utf8(args: Sequence[str]) -> None:
@@ -414,52 +422,6 @@ def decode(wamids: tuple[str, ...], as_json: bool) -> int:
 
 
 _DELIVERY_OPTIONS = [
-    click.option("--url", envvar="WASIM_URL", metavar="URL", callback=check_url,
-                 help="Your webhook, e.g. http://127.0.0.1:8000/webhook.  [env: WASIM_URL]"),
-    click.option("--app", "app_spec", metavar="[asgi:|wsgi:]MODULE:APP",
-                 help="Call your ASGI (FastAPI, Starlette) or WSGI (Flask, Django) app "
-                      "in-process: no server, no port. Imported from the current folder."),
-    click.option("--path", "app_path", default="/", show_default=True,
-                 help="The webhook's path inside --app."),
-    click.option("--method", type=click.Choice(["POST", "PUT", "PATCH"], case_sensitive=False),
-                 default="POST", show_default=True, help="HTTP method of the callback profile."),
-    click.option("--header", "-H", "headers", multiple=True, metavar='"NAME: VALUE"',
-                 help="A custom static header of the callback profile; repeatable."),
-    click.option("--basic-auth", envvar="WASIM_BASIC_AUTH", metavar="USER:PASSWORD",
-                 help="HTTP Basic auth.  [env: WASIM_BASIC_AUTH]"),
-    click.option("--token-url", metavar="URL", callback=check_url,
-                 help="Advanced Authentication: fetch a bearer token here first "
-                      "(client-credentials form POST) and reuse it until it expires."),
-    click.option("--client-id", metavar="ID", help="Client id for --token-url."),
-    click.option("--client-secret", envvar="WASIM_CLIENT_SECRET", metavar="SECRET",
-                 help="Client secret for --token-url.  [env: WASIM_CLIENT_SECRET]"),
-    click.option("--envelope", type=click.Choice(["kaleyra", "meta"], case_sensitive=False),
-                 default=None, help="Body envelope: kaleyra (the default) or meta (Meta's "
-                                    "webhook: object, entry[].changes[])."),
-    click.option("--app-secret", envvar="WASIM_APP_SECRET", metavar="SECRET",
-                 help="Sign every request with X-Hub-Signature-256 (HMAC-SHA256 of the exact "
-                      "body bytes), as Meta does.  [env: WASIM_APP_SECRET]"),
-    click.option("--signature", type=click.Choice(["valid", "missing", "wrong-secret",
-                                                "reserialized", "bad-format"]),
-                 default=None, help="A negative case: send no signature, one under a wrong "
-                                    "secret, one over a re-serialized body, or a sha1= one "
-                                    "(the legacy format). The handler must refuse: 401/403 "
-                                    "count as delivered unless --success is given."),
-    click.option("--timeout", type=Number(0, MAX_WAIT, low_open=True, what="seconds"),
-                 default=10.0, show_default=True, help="Seconds to wait for the handler's answer."),
-    click.option("--success", default="2xx", show_default=True, metavar="CODES",
-                 help="Statuses that count as delivered: 2xx, 200,202 or 200-299."),
-    click.option("--retries", type=Number(0, MAX_RETRIES, integer=True), default=0,
-                 show_default=True,
-                 help="Retries after a failed attempt (error status, timeout, refused); "
-                      "at most 100."),
-    click.option("--backoff", type=Number(0, MAX_WAIT, what="seconds"), default=1.0,
-                 show_default=True,
-                 help="Seconds before the first retry; each next wait doubles."),
-    click.option("--retry-schedule", metavar="SECONDS,...|platform",
-                 help="Explicit waits before each retry, e.g. 1,5,30; 'platform' is a "
-                      "compressed at-least-once schedule (1,5,30,120,600,1800). Overrides "
-                      "--retries/--backoff."),
     click.option("--allow-remote", is_flag=True,
                  help="Allow a target that is not this machine (off, so a typo cannot spam a "
                       "real endpoint)."),
@@ -471,40 +433,32 @@ _DELIVERY_OPTIONS = [
 
 
 def delivery_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Add the options that say where and how to deliver (shared by fire, replay, run)."""
+    """Add the options that say where and how to deliver (shared by fire, replay, run).
+
+    The settings' options come from the one table in simulator.settings; --allow-remote and
+    the history's follow them.
+    """
+    from simulator.settings import click_options
+
     for option in reversed(_DELIVERY_OPTIONS):
         command = option(command)
-    return command
+    return click_options()(command)  # type: ignore[no-any-return]
 
 
 def build_delivery_options(options: dict[str, Any], *, target: Any = None) -> Any:
     """Turn the delivery flags into DeliveryOptions; `target` stands in when none is given."""
     from simulator.delivery import delivery_options_from
+    from simulator.settings import from_params
 
-    settings = {"url": options["url"], "app": options["app_spec"], "path": options["app_path"],
-                "method": options["method"], "headers": options["headers"],
-                "basic_auth": options["basic_auth"], "token_url": options["token_url"],
-                "client_id": options["client_id"], "client_secret": options["client_secret"],
-                "timeout": options["timeout"], "success": _success(options),
-                "retries": options["retries"], "backoff": options["backoff"],
-                "retry_schedule": options["retry_schedule"],
-                "envelope": options["envelope"], "app_secret": options["app_secret"],
-                "signature": options["signature"]}
-    return delivery_options_from(settings, flag_name, target=target,
+    return delivery_options_from(from_params(options), flag_name, target=target,
                                  allow_remote=options["allow_remote"])
-
-
-def _success(options: dict[str, Any]) -> str | None:
-    """--success as given; unset for a negative signature case, which expects a refusal."""
-    if options["signature"] in (None, "valid") or _given("success"):
-        return str(options["success"])
-    return None
 
 
 def flag_name(key: str) -> str:
     """The command-line flag of a delivery setting, for error messages."""
-    return {"app": "--app", "path": "--path", "headers": "--header"}.get(
-        key, "--" + key.replace("_", "-"))
+    from simulator.settings import flag_of
+
+    return flag_of(key)
 
 
 def _history_writer(options: dict[str, Any]) -> Any:
@@ -581,18 +535,15 @@ class _Tally:
 
 
 def _summarize(tally: _Tally, options: Any, history: Any) -> int:
-    import httpx
 
     delivered, attempts = tally.delivered, tally.attempts
     failed = tally.results - delivered
     where = f"; history: {history.path}" if history is not None else ""
     click.echo(f"{delivered} delivered, {failed} failed, {attempts} attempt(s){where}", err=True)
     if tally.results and tally.unreachable == tally.results:
-        url = httpx.URL(options.target.url)
-        port = url.port or (443 if url.scheme == "https" else 80)
-        raise WasimError(f"Nothing is listening on {url.host}:{port}.",
-                         hint="Is your webhook running? `wasim receive` starts a test one.",
-                         exit_code=ExitCode.UNREACHABLE)
+        from simulator.delivery import nothing_listening
+
+        raise nothing_listening(options.target.url)
     return ExitCode.FAILED if failed else ExitCode.OK
 
 
@@ -795,23 +746,11 @@ def export(ident: str, as_curl: bool, history_path: str) -> None:
     click.echo(curl_command(attempt))
 
 
-_SETTING_PARAMS = {"url": "url", "app_spec": "app", "app_path": "path", "method": "method",
-                   "headers": "headers", "basic_auth": "basic_auth", "token_url": "token_url",
-                   "client_id": "client_id", "client_secret": "client_secret",
-                   "timeout": "timeout", "success": "success", "retries": "retries",
-                   "backoff": "backoff", "retry_schedule": "retry_schedule",
-                   "envelope": "envelope", "app_secret": "app_secret", "signature": "signature"}
-
-
 def given_delivery_settings(options: dict[str, Any]) -> dict[str, Any]:
     """The delivery flags the user actually gave (or set in the environment), as settings."""
-    ctx = click.get_current_context()
-    given = {}
-    for param, key in _SETTING_PARAMS.items():
-        source = ctx.get_parameter_source(param)
-        if source not in (None, click.core.ParameterSource.DEFAULT):
-            given[key] = options[param]
-    return given
+    from simulator.settings import from_params
+
+    return from_params(options)
 
 
 @cli.command()
@@ -936,12 +875,12 @@ def _wait_for(delivery: Any, timeout: float) -> None:
 
     import httpx
 
-    from simulator.delivery import checked_address
+    from simulator.delivery import checked_address, default_port
 
     if delivery is None or delivery.target.kind != "url":
         return  # an app in-process is always ready
     url = httpx.URL(delivery.target.url)
-    port = url.port or (443 if url.scheme == "https" else 80)
+    port = default_port(url)
     deadline = time.monotonic() + timeout
     click.echo(f"waiting for {url.host}:{port} to accept connections...", err=True)
     while True:
@@ -1001,12 +940,9 @@ def _run_plan(plan: Any, delivery: Any, speed: float, history: Any,
     for line in summary.lines():
         click.echo(line)
     if results and summary.unreachable == len(results):
-        import httpx
+        from simulator.delivery import nothing_listening
 
-        url = httpx.URL(results[0].result.attempts[-1].url)
-        raise WasimError(f"Nothing is listening on {url.host}:{url.port or 80}.",
-                         hint="Is your webhook running? `wasim receive` starts a test one.",
-                         exit_code=ExitCode.UNREACHABLE)
+        raise nothing_listening(results[0].result.attempts[-1].url)
     return ExitCode.OK if summary.ok else ExitCode.FAILED
 
 
@@ -1110,37 +1046,20 @@ def new(name: str, force: bool) -> None:
     click.echo(f"wrote {path}; try: wasim run {path} --dry-run", err=True)
 
 
+_LOAD_KEYS = ("url", "app", "path", "method", "headers", "basic_auth", "token_url", "client_id",
+              "client_secret", "timeout", "success", "envelope", "app_secret", "signature")
+
+
+def _load_settings(command: Callable[..., Any]) -> Callable[..., Any]:
+    """load's delivery settings, from the one table: all but retries (load sends once)."""
+    from simulator.settings import click_options
+
+    return click_options(_LOAD_KEYS)(command)  # type: ignore[no-any-return]
+
+
 @cli.command()
 @click.argument("scenario", required=False, metavar="[SCENARIO]", callback=check_paths)
-@click.option("--url", envvar="WASIM_URL", metavar="URL", callback=check_url,
-              help="Your webhook.  [env: WASIM_URL]")
-@click.option("--app", "app_spec", metavar="[asgi:|wsgi:]MODULE:APP",
-              help="Your ASGI/WSGI app, in-process.")
-@click.option("--path", "app_path", default="/", show_default=True,
-              help="The webhook's path inside --app.")
-@click.option("--method", type=click.Choice(["POST", "PUT", "PATCH"], case_sensitive=False),
-              default="POST", show_default=True, help="HTTP method.")
-@click.option("--header", "-H", "headers", multiple=True, metavar='"NAME: VALUE"',
-              help="A custom header; repeatable.")
-@click.option("--basic-auth", envvar="WASIM_BASIC_AUTH", metavar="USER:PASSWORD",
-              help="HTTP Basic auth.  [env: WASIM_BASIC_AUTH]")
-@click.option("--token-url", metavar="URL", callback=check_url,
-              help="Fetch a bearer token here once, first.")
-@click.option("--client-id", metavar="ID", help="Client id for --token-url.")
-@click.option("--client-secret", envvar="WASIM_CLIENT_SECRET", metavar="SECRET",
-              help="Client secret for --token-url.  [env: WASIM_CLIENT_SECRET]")
-@click.option("--envelope", type=click.Choice(["kaleyra", "meta"], case_sensitive=False),
-             default=None, help="Body envelope: kaleyra (the default) or meta (Meta's "
-                                "webhook: object, entry[].changes[]).")
-@click.option("--app-secret", envvar="WASIM_APP_SECRET", metavar="SECRET",
-             help="Sign every request with X-Hub-Signature-256 (HMAC-SHA256 of the exact "
-                  "body bytes), as Meta does.  [env: WASIM_APP_SECRET]")
-@click.option("--signature", type=click.Choice(["valid", "missing", "wrong-secret",
-                                            "reserialized", "bad-format"]),
-             default=None, help="A negative case: send no signature, one under a wrong "
-                                "secret, one over a re-serialized body, or a sha1= one "
-                                "(the legacy format). The handler must refuse: 401/403 "
-                                "count as delivered unless --success is given.")
+@_load_settings
 @click.option("--allow-remote", is_flag=True, help="Allow a target that is not this machine.")
 @click.option("--rate", type=Number(0, 1e6, low_open=True, what="requests per second"),
               help="Requests per second (open loop). Without it: as fast as --concurrency "
@@ -1152,10 +1071,6 @@ def new(name: str, force: bool) -> None:
 @click.option("--concurrency", "-c", type=Number(1, MAX_CONCURRENCY, integer=True), default=64,
               show_default=True,
               help="Connections, so requests in flight at most.")
-@click.option("--timeout", type=Number(0, MAX_WAIT, low_open=True, what="seconds"),
-              default=10.0, show_default=True, help="Seconds to wait for each answer.")
-@click.option("--success", default="2xx", show_default=True, metavar="CODES",
-              help="Statuses that count as success.")
 @click.option("--seed", type=SEED, help="Seed of the generated callbacks.  [default: random]")
 @click.option("--country", "countries", multiple=True, metavar="CODE",
               help="Users' countries without a scenario; repeat or comma-separate.")
@@ -1192,7 +1107,9 @@ def load(scenario: str | None, **options: Any) -> int:
 
     from simulator.delivery import delivery_options_from
     from simulator.load import CallbackSource, LoadOptions, check_load, check_number, run_load
+    from simulator.runner import scenario_settings
     from simulator.scenarios import load_scenario, parse_duration
+    from simulator.settings import RETRY_KEYS, from_params, resolve
     from simulator.taps import (
         DEFAULT_BUTTONS,
         IDENTITIES,
@@ -1216,18 +1133,18 @@ def load(scenario: str | None, **options: Any) -> int:
         raise WasimError("the duration must be more than 0 seconds", where="--duration",
                          hint="For example 30s, or --count N to stop after N requests.")
     load_options = replace(load_options, duration=duration)  # checked even beside --count
-    settings = {"url": options["url"], "app": options["app_spec"],
-                "path": options["app_path"], "method": options["method"],
-                "headers": options["headers"], "basic_auth": options["basic_auth"],
-                "token_url": options["token_url"], "client_id": options["client_id"],
-                "client_secret": options["client_secret"], "timeout": options["timeout"],
-                "success": _success(options), "envelope": options["envelope"],
-                "app_secret": options["app_secret"], "signature": options["signature"]}
+    flags = from_params(options, _LOAD_KEYS)
+    settings, where = resolve((flags, flag_name))
     seed = options["seed"] if options["seed"] is not None else secrets.randbelow(1_000_000)
     if scenario is not None:
         loaded = load_scenario(scenario, seed=options["seed"], env=dict(os.environ))
-        settings = {**{k: v for k, v in loaded.target.items() if k in settings},
-                    **{k: v for k, v in settings.items() if v not in (None, ())}}
+        # The same layers and precedence as `wasim run` (flags > first step > scenario).
+        settings, where = scenario_settings(loaded, 0, flags, flag_name)
+        ignored = [key for key in RETRY_KEYS if key in settings]
+        if ignored:
+            click.echo(f"load: sends each callback once; the scenario's {', '.join(ignored)} "
+                       f"({where(ignored[0])}) do not apply", err=True)
+            settings = {k: v for k, v in settings.items() if k not in RETRY_KEYS}
         if _given("identity"):
             loaded = _with_identity(loaded, identity)
         source = CallbackSource.from_scenario(loaded, seed=options["seed"])
@@ -1238,7 +1155,7 @@ def load(scenario: str | None, **options: Any) -> int:
             buttons=buttons_from_labels(labels) if labels else DEFAULT_BUTTONS,
             identity=identity, business_country=options["business_country"],
             wall_clock=True))
-    delivery = delivery_options_from(settings, flag_name, allow_remote=options["allow_remote"])
+    delivery = delivery_options_from(settings, where, allow_remote=options["allow_remote"])
     if options["count"]:
         load_options = replace(load_options, duration=None)
     check_load(delivery, load_options)
@@ -1469,13 +1386,17 @@ def templates() -> None:
         click.echo(f"  {line}")
 
 
-# `wasim tui` takes fire's auth, header, timeout and retry flags: the same decorators, applied
-# to a stand-in to read them, then appended to the command (its own target flags stay).
-_TUI_FLAGS = ("method", "headers", "basic_auth", "token_url", "client_id", "client_secret",
-              "timeout", "success", "retries", "backoff", "retry_schedule", "envelope",
-              "app_secret", "signature")
-_FIRE_PARAMS = delivery_options(lambda **_: None).__click_params__  # type: ignore[attr-defined]
-tui.params.extend(p for p in reversed(_FIRE_PARAMS) if p.name in _TUI_FLAGS)
+# `wasim tui` takes fire's auth, header, timeout and retry flags, from the same table (its own
+# target flags stay: they also aim the UI's receiver pane).
+def _tui_settings() -> list[click.Parameter]:
+    from simulator.settings import KEYS, TARGET_KEYS, click_options
+
+    keys = [key for key in KEYS if key not in TARGET_KEYS]
+    stand_in = click_options(keys)(lambda **_: None)
+    return list(reversed(stand_in.__click_params__))
+
+
+tui.params.extend(_tui_settings())
 cli.add_command(tui)
 cli.add_command(demo)
 

@@ -32,7 +32,7 @@ from typing import Any, Literal
 import httpx
 
 from simulator import __version__
-from simulator.errors import WasimError, did_you_mean
+from simulator.errors import ExitCode, WasimError, did_you_mean
 from simulator.inputs import MAX_RETRIES, MAX_WAIT, parse_number
 from simulator.meta import (
     META_USER_AGENT,
@@ -43,6 +43,7 @@ from simulator.meta import (
     signature_for,
     wrap,
 )
+from simulator.tapped import read_body
 
 TargetKind = Literal["url", "asgi", "wsgi"]
 ErrorKind = Literal["connect", "timeout", "protocol", "auth"]
@@ -163,20 +164,9 @@ class Event:
 
 
 def _who_tapped(body: bytes) -> tuple[str, str, str, str]:
-    """Best-effort (wa_id, name, button, message id) of a callback body; blanks if unknown."""
-    try:
-        document = json.loads(body)
-        value = (document["entry"][0]["changes"][0] if "entry" in document
-                 else document["meta_object"])["value"]
-        message = value["messages"][0]
-        contact = value.get("contacts", [{}])[0]
-        button = message.get("button", {}).get("text") or message.get("type", "")
-        # A username user has no number on the wire: their BSUID names them instead.
-        user = message.get("from") or message.get("from_user_id", "")
-        return (str(user), str(contact.get("profile", {}).get("name", "")),
-                str(button), str(message.get("id", "")))
-    except (ValueError, LookupError, TypeError, AttributeError):
-        return "", "", "", ""
+    """Best-effort (user, name, button, message id) of a callback body; blanks if unknown."""
+    tapped = read_body(body)
+    return tapped.user, tapped.name, tapped.button or tapped.message_type, tapped.message_id
 
 
 Outcome = Literal["delivered", "failed", "unreachable"]
@@ -349,20 +339,20 @@ def url_target(url: str, allow_remote: bool = False, *,
         parsed = httpx.URL(url)
     except (httpx.InvalidURL, TypeError, ValueError) as exc:
         reason = hide_userinfo(str(exc)) if "@" not in url else "cannot parse it"
-        raise WasimError(f"invalid URL {shown!r}: {reason}", where="--url",
+        raise WasimError(f"invalid URL {shown!r}: {reason}", field="url",
                          hint="For example --url http://127.0.0.1:8000/webhook.") from None
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise WasimError(f"invalid URL {shown!r}: expected http:// or https:// and a host",
-                         where="--url", hint="For example --url http://127.0.0.1:8000/webhook.")
+                         field="url", hint="For example --url http://127.0.0.1:8000/webhook.")
     if not allow_remote:
         try:
             addresses = resolve_host(parsed.host, parsed.port, resolver)
         except WasimError as exc:
-            exc.where = "--url"
+            exc.where, exc.field = None, "url"
             raise
         refusal = _refuse_remote(parsed.host, addresses)
         if refusal:
-            raise WasimError(refusal, where="--url", hint=_REMOTE_HINT)
+            raise WasimError(refusal, field="url", hint=_REMOTE_HINT)
     userinfo = (parsed.username, parsed.password) if parsed.userinfo else None
     return Target("url", str(parsed.copy_with(userinfo=b"")) if userinfo else str(parsed),
                   userinfo=userinfo)
@@ -377,7 +367,7 @@ def app_target(spec: str, path: str = "/") -> Target:
             kind, text = prefix[:-1], spec[len(prefix):]  # type: ignore[assignment]
     module_name, _, attribute = text.partition(":")
     if not module_name or not attribute:
-        raise WasimError(f"expected MODULE:ATTRIBUTE, got {spec!r}", where="--app",
+        raise WasimError(f"expected MODULE:ATTRIBUTE, got {spec!r}", field="app",
                          hint="For example --app main:app (asgi: or wsgi: in front to say which).")
     # Like uvicorn and flask, import from the folder wasim runs in.
     if str(Path.cwd()) not in sys.path:
@@ -385,23 +375,23 @@ def app_target(spec: str, path: str = "/") -> Target:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        raise WasimError(f"cannot import {module_name!r}: {exc}", where="--app",
+        raise WasimError(f"cannot import {module_name!r}: {exc}", field="app",
                          hint="Run wasim from your project's folder, or give the dotted path "
                               "(package.module:app).") from None
     except Exception as exc:  # the app's own import-time failure, reported, not re-raised
         raise WasimError(f"importing {module_name!r} failed: {type(exc).__name__}: {exc}",
-                         where="--app", hint="Fix the error in your module first.") from None
+                         field="app", hint="Fix the error in your module first.") from None
     app: Any = module
     for part in attribute.split("."):
         if not hasattr(app, part):
             names = [n for n in dir(app) if not n.startswith("_")]
-            raise WasimError(f"{module_name!r} has no attribute {attribute!r}", where="--app",
+            raise WasimError(f"{module_name!r} has no attribute {attribute!r}", field="app",
                              hint=did_you_mean(part, names)
                              or "Name the app object, e.g. main:app.")
         app = getattr(app, part)
     if not callable(app):
         raise WasimError(f"{spec} is a {type(app).__name__}, not an ASGI or WSGI app",
-                         where="--app", hint="Point at the app object, e.g. main:app.")
+                         field="app", hint="Point at the app object, e.g. main:app.")
     if kind is None:
         kind = "asgi" if is_asgi(app) else "wsgi"
     if not path.startswith("/"):
@@ -767,7 +757,7 @@ class _Lifespan:
         except TimeoutError:
             task.cancel()
             raise WasimError(f"the app's startup did not finish within {timeout:g} s",
-                             where="--app",
+                             field="app",
                              hint="Fix the app's lifespan (startup) handler, or give it more "
                                   "time with --timeout.") from None
         except BaseException:
@@ -811,7 +801,7 @@ class _Lifespan:
                      if line.strip()]
             self.started.set_exception(WasimError(
                 f"the app's startup failed: {lines[-1].strip() if lines else 'no reason given'}",
-                where="--app", hint="Fix the app's lifespan (startup) handler."))
+                field="app", hint="Fix the app's lifespan (startup) handler."))
         elif kind in ("lifespan.shutdown.complete", "lifespan.shutdown.failed") \
                 and not self.stopped.done():
             self.stopped.set_result(None)
@@ -894,7 +884,7 @@ async def checked_address(host: str, port: int | None, allow_remote: bool,
     addresses = await _resolve_off_loop(host, port, resolver)
     refusal = _refuse_remote(host, addresses)
     if refusal:
-        raise WasimError(refusal, where="--url", hint=_REMOTE_HINT)
+        raise WasimError(refusal, field="url", hint=_REMOTE_HINT)
     return addresses[0]
 
 
@@ -1079,11 +1069,27 @@ def _check_token(token: str, token_url: str) -> None:
                           "be sent in a header (control characters, non-ASCII or over 16 KiB)")
 
 
+REFUSED = "connection refused: nothing is listening"
+
+
+def default_port(url: httpx.URL) -> int:
+    """The port a URL connects to: its own, else the scheme's (443 for https, 80 for http)."""
+    return url.port or (443 if url.scheme == "https" else 80)
+
+
+def nothing_listening(url: str) -> WasimError:
+    """The one error for a target where every connection was refused (exit 3)."""
+    parsed = httpx.URL(url)
+    return WasimError(f"Nothing is listening on {parsed.host}:{default_port(parsed)}.",
+                      hint="Is your webhook running? `wasim receive` starts a test one.",
+                      exit_code=ExitCode.UNREACHABLE)
+
+
 def _describe_transport_error(exc: BaseException, timeout: float) -> str:
     if isinstance(exc, TimeoutError | httpx.TimeoutException):
         return f"no answer within {timeout:g} s"
     if isinstance(exc, httpx.ConnectError):
-        return "connection refused"
+        return REFUSED
     return f"{type(exc).__name__}: {exc}"
 
 
@@ -1240,11 +1246,11 @@ class Deliverer:
                                                                   options.timeout)
         except (TimeoutError, httpx.TimeoutException):
             return replace(base, request_headers=recorded, error_kind="timeout",
-                           error=f"no answer within {options.timeout:g} s (--timeout)",
+                           error=f"no answer within {options.timeout:g} s (the timeout)",
                            latency_ms=(time.perf_counter() - started) * 1000)
         except httpx.ConnectError:
             return replace(base, request_headers=recorded, error_kind="connect",
-                           error="connection refused: nothing is listening",
+                           error=REFUSED,
                            latency_ms=(time.perf_counter() - started) * 1000)
         except httpx.TransportError as exc:
             return replace(base, request_headers=recorded, error_kind="protocol",
@@ -1284,7 +1290,7 @@ def parse_success(text: str) -> tuple[tuple[int, int], ...]:
     for part in (p.strip().lower() for p in text.split(",")):
         match = re.fullmatch(r"([1-5])xx|(\d{3})(?:-(\d{3}))?", part)
         if not match:
-            raise WasimError(f"cannot read the status {part!r}", where="--success",
+            raise WasimError(f"cannot read the status {part!r}", field="success",
                              hint="Use codes, ranges or classes: 200,202 or 200-299 or 2xx.")
         if match.group(1):
             low = int(match.group(1)) * 100
@@ -1293,7 +1299,7 @@ def parse_success(text: str) -> tuple[tuple[int, int], ...]:
         low, high = int(match.group(2)), int(match.group(3) or match.group(2))
         if not 100 <= low <= high <= 599:
             raise WasimError(f"{part!r} is not a status or a range of statuses from low to "
-                             "high", where="--success",
+                             "high", field="success",
                              hint="Statuses are 100-599; write ranges low-high, e.g. 200-299.")
         ranges.append((low, high))
     return tuple(ranges)
@@ -1306,7 +1312,7 @@ def parse_header(text: str) -> tuple[str, str]:
                                                        name.strip()):
         # Not echoed: a header given without its colon may be all secret.
         raise WasimError('expected "Name: value" (a header name, a colon, the value)',
-                         where="--header", hint='For example --header "X-Brand: acme".')
+                         field="headers", hint='For example --header "X-Brand: acme".')
     return name.strip(), value.strip()
 
 
@@ -1330,7 +1336,7 @@ def parse_basic_auth(text: str) -> tuple[str, str]:
     """Read `--basic-auth USER:PASSWORD` (the password is never echoed back)."""
     user, sep, password = text.partition(":")
     if not sep or not user:
-        raise WasimError("expected USER:PASSWORD", where="--basic-auth",
+        raise WasimError("expected USER:PASSWORD", field="basic_auth",
                          hint="For example --basic-auth kaleyra:s3cret (or set WASIM_BASIC_AUTH).")
     return user, password
 
@@ -1352,9 +1358,12 @@ def delivery_options_from(settings: Mapping[str, Any], where: Callable[[str], st
     Hosts (webhook and token URL) are resolved with `resolver`; every address must be
     loopback unless `allow_remote`.
     """
-    def get(key: str, default: Any = None) -> Any:
+    from simulator.settings import default
+
+    def get(key: str, fallback: Any = None) -> Any:
+        """The setting, or the table's default (simulator.settings) when it is not given."""
         value = settings.get(key)
-        return default if value is None else value
+        return default(key, fallback) if value is None else value
 
     if settings.get("allow_remote") is not None:
         # Only a caller's mistake gets here (files are refused at load time), never honoured.
@@ -1368,7 +1377,7 @@ def delivery_options_from(settings: Mapping[str, Any], where: Callable[[str], st
         if url:
             target = url_target(str(url), allow_remote, resolver=resolver)
         elif app:
-            target = app_target(str(app), str(get("path", "/")))
+            target = app_target(str(app), str(get("path")))
     except WasimError as exc:
         exc.where = where("url" if url else "app")
         raise
@@ -1409,9 +1418,9 @@ def delivery_options_from(settings: Mapping[str, Any], where: Callable[[str], st
     )
     schedule = get("retry_schedule")
     if schedule is None:
-        retries = _number(get("retries", 0), where("retries"), low=0, high=MAX_RETRIES,
+        retries = _number(get("retries"), where("retries"), low=0, high=MAX_RETRIES,
                           integer=True, what="a number of retries")
-        backoff = _number(get("backoff", 1.0), where("backoff"), low=0, high=MAX_WAIT,
+        backoff = _number(get("backoff"), where("backoff"), low=0, high=MAX_WAIT,
                           what="seconds")
         retry = RetryPolicy.exponential(int(retries), backoff)
     else:
@@ -1424,12 +1433,12 @@ def delivery_options_from(settings: Mapping[str, Any], where: Callable[[str], st
         raise WasimError(f"the {signature} signature case needs the app secret",
                          where=where("signature"),
                          hint="Give --app-secret (or WASIM_APP_SECRET) too.")
-    timeout = _number(get("timeout", DEFAULT_TIMEOUT), where("timeout"), low=0, low_open=True,
+    timeout = _number(get("timeout"), where("timeout"), low=0, low_open=True,
                       high=MAX_WAIT, what="seconds")
-    method = str(get("method", "POST")).upper()
+    method = str(get("method")).upper()
     if method not in ("POST", "PUT", "PATCH"):
         raise WasimError(f"method {method!r} is not POST, PUT or PATCH", where=where("method"))
-    raw_headers = get("headers", ())
+    raw_headers = get("headers")
     if isinstance(raw_headers, Mapping):
         pairs = [(str(k), str(v)) for k, v in raw_headers.items()]
     elif isinstance(raw_headers, list | tuple):
@@ -1445,7 +1454,8 @@ def delivery_options_from(settings: Mapping[str, Any], where: Callable[[str], st
         timeout=float(timeout),
         # A negative signature case succeeds when the handler refuses it, as Meta's docs ask.
         success=_at(where("success"), parse_success,
-                    str(get("success", "2xx" if signature == "valid" else "401,403"))),
+                    str(settings.get("success")
+                        or ("2xx" if signature == "valid" else "401,403"))),
         retry=retry,
         allow_remote=allow_remote,
         resolver=resolver,
@@ -1479,6 +1489,6 @@ def parse_retry_schedule(text: str) -> RetryPolicy:
     parts = text.split(",")
     if len(parts) > MAX_RETRIES:
         raise WasimError(f"{len(parts):,} waits is more than {MAX_RETRIES} retries",
-                         where="--retry-schedule", hint="Give at most 100 waits, e.g. 1,5,30.")
-    return RetryPolicy(tuple(parse_number(part, "--retry-schedule", low=0, high=MAX_WAIT,
+                         field="retry_schedule", hint="Give at most 100 waits, e.g. 1,5,30.")
+    return RetryPolicy(tuple(parse_number(part, "retry_schedule", low=0, high=MAX_WAIT,
                                           what="seconds") for part in parts))

@@ -27,16 +27,22 @@ class WasimError(Exception):
         where: str | None = None,
         hint: str | None = None,
         exit_code: ExitCode = ExitCode.BAD_INPUT,
+        field: str | None = None,
     ) -> None:
         super().__init__(what)
         self.what = what
         self.where = where
+        # The setting or input the error is about (`timeout`, `url`, `country`): the core
+        # names it, and the face that took the value says where (`--timeout`, `file:line`,
+        # `wasim.target(timeout=...)`) by setting `where`.
+        self.field = field
         self.hint = hint
         self.exit_code = exit_code
 
     def one_line(self) -> str:
         """Format as the single line printed on stderr: `where: what. hint`."""
-        parts = [f"{self.where}: {self.what}" if self.where else self.what]
+        place = self.where or self.field
+        parts = [f"{place}: {self.what}" if place else self.what]
         if self.hint:
             parts.append(self.hint)
         line = " ".join(p if p.endswith((".", "?", "!", ".)")) else p + "." for p in parts)

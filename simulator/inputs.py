@@ -9,17 +9,32 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from simulator.calling_codes import calling_code_of
 from simulator.errors import WasimError
 from simulator.wamid import InvalidWamid, Wamid, decode_wamid
 
-_UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+# Kaleyra's ids (reply_to): lowercase RFC 4122 version 4 UUIDs; validate.py checks the same.
+UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 _SEPARATORS = re.compile(r"[\s\-().]")
+
+
+def phone_problem(digits: str) -> str | None:
+    """Why `digits` is not a WhatsApp number on the wire, or None; the one phone rule.
+
+    "shape": not 8-15 ASCII digits without a leading 0 (E.164 without the +);
+    "calling code": no country's calling code starts it.
+    """
+    if not _is_ascii_digits(digits) or not 8 <= len(digits) <= 15 or digits.startswith("0"):
+        return "shape"
+    if calling_code_of(digits) is None:
+        return "calling code"
+    return None
 
 
 def parse_phone(text: str, where: str) -> str:
     """A phone number as WhatsApp writes it: `+91 98450-12345` becomes `919845012345`."""
     digits = _SEPARATORS.sub("", text).removeprefix("+")
-    if not _is_ascii_digits(digits) or not 8 <= len(digits) <= 15 or digits.startswith("0"):
+    if phone_problem(digits) is not None:
         raise WasimError(f"{text!r} is not a phone number with its country code", where=where,
                          hint="Give 8-15 digits starting with the country code, "
                               "e.g. 919845012345.")
@@ -37,7 +52,7 @@ def parse_meta_id(text: str, where: str) -> str:
 def parse_uuid4(text: str, where: str) -> str:
     """A lowercase version 4 UUID, as Kaleyra's reply_to."""
     value = text.strip().lower()
-    if not _UUID4.fullmatch(value):
+    if not UUID4.fullmatch(value):
         raise WasimError(f"{text!r} is not a version 4 UUID", where=where,
                          hint="For example 48c38d78-4ec5-4b1e-abee-03aa11bb6c85.")
     return value

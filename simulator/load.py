@@ -43,10 +43,12 @@ from simulator.delivery import (
     callback_headers,
     check_header,
     checked_address,
+    default_port,
     make_client,
+    nothing_listening,
     redact_headers,
 )
-from simulator.errors import ExitCode, WasimError
+from simulator.errors import WasimError
 from simulator.meta import SIGNATURE_HEADER, signature_for, wrap
 from simulator.models import Tap
 from simulator.render import CallbackTemplate, find_template, render_tap
@@ -123,18 +125,13 @@ class CallbackSource:
             identity=scenario.cast.identity, quirks=scenario.cast.quirks,
             enterprise=scenario.cast.enterprise, wall_clock=True))
         step = scenario.steps[0]
-        labels = [b.text for b in template.buttons]
-        weights = [1.0] * len(labels)
-        if step.button is not None:
-            weights = [1.0 if label == step.button else 0.0 for label in labels]
-        elif step.choices:
-            chosen = dict(step.choices)
-            weights = [chosen.get(label, 0.0) for label in labels]
+        buttons = {b.text: b for b in template.buttons}
         users, rnd = plan.users, factory.rnd
 
         def pick() -> tuple[Any, Any, Any]:
             user = users[rnd.randrange(len(users))]
-            button = rnd.choices(template.buttons, weights=weights)[0]
+            # Weighted as `wasim run` weights the step; load always taps (no no_tap).
+            button = step.pick_button(buttons, rnd, may_skip=False)
             return user, plan.sent[user.wa_id], button
 
         callback = CallbackTemplate(find_template(template.callback), fake=factory.fake)
@@ -559,7 +556,7 @@ async def run_load(
             try:
                 token = await cache.get(client, delivery.timeout)
             except AuthFailure as exc:  # said once, before the run, not per request
-                raise WasimError(f"cannot get a token: {exc}", where="--token-url") from None
+                raise WasimError(f"cannot get a token: {exc}", field="token_url") from None
     # The same header set as every other face (delivery.callback_headers).
     # .raw keeps the names as written (multi_items() lowercases them), as fire sends them.
     headers = [(name.decode("latin-1"), value.decode("latin-1"))
@@ -598,7 +595,7 @@ async def run_load(
                   f"Host: {url.netloc.decode()}\r\n"
                   + "".join(f"{k}: {v}\r\n" for k, v in headers)
                   + "Content-Length: ").encode("latin-1")
-        port = url.port or 80
+        port = default_port(url)
         # Every connection goes to the address checked now, not to the name (DNS rebinding).
         host = await checked_address(url.host, port, delivery.allow_remote, delivery.resolver)
         worker = _fast_worker(source, prefix, host, port, delivery.timeout, slots, done_one,
@@ -629,9 +626,7 @@ async def run_load(
     stats.elapsed = clock() - stats.started
     stats.late = slots.late
     if stats.sent and not stats.statuses and set(stats.errors) == {"connect"}:
-        raise WasimError(f"Nothing is listening on {url.host}:{url.port or 80}.",
-                         hint="Is your webhook running? `wasim receive` starts a test one.",
-                         exit_code=ExitCode.UNREACHABLE)
+        raise nothing_listening(str(url))
     return stats
 
 
@@ -659,7 +654,7 @@ def _check_open_files(connections: int) -> None:
     spare = 64  # for the interpreter, the terminal and the history
     if soft != resource.RLIM_INFINITY and connections > soft - spare:
         raise WasimError(f"{connections} connections need more open files than this process "
-                         f"may have ({soft})", where="--concurrency",
+                         f"may have ({soft})", field="concurrency",
                          hint=f"Use at most {max(1, soft - spare)}, or raise `ulimit -n`.")
 
 

@@ -26,11 +26,12 @@ class Override:
     path: tuple[Segment, ...]
     value: Any
     text: str  # as the user typed it, for error messages
+    source: str = ""  # where it was given, when not the command line (the Python API's call)
 
     @property
     def flag(self) -> str:
-        """The command-line flag this override came from, as shown in errors."""
-        return _flag(self.action, self.text)
+        """Where this override came from, as shown in errors: its flag, or `source`."""
+        return self.source or _flag(self.action, self.text)
 
 
 def _flag(action: str, text: str) -> str:

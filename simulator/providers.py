@@ -85,7 +85,7 @@ class WhatsAppProvider(BaseProvider):
             country = by_name.get(key)
         if country is None:
             known = ", ".join(self.countries)
-            raise WasimError(f"unknown country {code!r}", where="--country",
+            raise WasimError(f"unknown country {code!r}", field="country",
                              hint=f"Use an ISO 3166 alpha-2 code: {known}.")
         return country
 

@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from simulator.errors import WasimError
 from simulator.meta import SIGNATURE_HEADER, check_signature
+from simulator.tapped import read_document
 from simulator.validate import validate_callback
 
 # The standard library's server is deliberate: no new dependency, a real socket, and plenty for
@@ -65,24 +66,24 @@ class ReceiverOptions:
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
-            raise WasimError(f"port {self.port} is not a TCP port", where="--port",
+            raise WasimError(f"port {self.port} is not a TCP port", field="port",
                              hint="Give a port from 1 to 65535, or 0 for any free port.")
         # A 1xx is not a final answer: the sender would wait for one that never comes.
         if not 200 <= self.status <= 599:
-            raise WasimError(f"status {self.status} is not a final HTTP status", where="--status",
+            raise WasimError(f"status {self.status} is not a final HTTP status", field="status",
                              hint="Give a status from 200 to 599, e.g. 200, 429 or 503.")
         if not (self.delay >= 0 and math.isfinite(self.delay)):
-            raise WasimError(f"delay {self.delay} is not a number of seconds", where="--delay",
+            raise WasimError(f"delay {self.delay} is not a number of seconds", field="delay",
                              hint="Give 0 or more seconds, e.g. --delay 2.5.")
         if not 0 <= self.fail_rate <= 1:
             raise WasimError(f"fail rate {self.fail_rate} is not a probability",
-                             where="--fail-rate",
+                             field="fail_rate",
                              hint="Give a number from 0 (never fail) to 1 (always), e.g. 0.2.")
         if self.keep < 1:
-            raise WasimError(f"keep {self.keep} would keep no arrivals", where="--keep",
+            raise WasimError(f"keep {self.keep} would keep no arrivals", field="keep",
                              hint="Keep at least 1 arrival.")
         if self.max_body < 0:
-            raise WasimError(f"max body {self.max_body} is negative", where="--max-body",
+            raise WasimError(f"max body {self.max_body} is negative", field="max_body",
                              hint="Give a size in bytes, e.g. 1048576 for 1 MiB.")
         if self.keep_bytes < 0:
             raise WasimError(f"keep bytes {self.keep_bytes} is negative", where="keep_bytes",
@@ -225,16 +226,16 @@ class Receiver:
             server = _Server(host, port, self)
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                raise WasimError(f"port {port} on {host} is in use", where="--port",
+                raise WasimError(f"port {port} on {host} is in use", field="port",
                                  hint="Stop whatever is using it, pick another port with --port, "
                                       "or use --port 0 for any free port.") from None
             if exc.errno == errno.EACCES:
                 raise WasimError(f"not allowed to listen on port {port} on {host}: "
-                                 f"{exc.strerror}", where="--port",
+                                 f"{exc.strerror}", field="port",
                                  hint="Ports below 1024 need privileges; pick a higher one or "
                                       "--port 0.") from None
             raise WasimError(f"cannot listen on {host} port {port}: {exc.strerror or exc}",
-                             where="--host",
+                             field="host",
                              hint="Use an address of this machine, e.g. 127.0.0.1.") from None
         self._server = server
         self._bound_port = server.server_address[1]
@@ -543,69 +544,31 @@ def _read_callback(body: bytes) -> tuple[str, tuple[str, ...]]:
     return f"not a callback: {len(body)} bytes that are not JSON", (f"not JSON: {reason}",)
 
 
-def _dig(value: Any, *keys: str | int) -> Any:
-    """value[k1][k2]..., or None as soon as a step does not fit the shape."""
-    for key in keys:
-        if isinstance(key, str) and isinstance(value, dict):
-            value = value.get(key)
-        elif isinstance(key, int) and isinstance(value, list) and len(value) > key:
-            value = value[key]
-        else:
-            return None
-    return value
-
-
-def _text(value: Any) -> str | None:
-    """A value worth showing: a non-empty string or a number, else None."""
-    if isinstance(value, str):
-        return value.strip() or None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
-    return None
-
-
 def _summarise(document: Any) -> str:
     """Who tapped which button on which campaign, or why that could not be told."""
-    if not isinstance(document, dict):
-        kind = {list: "list", str: "string", bool: "boolean", type(None): "null"}.get(
-            type(document), "number")
-        return f"not a callback: the body is a JSON {kind}, not an object"
-    value = _dig(document, "meta_object", "value")
-    if value is None:  # Meta's own envelope, as the Meta-direct mode sends it
-        value = _dig(document, "entry", 0, "changes", 0, "value")
-    if not isinstance(value, dict):
-        return "not a callback: no meta_object.value (nor Meta's entry[0].changes[0].value)"
-    messages = value.get("messages")
-    if not isinstance(messages, list) or not messages:
-        status = _text(_dig(value, "statuses", 0, "status"))
-        if status is not None:
-            recipient = _text(_dig(value, "statuses", 0, "recipient_id")) or "an unknown user"
-            return f"status {status} of a message to {recipient}"
+    tapped = read_document(document)
+    if tapped.problem:
+        return f"not a callback: {tapped.problem}"
+    if not tapped.message:
+        if tapped.status:
+            return f"status {tapped.status} of a message to {tapped.recipient or 'an unknown user'}"
         return "could not tell who tapped what: no messages[] in the callback"
-    message = messages[0]
-    name = _text(_dig(value, "contacts", 0, "profile", "name"))
-    number = _text(_dig(value, "contacts", 0, "wa_id")) or _text(_dig(message, "from"))
+    name, number = tapped.name, tapped.number
     who = f"{name} ({number})" if name and number else name or number or "an unknown user"
-    text = _text(_dig(message, "button", "text"))
-    payload = _text(_dig(message, "button", "payload"))
-    message_type = _text(_dig(message, "type"))
-    if text is not None:
-        what = f'tapped "{text}"'
-    elif payload is not None:
-        what = f'tapped a button with payload "{payload}"'
-    elif message_type is not None:
-        what = f"sent a {message_type} message"
+    if tapped.button:
+        what = f'tapped "{tapped.button}"'
+    elif tapped.payload:
+        what = f'tapped a button with payload "{tapped.payload}"'
+    elif tapped.message_type:
+        what = f"sent a {tapped.message_type} message"
     else:
         what = "sent a message of no known type"
     line = f"{who} {what}"
-    ref1 = _text(_dig(document, "extra_info", "ref1"))
-    ref2 = _text(_dig(document, "extra_info", "ref2"))
     # ref1 and ref2 are the brand's own words for the campaign (e.g. "shoes campaign"): as-is.
-    campaign = " / ".join(part for part in (ref1, ref2) if part)
-    if campaign:
-        line += f" · {campaign}"
-    if len(messages) > 1:
-        line += f" (and {len(messages) - 1} more in this callback)"
+    if tapped.campaign:
+        line += f" · {tapped.campaign}"
+    if tapped.more:
+        line += f" (and {tapped.more} more in this callback)"
     return line
 
 

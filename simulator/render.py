@@ -114,14 +114,14 @@ def find_template(name_or_path: str) -> Path:
     candidate = Path(name_or_path)
     if candidate.suffix or "/" in name_or_path or candidate.is_file():
         if not candidate.is_file():
-            raise WasimError(f"no template file at {name_or_path}", where="--template",
+            raise WasimError(f"no template file at {name_or_path}", field="template",
                              hint="Check the path, or give a built-in name: "
                                   f"{', '.join(builtin_templates())}.")
         return candidate
     builtin = builtin_dir("templates") / f"{name_or_path}{TEMPLATE_SUFFIX}"
     if not builtin.is_file():
         names = builtin_templates()
-        raise WasimError(f"no built-in template named {name_or_path!r}", where="--template",
+        raise WasimError(f"no built-in template named {name_or_path!r}", field="template",
                          hint=did_you_mean(name_or_path, names)
                          or f"Built-in templates: {', '.join(names)}; or give a file path.")
     return builtin

@@ -76,5 +76,5 @@ def write_report(path: Path, summary: Summary, results: Sequence[SendResult],
 def check_report_path(path: Path) -> None:
     """Fail before a run, not after it, on a report name whose format is unknown."""
     if path.suffix not in (".xml", ".json"):
-        raise WasimError(f"cannot tell the report format of {path.name}", where="--report",
+        raise WasimError(f"cannot tell the report format of {path.name}", field="report",
                          hint="Name it .xml (JUnit) or .json.")

@@ -16,6 +16,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mappin
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import httpx
+
 from simulator.delivery import (
     Attempt,
     Deliverer,
@@ -36,7 +38,9 @@ from simulator.scenarios import (
     Scenario,
     StepSpec,
     plan_size,
+    target_where,
 )
+from simulator.settings import Layer, resolve
 from simulator.taps import SEEDED_EPOCH_RANGE, TapFactory, TapOptions
 
 SendKind = Literal["tap", "duplicate", "redelivery"]
@@ -123,7 +127,7 @@ def plan_scenario(scenario: Scenario, seed: int | None = None,
             continue
         for user in chosen:
             for _ in range(step.repeat):
-                button = _pick(step, buttons, rnd)
+                button = step.pick_button(buttons, rnd)
                 if button is None:
                     continue
                 offset = rnd.uniform(0, step.spread) if step.spread else 0.0
@@ -177,18 +181,6 @@ def _choose(step: StepSpec, users: list[User], by_number: Mapping[str, User],
     count = who.count if who.kind == "count" else round(len(users) * who.share)
     picked = set(rnd.sample(range(len(users)), min(count, len(users))))
     return [u for i, u in enumerate(users) if i in picked]  # keep the cast's order
-
-
-def _pick(step: StepSpec, buttons: Mapping[str, Button], rnd: Any) -> Button | None:
-    if step.button is not None:
-        return buttons[step.button]
-    if not step.choices:
-        anyone: Button = rnd.choice(list(buttons.values()))
-        return anyone
-    labels = [label for label, _ in step.choices] + [None]
-    weights = [w for _, w in step.choices] + [step.no_tap]
-    label: str | None = rnd.choices(labels, weights=weights)[0]
-    return buttons[label] if label is not None else None
 
 
 def _with_chaos(scenario: Scenario, taps: list[tuple[float, StepSpec, Tap, Event]],
@@ -314,8 +306,13 @@ async def run_plan(
     sleep: Sleep = asyncio.sleep,
     clock: Callable[[], float] = time.monotonic,
     on_attempt: Callable[[Attempt], None] | None = None,
+    client: httpx.AsyncClient | None = None,
 ) -> AsyncIterator[SendResult]:
-    """Dispatch every send at its moment (divided by `speed`), yielding results as they end."""
+    """Dispatch every send at its moment (divided by `speed`), yielding results as they end.
+
+    `client` is the seam every face shares: None sends for real (each target's own client,
+    loopback-guarded); a client on `httpx.MockTransport` lets a unit test answer instead.
+    """
     deliverers: dict[int, Deliverer] = {}
     limits: dict[str, asyncio.Semaphore] = {}
     results: asyncio.Queue[SendResult | BaseException] = asyncio.Queue()
@@ -324,7 +321,8 @@ async def run_plan(
         options = delivery(send)
         key = id(options)
         if key not in deliverers:
-            deliverers[key] = Deliverer(options, on_attempt=on_attempt, sleep=sleep)
+            deliverers[key] = Deliverer(options, on_attempt=on_attempt, sleep=sleep,
+                                        client=client)
         return deliverers[key]
 
     async def one(send: PlannedSend, limit: asyncio.Semaphore | None) -> None:
@@ -379,14 +377,37 @@ async def deliver_events(
     replay_of: Mapping[str, str] | None = None,
     on_attempt: Callable[[Attempt], None] | None = None,
     sleep: Sleep = asyncio.sleep,
+    client: httpx.AsyncClient | None = None,
 ) -> AsyncIterator[DeliveryResult]:
     """Deliver events one after another (fire, replay), yielding each delivery as it ends.
 
     `replay_of` maps an event id to the delivery it replays, recorded on every attempt.
     """
-    async with Deliverer(options, on_attempt=on_attempt, sleep=sleep) as deliverer:
+    async with Deliverer(options, on_attempt=on_attempt, sleep=sleep,
+                         client=client) as deliverer:
         for event in events:
             yield await deliverer.deliver(event, replay_of=(replay_of or {}).get(event.id))
+
+
+def scenario_settings(scenario: Scenario, index: int | None, given: Mapping[str, Any],
+                      flag: Callable[[str], str], *, own_target: bool = False,
+                      ) -> tuple[dict[str, Any], Callable[[str], str]]:
+    """The settings of step `index` (None: no step): scenario, then the step, then `given`.
+
+    `given` are the settings of the person (flags, the API, the TUI's dialog), named by
+    `flag`; the scenario's are named by their `file:line`. One rule for every face.
+    `own_target`: the caller has its own target (the Python API's app object), which
+    replaces the scenario's url and app.
+    """
+    layers: list[Layer] = [(scenario.target, target_where(scenario, "target"))]
+    if index is not None and index < len(scenario.steps):
+        layers.append((scenario.steps[index].target,
+                       target_where(scenario, f"steps[{index}].target")))
+    layers.append((given, flag))
+    settings, where = resolve(*layers)
+    if own_target:
+        settings = {k: v for k, v in settings.items() if k not in ("url", "app")}
+    return settings, where
 
 
 def scenario_delivery(plan: Plan, overrides: Mapping[str, Any],
@@ -396,21 +417,15 @@ def scenario_delivery(plan: Plan, overrides: Mapping[str, Any],
     """DeliveryOptions per step: scenario target, then the step's, then command-line overrides.
 
     Every step's options are built (and so checked) at once, before anything is sent.
+    `fallback` is the caller's own target, which replaces the scenario's url and app.
     `allow_remote` is the person's permission; nothing in the scenario can give it.
     """
     scenario = plan.scenario
     built: dict[str, DeliveryOptions] = {}
     cache: dict[tuple[tuple[str, str], ...], DeliveryOptions] = {}
     for index, step in enumerate(scenario.steps):
-        settings = {**scenario.target, **step.target, **overrides}
-
-        def where(key: str, index: int = index, step: StepSpec = step) -> str:
-            if key in overrides:
-                return flag(key)
-            if key in step.target:
-                return scenario.where(f"steps[{index}].target.{key}")
-            return scenario.where(f"target.{key}")
-
+        settings, where = scenario_settings(scenario, index, overrides, flag,
+                                            own_target=fallback is not None)
         key = tuple(sorted((k, repr(v)) for k, v in settings.items()))
         if key not in cache:
             cache[key] = delivery_options_from(settings, where, target=fallback,

@@ -177,6 +177,27 @@ class StepSpec:
     # `statuses`; a step with them taps nothing.
     sends: tuple[tuple[str, Any], ...] = ()
 
+    def pick_button(self, buttons: Mapping[str, Button], rnd: Any, *,
+                    may_skip: bool = True) -> Button | None:
+        """The button one user taps in this step, drawn with `rnd`; None: they tap nothing.
+
+        The one home of button weighting (`wasim run` and `wasim load` both draw here): the
+        fixed button, else `choices` by weight (and `no_tap` unless not `may_skip`), else
+        any button alike.
+        """
+        if self.button is not None:
+            return buttons[self.button]
+        if not self.choices:
+            anyone: Button = rnd.choice(list(buttons.values()))
+            return anyone
+        labels: list[str | None] = [label for label, _ in self.choices]
+        weights = [w for _, w in self.choices]
+        if may_skip:
+            labels.append(None)
+            weights.append(self.no_tap)
+        label: str | None = rnd.choices(labels, weights=weights)[0]
+        return buttons[label] if label is not None else None
+
 
 @dataclass(frozen=True)
 class ChaosSpec:
@@ -239,13 +260,13 @@ def find_scenario(name_or_path: str) -> Path:
     if candidate.is_file():
         return candidate
     if candidate.suffix in SUFFIXES or "/" in name_or_path:
-        raise WasimError(f"no scenario file at {name_or_path}", where="SCENARIO",
+        raise WasimError(f"no scenario file at {name_or_path}", field="scenario",
                          hint="Check the path; `wasim scenarios` lists the known ones.")
     known = {p.stem: p for p in builtin_scenarios()}
     known.update({p.stem: p for p in local_scenarios()})
     if name_or_path in known:
         return known[name_or_path]
-    raise WasimError(f"no scenario named {name_or_path!r}", where="SCENARIO",
+    raise WasimError(f"no scenario named {name_or_path!r}", field="scenario",
                      hint=did_you_mean(name_or_path, known)
                      or "`wasim scenarios` lists the built-in and local ones.")
 
@@ -324,7 +345,7 @@ def render_scenario_text(source: str, display: str, *, seed: int | None = None,
         seed = int(digits or 0)
     elif isinstance(seed, bool) or not isinstance(seed, int) or abs(seed) > MAX_SEED:
         raise WasimError(f"the seed must be a whole number from -{MAX_SEED:,} to {MAX_SEED:,}",
-                         where="--seed")
+                         field="seed")
     return _render(source, display, seed, env or {})
 
 

@@ -103,21 +103,21 @@ class ApiOptions:
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
-            raise WasimError(f"port {self.port} is not a TCP port", where="--port",
+            raise WasimError(f"port {self.port} is not a TCP port", field="port",
                              hint="Give a port from 1 to 65535, or 0 for any free port.")
         if not self.sid or not self.sid.isalnum():
-            raise WasimError(f"SID {self.sid!r} is not letters and digits", where="--sid",
+            raise WasimError(f"SID {self.sid!r} is not letters and digits", field="sid",
                              hint=f"Kaleyra SIDs look like {DEFAULT_SID}.")
         if not self.api_key or not self.api_key.isprintable() or " " in self.api_key:
             raise WasimError("the API key is empty or has spaces or control characters",
-                             where="--api-key", hint=f"Keys look like {DEFAULT_API_KEY}.")
+                             field="api_key", hint=f"Keys look like {DEFAULT_API_KEY}.")
         for number in self.business_numbers:
             if not number.isdigit() or not 8 <= len(number) <= 15:
                 raise WasimError(f"business number {number!r} is not 8-15 digits",
-                                 where="--business-number", hint="Give E.164 digits, e.g. "
+                                 field="business_number", hint="Give E.164 digits, e.g. "
                                  "919876543210 (a leading + is dropped).")
         if any(not (d >= 0 and math.isfinite(d)) or d > MAX_DELAY for d in self.status_delays):
-            raise WasimError("a status delay is not 0 to 86400 seconds", where="--status-delay")
+            raise WasimError("a status delay is not 0 to 86400 seconds", field="status_delay")
         if self.keep < 1:
             raise WasimError(f"keep {self.keep} would keep nothing", where="keep")
         if self.keep_bytes < 0 or self.max_body < 0:
@@ -312,7 +312,7 @@ class MockApi:
             server = _Server(host, port, self)
         except OSError as exc:
             raise WasimError(f"cannot listen on {host} port {port}: {exc.strerror or exc}",
-                             where="--port", hint="Pick another port with --port, or --port 0 "
+                             field="port", hint="Pick another port with --port, or --port 0 "
                                                   "for any free one.") from None
         self._bound_port = server.server_address[1]
         return server

@@ -186,7 +186,7 @@ class TapFactory:
         # Draws that belong to no id family (the scenario's who-taps-what, chaos) use this.
         self.rnd = self.streams["plan"]
         if options.platform not in (*PLATFORMS, "mix"):
-            raise WasimError(f"unknown platform {options.platform!r}", where="--platform",
+            raise WasimError(f"unknown platform {options.platform!r}", field="platform",
                              hint="Use android, ios, web or mix.")
         # Resolve every country before drawing anything, so a typo fails at once.
         self.countries = tuple(self.wa.whatsapp_country(c).code for c in options.countries)
@@ -251,7 +251,7 @@ class TapFactory:
         number before any wire quirk), so a user keeps them whatever else changes.
         """
         if identity not in IDENTITIES:
-            raise WasimError(f"unknown identity {identity!r}", where="--identity",
+            raise WasimError(f"unknown identity {identity!r}", field="identity",
                              hint=f"Use {', '.join(IDENTITIES)}.")
         if enterprise is None:
             enterprise = bool(user.parent_user_id)

@@ -20,6 +20,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+import httpx
+
 from simulator.delivery import (
     APP_BASE_URL,
     Attempt,
@@ -42,11 +44,13 @@ from simulator.runner import (
     Plan,
     SendResult,
     Summary,
+    deliver_events,
     plan_scenario,
     run_plan,
     scenario_delivery,
 )
 from simulator.scenarios import Scenario, load_scenario, parse_scenario
+from simulator.tapped import read_body
 from simulator.taps import (
     DEFAULT_BUTTONS,
     IDENTITIES,
@@ -125,10 +129,7 @@ class Callback:
                     f"{event.message_id or self.document.get('message_id', '?')}, "
                     f"event {event.id}")
         label = event.button or self.tap.button.text
-        try:
-            payload = self.document["meta_object"]["value"]["messages"][0]["button"]["payload"]
-        except (LookupError, TypeError):
-            payload = self.tap.button.payload
+        payload = read_body(self.event.body).payload or self.tap.button.payload
         who = f"{event.user} ({event.name})" if event.name else event.user or "?"
         return (f"{label!r} (payload {payload!r}) tapped by {who}, message "
                 f"{event.message_id or '?'}, event {event.id}")
@@ -395,10 +396,14 @@ def _app_target(app: Any, path: str, kind: Literal["asgi", "wsgi"] | None) -> Ta
 
 
 def _with_where(exc: WasimError, where: str) -> WasimError:
-    # pytest shows only str(exc): fold the place and the hint into the message itself, naming
-    # the call the test made instead of the CLI flag the core's errors are phrased for.
-    if exc.where is None or exc.where.startswith("-") or exc.where.isupper():  # --x, SCENARIO
-        exc.where = where
+    """The error as pytest shows it (only str(exc)): the place folded into the message.
+
+    The core names the field it is about; the call the test made is where it came from.
+    """
+    if exc.where is None:
+        # `wasim.target()` about the field `url` is `wasim.target(url=...)`.
+        exc.where = (f"{where[:-1]}{exc.field}=...)" if exc.field and where.endswith("()")
+                     else where)
     exc.args = (exc.one_line(),)
     return exc
 
@@ -423,8 +428,12 @@ class Simulator:
                  platform: str = "mix", template: str = "button_tap",
                  wall_clock: bool = True, now: int | None = None, identity: str = "bsuid",
                  enterprise: float = 0.0, quirks: str = "", business_country: str = "IN",
-                 origin: str = "", envelope: str = "kaleyra") -> None:
+                 origin: str = "", envelope: str = "kaleyra",
+                 client: httpx.AsyncClient | None = None) -> None:
         self.seed = seed
+        # The one seam of every delivery (as in runner.run_plan): None sends for real, a
+        # client on httpx.MockTransport answers in a unit test.
+        self.client = client
         self.origin = origin  # where the seed came from, e.g. "the node id tests/x.py::test_y"
         countries = (country,) if isinstance(country, str) else tuple(country)
         if platform not in (*USER_ID_LENGTHS, "mix"):
@@ -435,7 +444,7 @@ class Simulator:
             shares = parse_shares(identity, IDENTITIES, "wasim(identity=...)")
             quirk_shares = parse_shares(quirks, QUIRKS, "wasim(quirks=...)") if quirks else ()
         except WasimError as exc:
-            raise _with_where(exc, exc.where or "wasim()") from None
+            raise _with_where(exc, "wasim()") from None
         self.tap_options = TapOptions(seed=seed, countries=countries, platform=platform,
                                       wall_clock=wall_clock, start=now, identity=shares,
                                       enterprise=enterprise, quirks=quirk_shares,
@@ -551,9 +560,10 @@ class Simulator:
             chosen = Button(label, payload if payload is not None else label)
         overrides = tuple(
             [Override("set", parse_path(path, f"wasim.tap(changes={{{path!r}: ...}})"), value,
-                      path) for path, value in changes.items()]
-            + [Override("remove", parse_path(path, f"wasim.tap(remove=[{path!r}])"), None, path)
-               for path in remove])
+                      path, f"wasim.tap(changes={{{path!r}: ...}})")
+             for path, value in changes.items()]
+            + [Override("remove", parse_path(path, f"wasim.tap(remove=[{path!r}])"), None, path,
+                        f"wasim.tap(remove=[{path!r}])") for path in remove])
         tap = factory.tap(tapper, sent, chosen)
         return Callback(tap, render_tap(self._callback_template(), tap, overrides), self.seed)
 
@@ -726,9 +736,9 @@ class Simulator:
                        path: str | None = None) -> Delivery:
         """`deliver` for async tests: `await wasim.adeliver(callback)`."""
         options = self._delivery_options(app, url, path, "wasim.deliver()")
-        async with Deliverer(options, sleep=_no_wait) as deliverer:
-            result = await deliverer.deliver(callback.event)
-        return self._record(Delivery(callback, result, self.seed_note))
+        results = [result async for result in deliver_events(
+            [callback.event], options, sleep=_no_wait, client=self.client)]
+        return self._record(Delivery(callback, results[0], self.seed_note))
 
     def duplicate(self, callback: Callback, *, times: int = 2, concurrently: bool = False,
                   app: Any = None, url: str | None = None, path: str | None = None) -> Deliveries:
@@ -744,12 +754,13 @@ class Simulator:
             raise _with_where(WasimError(f"times must be 1 or more, got {times}"),
                               "wasim.duplicate()")
         options = self._delivery_options(app, url, path, "wasim.duplicate()")
-        async with Deliverer(options, sleep=_no_wait) as deliverer:
-            if concurrently:
+        if concurrently:
+            async with Deliverer(options, sleep=_no_wait, client=self.client) as deliverer:
                 results = await asyncio.gather(
                     *(deliverer.deliver(callback.event) for _ in range(times)))
-            else:
-                results = [await deliverer.deliver(callback.event) for _ in range(times)]
+        else:
+            results = [result async for result in deliver_events(
+                [callback.event] * times, options, sleep=_no_wait, client=self.client)]
         return Deliveries(self._record(Delivery(callback, result, self.seed_note))
                           for result in results)
 
@@ -801,9 +812,7 @@ class Simulator:
             start = int(time.time())
         plan = plan_scenario(loaded, seed, start=start)  # seed None: the file's own seed
         target = self._resolve(app, url, path, where)
-        overrides: dict[str, Any] = dict(self._settings)
-        if target is not None:
-            overrides.update(url=None, app=None)  # None: fall back to `target`, step by step
+        overrides: dict[str, Any] = dict(self._settings)  # `target` replaces the file's
         try:
             delivery = scenario_delivery(plan, overrides, lambda key: f"{where} {key}=",
                                          fallback=target, allow_remote=self._allow_remote)
@@ -812,7 +821,8 @@ class Simulator:
         summary = Summary(loaded.name, plan.seed)
         found: list[SendResult] = []
         sleep = _no_wait if math.isinf(speed) else asyncio.sleep
-        async for outcome in run_plan(plan, delivery, speed=speed, sleep=sleep):
+        async for outcome in run_plan(plan, delivery, speed=speed, sleep=sleep,
+                                      client=self.client):
             summary.add(outcome)
             found.append(outcome)
         found.sort(key=lambda outcome: outcome.planned.index)

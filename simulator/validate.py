@@ -19,7 +19,7 @@ from typing import Any
 
 from simulator.calling_codes import ISO_REGIONS, REGIONS_BY_CALLING_CODE, calling_code_of
 from simulator.errors import WasimError
-from simulator.inputs import load_json
+from simulator.inputs import UUID4, load_json, phone_problem
 from simulator.meta import is_meta_document
 from simulator.wamid import BUSINESS_ID_LENGTH, USER_ID_LENGTHS, InvalidWamid, decode_wamid
 from simulator.wire import to_wire
@@ -67,7 +67,6 @@ SENDER_OPTIONAL = ("from", "from_user_id", "from_parent_user_id")
 TAP_MESSAGE = _shape("context", "from", "from_user_id", "from_parent_user_id", "id",
                      "timestamp", "type", "button", optional=SENDER_OPTIONAL)
 
-_UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 _USER_HEX_LENGTHS = tuple(sorted(USER_ID_LENGTHS.values()))
 # A business-scoped user id: the user's ISO country, a dot, up to 128 alphanumerics; the
 # enterprise parent id has `ENT.` in between (wire-format section 10).
@@ -155,12 +154,12 @@ class _Checker:
         """A WhatsApp number: E.164 digits, no `+`, 8-15 digits, an assigned country code."""
         if not self.string(path, value):
             return False
-        if not (value.isascii() and value.isdigit()) or not 8 <= len(value) <= 15 \
-                or value.startswith("0"):
+        problem = phone_problem(value)  # the same rule as typed numbers (inputs.parse_phone)
+        if problem == "shape":
             self.fail(path, f"expected a phone number as 8-15 digits with country code and no "
                             f"'+', got {_show(value)}")
             return False
-        if calling_code_of(value) is None:
+        if problem == "calling code":
             self.fail(path, f"expected a phone number with a country calling code, but no "
                             f"country's code starts {_show(value)}")
             return False
@@ -184,7 +183,7 @@ class _Checker:
             return
         if value.startswith("wamid."):
             self.fail(path, "expected Kaleyra's UUID, got a wamid")
-        elif not _UUID4.fullmatch(value):
+        elif not UUID4.fullmatch(value):
             self.fail(path, f"expected a lowercase version 4 UUID, got {_show(value)}")
 
     def timestamp(self, path: str, value: Any) -> None:

@@ -198,7 +198,7 @@ def test_a_slow_handler_times_out_with_the_limit_named(runner: CliRunner, histor
     with Receiver(ReceiverOptions(port=0, delay=2)) as slow:
         result = fire(runner, history, "--url", slow.url, "--timeout", "0.2")
     assert result.exit_code == 1
-    assert "no answer within 0.2 s (--timeout)" in result.stdout
+    assert "no answer within 0.2 s (the timeout)" in result.stdout
 
 
 def test_a_corrupt_history_is_a_one_line_error(runner: CliRunner, tmp_path: Path) -> None:

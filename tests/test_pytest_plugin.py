@@ -129,12 +129,14 @@ def test_changes_and_remove_edit_the_callback_for_negative_tests() -> None:
     assert message(tap.document)["button"]["text"] == "Buy"  # type: ignore[index]
     assert "ref2" not in tap.document["extra_info"]
     assert "'Buy'" in tap.describe()  # described from the bytes, not from the tap
-    with pytest.raises(WasimError, match=r"wasim\.tap\(\).*has no key 'nope'"):
+    with pytest.raises(WasimError,
+                       match=r"wasim\.tap\(changes=\{'extra_info\.nope'.*has no key 'nope'"):
         Simulator(5).tap(changes={"extra_info.nope": 1})
 
 
 def test_an_unknown_country_names_the_call_and_the_known_codes() -> None:
-    with pytest.raises(WasimError, match=r"wasim\.user\(\): unknown country 'XX'.*IN"):
+    with pytest.raises(WasimError,
+                       match=r"wasim\.user\(country=\.\.\.\): unknown country 'XX'.*IN"):
         Simulator(5).user(country="XX")
 
 

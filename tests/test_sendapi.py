@@ -480,7 +480,7 @@ def test_wasim_api_names_itself_in_a_bad_option() -> None:
 
     with pytest.raises(WasimError) as caught:
         Simulator(seed=1).api(business_numbers=["12"])
-    assert caught.value.where == "wasim.api()"
+    assert caught.value.where is not None and caught.value.where.startswith("wasim.api(")
 
 
 def test_reply_tap_refuses_a_button_the_message_does_not_have(api: MockApi) -> None:

@@ -140,8 +140,9 @@ class CourierCall(Message):
 
 def tui_flag(key: str) -> str:
     """The flag of a delivery setting given to `wasim tui`, for error messages."""
-    return {"app": "--app", "path": "--path", "headers": "--header"}.get(
-        key, "--" + key.replace("_", "-"))
+    from simulator.settings import flag_of
+
+    return flag_of(key)
 
 
 def target_overrides(url: str | None = None, app: str | None = None,

@@ -82,14 +82,12 @@ def delivery_for(scenario: Scenario, overrides: Mapping[str, Any],
 
     None when neither names a URL or an app; any other problem raises a WasimError.
     """
-    settings = {**scenario.target, **{k: v for k, v in overrides.items() if v is not None}}
+    from simulator.runner import scenario_settings
+
+    # The same resolve as `wasim run`: the dialog's or the flags' settings over the file's.
+    settings, where = scenario_settings(scenario, None, overrides, flag)
     if not settings.get("url") and not settings.get("app"):
         return None
-
-    def where(key: str) -> str:
-        """Where a setting came from: the flag, or the scenario's file and line."""
-        return flag(key) if key in overrides else scenario.where(f"target.{key}")
-
     return delivery_options_from(settings, where, allow_remote=allow_remote)
 
 

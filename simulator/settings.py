@@ -1,0 +1,195 @@
+"""Delivery settings: one table (key, flag, env variable, help, type, default), one resolve.
+
+Every delivering command (fire, run, replay, load, tui) gets its click options from SETTINGS,
+and every source of settings (flags, a scenario step's `target:`, the scenario's `target:`,
+`wasim.target(...)`, the TUI's dialog) goes through `resolve`, with one precedence rule:
+the layer given last wins, a value of None (or an empty list) is "not given", and what no
+layer gives takes the table's default. `delivery.delivery_options_from` turns the result into
+typed `DeliveryOptions`. To add a setting, add one row here and read it there.
+
+The person's permission to send off this machine (`--allow-remote`) is not a setting: files
+fill settings, and a file must never lift the remote guard.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from simulator.inputs import MAX_RETRIES, MAX_WAIT
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One delivery setting: its key in a `target:` block and how the command line spells it."""
+
+    key: str
+    """The name in a scenario's `target:`, in `wasim.target(...)` and in resolved settings."""
+    flag: str
+    """The long command-line flag, e.g. `--timeout`."""
+    help: str
+    """The help text of the flag."""
+    default: Any = None
+    """The value when no source gives one (None: not set)."""
+    param: str | None = None
+    """The click parameter name when it is not the key (`app_spec` for `app`)."""
+    envvar: str | None = None
+    """The environment variable that stands in for the flag."""
+    metavar: str | None = None
+    """How the help names the flag's value."""
+    short: str | None = None
+    """A one-letter alias, e.g. `-H`."""
+    multiple: bool = False
+    """Whether the flag repeats (its value is then a tuple)."""
+    kind: str = "text"
+    """How the command line reads the value: text, url, seconds, positive_seconds, retries,
+    method, envelope, signature."""
+
+    @property
+    def name(self) -> str:
+        """The click parameter name."""
+        return self.param or self.key
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("url", "--url", "Your webhook, e.g. http://127.0.0.1:8000/webhook.",
+            envvar="WASIM_URL", metavar="URL", kind="url"),
+    Setting("app", "--app", "Call your ASGI (FastAPI, Starlette) or WSGI (Flask, Django) app "
+            "in-process: no server, no port. Imported from the current folder.",
+            param="app_spec", metavar="[asgi:|wsgi:]MODULE:APP"),
+    Setting("path", "--path", "The webhook's path inside --app.", default="/",
+            param="app_path"),
+    Setting("method", "--method", "HTTP method of the callback profile.", default="POST",
+            kind="method"),
+    Setting("headers", "--header", "A custom static header of the callback profile; "
+            "repeatable.", default=(), short="-H", metavar='"NAME: VALUE"', multiple=True),
+    Setting("basic_auth", "--basic-auth", "HTTP Basic auth.", envvar="WASIM_BASIC_AUTH",
+            metavar="USER:PASSWORD"),
+    Setting("token_url", "--token-url", "Advanced Authentication: fetch a bearer token here "
+            "first (client-credentials form POST) and reuse it until it expires.",
+            metavar="URL", kind="url"),
+    Setting("client_id", "--client-id", "Client id for --token-url.", metavar="ID"),
+    Setting("client_secret", "--client-secret", "Client secret for --token-url.",
+            envvar="WASIM_CLIENT_SECRET", metavar="SECRET"),
+    Setting("timeout", "--timeout", "Seconds to wait for the handler's answer.", default=10.0,
+            kind="positive_seconds"),
+    Setting("success", "--success", "Statuses that count as delivered: 2xx, 200,202 or "
+            "200-299.", default="2xx", metavar="CODES"),
+    Setting("retries", "--retries", "Retries after a failed attempt (error status, timeout, "
+            "refused); at most 100.", default=0, kind="retries"),
+    Setting("backoff", "--backoff", "Seconds before the first retry; each next wait doubles.",
+            default=1.0, kind="seconds"),
+    Setting("retry_schedule", "--retry-schedule", "Explicit waits before each retry, e.g. "
+            "1,5,30; 'platform' is a compressed at-least-once schedule "
+            "(1,5,30,120,600,1800). Overrides --retries/--backoff.",
+            metavar="SECONDS,...|platform"),
+    Setting("envelope", "--envelope", "Body envelope: kaleyra, or meta (Meta's webhook: object, "
+            "entry[].changes[]).", default="kaleyra", kind="envelope"),
+    Setting("app_secret", "--app-secret", "Sign every request with X-Hub-Signature-256 "
+            "(HMAC-SHA256 of the exact body bytes), as Meta does.", envvar="WASIM_APP_SECRET",
+            metavar="SECRET"),
+    Setting("signature", "--signature", "A negative case: send no signature, one under a wrong "
+            "secret, one over a re-serialized body, or a sha1= one (the legacy format). The "
+            "handler must refuse: 401/403 count as delivered unless --success is given.",
+            default="valid", kind="signature"),
+)
+
+BY_KEY: dict[str, Setting] = {s.key: s for s in SETTINGS}
+KEYS: tuple[str, ...] = tuple(BY_KEY)
+DEFAULTS: dict[str, Any] = {s.key: s.default for s in SETTINGS if s.default is not None}
+TARGET_KEYS = ("url", "app", "path")
+"""Where to deliver; the rest says how."""
+RETRY_KEYS = ("retries", "backoff", "retry_schedule")
+"""Settings of the retry policy (`wasim load` sends each callback once)."""
+
+
+def default(key: str, fallback: Any = None) -> Any:
+    """The table's default of `key`."""
+    return DEFAULTS.get(key, fallback)
+
+
+def flag_of(key: str) -> str:
+    """The command-line flag of a setting (`timeout` -> `--timeout`)."""
+    setting = BY_KEY.get(key)
+    return setting.flag if setting else "--" + key.replace("_", "-")
+
+
+def given(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings a source actually gives: None and empty lists are "not given"."""
+    return {k: v for k, v in values.items() if v is not None and v != ()}
+
+
+def from_params(params: Mapping[str, Any], keys: Iterable[str] = KEYS) -> dict[str, Any]:
+    """The settings given on the command line, from click's parameters (named as in SETTINGS)."""
+    return given({key: params.get(BY_KEY[key].name) for key in keys})
+
+
+Layer = tuple[Mapping[str, Any], Callable[[str], str]]
+"""Settings from one source and how to name where each came from (`--timeout`, `file:line`)."""
+
+
+def resolve(*layers: Layer) -> tuple[dict[str, Any], Callable[[str], str]]:
+    """Merge sources, lowest precedence first: (scenario, step, flags or API or dialog).
+
+    A source that names a target (url or app) replaces the target of the sources below it:
+    `--url` over a file's `app:` sends to the URL. Returns the merged settings (defaults are
+    left to `delivery_options_from`, from this table) and `where(key)`: the place the winning
+    value of `key` came from, for errors.
+    """
+    merged: dict[str, Any] = {}
+    origin: dict[str, Callable[[str], str]] = {}
+    for values, named in layers:
+        values = given(values)
+        if "url" in values or "app" in values:
+            for key in ("url", "app"):
+                merged.pop(key, None)
+        for key, value in values.items():
+            merged[key] = value
+            origin[key] = named
+    last = layers[-1][1] if layers else str
+
+    def where(key: str) -> str:
+        return origin.get(key, last)(key)
+
+    return merged, where
+
+
+def click_options(keys: Iterable[str] = KEYS) -> Callable[[Any], Any]:
+    """A decorator adding the click options of `keys`, generated from the table.
+
+    Options carry no click default (None means "not given", so a file's value is not
+    overridden by a default); the help shows the table's default instead.
+    """
+    import click
+
+    from simulator.params import Number, check_url
+
+    kinds: dict[str, dict[str, Any]] = {
+        "text": {},
+        "url": {"callback": check_url},
+        "method": {"type": click.Choice(["POST", "PUT", "PATCH"], case_sensitive=False)},
+        "seconds": {"type": Number(0, MAX_WAIT, what="seconds")},
+        "positive_seconds": {"type": Number(0, MAX_WAIT, low_open=True, what="seconds")},
+        "retries": {"type": Number(0, MAX_RETRIES, integer=True)},
+        "envelope": {"type": click.Choice(["kaleyra", "meta"], case_sensitive=False)},
+        "signature": {"type": click.Choice(["valid", "missing", "wrong-secret",
+                                            "reserialized", "bad-format"])},
+    }
+    chosen = [BY_KEY[key] for key in keys]
+
+    def decorate(command: Any) -> Any:
+        for setting in reversed(chosen):
+            help_text = setting.help
+            if setting.envvar:
+                help_text += f"  [env: {setting.envvar}]"
+            decls = [setting.flag] + ([setting.short] if setting.short else [])
+            extra: dict[str, Any] = dict(kinds[setting.kind])
+            if setting.default not in (None, ()):
+                help_text += f"  [default: {setting.default}]"
+            command = click.option(*decls, setting.name, envvar=setting.envvar,
+                                   metavar=setting.metavar, multiple=setting.multiple,
+                                   help=help_text, **extra)(command)
+        return command
+
+    return decorate
