@@ -85,6 +85,15 @@ class TapOptions:
     user_name: str | None = None
     context_id: str | None = None
     reply_to: str | None = None
+    # Which share of the seeded source this generator draws: worker `partition` of a load
+    # run split over processes (or Locust workers). Partition 0 is the plain seed, so one
+    # process gives the same bytes as before; every other partition draws its own users and
+    # ids, while the business and campaign (shared by every worker) stay the same.
+    partition: int = 0
+
+
+# The families every partition shares: one business and one campaign per run.
+SHARED_FAMILIES = frozenset({"business_number", "refs"})
 
 
 class Streams:
@@ -94,14 +103,18 @@ class Streams:
     differs in its buttons still gets the same users, trace ids and message ids.
     """
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, partition: int = 0) -> None:
         self.seed = seed
+        self.partition = partition
         self._streams: dict[str, random.Random] = {}
 
     def __getitem__(self, family: str) -> random.Random:
         stream = self._streams.get(family)
         if stream is None:
-            stream = self._streams[family] = random.Random(f"wasim:{self.seed}:{family}")
+            name = f"wasim:{self.seed}:{family}"
+            if self.partition and family not in SHARED_FAMILIES:
+                name = f"wasim:{self.seed}:p{self.partition}:{family}"
+            stream = self._streams[family] = random.Random(name)
         return stream
 
 
@@ -182,7 +195,10 @@ class TapFactory:
         self.options = options
         self.fake = fake if fake is not None else make_faker(options.seed)
         self.wa = whatsapp_provider(self.fake)
-        self.streams = Streams(options.seed)
+        if not 0 <= options.partition < 1 << 16:
+            raise WasimError(f"partition {options.partition} is out of range", field="partition",
+                             hint="Use a worker index from 0 to 65535.")
+        self.streams = Streams(options.seed, options.partition)
         # Draws that belong to no id family (the scenario's who-taps-what, chaos) use this.
         self.rnd = self.streams["plan"]
         if options.platform not in (*PLATFORMS, "mix"):

@@ -116,3 +116,25 @@ def test_unknown_country_is_a_clear_error_listing_the_known_ones() -> None:
 @pytest.mark.parametrize(("typed", "code"), [("uk", "GB"), ("UAE", "AE"), ("india", "IN")])
 def test_common_spellings_of_a_country_are_understood(typed: str, code: str) -> None:
     assert whatsapp_provider(make_faker(1)).whatsapp_country(typed).code == code
+
+
+def test_partitions_share_the_business_and_draw_their_own_users_and_ids() -> None:
+    from simulator.taps import TapFactory, TapOptions
+
+    plain = list(TapFactory(TapOptions(seed=5)).taps(50))
+    zero = list(TapFactory(TapOptions(seed=5, partition=0)).taps(50))
+    one = list(TapFactory(TapOptions(seed=5, partition=1)).taps(50))
+    two = list(TapFactory(TapOptions(seed=5, partition=2)).taps(50))
+    assert plain == zero  # partition 0 is the plain seed: one process is unchanged
+    assert {t.business for t in one} == {t.business for t in plain}
+    ids = [t.message_id for t in plain + one + two]
+    assert len(set(ids)) == len(ids)
+    assert {t.user.wa_id for t in one}.isdisjoint({t.user.wa_id for t in two})
+
+
+def test_a_partition_out_of_range_is_refused_naming_the_field() -> None:
+    from simulator.taps import TapFactory, TapOptions
+
+    with pytest.raises(WasimError) as caught:
+        TapFactory(TapOptions(seed=5, partition=-1))
+    assert caught.value.field == "partition"
