@@ -126,10 +126,10 @@ def add_options(parser: Any) -> None:
     for flag, key, envvar, text in OPTIONS:
         kind = int if key in ("seed", "count") else str
         parser.add_argument(flag, type=kind, default=None, env_var=envvar, help=text,
-                           is_secret=key in _SECRETS)
+                            is_secret=key in _SECRETS)
     parser.add_argument(ALLOW_REMOTE_FLAG, action="store_true", default=False,
-                       include_in_web_ui=False,
-                       help="Allow a host that is not this machine (this process only).")
+                        include_in_web_ui=False,
+                        help="Allow a host that is not this machine (this process only).")
 
 
 @events.init.add_listener  # type: ignore[untyped-decorator]
@@ -170,7 +170,7 @@ class WasimUser(User):
     buttons: ClassVar[tuple[str, ...] | str] = ()
     scenario: ClassVar[str | None] = None
     method: ClassVar[str | None] = None
-    headers: ClassVar[Mapping[str, str] | None] = None
+    headers: ClassVar[Mapping[str, str] | tuple[str, ...] | None] = None  # "Name: value"s
     basic_auth: ClassVar[str | None] = None
     timeout: ClassVar[float | None] = None
     success: ClassVar[str | None] = None
@@ -234,12 +234,18 @@ class WasimUser(User):
             response=None, context=self.context(), exception=failure, url=shared.label)
 
     def _exchange(self, shared: _Shared, request: bytes) -> tuple[int, int]:
-        """One request on this user's kept-alive connection: the status and body length."""
-        deadline = time.monotonic() + shared.delivery.timeout
+        """One request on this user's kept-alive connection: the status and body length.
+
+        The timeout bounds the whole request (connecting, sending, the whole answer), as in
+        `wasim load`; failures are CallbackFailed with a bounded message.
+        """
+        timeout = shared.delivery.timeout
+        deadline = time.monotonic() + timeout
+        if self._sock is None:
+            self._sock = self._connect(shared)
+        sock = self._sock
         try:
-            sock = self._sock
-            if sock is None:
-                sock = self._sock = shared.connect()
+            sock.settimeout(timeout)  # a kept connection keeps the last request's leftover
             sock.sendall(request)
             while True:
                 remaining = deadline - time.monotonic()
@@ -257,15 +263,10 @@ class WasimUser(User):
             raise
         except TimeoutError:
             self._close()
-            raise CallbackFailed(f"timeout: no answer within {shared.delivery.timeout:g} s") \
-                from None
-        except ConnectionRefusedError:
-            self._close()
-            gevent.sleep(0.05)  # a refused port answers at once: don't spin (as `wasim load`)
-            raise CallbackFailed("connect: connection refused") from None
+            raise CallbackFailed(f"timeout: no answer within {timeout:g} s") from None
         except ssl.SSLError:
             self._close()
-            raise CallbackFailed("tls: the TLS handshake or session failed") from None
+            raise CallbackFailed("tls: the TLS session failed") from None
         except OSError:
             self._close()
             raise CallbackFailed("reset: the connection was reset mid-request") from None
@@ -275,6 +276,24 @@ class WasimUser(User):
         if answer.close:
             self._close()
         return answer.status, len(answer.body)
+
+    @staticmethod
+    def _connect(shared: _Shared) -> socket.socket:
+        """A new connection, or CallbackFailed saying why there is none."""
+        try:
+            return shared.connect()
+        except TimeoutError:
+            raise CallbackFailed(f"connect: no connection within {shared.delivery.timeout:g} s") \
+                from None
+        except ssl.SSLError:
+            raise CallbackFailed("tls: the TLS handshake failed") from None
+        except OSError as exc:
+            # Refused (or unresolvable, with --wasim-allow-remote): it answers at once, so
+            # wait a little instead of spinning, as `wasim load` does.
+            gevent.sleep(0.05)
+            if isinstance(exc, ConnectionRefusedError):
+                raise CallbackFailed("connect: connection refused") from None
+            raise CallbackFailed("connect: cannot connect") from None
 
     def _close(self) -> None:
         if self._sock is not None:
