@@ -143,6 +143,9 @@ def on_init(environment: Any, **_: Any) -> None:
                          and ALLOW_REMOTE_FLAG in sys.argv)
     if isinstance(environment.runner, WorkerRunner) or options is None:
         return  # a worker's settings come with the run, from the master
+    # Sent to the workers with the options (Locust sends them only its custom ones): a
+    # worker past its count quits only when no one watches the run in the UI.
+    options.wasim_headless = bool(options.headless)
     try:
         for user_class in environment.user_classes:
             if not issubclass(user_class, WasimUser):
@@ -155,6 +158,13 @@ def on_init(environment: Any, **_: Any) -> None:
     except WasimError as exc:
         print(f"wasim: {exc.one_line()}", file=sys.stderr)
         sys.exit(int(exc.exit_code))
+
+
+@events.test_start.add_listener  # type: ignore[untyped-decorator]
+def on_test_start(environment: Any, **_: Any) -> None:
+    """A new run (another start in the web UI): counts start again, ids go on unique."""
+    for shared in _Shared._by_class.values():
+        shared.issued, shared.quitting = 0, False
 
 
 class CallbackFailed(Exception):
@@ -192,9 +202,14 @@ class WasimUser(User):
         partition = runner.worker_index if isinstance(runner, WorkerRunner) else 0
         try:
             self._shared = _Shared.get(type(self), self.environment, partition)
-        except WasimError as exc:
-            logger.error("wasim: %s", exc.one_line())
-            _quit(self.environment)
+        except WasimError:  # said once by _Shared.get
+            options = self.environment.parsed_options
+            if not isinstance(runner, WorkerRunner) and options is not None \
+                    and options.headless:
+                # A run no one watches ends, with the exit code of bad input. A worker only
+                # stops its users: the master and the other workers may be fine.
+                self.environment.process_exit_code = 2
+                _quit(self.environment)
             raise StopUser() from None
         self._shared.active += 1
 
@@ -302,9 +317,21 @@ class WasimUser(User):
         self._reader = _AnswerReader()
 
 def _quit(environment: Any) -> None:
-    """End this process (its users are done); a worker reports its last figures first."""
+    """End the run of this process, its users being done.
+
+    Headless (for a worker: its master is), the process quits, a worker sending its last
+    figures first, and a headless master ends with its last worker. With the web UI, a
+    local run stops and the UI stays; a worker's users have stopped and the master shows it.
+    """
     runner = environment.runner
-    if isinstance(runner, WorkerRunner):
+    options = environment.parsed_options
+    worker = isinstance(runner, WorkerRunner)
+    headless = bool(getattr(options, "wasim_headless" if worker else "headless", False))
+    if not headless:
+        if not worker:
+            gevent.spawn_later(0.1, runner.stop)
+        return
+    if worker:
         # The figures since the last periodic report would be lost otherwise (the master
         # takes a worker's quit as final). Locust has no public call for this.
         runner._send_stats()
@@ -316,6 +343,7 @@ class _Shared:
     """One process's share of a WasimUser class: its source, delivery and checked address."""
 
     _by_class: ClassVar[dict[type, _Shared]] = {}
+    _said: ClassVar[set[str]] = set()  # the errors this process has logged
 
     def __init__(self, key: tuple[Any, ...], source: CallbackSource, kind: str,
                  delivery: DeliveryOptions, count: int | None, allow_remote: bool) -> None:
@@ -345,11 +373,20 @@ class _Shared:
     def get(cls, user_class: type[WasimUser], environment: Any, partition: int) -> _Shared:
         """The process's share for `user_class`, rebuilt only when the run's options change."""
         shared = cls._by_class.get(user_class)
-        key = _settings_key(user_class, environment, partition)
-        if shared is None or shared.key != key:
-            shared = cls._by_class[user_class] = cls.build(user_class, environment, partition)
-            logger.info("wasim: %s sends to %s, seed %s, partition %s", user_class.__name__,
-                        shared.label, shared.source.factory.options.seed, partition)
+        try:
+            key = _settings_key(user_class, environment, partition)
+            if shared is None or shared.key != key:
+                shared = cls._by_class[user_class] = cls.build(user_class, environment,
+                                                               partition)
+                logger.info("wasim: %s sends to %s, seed %s, partition %s",
+                            user_class.__name__, shared.label,
+                            shared.source.factory.options.seed, partition)
+        except WasimError as exc:
+            line = exc.one_line()
+            if line not in cls._said:  # once, not once per user: they share one mistake
+                cls._said.add(line)
+                logger.error("wasim: %s", line)
+            raise
         return shared
 
     @classmethod
@@ -471,7 +508,16 @@ def _values(user_class: type[WasimUser], environment: Any) -> tuple[dict[str, An
     origin = {key: f"{user_class.__name__}.{key}" for key in values}
     options = environment.parsed_options
     for flag, key, _, _ in OPTIONS:
-        given = getattr(options, flag[2:].replace("-", "_"), None) if options else None
+        given: Any = getattr(options, flag[2:].replace("-", "_"), None) if options else None
+        if isinstance(given, str) and not given.strip():
+            given = None  # an empty field of the web UI: not given
+        if isinstance(given, str) and key in ("seed", "count"):
+            # The web UI gives text for options without a default: read it as the flag would.
+            try:
+                given = int(given)
+            except ValueError:
+                raise WasimError(f"expected a whole number, got {given[:30]!r}",
+                                 where=flag) from None
         if given is not None:
             values[key], origin[key] = given, flag
     values["url"] = environment.host or user_class.host or os.environ.get("WASIM_URL")
