@@ -29,7 +29,8 @@ command-line option (or its environment variable) given to the run overrides it:
                           (WASIM_APP_SECRET)
     basic_auth            --wasim-basic-auth          USER:PASSWORD
                           (WASIM_BASIC_AUTH)
-    count                 --wasim-count               callbacks per process, then it quits
+    count                 --wasim-count               callbacks per process; then its run
+                                                      ends (headless: it quits)
     allow_remote          --wasim-allow-remote        send off this machine (see below)
     headers, method, timeout, success, signature       as the settings of the same name
     ====================  ==========================  ==================================
