@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import select
 import socket
 import ssl
 import sys
@@ -257,6 +258,10 @@ class WasimUser(User):
         """
         timeout = shared.delivery.timeout
         deadline = time.monotonic() + timeout
+        if self._sock is not None and _stale(self._sock):
+            # Closed by the server while this user waited (a paced user outlives keep-alive
+            # timeouts of a few seconds): a new connection, not a failed callback.
+            self._close()
         if self._sock is None:
             self._sock = self._connect(shared)
         sock = self._sock
@@ -316,6 +321,16 @@ class WasimUser(User):
             self._sock.close()
             self._sock = None
         self._reader = _AnswerReader()
+
+
+def _stale(sock: socket.socket) -> bool:
+    """Whether a kept connection spoke since its last answer: closed (or garbage), unusable."""
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
 
 def _quit(environment: Any) -> None:
     """End the run of this process, its users being done.

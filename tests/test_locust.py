@@ -11,11 +11,13 @@ import importlib.util
 import json
 import os
 import socket
+import socketserver
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -40,8 +42,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def locust(args: Sequence[str], log: Path) -> subprocess.Popen[bytes]:
-    """Start `python -m locust -f scenarios/locustfile.py ARGS` with no terminal.
+def locust(args: Sequence[str], log: Path,
+           locustfile: Path = LOCUSTFILE) -> subprocess.Popen[bytes]:
+    """Start `python -m locust -f LOCUSTFILE ARGS` (the example by default), no terminal.
 
     Its log and tables (stderr) go to `log`, its standard output (--json) to `log`.out:
     apart, so that no log line can land inside the JSON.
@@ -49,7 +52,7 @@ def locust(args: Sequence[str], log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
     with log.open("wb") as err, log.with_suffix(".out").open("wb") as out:
-        return subprocess.Popen([sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), *args],
+        return subprocess.Popen([sys.executable, "-m", "locust", "-f", str(locustfile), *args],
                                 stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                                 cwd=log.parent, env=env)
 
@@ -136,6 +139,56 @@ def test_answers_outside_success_are_locust_failures(
     assert sum(e["num_failures"] for e in entries) == sum(e["num_requests"] for e in entries) == 10
     assert all(e["name"].startswith("button_tap: ") for e in entries)
     assert "CallbackFailed('status 503')" in log.read_text()  # Locust's error report
+
+
+class OneAnswerPerConnection(socketserver.BaseRequestHandler):
+    """Answers one callback 200, then closes the connection without saying so beforehand
+    (as a server's keep-alive timeout does while a paced user waits)."""
+
+    bodies: ClassVar[list[bytes]] = []
+
+    def handle(self) -> None:
+        """Read one request (headers, then Content-Length bytes), answer, hang up."""
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = self.request.recv(65536)
+            if not chunk:
+                return
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = int(next(line.split(b":", 1)[1] for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length:")))
+        while len(body) < length:
+            body += self.request.recv(65536)
+        self.bodies.append(body)
+        self.request.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+
+
+def test_a_connection_the_server_closed_while_the_user_waited_is_replaced_not_failed(
+        tmp_path: Path, processes: list[subprocess.Popen[bytes]]) -> None:
+    locustfile = tmp_path / "paced.py"
+    # The server hangs up right after each answer, and the user waits 0.3 s before the next
+    # callback: the close is on this side long before the next request would use it.
+    locustfile.write_text("from locust import constant\n"
+                          "from simulator.locust import WasimUser\n\n\n"
+                          "class Paced(WasimUser):\n"
+                          "    wait_time = constant(0.3)\n")
+    log = tmp_path / "paced.log"
+    OneAnswerPerConnection.bodies = []
+    with socketserver.ThreadingTCPServer(("127.0.0.1", 0), OneAnswerPerConnection) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        host = f"http://127.0.0.1:{server.server_address[1]}/"
+        try:
+            processes.append(locust(["--headless", "-u", "1", "-r", "10", "--host", host,
+                                     "--wasim-seed", "3", "--wasim-count", "4", "--json"],
+                                    log, locustfile))
+            assert finished(processes[0], log) == 0, log.read_text()[-3000:]
+        finally:
+            server.shutdown()
+    entries = summary(log)
+    assert sum(e["num_requests"] for e in entries) == 4
+    assert sum(e["num_failures"] for e in entries) == 0
+    assert len(set(OneAnswerPerConnection.bodies)) == 4
 
 
 def test_a_host_that_is_not_this_machine_is_refused_before_anything_is_sent(
