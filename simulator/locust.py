@@ -70,12 +70,17 @@ import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-# gevent is locust's own dependency; it ships no types (types-gevent would be for this alone).
-import gevent  # type: ignore[import-untyped]
 import httpx
-from locust import User, events, task
-from locust.exception import StopUser
-from locust.runners import WorkerRunner
+
+try:
+    # gevent is locust's own dependency; it ships no types (types-gevent would be for this alone).
+    import gevent  # type: ignore[import-untyped]
+    from locust import User, events, task
+    from locust.exception import StopUser
+    from locust.runners import WorkerRunner
+except ImportError as exc:  # installed without the extra: say how to get it
+    raise ImportError(f"simulator.locust needs Locust ({exc.name} is missing): "
+                      "pip install 'wasim[locust]'") from None
 
 from simulator.delivery import (
     DeliveryOptions,
