@@ -109,8 +109,12 @@ class CallbackSource:
         return cls(factory, CallbackTemplate(find_template(template), fake=factory.fake))
 
     @classmethod
-    def from_scenario(cls, scenario: Any, seed: int | None = None) -> CallbackSource:
-        """The scenario's business, template and cast, tapping as its first step chooses."""
+    def from_scenario(cls, scenario: Any, seed: int | None = None,
+                      partition: int = 0) -> CallbackSource:
+        """The scenario's business, template and cast, tapping as its first step chooses.
+
+        `partition` k (a worker of a split run) draws its own taps and ids from the seed.
+        """
         from simulator.runner import plan_scenario
 
         plan = plan_scenario(scenario, seed=seed)
@@ -123,7 +127,7 @@ class CallbackSource:
             business_number=plan.business.display_phone_number,
             phone_number_id=plan.business.phone_number_id, waba_id=plan.business.waba_id,
             identity=scenario.cast.identity, quirks=scenario.cast.quirks,
-            enterprise=scenario.cast.enterprise, wall_clock=True))
+            enterprise=scenario.cast.enterprise, wall_clock=True, partition=partition))
         step = scenario.steps[0]
         buttons = {b.text: b for b in template.buttons}
         users, rnd = plan.users, factory.rnd

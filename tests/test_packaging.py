@@ -43,3 +43,12 @@ def test_an_installed_copy_renders_from_an_unrelated_directory(wheel: Path,
     rendered = subprocess.run([sys.executable, "-m", "simulator", "render", "--seed", "7"],
                               cwd=elsewhere, env=env, capture_output=True, check=True)
     assert rendered.stdout == (ROOT / "tests" / "golden" / "render_seed7.json").read_bytes()
+
+
+def test_the_wheel_offers_distributed_load_as_the_locust_extra(wheel: Path) -> None:
+    archive = zipfile.ZipFile(wheel)
+    assert "simulator/locust.py" in archive.namelist()
+    metadata = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+    text = archive.read(metadata).decode()
+    assert "Provides-Extra: locust" in text
+    assert "Requires-Dist: locust<3,>=2.30; extra == 'locust'" in text
