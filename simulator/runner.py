@@ -12,8 +12,8 @@ import json
 import math
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import httpx
@@ -234,35 +234,69 @@ def _batched(taps: list[tuple[float, StepSpec, Tap, Event]], chaos: ChaosSpec,
 # --- expectations ----------------------------------------------------------------------------
 
 
-def check_expectations(expect: Expectations, result: DeliveryResult) -> tuple[str, ...]:
-    """Each broken rule as `rule: what happened`; empty when the handler did as expected."""
+@dataclass(frozen=True)
+class Failure:
+    """One broken expectation, as a value: the rule, what happened, and where in the run.
+
+    Presenters (the CLI's summary, simulator.reports, the pytest plugin, the TUI) turn it into
+    text; `str(failure)` is the one-line form `rule: message`.
+    """
+
+    rule: str  # status, max_latency, body_contains, json, reply, tap_reply, verify
+    message: str  # what happened, for people: "expected 200, got 500"
+    step: str = ""  # the step's name ("" before it is placed)
+    index: int | None = None  # the send's position in the plan
+    event: str = ""  # the delivered event's id
+
+    def __str__(self) -> str:
+        return f"{self.rule}: {self.message}"
+
+    @property
+    def where(self) -> str:
+        """`#index step` of the send that broke the rule, or "" when not placed."""
+        if self.index is None:
+            return self.step
+        return f"#{self.index} {self.step}".rstrip()
+
+    def at(self, send: PlannedSend) -> Failure:
+        """This failure placed at `send`."""
+        return replace(self, step=send.step, index=send.index, event=send.event.id)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data, for the JSON report."""
+        return {"rule": self.rule, "message": self.message, "step": self.step,
+                "index": self.index, "event": self.event}
+
+
+def check_expectations(expect: Expectations, result: DeliveryResult) -> tuple[Failure, ...]:
+    """Each rule the delivery broke, as a Failure; empty when the handler did as expected."""
     last = result.attempts[-1]
     failures = []
     if expect.status is not None and (last.status is None or not any(
             low <= last.status <= high for low, high in expect.status)):
         wanted = ", ".join(str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in expect.status)
         got = last.status if last.status is not None else f"no answer ({last.error})"
-        failures.append(f"status: expected {wanted}, got {got}")
+        failures.append(Failure("status", f"expected {wanted}, got {got}"))
     if expect.max_latency_ms is not None and last.status is not None \
             and last.latency_ms > expect.max_latency_ms:
-        failures.append(f"max_latency: answered in {last.latency_ms:.0f} ms, "
-                        f"limit {expect.max_latency_ms:.0f} ms")
+        failures.append(Failure("max_latency", f"answered in {last.latency_ms:.0f} ms, "
+                                               f"limit {expect.max_latency_ms:.0f} ms"))
     for text in expect.body_contains:
         if text not in last.response_body:
-            failures.append(f"body_contains: the response has no {text!r}")
+            failures.append(Failure("body_contains", f"the response has no {text!r}"))
     if expect.json_equals:
         try:
             answer = json.loads(last.response_body)
         except ValueError:
-            failures.append("json: the response body is not JSON")
+            failures.append(Failure("json", "the response body is not JSON"))
         else:
             for path, wanted in expect.json_equals:
                 found, value = json_path(answer, path)
                 if not found:
-                    failures.append(f"json: {path} is missing")
+                    failures.append(Failure("json", f"{path} is missing"))
                 elif value != wanted:
-                    failures.append(f"json: {path} is {json.dumps(value)}, expected "
-                                    f"{json.dumps(wanted)}")
+                    failures.append(Failure("json", f"{path} is {json.dumps(value)}, expected "
+                                                    f"{json.dumps(wanted)}"))
     return tuple(failures)
 
 
@@ -290,12 +324,17 @@ class SendResult:
 
     planned: PlannedSend
     result: DeliveryResult
-    failures: tuple[str, ...] = ()
+    broken: tuple[Failure, ...] = ()  # the expectations it broke, placed at this send
+
+    @property
+    def failures(self) -> tuple[str, ...]:
+        """The broken expectations as `rule: message` lines."""
+        return tuple(str(failure) for failure in self.broken)
 
     @property
     def ok(self) -> bool:
         """Delivered, and every expectation held."""
-        return self.result.delivered and not self.failures
+        return self.result.delivered and not self.broken
 
 
 async def run_plan(
@@ -332,8 +371,8 @@ async def run_plan(
             else:
                 async with limit:
                     outcome = await deliverer_for(send).deliver(send.event)
-            results.put_nowait(SendResult(send, outcome, check_expectations(send.expect,
-                                                                            outcome)))
+            broken = tuple(f.at(send) for f in check_expectations(send.expect, outcome))
+            results.put_nowait(SendResult(send, outcome, broken))
         except BaseException as exc:  # handed to the consumer, which re-raises it
             results.put_nowait(exc)
 
@@ -437,9 +476,33 @@ def scenario_delivery(plan: Plan, overrides: Mapping[str, Any],
 # --- summing up ------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Latency:
+    """Latency figures of the answers (ms, nearest rank); None before any answer."""
+
+    count: int = 0
+    p50: float | None = None
+    p95: float | None = None
+    p99: float | None = None
+    max: float | None = None
+
+
+def percentile(values: Sequence[float], p: float) -> float | None:
+    """The p-th percentile of `values` (nearest rank), None when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(p / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
 @dataclass
 class Summary:
-    """Running totals of a scenario run, for the live view and the end of the run."""
+    """What a scenario run came to, as values: counts, failures and latency figures.
+
+    Filled one send at a time (`add`), for the live view and the end of the run; presenters
+    (simulator.reports, the CLI, the plugin, the TUI) turn it into text or documents.
+    """
 
     scenario: str = ""
     seed: int | None = None
@@ -448,7 +511,7 @@ class Summary:
     failed: int = 0
     unreachable: int = 0
     attempts: int = 0
-    expectation_failures: Counter[str] = field(default_factory=Counter)
+    failures: list[Failure] = field(default_factory=list)  # every broken rule, in end order
     latencies: list[float] = field(default_factory=list)
     failing: list[SendResult] = field(default_factory=list)
 
@@ -464,45 +527,35 @@ class Summary:
         last = outcome.result.attempts[-1]
         if last.status is not None:
             self.latencies.append(last.latency_ms)
-        for failure in outcome.failures:
-            self.expectation_failures[failure.split(":", 1)[0]] += 1
+        self.failures.extend(outcome.broken)
         if not outcome.ok:
             self.failing.append(outcome)
 
     @property
+    def expectation_failures(self) -> Counter[str]:
+        """How many times each rule broke."""
+        return Counter(failure.rule for failure in self.failures)
+
+    @property
     def ok(self) -> bool:
         """Everything delivered and every expectation held."""
-        return not self.failed and not self.expectation_failures
+        return not self.failed and not self.failures
 
     def percentile(self, p: float) -> float | None:
         """The p-th percentile latency in ms (nearest rank), None before any answer."""
-        if not self.latencies:
-            return None
-        ordered = sorted(self.latencies)
-        rank = max(1, math.ceil(p / 100 * len(ordered)))
-        return ordered[rank - 1]
+        return percentile(self.latencies, p)
+
+    @property
+    def latency(self) -> Latency:
+        """The latency figures of the answers so far."""
+        return Latency(len(self.latencies), self.percentile(50), self.percentile(95),
+                       self.percentile(99), max(self.latencies, default=None))
 
     def lines(self) -> list[str]:
-        """The end-of-run summary, a few lines for people."""
-        lines = [f"{self.scenario} (seed {self.seed}): {self.sent} sent, {self.delivered} "
-                 f"delivered, {self.failed} failed, {self.attempts} attempt(s)"]
-        if self.expectation_failures:
-            rules = ", ".join(f"{rule} {count}" for rule, count
-                              in sorted(self.expectation_failures.items()))
-            lines.append(f"expectations failed: {rules}")
-            for outcome in self.failing[:5]:
-                planned = outcome.planned
-                why = "; ".join(outcome.failures) or (outcome.result.attempts[-1].error or "")
-                lines.append(f"  #{planned.index} {planned.step} {planned.kind} "
-                             f"{planned.event.user} {planned.event.button!r}: {why}")
-            if len(self.failing) > 5:
-                lines.append(f"  ... and {len(self.failing) - 5} more")
-        else:
-            lines.append("expectations: all held" if self.sent else "nothing was sent")
-        if self.latencies:
-            lines.append("latency " + "  ".join(
-                f"p{p} {self.percentile(p):.1f} ms" for p in (50, 95, 99)))
-        return lines
+        """The end-of-run summary as a few lines for people (simulator.reports draws it)."""
+        from simulator.reports import summary_lines
+
+        return summary_lines(self)
 
     def as_dict(self) -> dict[str, Any]:
         """The summary as plain data, for the JSON report."""
