@@ -8,13 +8,14 @@ consume; time and sleep are injectable, so tests compress delays instead of wait
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
@@ -43,7 +44,10 @@ from simulator.scenarios import (
 from simulator.settings import Layer, resolve
 from simulator.taps import SEEDED_EPOCH_RANGE, TapFactory, TapOptions
 
-SendKind = Literal["tap", "duplicate", "redelivery"]
+if TYPE_CHECKING:
+    from simulator.sendapi import MockApi
+
+SendKind = Literal["tap", "duplicate", "redelivery", "verify"]
 Sleep = Callable[[float], Awaitable[None]]
 
 
@@ -59,6 +63,7 @@ class PlannedSend:
     tap: Tap
     expect: Expectations
     together: bool = False  # dispatched at once beside the previous send (concurrent copy)
+    batch: tuple[Tap, ...] = ()  # every tap in the body when chaos batched several (in order)
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,8 @@ class Plan:
     users: tuple[User, ...]
     sent: Mapping[str, TemplateMessage]  # each user's copy of the template, by wa_id
     sends: tuple[PlannedSend, ...]
+    # Renders the taps decided while running (tap_reply steps aim at the app's own messages).
+    callback: CallbackTemplate | None = field(default=None, compare=False, repr=False)
 
     @property
     def duration(self) -> float:
@@ -120,6 +127,13 @@ def plan_scenario(scenario: Scenario, seed: int | None = None,
         begin = clock + step.after
         chosen = _choose(step, users, by_number, names, rnd)
         moments: list[tuple[float, User, Button]] = []
+        if step.verify is not None:  # one handshake, no user: a stand-in tap names the send
+            user = users[0]
+            tap = factory.tap(user, sent[user.wa_id], template.buttons[0])
+            event = Event(f"evt_verify{len(taps)}", b"", seed, button="verify handshake")
+            taps.append((begin, step, tap, event))
+            clock = begin + step.spread
+            continue
         if step.sends:  # other kinds (simulator.kinds): rendered here, not from the template
             taps.extend(_kind_sends(scenario, step, chosen, begin, base, now, factory, sent,
                                     seed))
@@ -127,7 +141,8 @@ def plan_scenario(scenario: Scenario, seed: int | None = None,
             continue
         for user in chosen:
             for _ in range(step.repeat):
-                button = step.pick_button(buttons, rnd)
+                button = step.pick_button(buttons, rnd) if step.tap_reply is None else \
+                    Button(step.tap_reply.button, step.tap_reply.button)  # aimed while running
                 if button is None:
                     continue
                 offset = rnd.uniform(0, step.spread) if step.spread else 0.0
@@ -139,7 +154,7 @@ def plan_scenario(scenario: Scenario, seed: int | None = None,
             taps.append((at, step, tap, Event.from_body(render_tap(callback, tap), seed)))
         clock = begin + step.spread
     return Plan(scenario, seed, factory.business, tuple(users), sent,
-                _with_chaos(scenario, taps, rnd))
+                _with_chaos(scenario, taps, rnd), callback)
 
 
 def _kind_sends(scenario: Scenario, step: StepSpec, chosen: list[User], begin: float,
@@ -194,10 +209,16 @@ def _with_chaos(scenario: Scenario, taps: list[tuple[float, StepSpec, Tap, Event
             rnd.shuffle(order)
             taps[begin:begin + chaos.shuffle] = [
                 (window[i][0], *window[j][1:]) for i, j in enumerate(order)]
+    batches: dict[int, tuple[Tap, ...]] = {}
     if chaos.batch:
-        taps = _batched(taps, chaos, rnd)
+        taps, batches = _batched(taps, chaos, rnd)
     sends: list[tuple[float, SendKind, StepSpec, Tap, Event, bool]] = []
     for at, step, tap, event in taps:
+        if step.verify is not None or step.tap_reply is not None:
+            # Decided while running (or not a callback at all): no copies of these.
+            sends.append((at, "verify" if step.verify is not None else "tap", step, tap,
+                          event, False))
+            continue
         sends.append((at, "tap", step, tap, event, False))
         if step.duplicate:
             sends.append((at, "duplicate", step, tap, event, step.duplicate_concurrently))
@@ -208,27 +229,37 @@ def _with_chaos(scenario: Scenario, taps: list[tuple[float, StepSpec, Tap, Event
     sends.sort(key=lambda s: s[0])  # stable: a duplicate stays right behind its original
     return tuple(
         PlannedSend(i, at, step.name, kind, event, tap,
-                    scenario.expect.merged(step.expect), together)
+                    scenario.expect.merged(step.expect), together, batches.get(id(event), ()))
         for i, (at, kind, step, tap, event, together) in enumerate(sends))
 
 
-def _batched(taps: list[tuple[float, StepSpec, Tap, Event]], chaos: ChaosSpec,
-             rnd: Any) -> list[tuple[float, StepSpec, Tap, Event]]:
+def _batched(taps: list[tuple[float, StepSpec, Tap, Event]], chaos: ChaosSpec, rnd: Any
+             ) -> tuple[list[tuple[float, StepSpec, Tap, Event]], dict[int, tuple[Tap, ...]]]:
     """Batch chaos: a share of taps open a batch with the taps after them, sent as one body
-    (Meta's batching) when the last of them is due; the first tap names the send."""
+    (Meta's batching) when the last of them is due; the first tap names the send. Also the
+    taps in each batched body, by the id() of its event (steps decided while running, and
+    handshakes, are never batched)."""
     out = []
+    members: dict[int, tuple[Tap, ...]] = {}
     index = 0
     while index < len(taps):
+        group = []
         if rnd.random() < chaos.batch:
-            group = taps[index:index + chaos.batch_size]
+            for item in taps[index:index + chaos.batch_size]:
+                if item[1].verify is not None or item[1].tap_reply is not None:
+                    break
+                group.append(item)
+        if len(group) > 1:
             body = batch([t[3].body for t in group], chaos.batch_shape, where="chaos.batch")
             _, step, tap, first = group[0]
-            out.append((group[-1][0], step, tap, Event.from_body(body, first.seed)))
+            event = Event.from_body(body, first.seed)
+            members[id(event)] = tuple(t[2] for t in group)
+            out.append((group[-1][0], step, tap, event))
             index += len(group)
         else:
             out.append(taps[index])
             index += 1
-    return out
+    return out, members
 
 
 # --- expectations ----------------------------------------------------------------------------
@@ -346,15 +377,33 @@ async def run_plan(
     clock: Callable[[], float] = time.monotonic,
     on_attempt: Callable[[Attempt], None] | None = None,
     client: httpx.AsyncClient | None = None,
+    replies: MockApi | None = None,
+    reply_sleep: Sleep | None = None,
 ) -> AsyncIterator[SendResult]:
     """Dispatch every send at its moment (divided by `speed`), yielding results as they end.
 
     `client` is the seam every face shares: None sends for real (each target's own client,
     loopback-guarded); a client on `httpx.MockTransport` lets a unit test answer instead.
+    `replies` is the send API the app answers through: `expect: reply` is checked against
+    what it records, and `tap_reply` steps tap the app's own messages; the windows are
+    measured with `clock` and waited with `reply_sleep` (default: `sleep`).
     """
+    from simulator.replies import (
+        ReplyBook,
+        check_reply,
+        first_and_last,
+        require_api,
+        resolve_tap_reply,
+        users_of,
+    )
+
+    require_api(plan.scenario, replies, "a send API (wasim run --api-port 0, wasim.api())")
     deliverers: dict[int, Deliverer] = {}
     limits: dict[str, asyncio.Semaphore] = {}
     results: asyncio.Queue[SendResult | BaseException] = asyncio.Queue()
+    book = ReplyBook(replies, clock=clock, sleep=reply_sleep or sleep).start() \
+        if replies is not None else None
+    firsts, lasts = first_and_last(plan.sends)
 
     def deliverer_for(send: PlannedSend) -> Deliverer:
         options = delivery(send)
@@ -364,17 +413,62 @@ async def run_plan(
                                         client=client)
         return deliverers[key]
 
-    async def one(send: PlannedSend, limit: asyncio.Semaphore | None) -> None:
+    # With replies watched, a user's next tap waits until their previous one was delivered
+    # (a person cannot tap faster than that), so each reply lands in the right tap's window.
+    user_done: dict[str, tuple[str, asyncio.Future[None]]] = {}
+
+    def after_previous(send: PlannedSend) -> tuple[list[asyncio.Future[None]],
+                                                   asyncio.Future[None]]:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        before = []
+        for user in dict.fromkeys(users_of(send)):
+            previous = user_done.get(user)
+            if previous is not None and previous[0] != send.event.id:
+                before.append(previous[1])
+            user_done[user] = (send.event.id, done)
+        return before, done
+
+    async def one(send: PlannedSend, limit: asyncio.Semaphore | None,
+                  before: Sequence[asyncio.Future[None]] = (),
+                  done: asyncio.Future[None] | None = None) -> None:
         try:
-            if limit is None:
-                outcome = await deliverer_for(send).deliver(send.event)
-            else:
-                async with limit:
-                    outcome = await deliverer_for(send).deliver(send.event)
-            broken = tuple(f.at(send) for f in check_expectations(send.expect, outcome))
-            results.put_nowait(SendResult(send, outcome, broken))
+            await _one(send, limit, before, done)
         except BaseException as exc:  # handed to the consumer, which re-raises it
             results.put_nowait(exc)
+        finally:
+            if done is not None and not done.done():
+                done.set_result(None)
+
+    async def _one(send: PlannedSend, limit: asyncio.Semaphore | None,
+                   before: Sequence[asyncio.Future[None]],
+                   done: asyncio.Future[None] | None) -> None:
+        if before:
+            await asyncio.gather(*before)
+        reply_to = plan.step(send.step).tap_reply is not None
+        if book is not None and send.kind != "verify":
+            if reply_to:
+                resolved = await resolve_tap_reply(book, plan, send)
+                if isinstance(resolved, Failure):
+                    results.put_nowait(SendResult(send, _not_sent(send, resolved),
+                                                  (resolved.at(send),)))
+                    return
+                send = resolved
+            book.open(send.event.id, users_of(send))
+        async with limit if limit is not None else contextlib.nullcontext():
+            started = clock()
+            if send.kind == "verify":
+                outcome, broken = await _verify(plan, send, delivery(send), client, clock)
+            else:
+                outcome = await deliverer_for(send).deliver(send.event)
+                broken = list(check_expectations(send.expect, outcome))
+        if done is not None and not done.done():
+            done.set_result(None)  # the user's next tap may go now; this one's replies count
+        if book is not None and send.expect.reply is not None and send.kind != "verify":
+            first = send.index in firsts or reply_to
+            last = send.index in lasts or reply_to
+            broken += await check_reply(book, send, send.expect.reply, started,
+                                        first=first, last=last)
+        results.put_nowait(SendResult(send, outcome, tuple(f.at(send) for f in broken)))
 
     async def dispatch() -> None:
         started = clock()
@@ -391,7 +485,11 @@ async def run_plan(
                 # handler delays later sends the way a real platform's queue would.
                 async with limit:
                     pass
-            tasks.append(asyncio.ensure_future(one(send, limit)))
+            if book is not None and send.kind != "verify":
+                before, done = after_previous(send)  # in dispatch order: who tapped last
+                tasks.append(asyncio.ensure_future(one(send, limit, before, done)))
+            else:
+                tasks.append(asyncio.ensure_future(one(send, limit)))
             await asyncio.sleep(0)  # let it take its slot before the next one looks
         await asyncio.gather(*tasks)
 
@@ -405,8 +503,49 @@ async def run_plan(
         await dispatcher
     finally:
         dispatcher.cancel()
+        if book is not None:
+            book.close()
         for deliverer in deliverers.values():
             await deliverer.aclose()
+
+
+def _not_sent(send: PlannedSend, why: Failure) -> DeliveryResult:
+    """The delivery of a send that could not be made (a tap with nothing to tap on)."""
+    return DeliveryResult(send.event, (Attempt(
+        send.event, f"{send.event.id}-not-sent", 1, time.time(), "", "POST", "", (),
+        error=f"not sent: {why.message}"),))
+
+
+async def _verify(plan: Plan, send: PlannedSend, options: DeliveryOptions,
+                  client: httpx.AsyncClient | None, clock: Callable[[], float]
+                  ) -> tuple[DeliveryResult, list[Failure]]:
+    """A `verify` step: Meta's GET handshake, as a delivery of its GETs and the rule."""
+    from simulator.meta import verify_handshake
+
+    spec = plan.step(send.step).verify
+    assert spec is not None  # only verify sends come here
+    began, wall = clock(), time.time()
+    handshake = await verify_handshake(options, spec.token, client=client)
+    each = (clock() - began) * 1000 / max(len(handshake.checks), 1)
+    attempts = tuple(
+        Attempt(send.event, f"{send.event.id}-{send.index}", number, wall, options.target.label,
+                "GET", options.target.url, (), status=check.status,
+                response_body="the challenge, echoed" if check.echoed else "",
+                latency_ms=each, error=check.error,
+                error_kind="connect" if check.error and "nothing is listening" in check.error
+                else None, delivered=check.status is not None,
+                final=number == len(handshake.checks))
+        for number, check in enumerate(handshake.checks, start=1))
+    result = DeliveryResult(send.event, attempts)
+    right = handshake.checks[0]
+    failures = []
+    if spec.expect == "pass" and not handshake.passed and right.status is not None:
+        failures.append(Failure("verify", "; ".join(c.line() for c in handshake.checks
+                                                   if not c.passed)))
+    elif spec.expect == "refused" and right.status is not None and right.passed:
+        failures.append(Failure("verify", f"the handler echoed the challenge for the token "
+                                          f"{spec.token!r}; it must refuse it"))
+    return result, failures
 
 
 async def deliver_events(

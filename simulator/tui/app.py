@@ -737,7 +737,7 @@ class WasimApp(App[int]):
             outcome = finished.popleft()
             summary.add(outcome)
             planned, result = outcome.planned, outcome.result
-            via = _RUN_VIA[planned.kind]
+            via = _RUN_VIA.get(planned.kind, f"run {planned.kind}")
             record = SendRecord(f"d{next(self._keys)}", planned.event, via,
                                 result.attempts[0].started_at, None, list(result.attempts),
                                 outcome.failures)
