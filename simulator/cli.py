@@ -902,10 +902,12 @@ def _dry_run(plan: Any) -> int:
                f"{len(plan.users)} user(s) over {plan.duration:.1f} s")
     for step in plan.scenario.steps:
         counts = ", ".join(f"{kinds[(step.name, k)]} {k}(s)" for k in
-                           ("tap", "duplicate", "redelivery") if kinds[(step.name, k)])
+                           ("tap", "duplicate", "redelivery", "verify") if kinds[(step.name, k)])
         click.echo(f"  {step.name}: {counts or 'no sends'}")
     bad = 0
     for send in plan.sends:
+        if send.kind == "verify":  # a GET handshake: no body to check
+            continue
         problems = validate_callback(json.loads(send.event.body))
         for problem in problems:
             click.echo(f"  #{send.index} {send.step}: {problem}")
