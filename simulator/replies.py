@@ -256,16 +256,16 @@ async def resolve_tap_reply(book: ReplyBook, plan: Plan, send: PlannedSend
 
 def start_scenario_api(scenario: Scenario, port: int, webhook: Any = None, *,
                        on_sent: Callable[[SentMessage], None] | None = None,
-                       set_env: bool = True) -> MockApi:
-    """The send API for a run of `scenario`, started: it knows the scenario's templates,
-    sends statuses to `webhook` (DeliveryOptions), and with `set_env` its settings are in
-    this process's environment (KALEYRA_BASE_URL...) for in-process apps."""
+                       set_env: bool = True, templates: Sequence[str] = ()) -> MockApi:
+    """The send API for a run of `scenario`, started: it knows the scenario's templates (and
+    `templates`), sends statuses to `webhook` (DeliveryOptions), and with `set_env` its
+    settings are in this process's environment (KALEYRA_BASE_URL...) for in-process apps."""
     import os
 
     from simulator.sendapi import MockApi, api_options
 
-    api = MockApi(api_options(port=port, templates=scenario.template_names), webhook=webhook,
-                  on_sent=on_sent, seed=scenario.seed).start()
+    api = MockApi(api_options(port=port, templates=(*scenario.template_names, *templates)),
+                  webhook=webhook, on_sent=on_sent, seed=scenario.seed).start()
     if set_env:
         os.environ.update(api.env())
     return api
