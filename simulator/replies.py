@@ -58,6 +58,10 @@ class ReplyBook:
         self.clock = clock
         self.sleep = sleep
         self._opened: dict[str, list[tuple[int, str]]] = {}  # user -> [(mark, key)], in order
+        # The app's messages by recipient, read from the mock once each (a run may have
+        # thousands of waiters, each checking on every new message).
+        self._seen = api.count  # what was sent before this run answers none of its taps
+        self._by_user: dict[str, list[SentMessage]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tick: asyncio.Future[None] | None = None
         self._unwatch: Callable[[], None] | None = None
@@ -103,13 +107,20 @@ class ReplyBook:
         entries = self._opened.get(user)
         return entries[-1][0] if entries else 0
 
+    def messages_to(self, user: str, after: int = 0) -> list[SentMessage]:
+        """The app's messages to `user` during this run, numbered after `after`."""
+        for message in self.api.sent_after(self._seen):
+            self._by_user.setdefault(message.to, []).append(message)
+            self._seen = message.number
+        return [m for m in self._by_user.get(user.lstrip("+"), ()) if m.number > after]
+
     def replies(self, key: str, user: str) -> list[SentMessage]:
         """The app's messages to `user` in the window of the tap `key`."""
         entries = self._opened.get(user, [])
         for index, (mark, opened) in enumerate(entries):
             if opened == key:
                 end = entries[index + 1][0] if index + 1 < len(entries) else None
-                return [m for m in self.api.sent_to(user, mark)
+                return [m for m in self.messages_to(user, mark)
                         if end is None or m.number <= end]
         return []
 
@@ -232,7 +243,7 @@ async def resolve_tap_reply(book: ReplyBook, plan: Plan, send: PlannedSend
     after = book.last_mark(user)
 
     def found() -> tuple[SentMessage, Button] | None:
-        for message in reversed(book.api.sent_to(user, after)):
+        for message in reversed(book.messages_to(user, after)):
             button = button_of(message, spec.button)
             if button is not None:
                 return message, button
@@ -243,7 +254,7 @@ async def resolve_tap_reply(book: ReplyBook, plan: Plan, send: PlannedSend
     if hit is None:
         return Failure("tap_reply", f"no message from the app to {user} with a "
                                     f"{spec.button!r} button within {spec.within:g} s; "
-                                    f"{_listing(book.api.sent_to(user, after))}")
+                                    f"{_listing(book.messages_to(user, after))}")
     message, button = hit
     business = plan.business if message.business == plan.business.display_phone_number \
         else Business(message.business, *business_ids(message.business))

@@ -398,6 +398,16 @@ class MockApi:
         with self._changed:
             return self._count
 
+    def sent_after(self, number: int) -> list[SentMessage]:
+        """The kept messages numbered after `number`, oldest first (reads only those)."""
+        with self._changed:
+            newer = []
+            for message, _ in reversed(self._sent):
+                if message.number <= number:
+                    break
+                newer.append(message)
+        return newer[::-1]
+
     def sent_to(self, number: str, after: int = 0) -> list[SentMessage]:
         """The kept messages to `number` (digits, `+` allowed) numbered after `after`."""
         wanted = number.lstrip("+")
