@@ -859,12 +859,17 @@ def run(scenario: str, seed: int | None, speed: float, fast: bool, now: str | No
 
 def _run_api(plan: Any, delivery: Any, port: int, history: Any) -> Any:
     """The send API for `wasim run --api-port`: statuses to the first step's target."""
+    import sys
+
     from simulator.replies import start_scenario_api
+
+    live = sys.stderr.isatty()  # the progress bar owns the line there
 
     def sent(message: Any) -> None:
         if history is not None:
             history.append_sent(message)
-        click.echo(f"sent {message.describe()}", err=True)
+        if not live:
+            click.echo(f"sent {message.describe()}", err=True)
 
     api = start_scenario_api(plan.scenario, port,
                              delivery(plan.sends[0]) if plan.sends else None, on_sent=sent)
