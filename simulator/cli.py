@@ -645,26 +645,46 @@ def history_command(history_path: str, failed: bool, statuses: tuple[int, ...],
         rows = [a for a in rows if not a.delivered]
     if statuses:
         rows = [a for a in rows if a.status in statuses]
+    if not (event_id or failed or statuses):  # what the app sent back, among the attempts
+        rows = sorted([*rows, *history.sent], key=_history_time)
     if limit:
         rows = rows[-limit:]
     if not rows:
         click.echo("no matching attempts", err=True)
         return
     if as_json:
-        for attempt in rows:
-            click.echo(json.dumps(to_record(attempt), ensure_ascii=False))
+        for row in rows:
+            record = row.as_record() if hasattr(row, "wamid") else to_record(row)
+            click.echo(json.dumps(record, ensure_ascii=False))
         return
     for line in history_table(rows):
         click.echo(line)
 
 
+def _one_line(text: str) -> str:
+    """Control characters escaped: an app's text must not break the table or the terminal."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
+                   for ch in text)
+
+
+def _history_time(row: Any) -> float:
+    return float(row.at if hasattr(row, "wamid") else row.started_at)
+
+
 def history_table(attempts: list[Any]) -> list[str]:
-    """Attempts as an aligned table with a header, one row each."""
+    """Attempts (and messages the app sent: kind "sent") as an aligned table, one row each."""
     import time
 
     header = ("TIME", "EVENT", "TRY", "USER", "BUTTON", "RESULT", "LATENCY", "TARGET")
     rows = [header]
     for attempt in attempts:
+        if hasattr(attempt, "wamid"):  # a SentRecord: the app's message to the user
+            what = f"template {attempt.template}" if attempt.template else attempt.type
+            rows.append((time.strftime("%m-%d %H:%M:%S", time.localtime(attempt.at)),
+                         attempt.message_id[:36] or "?", "-", attempt.to,
+                         _one_line(attempt.text[:30]), f"sent {what}", "-",
+                         f"send API {attempt.version}"))
+            continue
         event = attempt.event
         if attempt.status is not None:
             result = f"{attempt.status} {'ok' if attempt.delivered else 'failed'}"
@@ -778,11 +798,15 @@ def given_delivery_settings(options: dict[str, Any]) -> dict[str, Any]:
 @click.option("--wait-timeout", type=Number(0, MAX_WAIT, what="seconds"), default=30.0,
               show_default=True,
               help="Seconds --wait-for-url waits before giving up.")
+@click.option("--api-port", type=PORT, default=None,
+              help="Also run the local Kaleyra send API on this port (0: any free one): the "
+                   "app replies through it and `expect: reply` is checked. Its base URL is "
+                   "printed and set as KALEYRA_BASE_URL (SID, key) for an --app.")
 @delivery_options
 def run(scenario: str, seed: int | None, speed: float, fast: bool, now: str | None,
         business_number: str | None, phone_number_id: str | None, waba_id: str | None,
         identity: str, dry_run: bool, reports: tuple[str, ...], wait_for_url: bool,
-        wait_timeout: float, **options: Any) -> int:
+        wait_timeout: float, api_port: int | None = None, **options: Any) -> int:
     """Run a scenario: its users tap, with its chaos, and its expectations are checked.
 
     SCENARIO is a file, or a name from ./scenarios or the built-in library (`wasim
@@ -820,8 +844,38 @@ def run(scenario: str, seed: int | None, speed: float, fast: bool, now: str | No
                                  allow_remote=options["allow_remote"])
     if wait_for_url:
         _wait_for(delivery(plan.sends[0]) if plan.sends else None, wait_timeout)
-    return _run_plan(plan, delivery, float("inf") if fast else speed,
-                     _history_writer(options), [Path(r) for r in reports])
+    from simulator.replies import require_api
+
+    require_api(plan.scenario, api_port, "--api-port 0")
+    history = _history_writer(options)
+    api = _run_api(plan, delivery, api_port, history) if api_port is not None else None
+    try:
+        return _run_plan(plan, delivery, float("inf") if fast else speed, history,
+                         [Path(r) for r in reports], api=api)
+    finally:
+        if api is not None:
+            api.stop()
+
+
+def _run_api(plan: Any, delivery: Any, port: int, history: Any) -> Any:
+    """The send API for `wasim run --api-port`: statuses to the first step's target."""
+    import sys
+
+    from simulator.replies import start_scenario_api
+
+    live = sys.stderr.isatty()  # the progress bar owns the line there
+
+    def sent(message: Any) -> None:
+        if history is not None:
+            history.append_sent(message)
+        if not live:
+            click.echo(f"sent {message.describe()}", err=True)
+
+    api = start_scenario_api(plan.scenario, port,
+                             delivery(plan.sends[0]) if plan.sends else None, on_sent=sent)
+    click.echo(f"send API on {api.base_url} (SID {api.options.sid}, api-key "
+               f"{api.options.api_key}); KALEYRA_BASE_URL is set for --app", err=True)
+    return api
 
 
 def _with_business(loaded: Any, number: str | None, phone_number_id: str | None,
@@ -853,10 +907,12 @@ def _dry_run(plan: Any) -> int:
                f"{len(plan.users)} user(s) over {plan.duration:.1f} s")
     for step in plan.scenario.steps:
         counts = ", ".join(f"{kinds[(step.name, k)]} {k}(s)" for k in
-                           ("tap", "duplicate", "redelivery") if kinds[(step.name, k)])
+                           ("tap", "duplicate", "redelivery", "verify") if kinds[(step.name, k)])
         click.echo(f"  {step.name}: {counts or 'no sends'}")
     bad = 0
     for send in plan.sends:
+        if send.kind == "verify":  # a GET handshake: no body to check
+            continue
         problems = validate_callback(json.loads(send.event.body))
         for problem in problems:
             click.echo(f"  #{send.index} {send.step}: {problem}")
@@ -900,7 +956,7 @@ def _wait_for(delivery: Any, timeout: float) -> None:
 
 
 def _run_plan(plan: Any, delivery: Any, speed: float, history: Any,
-              reports: list[Any]) -> int:
+              reports: list[Any], api: Any = None) -> int:
     import asyncio
     import sys
     import time
@@ -920,7 +976,8 @@ def _run_plan(plan: Any, delivery: Any, speed: float, history: Any,
             click.echo(attempt_line(attempt))
 
     async def go() -> None:
-        async for outcome in run_plan(plan, delivery, speed=speed, on_attempt=on_attempt):
+        async for outcome in run_plan(plan, delivery, speed=speed, on_attempt=on_attempt,
+                                      replies=api):
             results.append(outcome)
             summary.add(outcome)
             if progress is not None:

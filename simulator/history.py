@@ -14,6 +14,7 @@ import math
 import os
 import shlex
 import stat
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,6 +74,55 @@ def to_record(attempt: Attempt) -> dict[str, Any]:
     except UnicodeDecodeError:
         record["body_base64"] = base64.b64encode(event.body).decode("ascii")
     return record
+
+
+SENT_KIND = "sent"  # a record of a message the app sent through the send API (not an attempt)
+
+
+@dataclass(frozen=True)
+class SentRecord:
+    """A message the app sent through the send API, as the history keeps it (no secrets:
+    neither the request's fields, which carry the api-key, nor its headers)."""
+
+    at: float
+    version: str
+    business: str
+    to: str
+    type: str
+    text: str
+    template: str = ""
+    buttons: tuple[str, ...] = ()  # payloads (quick replies) or ids (interactive)
+    context_id: str = ""
+    message_id: str = ""  # Kaleyra's id (V1 `<uuid>:<n>`)
+    wamid: str = ""
+
+    def as_record(self) -> dict[str, Any]:
+        """The JSON object it is stored as."""
+        return {"v": FORMAT_VERSION, "kind": SENT_KIND, "at": self.at, "version": self.version,
+                "business": self.business, "to": self.to, "type": self.type,
+                "text": self.text, "template": self.template, "buttons": list(self.buttons),
+                "context_id": self.context_id, "message_id": self.message_id,
+                "wamid": self.wamid}
+
+
+def sent_record(message: Any) -> dict[str, Any]:
+    """The JSON object a SentMessage (simulator.sendapi) is stored as."""
+    return SentRecord(round(message.received_at, 6), message.version, message.business,
+                      message.to, message.type, message.text, message.template,
+                      tuple(b.payload for b in message.buttons), message.context_id,
+                      message.recipient_id, message.wamid).as_record()
+
+
+def from_sent_record(record: dict[str, Any]) -> SentRecord:
+    """A SentRecord from a stored record; raises ValueError (BadRecord) if malformed."""
+    buttons = record.get("buttons", [])
+    if not isinstance(buttons, list) or not all(isinstance(b, str) for b in buttons):
+        raise BadRecord("buttons is not a list of text")
+    return SentRecord(_number(record, "at", high=_LATEST_TIME), _text(record, "version"),
+                      _text(record, "business"), _text(record, "to"), _text(record, "type"),
+                      _text(record, "text", ""), _text(record, "template", ""),
+                      tuple(buttons), _text(record, "context_id", ""),
+                      _text(record, "message_id", ""), _text(record, "wamid", ""))
 
 
 class BadRecord(ValueError):
@@ -186,6 +236,7 @@ class HistoryWriter:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._fd: int | None = None
+        self._lock = threading.Lock()
 
     def _open(self) -> int:
         try:
@@ -237,9 +288,17 @@ class HistoryWriter:
 
     def append(self, attempt: Attempt) -> None:
         """Write one attempt as one line, straight to the OS (no buffer to lose on a kill)."""
-        if self._fd is None:
-            self._fd = self._open()
-        line = json.dumps(to_record(attempt), ensure_ascii=False, separators=(",", ":")) + "\n"
+        self._write(to_record(attempt))
+
+    def append_sent(self, message: Any) -> None:
+        """Write one message the app sent through the send API (a SentMessage) as one line."""
+        self._write(sent_record(message))
+
+    def _write(self, record: dict[str, Any]) -> None:
+        with self._lock:  # the send API's thread writes too: one open, whole lines
+            if self._fd is None:
+                self._fd = self._open()
+        line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
         try:
             os.write(self._fd, line.encode("utf-8", "surrogatepass"))
         except OSError as exc:  # the disk filled up mid-run: the lines before stay whole
@@ -277,6 +336,7 @@ class History:
     path: Path
     attempts: list[Attempt] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    sent: list[SentRecord] = field(default_factory=list)  # what apps sent through the send API
 
     def events(self) -> list[Attempt]:
         """The latest final attempt of each event, in order of that attempt."""
@@ -327,7 +387,10 @@ def read_history(path: Path) -> History:
             record = json.loads(raw)
             if not isinstance(record, dict):
                 raise TypeError("not an object")
-            history.attempts.append(from_record(record))
+            if record.get("kind") == SENT_KIND:
+                history.sent.append(from_sent_record(record))
+            else:
+                history.attempts.append(from_record(record))
         except (ValueError, KeyError, TypeError, RecursionError) as exc:
             # RecursionError: JSON nested thousands deep; ValueError also covers 5,000-digit
             # numbers. Either way the line is skipped and every other line is kept.
@@ -340,7 +403,7 @@ def read_history(path: Path) -> History:
                     str(exc) if isinstance(exc, BadRecord) else type(exc).__name__
                 history.warnings.append(f"{path}:{number}: skipped a line that is not a "
                                         f"history record ({reason[:120]})")
-    if bad and not history.attempts:
+    if bad and not history.attempts and not history.sent:
         raise WasimError("not a wasim history file (no line is a history record)",
                          where=str(path), hint="Point --history at the file `wasim fire` "
                                                "wrote, or delete this one.")

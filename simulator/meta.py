@@ -247,10 +247,13 @@ class Handshake:
 HANDSHAKE_BODY_LIMIT = 4096  # bytes of an answer read; a challenge is ten digits
 
 
-async def verify_handshake(options: Any, token: str, challenge: str | None = None) -> Handshake:
+async def verify_handshake(options: Any, token: str, challenge: str | None = None, *,
+                           client: Any = None) -> Handshake:
     """Meta's GET handshake against `options.target` (a DeliveryOptions): loopback-guarded
-    like every delivery, bounded by its timeout; no signature, as Meta sends none."""
+    like every delivery, bounded by its timeout; no signature, as Meta sends none.
+    `client` is the runner's seam (an httpx.AsyncClient a test answers); None: a real one."""
     import asyncio
+    import contextlib
 
     import httpx
 
@@ -269,9 +272,11 @@ async def verify_handshake(options: Any, token: str, challenge: str | None = Non
         raise WasimError("the challenge must be at most 256 printable characters",
                          where="--challenge")
     target = options.target
-    transport = _transport_for(target, options.timeout, options.allow_remote, options.resolver)
+    transport = None if client is not None else _transport_for(
+        target, options.timeout, options.allow_remote, options.resolver)
     checks = []
-    async with _client_for(target, options.timeout, transport) as client:
+    async with contextlib.nullcontext(client) if client is not None else _client_for(
+            target, options.timeout, transport) as client:
         if isinstance(transport, _LifespanASGITransport):
             await transport.start_lifespan()
         for name, sent, right in (("right token", token, True),

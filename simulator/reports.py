@@ -1,4 +1,5 @@
-"""Machine-readable reports of a scenario run: JUnit XML for CI systems, and JSON."""
+"""Presenters of a scenario run's results: the summary lines for people, JUnit XML for CI
+systems, and JSON. The results themselves are values (simulator.runner's Summary, Failure)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,46 @@ from typing import Any
 
 from simulator.delivery import hide_userinfo
 from simulator.errors import WasimError
-from simulator.runner import SendResult, Summary
+from simulator.runner import Failure, SendResult, Summary
+
+SHOWN_FAILING = 5  # failing sends listed under the summary; the reports have them all
+
+
+def failure_line(failure: Failure) -> str:
+    """`rule: message`, the one-line form of a broken expectation."""
+    return str(failure)
+
+
+def send_line(outcome: SendResult) -> str:
+    """One failing send for people: where, who tapped what, and why."""
+    planned = outcome.planned
+    why = "; ".join(failure_line(f) for f in outcome.broken) \
+        or (outcome.result.attempts[-1].error or "")
+    return (f"#{planned.index} {planned.step} {planned.kind} {planned.event.user} "
+            f"{planned.event.button!r}: {why}")
+
+
+def summary_lines(summary: Summary) -> list[str]:
+    """The end-of-run summary, a few lines for people."""
+    lines = [f"{summary.scenario} (seed {summary.seed}): {summary.sent} sent, "
+             f"{summary.delivered} delivered, {summary.failed} failed, "
+             f"{summary.attempts} attempt(s)"]
+    counts = summary.expectation_failures
+    if counts:
+        rules = ", ".join(f"{rule} {count}" for rule, count in sorted(counts.items()))
+        lines.append(f"expectations failed: {rules}")
+        lines.extend(f"  {send_line(outcome)}" for outcome in summary.failing[:SHOWN_FAILING])
+        if len(summary.failing) > SHOWN_FAILING:
+            lines.append(f"  ... and {len(summary.failing) - SHOWN_FAILING} more")
+    else:
+        lines.append("expectations: all held" if summary.sent else "nothing was sent")
+    latency = summary.latency
+    if latency.count:
+        lines.append("latency " + "  ".join(
+            f"p{p} {figure:.1f} ms" for p, figure in (("50", latency.p50), ("95", latency.p95),
+                                                       ("99", latency.p99))
+            if figure is not None))
+    return lines
 
 
 def junit_xml(summary: Summary, results: Sequence[SendResult], duration: float) -> bytes:
@@ -28,16 +68,18 @@ def junit_xml(summary: Summary, results: Sequence[SendResult], duration: float) 
             "name": f"#{planned.index} {planned.kind} {planned.event.user} "
                     f"{planned.event.button!r} ({planned.event.id})",
             "time": f"{last.latency_ms / 1000:.4f}"})
-        problems = list(outcome.failures)
+        problems = list(outcome.broken)
         if not outcome.result.delivered:
-            problems.insert(0, f"delivery: {last.outcome}"
-                               + (f", status {last.status}" if last.status is not None else "")
-                               + (f", {hide_userinfo(last.error)}" if last.error else "")
-                               + f" after {len(outcome.result.attempts)} attempt(s)")
+            problems.insert(0, Failure(
+                "delivery", f"{last.outcome}"
+                + (f", status {last.status}" if last.status is not None else "")
+                + (f", {hide_userinfo(last.error)}" if last.error else "")
+                + f" after {len(outcome.result.attempts)} attempt(s)"))
         if problems:
-            failure = ET.SubElement(case, "failure", {"message": problems[0],
-                                                      "type": problems[0].split(":", 1)[0]})
-            failure.text = "\n".join([*problems, f"message id: {planned.event.message_id}"])
+            failure = ET.SubElement(case, "failure", {"message": failure_line(problems[0]),
+                                                      "type": problems[0].rule})
+            failure.text = "\n".join([*map(failure_line, problems),
+                                      f"message id: {planned.event.message_id}"])
     data: bytes = ET.tostring(suite, encoding="utf-8", xml_declaration=True)
     return data
 
@@ -54,7 +96,7 @@ def json_report(summary: Summary, results: Sequence[SendResult], duration: float
             "delivered": outcome.result.delivered, "status": last.status,
             "latency_ms": round(last.latency_ms, 3), "attempts": len(outcome.result.attempts),
             "error": hide_userinfo(last.error) if last.error else last.error,
-            "failures": list(outcome.failures)})
+            "failures": [failure.as_dict() for failure in outcome.broken]})
     document = {"summary": {**summary.as_dict(), "duration_s": round(duration, 3)},
                 "sends": sends}
     return json.dumps(document, ensure_ascii=False, indent=2).encode("utf-8") + b"\n"

@@ -8,13 +8,14 @@ consume; time and sleep are injectable, so tests compress delays instead of wait
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
@@ -43,7 +44,10 @@ from simulator.scenarios import (
 from simulator.settings import Layer, resolve
 from simulator.taps import SEEDED_EPOCH_RANGE, TapFactory, TapOptions
 
-SendKind = Literal["tap", "duplicate", "redelivery"]
+if TYPE_CHECKING:
+    from simulator.sendapi import MockApi
+
+SendKind = Literal["tap", "duplicate", "redelivery", "verify"]
 Sleep = Callable[[float], Awaitable[None]]
 
 
@@ -59,6 +63,7 @@ class PlannedSend:
     tap: Tap
     expect: Expectations
     together: bool = False  # dispatched at once beside the previous send (concurrent copy)
+    batch: tuple[Tap, ...] = ()  # every tap in the body when chaos batched several (in order)
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,8 @@ class Plan:
     users: tuple[User, ...]
     sent: Mapping[str, TemplateMessage]  # each user's copy of the template, by wa_id
     sends: tuple[PlannedSend, ...]
+    # Renders the taps decided while running (tap_reply steps aim at the app's own messages).
+    callback: CallbackTemplate | None = field(default=None, compare=False, repr=False)
 
     @property
     def duration(self) -> float:
@@ -120,6 +127,13 @@ def plan_scenario(scenario: Scenario, seed: int | None = None,
         begin = clock + step.after
         chosen = _choose(step, users, by_number, names, rnd)
         moments: list[tuple[float, User, Button]] = []
+        if step.verify is not None:  # one handshake, no user: a stand-in tap names the send
+            user = users[0]
+            tap = factory.tap(user, sent[user.wa_id], template.buttons[0])
+            event = Event(f"evt_verify{len(taps)}", b"", seed, button="verify handshake")
+            taps.append((begin, step, tap, event))
+            clock = begin + step.spread
+            continue
         if step.sends:  # other kinds (simulator.kinds): rendered here, not from the template
             taps.extend(_kind_sends(scenario, step, chosen, begin, base, now, factory, sent,
                                     seed))
@@ -127,7 +141,8 @@ def plan_scenario(scenario: Scenario, seed: int | None = None,
             continue
         for user in chosen:
             for _ in range(step.repeat):
-                button = step.pick_button(buttons, rnd)
+                button = step.pick_button(buttons, rnd) if step.tap_reply is None else \
+                    Button(step.tap_reply.button, step.tap_reply.button)  # aimed while running
                 if button is None:
                     continue
                 offset = rnd.uniform(0, step.spread) if step.spread else 0.0
@@ -139,7 +154,7 @@ def plan_scenario(scenario: Scenario, seed: int | None = None,
             taps.append((at, step, tap, Event.from_body(render_tap(callback, tap), seed)))
         clock = begin + step.spread
     return Plan(scenario, seed, factory.business, tuple(users), sent,
-                _with_chaos(scenario, taps, rnd))
+                _with_chaos(scenario, taps, rnd), callback)
 
 
 def _kind_sends(scenario: Scenario, step: StepSpec, chosen: list[User], begin: float,
@@ -194,10 +209,16 @@ def _with_chaos(scenario: Scenario, taps: list[tuple[float, StepSpec, Tap, Event
             rnd.shuffle(order)
             taps[begin:begin + chaos.shuffle] = [
                 (window[i][0], *window[j][1:]) for i, j in enumerate(order)]
+    batches: dict[int, tuple[Tap, ...]] = {}
     if chaos.batch:
-        taps = _batched(taps, chaos, rnd)
+        taps, batches = _batched(taps, chaos, rnd)
     sends: list[tuple[float, SendKind, StepSpec, Tap, Event, bool]] = []
     for at, step, tap, event in taps:
+        if step.verify is not None or step.tap_reply is not None:
+            # Decided while running (or not a callback at all): no copies of these.
+            sends.append((at, "verify" if step.verify is not None else "tap", step, tap,
+                          event, False))
+            continue
         sends.append((at, "tap", step, tap, event, False))
         if step.duplicate:
             sends.append((at, "duplicate", step, tap, event, step.duplicate_concurrently))
@@ -208,61 +229,105 @@ def _with_chaos(scenario: Scenario, taps: list[tuple[float, StepSpec, Tap, Event
     sends.sort(key=lambda s: s[0])  # stable: a duplicate stays right behind its original
     return tuple(
         PlannedSend(i, at, step.name, kind, event, tap,
-                    scenario.expect.merged(step.expect), together)
+                    scenario.expect.merged(step.expect), together, batches.get(id(event), ()))
         for i, (at, kind, step, tap, event, together) in enumerate(sends))
 
 
-def _batched(taps: list[tuple[float, StepSpec, Tap, Event]], chaos: ChaosSpec,
-             rnd: Any) -> list[tuple[float, StepSpec, Tap, Event]]:
+def _batched(taps: list[tuple[float, StepSpec, Tap, Event]], chaos: ChaosSpec, rnd: Any
+             ) -> tuple[list[tuple[float, StepSpec, Tap, Event]], dict[int, tuple[Tap, ...]]]:
     """Batch chaos: a share of taps open a batch with the taps after them, sent as one body
-    (Meta's batching) when the last of them is due; the first tap names the send."""
+    (Meta's batching) when the last of them is due; the first tap names the send. Also the
+    taps in each batched body, by the id() of its event (steps decided while running, and
+    handshakes, are never batched)."""
     out = []
+    members: dict[int, tuple[Tap, ...]] = {}
     index = 0
     while index < len(taps):
+        group = []
         if rnd.random() < chaos.batch:
-            group = taps[index:index + chaos.batch_size]
+            for item in taps[index:index + chaos.batch_size]:
+                if item[1].verify is not None or item[1].tap_reply is not None:
+                    break
+                group.append(item)
+        if len(group) > 1:
             body = batch([t[3].body for t in group], chaos.batch_shape, where="chaos.batch")
             _, step, tap, first = group[0]
-            out.append((group[-1][0], step, tap, Event.from_body(body, first.seed)))
+            event = Event.from_body(body, first.seed)
+            members[id(event)] = tuple(t[2] for t in group)
+            out.append((group[-1][0], step, tap, event))
             index += len(group)
         else:
             out.append(taps[index])
             index += 1
-    return out
+    return out, members
 
 
 # --- expectations ----------------------------------------------------------------------------
 
 
-def check_expectations(expect: Expectations, result: DeliveryResult) -> tuple[str, ...]:
-    """Each broken rule as `rule: what happened`; empty when the handler did as expected."""
+@dataclass(frozen=True)
+class Failure:
+    """One broken expectation, as a value: the rule, what happened, and where in the run.
+
+    Presenters (the CLI's summary, simulator.reports, the pytest plugin, the TUI) turn it into
+    text; `str(failure)` is the one-line form `rule: message`.
+    """
+
+    rule: str  # status, max_latency, body_contains, json, reply, tap_reply, verify
+    message: str  # what happened, for people: "expected 200, got 500"
+    step: str = ""  # the step's name ("" before it is placed)
+    index: int | None = None  # the send's position in the plan
+    event: str = ""  # the delivered event's id
+
+    def __str__(self) -> str:
+        return f"{self.rule}: {self.message}"
+
+    @property
+    def where(self) -> str:
+        """`#index step` of the send that broke the rule, or "" when not placed."""
+        if self.index is None:
+            return self.step
+        return f"#{self.index} {self.step}".rstrip()
+
+    def at(self, send: PlannedSend) -> Failure:
+        """This failure placed at `send`."""
+        return replace(self, step=send.step, index=send.index, event=send.event.id)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data, for the JSON report."""
+        return {"rule": self.rule, "message": self.message, "step": self.step,
+                "index": self.index, "event": self.event}
+
+
+def check_expectations(expect: Expectations, result: DeliveryResult) -> tuple[Failure, ...]:
+    """Each rule the delivery broke, as a Failure; empty when the handler did as expected."""
     last = result.attempts[-1]
     failures = []
     if expect.status is not None and (last.status is None or not any(
             low <= last.status <= high for low, high in expect.status)):
         wanted = ", ".join(str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in expect.status)
         got = last.status if last.status is not None else f"no answer ({last.error})"
-        failures.append(f"status: expected {wanted}, got {got}")
+        failures.append(Failure("status", f"expected {wanted}, got {got}"))
     if expect.max_latency_ms is not None and last.status is not None \
             and last.latency_ms > expect.max_latency_ms:
-        failures.append(f"max_latency: answered in {last.latency_ms:.0f} ms, "
-                        f"limit {expect.max_latency_ms:.0f} ms")
+        failures.append(Failure("max_latency", f"answered in {last.latency_ms:.0f} ms, "
+                                               f"limit {expect.max_latency_ms:.0f} ms"))
     for text in expect.body_contains:
         if text not in last.response_body:
-            failures.append(f"body_contains: the response has no {text!r}")
+            failures.append(Failure("body_contains", f"the response has no {text!r}"))
     if expect.json_equals:
         try:
             answer = json.loads(last.response_body)
         except ValueError:
-            failures.append("json: the response body is not JSON")
+            failures.append(Failure("json", "the response body is not JSON"))
         else:
             for path, wanted in expect.json_equals:
                 found, value = json_path(answer, path)
                 if not found:
-                    failures.append(f"json: {path} is missing")
+                    failures.append(Failure("json", f"{path} is missing"))
                 elif value != wanted:
-                    failures.append(f"json: {path} is {json.dumps(value)}, expected "
-                                    f"{json.dumps(wanted)}")
+                    failures.append(Failure("json", f"{path} is {json.dumps(value)}, expected "
+                                                    f"{json.dumps(wanted)}"))
     return tuple(failures)
 
 
@@ -290,12 +355,17 @@ class SendResult:
 
     planned: PlannedSend
     result: DeliveryResult
-    failures: tuple[str, ...] = ()
+    broken: tuple[Failure, ...] = ()  # the expectations it broke, placed at this send
+
+    @property
+    def failures(self) -> tuple[str, ...]:
+        """The broken expectations as `rule: message` lines."""
+        return tuple(str(failure) for failure in self.broken)
 
     @property
     def ok(self) -> bool:
         """Delivered, and every expectation held."""
-        return self.result.delivered and not self.failures
+        return self.result.delivered and not self.broken
 
 
 async def run_plan(
@@ -307,15 +377,33 @@ async def run_plan(
     clock: Callable[[], float] = time.monotonic,
     on_attempt: Callable[[Attempt], None] | None = None,
     client: httpx.AsyncClient | None = None,
+    replies: MockApi | None = None,
+    reply_sleep: Sleep | None = None,
 ) -> AsyncIterator[SendResult]:
     """Dispatch every send at its moment (divided by `speed`), yielding results as they end.
 
     `client` is the seam every face shares: None sends for real (each target's own client,
     loopback-guarded); a client on `httpx.MockTransport` lets a unit test answer instead.
+    `replies` is the send API the app answers through: `expect: reply` is checked against
+    what it records, and `tap_reply` steps tap the app's own messages; the windows are
+    measured with `clock` and waited with `reply_sleep` (default: `sleep`).
     """
+    from simulator.replies import (
+        ReplyBook,
+        check_reply,
+        first_and_last,
+        require_api,
+        resolve_tap_reply,
+        users_of,
+    )
+
+    require_api(plan.scenario, replies, "a send API (wasim run --api-port 0, wasim.api())")
     deliverers: dict[int, Deliverer] = {}
     limits: dict[str, asyncio.Semaphore] = {}
     results: asyncio.Queue[SendResult | BaseException] = asyncio.Queue()
+    book = ReplyBook(replies, clock=clock, sleep=reply_sleep or sleep).start() \
+        if replies is not None else None
+    firsts, lasts = first_and_last(plan.sends)
 
     def deliverer_for(send: PlannedSend) -> Deliverer:
         options = delivery(send)
@@ -325,17 +413,62 @@ async def run_plan(
                                         client=client)
         return deliverers[key]
 
-    async def one(send: PlannedSend, limit: asyncio.Semaphore | None) -> None:
+    # With replies watched, a user's next tap waits until their previous one was delivered
+    # (a person cannot tap faster than that), so each reply lands in the right tap's window.
+    user_done: dict[str, tuple[str, asyncio.Future[None]]] = {}
+
+    def after_previous(send: PlannedSend) -> tuple[list[asyncio.Future[None]],
+                                                   asyncio.Future[None]]:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        before = []
+        for user in dict.fromkeys(users_of(send)):
+            previous = user_done.get(user)
+            if previous is not None and previous[0] != send.event.id:
+                before.append(previous[1])
+            user_done[user] = (send.event.id, done)
+        return before, done
+
+    async def one(send: PlannedSend, limit: asyncio.Semaphore | None,
+                  before: Sequence[asyncio.Future[None]] = (),
+                  done: asyncio.Future[None] | None = None) -> None:
         try:
-            if limit is None:
-                outcome = await deliverer_for(send).deliver(send.event)
-            else:
-                async with limit:
-                    outcome = await deliverer_for(send).deliver(send.event)
-            results.put_nowait(SendResult(send, outcome, check_expectations(send.expect,
-                                                                            outcome)))
+            await _one(send, limit, before, done)
         except BaseException as exc:  # handed to the consumer, which re-raises it
             results.put_nowait(exc)
+        finally:
+            if done is not None and not done.done():
+                done.set_result(None)
+
+    async def _one(send: PlannedSend, limit: asyncio.Semaphore | None,
+                   before: Sequence[asyncio.Future[None]],
+                   done: asyncio.Future[None] | None) -> None:
+        if before:
+            await asyncio.gather(*before)
+        reply_to = plan.step(send.step).tap_reply is not None
+        if book is not None and send.kind != "verify":
+            if reply_to:
+                resolved = await resolve_tap_reply(book, plan, send)
+                if isinstance(resolved, Failure):
+                    results.put_nowait(SendResult(send, _not_sent(send, resolved),
+                                                  (resolved.at(send),)))
+                    return
+                send = resolved
+            book.open(send.event.id, users_of(send))
+        async with limit if limit is not None else contextlib.nullcontext():
+            started = clock()
+            if send.kind == "verify":
+                outcome, broken = await _verify(plan, send, delivery(send), client, clock)
+            else:
+                outcome = await deliverer_for(send).deliver(send.event)
+                broken = list(check_expectations(send.expect, outcome))
+        if done is not None and not done.done():
+            done.set_result(None)  # the user's next tap may go now; this one's replies count
+        if book is not None and send.expect.reply is not None and send.kind != "verify":
+            first = send.index in firsts or reply_to
+            last = send.index in lasts or reply_to
+            broken += await check_reply(book, send, send.expect.reply, started,
+                                        first=first, last=last)
+        results.put_nowait(SendResult(send, outcome, tuple(f.at(send) for f in broken)))
 
     async def dispatch() -> None:
         started = clock()
@@ -352,7 +485,11 @@ async def run_plan(
                 # handler delays later sends the way a real platform's queue would.
                 async with limit:
                     pass
-            tasks.append(asyncio.ensure_future(one(send, limit)))
+            if book is not None and send.kind != "verify":
+                before, done = after_previous(send)  # in dispatch order: who tapped last
+                tasks.append(asyncio.ensure_future(one(send, limit, before, done)))
+            else:
+                tasks.append(asyncio.ensure_future(one(send, limit)))
             await asyncio.sleep(0)  # let it take its slot before the next one looks
         await asyncio.gather(*tasks)
 
@@ -366,8 +503,49 @@ async def run_plan(
         await dispatcher
     finally:
         dispatcher.cancel()
+        if book is not None:
+            book.close()
         for deliverer in deliverers.values():
             await deliverer.aclose()
+
+
+def _not_sent(send: PlannedSend, why: Failure) -> DeliveryResult:
+    """The delivery of a send that could not be made (a tap with nothing to tap on)."""
+    return DeliveryResult(send.event, (Attempt(
+        send.event, f"{send.event.id}-not-sent", 1, time.time(), "", "POST", "", (),
+        error=f"not sent: {why.message}"),))
+
+
+async def _verify(plan: Plan, send: PlannedSend, options: DeliveryOptions,
+                  client: httpx.AsyncClient | None, clock: Callable[[], float]
+                  ) -> tuple[DeliveryResult, list[Failure]]:
+    """A `verify` step: Meta's GET handshake, as a delivery of its GETs and the rule."""
+    from simulator.meta import verify_handshake
+
+    spec = plan.step(send.step).verify
+    assert spec is not None  # only verify sends come here
+    began, wall = clock(), time.time()
+    handshake = await verify_handshake(options, spec.token, client=client)
+    each = (clock() - began) * 1000 / max(len(handshake.checks), 1)
+    attempts = tuple(
+        Attempt(send.event, f"{send.event.id}-{send.index}", number, wall, options.target.label,
+                "GET", options.target.url, (), status=check.status,
+                response_body="the challenge, echoed" if check.echoed else "",
+                latency_ms=each, error=check.error,
+                error_kind="connect" if check.error and "nothing is listening" in check.error
+                else None, delivered=check.status is not None,
+                final=number == len(handshake.checks))
+        for number, check in enumerate(handshake.checks, start=1))
+    result = DeliveryResult(send.event, attempts)
+    right = handshake.checks[0]
+    failures = []
+    if spec.expect == "pass" and not handshake.passed and right.status is not None:
+        failures.append(Failure("verify", "; ".join(c.line() for c in handshake.checks
+                                                   if not c.passed)))
+    elif spec.expect == "refused" and right.status is not None and right.passed:
+        failures.append(Failure("verify", f"the handler echoed the challenge for the token "
+                                          f"{spec.token!r}; it must refuse it"))
+    return result, failures
 
 
 async def deliver_events(
@@ -437,9 +615,33 @@ def scenario_delivery(plan: Plan, overrides: Mapping[str, Any],
 # --- summing up ------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Latency:
+    """Latency figures of the answers (ms, nearest rank); None before any answer."""
+
+    count: int = 0
+    p50: float | None = None
+    p95: float | None = None
+    p99: float | None = None
+    max: float | None = None
+
+
+def percentile(values: Sequence[float], p: float) -> float | None:
+    """The p-th percentile of `values` (nearest rank), None when empty."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(p / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
 @dataclass
 class Summary:
-    """Running totals of a scenario run, for the live view and the end of the run."""
+    """What a scenario run came to, as values: counts, failures and latency figures.
+
+    Filled one send at a time (`add`), for the live view and the end of the run; presenters
+    (simulator.reports, the CLI, the plugin, the TUI) turn it into text or documents.
+    """
 
     scenario: str = ""
     seed: int | None = None
@@ -448,7 +650,7 @@ class Summary:
     failed: int = 0
     unreachable: int = 0
     attempts: int = 0
-    expectation_failures: Counter[str] = field(default_factory=Counter)
+    failures: list[Failure] = field(default_factory=list)  # every broken rule, in end order
     latencies: list[float] = field(default_factory=list)
     failing: list[SendResult] = field(default_factory=list)
 
@@ -464,45 +666,35 @@ class Summary:
         last = outcome.result.attempts[-1]
         if last.status is not None:
             self.latencies.append(last.latency_ms)
-        for failure in outcome.failures:
-            self.expectation_failures[failure.split(":", 1)[0]] += 1
+        self.failures.extend(outcome.broken)
         if not outcome.ok:
             self.failing.append(outcome)
 
     @property
+    def expectation_failures(self) -> Counter[str]:
+        """How many times each rule broke."""
+        return Counter(failure.rule for failure in self.failures)
+
+    @property
     def ok(self) -> bool:
         """Everything delivered and every expectation held."""
-        return not self.failed and not self.expectation_failures
+        return not self.failed and not self.failures
 
     def percentile(self, p: float) -> float | None:
         """The p-th percentile latency in ms (nearest rank), None before any answer."""
-        if not self.latencies:
-            return None
-        ordered = sorted(self.latencies)
-        rank = max(1, math.ceil(p / 100 * len(ordered)))
-        return ordered[rank - 1]
+        return percentile(self.latencies, p)
+
+    @property
+    def latency(self) -> Latency:
+        """The latency figures of the answers so far."""
+        return Latency(len(self.latencies), self.percentile(50), self.percentile(95),
+                       self.percentile(99), max(self.latencies, default=None))
 
     def lines(self) -> list[str]:
-        """The end-of-run summary, a few lines for people."""
-        lines = [f"{self.scenario} (seed {self.seed}): {self.sent} sent, {self.delivered} "
-                 f"delivered, {self.failed} failed, {self.attempts} attempt(s)"]
-        if self.expectation_failures:
-            rules = ", ".join(f"{rule} {count}" for rule, count
-                              in sorted(self.expectation_failures.items()))
-            lines.append(f"expectations failed: {rules}")
-            for outcome in self.failing[:5]:
-                planned = outcome.planned
-                why = "; ".join(outcome.failures) or (outcome.result.attempts[-1].error or "")
-                lines.append(f"  #{planned.index} {planned.step} {planned.kind} "
-                             f"{planned.event.user} {planned.event.button!r}: {why}")
-            if len(self.failing) > 5:
-                lines.append(f"  ... and {len(self.failing) - 5} more")
-        else:
-            lines.append("expectations: all held" if self.sent else "nothing was sent")
-        if self.latencies:
-            lines.append("latency " + "  ".join(
-                f"p{p} {self.percentile(p):.1f} ms" for p in (50, 95, 99)))
-        return lines
+        """The end-of-run summary as a few lines for people (simulator.reports draws it)."""
+        from simulator.reports import summary_lines
+
+        return summary_lines(self)
 
     def as_dict(self) -> dict[str, Any]:
         """The summary as plain data, for the JSON report."""

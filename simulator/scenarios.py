@@ -123,6 +123,40 @@ class CastSpec:
     enterprise: float = 0.0  # share of users with an enterprise parent_user_id
 
 
+DEFAULT_REPLY_WITHIN = 2.0  # seconds an app has to reply to a tap through the send API
+MAX_REPLIES = 100  # `count:` above this is a typo
+
+
+@dataclass(frozen=True)
+class ReplyExpectation:
+    """What the app must send back through the send API for each tap (`expect: reply:`).
+
+    The replies counted are the app's messages to the tapping user, recorded after the tap
+    and before that user's next tap, that match every filter given.
+    """
+
+    within: float = DEFAULT_REPLY_WITHIN  # seconds from the delivery's start
+    type: str | None = None  # text, template, interactive, image...
+    contains: str | None = None  # text the body, caption or template name contains (any case)
+    template: str | None = None  # the template's name
+    count: int | None = None  # exactly this many per tap (0: none); None: at least one
+
+    def matches(self, message: Any) -> bool:
+        """Whether a SentMessage passes every filter."""
+        return ((self.type is None or message.type == self.type)
+                and (self.contains is None or self.contains.lower() in message.text.lower())
+                and (self.template is None or message.template == self.template))
+
+    def describe(self) -> str:
+        """The filters, for messages: `text containing 'unsubscribed'`."""
+        parts = [self.type or ("template" if self.template else "message")]
+        if self.template:
+            parts.append(repr(self.template))
+        if self.contains:
+            parts.append(f"containing {self.contains!r}")
+        return " ".join(parts)
+
+
 @dataclass(frozen=True)
 class Expectations:
     """What the handler must answer; None means "not checked"."""
@@ -131,6 +165,7 @@ class Expectations:
     max_latency_ms: float | None = None
     body_contains: tuple[str, ...] = ()
     json_equals: tuple[tuple[str, Any], ...] = ()  # ($.path, expected value)
+    reply: ReplyExpectation | None = None  # what the app sends back (needs the send API)
 
     def merged(self, override: Expectations | None) -> Expectations:
         """These expectations with every rule that `override` sets replaced by its."""
@@ -142,7 +177,25 @@ class Expectations:
             else self.max_latency_ms,
             body_contains=override.body_contains or self.body_contains,
             json_equals=override.json_equals or self.json_equals,
+            reply=override.reply if override.reply is not None else self.reply,
         )
+
+
+@dataclass(frozen=True)
+class TapReplySpec:
+    """A step that waits for the app's message to each chosen user and taps one of its
+    buttons (`tap_reply:`), so the callback replies to it: context.id is its wamid."""
+
+    button: str  # a label (title) or payload of the app's button or quick reply
+    within: float = 10.0  # seconds to wait for that message
+
+
+@dataclass(frozen=True)
+class VerifySpec:
+    """A step that performs Meta's GET verification handshake against the step's target."""
+
+    token: str
+    expect: str = "pass"  # pass: echoed for `token`, a wrong one refused; refused: refused
 
 
 @dataclass(frozen=True)
@@ -176,6 +229,8 @@ class StepSpec:
     # Other kinds each chosen user sends, in order (simulator.kinds.steps): `send`, `react`,
     # `statuses`; a step with them taps nothing.
     sends: tuple[tuple[str, Any], ...] = ()
+    tap_reply: TapReplySpec | None = None  # tap a button of the app's own message instead
+    verify: VerifySpec | None = None  # the GET handshake instead of any tap
 
     def pick_button(self, buttons: Mapping[str, Button], rnd: Any, *,
                     may_skip: bool = True) -> Button | None:
@@ -232,6 +287,19 @@ class Scenario:
     expect: Expectations
     target: Mapping[str, Any]
     lines: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
+    templates: tuple[str, ...] = ()  # other templates the brand may send (its replies)
+
+    @property
+    def template_names(self) -> tuple[str, ...]:
+        """Every template the account has: the campaign's, then `templates:`."""
+        return (self.template.name, *(t for t in self.templates if t != self.template.name))
+
+    @property
+    def needs_api(self) -> bool:
+        """Whether a run must have the send API: reply expectations or tap_reply steps."""
+        return self.expect.reply is not None or any(
+            s.tap_reply is not None or (s.expect is not None and s.expect.reply is not None)
+            for s in self.steps)
 
     def where(self, key_path: str) -> str:
         """`file:line` of a field (or its nearest parent), for messages."""
@@ -622,7 +690,7 @@ def parse_duration(value: Any) -> float | None:
 
 
 _TOP = ("name", "description", "seed", "business", "template", "cast", "steps", "chaos",
-        "expect", "target")
+        "expect", "target", "templates")
 
 
 def _build(document: Any, lines: Mapping[str, int], file: Path) -> Scenario:
@@ -671,7 +739,27 @@ def _build(document: Any, lines: Mapping[str, int], file: Path) -> Scenario:
         expect=_expect(top.raw("expect"), "expect", lines, file) or Expectations(),
         target=_target(top.raw("target"), "target", lines, file),
         lines=lines,
+        templates=_templates(top),
     )
+
+
+def _templates(top: _Fields) -> tuple[str, ...]:
+    """`templates: [catalogue, order_update]`: the other templates the brand may send."""
+    raw = top.raw("templates")
+    if raw is None:
+        return ()
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, list):
+        raise top.error("templates", f"expected a list of template names, got {_kind(raw)}",
+                        hint="For example templates: [catalogue, order_update].")
+    names = []
+    for index, name in enumerate(raw):
+        if isinstance(name, bool) or not isinstance(name, str | int) or not str(name).strip():
+            raise top.error(f"templates[{index}]", f"expected a template name, got "
+                                                    f"{_kind(name)}")
+        names.append(str(name))
+    return tuple(names)
 
 
 def _step_sends(cast: CastSpec, chaos: ChaosSpec, steps: tuple[StepSpec, ...]) -> list[int]:
@@ -844,7 +932,8 @@ def _cast(top: _Fields, lines: Mapping[str, int], file: Path) -> CastSpec:
 
 
 _STEP_KEYS = ("name", "who", "tap", "choices", "no_tap", "after", "spread", "repeat",
-              "concurrency", "duplicate", "target", "expect", "send", "react", "statuses")
+              "concurrency", "duplicate", "target", "expect", "send", "react", "statuses",
+              "tap_reply", "verify")
 
 
 def _step(item: Any, index: int, labels: list[str], listed: set[str],
@@ -878,6 +967,18 @@ def _step(item: Any, index: int, labels: list[str], listed: set[str],
         raise fields.error(f"{path}.tap" if button is not None else f"{path}.choices",
                            "a step that sends other kinds taps nothing",
                            hint="Put the tap in a step of its own.")
+    tap_reply = _tap_reply(fields, path)
+    verify = _verify(fields, path)
+    for special, key in ((tap_reply, "tap_reply"), (verify, "verify")):
+        if special is not None and (button is not None or choices or sends):
+            raise fields.error(f"{path}.{key}", f"a {key} step taps nothing else",
+                               hint="Put the other taps or sends in a step of their own.")
+    if tap_reply is not None and verify is not None:
+        raise fields.error(f"{path}.verify", "give `tap_reply` or `verify`, not both")
+    if (tap_reply is not None or verify is not None) and fields.raw("duplicate"):
+        key = "tap_reply" if tap_reply is not None else "verify"
+        raise fields.error(f"{path}.duplicate", f"a {key} step cannot be duplicated",
+                           hint="Duplicate the taps of a normal step.")
     return StepSpec(
         name=fields.text("name") or f"step {index + 1}",
         line=line_of(lines, path),
@@ -894,7 +995,51 @@ def _step(item: Any, index: int, labels: list[str], listed: set[str],
         target=_target(fields.raw("target"), f"{path}.target", lines, file),
         expect=_expect(fields.raw("expect"), f"{path}.expect", lines, file),
         sends=sends,
+        tap_reply=tap_reply,
+        verify=verify,
     )
+
+
+def _tap_reply(fields: _Fields, path: str) -> TapReplySpec | None:
+    """`tap_reply: LABEL` or `tap_reply: {button: LABEL, within: 10s}`."""
+    raw = fields.raw("tap_reply")
+    key = f"{path}.tap_reply"
+    if raw is None:
+        return None
+    if isinstance(raw, str | int) and not isinstance(raw, bool):
+        raw = {"button": raw}
+    spec = _Fields(raw, key, fields.lines, fields.file, ("button", "within"))
+    button = spec.text("button")
+    if not button:
+        raise spec.error(f"{key}.button", "name the button to tap (its label or payload)",
+                         hint="For example tap_reply: {button: Track order}.")
+    within = spec.duration("within", 10.0)
+    if within <= 0:
+        raise spec.error(f"{key}.within", "the wait must be longer than 0")
+    return TapReplySpec(button, within)
+
+
+VERIFY_EXPECT = ("pass", "refused")
+
+
+def _verify(fields: _Fields, path: str) -> VerifySpec | None:
+    """`verify: {verify_token: T, expect: pass|refused}`."""
+    raw = fields.raw("verify")
+    key = f"{path}.verify"
+    if raw is None:
+        return None
+    spec = _Fields(raw, key, fields.lines, fields.file, ("verify_token", "expect"))
+    token = spec.text("verify_token")
+    if not token or len(token) > 1024 or not token.isprintable():
+        raise spec.error(f"{key}.verify_token", "the verify token must be 1 to 1024 printable "
+                                                "characters",
+                         hint="The token your handler compares hub.verify_token with.")
+    expect = spec.text("expect", "pass") or "pass"
+    if expect not in VERIFY_EXPECT:
+        raise spec.error(f"{key}.expect", f"cannot read {expect!r}",
+                         hint="Use pass (the challenge is echoed for this token and a wrong "
+                              "token refused) or refused (this token is refused).")
+    return VerifySpec(token, expect)
 
 
 def _kind_sends(fields: _Fields, path: str) -> tuple[tuple[str, Any], ...]:
@@ -982,7 +1127,7 @@ def _expect(value: Any, path: str, lines: Mapping[str, int], file: Path) -> Expe
     if value is None:
         return None
     fields = _Fields(value, path, lines, file,
-                     ("status", "max_latency", "body_contains", "json"))
+                     ("status", "max_latency", "body_contains", "json", "reply"))
     status = None
     raw_status = fields.raw("status")
     if raw_status is not None:
@@ -1019,7 +1164,40 @@ def _expect(value: Any, path: str, lines: Mapping[str, int], file: Path) -> Expe
                 raise fields.error(f"{path}.json.{key}", "a JSON path starts with $",
                                    hint="For example $.status or $.data[0].id.")
         json_equals = tuple((str(k), v) for k, v in json_rules.items())
-    return Expectations(status, max_latency_ms, body_contains, json_equals)
+    return Expectations(status, max_latency_ms, body_contains, json_equals,
+                        _reply(fields.raw("reply"), f"{path}.reply", lines, file))
+
+
+REPLY_TYPES = ("text", "template", "interactive", "reaction", "location", "contacts", "image",
+               "video", "audio", "document", "sticker", "media", "mediatemplate",
+               "authenticationtemplate", "button", "list", "order_details")
+
+
+def _reply(value: Any, path: str, lines: Mapping[str, int],
+           file: Path) -> ReplyExpectation | None:
+    """`reply: {within: 2s, type: text, contains: ..., template: NAME, count: 1}`."""
+    if value is None:
+        return None
+    if value is True:  # `reply: true`: at least one reply, any kind
+        value = {}
+    fields = _Fields(value, path, lines, file,
+                     ("within", "type", "contains", "template", "count"))
+    within = fields.duration("within", DEFAULT_REPLY_WITHIN)
+    if within <= 0:
+        raise fields.error(f"{path}.within", "the window must be longer than 0",
+                           hint="For example within: 2s.")
+    kind = fields.text("type")
+    if kind is not None and kind not in REPLY_TYPES:
+        raise fields.error(f"{path}.type", f"unknown message type {kind!r}",
+                           hint=did_you_mean(kind, REPLY_TYPES)
+                           or f"Use one of {', '.join(REPLY_TYPES[:8])}...")
+    contains = fields.text("contains")
+    if contains == "":
+        raise fields.error(f"{path}.contains", "empty text matches everything",
+                           hint="Leave contains out, or give some text.")
+    raw_count = fields.raw("count")
+    count = None if raw_count is None else fields.whole("count", 0, high=MAX_REPLIES)
+    return ReplyExpectation(within, kind, contains, fields.text("template"), count)
 
 
 _TARGET_TEXT = ("url", "app", "path", "method", "basic_auth", "token_url", "client_id",

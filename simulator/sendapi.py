@@ -100,6 +100,8 @@ class ApiOptions:
     keep: int = MAX_KEPT
     max_body: int = MAX_BODY
     keep_bytes: int = KEEP_BYTES
+    templates: tuple[str, ...] | None = None
+    """The template names the account has (a scenario's); None accepts any name."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -251,6 +253,7 @@ class MockApi:
         self._loop_thread: threading.Thread | None = None
         self._pending: set[Any] = set()
         self._webhook_deliverer: Deliverer | None = None
+        self._watchers: list[Callable[[], None]] = []
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -389,6 +392,39 @@ class MockApi:
         with self._changed:
             return list(self._statuses)
 
+    @property
+    def count(self) -> int:
+        """How many messages were recorded so far: the number of the newest one."""
+        with self._changed:
+            return self._count
+
+    def sent_after(self, number: int) -> list[SentMessage]:
+        """The kept messages numbered after `number`, oldest first (reads only those)."""
+        with self._changed:
+            newer = []
+            for message, _ in reversed(self._sent):
+                if message.number <= number:
+                    break
+                newer.append(message)
+        return newer[::-1]
+
+    def sent_to(self, number: str, after: int = 0) -> list[SentMessage]:
+        """The kept messages to `number` (digits, `+` allowed) numbered after `after`."""
+        wanted = number.lstrip("+")
+        return [m for m in self.sent if m.to == wanted and m.number > after]
+
+    def watch(self, changed: Callable[[], None]) -> Callable[[], None]:
+        """Call `changed` (from the server's thread) after every recorded message; returns
+        the function that stops it. For waiting on the record without polling."""
+        with self._changed:
+            self._watchers.append(changed)
+
+        def stop() -> None:
+            with self._changed:
+                if changed in self._watchers:
+                    self._watchers.remove(changed)
+        return stop
+
     def find(self, message_id: str) -> SentMessage | None:
         """The kept message with this UUID, `<uuid>:<n>` or wamid, if any."""
         for message in self.sent:
@@ -478,6 +514,15 @@ class MockApi:
                                          "the account.")
         return digits
 
+    def _known_template(self, message: SentMessage, where: str) -> SentMessage:
+        """Refuse a template the account does not have (with a scenario: the ones it names)."""
+        known = self.options.templates
+        if message.template and known is not None and message.template not in known:
+            listed = ", ".join(known) or "none"
+            raise _bad(where, f"template {message.template!r} does not exist (the scenario "
+                              f"defines: {listed})")
+        return message
+
     def _fault_now(self) -> None:
         fault = self._take_fault()
         if fault is not None:
@@ -505,7 +550,7 @@ class MockApi:
         if not recipients or len(recipients) > MAX_RECIPIENTS or not all(
                 r.isdigit() and 8 <= len(r) <= 15 for r in recipients):
             raise _bad("to", "invalid number")
-        parsed = _v1_message(fields)
+        parsed = self._known_template(_v1_message(fields), "template_name")
         callback_url = fields.get("callback_url", "")
         if callback_url and urlsplit(callback_url).scheme not in ("http", "https"):
             raise _bad("callback_url", "must be an http(s) URL")
@@ -545,7 +590,8 @@ class MockApi:
         extra = document.get("extra_info") or {}
         if not isinstance(extra, dict):
             raise _bad("extra_info", "must be an object")
-        parsed = v2_message(document["messaging_object"])
+        parsed = self._known_template(v2_message(document["messaging_object"]),
+                                      "messaging_object.template.name")
         message_id = str(uuid.UUID(int=self._random.getrandbits(128), version=4))
         message = self._record(len(body), replace(
             parsed, version="v2", business=business, message_id=message_id,
@@ -570,6 +616,9 @@ class MockApi:
             while self._kept_bytes > self.options.keep_bytes and len(self._sent) > 1:
                 self._kept_bytes -= self._sent.popleft()[1]
             self._changed.notify_all()
+            watchers = list(self._watchers)
+        for watcher in watchers:
+            watcher()
         if self._on_sent is not None:
             _call_watcher(self._on_sent, message, "on_sent")
         self._schedule(message)
@@ -1141,12 +1190,13 @@ class _Handler(BaseHTTPRequestHandler):
 
 def api_options(*, port: int = DEFAULT_PORT, sid: str | None = None, api_key: str | None = None,
                 business_numbers: Sequence[str] = (), status_delays: Sequence[float] = (),
-                host: str = "127.0.0.1") -> ApiOptions:
+                host: str = "127.0.0.1", templates: Sequence[str] | None = None) -> ApiOptions:
     """ApiOptions from loose values (numbers with or without `+`)."""
     numbers = tuple(n.strip().lstrip("+") for n in business_numbers)
     return ApiOptions(host=host, port=port, sid=sid or DEFAULT_SID,
                       api_key=api_key or DEFAULT_API_KEY, business_numbers=numbers,
-                      status_delays=tuple(status_delays) or (0.0,))
+                      status_delays=tuple(status_delays) or (0.0,),
+                      templates=tuple(templates) if templates is not None else None)
 
 
 __all__ = ["ApiError", "ApiOptions", "MockApi", "SentMessage", "StatusDelivery",

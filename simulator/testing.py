@@ -40,6 +40,7 @@ from simulator.meta import Handshake, parse_envelope, verify_handshake
 from simulator.models import Button, Tap, TemplateMessage, User
 from simulator.overrides import Override, parse_path
 from simulator.render import CallbackTemplate, find_template, render_tap
+from simulator.replies import require_api
 from simulator.runner import (
     Plan,
     SendResult,
@@ -821,8 +822,16 @@ class Simulator:
         summary = Summary(loaded.name, plan.seed)
         found: list[SendResult] = []
         sleep = _no_wait if math.isinf(speed) else asyncio.sleep
+        # The app's replies go to the newest api(); their windows are waited for really
+        # (the app may answer after its 200), but end as soon as they are decided.
+        replies = self.apis[-1] if self.apis else None
+        try:
+            require_api(loaded, replies, "`with wasim.api() as kaleyra:` around the run")
+        except WasimError as exc:
+            raise _with_where(exc, where) from None
         async for outcome in run_plan(plan, delivery, speed=speed, sleep=sleep,
-                                      client=self.client):
+                                      client=self.client, replies=replies,
+                                      reply_sleep=asyncio.sleep):
             summary.add(outcome)
             found.append(outcome)
         found.sort(key=lambda outcome: outcome.planned.index)

@@ -196,7 +196,8 @@ def test_a_failing_expectation_exits_1_with_a_summary_line_and_a_junit_failure(
     assert failure is not None and failure.get("message") == "status: expected 200, got 202"
     document = json.loads(report.read_text())
     assert document["summary"]["expectation_failures"] == {"status": 12}
-    assert document["sends"][0]["failures"] == ["status: expected 200, got 202"]
+    assert [f["rule"] + ": " + f["message"] for f in document["sends"][0]["failures"]] \
+        == ["status: expected 200, got 202"]
 
 
 def test_slow_answers_break_max_latency() -> None:

@@ -124,6 +124,25 @@ def test_a_v2_template_records_its_params_and_quick_reply_payloads(api: MockApi)
     assert [b.payload for b in sent.buttons] == ["BUY", "LATER"]
 
 
+def test_a_template_the_scenario_does_not_define_is_refused_with_kaleyras_body() -> None:
+    with MockApi(ApiOptions(port=0, templates=("summer_sale", "order_update"))) as api:
+        answer = httpx.post(api.v2_url(BUSINESS), json=quick_reply_template(["BUY"]),
+                            headers=KEY)
+        v1 = httpx.post(api.v1_url(), headers=KEY, data={
+            "channel": "whatsapp", "from": BUSINESS, "to": SHOPPER, "type": "template",
+            "template_name": "catalogue"})
+        known = httpx.post(api.v1_url(), headers=KEY, data={
+            "channel": "whatsapp", "from": BUSINESS, "to": SHOPPER, "type": "template",
+            "template_name": "order_update"})
+    for refused, field in ((answer, "messaging_object.template.name"), (v1, "template_name")):
+        assert refused.status_code == 400
+        body = refused.json()
+        assert body["code"] == "WA400" and body["message"] == "Refer to correct payload format."
+        assert "'catalogue' does not exist" in body["error"][field]
+        assert "summer_sale, order_update" in body["error"][field]
+    assert known.status_code == 202 and [m.template for m in api.sent] == ["order_update"]
+
+
 def test_four_quick_reply_payloads_are_refused(api: MockApi) -> None:
     answer = httpx.post(api.v2_url(BUSINESS), json=quick_reply_template(list("ABCD")),
                         headers=KEY)

@@ -33,6 +33,7 @@ from simulator.errors import WasimError
 from simulator.history import DEFAULT_PATH, HistoryWriter
 from simulator.models import User
 from simulator.receiver import Receiver
+from simulator.replies import require_api
 from simulator.runner import Plan, SendResult, Summary, run_plan, scenario_delivery
 from simulator.scenarios import Scenario
 from simulator.tui.courier import Courier
@@ -694,6 +695,7 @@ class WasimApp(App[int]):
         try:
             delivery = scenario_delivery(plan, self.overrides, tui_flag,
                                          allow_remote=self.settings.allow_remote)
+            require_api(plan.scenario, None, "`wasim run --api-port 0` (not yet in this UI)")
         except WasimError as exc:
             self.notify(exc.one_line(), title="Cannot run", severity="error", timeout=10)
             return
@@ -737,7 +739,7 @@ class WasimApp(App[int]):
             outcome = finished.popleft()
             summary.add(outcome)
             planned, result = outcome.planned, outcome.result
-            via = _RUN_VIA[planned.kind]
+            via = _RUN_VIA.get(planned.kind, f"run {planned.kind}")
             record = SendRecord(f"d{next(self._keys)}", planned.event, via,
                                 result.attempts[0].started_at, None, list(result.attempts),
                                 outcome.failures)

@@ -161,8 +161,8 @@ def _given(delivery: dict[str, Any]) -> dict[str, Any]:
               help="Timeline speed: the run dialog's default, or --headless's pace.  "
                    "[default: 10 in the UI, as fast as allowed headless]")
 @click.option("--api-port", type=PORT, default=None,
-              help="Also run the local Kaleyra send API (`wasim api`) on this port (0: any "
-                   "free one); its statuses go to the built-in receiver.")
+              help="Port of the local Kaleyra send API (`wasim api`) the demo bot replies "
+                   "through; its statuses go to the built-in receiver.  [default: any free one]")
 def demo(scenario: str | None, headless: bool, port: int, seed: int | None, history_path: str,
          no_history: bool, speed: float | None, api_port: int | None = None) -> int:
     """Start a built-in webhook and open the terminal UI aimed at it.
@@ -178,15 +178,19 @@ def demo(scenario: str | None, headless: bool, port: int, seed: int | None, hist
     history = _history(history_path, no_history)
     if not headless:
         check_can_draw("wasim demo")
+    from simulator.demo_bot import DemoBot
+
     feed = ArrivalFeed()
-    with Receiver(ReceiverOptions(port=port), on_arrival=feed) as receiver, \
+    bot = DemoBot(then=feed)  # answers each tap through the send API, then feeds the UI
+    with Receiver(ReceiverOptions(port=port), on_arrival=bot) as receiver, \
             contextlib.ExitStack() as stack:
+        stack.callback(bot.close)
         click.echo(f"wasim demo: built-in receiver listening on {receiver.url}", err=True)
-        if api_port is not None:
-            stack.enter_context(_send_api(api_port, receiver.url))
+        bot.api = stack.enter_context(_send_api(0 if api_port is None else api_port,
+                                                receiver.url, loaded))
         if headless:
             return run_headless(loaded, receiver, seed=seed, history=history,
-                                speed=math.inf if speed is None else speed)
+                                speed=math.inf if speed is None else speed, bot=bot)
         from simulator.tui.app import make_app
 
         app = make_app(scenario=loaded, url=receiver.url, seed=seed, history=history,
@@ -195,20 +199,22 @@ def demo(scenario: str | None, headless: bool, port: int, seed: int | None, hist
         return _run_app(app)
 
 
-def _send_api(port: int, webhook: str) -> Any:
-    """The local send API (simulator.sendapi), started, its statuses aimed at `webhook`."""
+def _send_api(port: int, webhook: str, scenario: Any) -> Any:
+    """The local send API (simulator.sendapi), started, its statuses aimed at `webhook`; it
+    knows the scenario's templates and the demo bot's."""
     from simulator.delivery import delivery_options_from
-    from simulator.sendapi import MockApi, api_options
+    from simulator.demo_bot import TEMPLATES
+    from simulator.replies import start_scenario_api
 
     options = delivery_options_from({"url": webhook}, lambda key: "--api-port")
-    api = MockApi(api_options(port=port), webhook=options).start()
+    api = start_scenario_api(scenario, port, options, set_env=False, templates=TEMPLATES)
     click.echo(f"wasim demo: send API on {api.base_url} (SID {api.options.sid}, api-key "
                f"{api.options.api_key})", err=True)
     return api
 
 
 def run_headless(scenario: Any, receiver: Any, *, seed: int | None, history: Path | None,
-                 speed: float) -> int:
+                 speed: float, bot: Any = None) -> int:
     """Play `scenario` against the demo receiver through the runner; print the summary."""
     import asyncio
 
@@ -227,22 +233,31 @@ def run_headless(scenario: Any, receiver: Any, *, seed: int | None, history: Pat
     async def play() -> None:
         """Consume the run, totalling each send."""
         async for outcome in run_plan(plan, delivery, speed=speed,
-                                      on_attempt=writer.append if writer else None):
+                                      on_attempt=writer.append if writer else None,
+                                      replies=bot.api if bot is not None else None):
             summary.add(outcome)
 
     try:
         asyncio.run(play())
     finally:
         if writer is not None:
+            for message in bot.replies if bot is not None else ():
+                writer.append_sent(message)  # the bot's replies, beside the taps
             writer.close()
     for line in summary.lines():
         click.echo(line)
+    if bot is not None:
+        from simulator.demo_bot import conversation_lines
+
+        for line in conversation_lines(bot, plan):
+            click.echo(line)
     arrivals = receiver.arrivals
     invalid = [a for a in arrivals if a.problems]
     click.echo(f"receiver: {len(arrivals)} callback(s), "
                + (f"{len(invalid)} invalid: #{invalid[0].number} {invalid[0].problems[0]}"
                   if invalid else "all valid"))
-    return ExitCode.OK if summary.ok and not invalid else ExitCode.FAILED
+    bot_failed = bot is not None and bool(bot.errors)
+    return ExitCode.OK if summary.ok and not invalid and not bot_failed else ExitCode.FAILED
 
 
 def open_tui_or_help(ctx: click.Context) -> int:

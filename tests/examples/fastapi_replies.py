@@ -14,7 +14,8 @@ app = FastAPI()
 handled: set[str] = set()  # ids of taps already answered: Kaleyra delivers at least once
 statuses: list[dict[str, Any]] = []  # status callbacks of our own messages
 taps: list[dict[str, Any]] = []  # every tap answered, as received
-settings = {"version": "v2", "dedupe": True}  # tests flip these
+settings: dict[str, Any] = {"version": "v2", "dedupe": True, "times": 1,
+                            "first_only": False}  # tests flip these
 
 REPLIES = {"STOP_PROMOTIONS": "You're unsubscribed. Reply START to opt back in.",
            "REMIND_LATER": "Sure, we'll remind you tomorrow."}
@@ -80,12 +81,14 @@ async def webhook(request: Request) -> dict[str, str]:
     if "statuses" in value:
         statuses.append(document)
         return {"status": "noted"}
-    message = value["messages"][0]
-    if settings["dedupe"]:
-        if message["id"] in handled:
-            return {"status": "duplicate"}
-        handled.add(message["id"])
-    taps.append(document)
-    await answer(value["metadata"]["display_phone_number"], message["from"], message["id"],
-                 message["button"]["payload"])
+    # first_only: the common bug of reading [0] of a batch Meta sent several messages in.
+    for message in value["messages"][:1] if settings["first_only"] else value["messages"]:
+        if settings["dedupe"]:
+            if message["id"] in handled:
+                continue
+            handled.add(message["id"])
+        taps.append(document)
+        for _ in range(settings["times"]):  # a buggy handler answers more than once
+            await answer(value["metadata"]["display_phone_number"], message["from"],
+                         message["id"], message["button"]["payload"])
     return {"status": "answered"}

@@ -1,0 +1,150 @@
+"""Scenarios check the app's replies: `expect: reply` against what the send API recorded,
+`tap_reply` steps that tap the app's own buttons, Meta batches answered message by message."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import fastapi_replies as handler
+import pytest
+from click.testing import CliRunner
+
+from simulator.cli import cli
+from simulator.sendapi import MockApi
+from simulator.testing import Simulator
+
+CONVERSATION = """
+name: conversation
+seed: 4
+template:
+  name: summer_sale
+  buttons:
+    - {text: Shop now, payload: SHOP_NOW}
+    - {text: Stop promotions, payload: STOP_PROMOTIONS}
+templates: [catalogue]
+cast: {countries: {IN: 3}}
+steps:
+  - name: opt out
+    tap: Stop promotions
+    duplicate: true
+    expect:
+      reply: {type: text, contains: unsubscribed, count: 1, within: 2s}
+  - name: shop
+    tap: Shop now
+    expect:
+      reply: {type: template, template: catalogue, count: 1}
+  - name: buy
+    tap_reply: {button: BUY, within: 5s}
+    expect:
+      reply: {type: text, contains: added, count: 1}
+expect:
+  status: [200]
+"""
+
+BATCHED = """
+name: batched
+seed: 9
+template:
+  buttons: [{text: Stop promotions, payload: STOP_PROMOTIONS}]
+cast: {countries: {IN: 6}}
+chaos: {batch: 1.0, batch_size: 3}
+expect:
+  status: [200]
+  reply: {type: text, contains: unsubscribed, count: 1}
+"""
+
+
+@pytest.fixture
+def kaleyra(wasim: Simulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[MockApi]:
+    """The example app in-process at /webhook, replying through a local send API."""
+    for store in (handler.handled, handler.statuses, handler.taps):
+        store.clear()
+    for key, value in (("version", "v2"), ("dedupe", True), ("times", 1),
+                       ("first_only", False)):
+        monkeypatch.setitem(handler.settings, key, value)
+    wasim.target(app=handler.app, path="/webhook")
+    with wasim.api() as api:
+        for name, value in api.env().items():
+            monkeypatch.setenv(name, value)
+        yield api
+
+
+def test_a_correct_handler_holds_every_reply_expectation_and_taps_reach_its_buttons(
+        wasim: Simulator, kaleyra: MockApi) -> None:
+    run = wasim.run_scenario(CONVERSATION)
+    run.assert_ok()
+    buys = [r for r in run.results if r.planned.step == "buy"]
+    assert len(buys) == 3
+    for outcome in buys:
+        document = json.loads(outcome.planned.event.body)
+        message = document["meta_object"]["value"]["messages"][0]
+        catalogue = kaleyra.find(message["context"]["id"])
+        assert catalogue is not None and catalogue.template == "catalogue"
+        assert document["extra_info"]["reply_to"] == catalogue.recipient_id
+        assert message["button"]["payload"] == "BUY"
+        assert catalogue.to == outcome.planned.tap.user.wa_id
+
+
+def test_a_handler_that_answers_a_duplicate_again_fails_on_the_duplicate(
+        wasim: Simulator, kaleyra: MockApi, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(handler.settings, "dedupe", False)  # the bug under test
+    run = wasim.run_scenario(CONVERSATION)
+    broken = [f for f in run.summary.failures if f.rule == "reply"]
+    assert {f.step for f in broken} == {"opt out"} and len(broken) == 3
+    assert all("expected exactly 1" in f.message and "copy" in f.message for f in broken)
+    duplicates = {r.planned.index for r in run.results if r.planned.kind == "duplicate"}
+    assert {f.index for f in broken} == duplicates
+    with pytest.raises(AssertionError, match="reply: 2 text containing 'unsubscribed'"):
+        run.assert_ok()
+
+
+def test_a_handler_that_replies_twice_to_one_tap_is_caught(
+        wasim: Simulator, kaleyra: MockApi, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(handler.settings, "times", 2)
+    run = wasim.run_scenario(CONVERSATION)
+    # Opt out: the duplicate's watch sees two; shop and buy: each tap's own watch does.
+    assert run.summary.expectation_failures == {"reply": 9}
+    assert all("2 " in f.message and "expected exactly 1" in f.message
+               for f in run.summary.failures)
+
+
+def test_a_handler_reading_only_the_first_message_of_a_batch_is_caught(
+        wasim: Simulator, kaleyra: MockApi, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(handler.settings, "first_only", True)  # value["messages"][0]
+    run = wasim.run_scenario(BATCHED)
+    assert len(run.results) == 2 and all(len(r.planned.batch) == 3 for r in run.results)
+    broken = run.summary.failures
+    assert len(broken) == 4  # two of three users in each batch got nothing
+    assert all(f.rule == "reply" and "batch of 3" in f.message for f in broken)
+
+
+def test_a_handler_reading_every_message_of_a_batch_passes(
+        wasim: Simulator, kaleyra: MockApi) -> None:
+    run = wasim.run_scenario(BATCHED)
+    run.assert_ok()
+    assert len(kaleyra.sent) == 6
+
+
+def test_a_template_the_scenario_does_not_define_is_refused_by_the_send_api(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in (("version", "v2"), ("dedupe", True), ("times", 1),
+                       ("first_only", False)):
+        monkeypatch.setitem(handler.settings, key, value)
+    handler.handled.clear()
+    path = tmp_path / "no-catalogue.yaml"
+    path.write_text(CONVERSATION.replace("templates: [catalogue]\n", "")
+                    .replace("    duplicate: true\n", "").replace("within: 5s", "within: 1s"))
+    monkeypatch.syspath_prepend(str(Path(handler.__file__).parent))
+    for name in ("KALEYRA_BASE_URL", "KALEYRA_SID", "KALEYRA_API_KEY"):
+        monkeypatch.setenv(name, "stale")  # `wasim run` sets them for the --app; undone after
+    result = CliRunner().invoke(cli, ["run", str(path), "--app", "fastapi_replies:app",
+                                      "--path", "/webhook", "--api-port", "0", "--no-history",
+                                      "--fast"])
+    assert result.exit_code == 1, result.output
+    # The app's catalogue send was refused (WA400), so it answered 500 to the Shop now taps
+    # and nothing with a BUY button ever reached the phones.
+    assert "expectations failed: reply 3, status 3, tap_reply 3" in result.stdout
+    assert "send API on http://127.0.0.1:" in result.stderr
+    assert result.stderr.count("sent #") == 3  # the three opt-out texts, printed

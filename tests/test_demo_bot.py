@@ -1,0 +1,92 @@
+"""`wasim demo`'s example bot: every tap answered once through the send API, ids lined up."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from simulator.demo_bot import CATALOGUE, DemoBot
+from simulator.history import read_history
+from simulator.meta import batch
+from simulator.render import CallbackTemplate, find_template, render_tap
+from simulator.sendapi import ApiOptions, MockApi, reply_tap
+from simulator.taps import DEFAULT_BUTTONS, TapFactory, TapOptions
+from simulator.tui.commands import demo
+
+SCENARIO = """\
+name: chat
+seed: 12
+template:
+  buttons:
+    - {text: Shop now, payload: SHOP_NOW}
+    - {text: Stop promotions, payload: STOP_PROMO}
+cast: {countries: {IN: 8}}
+steps:
+  - name: wave
+    choices: {Shop now: 50, Stop promotions: 50}
+chaos: {duplicate: 0.5}
+expect:
+  status: [200]
+  reply: {count: 1}
+"""
+
+
+def test_headless_demo_answers_every_tap_exactly_once_with_ids_that_line_up(
+        tmp_path: Path) -> None:
+    scenario, history = tmp_path / "chat.yaml", tmp_path / "h.jsonl"
+    scenario.write_text(SCENARIO)
+    result = CliRunner().invoke(demo, [str(scenario), "--headless", "--history", str(history)],
+                                standalone_mode=False)
+    assert result.return_value == 0, result.output
+    assert "expectations: all held" in result.stdout
+    assert "demo bot: 8 replies to 8 of 8 tap(s) through the send API" in result.stdout
+    assert re.search(r"send API on http://127\.0\.0\.1:\d+", result.stderr)
+    recorded = read_history(history)
+    taps = {a.event.message_id: a.event.user for a in recorded.attempts}
+    assert len(taps) == 8 and len(recorded.attempts) > 8  # duplicates went too
+    by_tap = {s.context_id: s for s in recorded.sent}
+    assert len(recorded.sent) == 8 and set(by_tap) == set(taps)
+    for tap_id, sent in by_tap.items():
+        assert sent.to == taps[tap_id] and sent.wamid.startswith("wamid.")
+    assert {s.template or s.type for s in recorded.sent} == {CATALOGUE, "text"}
+
+
+def test_the_bot_answers_a_tap_on_its_own_catalogue_and_every_message_of_a_batch() -> None:
+    factory = TapFactory(TapOptions(seed=3))
+    template = CallbackTemplate(find_template("button_tap"))
+    bot = DemoBot()
+    with MockApi(ApiOptions(port=0)) as api:
+        bot.api = api
+        user = factory.new_user("IN")
+        shop = factory.tap(user, factory.send_template(user), DEFAULT_BUTTONS[0])
+        assert bot.answer(render_tap(template, shop)) == 1
+        [catalogue] = api.sent
+        assert catalogue.template == CATALOGUE and catalogue.context_id == shop.message_id
+        sizes = reply_tap(factory, catalogue, "See sizes")
+        assert bot.answer(render_tap(template, sizes)) == 1
+        assert "in stock" in api.sent[-1].text and api.sent[-1].context_id == sizes.message_id
+        assert bot.answer(render_tap(template, sizes)) == 0  # a duplicate: answered already
+        others = [factory.new_user("IN") for _ in range(3)]
+        bodies = [render_tap(template, factory.tap(u, factory.send_template(u),
+                                                   DEFAULT_BUTTONS[-1])) for u in others]
+        assert bot.answer(batch(bodies)) == 3
+        assert {m.to for m in api.sent[-3:]} == {u.wa_id for u in others}
+    bot.close()
+    assert bot.errors == []
+
+
+def test_a_reply_the_send_api_refuses_is_reported_not_raised() -> None:
+    factory = TapFactory(TapOptions(seed=4))
+    template = CallbackTemplate(find_template("button_tap"))
+    bot = DemoBot()
+    with MockApi(ApiOptions(port=0, templates=("other",))) as api:  # no demo_catalogue
+        bot.api = api
+        user = factory.new_user("IN")
+        shop = factory.tap(user, factory.send_template(user), DEFAULT_BUTTONS[0])
+        assert json.loads(render_tap(template, shop))  # a valid tap on Shop now
+        assert bot.answer(render_tap(template, shop)) == 0
+    bot.close()
+    assert len(bot.errors) == 1 and "answered 400" in bot.errors[0]
