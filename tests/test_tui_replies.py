@@ -343,3 +343,32 @@ def test_demo_with_an_api_port_gives_the_apis_address_to_the_app(
                                 standalone_mode=False)
     assert result.exception is None, result.output
     assert seen["url"] and seen["feed"].base_url == seen["url"]
+
+
+def test_a_list_row_reply_echoes_the_rows_description_only_when_the_app_gave_one() -> None:
+    from dataclasses import replace
+
+    from simulator.models import Button
+    from simulator.sendapi import v2_message
+    from simulator.wamid import encode_wamid
+
+    session = PhoneSession(default_scenario(), 7, fixed_clock)
+    user = session.current_user
+    message = replace(v2_message({"to": user.wa_id, "type": "interactive",
+                                  "interactive": replying_app.LIST}),
+                      number=1, business=session.business.display_phone_number,
+                      message_id="5d6a2f3e-8d1c-4c47-9a57-0c1f2e3d4b5a",
+                      recipient_id="5d6a2f3e-8d1c-4c47-9a57-0c1f2e3d4b5a",
+                      wamid=encode_wamid(user.wa_id, True, "0123456789ABCDEF01"))
+    rows = {}
+    for button in message.buttons:
+        tap, event = session.reply(message, button)
+        document = json.loads(event.body)
+        reply = document["meta_object"]["value"]["messages"][0]
+        rows[button.payload] = reply["interactive"]["list_reply"]
+        assert reply["context"]["id"] == message.wamid and tap.user == user
+        assert validate_callback(document) == []
+    assert rows == {"SNEAKERS": {"id": "SNEAKERS", "title": "Sneakers",
+                                 "description": "Running and casual"},
+                    "BOOTS": {"id": "BOOTS", "title": "Boots"}}
+    assert isinstance(message.buttons[0], Button)

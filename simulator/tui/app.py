@@ -8,6 +8,7 @@ shows state, starts workers for anything that waits, and turns results into rows
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import time
@@ -38,6 +39,7 @@ from simulator.receiver import Receiver
 from simulator.runner import Plan, SendResult, Summary, run_plan, scenario_delivery
 from simulator.scenarios import Scenario
 from simulator.sendapi import SentMessage, StatusDelivery
+from simulator.tapped import read_body
 from simulator.tui.courier import Courier
 from simulator.tui.earlier import earlier_deliveries
 from simulator.tui.feed import ApiFeed, ApiRecord, ArrivalFeed
@@ -698,9 +700,10 @@ class WasimApp(App[int]):
                             label=_label(attempts[0].event.body) or delivery.status)
         self.sends[record.key] = record
         self.log_table.add_deliveries([_row(record)])
-        # The history has one writer, on the courier's thread.
+        # The history has one writer, on the courier's thread (gone once the app is closing).
         for attempt in attempts:
-            self._courier.loop.call_soon_threadsafe(self._write_history, attempt)
+            with contextlib.suppress(RuntimeError):
+                self._courier.loop.call_soon_threadsafe(self._write_history, attempt)
 
     @on(Phone.AppTapped)
     def _app_tapped(self, tapped: Phone.AppTapped) -> None:
@@ -1074,10 +1077,14 @@ def _verb(binding: Binding) -> str:
 def _row(record: SendRecord) -> LogRow:
     """The log row of a delivery."""
     event = record.event
-    who = event.name or (display_number(event.user) if event.user else "?")
+    who = event.name or (display_number(event.user) if event.user else "")
+    if not who and record.via in ("status", "api"):  # a status names its recipient only
+        recipient = read_body(event.body).recipient
+        who = display_number(recipient) if recipient else ""
     last = record.attempts[-1] if record.attempts else None
-    return LogRow(record.key, clock_text(record.when), who, record.label or event.button or "?",
-                  record.via, last, max(0, len(record.attempts) - 1), bool(record.failures))
+    return LogRow(record.key, clock_text(record.when), who or "?",
+                  record.label or event.button or "?", record.via, last,
+                  max(0, len(record.attempts) - 1), bool(record.failures))
 
 
 def _label(body: bytes) -> str:

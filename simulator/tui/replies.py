@@ -59,8 +59,8 @@ def row_description(message: SentMessage, row_id: str) -> str | None:
 def bubble_text(message: SentMessage) -> str:
     """The message as the phone's bubble reads: its text, caption, template or place."""
     if message.template:
-        params = f"\n{', '.join(message.params)}" if message.params else ""
-        return f"{_ICONS['template']} template {message.template}{params}"
+        params = f" ({', '.join(message.params)})" if message.params else ""
+        return f"{_ICONS['template']} {message.template}{params}"
     if message.type == "reaction":
         return f"reacted {message.text}" if message.text else "removed a reaction"
     icon = _ICONS.get(message.type, "")
