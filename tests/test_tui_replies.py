@@ -148,6 +148,22 @@ def test_the_composer_sends_the_bytes_the_kinds_builder_makes_from_the_same_fact
         kind_body(kind, tap, args, stream)  # leave the stream where compose left it
 
 
+async def test_the_palette_offers_every_composer_action_and_the_help_explains_them(
+        receiver: Receiver) -> None:
+    app = make_app(url=receiver.url, seed=7, history=None, clock=fixed_clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        commands = {c.title: c for c in app.get_system_commands(app.screen)}
+        sends = [title for title, c in commands.items() if "send menu (m)" in (c.help or "")]
+        assert len(sends) == len(ACTIONS) and "Send: Remove my reaction" in sends
+        commands["Send: 📍 Send a location (type lat,lng first to choose it)"].callback()
+        await settle(app, pilot)
+        [arrival] = receiver.wait_for(1)
+        assert "sent a location" in arrival.summary and not arrival.problems
+        shown = " ".join(what for _, rows in app.help_sections() for _, what in rows)
+        assert "un-react" in shown and "list row" in shown and "statuses" in shown
+
+
 # --- ticks ------------------------------------------------------------------------------------
 
 

@@ -95,7 +95,7 @@ _PHONE_KEYS: list[Binding] = [
     Binding("c", "type_text", "Type",
             tooltip="Type a text message in the phone's box (enter sends it, esc leaves)"),
     Binding("m", "send_menu", "Send",
-            tooltip="Send more: react, un-react, a location, an image, a list row, or the "
+            tooltip="The send menu: react, un-react, a location, an image, a list row, the "
                     "template's statuses"),
 ]
 # r and d are left out of the footer (it is full at 80 columns): the log's border says them.
