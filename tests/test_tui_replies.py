@@ -388,3 +388,45 @@ def test_a_list_row_reply_echoes_the_rows_description_only_when_the_app_gave_one
                                  "description": "Running and casual"},
                     "BOOTS": {"id": "BOOTS", "title": "Boots"}}
     assert isinstance(message.buttons[0], Button)
+
+
+def app_text(number: int, to: str, text: str, business: str) -> Any:
+    """A text the app sent through the send API, as the API records it."""
+    from simulator.sendapi import SentMessage
+
+    return SentMessage(number, "v2", NOW, business, to, "text", text,
+                       message_id="5d6a2f3e-8d1c-4c47-9a57-0c1f2e3d4b5a",
+                       recipient_id="5d6a2f3e-8d1c-4c47-9a57-0c1f2e3d4b5a",
+                       wamid=f"wamid.test{number}")
+
+
+async def test_a_reply_to_another_user_waits_in_their_chat_and_is_announced() -> None:
+    feed = ApiFeed()
+    app = make_app(seed=7, history=None, clock=fixed_clock, api=feed)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        assert app.session is not None
+        other = next(u for u in app.session.users if u != app.session.current_user)
+        feed(app_text(1, other.wa_id, "Your order shipped", app.session.business.
+                      display_phone_number))
+        await until(app, pilot, lambda: app.query(AppMessage), "the bubble")
+        bubble = app.query_one(AppMessage)
+        assert not bubble.display
+        assert any(other.name in n.message for n in app._notifications)
+        app.session.select(other)
+        app._show_user()
+        assert bubble.display
+
+
+async def test_hostile_text_from_the_app_is_escaped_and_cut_on_the_phone() -> None:
+    feed = ApiFeed()
+    app = make_app(seed=7, history=None, clock=fixed_clock, api=feed)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        assert app.session is not None
+        feed(app_text(1, app.session.current_user.wa_id, "\x1b[2J" + "x" * 5000,
+                      app.session.business.display_phone_number))
+        await until(app, pilot, lambda: app.query(AppMessage), "the bubble")
+        body = str(app.query_one(AppMessage).query_one(".app-body", Static).render())
+        assert "\x1b" not in body and "\\x1b[2J" in body
+        assert body.endswith("…") and len(body) < 1100  # 1000 characters, escapes widened

@@ -43,7 +43,7 @@ from simulator.tapped import read_body
 from simulator.tui.courier import Courier
 from simulator.tui.earlier import earlier_deliveries
 from simulator.tui.feed import ApiFeed, ApiRecord, ArrivalFeed
-from simulator.tui.replies import is_list
+from simulator.tui.replies import LABEL_CHARS, is_list, shown
 from simulator.tui.screens.compose import ACTIONS, RowScreen, SendScreen
 from simulator.tui.screens.detail import DetailAction, DetailScreen
 from simulator.tui.screens.dialogs import RunScreen, TargetScreen, speed_label
@@ -721,8 +721,9 @@ class WasimApp(App[int]):
             return
         assert self.session is not None
         tap, event = self.session.reply(message, button)
-        record = self._record(event, "tap", label=button.text)
-        self.phone.add_reply(record.key, button.text, clock_text(record.when), tap.user.wa_id)
+        label = shown(button.text, LABEL_CHARS)
+        record = self._record(event, "tap", label=label)
+        self.phone.add_reply(record.key, label, clock_text(record.when), tap.user.wa_id)
         self.deliver(record)
 
     def _record(self, event: Any, via: str, replay_of: str | None = None,

@@ -56,8 +56,26 @@ def row_description(message: SentMessage, row_id: str) -> str | None:
     return None
 
 
+SHOWN_CHARS = 1000  # of a message's text on the phone (an app may send megabytes)
+LABEL_CHARS = 40  # of a button's or row's title
+
+
+def shown(text: str, limit: int = SHOWN_CHARS) -> str:
+    """Text from the app made safe to draw: control characters escaped (newlines kept), cut
+    at `limit` characters."""
+    cut = text[:limit]
+    safe = "".join(ch if ch.isprintable() or ch == "\n" else
+                   ch.encode("unicode_escape").decode("ascii") for ch in cut)
+    return safe + ("…" if len(text) > limit else "")
+
+
 def bubble_text(message: SentMessage) -> str:
-    """The message as the phone's bubble reads: its text, caption, template or place."""
+    """The message as the phone's bubble reads: its text, caption, template or place (safe
+    to draw, and bounded)."""
+    return shown(_bubble_text(message))
+
+
+def _bubble_text(message: SentMessage) -> str:
     if message.template:
         params = f" ({', '.join(message.params)})" if message.params else ""
         return f"{_ICONS['template']} {message.template}{params}"

@@ -16,6 +16,7 @@ from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from simulator.models import Button
+from simulator.tui.replies import LABEL_CHARS, shown
 
 EMOJI = ("👍", "❤️", "😂", "🙏", "🔥")
 STATUS_ACTIONS = ("sent", "delivered", "read", "failed", "not-sent")
@@ -76,8 +77,10 @@ class RowScreen(ModalScreen[int | None]):
         with Vertical(id="dialog", classes="send") as dialog:
             dialog.border_title = "Pick a row"
             dialog.border_subtitle = "enter picks · esc cancels"
-            yield Static(Content(self.title_text), id="rows-title")
-            yield OptionList(*(Option(Content.assemble(row.text, (f"  {row.payload}", "dim")))
+            yield Static(Content(shown(self.title_text)), id="rows-title")
+            yield OptionList(*(Option(Content.assemble(shown(row.text, LABEL_CHARS),
+                                                       (f"  {shown(row.payload, LABEL_CHARS)}",
+                                                        "dim")))
                                for row in self.rows), id="row-list")
 
     def on_mount(self) -> None:

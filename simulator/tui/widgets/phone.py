@@ -15,7 +15,7 @@ from textual.widgets import Button, Input, Static
 
 from simulator.models import Button as TemplateButton
 from simulator.sendapi import SentMessage
-from simulator.tui.replies import TICKS, bubble_text, is_list
+from simulator.tui.replies import LABEL_CHARS, TICKS, bubble_text, is_list, shown
 
 Tone = Literal["sending", "ok", "retry", "bad"]
 _TONE_STYLE: dict[Tone, str] = {"sending": "dim", "ok": "bold $text-success",
@@ -89,9 +89,10 @@ class AppMessage(Vertical):
                                     f"Pick one of its {len(message.buttons)} rows")
                 else:
                     for index, button in enumerate(message.buttons):
-                        yield AppButton(message.number, index, Content.assemble("↩ ",
-                                        button.text), f"Tap {button.text!r} "
-                                        f"(id {button.payload!r})")
+                        yield AppButton(message.number, index, Content.assemble(
+                            "↩ ", shown(button.text, LABEL_CHARS)),
+                            f"Tap {shown(button.text, LABEL_CHARS)!r} "
+                            f"(id {shown(button.payload, LABEL_CHARS)!r})")
 
     def on_mount(self) -> None:
         """Show the time before any status came."""
