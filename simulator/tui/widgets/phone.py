@@ -8,7 +8,7 @@ from typing import ClassVar, Literal
 from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.message import Message
 from textual.widgets import Button, Input, Static
@@ -163,6 +163,15 @@ class Reply(Static):
         self.styles.width = max(line.cell_length for line in content.split("\n")) + 2
 
 
+class ReplyRow(Horizontal):
+    """The full-width row a reply sits in, on the right: the chat's children are aligned as
+    one block, so a narrow reply would otherwise follow the widest bubble to the left."""
+
+    def __init__(self, reply: Reply) -> None:
+        super().__init__(reply, classes="reply-row")
+        self.reply = reply
+
+
 class Phone(Vertical):
     """A phone showing the brand's template message to one user, who taps its quick replies."""
 
@@ -175,6 +184,7 @@ class Phone(Vertical):
         #quick-replies { height: auto; }
         QuickReply { width: 1fr; }
         #chat { height: 1fr; min-height: 3; align-horizontal: right; }
+        ReplyRow { width: 100%; height: auto; align-horizontal: right; }
         Reply { width: auto; max-width: 90%; text-align: right; }
         AppMessage { width: 100%; height: auto; padding-right: 3; }
         .app-bubble, .app-buttons { height: auto; }
@@ -260,7 +270,7 @@ class Phone(Vertical):
         """Show the user's tap in their chat, with a tick until the handler answers."""
         self.chat = chat
         holder = self.query_one("#chat", VerticalScroll)
-        holder.mount(Reply(label, when, chat, id=f"reply-{key}"))
+        holder.mount(ReplyRow(Reply(label, when, chat, id=f"reply-{key}")))
         holder.scroll_end(animate=False, immediate=False)
 
     chat = ""  # the conversation shown: one user's, as on a real phone
@@ -270,15 +280,15 @@ class Phone(Vertical):
         if chat == self.chat:
             return
         self.chat = chat
-        for reply in self.query(Reply):
-            reply.display = reply.chat == chat
+        for row in self.query(ReplyRow):
+            row.display = row.reply.display = row.reply.chat == chat
         for bubble in self.query(AppMessage):
             bubble.display = bubble.chat == chat
         self.query_one("#chat", VerticalScroll).scroll_end(animate=False, immediate=False)
 
     async def clear_chats(self) -> None:
         """Forget every conversation (another scenario: another brand, other people)."""
-        await self.query(Reply).remove()
+        await self.query(ReplyRow).remove()
         await self.query(AppMessage).remove()
 
     def settle(self, key: str, status: str, tone: Tone) -> None:
