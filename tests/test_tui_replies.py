@@ -339,7 +339,9 @@ def test_tui_with_an_api_port_gives_an_in_process_app_the_apis_address(
     assert result.exception is None, result.output
     assert seen["KALEYRA_BASE_URL"].startswith("http://127.0.0.1:")
     assert seen["KALEYRA_SID"] and seen["KALEYRA_API_KEY"]
-    assert isinstance(seen["feed"], ApiFeed) and seen["feed"].base_url == seen["KALEYRA_BASE_URL"]
+    feed = seen["feed"]
+    assert isinstance(feed, ApiFeed) and feed.base_url == seen["KALEYRA_BASE_URL"]
+    assert (feed.sid, feed.api_key) == (seen["KALEYRA_SID"], seen["KALEYRA_API_KEY"])
     assert f"send API on {seen['KALEYRA_BASE_URL']}" in result.stderr
     assert "KALEYRA_BASE_URL" not in os.environ  # put back as it was
 
@@ -398,6 +400,17 @@ def app_text(number: int, to: str, text: str, business: str) -> Any:
                        message_id="5d6a2f3e-8d1c-4c47-9a57-0c1f2e3d4b5a",
                        recipient_id="5d6a2f3e-8d1c-4c47-9a57-0c1f2e3d4b5a",
                        wamid=f"wamid.test{number}")
+
+
+async def test_the_phone_says_where_the_send_api_is() -> None:
+    feed = ApiFeed()
+    feed.base_url, feed.sid, feed.api_key = "http://127.0.0.1:8700", "HXIN1", "Akey"
+    app = make_app(seed=7, history=None, clock=fixed_clock, api=feed)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        assert str(app.phone.border_subtitle) == "send API 127.0.0.1:8700"
+        assert any("http://127.0.0.1:8700 (SID HXIN1, api-key Akey)" in n.message
+                   for n in app._notifications)
 
 
 async def test_a_reply_to_another_user_waits_in_their_chat_and_is_announced() -> None:

@@ -289,9 +289,16 @@ class WasimApp(App[int]):
         self._show_target()
         self.set_interval(self.settings.probe_every, self.probe)
         self.set_interval(1.0, self._tick)
-        if self.settings.api is not None:
+        api = self.settings.api
+        if api is not None:
             # The API's threads call this; the UI's loop shows it, in the order it came.
-            self.settings.api.listen(partial(self._to_ui, self._from_api))
+            api.listen(partial(self._to_ui, self._from_api))
+            if api.base_url:  # the command printed it, but the screen now covers that
+                self.phone.border_subtitle = f"send API {api.base_url.split('//', 1)[-1]}"
+                self.notify(f"Your handler replies through {api.base_url} (SID {api.sid}, "
+                            f"api-key {api.api_key}); an --app finds them in KALEYRA_BASE_URL, "
+                            "KALEYRA_SID and KALEYRA_API_KEY.", title="Local send API",
+                            timeout=15)
 
     async def on_unmount(self) -> None:
         """Close the connection pool (on the courier's loop, which owns it) and the history."""

@@ -224,7 +224,8 @@ def send_api(port: int, webhook: Any, feed: Any, command: str) -> Iterator[Any]:
 
     api = MockApi(api_options(port=port), webhook=webhook, on_sent=feed, on_status=feed)
     with api:
-        feed.base_url = api.base_url
+        feed.base_url, feed.sid, feed.api_key = api.base_url, api.options.sid, \
+            api.options.api_key
         click.echo(f"{command}: send API on {api.base_url} (SID {api.options.sid}, api-key "
                    f"{api.options.api_key})", err=True)
         saved = {name: os.environ.get(name) for name in api.env()}

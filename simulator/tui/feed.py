@@ -60,4 +60,6 @@ class ApiFeed(Feed[ApiRecord]):
 
     def __init__(self) -> None:
         super().__init__()
-        self.base_url = ""  # set when the API starts
+        self.base_url = ""  # set when the API starts, with what it accepts
+        self.sid = ""
+        self.api_key = ""
