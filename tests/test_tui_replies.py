@@ -134,6 +134,16 @@ async def test_a_reaction_shows_on_the_template_and_un_reacting_clears_it(
             d["meta_object"]["value"]["messages"][0] for d in documents(receiver))] == ["🔥", ""]
 
 
+async def test_a_text_typed_without_a_target_stays_in_the_box() -> None:
+    app = make_app(seed=7, history=None, clock=fixed_clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("c", *"hello", "enter")
+        await settle(app, pilot)
+        assert app.query_one(Composer).value == "hello" and not app.query(Reply)
+        assert any("No target" in n.message for n in app._notifications)
+
+
 def test_the_composer_sends_the_bytes_the_kinds_builder_makes_from_the_same_facts() -> None:
     session = PhoneSession(default_scenario(), 7, fixed_clock)
     for kind, args in [("text", KindArgs(text="hello")), ("reaction", KindArgs(emoji="👍")),

@@ -573,7 +573,8 @@ class WasimApp(App[int]):
 
     @on(Composer.Send)
     def _typed(self, message: Composer.Send) -> None:
-        self.send_kind("text", KindArgs(text=message.text))
+        if self.send_kind("text", KindArgs(text=message.text)):
+            self.query_one(Composer).value = ""  # kept when it could not go: nothing lost
 
     @on(Composer.Left)
     def _left_composer(self) -> None:
@@ -615,10 +616,11 @@ class WasimApp(App[int]):
         elif action.startswith("status:"):
             self.send_statuses((action.partition(":")[2],))
 
-    def send_kind(self, kind: str, args: KindArgs, message: SentMessage | None = None) -> None:
-        """The selected user sends a callback of `kind`: a bubble on the phone, a log row."""
+    def send_kind(self, kind: str, args: KindArgs, message: SentMessage | None = None) -> bool:
+        """The selected user sends a callback of `kind`: a bubble on the phone, a log row.
+        False when it cannot be sent (no target yet)."""
         if not self._ready_to_send():
-            return
+            return False
         assert self.session is not None
         tap, event = self.session.compose(kind, args, message)
         label = _label(event.body)
@@ -626,6 +628,7 @@ class WasimApp(App[int]):
         self.phone.add_reply(record.key, label, clock_text(record.when), tap.user.wa_id)
         self.deliver(record)
         self._show_preview()
+        return True
 
     def _react(self, emoji: str) -> None:
         """React to the chat's newest message from the brand (the app's, else the template)."""

@@ -138,9 +138,8 @@ class Composer(Input):
     @on(Input.Submitted)
     def _submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        if event.value.strip():
+        if event.value.strip():  # the app empties the box once the text is on its way
             self.post_message(self.Send(event.value))
-            self.value = ""
 
 
 class Reply(Static):
