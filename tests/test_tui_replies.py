@@ -453,3 +453,20 @@ async def test_hostile_text_from_the_app_is_escaped_and_cut_on_the_phone() -> No
         body = str(app.query_one(AppMessage).query_one(".app-body", Static).render())
         assert "\x1b" not in body and "\\x1b[2J" in body
         assert body.endswith("…") and len(body) < 1100  # 1000 characters, escapes widened
+
+
+def test_an_api_port_in_use_is_a_one_line_error_naming_the_flag(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    monkeypatch.setattr(commands, "check_can_draw", lambda command: None)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        result = CliRunner().invoke(commands.tui, ["--no-history", "--api-port", port],
+                                    standalone_mode=False)
+    error = result.exception
+    assert isinstance(error, commands.WasimError)
+    assert error.one_line().startswith("--api-port: cannot listen") and "--api-port 0" in (
+        error.hint or "")

@@ -223,6 +223,13 @@ def send_api(port: int, webhook: Any, feed: Any, command: str) -> Iterator[Any]:
     from simulator.sendapi import MockApi, api_options
 
     api = MockApi(api_options(port=port), webhook=webhook, on_sent=feed, on_status=feed)
+    try:
+        api.start()
+    except WasimError as exc:
+        if exc.where is None and exc.field == "port":
+            exc.where = "--api-port"  # the flag the person typed, not the API's own --port
+            exc.hint = "Pick another port with --api-port, or --api-port 0 for any free one."
+        raise
     with api:
         feed.base_url, feed.sid, feed.api_key = api.base_url, api.options.sid, \
             api.options.api_key
