@@ -202,3 +202,72 @@ def test_finished_run(snap_compare: Any) -> None:
         await settle(pilot)
 
     assert snap_compare(app(), terminal_size=(100, 32), run_before=run_all)
+
+
+def test_send_menu_after_a_text_and_the_templates_statuses(snap_compare: Any) -> None:
+    """The composer at 80x24: a typed text sent, the template read (blue ✓✓), the menu open."""
+
+    async def compose(pilot: Pilot[int]) -> None:
+        await settle(pilot)
+        await pilot.press("c", *"Do you have size 9?", "enter", "escape")
+        await settle(pilot)
+        assert isinstance(pilot.app, WasimApp)
+        pilot.app.send_action("statuses")
+        await settle(pilot)
+        await pilot.press("m")
+        await settle(pilot)
+
+    assert snap_compare(app(), terminal_size=(80, 24), run_before=compose)
+
+
+def test_chat_with_the_apps_reply_at_80x24(snap_compare: Any) -> None:
+    """A tap, then the app's answer from the send API: a template with two quick replies,
+    delivered (✓✓), under the user's tap."""
+    from simulator.models import Button
+    from simulator.sendapi import SentMessage, StatusDelivery
+    from simulator.tui.feed import ApiFeed
+
+    feed = ApiFeed()
+
+    async def tap_and_answer(pilot: Pilot[int]) -> None:
+        await settle(pilot)
+        await pilot.press("1")
+        await settle(pilot)
+        assert isinstance(pilot.app, WasimApp) and pilot.app.session is not None
+        user = pilot.app.session.current_user
+        business = pilot.app.session.business.display_phone_number
+        message = SentMessage(1, "v2", NOW, business, user.wa_id, "template", "catalogue",
+                              template="catalogue", params=("shoes",),
+                              buttons=(Button("BUY", "BUY"), Button("LATER", "LATER")),
+                              message_id="5d6a2f3e-8d1c-4c47-9a57-0c1f2e3d4b5a",
+                              recipient_id="5d6a2f3e-8d1c-4c47-9a57-0c1f2e3d4b5a",
+                              wamid="wamid.HBgMOTE4MTI0ODI5MDE4FQIAERgSMDAwMDAwMDAwMDAwMDAwMDAxAA==")
+        feed(message)
+        for status in ("sent", "delivered"):
+            feed(StatusDelivery(message, status, URL, b"", None))
+        await settle(pilot)
+        pilot.app.query_one(DeliveryLog).focus()
+        await settle(pilot)
+
+    tui = make_app(url=URL, seed=7, history=None, clock=lambda: NOW, api=feed)
+    assert snap_compare(tui, terminal_size=(80, 24), run_before=tap_and_answer)
+
+
+def test_composer_sends_and_the_templates_ticks_at_80x24(snap_compare: Any) -> None:
+    """The phone after a typed text, a location typed as lat,lng and an image with a caption,
+    the template's statuses sent up to read (blue ✓✓)."""
+
+    async def compose(pilot: Pilot[int]) -> None:
+        await settle(pilot)
+        assert isinstance(pilot.app, WasimApp)
+        await pilot.press("c", *"size 9?", "enter")
+        await settle(pilot)
+        await pilot.press(*"12.97,77.59")
+        pilot.app.send_action("location")
+        await settle(pilot)
+        pilot.app.send_action("statuses")
+        await settle(pilot)
+        await pilot.press("escape")
+        await settle(pilot)
+
+    assert snap_compare(app(), terminal_size=(80, 24), run_before=compose)

@@ -8,7 +8,9 @@ shows state, starts workers for anything that waits, and turns results into rows
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+import json
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -31,14 +33,19 @@ from textual.worker import Worker, WorkerState
 from simulator.delivery import Attempt, Deliverer, DeliveryOptions, DeliveryResult, Target
 from simulator.errors import WasimError
 from simulator.history import DEFAULT_PATH, HistoryWriter
-from simulator.models import User
+from simulator.kinds import KindArgs, summarize
+from simulator.models import Button, User
 from simulator.receiver import Receiver
 from simulator.replies import require_api
 from simulator.runner import Plan, SendResult, Summary, run_plan, scenario_delivery
 from simulator.scenarios import Scenario
+from simulator.sendapi import SentMessage, StatusDelivery
+from simulator.tapped import read_body
 from simulator.tui.courier import Courier
 from simulator.tui.earlier import earlier_deliveries
-from simulator.tui.feed import ArrivalFeed
+from simulator.tui.feed import ApiFeed, ApiRecord, ArrivalFeed
+from simulator.tui.replies import LABEL_CHARS, is_list, shown
+from simulator.tui.screens.compose import ACTIONS, RowScreen, SendScreen
 from simulator.tui.screens.detail import DetailAction, DetailScreen
 from simulator.tui.screens.dialogs import RunScreen, TargetScreen, speed_label
 from simulator.tui.screens.edit import EditScreen
@@ -61,7 +68,7 @@ from simulator.tui.session import (
 )
 from simulator.tui.widgets.arrivals import ArrivalsPane
 from simulator.tui.widgets.log import DeliveryLog, LogFilter, LogRow
-from simulator.tui.widgets.phone import Phone, QuickReply, Tone
+from simulator.tui.widgets.phone import AppMessage, Composer, Phone, QuickReply, Tone
 from simulator.tui.widgets.preview import Preview
 from simulator.tui.widgets.run_panel import RunPanel
 from simulator.tui.widgets.target_bar import TargetBar
@@ -75,6 +82,7 @@ _RUN_VIA = {"tap": "run", "duplicate": "run dup", "redelivery": "run late"}
 _PANEL_EVERY = 0.1  # seconds between redraws of the log and the totals during a run
 # Below this the phone's buttons and the log's columns no longer fit: say so instead.
 MIN_SIZE = (70, 20)
+_KEEP_APP_MESSAGES = 200  # the app's messages kept on the phone; the oldest go first
 
 _PHONE_KEYS: list[Binding] = [
     Binding("1", "fire(1)", "Fire", key_display="1-9",
@@ -85,10 +93,17 @@ _PHONE_KEYS: list[Binding] = [
     Binding("n", "new_user", "New user", show=False,
             tooltip="Switch to a newly generated user (the next tap is theirs)"),
     Binding("e", "edit", "Edit", tooltip="Edit name, number, refs and payloads before firing"),
+    Binding("c", "type_text", "Type",
+            tooltip="Type a text message in the phone's box (enter sends it, esc leaves)"),
+    Binding("m", "send_menu", "Send",
+            tooltip="The send menu: react, un-react, a location, an image, a list row, the "
+                    "template's statuses"),
 ]
+# r and d are left out of the footer (it is full at 80 columns): the log's border says them.
 _LOG_KEYS: list[Binding] = [
-    Binding("r", "replay", "Replay", tooltip="Replay the selected delivery (same bytes)"),
-    Binding("d", "duplicate", "Dup",
+    Binding("r", "replay", "Replay", show=False,
+            tooltip="Replay the selected delivery (same bytes)"),
+    Binding("d", "duplicate", "Dup", show=False,
             tooltip="Send the selected delivery again as a duplicate, as the platform does"),
     Binding("slash", "filter_log", "Filter", key_display="/",
             tooltip="Filter the log by user, button, status or via (earlier, tap, run…)"),
@@ -129,6 +144,7 @@ class TuiSettings:
     # --allow-remote: the person's permission, kept apart from settings a scenario could fill.
     allow_remote: bool = False
     block_warn_after: float = 1.0  # seconds an in-process handler may block before a warning
+    api: ApiFeed | None = None  # the local send API's record: the app's messages, statuses
 
 
 class CourierCall(Message):
@@ -162,7 +178,8 @@ def make_app(*, scenario: Scenario | None = None, url: str | None = None,
              seed: int | None = None, history: Path | None = DEFAULT_PATH,
              clock: Clock = time.time, speed: float = 10.0, receiver: Receiver | None = None,
              arrivals: ArrivalFeed | None = None, probe_every: float = 3.0,
-             settings: Mapping[str, Any] | None = None) -> WasimApp:
+             settings: Mapping[str, Any] | None = None,
+             api: ApiFeed | None = None) -> WasimApp:
     """The app for the CLI and the tests; a bad target raises WasimError before anything runs.
 
     `settings` are other delivery settings from flags (headers, auth, timeout, retries...):
@@ -172,7 +189,7 @@ def make_app(*, scenario: Scenario | None = None, url: str | None = None,
     overrides = {**(settings or {}), **target_overrides(url, app, path)}
     delivery = delivery_for(scenario, overrides, tui_flag, allow_remote=allow_remote)
     return WasimApp(TuiSettings(scenario, delivery, overrides, seed, history, clock, speed,
-                                receiver, arrivals, probe_every, allow_remote))
+                                receiver, arrivals, probe_every, allow_remote, api=api))
 
 
 class WasimApp(App[int]):
@@ -201,6 +218,10 @@ class WasimApp(App[int]):
         # loop cannot freeze the screen, and latency is not inflated by drawing it.
         self._courier = Courier(self._blocked_elsewhere, settings.block_warn_after)
         self._in_process = False  # an ASGI app is being called: a stall is its handler's
+        self.app_messages: dict[int, SentMessage] = {}  # what the app sent, by its number
+        self.template_status: dict[str, str] = {}  # the template's last status, per user
+        self.template_reaction: dict[str, str] = {}  # the user's reaction to it, per user
+        self._template_when = ""
 
     # --- layout -----------------------------------------------------------------------------
 
@@ -269,9 +290,21 @@ class WasimApp(App[int]):
         self._show_target()
         self.set_interval(self.settings.probe_every, self.probe)
         self.set_interval(1.0, self._tick)
+        api = self.settings.api
+        if api is not None:
+            # The API's threads call this; the UI's loop shows it, in the order it came.
+            api.listen(partial(self._to_ui, self._from_api))
+            if api.base_url:  # the command printed it, but the screen now covers that
+                self.phone.border_subtitle = f"send API {api.base_url.split('//', 1)[-1]}"
+                self.notify(f"Your handler replies through {api.base_url} (SID {api.sid}, "
+                            f"api-key {api.api_key}); an --app finds them in KALEYRA_BASE_URL, "
+                            "KALEYRA_SID and KALEYRA_API_KEY.", title="Local send API",
+                            timeout=15)
 
     async def on_unmount(self) -> None:
         """Close the connection pool (on the courier's loop, which owns it) and the history."""
+        if self.settings.api is not None:
+            self.settings.api.listen(None)
         deliverer, self._deliverer = self._deliverer, None
         await asyncio.to_thread(self._courier.stop,
                                 deliverer.aclose() if deliverer is not None else None)
@@ -370,8 +403,10 @@ class WasimApp(App[int]):
     async def _show_scenario(self) -> None:
         spec = self.scenario.template
         self.phone.show_header("…", spec.name)
-        await self.phone.show_template(spec.body, clock_text(self.settings.clock()),
-                                       spec.buttons)
+        self._template_when = clock_text(self.settings.clock())
+        await self.phone.show_template(spec.body, self._template_when, spec.buttons)
+        self.template_status.clear()
+        self.template_reaction.clear()
         self.bar.scenario = self.scenario.name
         self.bar.seed = self.seed
 
@@ -391,7 +426,16 @@ class WasimApp(App[int]):
         if edited:
             parts.append((edited, "$text-warning"))
         self.phone.show_user(Content.assemble(*parts))
+        self._show_template_meta()
         self._show_preview()
+
+    def _show_template_meta(self) -> None:
+        """The template bubble's ticks and reaction: the selected user's copy of it."""
+        if self.session is None:
+            return
+        number = self.session.current_user.wa_id
+        self.phone.show_template_meta(self._template_when, self.template_status.get(number, ""),
+                                      self.template_reaction.get(number, ""))
 
     def _show_preview(self) -> None:
         session = self.session
@@ -511,8 +555,192 @@ class WasimApp(App[int]):
     def _tapped(self, message: Phone.Tapped) -> None:
         self.action_fire(message.index + 1)
 
-    def _record(self, event: Any, via: str, replay_of: str | None = None) -> SendRecord:
-        record = SendRecord(f"d{next(self._keys)}", event, via, self.settings.clock(), replay_of)
+    # --- the composer: every other kind the user sends, and the template's statuses ---------
+
+    def _ready_to_send(self) -> bool:
+        """Whether there is a session and a target; says what is missing if not."""
+        if self.session is None:
+            self.notify("Still loading the scenario's cast; try again in a moment.",
+                        severity="warning")
+            return False
+        if self.delivery is None:
+            self._no_target()
+            return False
+        return True
+
+    def action_type_text(self) -> None:
+        """Put the focus in the phone's message box."""
+        self.query_one(Composer).focus()
+
+    @on(Composer.Send)
+    def _typed(self, message: Composer.Send) -> None:
+        if self.send_kind("text", KindArgs(text=message.text)):
+            self.query_one(Composer).value = ""  # kept when it could not go: nothing lost
+
+    @on(Composer.Left)
+    def _left_composer(self) -> None:
+        self.log_table.focus()
+
+    def action_send_menu(self) -> None:
+        """Choose what else to send: a reaction, a location, an image, a list row, statuses."""
+        if self.session is None:
+            return
+        self.push_screen(SendScreen(self.session.current_user.name), self._menu_chosen)
+
+    def _menu_chosen(self, action: str | None) -> None:
+        if action is not None:
+            self.send_action(action)
+
+    def send_action(self, action: str) -> None:
+        """One of the composer's actions (simulator.tui.screens.compose.ACTIONS)."""
+        if not self._ready_to_send():
+            return
+        box = self.query_one(Composer)
+        typed = box.value.strip()
+        if action.startswith("react:") or action == "unreact":
+            self._react(action.partition(":")[2])
+        elif action == "location":
+            lat, lng = _lat_lng(typed)
+            if typed and lat is None:
+                self.notify(f"{typed!r} is not lat,lng (e.g. 12.97,77.59): a drawn place is sent.",
+                            severity="warning")
+            elif lat is not None:
+                box.value = ""
+            self.send_kind("location", KindArgs(lat=lat, lng=lng))
+        elif action == "image":
+            box.value = ""
+            self.send_kind("image", KindArgs(caption=typed or None))
+        elif action == "list":
+            self._pick_row()
+        elif action == "statuses":
+            self.send_statuses(("sent", "delivered", "read"))
+        elif action.startswith("status:"):
+            self.send_statuses((action.partition(":")[2],))
+
+    def send_kind(self, kind: str, args: KindArgs, message: SentMessage | None = None) -> bool:
+        """The selected user sends a callback of `kind`: a bubble on the phone, a log row.
+        False when it cannot be sent (no target yet)."""
+        if not self._ready_to_send():
+            return False
+        assert self.session is not None
+        tap, event = self.session.compose(kind, args, message)
+        label = _label(event.body)
+        record = self._record(event, "send", label=label)
+        self.phone.add_reply(record.key, label, clock_text(record.when), tap.user.wa_id)
+        self.deliver(record)
+        self._show_preview()
+        return True
+
+    def _react(self, emoji: str) -> None:
+        """React to the chat's newest message from the brand (the app's, else the template)."""
+        assert self.session is not None
+        bubble = self.phone.last_app_message()
+        if bubble is not None:
+            bubble.show_meta(reaction=emoji)
+            self.send_kind("reaction", KindArgs(emoji=emoji), bubble.message)
+            return
+        self.template_reaction[self.session.current_user.wa_id] = emoji
+        self._show_template_meta()
+        self.send_kind("reaction", KindArgs(emoji=emoji))
+
+    def _pick_row(self) -> None:
+        """A row of the app's last list message in this chat, else a drawn one."""
+        lists = [b.message for b in self.phone.query(".app-message")
+                 if isinstance(b, AppMessage) and b.chat == self.phone.chat
+                 and is_list(b.message)]
+        if not lists:
+            self.notify("The app has sent this user no list: a drawn row is sent, as "
+                        "`wasim render --kind list_reply` draws it.", severity="information")
+            self.send_kind("list_reply", KindArgs())
+            return
+        self._choose_row(lists[-1])
+
+    def _choose_row(self, message: SentMessage) -> None:
+        def then(index: int | None) -> None:
+            """Tap the row picked, if one was."""
+            if index is not None:
+                self.reply_to_app(message, message.buttons[index])
+
+        self.push_screen(RowScreen(message.text, message.buttons), then)
+
+    def send_statuses(self, statuses: tuple[str, ...]) -> None:
+        """Status callbacks of the user's template message, in order; its ticks follow."""
+        if not self._ready_to_send():
+            return
+        assert self.session is not None
+        number = self.session.current_user.wa_id
+        records = []
+        for status in statuses:
+            _, event = self.session.compose("status", KindArgs(status=status))
+            records.append(self._record(event, "status", label=_label(event.body)))
+            self.template_status[number] = status
+        self._show_template_meta()
+        self.deliver_in_order(records)
+        self._show_preview()
+
+    # --- the app's own messages, from the local send API ------------------------------------
+
+    def _from_api(self, item: ApiRecord) -> None:
+        """Something the send API recorded (on its threads, handed over in order)."""
+        if isinstance(item, SentMessage):
+            self._app_sent(item)
+        else:
+            self._app_status(item)
+
+    def _app_sent(self, message: SentMessage) -> None:
+        self.app_messages[message.number] = message
+        while len(self.app_messages) > _KEEP_APP_MESSAGES:
+            del self.app_messages[next(iter(self.app_messages))]
+        self.phone.add_app_message(message, clock_text(message.received_at),
+                                   keep=_KEEP_APP_MESSAGES)
+        if message.to != self.phone.chat:
+            user = self.session.find_user(message.to) if self.session else None
+            who = user.name if user is not None else f"+{message.to}"
+            self.notify(f"The app sent {who} a {message.type} message (u switches user).",
+                        title="Reply in another chat")
+
+    def _app_status(self, delivery: StatusDelivery) -> None:
+        bubble = self.phone.app_message(delivery.message.number)
+        if bubble is not None:
+            bubble.show_meta(status=delivery.status)
+        if delivery.result is None or not delivery.result.attempts:
+            return
+        attempts = delivery.result.attempts
+        record = SendRecord(f"d{next(self._keys)}", attempts[0].event, "api",
+                            attempts[0].started_at, None, list(attempts),
+                            label=_label(attempts[0].event.body) or delivery.status)
+        self.sends[record.key] = record
+        self.log_table.add_deliveries([_row(record)])
+        # The history has one writer, on the courier's thread (gone once the app is closing).
+        for attempt in attempts:
+            with contextlib.suppress(RuntimeError):
+                self._courier.loop.call_soon_threadsafe(self._write_history, attempt)
+
+    @on(Phone.AppTapped)
+    def _app_tapped(self, tapped: Phone.AppTapped) -> None:
+        message = self.app_messages.get(tapped.number)
+        if message is None:
+            return
+        if tapped.index < 0:
+            self._choose_row(message)
+        elif tapped.index < len(message.buttons):
+            self.reply_to_app(message, message.buttons[tapped.index])
+
+    def reply_to_app(self, message: SentMessage, button: Button) -> None:
+        """Tap `button` of the app's `message`: the callback carries its wamid and its id."""
+        if not self._ready_to_send():
+            return
+        assert self.session is not None
+        tap, event = self.session.reply(message, button)
+        label = shown(button.text, LABEL_CHARS)
+        record = self._record(event, "tap", label=label)
+        self.phone.add_reply(record.key, label, clock_text(record.when), tap.user.wa_id)
+        self.deliver(record)
+
+    def _record(self, event: Any, via: str, replay_of: str | None = None,
+                label: str = "") -> SendRecord:
+        record = SendRecord(f"d{next(self._keys)}", event, via, self.settings.clock(), replay_of,
+                            label=label)
         self.sends[record.key] = record
         self.log_table.add_deliveries([_row(record)])
         return record
@@ -524,6 +752,14 @@ class WasimApp(App[int]):
         self._in_process = self._in_process or deliverer.options.target.kind == "asgi"
         result = await self._courier.run(_send(deliverer, record))
         self._delivered(record, result)
+
+    @work(group="deliveries", exit_on_error=False)
+    async def deliver_in_order(self, records: list[SendRecord]) -> None:
+        """Send events one after the other (a status sequence keeps its order on the wire)."""
+        deliverer = self.deliverer
+        for record in records:
+            result = await self._courier.run(_send(deliverer, record))
+            self._delivered(record, result)
 
     def _attempted(self, attempt: Attempt) -> None:
         """An attempt ended (on the courier's thread): record it, then show it on the UI's."""
@@ -537,7 +773,7 @@ class WasimApp(App[int]):
             return  # shown already: the result can overtake the attempt's own message
         record.attempts.append(attempt)
         self.log_table.show_attempt(record.key, attempt, len(record.attempts) - 1)
-        if not attempt.final and record.via == "tap":
+        if not attempt.final:
             what = str(attempt.status) if attempt.status is not None else "no answer"
             self.phone.settle(record.key, f"↻ {what}, retrying", "retry")
 
@@ -546,8 +782,7 @@ class WasimApp(App[int]):
             self._show_attempt(record.key, attempt)
         last = result.attempts[-1]
         status, tone = _verdict(last)
-        if record.via == "tap":
-            self.phone.settle(record.key, status, tone)
+        self.phone.settle(record.key, status, tone)  # nothing, if it has no bubble
         if last.outcome == "unreachable":
             self._reach("unreachable")
         elif last.status is not None and self.bar.reach == "unreachable":
@@ -776,6 +1011,14 @@ class WasimApp(App[int]):
         """Every key, grouped, for the help screen."""
         return [
             ("Phone", binding_rows(_PHONE_KEYS)),
+            ("The phone's box (c) and the send menu (m)", [
+                ("enter", "in the box: send the text as the selected user"),
+                ("esc", "leave the box"),
+                ("m", "react or un-react to the last message, send a location (type lat,lng "
+                      "first) or an image (type a caption first), pick a list row, send the "
+                      "template's statuses (its ticks follow: ✓ ✓✓ blue ✓✓ ✗ ⊘)"),
+                ("tab, enter", "tap a button of a message the app sent (--api-port)"),
+            ]),
             ("Delivery log", [("↑ ↓", "choose a delivery"),
                               ("enter", "open it: headers, body, response"),
                               ("↻N ⚠", "after a status: N retries; a broken expectation"),
@@ -820,6 +1063,9 @@ class WasimApp(App[int]):
                 yield SystemCommand(f"{_verb(binding)}: {binding.tooltip}",
                                     f"key {binding.key_display or binding.key}",
                                     getattr(self, f"action_{binding.action}"))
+        for action, label in ACTIONS:
+            yield SystemCommand(f"Send: {label}", "also in the send menu (m)",
+                                partial(self.send_action, action))
         yield SystemCommand("Help: every key", "key ?", self.action_help)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -844,10 +1090,34 @@ def _verb(binding: Binding) -> str:
 def _row(record: SendRecord) -> LogRow:
     """The log row of a delivery."""
     event = record.event
-    who = event.name or (display_number(event.user) if event.user else "?")
+    who = event.name or (display_number(event.user) if event.user else "")
+    if not who and record.via in ("status", "api"):  # a status names its recipient only
+        recipient = read_body(event.body).recipient
+        who = display_number(recipient) if recipient else ""
     last = record.attempts[-1] if record.attempts else None
-    return LogRow(record.key, clock_text(record.when), who, event.button or "?", record.via,
-                  last, max(0, len(record.attempts) - 1), bool(record.failures))
+    return LogRow(record.key, clock_text(record.when), who or "?",
+                  record.label or event.button or "?", record.via, last,
+                  max(0, len(record.attempts) - 1), bool(record.failures))
+
+
+def _label(body: bytes) -> str:
+    """How the phone shows a callback (its kind's summary); blank if the body is not JSON."""
+    try:
+        return summarize(json.loads(body))
+    except (ValueError, RecursionError):  # a V1 status is a GET: its "body" is the URL
+        return ""
+
+
+def _lat_lng(text: str) -> tuple[float | None, float | None]:
+    """`12.97,77.59` typed in the box as a latitude and longitude; (None, None) if it is not."""
+    lat, comma, lng = text.partition(",")
+    try:
+        latitude, longitude = float(lat), float(lng)
+    except ValueError:
+        return None, None
+    if not comma or not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
+        return None, None
+    return latitude, longitude
 
 
 def _verdict(attempt: Attempt) -> tuple[str, Tone]:

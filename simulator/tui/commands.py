@@ -10,7 +10,7 @@ import contextlib
 import math
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -109,9 +109,15 @@ def _options(options: list[Decorator]) -> Decorator:
 @click.option("--identity", metavar="MODE[=SHARE],...",
               help="How the cast is identified: bsuid, phone or username, or shares such as "
                    "bsuid=90,username=10.  [default: the scenario's cast, else bsuid]")
+@click.option("--api-port", type=PORT, default=None,
+              help="Also run the local Kaleyra send API (`wasim api`) on this port (0: any "
+                   "free one): the app's replies show on the phone, their statuses go to the "
+                   "target; KALEYRA_BASE_URL, KALEYRA_SID and KALEYRA_API_KEY are set for an "
+                   "--app.")
 def tui(scenario: str | None, url: str | None, app_spec: str | None, app_path: str,
         allow_remote: bool, seed: int | None, history_path: str, no_history: bool,
-        speed: float, identity: str | None, **delivery: Any) -> int:
+        speed: float, identity: str | None, api_port: int | None = None,
+        **delivery: Any) -> int:
     """Open the terminal UI: a phone that taps the template's buttons.
 
     SCENARIO (a file, or a name from ./scenarios or the built-in library) gives the template,
@@ -124,17 +130,24 @@ def tui(scenario: str | None, url: str | None, app_spec: str | None, app_path: s
 
     from simulator.taps import IDENTITIES, parse_shares
     from simulator.tui.app import make_app
+    from simulator.tui.feed import ApiFeed
 
     loaded = _scenario(scenario, seed)
     if identity is not None:
         shares = parse_shares(identity, IDENTITIES, "--identity")
         loaded = replace(loaded, cast=replace(loaded.cast, identity=shares))
+    feed = ApiFeed() if api_port is not None else None
     app = make_app(scenario=loaded, url=url, app=app_spec, path=app_path,
                    allow_remote=allow_remote, seed=seed,
                    history=_history(history_path, no_history), speed=speed,
                    settings=_given({"url": url, "app_spec": app_spec, "app_path": app_path,
-                                    "allow_remote": allow_remote, **delivery}))
-    return _run_app(app)
+                                    "allow_remote": allow_remote, **delivery}), api=feed)
+    if feed is None or api_port is None:
+        return _run_app(app)
+    check_can_draw("wasim tui")  # before a port is taken
+    # Its statuses go where the taps go (the target's delivery settings, loopback guard).
+    with send_api(api_port, app.delivery, feed, "wasim tui"):
+        return _run_app(app)
 
 
 def _given(delivery: dict[str, Any]) -> dict[str, Any]:
@@ -186,8 +199,17 @@ def demo(scenario: str | None, headless: bool, port: int, seed: int | None, hist
             contextlib.ExitStack() as stack:
         stack.callback(bot.close)
         click.echo(f"wasim demo: built-in receiver listening on {receiver.url}", err=True)
-        bot.api = stack.enter_context(_send_api(0 if api_port is None else api_port,
-                                                receiver.url, loaded))
+        from simulator.delivery import delivery_options_from
+        from simulator.demo_bot import TEMPLATES
+        from simulator.tui.feed import ApiFeed
+
+        # The demo always runs the send API: the bot answers through it, and the phone shows
+        # what it recorded. It knows the scenario's templates and the bot's.
+        api_feed = ApiFeed()
+        webhook = delivery_options_from({"url": receiver.url}, lambda key: "--api-port")
+        bot.api = stack.enter_context(send_api(
+            0 if api_port is None else api_port, webhook, api_feed, "wasim demo",
+            templates=(*loaded.template_names, *TEMPLATES), seed=loaded.seed))
         if headless:
             return run_headless(loaded, receiver, seed=seed, history=history,
                                 speed=math.inf if speed is None else speed, bot=bot)
@@ -195,22 +217,45 @@ def demo(scenario: str | None, headless: bool, port: int, seed: int | None, hist
 
         app = make_app(scenario=loaded, url=receiver.url, seed=seed, history=history,
                        speed=10.0 if speed is None else speed, receiver=receiver,
-                       arrivals=feed)
+                       arrivals=feed, api=api_feed)
         return _run_app(app)
 
 
-def _send_api(port: int, webhook: str, scenario: Any) -> Any:
-    """The local send API (simulator.sendapi), started, its statuses aimed at `webhook`; it
-    knows the scenario's templates and the demo bot's."""
-    from simulator.delivery import delivery_options_from
-    from simulator.demo_bot import TEMPLATES
-    from simulator.replies import start_scenario_api
+@contextlib.contextmanager
+def send_api(port: int, webhook: Any, feed: Any, command: str, *,
+             templates: Sequence[str] | None = None,
+             seed: int | None = None) -> Iterator[Any]:
+    """The local send API (simulator.sendapi) while the block runs: its record fed to `feed`
+    (an ApiFeed), its statuses sent to `webhook` (DeliveryOptions, or None: no statuses), and
+    its base URL, SID and key in the environment (KALEYRA_*, as `MockApi.env()` names them)
+    for an in-process app to read, restored afterwards. With `templates`, a template send
+    naming none of them is treated as Kaleyra treats an unknown template."""
+    from simulator.sendapi import MockApi, api_options
 
-    options = delivery_options_from({"url": webhook}, lambda key: "--api-port")
-    api = start_scenario_api(scenario, port, options, set_env=False, templates=TEMPLATES)
-    click.echo(f"wasim demo: send API on {api.base_url} (SID {api.options.sid}, api-key "
-               f"{api.options.api_key})", err=True)
-    return api
+    api = MockApi(api_options(port=port, templates=templates), webhook=webhook,
+                  on_sent=feed, on_status=feed, seed=seed)
+    try:
+        api.start()
+    except WasimError as exc:
+        if exc.where is None and exc.field == "port":
+            exc.where = "--api-port"  # the flag the person typed, not the API's own --port
+            exc.hint = "Pick another port with --api-port, or --api-port 0 for any free one."
+        raise
+    with api:
+        feed.base_url, feed.sid, feed.api_key = api.base_url, api.options.sid, \
+            api.options.api_key
+        click.echo(f"{command}: send API on {api.base_url} (SID {api.options.sid}, api-key "
+                   f"{api.options.api_key})", err=True)
+        saved = {name: os.environ.get(name) for name in api.env()}
+        os.environ.update(api.env())
+        try:
+            yield api
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
 
 
 def run_headless(scenario: Any, receiver: Any, *, seed: int | None, history: Path | None,

@@ -1,42 +1,65 @@
-"""Hand the built-in receiver's arrivals, which happen on its threads, to the UI."""
+"""Hand what other threads see (the built-in receiver's arrivals, the send API's record) to
+the UI, keeping what comes before the UI listens."""
 
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable
+from typing import Generic, TypeVar
 
 from simulator.receiver import Arrival
+from simulator.sendapi import SentMessage, StatusDelivery
 
-Listener = Callable[[Arrival], None]
+T = TypeVar("T")
+EARLY_KEPT = 10_000  # items kept before the UI listens; past this the oldest are dropped
 
 
-class ArrivalFeed:
-    """A Receiver's `on_arrival` that forwards to one listener, keeping arrivals until it comes.
+class Feed(Generic[T]):
+    """A callback for another thread that forwards to one listener, keeping items until it comes.
 
-    The receiver starts (and may be hit) before the UI exists, so early arrivals are kept and
-    handed over when the listener subscribes.
+    The receiver or the send API starts (and may be hit) before the UI exists, so early items
+    are kept (the newest EARLY_KEPT) and handed over when the listener subscribes.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._listener: Listener | None = None
-        self._early: list[Arrival] = []
+        self._listener: Callable[[T], None] | None = None
+        self._early: deque[T] = deque(maxlen=EARLY_KEPT)
 
-    def __call__(self, arrival: Arrival) -> None:
-        """Called by the receiver, on its thread, once per request."""
-        # Under the lock, so arrivals reach the listener in order even while it subscribes;
+    def __call__(self, item: T) -> None:
+        """Called by the other thread, once per item."""
+        # Under the lock, so items reach the listener in order even while it subscribes;
         # the listener must be quick (the UI's is a thread-safe post_message).
         with self._lock:
             if self._listener is None:
-                self._early.append(arrival)
+                self._early.append(item)
             else:
-                self._listener(arrival)
+                self._listener(item)
 
-    def listen(self, listener: Listener | None) -> None:
-        """Send every arrival to `listener` from now on (None stops), starting with kept ones."""
+    def listen(self, listener: Callable[[T], None] | None) -> None:
+        """Send every item to `listener` from now on (None stops), starting with kept ones."""
         with self._lock:
             self._listener = listener
             if listener is not None:
-                early, self._early = self._early, []
-                for arrival in early:
-                    listener(arrival)
+                early, self._early = list(self._early), deque(maxlen=EARLY_KEPT)
+                for item in early:
+                    listener(item)
+
+
+class ArrivalFeed(Feed[Arrival]):
+    """A Receiver's `on_arrival`: its arrivals, for the receiver pane."""
+
+
+ApiRecord = SentMessage | StatusDelivery
+
+
+class ApiFeed(Feed[ApiRecord]):
+    """The send API's `on_sent` and `on_status` (one feed, so a message comes before its
+    statuses), and where that API is, once it runs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.base_url = ""  # set when the API starts, with what it accepts
+        self.sid = ""
+        self.api_key = ""

@@ -29,12 +29,16 @@ from simulator.delivery import (
 )
 from simulator.errors import WasimError
 from simulator.inputs import parse_phone
+from simulator.kinds import KindArgs, kind_body
 from simulator.models import Business, Button, Tap, TemplateMessage, User
+from simulator.overrides import Override, parse_path
 from simulator.providers import WhatsAppProvider
 from simulator.render import CallbackTemplate, find_template, render_tap
 from simulator.runner import Plan, plan_scenario
 from simulator.scenarios import Scenario, builtin_scenarios, load_scenario, parse_scenario
-from simulator.taps import TapFactory, TapOptions
+from simulator.sendapi import SentMessage, sent_template
+from simulator.taps import TapFactory, TapOptions, business_ids
+from simulator.tui.replies import reply_kind, row_description
 
 Clock = Callable[[], float]
 Reachability = Literal["checking", "reachable", "unreachable", "in-process", "no target"]
@@ -56,6 +60,7 @@ cast:
 # The phone draws its own taps and new users from a seed next to the run's, so that "new
 # user" does not hand back the cast's first user (the plan draws from the run's seed).
 _PHONE_SEED_OFFSET = 7_919
+_ROW_DESCRIPTION = "meta_object.value.messages[0].interactive.list_reply.description"
 
 
 def default_scenario() -> Scenario:
@@ -147,6 +152,7 @@ class SendRecord:
     replay_of: str | None = None
     attempts: list[Attempt] = field(default_factory=list)
     failures: tuple[str, ...] = ()  # a run's expectations this delivery broke
+    label: str = ""  # what the log's Button column shows, when not the tapped button
 
     @property
     def delivery_id(self) -> str | None:
@@ -283,6 +289,54 @@ class PhoneSession:
         """The exact bytes button `index` sends next."""
         return render_tap(self.template, self.tap(index))
 
+    def compose(self, kind: str, args: KindArgs,
+                message: SentMessage | None = None) -> tuple[Tap, Event]:
+        """The current user sends a callback of `kind` (simulator.kinds), the bytes `wasim
+        render --kind` builds from the same facts; replying to the app's `message` when given
+        (its wamid in `context`, its Kaleyra id in `reply_to`), else under the template."""
+        tap = replace(self._pending, user=self.current_user, template=self.current_sent)
+        if message is not None:
+            tap = _replying(tap, message)
+        body = kind_body(kind, tap, args, self.factory.streams[f"kind:{kind}"])
+        self._next = None
+        return tap, Event.from_body(body, self.seed)
+
+    def reply(self, message: SentMessage, button: Button) -> tuple[Tap, Event]:
+        """Tap `button` of a message the app sent: a quick reply of its template, a reply
+        button or a list row of its interactive message, as `Simulator.reply_tap` builds it."""
+        kind = reply_kind(message)
+        user = self.user_for(message.to)
+        if kind == "button":
+            tap = _replying(self.factory.tap(user, self.current_sent, button), message)
+            return tap, Event.from_body(render_tap(self.template, tap), self.seed)
+        description = row_description(message, button.payload) if kind == "list_reply" \
+            else None
+        args = KindArgs(reply_id=button.payload, reply_title=button.text,
+                        reply_description=description)
+        # A row the app gave no description has none in Meta's reply either (the builder
+        # would draw one).
+        drop = (Override("remove", parse_path(_ROW_DESCRIPTION, "list row"), None,
+                         _ROW_DESCRIPTION),) if kind == "list_reply" and description is None \
+            else ()
+        tap = _replying(self.factory.tap(user, self.current_sent, button), message)
+        body = kind_body(kind, tap, args, self.factory.streams[f"kind:{kind}"], drop)
+        return tap, Event.from_body(body, self.seed)
+
+    def user_for(self, number: str) -> User:
+        """Whoever has `number`: the current user, one of the cast, or a new user with it."""
+        user = self.find_user(number)
+        if user is None:
+            user = self.factory.new_user(number=number)
+            self.users.append(user)
+        return user
+
+    def find_user(self, number: str) -> User | None:
+        """The current user or one of the cast with `number`, if any."""
+        current = self.current_user
+        if current.wa_id == number:
+            return current
+        return next((user for user in self.users if user.wa_id == number), None)
+
     def form(self) -> EditForm:
         """The editable fields as they are now, for the edit screen."""
         user, sent = self.current_user, self.current_sent
@@ -360,6 +414,12 @@ class PhoneSession:
         buttons = self.scenario.template.buttons
         return self.factory.tap(self.current_user, self.current_sent,
                                 buttons[0] if buttons else Button("", ""))
+
+
+def _replying(tap: Tap, message: SentMessage) -> Tap:
+    """`tap` as a reply to the app's `message`: under it, to the number that sent it."""
+    return replace(tap, template=sent_template(message),
+                   business=Business(message.business, *business_ids(message.business)))
 
 
 def _or(edited: str | None, generated: str) -> str:

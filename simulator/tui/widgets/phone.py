@@ -1,17 +1,21 @@
-"""The phone pane: the template message as a WhatsApp chat bubble, its quick replies, replies."""
+"""The phone pane: the template message as a WhatsApp chat bubble, its quick replies, replies,
+the app's own messages (from the local send API) with their buttons, and a composer."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from textual import events, on
 from textual.app import ComposeResult
-from textual.containers import Vertical, VerticalScroll
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.message import Message
-from textual.widgets import Button, Static
+from textual.widgets import Button, Input, Static
 
 from simulator.models import Button as TemplateButton
+from simulator.sendapi import SentMessage
+from simulator.tui.replies import LABEL_CHARS, TICKS, bubble_text, is_list, shown
 
 Tone = Literal["sending", "ok", "retry", "bad"]
 _TONE_STYLE: dict[Tone, str] = {"sending": "dim", "ok": "bold $text-success",
@@ -44,6 +48,100 @@ class QuickReply(Button):
         self.post_message(self.Armed(self.index))
 
 
+def ticks(status: str) -> Content:
+    """A status as the sender's ticks: ✓ sent, ✓✓ delivered, blue ✓✓ read, ✗ failed."""
+    style = {"read": "bold $text-primary", "failed": "bold $text-error",
+             "not-sent": "bold $text-warning"}.get(status, "$foreground 70%")
+    return Content.styled(TICKS.get(status, status), style)
+
+
+class AppButton(Button):
+    """A quick reply, reply button or list menu inside a message the app sent."""
+
+    def __init__(self, number: int, index: int, label: Content, tooltip: str) -> None:
+        super().__init__(label, classes="app-button", compact=True)
+        self.number = number  # the SentMessage's number
+        self.index = index  # which button; -1 opens the list's rows
+        self.tooltip = tooltip
+
+
+class AppMessage(Vertical):
+    """A message the app sent to the user (text, template, media, interactive), as received."""
+
+    def __init__(self, message: SentMessage, when: str) -> None:
+        super().__init__(classes="app-message", id=f"app-message-{message.number}")
+        self.message = message
+        self.chat = message.to
+        self.when = when
+        self.status = ""
+        self.reaction = ""
+
+    def compose(self) -> ComposeResult:
+        """The bubble: text, then time and ticks, then its buttons or its list's menu."""
+        message = self.message
+        with Vertical(classes="app-bubble"):
+            yield Static(Content(bubble_text(message)), classes="app-body")
+            yield Static(classes="app-meta")
+        if message.buttons:
+            with Vertical(classes="app-buttons"):
+                if is_list(message):
+                    yield AppButton(message.number, -1, Content.assemble("☰ ", "choose a row"),
+                                    f"Pick one of its {len(message.buttons)} rows")
+                else:
+                    for index, button in enumerate(message.buttons):
+                        yield AppButton(message.number, index, Content.assemble(
+                            "↩ ", shown(button.text, LABEL_CHARS)),
+                            f"Tap {shown(button.text, LABEL_CHARS)!r} "
+                            f"(id {shown(button.payload, LABEL_CHARS)!r})")
+
+    def on_mount(self) -> None:
+        """Show the time before any status came."""
+        self.show_meta()
+
+    def show_meta(self, status: str | None = None, reaction: str | None = None) -> None:
+        """Redraw the time line with the newest status's ticks and the user's reaction."""
+        if status is not None:
+            self.status = status
+        if reaction is not None:
+            self.reaction = reaction
+        parts: list[Content | str | tuple[str, str]] = [(self.when, "dim")]
+        if self.status:
+            parts += ["  ", ticks(self.status)]
+        if self.reaction:
+            parts += ["  ", self.reaction]
+        # Before the bubble is composed there is nothing to draw yet: on_mount draws it.
+        for meta in self.query(".app-meta").results(Static):
+            meta.update(Content.assemble(*parts))
+
+
+class Composer(Input):
+    """The phone's message box: type a text, enter sends it as the selected user."""
+
+    class Send(Message):
+        """Send `text` as a typed message."""
+
+        def __init__(self, text: str) -> None:
+            super().__init__()
+            self.text = text
+
+    class Left(Message):
+        """Escape: the focus goes back where it was."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "leave", "Leave", show=False),
+    ]
+
+    def action_leave(self) -> None:
+        """Give the focus back without sending."""
+        self.post_message(self.Left())
+
+    @on(Input.Submitted)
+    def _submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        if event.value.strip():  # the app empties the box once the text is on its way
+            self.post_message(self.Send(event.value))
+
+
 class Reply(Static):
     """The user's reply in the chat: the tapped label, when, and what became of the delivery."""
 
@@ -64,6 +162,15 @@ class Reply(Static):
         self.styles.width = max(line.cell_length for line in content.split("\n")) + 2
 
 
+class ReplyRow(Horizontal):
+    """The full-width row a reply sits in, on the right: the chat's children are aligned as
+    one block, so a narrow reply would otherwise follow the widest bubble to the left."""
+
+    def __init__(self, reply: Reply) -> None:
+        super().__init__(reply, classes="reply-row")
+        self.reply = reply
+
+
 class Phone(Vertical):
     """A phone showing the brand's template message to one user, who taps its quick replies."""
 
@@ -76,8 +183,14 @@ class Phone(Vertical):
         #quick-replies { height: auto; }
         QuickReply { width: 1fr; }
         #chat { height: 1fr; min-height: 3; align-horizontal: right; }
+        ReplyRow { width: 100%; height: auto; align-horizontal: right; }
         Reply { width: auto; max-width: 90%; text-align: right; }
+        AppMessage { width: 100%; height: auto; padding-right: 3; }
+        .app-bubble, .app-buttons { height: auto; }
+        .app-body, .app-meta { height: auto; }
+        AppButton { width: 1fr; }
         #as-user { height: auto; max-height: 2; padding: 0 1; }
+        Composer { height: 1; }
     }
     """
 
@@ -98,6 +211,7 @@ class Phone(Vertical):
             yield Vertical(id="quick-replies")
         yield VerticalScroll(id="chat", can_focus=False)
         yield Static(id="as-user")
+        yield Composer(placeholder="c types · m sends more", id="composer", compact=True)
 
     def show_header(self, business: str, template: str) -> None:
         """Name the chat: the brand's number and the template's name."""
@@ -116,6 +230,37 @@ class Phone(Vertical):
         await holder.remove_children()  # first: the new buttons reuse the old ones' ids
         await holder.mount_all(QuickReply(i, b) for i, b in enumerate(buttons))
 
+    def show_template_meta(self, when: str, status: str = "", reaction: str = "") -> None:
+        """The template bubble's time line: its time, its status's ticks, the reaction."""
+        parts: list[Content | str | tuple[str, str]] = [(when, "dim")]
+        if status:
+            parts += ["  ", ticks(status)]
+        if reaction:
+            parts += ["  ", reaction]
+        self.query_one("#bubble-time", Static).update(Content.assemble(*parts))
+
+    def add_app_message(self, message: SentMessage, when: str, keep: int = 200) -> None:
+        """Show a message the app sent, in its recipient's chat (the oldest beyond `keep` go)."""
+        holder = self.query_one("#chat", VerticalScroll)
+        bubble = AppMessage(message, when)
+        bubble.display = message.to == self.chat
+        holder.mount(bubble)
+        shown = list(self.query(AppMessage))
+        for old in shown[:max(0, len(shown) - keep)]:
+            old.remove()
+        holder.scroll_end(animate=False, immediate=False)
+
+    def app_message(self, number: int) -> AppMessage | None:
+        """The bubble of the app's message `number`, if it is still shown."""
+        for bubble in self.query(f"#app-message-{number}").results(AppMessage):
+            return bubble
+        return None
+
+    def last_app_message(self) -> AppMessage | None:
+        """The newest message the app sent in the chat shown."""
+        found = [b for b in self.query(AppMessage) if b.chat == self.chat]
+        return found[-1] if found else None
+
     def show_user(self, text: Content | str) -> None:
         """Say who is tapping."""
         self.query_one("#as-user", Static).update(text)
@@ -124,7 +269,7 @@ class Phone(Vertical):
         """Show the user's tap in their chat, with a tick until the handler answers."""
         self.chat = chat
         holder = self.query_one("#chat", VerticalScroll)
-        holder.mount(Reply(label, when, chat, id=f"reply-{key}"))
+        holder.mount(ReplyRow(Reply(label, when, chat, id=f"reply-{key}")))
         holder.scroll_end(animate=False, immediate=False)
 
     chat = ""  # the conversation shown: one user's, as on a real phone
@@ -134,18 +279,35 @@ class Phone(Vertical):
         if chat == self.chat:
             return
         self.chat = chat
-        for reply in self.query(Reply):
-            reply.display = reply.chat == chat
+        for row in self.query(ReplyRow):
+            row.display = row.reply.display = row.reply.chat == chat
+        for bubble in self.query(AppMessage):
+            bubble.display = bubble.chat == chat
         self.query_one("#chat", VerticalScroll).scroll_end(animate=False, immediate=False)
 
     async def clear_chats(self) -> None:
         """Forget every conversation (another scenario: another brand, other people)."""
-        await self.query(Reply).remove()
+        await self.query(ReplyRow).remove()
+        await self.query(AppMessage).remove()
 
     def settle(self, key: str, status: str, tone: Tone) -> None:
         """Turn the tick of reply `key` into the delivery's status."""
         for reply in self.query(f"#reply-{key}").results(Reply):
             reply.show_status(status, tone)
+
+    class AppTapped(Message):
+        """The user tapped button `index` of the app's message `number` (-1: its list)."""
+
+        def __init__(self, number: int, index: int) -> None:
+            super().__init__()
+            self.number = number
+            self.index = index
+
+    @on(Button.Pressed, ".app-button")
+    def _app_tapped(self, event: Button.Pressed) -> None:
+        event.stop()
+        assert isinstance(event.button, AppButton)
+        self.post_message(self.AppTapped(event.button.number, event.button.index))
 
     @on(Button.Pressed, ".quick-reply")
     def _tapped(self, event: Button.Pressed) -> None:
