@@ -39,13 +39,12 @@ def kind_names() -> list[str]:
     return [BUTTON, *KIND_SPECS]
 
 
-def kind_lines() -> list[str]:
-    """One line per kind: its name, what it is and its options (`render --kind list`)."""
-    lines = [f"{BUTTON:<13} {BUTTON_DESCRIPTION}  [--button, --payload]"]
-    for spec in KIND_SPECS.values():
-        options = f"  [{', '.join(spec.options)}]" if spec.options else ""
-        lines.append(f"{spec.name:<13} {spec.description}{options}")
-    return lines
+def kind_rows() -> list[tuple[str, str, str]]:
+    """One row per kind: its name, what it is and its options (`render --kind list`)."""
+    rows = [(BUTTON, BUTTON_DESCRIPTION, "--button, --payload")]
+    rows += [(spec.name, spec.description, ", ".join(spec.options))
+             for spec in KIND_SPECS.values()]
+    return rows
 
 
 def get_kind(name: str, where: str = "--kind") -> KindSpec:
@@ -108,4 +107,4 @@ def summarize(document: Any) -> str:
 
 
 __all__ = ["BUTTON", "KIND_SPECS", "KindArgs", "KindSpec", "build_document", "get_kind",
-           "kind_body", "kind_lines", "kind_names", "render_kind", "summarize"]
+           "kind_body", "kind_names", "kind_rows", "render_kind", "summarize"]
