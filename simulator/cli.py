@@ -851,14 +851,23 @@ def _dry_run(plan: Any) -> int:
     import json
     from collections import Counter
 
+    from simulator.kinds import BUTTON, kind_name
     from simulator.validate import validate_callback
 
-    kinds: Counter[tuple[str, str]] = Counter((s.step, s.kind) for s in plan.sends)
+    def what(send: Any) -> str:
+        # A first send is counted by the kind of callback it is (a tap, a text, a status...);
+        # copies (duplicate, redelivery) by why they are sent again.
+        if send.kind != "tap":
+            return str(send.kind)
+        name = kind_name(json.loads(send.event.body))
+        return "tap" if name == BUTTON else name
+
+    kinds: Counter[tuple[str, str]] = Counter((s.step, what(s)) for s in plan.sends)
     click.echo(f"{plan.scenario.name} (seed {plan.seed}): {len(plan.sends)} send(s) from "
                f"{len(plan.users)} user(s) over {plan.duration:.1f} s")
     for step in plan.scenario.steps:
-        counts = ", ".join(f"{kinds[(step.name, k)]} {k}(s)" for k in
-                           ("tap", "duplicate", "redelivery") if kinds[(step.name, k)])
+        counts = ", ".join(f"{n} {k}{'(es)' if k.endswith('s') else '(s)'}"
+                           for (name, k), n in kinds.items() if name == step.name)
         click.echo(f"  {step.name}: {counts or 'no sends'}")
     bad = 0
     for send in plan.sends:

@@ -545,31 +545,39 @@ def _read_callback(body: bytes) -> tuple[str, tuple[str, ...]]:
 
 
 def _summarise(document: Any) -> str:
-    """Who tapped which button on which campaign, or why that could not be told."""
+    """Who did what (as the phone shows it, the TUI's words) on which campaign, or why that
+    could not be told."""
+    from simulator.kinds import summarize
+
     tapped = read_document(document)
     if tapped.problem:
         return f"not a callback: {tapped.problem}"
     if not tapped.message:
         if tapped.status:
-            return f"status {tapped.status} of a message to {tapped.recipient or 'an unknown user'}"
+            return f"{_cut(summarize(document))} of a message to " \
+                   f"{tapped.recipient or 'an unknown user'}"
         return "could not tell who tapped what: no messages[] in the callback"
     name, number = tapped.name, tapped.number
     who = f"{name} ({number})" if name and number else name or number or "an unknown user"
     if tapped.button:
-        what = f'tapped "{tapped.button}"'
+        line = f'{who} tapped "{tapped.button}"'
     elif tapped.payload:
-        what = f'tapped a button with payload "{tapped.payload}"'
-    elif tapped.message_type:
-        what = f"sent a {tapped.message_type} message"
+        line = f'{who} tapped a button with payload "{tapped.payload}"'
+    elif tapped.message_type:  # as a chat line: "Ana (91...): hi", "...: [image] caption"
+        line = f"{who}: {_cut(summarize(document))}"
     else:
-        what = "sent a message of no known type"
-    line = f"{who} {what}"
+        line = f"{who} sent a message of no known type"
     # ref1 and ref2 are the brand's own words for the campaign (e.g. "shoes campaign"): as-is.
     if tapped.campaign:
         line += f" · {tapped.campaign}"
     if tapped.more:
         line += f" (and {tapped.more} more in this callback)"
     return line
+
+
+def _cut(text: str, most: int = 80) -> str:
+    """A summary kept to one terminal line's share (a text can be 4,096 characters)."""
+    return text if len(text) <= most else text[:most - 1] + "…"
 
 
 def _one_line(text: str) -> str:
