@@ -18,6 +18,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
+import httpx
 from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
@@ -128,6 +129,7 @@ class TuiSettings:
     # --allow-remote: the person's permission, kept apart from settings a scenario could fill.
     allow_remote: bool = False
     block_warn_after: float = 1.0  # seconds an in-process handler may block before a warning
+    client: httpx.AsyncClient | None = None  # the client seam (runner's): None sends for real
 
 
 class CourierCall(Message):
@@ -198,7 +200,8 @@ class WasimApp(App[int]):
         self._history = HistoryWriter(settings.history) if settings.history else None
         # Deliveries and runs happen on the courier's thread, so a handler that blocks its
         # loop cannot freeze the screen, and latency is not inflated by drawing it.
-        self._courier = Courier(self._blocked_elsewhere, settings.block_warn_after)
+        self._courier = Courier(self._blocked_elsewhere, settings.block_warn_after,
+                                settings.client)
         self._in_process = False  # an ASGI app is being called: a stall is its handler's
 
     # --- layout -----------------------------------------------------------------------------
@@ -482,8 +485,8 @@ class WasimApp(App[int]):
         """The one long-lived deliverer for taps by hand (its connections are reused)."""
         assert self.delivery is not None
         if self._deliverer is None:
-            self._deliverer = Deliverer(self.delivery, on_attempt=self._attempted,
-                                        clock=self.settings.clock)
+            self._deliverer = self._courier.deliverer(self.delivery, on_attempt=self._attempted,
+                                                      clock=self.settings.clock)
         return self._deliverer
 
     def action_fire(self, number: int) -> None:
@@ -708,7 +711,8 @@ class WasimApp(App[int]):
         async def play() -> None:
             """The run itself, on the courier's loop."""
             async for outcome in run_plan(plan, delivery, speed=speed,
-                                          on_attempt=self._write_history):
+                                          on_attempt=self._write_history,
+                                          client=self._courier.client):
                 finished.append(outcome)
         # Rows and totals are drawn in batches: a thousand table updates one by one would
         # keep the screen busy long after the sends themselves are done.
