@@ -15,11 +15,12 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from simulator.bounded import BoundedServer
 from simulator.errors import WasimError
 from simulator.meta import SIGNATURE_HEADER, check_signature
 from simulator.tapped import read_document
@@ -290,57 +291,13 @@ class Receiver:
             return {"service": SERVICE, "arrivals": self._received}
 
 
-class _Server(ThreadingHTTPServer):
-    """ThreadingHTTPServer that knows its Receiver and can close its open connections."""
-
-    daemon_threads = True  # a hung client must never keep the process alive
-    # socketserver's default backlog of 5 overflows under a burst of concurrent deliveries,
-    # and the kernel then retries the connection a full second later.
-    request_queue_size = 1024
+class _Server(BoundedServer):
+    """The bounded server, knowing its Receiver."""
 
     def __init__(self, host: str, port: int, receiver: Receiver) -> None:
         self.receiver = receiver
-        self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
-        super().__init__((host, port), _Handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._connections_lock:
-            full = len(self._connections) >= MAX_CONNECTIONS
-            if not full:
-                self._connections.add(request)
-        if full:
-            # No thread for it: a flood of connections must not grow the process without
-            # bound. A short, complete answer, so a well-behaved client knows to come back.
-            with contextlib.suppress(OSError):
-                request.settimeout(1.0)
-                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
-                                b"Retry-After: 1\r\nConnection: close\r\n\r\n")
-            self.shutdown_request(request)
-            return
-        super().process_request(request, client_address)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that hung up (a stopped run, a killed process) is not an error of ours;
-        # socketserver would print a traceback for it. Anything else still gets one.
-        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
-            return
-        super().handle_error(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._connections_lock:
-            self._connections.discard(request)
-        super().shutdown_request(request)
-
-    def close_connections(self) -> None:
-        """Shut every open connection down, which ends its handler thread."""
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            # Its handler may have closed it in the meantime; that is the outcome we want.
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
+        self.max_connections = MAX_CONNECTIONS  # read when built, so a test can lower it
+        super().__init__(host, port, _Handler)
 
 
 class _Handler(BaseHTTPRequestHandler):
