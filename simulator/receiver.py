@@ -125,7 +125,10 @@ class Receiver:
     """A local webhook on a real socket: records every callback, validates it and answers."""
 
     def __init__(self, options: ReceiverOptions = ReceiverOptions(),
-                 on_arrival: Callable[[Arrival], None] | None = None) -> None:
+                 on_arrival: Callable[[Arrival], None] | None = None, *,
+                 wait: Callable[[float], object] | None = None) -> None:
+        """`wait(seconds)` sits out --delay before an answer (a test injects its own);
+        by default it wakes early when the receiver stops."""
         self.options = options
         self._on_arrival = on_arrival
         # One condition guards the arrivals, the count and the random draws, so numbering,
@@ -140,6 +143,7 @@ class Receiver:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
+        self._wait = wait or self._stopping.wait
         self._bound_port: int | None = None
 
     def start(self) -> Receiver:
@@ -331,7 +335,7 @@ class _Handler(BaseHTTPRequestHandler):
         arrival, failed = receiver._record(self.command, self.path, tuple(self.headers.items()),
                                            body)
         if receiver.options.delay:
-            receiver._stopping.wait(receiver.options.delay)
+            receiver._wait(receiver.options.delay)
         if arrival.status == 401:
             answer = {"received": False, "error": "bad signature"}
         elif failed:

@@ -166,11 +166,26 @@ def test_a_204_answer_has_no_body_and_the_connection_stays_usable(serve: Serve,
     assert [a.status for a in receiver.wait_for(3)] == [204, 204, 204]
 
 
-def test_the_delay_switch_holds_the_answer_back(serve: Serve, client: httpx.Client) -> None:
-    receiver = serve(delay=0.2)
-    started = time.monotonic()
-    assert client.post(receiver.url, content=b"{}").status_code == 200
-    assert time.monotonic() - started >= 0.2
+def test_the_delay_switch_holds_the_answer_back_until_the_wait_ends(
+        client: httpx.Client) -> None:
+    waiting, release = threading.Event(), threading.Event()
+    waits: list[float] = []
+
+    def wait(seconds: float) -> bool:
+        waits.append(seconds)
+        waiting.set()
+        return release.wait(10)
+
+    answers: list[int] = []
+    with Receiver(ReceiverOptions(port=0, delay=2.5), wait=wait) as receiver:
+        sender = threading.Thread(target=lambda: answers.append(
+            client.post(receiver.url, content=b"{}").status_code))
+        sender.start()
+        assert waiting.wait(10)
+        assert receiver.wait_for(1) and answers == []  # recorded, but not answered yet
+        release.set()
+        sender.join(10)
+    assert waits == [2.5] and answers == [200]
 
 
 def test_a_fail_rate_of_one_answers_500_every_time(serve: Serve, client: httpx.Client) -> None:
