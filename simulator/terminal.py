@@ -79,6 +79,8 @@ def table_lines(columns: Sequence[Col], rows: Sequence[Sequence[str]], stream: I
     spilled = [i for i, col in enumerate(columns) if col.spill]
     if width is not None and spilled and not _fits(columns, rows, width):
         return _spilled_lines(columns, rows, stream, width, spilled)
+    if width is not None and not _fits(columns, rows, width):
+        width = None  # too narrow to keep words whole: longer lines beat names cut in two
     table = Table(box=None if plain else box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
                   padding=(0, 2, 0, 0) if plain else (0, 1, 0, 0), expand=False,
                   header_style="" if plain else "bold")
@@ -87,7 +89,7 @@ def table_lines(columns: Sequence[Col], rows: Sequence[Sequence[str]], stream: I
                          justify="right" if col.right else "left")
     for row in rows:
         table.add_row(*row)
-    console = _console(stream, width)
+    console = _console(stream, width)  # None: as wide as the table
     console.print(table)
     return [line.rstrip() for line in console.file.getvalue().splitlines()]
 
@@ -98,8 +100,11 @@ def _spilled_lines(columns: Sequence[Col], rows: Sequence[Sequence[str]], stream
     import textwrap
 
     kept = [i for i in range(len(columns)) if i not in spilled]
-    head = table_lines([replace(columns[i], wrap=False) for i in kept],
-                       [[row[i] for i in kept] for row in rows], stream, width)
+    kept_columns = [replace(columns[i], wrap=False) for i in kept]
+    kept_rows = [[row[i] for i in kept] for row in rows]
+    # Ids and times are never cut: a window too narrow even for them gets longer lines.
+    fits = _fits(kept_columns, kept_rows, width)
+    head = table_lines(kept_columns, kept_rows, stream, width if fits else 10_000)
     top = len(head) - len(rows)  # the header (and, on a terminal, its rule)
     lines = head[:top]
     for row, line in zip(rows, head[top:], strict=True):

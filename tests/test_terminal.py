@@ -95,6 +95,19 @@ def test_history_at_80_columns_wraps_names_at_words_and_keeps_ids_whole(
     assert len(piped) == 1 + len(records) and max(len(line) for line in piped) > 80
 
 
+def test_too_narrow_a_window_gets_longer_lines_not_cut_names_or_ids(
+        receiver: Receiver, tmp_path: Path) -> None:
+    runner = CliRunner()
+    history = tmp_path / "h.jsonl"
+    runner.invoke(cli, ["fire", "--history", str(history), "--url", receiver.url,
+                        "--seed", "3", "--count", "2", "--clock", "seeded"])
+    listing = runner.invoke(cli, ["history", "--history", str(history)], env={"COLUMNS": "30"})
+    for record in map(json.loads, history.read_text().splitlines()):
+        assert record["event"] in _words(listing.stdout)
+    names = runner.invoke(cli, ["scenarios"], env={"COLUMNS": "30"}).stdout
+    assert {p.stem for p in builtin_scenarios()} <= _words(names)
+
+
 def test_history_json_is_the_records_whatever_the_width(receiver: Receiver,
                                                        tmp_path: Path) -> None:
     runner = CliRunner()
