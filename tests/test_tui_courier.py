@@ -1,5 +1,6 @@
-"""The UI's delivery thread sends through the runner's one client seam: a test's
-`httpx.MockTransport` answers taps by hand and whole runs, with no server and no monkeypatch."""
+"""The UI's deliveries (on the courier's thread) go through the runner's one client seam,
+`TuiSettings.client`: a test's `httpx.MockTransport` answers taps by hand and whole runs, with
+no server and no monkeypatch."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from dataclasses import replace
 import httpx
 import pytest
 
-from simulator.delivery import Attempt, Event, delivery_options_from
+from simulator.delivery import Attempt, Deliverer, Event, delivery_options_from
 from simulator.scenarios import parse_scenario
 from simulator.settings import flag_of
 from simulator.tui.app import WasimApp, make_app
@@ -44,11 +45,11 @@ class Answers:
 def test_the_courier_delivers_on_its_thread_through_the_given_client() -> None:
     answers = Answers()
     attempts: list[Attempt] = []
-    courier = Courier(client=answers.client())
+    courier = Courier()
     courier.start()
     try:
         options = delivery_options_from({"url": NOWHERE}, flag_of)
-        deliverer = courier.deliverer(options, on_attempt=attempts.append)
+        deliverer = Deliverer(options, on_attempt=attempts.append, client=answers.client())
         event = Event.from_body(b'{"hello":"courier"}', 1)
         result = courier.submit(deliverer.deliver(event)).result(timeout=10)
     finally:

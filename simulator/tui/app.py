@@ -200,8 +200,7 @@ class WasimApp(App[int]):
         self._history = HistoryWriter(settings.history) if settings.history else None
         # Deliveries and runs happen on the courier's thread, so a handler that blocks its
         # loop cannot freeze the screen, and latency is not inflated by drawing it.
-        self._courier = Courier(self._blocked_elsewhere, settings.block_warn_after,
-                                settings.client)
+        self._courier = Courier(self._blocked_elsewhere, settings.block_warn_after)
         self._in_process = False  # an ASGI app is being called: a stall is its handler's
 
     # --- layout -----------------------------------------------------------------------------
@@ -485,8 +484,8 @@ class WasimApp(App[int]):
         """The one long-lived deliverer for taps by hand (its connections are reused)."""
         assert self.delivery is not None
         if self._deliverer is None:
-            self._deliverer = self._courier.deliverer(self.delivery, on_attempt=self._attempted,
-                                                      clock=self.settings.clock)
+            self._deliverer = Deliverer(self.delivery, on_attempt=self._attempted,
+                                        clock=self.settings.clock, client=self.settings.client)
         return self._deliverer
 
     def action_fire(self, number: int) -> None:
@@ -712,7 +711,7 @@ class WasimApp(App[int]):
             """The run itself, on the courier's loop."""
             async for outcome in run_plan(plan, delivery, speed=speed,
                                           on_attempt=self._write_history,
-                                          client=self._courier.client):
+                                          client=self.settings.client):
                 finished.append(outcome)
         # Rows and totals are drawn in batches: a thousand table updates one by one would
         # keep the screen busy long after the sends themselves are done.

@@ -4,8 +4,6 @@ An in-process ASGI handler runs on the loop that delivers to it, so a handler th
 (`time.sleep` inside an `async def`) blocks that loop. On the UI's loop it froze the whole
 screen; here it only holds up other deliveries, and a watchdog says so. Latency is measured
 on this quiet loop too, so redrawing the screen never counts as the handler's time.
-Everything it sends goes through the one client seam the runner has (`client`: None sends for
-real, a client on `httpx.MockTransport` lets a test answer).
 """
 
 from __future__ import annotations
@@ -15,12 +13,7 @@ import concurrent.futures
 import threading
 import time
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any, TypeVar
-
-if TYPE_CHECKING:
-    import httpx
-
-    from simulator.delivery import Attempt, Deliverer, DeliveryOptions
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 OnBlocked = Callable[[float], None]
@@ -35,10 +28,8 @@ class Courier:
     has not beaten for `block_after` seconds: something on it is blocking (a handler).
     """
 
-    def __init__(self, on_blocked: OnBlocked | None = None, block_after: float = 1.0,
-                 client: httpx.AsyncClient | None = None) -> None:
+    def __init__(self, on_blocked: OnBlocked | None = None, block_after: float = 1.0) -> None:
         self.on_blocked = on_blocked
-        self.client = client  # handed to every Deliverer and to runner.run_plan
         self.block_after = block_after
         self.loop = asyncio.new_event_loop()
         self._beat = time.monotonic()
@@ -50,14 +41,6 @@ class Courier:
         """Start the loop and the watchdog."""
         self._thread.start()
         self._watchdog.start()
-
-    def deliverer(self, options: DeliveryOptions, *,
-                  on_attempt: Callable[[Attempt], None] | None = None,
-                  clock: Callable[[], float] = time.time) -> Deliverer:
-        """A deliverer for `options` that sends through this courier's client seam."""
-        from simulator.delivery import Deliverer
-
-        return Deliverer(options, on_attempt=on_attempt, clock=clock, client=self.client)
 
     def submit(self, coroutine: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         """Run `coroutine` on the delivery loop; cancelling the future cancels it there."""
