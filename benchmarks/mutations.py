@@ -1,5 +1,12 @@
 """Mutation benchmark for `wasim validate`: the share of single-point breaks it catches.
 
+Every kind is covered: quick-reply taps as described below, and every kind in
+`simulator/kinds/` (texts, interactive replies, media, locations, contacts, reactions,
+unsupported messages, statuses with each status and Meta error), rendered by wasim in both
+identity shapes and broken the same way plus each kind's own invariants. Per kind it prints the
+valid callbacks (the baseline, validated in the same run), the false alarms on them and the
+share of mutants caught.
+
 Valid callbacks come from the renderer (every country and platform) and, for the 2026 shapes,
 from the same documents with the documented optional fields added by hand (BSUIDs, country,
 enterprise parent ids, identity key hash, a username-only user). Each is then broken in one
@@ -19,9 +26,12 @@ import json
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from simulator.kinds import BUTTON, KIND_SPECS, KindArgs, kind_name, render_kind
+from simulator.kinds.media import MEDIA
+from simulator.kinds.status import ERRORS, STATUSES
 from simulator.overrides import parse_override
 from simulator.render import RenderOptions, render_callbacks
 from simulator.taps import TapOptions
@@ -111,6 +121,7 @@ class Sample:
 
     label: str
     raw: str
+    kind: str = BUTTON
 
 
 def valid_samples(seed: int, count: int, countries: tuple[str, ...] = COUNTRIES,
@@ -218,7 +229,9 @@ def _optional(doc: Document, path: Path, key: str) -> bool:
     return key in OPTIONAL
 
 
-def _structure(doc: Document) -> Iterator[Mutant]:
+def _structure(doc: Document,
+               optional: Callable[[Document, Path, str], bool] | None = None) -> Iterator[Mutant]:
+    optional = optional or _optional
     for path, value in _walk(doc):
         if not isinstance(value, dict):
             continue
@@ -232,7 +245,7 @@ def _structure(doc: Document) -> Iterator[Mutant]:
             yield Mutant("key order", f"swap {keys[i]}/{keys[i + 1]} at {where}",
                          _set(doc, path, reordered) if path else php_json(reordered))
         for key in keys:
-            if _optional(doc, path, key):
+            if optional(doc, path, key):
                 continue
             smaller = {k: v for k, v in value.items() if k != key}
             yield Mutant("dropped key", f"drop {where}.{key}",
@@ -373,8 +386,7 @@ def _ids(doc: Document) -> Iterator[Mutant]:
                            lambda old: old.replace(".ENT.", ".")))
 
 
-def _timestamps(doc: Document) -> Iterator[Mutant]:
-    path = (*MESSAGE, "timestamp")
+def _timestamps(doc: Document, path: Path = (*MESSAGE, "timestamp")) -> Iterator[Mutant]:
     changes: dict[str, Callable[[str], Any]] = {
         "a number instead of a string": int,
         "the year 2100": lambda _: "4102444800",
@@ -421,9 +433,210 @@ def _escaping(raw: str) -> Iterator[Mutant]:
 
 def mutants(sample: Sample) -> Iterator[Mutant]:
     """Every single-point break of `sample` (each differs from it in exactly one place)."""
+    if sample.kind != BUTTON:
+        yield from kind_mutants(sample)
+        return
     doc = json.loads(sample.raw)
     for family in (_structure, _types, _invariants, _ids, _timestamps):
         yield from family(doc)
+    yield from _escaping(sample.raw)
+
+
+# --- every other kind -----------------------------------------------------------------------
+
+# Each kind's variants worth breaking: the defaults, and the arguments that change the shape.
+VARIANTS: dict[str, list[KindArgs]] = {
+    "text": [KindArgs(), KindArgs(forwarded="forwarded"),
+             KindArgs(forwarded="frequently_forwarded")],
+    "reaction": [KindArgs(), KindArgs(emoji="")],
+    "location": [KindArgs(), KindArgs(place_name="Gate 4", address="1 Market St")],
+    "status": [*(KindArgs(status=s) for s in STATUSES if s != "failed"),
+               *(KindArgs(status="failed", error=code) for code in ERRORS),
+               KindArgs(status="read", contacts=False)],
+}
+# Keys a kind documents as optional (dropping one leaves a valid callback), and keys of the
+# 2026 sender shape that may be absent.
+KIND_OPTIONAL = {"context", "caption", "filename", "address", "name", "url", "description",
+                 "contacts", "recipient_user_id", "user_id", "country_code", "from_user_id",
+                 "conversation", "pricing", "expiration_timestamp", "frequently_forwarded",
+                 "parent_user_id", "from_parent_user_id", "animated", "voice", "first_name",
+                 "last_name", "type", "wa_id", "phones", "identity_key_hash", "username"}
+STATUS = ("meta_object", "value", "statuses", 0)
+
+
+def kind_samples(seed: int, count: int,
+                 countries: tuple[str, ...] = COUNTRIES) -> list[Sample]:
+    """`count` callbacks of every kind and variant per country, by phone number and by BSUID."""
+    samples: list[Sample] = []
+    for name in KIND_SPECS:
+        for args in VARIANTS.get(name, [KindArgs()]):
+            for country in countries:
+                for mode in ("phone", "bsuid"):
+                    options = TapOptions(seed=seed, countries=(country,), start=START,
+                                         identity=((mode, 1.0),))
+                    for rendered in render_kind(name, RenderOptions(options, count=count), args):
+                        samples.append(Sample(f"{name} {country} {mode}",
+                                              rendered.body.decode(), name))
+    return samples
+
+
+def _has(doc: Any, path: Path) -> bool:
+    """Whether `path` leads somewhere in `doc` (the kinds differ in what they carry)."""
+    from simulator.tapped import dig
+
+    return dig(doc, *path) is not None
+
+
+def _other_side(wamid: str) -> str:
+    decoded = decode_wamid(wamid)
+    return encode_wamid(decoded.customer, not decoded.from_business, decoded.message_id)
+
+
+def _another_users(wamid: str) -> str:
+    decoded = decode_wamid(wamid)
+    other = "919000000001" if decoded.customer != "919000000001" else "919000000002"
+    return encode_wamid(other, decoded.from_business, decoded.message_id)
+
+
+def _kind_structure(doc: Document) -> Iterator[Mutant]:
+    """Key order, dropped and duplicated keys, with the kinds' optional keys left alone."""
+    yield from _structure(doc, _kind_optional)
+
+
+def _kind_optional(doc: Document, path: Path, key: str) -> bool:
+    """Whether the document without `key` at `path` is still a documented shape: a status
+    without contacts may name its recipient by BSUID alone (a username-only user's does)."""
+    if path == STATUS and key == "recipient_id":
+        return "recipient_user_id" in _get(doc, path) \
+            and not _has(doc, ("meta_object", "value", "contacts"))
+    return key in KIND_OPTIONAL
+
+
+def _message_invariants(doc: Document, kind: str) -> Iterator[Mutant]:
+    message = _get(doc, MESSAGE)
+    media = "extra_info", "media_url"
+    if kind in MEDIA:
+        body = (*MESSAGE, message["type"])
+        yield Mutant("invariant", "media_url empty on media", _set(doc, media, ""))
+        yield Mutant("invariant", "media id not numeric", _set(doc, (*body, "id"), "abc123"))
+        yield Mutant("invariant", "sha256 not base64", _set(doc, (*body, "sha256"), "beef"))
+        if kind != "document":  # a document may be of any type
+            other = "video/mp4" if message["type"] != "video" else "image/jpeg"
+            yield Mutant("invariant", "another media's mime type",
+                         _set(doc, (*body, "mime_type"), other))
+        if "caption" not in _get(doc, body) and kind in ("audio", "voice", "sticker"):
+            yield Mutant("invariant", "a caption where there is none",
+                         _edit(doc, body, lambda old: {**old, "caption": "hi"}))
+    elif _has(doc, media):
+        yield Mutant("invariant", "media_url set on a message without media",
+                     _set(doc, media, "https://x.example/a.jpg"))
+    if _has(doc, (*MESSAGE, "context", "from")):
+        yield Mutant("invariant", "context.from is not the business number",
+                     _edit(doc, (*MESSAGE, "context", "from"), _other_digit))
+    if _has(doc, (*MESSAGE, "context", "id")):
+        yield Mutant("ids", "context.id sent by the user",
+                     _edit(doc, (*MESSAGE, "context", "id"), _other_side))
+    if _has(doc, (*MESSAGE, "context", "forwarded")):
+        yield Mutant("type", "forwarded as a string",
+                     _set(doc, (*MESSAGE, "context", "forwarded"), "true"))
+    if _has(doc, (*MESSAGE, "from")):
+        yield Mutant("invariant", "from is not wa_id", _edit(doc, (*MESSAGE, "from"),
+                                                             _other_digit))
+    yield Mutant("ids", "id sent by the business", _edit(doc, (*MESSAGE, "id"), _other_side))
+    yield Mutant("ids", "id of another user", _edit(doc, (*MESSAGE, "id"), _another_users))
+    yield Mutant("ids", "id fabricated", _set(doc, (*MESSAGE, "id"), "wamid.xyz"))
+    yield Mutant("invariant", "field is not messages",
+                 _set(doc, ("meta_object", "field"), "statuses"))
+    if kind == "text":
+        yield Mutant("invariant", "empty text", _set(doc, (*MESSAGE, "text", "body"), ""))
+    elif kind in ("button_reply", "list_reply"):
+        other = "list_reply" if kind == "button_reply" else "button_reply"
+        yield Mutant("invariant", "the reply under the other type",
+                     _set(doc, (*MESSAGE, "interactive", "type"), other))
+        yield Mutant("invariant", "an interactive reply without context",
+                     _edit(doc, MESSAGE, lambda old: {k: v for k, v in old.items()
+                                                      if k != "context"}))
+    elif kind == "reaction":
+        path = (*MESSAGE, "reaction", "message_id")
+        yield Mutant("ids", "reaction to another user's message", _edit(doc, path,
+                                                                       _another_users))
+        yield Mutant("ids", "reaction id not a wamid", _set(doc, path, "abc"))
+        yield Mutant("invariant", "emoji padded with spaces",
+                     _set(doc, (*MESSAGE, "reaction", "emoji"), " x "))
+    elif kind == "location":
+        path = (*MESSAGE, "location", "latitude")
+        yield Mutant("invariant", "latitude out of range", _set(doc, path, 123.0))
+        yield Mutant("type", "latitude as a string", _edit(doc, path, str))
+    elif kind == "contacts":
+        yield Mutant("invariant", "a shared phone's wa_id with a +",
+                     _set(doc, (*MESSAGE, "contacts", 0, "phones", 0, "wa_id"),
+                          "+919812345678"))
+    elif kind == "unsupported":
+        yield Mutant("type", "error code as a string",
+                     _edit(doc, (*MESSAGE, "errors", 0, "code"), str))
+
+
+def _status_invariants(doc: Document) -> Iterator[Mutant]:
+    status = _get(doc, STATUS)
+    yield Mutant("ids", "status id sent by the user", _edit(doc, (*STATUS, "id"), _other_side))
+    yield Mutant("ids", "status id of another user", _edit(doc, (*STATUS, "id"),
+                                                           _another_users))
+    yield Mutant("ids", "top-level message_id disagrees",
+                 _edit(doc, ("message_id",), _other_side))
+    yield Mutant("invariant", "top-level status disagrees",
+                 _set(doc, ("status",), "read" if status["status"] != "read" else "sent"))
+    yield Mutant("invariant", "unknown status", _set(doc, (*STATUS, "status"), "seen"))
+    yield Mutant("invariant", "field is not statuses",
+                 _set(doc, ("meta_object", "field"), "messages"))
+    if _has(doc, ("meta_object", "value", "contacts", 0)):
+        yield Mutant("invariant", "recipient differs from the contact",
+                     _edit(doc, (*STATUS, "recipient_id"), _other_digit))
+    if "errors" in status:
+        yield Mutant("type", "error code as a string",
+                     _edit(doc, (*STATUS, "errors", 0, "code"), str))
+    else:
+        yield Mutant("invariant", f"errors on a {status['status']} status",
+                     _edit(doc, STATUS, lambda old: {**old, "errors": [
+                         {"code": 1, "title": "x"}]}))
+    if _has(doc, (*STATUS, "pricing", "billable")):
+        yield Mutant("type", "billable as a string",
+                     _set(doc, (*STATUS, "pricing", "billable"), "true"))
+    if _has(doc, (*STATUS, "conversation", "id")):
+        yield Mutant("ids", "conversation id not 32 hex",
+                     _set(doc, (*STATUS, "conversation", "id"), "abc"))
+
+
+def _kind_ids(doc: Document) -> Iterator[Mutant]:
+    """The envelope's ids, which every kind shares with taps."""
+    for key in ("trace_id", "reply_to"):
+        if _has(doc, ("extra_info", key)):
+            yield Mutant("ids", f"{key}: uppercase UUID", _edit(doc, ("extra_info", key),
+                                                                str.upper))
+    for name, path in (("phone_number_id", ("meta_object", "value", "metadata",
+                                            "phone_number_id")),
+                       ("waba_id", ("extra_info", "waba_id"))):
+        if _has(doc, path):
+            yield Mutant("ids", f"{name}: leading zero", _edit(doc, path,
+                                                               lambda old: "0" + old[1:]))
+    if _has(doc, (*CONTACT, "user_id")):
+        yield Mutant("ids", "user_id: unknown country",
+                     _edit(doc, (*CONTACT, "user_id"), lambda old: "XX" + old[2:]))
+
+
+def kind_mutants(sample: Sample) -> Iterator[Mutant]:
+    """Every single-point break of a callback of another kind than a tap."""
+    doc = json.loads(sample.raw)
+    yield from _kind_structure(doc)
+    yield from _types(doc)
+    yield Mutant("invariant", "messaging_product is not whatsapp",
+                 _set(doc, ("meta_object", "value", "messaging_product"), "sms"))
+    if _has(doc, MESSAGE):
+        yield from _message_invariants(doc, sample.kind)
+        yield from _timestamps(doc)
+    else:
+        yield from _status_invariants(doc)
+        yield from _timestamps(doc, (*STATUS, "timestamp"))
+    yield from _kind_ids(doc)
     yield from _escaping(sample.raw)
 
 
@@ -439,6 +652,10 @@ class Report:
     missed: list[tuple[str, Mutant]]
     false_alarms: list[tuple[Sample, list[str]]]
     valid: int
+    kind_caught: Counter[str] = field(default_factory=Counter)
+    kind_total: Counter[str] = field(default_factory=Counter)
+    kind_valid: Counter[str] = field(default_factory=Counter)
+    kind_false: Counter[str] = field(default_factory=Counter)
 
     @property
     def share(self) -> float:
@@ -447,20 +664,30 @@ class Report:
 
 
 def run(seed: int, count: int, *, now: int = NOW, countries: tuple[str, ...] = COUNTRIES,
-        platforms: tuple[str, ...] = PLATFORMS) -> Report:
-    """Validate every valid sample and every mutant of it."""
+        platforms: tuple[str, ...] = PLATFORMS, kinds: bool = True) -> Report:
+    """Validate every valid sample (taps, and with `kinds` every other kind) and every
+    mutant of it; the valid samples are the baseline the false alarms are counted on."""
     report = Report(Counter(), Counter(), [], [], 0)
-    for sample in valid_samples(seed, count, countries, platforms):
+    samples = valid_samples(seed, count, countries, platforms)
+    if kinds:
+        samples += kind_samples(seed, count, countries)
+    for sample in samples:
+        kind = kind_name(json.loads(sample.raw))  # what the validator must see it as
         report.valid += 1
+        report.kind_valid[kind] += 1
         problems = validate_body(sample.raw, now=now)
-        if problems:
-            report.false_alarms.append((sample, [str(p) for p in problems]))
+        if problems or kind != sample.kind:
+            report.false_alarms.append((sample, [str(p) for p in problems]
+                                        or [f"seen as {kind}, not {sample.kind}"]))
+            report.kind_false[kind] += 1
         for mutant in mutants(sample):
             if mutant.raw == sample.raw:
                 continue  # not a mutation after all
             report.total[mutant.family] += 1
+            report.kind_total[kind] += 1
             if validate_body(mutant.raw, now=now):
                 report.caught[mutant.family] += 1
+                report.kind_caught[kind] += 1
             else:
                 report.missed.append((sample.label, mutant))
     return report
@@ -481,6 +708,11 @@ def main() -> None:
               f"{100 * report.caught[family] / report.total[family]:6.2f}% caught")
     print(f"  {'overall':<15} {sum(report.caught.values()):>6} / {total:<6} "
           f"{100 * report.share:6.2f}% caught")
+    print("per kind (false alarms on the kind's valid callbacks, validated in this run):")
+    for kind in sorted(report.kind_total, key=lambda k: (k != BUTTON, k)):
+        caught, mutated = report.kind_caught[kind], report.kind_total[kind]
+        print(f"  {kind:<15} {caught:>6} / {mutated:<6} {100 * caught / mutated:6.2f}% caught"
+              f"   {report.kind_false[kind]} false alarm(s) on {report.kind_valid[kind]} valid")
     print(f"false alarms on valid callbacks (every documented optional field): "
           f"{len(report.false_alarms)}")
     for sample, problems in report.false_alarms[:10]:

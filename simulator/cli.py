@@ -657,7 +657,7 @@ def history_command(history_path: str, failed: bool, statuses: tuple[int, ...],
             record = row.as_record() if hasattr(row, "wamid") else to_record(row)
             click.echo(json.dumps(record, ensure_ascii=False))
         return
-    for line in history_table(rows):
+    for line in history_table(rows, sys.stdout):
         click.echo(line)
 
 
@@ -671,12 +671,20 @@ def _history_time(row: Any) -> float:
     return float(row.at if hasattr(row, "wamid") else row.started_at)
 
 
-def history_table(attempts: list[Any]) -> list[str]:
-    """Attempts (and messages the app sent: kind "sent") as an aligned table, one row each."""
+def history_table(attempts: list[Any], stream: IO[Any]) -> list[str]:
+    """Attempts (and messages the app sent: kind "sent") as an aligned table with a header,
+    one row each, fitted to `stream`."""
     import time
 
-    header = ("TIME", "EVENT", "TRY", "USER", "BUTTON", "RESULT", "LATENCY", "TARGET")
-    rows = [header]
+    from simulator.terminal import Col, table_lines
+
+    # Ids, times and numbers never break; names, buttons and targets wrap at words, and move
+    # under their row when the columns cannot all fit the width with words whole (80 columns).
+    columns = [Col("TIME"), Col("EVENT"), Col("TRY", right=True),
+               Col("USER", wrap=True, spill=True), Col("BUTTON", wrap=True, spill=True),
+               Col("RESULT", wrap=True), Col("LATENCY", right=True),
+               Col("TARGET", wrap=True, spill=True)]
+    rows = []
     for attempt in attempts:
         if hasattr(attempt, "wamid"):  # a SentRecord: the app's message to the user
             what = f"template {attempt.template}" if attempt.template else attempt.type
@@ -698,9 +706,7 @@ def history_table(attempts: list[Any]) -> list[str]:
                      event.id, str(attempt.number), f"{event.user} {event.name}".strip() or "?",
                      event.button or "?", result, f"{attempt.latency_ms:.1f} ms",
                      attempt.target))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
-    return ["  ".join([*(cell.ljust(w) for cell, w in zip(row, widths, strict=False)),
-                       row[-1]]).rstrip() for row in rows]
+    return table_lines(columns, rows, stream)
 
 
 @cli.command()
@@ -900,14 +906,23 @@ def _dry_run(plan: Any) -> int:
     import json
     from collections import Counter
 
+    from simulator.kinds import BUTTON, kind_name
     from simulator.validate import validate_callback
 
-    kinds: Counter[tuple[str, str]] = Counter((s.step, s.kind) for s in plan.sends)
+    def what(send: Any) -> str:
+        # A first send is counted by the kind of callback it is (a tap, a text, a status...);
+        # copies (duplicate, redelivery) by why they are sent again.
+        if send.kind != "tap":
+            return str(send.kind)
+        name = kind_name(json.loads(send.event.body))
+        return "tap" if name == BUTTON else name
+
+    kinds: Counter[tuple[str, str]] = Counter((s.step, what(s)) for s in plan.sends)
     click.echo(f"{plan.scenario.name} (seed {plan.seed}): {len(plan.sends)} send(s) from "
                f"{len(plan.users)} user(s) over {plan.duration:.1f} s")
     for step in plan.scenario.steps:
-        counts = ", ".join(f"{kinds[(step.name, k)]} {k}(s)" for k in
-                           ("tap", "duplicate", "redelivery", "verify") if kinds[(step.name, k)])
+        counts = ", ".join(f"{n} {k}{'(es)' if k.endswith('s') else '(s)'}"
+                           for (name, k), n in kinds.items() if name == step.name)
         click.echo(f"  {step.name}: {counts or 'no sends'}")
     bad = 0
     for send in plan.sends:
@@ -966,7 +981,9 @@ def _run_plan(plan: Any, delivery: Any, speed: float, history: Any,
 
     summary = Summary(plan.scenario.name, plan.seed)
     results: list[Any] = []
-    live = sys.stderr.isatty()
+    from simulator.terminal import is_plain
+
+    live = not is_plain(sys.stderr)  # a CI log gets one line per attempt, not a bar
     progress = _Progress(len(plan.sends)) if live else None
 
     def on_attempt(attempt: Any) -> None:
@@ -1007,8 +1024,11 @@ class _Progress:
     """A one-line progress bar on stderr, redrawn at most ten times a second."""
 
     def __init__(self, total: int) -> None:
+        from simulator.terminal import ProgressBar
+
         self.total = max(total, 1)
         self.shown = 0.0
+        self.bar = ProgressBar(sys.stderr, self.total)
 
     def update(self, summary: Any, force: bool = False) -> None:
         import time
@@ -1017,17 +1037,15 @@ class _Progress:
         if not force and now - self.shown < 0.1 and summary.sent < self.total:
             return
         self.shown = now
-        width = 30
-        done = int(width * summary.sent / self.total)
         p95 = summary.percentile(95)
         latency = f"  p95 {p95:.1f} ms" if p95 is not None else ""
         bad = sum(summary.expectation_failures.values())
-        click.echo(f"\r[{'#' * done}{'.' * (width - done)}] {summary.sent}/{self.total}  "
-                   f"delivered {summary.delivered}  failed {summary.failed}  "
-                   f"expectations {bad}{latency} ", err=True, nl=False)
+        # rich fits the bar to the terminal's width (a long \r line used to wrap and smear).
+        self.bar.update(summary.sent, f"delivered {summary.delivered}  failed {summary.failed}"
+                                      f"  expectations {bad}{latency}")
 
     def close(self) -> None:
-        click.echo("", err=True)
+        self.bar.close()
 
 
 def _given(param: str) -> bool:
@@ -1050,10 +1068,14 @@ def scenarios(ctx: click.Context) -> None:
     if ctx.invoked_subcommand is not None:
         return
     from simulator.scenarios import builtin_scenarios, describe_file, local_scenarios
+    from simulator.terminal import Col, table_lines
 
-    for kind, paths in (("built-in", builtin_scenarios()), ("local", local_scenarios())):
-        for path in paths:
-            click.echo(f"{path.stem:<24} {kind:<9} {describe_file(path)}")
+    rows = [(path.stem, kind, describe_file(path))
+            for kind, paths in (("built-in", builtin_scenarios()), ("local", local_scenarios()))
+            for path in paths]
+    for line in table_lines([Col("SCENARIO"), Col("FROM"), Col("WHAT", wrap=True)], rows,
+                            sys.stdout):
+        click.echo(line)
 
 
 @scenarios.command("show")
@@ -1221,7 +1243,10 @@ def load(scenario: str | None, **options: Any) -> int:
         from simulator.history import HistoryWriter
 
         history = HistoryWriter(Path(options["history_path"])).open()
-    live = sys.stderr.isatty()
+    from simulator.terminal import LiveLine, is_plain
+
+    live = not is_plain(sys.stderr)
+    display: LiveLine | None = None
     pace = f"{options['rate']:g}/s" if options["rate"] else "as fast as possible"
 
     def start() -> None:
@@ -1236,8 +1261,11 @@ def load(scenario: str | None, **options: Any) -> int:
                    f"connections, {options['count'] or options['duration']}", err=True)
 
     def tick(stats: Any) -> None:
+        nonlocal display
         if live:
-            click.echo("\r" + stats.line() + " ", err=True, nl=False)
+            # Fitted to the terminal: a line wider than it would wrap and redraw as a smear.
+            display = display or LiveLine(sys.stderr)
+            display.update(stats.line())
         elif int(stats.elapsed * 2) % 10 == 0:  # every 5 s in a log
             click.echo(stats.line(), err=True)
 
@@ -1248,8 +1276,8 @@ def load(scenario: str | None, **options: Any) -> int:
     finally:
         if history is not None:
             history.close()
-        if live:
-            click.echo("", err=True)
+        if display is not None:
+            display.close()
     figures = stats.as_dict()
     p99 = figures["latency_ms"]["p99"]
     breaches = []
@@ -1433,13 +1461,13 @@ def verify(url: str, verify_token: str, challenge: str | None, timeout: float,
 @cli.command()
 def templates() -> None:
     """List the built-in callback templates, then every kind `--kind` renders."""
-    from simulator.kinds import kind_lines
+    from simulator.kinds.options import kind_table
     from simulator.render import builtin_templates
 
     for name in builtin_templates():
         click.echo(name)
     click.echo("\nkinds (render/fire --kind KIND):")
-    for line in kind_lines():
+    for line in kind_table(sys.stdout, indent=2):
         click.echo(f"  {line}")
 
 

@@ -15,11 +15,12 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from simulator.bounded import BoundedServer
 from simulator.errors import WasimError
 from simulator.meta import SIGNATURE_HEADER, check_signature
 from simulator.tapped import read_document
@@ -124,7 +125,10 @@ class Receiver:
     """A local webhook on a real socket: records every callback, validates it and answers."""
 
     def __init__(self, options: ReceiverOptions = ReceiverOptions(),
-                 on_arrival: Callable[[Arrival], None] | None = None) -> None:
+                 on_arrival: Callable[[Arrival], None] | None = None, *,
+                 wait: Callable[[float], object] | None = None) -> None:
+        """`wait(seconds)` sits out --delay before an answer (a test injects its own);
+        by default it wakes early when the receiver stops."""
         self.options = options
         self._on_arrival = on_arrival
         # One condition guards the arrivals, the count and the random draws, so numbering,
@@ -139,6 +143,7 @@ class Receiver:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
+        self._wait = wait or self._stopping.wait
         self._bound_port: int | None = None
 
     def start(self) -> Receiver:
@@ -290,57 +295,13 @@ class Receiver:
             return {"service": SERVICE, "arrivals": self._received}
 
 
-class _Server(ThreadingHTTPServer):
-    """ThreadingHTTPServer that knows its Receiver and can close its open connections."""
-
-    daemon_threads = True  # a hung client must never keep the process alive
-    # socketserver's default backlog of 5 overflows under a burst of concurrent deliveries,
-    # and the kernel then retries the connection a full second later.
-    request_queue_size = 1024
+class _Server(BoundedServer):
+    """The bounded server, knowing its Receiver."""
 
     def __init__(self, host: str, port: int, receiver: Receiver) -> None:
         self.receiver = receiver
-        self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
-        super().__init__((host, port), _Handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._connections_lock:
-            full = len(self._connections) >= MAX_CONNECTIONS
-            if not full:
-                self._connections.add(request)
-        if full:
-            # No thread for it: a flood of connections must not grow the process without
-            # bound. A short, complete answer, so a well-behaved client knows to come back.
-            with contextlib.suppress(OSError):
-                request.settimeout(1.0)
-                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
-                                b"Retry-After: 1\r\nConnection: close\r\n\r\n")
-            self.shutdown_request(request)
-            return
-        super().process_request(request, client_address)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that hung up (a stopped run, a killed process) is not an error of ours;
-        # socketserver would print a traceback for it. Anything else still gets one.
-        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
-            return
-        super().handle_error(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._connections_lock:
-            self._connections.discard(request)
-        super().shutdown_request(request)
-
-    def close_connections(self) -> None:
-        """Shut every open connection down, which ends its handler thread."""
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            # Its handler may have closed it in the meantime; that is the outcome we want.
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
+        self.max_connections = MAX_CONNECTIONS  # read when built, so a test can lower it
+        super().__init__(host, port, _Handler)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -374,7 +335,7 @@ class _Handler(BaseHTTPRequestHandler):
         arrival, failed = receiver._record(self.command, self.path, tuple(self.headers.items()),
                                            body)
         if receiver.options.delay:
-            receiver._stopping.wait(receiver.options.delay)
+            receiver._wait(receiver.options.delay)
         if arrival.status == 401:
             answer = {"received": False, "error": "bad signature"}
         elif failed:
@@ -545,31 +506,39 @@ def _read_callback(body: bytes) -> tuple[str, tuple[str, ...]]:
 
 
 def _summarise(document: Any) -> str:
-    """Who tapped which button on which campaign, or why that could not be told."""
+    """Who did what (as the phone shows it, the TUI's words) on which campaign, or why that
+    could not be told."""
+    from simulator.kinds import summarize
+
     tapped = read_document(document)
     if tapped.problem:
         return f"not a callback: {tapped.problem}"
     if not tapped.message:
         if tapped.status:
-            return f"status {tapped.status} of a message to {tapped.recipient or 'an unknown user'}"
+            return f"{_cut(summarize(document))} of a message to " \
+                   f"{tapped.recipient or 'an unknown user'}"
         return "could not tell who tapped what: no messages[] in the callback"
     name, number = tapped.name, tapped.number
     who = f"{name} ({number})" if name and number else name or number or "an unknown user"
     if tapped.button:
-        what = f'tapped "{tapped.button}"'
+        line = f'{who} tapped "{tapped.button}"'
     elif tapped.payload:
-        what = f'tapped a button with payload "{tapped.payload}"'
-    elif tapped.message_type:
-        what = f"sent a {tapped.message_type} message"
+        line = f'{who} tapped a button with payload "{tapped.payload}"'
+    elif tapped.message_type:  # as a chat line: "Ana (91...): hi", "...: [image] caption"
+        line = f"{who}: {_cut(summarize(document))}"
     else:
-        what = "sent a message of no known type"
-    line = f"{who} {what}"
+        line = f"{who} sent a message of no known type"
     # ref1 and ref2 are the brand's own words for the campaign (e.g. "shoes campaign"): as-is.
     if tapped.campaign:
         line += f" · {tapped.campaign}"
     if tapped.more:
         line += f" (and {tapped.more} more in this callback)"
     return line
+
+
+def _cut(text: str, most: int = 80) -> str:
+    """A summary kept to one terminal line's share (a text can be 4,096 characters)."""
+    return text if len(text) <= most else text[:most - 1] + "…"
 
 
 def _one_line(text: str) -> str:

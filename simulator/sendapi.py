@@ -17,7 +17,6 @@ import email.policy
 import json
 import math
 import random
-import socket
 import sys
 import threading
 import time
@@ -26,11 +25,12 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from email.message import Message
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
+from simulator.bounded import BoundedServer
 from simulator.delivery import (
     Deliverer,
     DeliveryOptions,
@@ -1075,50 +1075,13 @@ def reply_tap(factory: TapFactory, message: SentMessage,
 # --- the HTTP server ---------------------------------------------------------------------
 
 
-class _Server(ThreadingHTTPServer):
-    """ThreadingHTTPServer that knows its MockApi and can close its open connections."""
-
-    daemon_threads = True
-    request_queue_size = 1024
+class _Server(BoundedServer):
+    """The bounded server, knowing its MockApi."""
 
     def __init__(self, host: str, port: int, api: MockApi) -> None:
         self.api = api
-        self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
-        super().__init__((host, port), _Handler)
-
-    def process_request(self, request: Any, client_address: Any) -> None:
-        with self._connections_lock:
-            full = len(self._connections) >= MAX_CONNECTIONS
-            if not full:
-                self._connections.add(request)
-        if full:  # no thread for it: a flood must not grow the process without bound
-            with contextlib.suppress(OSError):
-                request.settimeout(1.0)
-                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
-                                b"Retry-After: 1\r\nConnection: close\r\n\r\n")
-            self.shutdown_request(request)
-            return
-        super().process_request(request, client_address)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
-            return  # a client that hung up is not an error of ours
-        super().handle_error(request, client_address)
-
-    def shutdown_request(self, request: Any) -> None:
-        with self._connections_lock:
-            self._connections.discard(request)
-        super().shutdown_request(request)
-
-    def close_connections(self) -> None:
-        """Shut every open connection down, which ends its handler thread."""
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
+        self.max_connections = MAX_CONNECTIONS  # read when built, so a test can lower it
+        super().__init__(host, port, _Handler)
 
 
 class _Handler(BaseHTTPRequestHandler):

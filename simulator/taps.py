@@ -140,13 +140,16 @@ def wall_clock() -> int:
     return int(time.time())
 
 
-def live_clock(start: int | None = None, now: Callable[[], float] = time.time) -> Clock:
-    """The moment of each reading (`now`); with `start`, shifted so the first reading is it.
+def live_clock(start: int | None = None, now: Callable[[], float] | None = None) -> Clock:
+    """The moment of each reading (`now`, else `time.time`); with `start`, shifted so the
+    first reading is it.
 
-    `--now` moves a whole run this way: the taps keep their real spacing.
+    `--now` moves a whole run this way: the taps keep their real spacing. `time.time` is
+    looked up when read, so a test that replaces it gives every face its clock.
     """
-    offset = 0.0 if start is None else start - now()
-    return lambda: int(now() + offset)
+    read = now if now is not None else lambda: time.time()
+    offset = 0.0 if start is None else start - read()
+    return lambda: int(read() + offset)
 
 
 def parse_shares(text: str, known: Sequence[str], where: str) -> tuple[tuple[str, float], ...]:

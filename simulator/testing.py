@@ -58,6 +58,7 @@ from simulator.taps import (
     QUIRKS,
     TapFactory,
     TapOptions,
+    live_clock,
     parse_shares,
 )
 from simulator.wamid import USER_ID_LENGTHS
@@ -421,8 +422,9 @@ class Simulator:
     such as "bsuid=90,username=10"; `enterprise` the share with a parent_user_id; `quirks`
     number quirks such as "mx521=0.5,br8=0.3"). Taps carry the moment they are made
     (`wall_clock`), moved so the first is `now` if given; `wall_clock=False` uses a seeded
-    clock instead (starting at `now`), for byte-identical runs. `origin` says where the
-    seed came from, for failure messages.
+    clock instead (starting at `now`), for byte-identical runs; `clock` is what the live
+    clock reads (a test injects its own). `origin` says where the seed came from, for
+    failure messages.
     """
 
     def __init__(self, seed: int, *, country: str | Sequence[str] = "IN",
@@ -430,8 +432,10 @@ class Simulator:
                  wall_clock: bool = True, now: int | None = None, identity: str = "bsuid",
                  enterprise: float = 0.0, quirks: str = "", business_country: str = "IN",
                  origin: str = "", envelope: str = "kaleyra",
-                 client: httpx.AsyncClient | None = None) -> None:
+                 client: httpx.AsyncClient | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self.seed = seed
+        self.clock = clock
         # The one seam of every delivery (as in runner.run_plan): None sends for real, a
         # client on httpx.MockTransport answers in a unit test.
         self.client = client
@@ -476,7 +480,9 @@ class Simulator:
         """The seeded tap factory, made on first use (a test may only run scenarios)."""
         if self._factory is None:
             try:
-                self._factory = TapFactory(self.tap_options)
+                options = self.tap_options
+                self._factory = TapFactory(options, clock=live_clock(
+                    options.start, now=self.clock) if options.wall_clock else None)
             except WasimError as exc:
                 raise _with_where(exc, "wasim(country=...)") from None
         return self._factory
@@ -810,7 +816,7 @@ class Simulator:
         options = self.tap_options
         start = options.start  # delivered taps carry their send moments: the run starts now
         if start is None and options.wall_clock:
-            start = int(time.time())
+            start = int(self.clock())
         plan = plan_scenario(loaded, seed, start=start)  # seed None: the file's own seed
         target = self._resolve(app, url, path, where)
         overrides: dict[str, Any] = dict(self._settings)  # `target` replaces the file's

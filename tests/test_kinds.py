@@ -244,8 +244,9 @@ def test_a_bad_kind_option_is_a_one_line_error(runner: CliRunner, args: list[str
 
 def test_kind_list_and_templates_name_every_kind(runner: CliRunner) -> None:
     listed = runner.invoke(cli, ["render", "--kind", "list"], catch_exceptions=False)
-    names = [line.split()[0] for line in listed.stdout.splitlines()]
-    assert names == kind_names()
+    header, *rows = listed.stdout.splitlines()
+    assert header.split() == ["KIND", "WHAT", "OPTIONS"]
+    assert [row.split()[0] for row in rows if not row.startswith(" ")] == kind_names()
     templates = runner.invoke(cli, ["templates"], catch_exceptions=False).stdout
     assert all(f"  {name} " in templates for name in kind_names())
 
@@ -270,3 +271,15 @@ def test_a_kind_callback_describes_itself_by_its_kind_not_as_a_tap() -> None:
     assert read.describe().startswith("status '[read] \u2713\u2713 (blue)' for ")
     assert read.document["message_id"] in read.describe()
     assert wasim.text("hi").describe().startswith("text 'hi' for ")
+
+
+def test_kind_name_tells_every_kind_apart_in_both_envelopes(runner: CliRunner) -> None:
+    from simulator.kinds import kind_name
+
+    for name in kind_names():
+        for envelope in ("kaleyra", "meta"):
+            body = runner.invoke(cli, ["render", "--seed", "4", "--kind", name, "--envelope",
+                                       envelope], catch_exceptions=False).stdout
+            assert kind_name(json.loads(body)) == name, (name, envelope)
+    assert kind_name({"meta_object": {"value": {"messages": [{"type": "order"}]}}}) == "?"
+    assert kind_name([]) == "?"

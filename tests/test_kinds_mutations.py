@@ -202,6 +202,8 @@ INVARIANTS: list[tuple[str, str, Edit, str]] = [
     ("text_forwarded", "frequently forwarded but not forwarded",
      lambda d: at(d, (*M0, "context")).pop("forwarded"),
      "$.meta_object.value.messages[0].context.forwarded"),
+    ("text_forwarded", "an empty context", setter((*M0, "context"), {}),
+     "$.meta_object.value.messages[0].context"),
     ("text", "empty text", setter((*M0, "text", "body"), ""),
      "$.meta_object.value.messages[0].text.body"),
     ("contacts", "shared phone's wa_id with a +", setter(

@@ -146,3 +146,21 @@ def test_run_delivers_a_kind_scenario_to_a_real_webhook(runner: CliRunner, recei
     planned = plan_scenario(load_scenario("campaign-statuses"))
     assert len(receiver.arrivals) == len(planned.sends)
     assert all(not a.problems for a in receiver.arrivals)
+
+
+@pytest.mark.parametrize(("scenario", "kinds"), [
+    ("support-chat", {"tap", "text", "image", "location", "list_reply", "reaction"}),
+    ("campaign-statuses", {"status"}),
+])
+def test_a_dry_run_counts_each_step_by_the_kind_it_sends(scenario: str, kinds: set[str]) -> None:
+    result = CliRunner().invoke(cli, ["run", scenario, "--dry-run"])
+    assert result.exit_code == 0, result.output
+    head, *steps = result.stdout.splitlines()[:-1]
+    counted: dict[str, int] = {}
+    for line in steps:
+        for part in line.split(": ", 1)[1].split(", "):
+            count, label = part.split(" ")
+            name = label.removesuffix("(es)").removesuffix("(s)")
+            counted[name] = counted.get(name, 0) + int(count)
+    assert counted.keys() == kinds  # statuses and texts are no longer counted as taps
+    assert sum(counted.values()) == int(head.split(": ")[1].split(" ")[0])

@@ -166,11 +166,26 @@ def test_a_204_answer_has_no_body_and_the_connection_stays_usable(serve: Serve,
     assert [a.status for a in receiver.wait_for(3)] == [204, 204, 204]
 
 
-def test_the_delay_switch_holds_the_answer_back(serve: Serve, client: httpx.Client) -> None:
-    receiver = serve(delay=0.2)
-    started = time.monotonic()
-    assert client.post(receiver.url, content=b"{}").status_code == 200
-    assert time.monotonic() - started >= 0.2
+def test_the_delay_switch_holds_the_answer_back_until_the_wait_ends(
+        client: httpx.Client) -> None:
+    waiting, release = threading.Event(), threading.Event()
+    waits: list[float] = []
+
+    def wait(seconds: float) -> bool:
+        waits.append(seconds)
+        waiting.set()
+        return release.wait(10)
+
+    answers: list[int] = []
+    with Receiver(ReceiverOptions(port=0, delay=2.5), wait=wait) as receiver:
+        sender = threading.Thread(target=lambda: answers.append(
+            client.post(receiver.url, content=b"{}").status_code))
+        sender.start()
+        assert waiting.wait(10)
+        assert receiver.wait_for(1) and answers == []  # recorded, but not answered yet
+        release.set()
+        sender.join(10)
+    assert waits == [2.5] and answers == [200]
 
 
 def test_a_fail_rate_of_one_answers_500_every_time(serve: Serve, client: httpx.Client) -> None:
@@ -335,3 +350,39 @@ def test_importing_the_receiver_loads_neither_faker_nor_jinja_nor_textual() -> N
            "'textual') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_every_kind_is_summarised_as_the_phone_shows_it(serve: Serve,
+                                                        client: httpx.Client) -> None:
+    from simulator.kinds import KIND_SPECS, KindArgs, render_kind, summarize
+    from simulator.meta import wrap
+
+    receiver = serve()
+    bodies = [next(render_kind(name, RenderOptions(TapOptions(seed=2)), KindArgs())).body
+              for name in KIND_SPECS]
+    bodies.append(wrap(next(render_kind("text", RenderOptions(TapOptions(seed=2)),
+                                        KindArgs(text="hi there"))).body))
+    for body in bodies:
+        client.post(receiver.url, content=body)
+    for body, arrival in zip(bodies, receiver.wait_for(len(bodies)), strict=True):
+        document = json.loads(body)
+        shown = summarize(document)
+        assert shown not in ("", "?") and "None" not in shown
+        if "status" in document:
+            recipient = document["meta_object"]["value"]["statuses"][0]["recipient_id"]
+            assert arrival.summary == f"{shown} of a message to {recipient}"
+        else:
+            assert f"): {shown}" in arrival.summary and "sent a " not in arrival.summary
+    assert arrival.summary.split(" · ")[0].endswith("): hi there")  # Meta's envelope too
+
+
+def test_a_long_text_is_cut_to_one_line_in_the_summary(serve: Serve,
+                                                       client: httpx.Client) -> None:
+    from simulator.kinds import KindArgs, render_kind
+
+    receiver = serve()
+    body = next(render_kind("text", RenderOptions(TapOptions(seed=2)),
+                            KindArgs(text="word " * 800))).body
+    client.post(receiver.url, content=body)
+    (arrival,) = receiver.wait_for(1)
+    assert len(arrival.summary) < 200 and "…" in arrival.summary

@@ -54,6 +54,28 @@ def test_no_false_alarm_on_valid_callbacks_with_every_documented_optional_field(
     assert report.false_alarms == []
 
 
+def test_every_kind_is_mutated_and_caught_with_no_false_alarm_on_its_baseline(
+        report: Any) -> None:
+    from simulator.kinds import kind_names
+
+    assert set(report.kind_total) == set(report.kind_valid) == set(kind_names())
+    for kind in kind_names():
+        assert report.kind_false[kind] == 0, kind
+        assert report.kind_caught[kind] >= 0.95 * report.kind_total[kind] > 0, kind
+
+
+def test_the_benchmark_prints_each_kind_against_its_baseline(
+        mutations: ModuleType, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    small = mutations.run(3, 1, countries=("IN",), platforms=("ios",))
+    monkeypatch.setattr(mutations, "run", lambda *_args, **_kw: small)
+    monkeypatch.setattr(sys, "argv", ["mutations.py"])
+    mutations.main()
+    lines = capsys.readouterr().out.splitlines()
+    status = next(line for line in lines if line.split()[:1] == ["status"])
+    assert "% caught" in status and "0 false alarm(s) on" in status
+
+
 def test_the_benchmark_writes_the_same_bytes_as_the_wire(mutations: ModuleType) -> None:
     for rendered in render_callbacks(RenderOptions(TapOptions(seed=9), count=20)):
         assert mutations.php_json(json.loads(rendered.body)).encode() == rendered.body

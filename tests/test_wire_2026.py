@@ -47,6 +47,7 @@ COUNTRIES = tuple(WhatsAppProvider.countries)
 BSUID = re.compile(r"[A-Z]{2}\.[0-9]{15,16}")
 PARENT_BSUID = re.compile(r"[A-Z]{2}\.ENT\.[0-9]{15,16}")
 T0 = 1_780_000_000
+NOW_LIVE = 1_790_000_000  # "now" for the tests that stamp live: a clock of ours
 
 
 def bodies(count: int = 1, **options: Any) -> list[bytes]:
@@ -267,48 +268,70 @@ def test_a_live_clock_keeps_the_runs_spacing_from_the_given_start() -> None:
     assert [clock(), clock(), clock()] == [T0, T0 + 3, T0 + 30]
 
 
-def test_fire_stamps_each_tap_with_its_send_moment(runner: CliRunner, receiver: Receiver) -> None:
-    before = int(time.time())
-    result = runner.invoke(cli, ["fire", "--url", receiver.url, "--seed", "3", "-n", "3",
-                                 "--no-history"])
-    after = int(time.time())
-    assert result.exit_code == 0, result.output
-    stamps = [int(value_of(a.body)["messages"][0]["timestamp"]) for a in receiver.arrivals]
-    assert all(before <= s <= after for s in stamps) and stamps == sorted(stamps)
+class StepClock:
+    """A stand-in for `time.time` that moves only when a callback arrives: each tap's stamp
+    then tells which arrivals happened before it was made, whatever the machine's speed."""
+
+    def __init__(self, start: float) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def arrived(self, _arrival: object) -> None:
+        self.now += 5
 
 
-def test_now_moves_a_fired_run_without_freezing_it(runner: CliRunner, receiver: Receiver) -> None:
-    started = time.time()
-    result = runner.invoke(cli, ["fire", "--url", receiver.url, "--seed", "3", "-n", "3",
-                                 "--now", str(T0), "--no-history"])
-    took = time.time() - started
-    assert result.exit_code == 0, result.output
-    stamps = [int(value_of(a.body)["messages"][0]["timestamp"]) for a in receiver.arrivals]
-    assert stamps[0] == T0 and stamps == sorted(stamps) and stamps[-1] <= T0 + took + 1
+def test_fire_stamps_each_tap_with_its_send_moment(runner: CliRunner,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = StepClock(NOW_LIVE + 0.5)
+    monkeypatch.setattr(time, "time", clock)
+    with Receiver(ReceiverOptions(port=0), clock.arrived) as receiver:
+        result = runner.invoke(cli, ["fire", "--url", receiver.url, "--seed", "3", "-n", "3",
+                                     "--no-history"])
+        assert result.exit_code == 0, result.output
+        stamps = [int(value_of(a.body)["messages"][0]["timestamp"]) for a in receiver.arrivals]
+    # Each tap is made after the one before it arrived: the clock moved 5 s between them.
+    assert stamps == [NOW_LIVE, NOW_LIVE + 5, NOW_LIVE + 10]
+
+
+def test_now_moves_a_fired_run_without_freezing_it(runner: CliRunner,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = StepClock(NOW_LIVE + 0.5)
+    monkeypatch.setattr(time, "time", clock)
+    with Receiver(ReceiverOptions(port=0), clock.arrived) as receiver:
+        result = runner.invoke(cli, ["fire", "--url", receiver.url, "--seed", "3", "-n", "3",
+                                     "--now", str(T0), "--no-history"])
+        assert result.exit_code == 0, result.output
+        stamps = [int(value_of(a.body)["messages"][0]["timestamp"]) for a in receiver.arrivals]
+    assert stamps == [T0, T0 + 5, T0 + 10]  # moved to --now, still following the clock
 
 
 def test_a_run_is_stamped_from_its_start_and_keeps_the_timelines_spacing(
-        runner: CliRunner, receiver: Receiver) -> None:
+        runner: CliRunner, receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
     result = runner.invoke(cli, ["run", "appointment-reminder", "--url", receiver.url, "--fast",
                                  "--now", str(T0), "--no-history"])
     assert result.exit_code == 0, result.output
     stamps = sorted(int(value_of(a.body)["messages"][0]["timestamp"]) for a in receiver.arrivals)
     assert stamps[0] >= T0 and stamps[-1] > stamps[0]  # spread like the scenario, not frozen
-    before = int(time.time())
+    # The run reads "now" once, for its start: a clock of ours, not the machine's.
+    monkeypatch.setattr(time, "time", lambda: NOW_LIVE + 0.25)
     result = runner.invoke(cli, ["run", "appointment-reminder", "--url", receiver.url, "--fast",
                                  "--no-history"])
     assert result.exit_code == 0, result.output
     fresh = [int(value_of(a.body)["messages"][0]["timestamp"])
              for a in receiver.arrivals[len(stamps):]]
-    assert min(fresh) >= before  # by default the run starts now, not on a seeded day
+    # By default the run starts now, not on a seeded day, with the same spacing.
+    assert sorted(fresh) == [NOW_LIVE + stamp - T0 for stamp in stamps]
 
 
 def test_render_stays_reproducible_and_the_plugin_stamps_now(runner: CliRunner) -> None:
     assert runner.invoke(cli, ["render", "--seed", "5", "-n", "3"]).stdout_bytes == \
         runner.invoke(cli, ["render", "--seed", "5", "-n", "3"]).stdout_bytes
-    before = int(time.time())
-    stamp = int(value_of(Simulator(5).tap().body)["messages"][0]["timestamp"])
-    assert before <= stamp <= int(time.time())
+    readings = iter([NOW_LIVE + 0.5, NOW_LIVE + 7.9])
+    wasim = Simulator(5, clock=lambda: next(readings))
+    stamps = [int(value_of(wasim.tap().body)["messages"][0]["timestamp"]) for _ in range(2)]
+    assert stamps == [NOW_LIVE, NOW_LIVE + 7]  # each tap reads the live clock as it is made
 
 
 # --- serialization -----------------------------------------------------------------------------

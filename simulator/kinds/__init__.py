@@ -25,6 +25,7 @@ from simulator.kinds import (
 from simulator.kinds.base import Facts, KindArgs, KindSpec, first_message
 from simulator.models import Tap
 from simulator.overrides import apply_overrides
+from simulator.tapped import dig
 from simulator.wire import to_wire
 
 BUTTON = "button"
@@ -39,13 +40,12 @@ def kind_names() -> list[str]:
     return [BUTTON, *KIND_SPECS]
 
 
-def kind_lines() -> list[str]:
-    """One line per kind: its name, what it is and its options (`render --kind list`)."""
-    lines = [f"{BUTTON:<13} {BUTTON_DESCRIPTION}  [--button, --payload]"]
-    for spec in KIND_SPECS.values():
-        options = f"  [{', '.join(spec.options)}]" if spec.options else ""
-        lines.append(f"{spec.name:<13} {spec.description}{options}")
-    return lines
+def kind_rows() -> list[tuple[str, str, str]]:
+    """One row per kind: its name, what it is and its options (`render --kind list`)."""
+    rows = [(BUTTON, BUTTON_DESCRIPTION, "--button, --payload")]
+    rows += [(spec.name, spec.description, ", ".join(spec.options))
+             for spec in KIND_SPECS.values()]
+    return rows
 
 
 def get_kind(name: str, where: str = "--kind") -> KindSpec:
@@ -87,10 +87,38 @@ def render_kind(name: str, options: Any, args: KindArgs) -> Iterator[Any]:
         yield Rendered(tap, kind_body(name, tap, args, rnd, options.overrides))
 
 
+def kind_name(document: Any) -> str:
+    """The kind a callback is, by the names `--kind` takes (`button` for a template tap;
+    `voice`, `button_reply`, `list_reply` told apart); `?` when it is none of them."""
+    if not isinstance(document, dict):
+        return "?"
+    value = dig(document, "meta_object", "value") or dig(document, "entry", 0, "changes", 0,
+                                                          "value")
+    if dig(value, "statuses", 0) is not None and dig(value, "messages", 0) is None:
+        return "status"
+    message = dig(value, "messages", 0)
+    kind = dig(message, "type")
+    if kind == "interactive":
+        kind = dig(message, "interactive", "type")
+    elif kind == "audio" and dig(message, "audio", "voice"):
+        kind = "voice"
+    return kind if isinstance(kind, str) and (kind == BUTTON or kind in KIND_SPECS) else "?"
+
+
 def summarize(document: Any) -> str:
     """How the phone would show the callback, in one short line."""
     if not isinstance(document, dict):
         return "?"
+    from simulator.meta import is_meta_document
+
+    if is_meta_document(document):  # seen through its first change, as Kaleyra forwards it
+        change = document["entry"][0].get("changes") if document["entry"] and \
+            isinstance(document["entry"][0], dict) else None
+        first = change[0] if isinstance(change, list) and change else None
+        document = {"meta_object": first if isinstance(first, dict) else {}}
+        statuses = dig(document, "meta_object", "value", "statuses", 0, "status")
+        if statuses is not None:
+            document["status"] = statuses  # Kaleyra lifts it to the top; Meta does not
     if "status" in document:
         return status.summary(document)
     message = first_message(document)
@@ -108,4 +136,4 @@ def summarize(document: Any) -> str:
 
 
 __all__ = ["BUTTON", "KIND_SPECS", "KindArgs", "KindSpec", "build_document", "get_kind",
-           "kind_body", "kind_lines", "kind_names", "render_kind", "summarize"]
+           "kind_body", "kind_name", "kind_names", "kind_rows", "render_kind", "summarize"]

@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import click
 
 from simulator.errors import WasimError
-from simulator.kinds import BUTTON, KIND_SPECS, get_kind, kind_lines
+from simulator.kinds import BUTTON, KIND_SPECS, get_kind, kind_rows
 from simulator.kinds.base import KindArgs
 from simulator.kinds.media import MEDIA
 from simulator.kinds.status import ERRORS, STATUSES
@@ -74,10 +75,19 @@ def kind_options(command: Callable[..., Any]) -> Callable[..., Any]:
 def wants_kind_list(options: dict[str, Any]) -> bool:
     """`--kind list`: print the kinds (and do nothing else)."""
     if options.get("kind") == "list":
-        for line in kind_lines():
+        for line in kind_table(sys.stdout):
             click.echo(line)
         return True
     return False
+
+
+def kind_table(stream: Any, indent: int = 0) -> list[str]:
+    """The kinds as a table for `stream` (less `indent` columns): name, what, options."""
+    from simulator.terminal import Col, table_lines, width_of
+
+    width = width_of(stream)
+    return table_lines([Col("KIND"), Col("WHAT", wrap=True), Col("OPTIONS", wrap=True)],
+                       kind_rows(), stream, None if width is None else max(width - indent, 40))
 
 
 def kind_from(options: dict[str, Any]) -> tuple[str, KindArgs]:

@@ -72,6 +72,8 @@ def _check_text(check: _Checker, path: str, message: dict[str, Any]) -> None:
                                                     "is a forwarded one")
         if ("from" in context) != ("id" in context):
             check.fail(f"{path}.context", "a reply context has both from and id")
+        if not context:  # Meta leaves context out rather than send it empty
+            check.fail(f"{path}.context", "empty: a reply (from, id) or forwarded flags")
 
 
 def _check_interactive(check: _Checker, path: str, message: dict[str, Any]) -> None:

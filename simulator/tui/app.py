@@ -20,6 +20,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
+import httpx
 from textual import events, on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
@@ -145,6 +146,7 @@ class TuiSettings:
     allow_remote: bool = False
     block_warn_after: float = 1.0  # seconds an in-process handler may block before a warning
     api: ApiFeed | None = None  # the local send API's record: the app's messages, statuses
+    client: httpx.AsyncClient | None = None  # the client seam (runner's): None sends for real
 
 
 class CourierCall(Message):
@@ -528,7 +530,7 @@ class WasimApp(App[int]):
         assert self.delivery is not None
         if self._deliverer is None:
             self._deliverer = Deliverer(self.delivery, on_attempt=self._attempted,
-                                        clock=self.settings.clock)
+                                        clock=self.settings.clock, client=self.settings.client)
         return self._deliverer
 
     def action_fire(self, number: int) -> None:
@@ -945,7 +947,8 @@ class WasimApp(App[int]):
         async def play() -> None:
             """The run itself, on the courier's loop."""
             async for outcome in run_plan(plan, delivery, speed=speed,
-                                          on_attempt=self._write_history):
+                                          on_attempt=self._write_history,
+                                          client=self.settings.client):
                 finished.append(outcome)
         # Rows and totals are drawn in batches: a thousand table updates one by one would
         # keep the screen busy long after the sends themselves are done.
