@@ -169,7 +169,7 @@ async def test_the_palette_offers_every_composer_action_and_the_help_explains_th
         commands["Send: 📍 Send a location (type lat,lng first to choose it)"].callback()
         await settle(app, pilot)
         [arrival] = receiver.wait_for(1)
-        assert "sent a location" in arrival.summary and not arrival.problems
+        assert "[location]" in arrival.summary and not arrival.problems
         shown = " ".join(what for _, rows in app.help_sections() for _, what in rows)
         assert "un-react" in shown and "list row" in shown and "statuses" in shown
 
