@@ -1211,8 +1211,10 @@ def load(scenario: str | None, **options: Any) -> int:
     click.echo(f"{stats.sent:,} sent, {stats.ok:,} ok, {stats.failed:,} failed"
                + (f" ({', '.join(f'{k} {v}' for k, v in stats.errors.items())})"
                   if stats.errors else "")
-               + (f"; {stats.late:,} left late (the target fell behind the rate)"
-                  if stats.late else ""))
+               + (f"; {stats.late:,} left late" if stats.late else ""))
+    verdict = stats.verdict()
+    if verdict:
+        click.echo(verdict)
     for breach in breaches:
         click.echo(f"threshold broken: {breach}")
     if options["report"]:

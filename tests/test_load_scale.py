@@ -1,0 +1,217 @@
+"""`wasim load` at scale: who fell behind, the lean body path, workers, every face's settings."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from simulator.delivery import delivery_options_from
+from simulator.load import (
+    CallbackSource,
+    LatencyHistogram,
+    LoadOptions,
+    LoadStats,
+    _probe_loop,
+    _Slots,
+    run_load,
+)
+from simulator.receiver import Receiver, ReceiverOptions
+from simulator.taps import TapOptions
+from simulator.validate import validate_callback
+
+
+class FakeTime:
+    """A clock that moves only when told: a sleep moves it by the wait plus `overshoot`."""
+
+    def __init__(self, now: float = 100.0) -> None:
+        self.now = now
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleeper(self, overshoot: float) -> Callable[[float], Awaitable[None]]:
+        async def sleep(seconds: float) -> None:
+            self.now += seconds + overshoot
+
+        return sleep
+
+
+def message_id(body: bytes) -> str:
+    document = json.loads(body)
+    value = document["meta_object"]["value"] if "meta_object" in document \
+        else document["entry"][0]["changes"][0]["value"]
+    return str(value["messages"][0]["id"])
+
+
+# --- who fell behind -------------------------------------------------------------------------
+
+
+def test_a_request_whose_worker_woke_late_is_wasim_s_lag() -> None:
+    time = FakeTime()
+    slots = _Slots(LoadOptions(rate=10, duration=5), time.clock, time.now,
+                   sleep=time.sleeper(overshoot=0.05))
+
+    async def two_turns() -> None:
+        assert await slots.next_turn()  # due now: leaves on time
+        assert await slots.next_turn()  # due 0.1 s later; the loop wakes the worker 50 ms late
+
+    asyncio.run(two_turns())
+    stats = slots.stats
+    assert (stats.late, stats.late_loop, stats.late_busy) == (1, 1, 0)
+    assert stats.lag.max_us == pytest.approx(50_000, rel=0.01)
+
+
+def test_a_request_whose_worker_was_still_waiting_for_the_target_is_the_target_s() -> None:
+    time = FakeTime()
+    slots = _Slots(LoadOptions(rate=10, duration=5), time.clock, time.now,
+                   sleep=time.sleeper(overshoot=0.0))
+
+    async def slow_answer_then_turn() -> None:
+        assert await slots.next_turn()
+        time.now += 0.3  # the target took 300 ms to answer the first request
+        assert await slots.next_turn()
+
+    asyncio.run(slow_answer_then_turn())
+    stats = slots.stats
+    assert (stats.late, stats.late_loop, stats.late_busy) == (1, 0, 1)
+    assert stats.lag.max_us == pytest.approx(200_000, rel=0.01)
+
+
+def test_a_punctual_loop_leaves_no_lag() -> None:
+    time = FakeTime()
+    slots = _Slots(LoadOptions(rate=100, duration=1), time.clock, time.now,
+                   sleep=time.sleeper(overshoot=0.0))
+
+    async def all_turns() -> int:
+        turns = 0
+        while await slots.next_turn():
+            turns += 1
+        return turns
+
+    assert asyncio.run(all_turns()) == 100
+    assert slots.stats.late == 0 and slots.stats.lag.max_us <= 1.0
+
+
+def test_the_loop_probe_records_how_late_the_loop_runs_a_timer() -> None:
+    time = FakeTime()
+    stop = asyncio.Event()
+    lag = LatencyHistogram()
+    sleep = time.sleeper(overshoot=0.03)
+
+    async def three_samples(seconds: float) -> None:
+        await sleep(seconds)
+        if lag.total == 2:
+            stop.set()
+
+    asyncio.run(_probe_loop(stop, time.clock, three_samples, lag, period=0.02))
+    assert lag.total == 3
+    assert lag.percentile(50) == pytest.approx(30, rel=0.01)
+
+
+def stats_with(*, rate: float | None, late_busy: int = 0, late_loop: int = 0,
+               loop_lag_ms: float = 0.5) -> LoadStats:
+    stats = LoadStats(rate_asked=rate, connections=8, late=late_busy + late_loop,
+                      late_busy=late_busy, late_loop=late_loop)
+    for _ in range(100):
+        stats.loop_lag.record(loop_lag_ms * 1000)
+        stats.latency.record(40_000)
+    return stats
+
+
+def test_late_requests_with_a_punctual_loop_blame_the_target() -> None:
+    stats = stats_with(rate=5000, late_busy=900, late_loop=3)
+    assert stats.behind() == "target"
+    assert "the target fell behind" in (stats.verdict() or "")
+
+
+def test_late_requests_with_a_late_loop_blame_wasim_not_the_target() -> None:
+    stats = stats_with(rate=5000, late_busy=900, late_loop=3, loop_lag_ms=25)
+    assert stats.behind() == "wasim"
+    verdict = stats.verdict() or ""
+    assert verdict.startswith("wasim fell behind") and "--workers" in verdict
+
+
+def test_late_requests_that_found_a_free_connection_blame_wasim() -> None:
+    assert stats_with(rate=5000, late_busy=2, late_loop=400).behind() == "wasim"
+
+
+def test_as_fast_as_possible_says_when_wasim_s_cpu_set_the_pace() -> None:
+    assert stats_with(rate=None).behind() is None
+    assert stats_with(rate=None, loop_lag_ms=40).behind() == "wasim"
+
+
+def test_nobody_fell_behind_when_nothing_left_late() -> None:
+    stats = stats_with(rate=2000)
+    assert stats.behind() is None and stats.verdict() is None
+    figures = stats.as_dict()
+    assert figures["fell_behind"] is None and figures["loop_lag_ms"]["p99"] is not None
+
+
+def test_a_real_run_reports_wasim_s_lag_apart_from_the_target_s_latency(
+        receiver: Receiver) -> None:
+    delivery = delivery_options_from({"url": receiver.url}, str)
+    stats = asyncio.run(run_load(CallbackSource.from_taps(TapOptions(seed=3)), delivery,
+                                 LoadOptions(rate=200, count=20, duration=None,
+                                             concurrency=2)))
+    assert stats.sent == 20
+    assert stats.lag.total == 20  # one schedule lag per request, apart from its latency
+    assert stats.latency.total == 20
+
+
+# --- the lean path ---------------------------------------------------------------------------
+
+
+def test_lean_bodies_are_unique_valid_callbacks_of_the_pooled_users() -> None:
+    source = CallbackSource.from_taps(TapOptions(seed=4, countries=("IN", "BR", "US")))
+    source.pool = 8
+    bodies = [source.body() for _ in range(300)]
+    assert source._lean is not None and len(source._lean) == 8  # the splice was trusted
+    assert len({message_id(b) for b in bodies}) == 300
+    assert [problem for b in bodies for problem in validate_callback(json.loads(b))] == []
+    users = {json.loads(b)["meta_object"]["value"]["contacts"][0]["wa_id"] for b in bodies}
+    assert len(users) == 8
+
+
+def test_the_first_lean_bodies_are_the_ones_every_face_sends() -> None:
+    lean = CallbackSource.from_taps(TapOptions(seed=6, wall_clock=False, start=1_700_000_000))
+    full = CallbackSource.from_taps(TapOptions(seed=6, wall_clock=False, start=1_700_000_000))
+    assert [lean.body() for _ in range(5)] == [full.next()[1] for _ in range(5)]
+
+
+def test_lean_bodies_in_meta_s_envelope_are_valid_and_unique() -> None:
+    source = CallbackSource.from_taps(TapOptions(seed=7, platform="mix"))
+    source.envelope, source.pool = "meta", 4
+    bodies = [source.body() for _ in range(100)]
+    assert source._lean is not None
+    assert all(json.loads(b)["object"] == "whatsapp_business_account" for b in bodies)
+    assert len({message_id(b) for b in bodies}) == 100
+
+
+def test_a_scenario_s_lean_bodies_keep_its_buttons() -> None:
+    from simulator.scenarios import load_scenario
+
+    source = CallbackSource.from_scenario(load_scenario("opt-out-storm"), seed=2)
+    source.pool = 4
+    bodies = [source.body() for _ in range(60)]
+    texts = {json.loads(b)["meta_object"]["value"]["messages"][0]["button"]["text"]
+             for b in bodies}
+    assert texts == {"Stop promotions"}
+    assert len({message_id(b) for b in bodies}) == 60
+
+
+def test_signed_lean_bodies_each_carry_their_own_signature() -> None:
+    secret = "s3cret-for-load"
+    with Receiver(ReceiverOptions(port=0, app_secret=secret)) as signed:
+        delivery = delivery_options_from({"url": signed.url, "envelope": "meta",
+                                          "app_secret": secret}, str)
+        source = CallbackSource.from_taps(TapOptions(seed=8))
+        source.pool = 3
+        stats = asyncio.run(run_load(source, delivery, LoadOptions(count=30, duration=None,
+                                                                   concurrency=3)))
+        arrivals = signed.wait_for(30)
+    assert stats.ok == 30
+    assert [a.problems for a in arrivals if a.problems] == []
+    assert len({a.body for a in arrivals}) == 30
