@@ -1097,7 +1097,6 @@ def load(scenario: str | None, **options: Any) -> int:
     History is off in load mode (it would grow by thousands of lines a second);
     --history-sample N keeps one attempt in N.
     """
-    import asyncio
     import json
     import os
     import secrets
@@ -1106,7 +1105,14 @@ def load(scenario: str | None, **options: Any) -> int:
     from pathlib import Path
 
     from simulator.delivery import delivery_options_from
-    from simulator.load import CallbackSource, LoadOptions, check_load, check_number, run_load
+    from simulator.load import (
+        CallbackSource,
+        LoadOptions,
+        check_load,
+        check_number,
+        run_fast,
+        run_load,
+    )
     from simulator.runner import scenario_settings
     from simulator.scenarios import load_scenario, parse_duration
     from simulator.settings import RETRY_KEYS, from_params, resolve
@@ -1185,9 +1191,9 @@ def load(scenario: str | None, **options: Any) -> int:
             click.echo(stats.line(), err=True)
 
     try:
-        stats = asyncio.run(run_load(source, delivery, load_options, on_tick=tick,
-                                     on_attempt=history.append if history else None,
-                                     on_start=start))
+        stats = run_fast(run_load(source, delivery, load_options, on_tick=tick,
+                                  on_attempt=history.append if history else None,
+                                  on_start=start))
     finally:
         if history is not None:
             history.close()
