@@ -1071,6 +1071,9 @@ def _load_settings(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--concurrency", "-c", type=Number(1, MAX_CONCURRENCY, integer=True), default=64,
               show_default=True,
               help="Connections, so requests in flight at most.")
+@click.option("--workers", "-w", type=Number(1, 256, integer=True), metavar="N",
+              help="Processes sharing the rate and the connections, each drawing its own "
+                   "users and ids from the seed.  [default: the machine's cores]")
 @click.option("--seed", type=SEED, help="Seed of the generated callbacks.  [default: random]")
 @click.option("--country", "countries", multiple=True, metavar="CODE",
               help="Users' countries without a scenario; repeat or comma-separate.")
@@ -1108,10 +1111,13 @@ def load(scenario: str | None, **options: Any) -> int:
     from simulator.load import (
         CallbackSource,
         LoadOptions,
+        SourceSpec,
         check_load,
         check_number,
         run_fast,
         run_load,
+        run_workers,
+        split_options,
     )
     from simulator.runner import scenario_settings
     from simulator.scenarios import load_scenario, parse_duration
@@ -1154,13 +1160,17 @@ def load(scenario: str | None, **options: Any) -> int:
         if _given("identity"):
             loaded = _with_identity(loaded, identity)
         source = CallbackSource.from_scenario(loaded, seed=options["seed"])
+        # The seed drawn here, so every worker plans the same business and cast.
+        spec = SourceSpec(scenario=scenario, seed=source.factory.options.seed,
+                          identity=identity if _given("identity") else None)
     else:
         labels = [b for v in options["buttons"] for b in v.split(",") if b.strip()]
-        source = CallbackSource.from_taps(TapOptions(
+        spec = SourceSpec(taps=TapOptions(
             seed=seed, countries=_split_codes(options["countries"]),
             buttons=buttons_from_labels(labels) if labels else DEFAULT_BUTTONS,
             identity=identity, business_country=options["business_country"],
             wall_clock=True))
+        source = spec.build()
     delivery = delivery_options_from(settings, where, allow_remote=options["allow_remote"])
     if options["count"]:
         load_options = replace(load_options, duration=None)
@@ -1172,6 +1182,9 @@ def load(scenario: str | None, **options: Any) -> int:
         history = HistoryWriter(Path(options["history_path"])).open()
     live = sys.stderr.isatty()
     pace = f"{options['rate']:g}/s" if options["rate"] else "as fast as possible"
+    # An app runs inside this process, so it gets one worker.
+    workers = 1 if delivery.target.kind != "url" else len(split_options(
+        load_options, options["workers"] or os.cpu_count() or 1))
 
     def start() -> None:
         # Said once the run cannot be refused any more (a bad token URL is its one line).
@@ -1182,7 +1195,8 @@ def load(scenario: str | None, **options: Any) -> int:
             click.echo("history: off in load mode (--history-sample N keeps 1 attempt in N)",
                        err=True)
         click.echo(f"load: {delivery.target.label}, {pace}, {options['concurrency']} "
-                   f"connections, {options['count'] or options['duration']}", err=True)
+                   f"connections, {options['count'] or options['duration']}"
+                   + (f", {workers} workers" if workers > 1 else ""), err=True)
 
     def tick(stats: Any) -> None:
         if live:
@@ -1191,9 +1205,15 @@ def load(scenario: str | None, **options: Any) -> int:
             click.echo(stats.line(), err=True)
 
     try:
-        stats = run_fast(run_load(source, delivery, load_options, on_tick=tick,
-                                  on_attempt=history.append if history else None,
-                                  on_start=start))
+        if workers > 1:
+            stats = run_workers(spec, settings, load_options, workers,
+                                allow_remote=options["allow_remote"], on_tick=tick,
+                                on_attempt=history.append if history else None,
+                                on_start=start)
+        else:
+            stats = run_fast(run_load(source, delivery, load_options, on_tick=tick,
+                                      on_attempt=history.append if history else None,
+                                      on_start=start))
     finally:
         if history is not None:
             history.close()
@@ -1221,6 +1241,8 @@ def load(scenario: str | None, **options: Any) -> int:
     verdict = stats.verdict()
     if verdict:
         click.echo(verdict)
+    for crash in stats.crashed:
+        click.echo(f"{crash}: the run stopped early")
     for breach in breaches:
         click.echo(f"threshold broken: {breach}")
     if options["report"]:
@@ -1231,7 +1253,7 @@ def load(scenario: str | None, **options: Any) -> int:
         except OSError as exc:
             raise WasimError(f"cannot write the report ({exc.strerror})",
                              where=str(path)) from None
-    return ExitCode.FAILED if breaches else ExitCode.OK
+    return ExitCode.FAILED if breaches or stats.crashed else ExitCode.OK
 
 
 @cli.command()

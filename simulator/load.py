@@ -51,7 +51,7 @@ from simulator.delivery import (
     nothing_listening,
     redact_headers,
 )
-from simulator.errors import WasimError
+from simulator.errors import ExitCode, WasimError
 from simulator.meta import SIGNATURE_HEADER, signature_for, wrap
 from simulator.models import Tap
 from simulator.providers import draw_user_message_id, draw_uuid4
@@ -141,7 +141,8 @@ class CallbackSource:
         return cls(factory, CallbackTemplate(find_template(template), fake=factory.fake))
 
     @classmethod
-    def from_scenario(cls, scenario: Any, seed: int | None = None) -> CallbackSource:
+    def from_scenario(cls, scenario: Any, seed: int | None = None,
+                      partition: int = 0) -> CallbackSource:
         """The scenario's business, template and cast, tapping as its first step chooses."""
         from simulator.runner import plan_scenario
 
@@ -155,7 +156,7 @@ class CallbackSource:
             business_number=plan.business.display_phone_number,
             phone_number_id=plan.business.phone_number_id, waba_id=plan.business.waba_id,
             identity=scenario.cast.identity, quirks=scenario.cast.quirks,
-            enterprise=scenario.cast.enterprise, wall_clock=True))
+            enterprise=scenario.cast.enterprise, wall_clock=True, partition=partition))
         step = scenario.steps[0]
         buttons = {b.text: b for b in template.buttons}
         users, rnd = plan.users, factory.rnd
@@ -625,6 +626,7 @@ class LoadStats:
     late_loop: int = 0  # late though a connection was free: wasim's loop was busy
     rate_asked: float | None = None
     connections: int = 0
+    crashed: list[str] = field(default_factory=list)  # workers that died mid-run, in words
 
     def merge(self, other: LoadStats) -> None:
         """Add another worker's figures to these (the elapsed time is the longest)."""
@@ -686,8 +688,9 @@ class LoadStats:
         if who == "wasim":
             what = "wasim fell behind the rate" if self.rate_asked is not None \
                 else "wasim's CPU set the pace, not the target's"
-            return (f"{what}: its event loop ran {loop:.1f} ms late at p99 (the target's "
-                    "latencies include that wait); use more --workers or a lower --rate")
+            return (f"{what}: its event loop ran {loop:.1f} ms late at p99 (short of CPU; "
+                    "the target's latencies include that wait); use more --workers, a lower "
+                    "--rate, or a quieter machine")
         if who == "target":
             p99 = self.latency.percentile(99) or 0.0
             return (f"the target fell behind the rate: all {self.connections} connections were "
@@ -728,6 +731,7 @@ class LoadStats:
             "rate_per_s": round(self.rate, 1), "late": self.late,
             "late_busy": self.late_busy, "late_loop": self.late_loop,
             "fell_behind": self.behind(), "verdict": self.verdict(),
+            "crashed_workers": list(self.crashed),
             "schedule_lag_ms": {f"p{p}": self.lag.percentile(p) for p in (50, 99)}
             | {"max": self.lag.max_us / 1000 if self.lag.total else None},
             "loop_lag_ms": {f"p{p}": self.loop_lag.percentile(p) for p in (50, 99)}
@@ -739,6 +743,114 @@ class LoadStats:
         }
 
 
+class _Head:
+    """The headers every callback shares (all but its signature), as bytes for each client.
+
+    The same header set as every other face (delivery.callback_headers); rebuilt when the
+    bearer token changes.
+    """
+
+    def __init__(self, delivery: DeliveryOptions, url: httpx.URL) -> None:
+        self.delivery = delivery
+        self.url = url
+        self.set_token(None)
+
+    def set_token(self, token: str | None) -> None:
+        """Rebuild the shared headers around `token`."""
+        # .raw keeps the names as written (multi_items() lowercases them), as fire sends them.
+        self.headers = [(name.decode("latin-1"), value.decode("latin-1"))
+                        for name, value in callback_headers(self.delivery, token).raw]
+        url = self.url
+        self.prefix = (f"{self.delivery.method} {url.raw_path.decode()} HTTP/1.1\r\n"
+                       f"Host: {url.netloc.decode()}\r\n"
+                       + "".join(f"{k}: {v}\r\n" for k, v in self.headers)
+                       + "Content-Length: ").encode("latin-1")
+        self.raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in self.headers]
+
+
+class _Tokens:
+    """The run's bearer token, shared by every connection, as delivery.TokenCache keeps it.
+
+    Fetched once before the first request. When the target answers 401 the token may have
+    been revoked: fetched again, once for all the requests that met it, and each of those
+    is sent again once. Renewed before it expires as well. A token endpoint that fails is
+    asked again at most once a second.
+    """
+
+    def __init__(self, delivery: DeliveryOptions, head: _Head) -> None:
+        self.delivery = delivery
+        self.head = head
+        self.cache = TokenCache(delivery.auth, time.time)
+        self.generation = 0
+        self.lock = asyncio.Lock()
+        self.failed_at = -math.inf
+        self.refreshed = 0  # tokens fetched after the first
+
+    async def start(self, given: tuple[str, float] | None = None) -> None:
+        """The first token (or `given`, already fetched); a refusal is one error."""
+        if given is not None:
+            self.cache.token, self.cache.expires_at = given
+        else:
+            try:
+                await self._fetch()
+            except AuthFailure as exc:  # said once, before the run, not per request
+                raise WasimError(f"cannot get a token: {exc}", field="token_url") from None
+        self.head.set_token(self.cache.token)
+
+    async def _fetch(self) -> None:
+        delivery = self.delivery
+        async with make_client(delivery.target, delivery.timeout,
+                               allow_remote=delivery.allow_remote,
+                               resolver=delivery.resolver) as client:
+            await self.cache.get(client, delivery.timeout)
+
+    def expiring(self) -> bool:
+        """Whether the token is about to expire (TokenCache renews 5 s early)."""
+        return self.cache.token is not None and not self.cache.valid()
+
+    async def refresh(self, seen: int) -> bool:
+        """A new token after a 401 under token `seen`; True when there is a newer one."""
+        async with self.lock:
+            if self.generation != seen:
+                return True  # another request met the 401 first and fetched it
+            if time.monotonic() - self.failed_at < 1.0:
+                return False
+            self.cache.forget()
+            try:
+                await self._fetch()
+            except AuthFailure:
+                self.failed_at = time.monotonic()
+                return False
+            self.generation += 1
+            self.refreshed += 1
+            self.head.set_token(self.cache.token)
+            return True
+
+
+async def fetch_token(delivery: DeliveryOptions) -> tuple[str, float] | None:
+    """The bearer token of `delivery` and when it expires (unix time), or None without one.
+
+    Fetched once by the process that starts the workers, so a refusal is said once.
+    """
+    if delivery.auth.token_url is None:
+        return None
+    tokens = _Tokens(delivery, _Head(delivery, httpx.URL(delivery.target.url)))
+    await tokens.start()
+    assert tokens.cache.token is not None
+    return tokens.cache.token, tokens.cache.expires_at
+
+
+def _tls_context() -> ssl.SSLContext:
+    """The TLS settings of every https connection: the system's trust store, as httpx's.
+
+    SSL_CERT_FILE names another bundle (a test's own authority, a company's proxy).
+    """
+    import os
+
+    bundle = os.environ.get("SSL_CERT_FILE")
+    return ssl.create_default_context(cafile=bundle or None)
+
+
 async def run_load(
     source: CallbackSource,
     delivery: DeliveryOptions,
@@ -748,35 +860,32 @@ async def run_load(
     on_attempt: Callable[[Attempt], None] | None = None,
     on_start: Callable[[], None] | None = None,
     clock: Callable[[], float] = time.perf_counter,
+    should_stop: Callable[[], bool] | None = None,
+    token: tuple[str, float] | None = None,
+    client: httpx.AsyncClient | None = None,
 ) -> LoadStats:
     """Send unique callbacks until the duration or count runs out; the figures at the end.
 
     `on_start` is called once everything that can refuse the run (headers, the token) has
     passed, just before the first request: a refusal is then the only thing said.
+    `token` is a bearer token already fetched (and when it expires, unix time): a worker
+    process gets its parent's. `client` is the httpx client for an app or an https target
+    when the caller has one (the runner's seam); otherwise one is made for the run.
     """
     stats = LoadStats(started=clock(), rate_asked=options.rate,
                       connections=options.concurrency)
     target = delivery.target
     url = httpx.URL(target.url)
-    fast = target.kind == "url" and url.scheme == "http"
+    fast = target.kind == "url" and url.scheme in ("http", "https") and client is None
     check_load(delivery, options)
-    token = None
-    if delivery.auth.token_url is not None:
-        async with make_client(target, delivery.timeout, allow_remote=delivery.allow_remote,
-                               resolver=delivery.resolver) as client:
-            cache = TokenCache(delivery.auth, time.time)
-            try:
-                token = await cache.get(client, delivery.timeout)
-            except AuthFailure as exc:  # said once, before the run, not per request
-                raise WasimError(f"cannot get a token: {exc}", field="token_url") from None
-    # The same header set as every other face (delivery.callback_headers).
-    # .raw keeps the names as written (multi_items() lowercases them), as fire sends them.
-    headers = [(name.decode("latin-1"), value.decode("latin-1"))
-               for name, value in callback_headers(delivery, token).raw]
+    head = _Head(delivery, url)
+    auth = _Tokens(delivery, head) if delivery.auth.token_url is not None else None
+    if auth is not None:
+        await auth.start(token)
     source.envelope = delivery.envelope
     # The signature is the one per-request header: each body has its own (see _signer).
     sign = _signer(delivery)
-    recorded = redact_headers(headers + ([(SIGNATURE_HEADER, "")] if sign else []))
+    recorded = redact_headers(head.headers + ([(SIGNATURE_HEADER, "")] if sign else []))
     slots = _Slots(options, clock, stats.started, stats)
     stop = asyncio.Event()
 
@@ -802,30 +911,38 @@ async def run_load(
                 error_kind=_KINDS.get(error[0], "protocol") if error else None,
                 delivered=status is not None and delivery.is_success(status)))
 
+    own_client = False
     if fast:
-        prefix = (f"{delivery.method} {url.raw_path.decode()} HTTP/1.1\r\n"
-                  f"Host: {url.netloc.decode()}\r\n"
-                  + "".join(f"{k}: {v}\r\n" for k, v in headers)
-                  + "Content-Length: ").encode("latin-1")
         port = default_port(url)
         # Every connection goes to the address checked now, not to the name (DNS rebinding).
         host = await checked_address(url.host, port, delivery.allow_remote, delivery.resolver)
-        worker = _fast_worker(source, prefix, host, port, delivery.timeout, slots, done_one,
-                              clock, sign)
+        tls = _tls_context() if url.scheme == "https" else None
+        worker = _fast_worker(source, head, host, port, delivery.timeout, slots, done_one,
+                              clock, sign, tls, url.host, auth)
     else:
-        client = make_client(target, delivery.timeout, allow_remote=delivery.allow_remote,
-                             resolver=delivery.resolver)
-        raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
-        worker = _httpx_worker(source, client, raw, delivery, slots, done_one, clock, sign)
+        if client is None:
+            own_client = True
+            client = make_client(target, delivery.timeout, allow_remote=delivery.allow_remote,
+                                 resolver=delivery.resolver)
+        worker = _httpx_worker(source, client, head, delivery, slots, done_one, clock, sign,
+                               auth)
     if on_start is not None:
         on_start()
+        slots.restart(clock())  # on_start may have waited (for the other workers)
 
     async def ticker() -> None:
+        beat = 0
         while not stop.is_set():
-            await asyncio.sleep(0.5)
-            stats.elapsed = clock() - stats.started
-            if on_tick is not None:
-                on_tick(stats)
+            await asyncio.sleep(0.1)
+            beat += 1
+            if should_stop is not None and should_stop():
+                slots.deadline = clock()  # no new requests; those in flight finish
+            if auth is not None and auth.expiring():
+                await auth.refresh(auth.generation)  # before the target says 401
+            if beat % 5 == 0:
+                stats.elapsed = clock() - stats.started
+                if on_tick is not None:
+                    on_tick(stats)
 
     tick = asyncio.ensure_future(ticker())
     probe = asyncio.ensure_future(_probe_loop(stop, clock, asyncio.sleep, stats.loop_lag))
@@ -835,7 +952,7 @@ async def run_load(
         stop.set()
         tick.cancel()
         probe.cancel()
-        if not fast:
+        if own_client and client is not None:
             await client.aclose()
     stats.elapsed = clock() - stats.started
     if stats.sent and not stats.statuses and set(stats.errors) == {"connect"}:
@@ -858,7 +975,8 @@ def check_load(delivery: DeliveryOptions, options: LoadOptions) -> None:
         check_header(name, value, "--header")
     check_number(delivery.timeout, "--timeout", low=0, high=MAX_SECONDS, above=True,
                  unit=" seconds")
-    if delivery.target.kind == "url" and delivery.target.url.startswith("http://"):
+    if delivery.target.kind == "url" and delivery.target.url.startswith(("http://",
+                                                                         "https://")):
         _check_open_files(min(options.concurrency, options.count or options.concurrency))
 
 
@@ -905,6 +1023,12 @@ class _Slots:
     def late(self) -> int:
         """Requests that left more than LATE_S after their slot."""
         return self.stats.late
+
+    def restart(self, now: float) -> None:
+        """Start the schedule (and the duration) at `now`, before any slot is taken."""
+        options = self.options
+        self.started = self.stats.started = now
+        self.deadline = now + options.duration if options.duration else math.inf
 
     def take(self) -> float | None:
         """The due time of the next request (0 for "now"), or None when the run is over."""
@@ -1013,12 +1137,13 @@ class _Expiry:
                     _expire(cell[1], self.timeout)
 
 
-def _fast_worker(source: CallbackSource, prefix: bytes, host: str, port: int, timeout: float,
+def _fast_worker(source: CallbackSource, head: _Head, host: str, port: int, timeout: float,
                  slots: _Slots, done: Callable[..., None],
                  clock: Callable[[], float],
                  sign: Callable[[bytes], bytes | None] | None = None,
                  tls: ssl.SSLContext | None = None,
-                 server_name: str | None = None) -> Callable[[], Any]:
+                 server_name: str | None = None,
+                 auth: _Tokens | None = None) -> Callable[[], Any]:
     expiry = _Expiry(timeout)
 
     async def worker() -> None:
@@ -1038,13 +1163,27 @@ def _fast_worker(source: CallbackSource, prefix: bytes, host: str, port: int, ti
                     signature = sign(body) if sign is not None else None
                     end = b"\r\n\r\n" if signature is None \
                         else b"\r\nX-Hub-Signature-256: " + signature + b"\r\n\r\n"
-                    future = connection.send(
-                        b"".join((prefix, str(len(body)).encode(), end, body)))
+                    tail = b"".join((str(len(body)).encode(), end, body))
+                    generation = auth.generation if auth is not None else 0
+                    future = connection.send(head.prefix + tail)
                     cell[1] = future
                     try:
                         answer = await future
                     finally:
                         cell[1] = None
+                    if answer.status == 401 and auth is not None \
+                            and await auth.refresh(generation):
+                        # The token may have been revoked: sent once more with the new one.
+                        if answer.close or connection.closed:
+                            connection.close()
+                            connection = await _connect(loop, host, port, timeout, tls,
+                                                        server_name)
+                        future = connection.send(head.prefix + tail)
+                        cell[1] = future
+                        try:
+                            answer = await future
+                        finally:
+                            cell[1] = None
                     if answer.close:
                         connection.close()
                         connection = None
@@ -1095,14 +1234,23 @@ def _expire(future: asyncio.Future[Any], timeout: float) -> None:
 
 
 def _httpx_worker(source: CallbackSource, client: httpx.AsyncClient,
-                  headers: list[tuple[bytes, bytes]], delivery: DeliveryOptions, slots: _Slots,
-                  done: Callable[..., None], clock: Callable[[], float],
-                  sign: Callable[[bytes], bytes | None] | None = None) -> Callable[[], Any]:
+                  head: _Head | list[tuple[bytes, bytes]], delivery: DeliveryOptions,
+                  slots: _Slots, done: Callable[..., None], clock: Callable[[], float],
+                  sign: Callable[[bytes], bytes | None] | None = None,
+                  auth: _Tokens | None = None) -> Callable[[], Any]:
     url = delivery.target.url
     if url.startswith(APP_BASE_URL):
         url = url[len(APP_BASE_URL):] or "/"
 
     async def exchange(body: bytes) -> int:
+        generation = auth.generation if auth is not None else 0
+        status = await exchange_once(body)
+        if status == 401 and auth is not None and await auth.refresh(generation):
+            status = await exchange_once(body)  # once more, with the new token
+        return status
+
+    async def exchange_once(body: bytes) -> int:
+        headers = head.raw if isinstance(head, _Head) else head
         signature = sign(body) if sign is not None else None
         sent = headers if signature is None \
             else [*headers, (SIGNATURE_HEADER.encode(), signature)]
@@ -1136,3 +1284,246 @@ def _httpx_worker(source: CallbackSource, client: httpx.AsyncClient,
                 done(item, status, None, began, clock())
 
     return worker
+
+
+# --- workers: one process per core -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """Where callbacks come from, as plain data: each worker process builds its own source.
+
+    Worker k draws from partition k of the seed (TapOptions.partition): its own users and
+    ids, the same business and campaign; partition 0 is what one process alone draws.
+    """
+
+    taps: TapOptions | None = None
+    scenario: str | None = None  # a scenario file or built-in name, loaded again per worker
+    seed: int | None = None
+    identity: tuple[tuple[str, float], ...] | None = None  # --identity over the scenario's
+
+    def build(self, partition: int = 0) -> CallbackSource:
+        """The source of worker `partition`."""
+        if self.scenario is not None:
+            import os
+
+            from simulator.scenarios import load_scenario
+
+            loaded = load_scenario(self.scenario, seed=self.seed, env=dict(os.environ))
+            if self.identity is not None:
+                loaded = replace(loaded, cast=replace(loaded.cast, identity=self.identity))
+            return CallbackSource.from_scenario(loaded, seed=self.seed, partition=partition)
+        if self.taps is None:
+            raise WasimError("a load source needs tap options or a scenario")
+        return CallbackSource.from_taps(replace(self.taps, partition=partition))
+
+
+@dataclass(frozen=True)
+class WorkerJob:
+    """What one worker process runs: plain, picklable values only."""
+
+    index: int
+    spec: SourceSpec
+    settings: dict[str, Any]  # resolved delivery settings (settings.SETTINGS keys)
+    allow_remote: bool
+    options: LoadOptions
+    token: tuple[str, float] | None = None  # fetched once by the parent
+
+
+def split_options(options: LoadOptions, workers: int) -> list[LoadOptions]:
+    """Each worker's share: rate/N, the connections and the count split as evenly as can be.
+
+    Never more workers than connections (or than requests): a worker with nothing to do is
+    not started.
+    """
+    workers = max(1, min(workers, options.concurrency, options.count or workers))
+    shares = []
+    for k in range(workers):
+        connections = options.concurrency // workers + (k < options.concurrency % workers)
+        count = None if options.count is None \
+            else options.count // workers + (k < options.count % workers)
+        rate = None if options.rate is None else options.rate / workers
+        shares.append(replace(options, rate=rate, concurrency=connections, count=count))
+    return shares
+
+
+def _error_data(exc: WasimError) -> dict[str, Any]:
+    return {"what": exc.what, "where": exc.where, "hint": exc.hint,
+            "exit_code": int(exc.exit_code), "field": exc.field}
+
+
+def _error_from(data: dict[str, Any]) -> WasimError:
+    return WasimError(data["what"], where=data["where"], hint=data["hint"],
+                      exit_code=ExitCode(data["exit_code"]), field=data["field"])
+
+
+def _worker_main(job: WorkerJob, queue: Any, go: Any, stop: Any) -> None:
+    """One worker process: build its source, wait for the others, run, report its figures."""
+    import multiprocessing
+
+    from simulator.delivery import delivery_options_from
+    from simulator.settings import flag_of
+
+    parent = multiprocessing.parent_process()
+
+    def parent_alive() -> bool:
+        return parent is None or parent.is_alive()
+
+    index = job.index
+    try:
+        source = job.spec.build(index)
+        delivery = delivery_options_from(job.settings, flag_of, allow_remote=job.allow_remote)
+
+        def ready() -> None:
+            queue.put(("ready", index, None))
+            while not go.wait(0.5):  # every worker starts its schedule at the same moment
+                if not parent_alive():
+                    raise WasimError("the load's main process is gone")
+
+        def should_stop() -> bool:
+            return bool(stop.is_set()) or not parent_alive()
+
+        def tick(stats: LoadStats) -> None:
+            queue.put(("tick", index, stats.as_data()))
+
+        def attempt(record: Attempt) -> None:
+            queue.put(("attempt", index, record))
+
+        stats = run_fast(run_load(source, delivery, job.options, on_tick=tick,
+                                  on_attempt=attempt if job.options.history_sample else None,
+                                  on_start=ready, should_stop=should_stop,
+                                  token=job.token))
+    except WasimError as exc:
+        queue.put(("error", index, _error_data(exc)))
+    else:
+        queue.put(("done", index, stats.as_data()))
+
+
+def run_workers(spec: SourceSpec, settings: dict[str, Any], options: LoadOptions,
+                workers: int, *, allow_remote: bool = False,
+                on_tick: Callable[[LoadStats], None] | None = None,
+                on_attempt: Callable[[Attempt], None] | None = None,
+                on_start: Callable[[], None] | None = None,
+                clock: Callable[[], float] = time.perf_counter,
+                grace: float = 2.0) -> LoadStats:
+    """Run the load in `workers` processes; their figures merged, one live display.
+
+    Processes are spawned (no fork of a running event loop); each gets plain options and
+    builds its own source from partition k of the seed. They start together once every one
+    is ready. A refusal in any (a bad token URL, nothing listening) stops them all and is
+    raised as one error; a worker that dies is reported in `crashed` and stops the run;
+    Ctrl+C stops every worker (requests in flight finish or time out) and is re-raised.
+    """
+    import multiprocessing
+    import queue as queues
+    import signal
+
+    from simulator.delivery import delivery_options_from
+    from simulator.settings import flag_of
+
+    shares = split_options(options, workers)
+    # Refused here, once, before any process starts: bad settings, a token that cannot be had.
+    delivery = delivery_options_from(settings, flag_of, allow_remote=allow_remote)
+    check_load(delivery, options)
+    token = run_fast(fetch_token(delivery))
+    context = multiprocessing.get_context("spawn")
+    inbox = context.Queue()
+    go, stop = context.Event(), context.Event()
+    jobs = [WorkerJob(k, spec, dict(settings), allow_remote, share, token)
+            for k, share in enumerate(shares)]
+    processes = [context.Process(target=_worker_main, args=(job, inbox, go, stop),
+                                 name=f"wasim-load-{job.index}", daemon=True) for job in jobs]
+    # Ctrl+C reaches the whole process group: the workers ignore it (an ignored signal
+    # stays ignored across exec) and stop when this process tells them, with their figures.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        for process in processes:
+            process.start()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    latest: dict[int, LoadStats] = {}
+    finished: set[int] = set()
+    ready: set[int] = set()
+    dead_since: dict[int, float] = {}
+    crashed: list[str] = []
+    error: WasimError | None = None
+    started = clock()
+    last_tick = started
+
+    def merged() -> LoadStats:
+        total = LoadStats(started=started)
+        for part in latest.values():
+            total.merge(part)
+        total.elapsed = max(total.elapsed, clock() - started) if go.is_set() else 0.0
+        return total
+
+    def receive(timeout: float) -> None:
+        nonlocal error, started
+        try:
+            kind, index, data = inbox.get(timeout=timeout)
+        except queues.Empty:
+            return
+        if kind == "ready":
+            ready.add(index)
+            if len(ready) == len(processes):
+                if on_start is not None:
+                    on_start()
+                started = clock()
+                go.set()
+        elif kind == "tick":
+            latest[index] = LoadStats.from_data(data)
+        elif kind == "attempt":
+            if on_attempt is not None:
+                on_attempt(data)
+        elif kind == "done":
+            latest[index] = LoadStats.from_data(data)
+            finished.add(index)
+        elif kind == "error":
+            finished.add(index)
+            if error is None:
+                error = _error_from(data)
+            stop.set()
+            go.set()
+
+    try:
+        while len(finished) + len(crashed) < len(processes):
+            receive(0.1)
+            now = clock()
+            for k, process in enumerate(processes):
+                if k in finished or process.exitcode is None or \
+                        any(f"worker {k} " in c for c in crashed):
+                    continue
+                # A worker's last message may still be on its way when it exits: wait a
+                # little for it before calling the exit a crash.
+                if now - dead_since.setdefault(k, now) > 1.0:
+                    crashed.append(f"worker {k} died (exit code {process.exitcode})")
+                    stop.set()
+                    go.set()
+            if go.is_set() and on_tick is not None and now - last_tick >= 0.5:
+                last_tick = now
+                on_tick(merged())
+    except KeyboardInterrupt:
+        stop.set()
+        go.set()
+        deadline = clock() + float(settings.get("timeout", 10.0)) + grace
+        while len(finished) < len(processes) and clock() < deadline \
+                and any(p.is_alive() for p in processes):
+            receive(0.1)
+        raise
+    finally:
+        for process in processes:
+            process.join(timeout=grace)
+            if process.is_alive():
+                process.terminate()
+                process.join(timeout=grace)
+        inbox.close()
+        inbox.join_thread()
+    if error is not None:
+        raise error
+    stats = merged()
+    stats.elapsed = max(part.elapsed for part in latest.values()) if latest else 0.0
+    stats.crashed = crashed
+    stats.started = started
+    if stats.sent and not stats.statuses and set(stats.errors) == {"connect"}:
+        raise nothing_listening(str(settings.get("url", "")))
+    return stats

@@ -9,14 +9,18 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from simulator.delivery import delivery_options_from
+from simulator.errors import WasimError
 from simulator.load import (
     CallbackSource,
     LatencyHistogram,
     LoadOptions,
     LoadStats,
+    SourceSpec,
     _probe_loop,
     _Slots,
     run_load,
+    run_workers,
+    split_options,
 )
 from simulator.receiver import Receiver, ReceiverOptions
 from simulator.taps import TapOptions
@@ -215,3 +219,66 @@ def test_signed_lean_bodies_each_carry_their_own_signature() -> None:
     assert stats.ok == 30
     assert [a.problems for a in arrivals if a.problems] == []
     assert len({a.body for a in arrivals}) == 30
+
+
+# --- workers ---------------------------------------------------------------------------------
+
+
+def test_two_workers_send_unique_valid_callbacks_and_merge_their_figures(
+        receiver: Receiver) -> None:
+    spec = SourceSpec(taps=TapOptions(seed=11, countries=("IN", "BR")))
+    stats = run_workers(spec, {"url": receiver.url}, LoadOptions(count=240, duration=None,
+                                                                 concurrency=4), 2)
+    assert (stats.sent, stats.ok, stats.failed) == (240, 240, 0)
+    assert stats.latency.total == 240  # both workers' histograms, merged
+    assert stats.connections == 4
+    arrivals = receiver.wait_for(240)
+    assert len(arrivals) == 240
+    assert len({message_id(a.body) for a in arrivals}) == 240
+    assert [a.problems for a in arrivals if a.problems] == []
+    # Each worker drew its own users from its partition of the seed, one business for all.
+    documents = [json.loads(a.body)["meta_object"]["value"] for a in arrivals]
+    assert len({d["metadata"]["display_phone_number"] for d in documents}) == 1
+    received = {message_id(a.body) for a in arrivals}
+    firsts = [message_id(spec.build(k).body()) for k in (0, 1)]
+    assert firsts[0] != firsts[1] and set(firsts) <= received
+
+
+def test_the_options_are_split_between_workers_without_losing_any() -> None:
+    shares = split_options(LoadOptions(rate=1000, count=101, duration=None, concurrency=7), 3)
+    assert [s.concurrency for s in shares] == [3, 2, 2]
+    assert [s.count for s in shares] == [34, 34, 33]
+    assert [s.rate for s in shares] == [pytest.approx(1000 / 3)] * 3
+    assert len(split_options(LoadOptions(concurrency=2), 8)) == 2  # a worker per connection
+
+
+def test_a_worker_that_dies_is_reported_and_the_run_stops(receiver: Receiver) -> None:
+    import multiprocessing
+
+    killed: list[int] = []
+
+    def kill_one(stats: LoadStats) -> None:
+        if not killed:
+            victim = multiprocessing.active_children()[0]
+            killed.append(victim.pid or 0)
+            victim.kill()
+
+    spec = SourceSpec(taps=TapOptions(seed=12))
+    stats = run_workers(spec, {"url": receiver.url},
+                        LoadOptions(rate=40, duration=600, concurrency=2), 2, on_tick=kill_one)
+    assert killed
+    assert len(stats.crashed) == 1 and "died (exit code -9)" in stats.crashed[0]
+    assert stats.as_dict()["crashed_workers"] == stats.crashed
+
+
+def test_nothing_listening_stops_every_worker_with_one_error() -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    spec = SourceSpec(taps=TapOptions(seed=13))
+    with pytest.raises(WasimError) as raised:
+        run_workers(spec, {"url": f"http://127.0.0.1:{port}/hook"},
+                    LoadOptions(count=4, duration=None, concurrency=2), 2)
+    assert raised.value.exit_code == 3
