@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 
@@ -282,3 +283,130 @@ def test_nothing_listening_stops_every_worker_with_one_error() -> None:
         run_workers(spec, {"url": f"http://127.0.0.1:{port}/hook"},
                     LoadOptions(count=4, duration=None, concurrency=2), 2)
     assert raised.value.exit_code == 3
+
+
+# --- every face's settings: token refresh, https ---------------------------------------------
+
+
+class AuthWebhook:
+    """A webhook behind a bearer token: /token hands out tok-1, tok-2...; after `revoke_after`
+    callbacks the first token is revoked (401) while later ones still work."""
+
+    def __init__(self, revoke_after: int, tls: Any = None) -> None:
+        import http.server
+        import threading
+
+        self.tokens_issued = 0
+        self.revoke_after = revoke_after
+        self.seen: list[tuple[str, int]] = []  # (token, status) per callback
+        self.bodies: list[bytes] = []
+        lock = threading.Lock()
+        hook = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                with lock:
+                    if self.path == "/token":
+                        hook.tokens_issued += 1
+                        answer = json.dumps({"access_token": f"tok-{hook.tokens_issued}",
+                                             "expires_in": 3600}).encode()
+                        status = 200
+                    else:
+                        token = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
+                        revoked = token == "tok-1" and len(hook.seen) >= hook.revoke_after
+                        status = 401 if revoked or not token.startswith("tok-") else 200
+                        hook.seen.append((token, status))
+                        if status == 200:
+                            hook.bodies.append(body)
+                        answer = b"{}"
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        scheme = "http"
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+            scheme = "https"
+        port = self.server.server_address[1]
+        self.url = f"{scheme}://127.0.0.1:{port}/webhook"
+        self.token_url = f"{scheme}://127.0.0.1:{port}/token"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> AuthWebhook:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_revoked_token_is_fetched_again_once_and_each_refused_callback_resent() -> None:
+    with AuthWebhook(revoke_after=5) as hook:
+        delivery = delivery_options_from({"url": hook.url, "token_url": hook.token_url,
+                                          "client_id": "me", "client_secret": "pw"}, str)
+        stats = asyncio.run(run_load(CallbackSource.from_taps(TapOptions(seed=14)), delivery,
+                                     LoadOptions(count=30, duration=None, concurrency=3)))
+    assert (stats.sent, stats.ok) == (30, 30)  # every 401 was resent with the new token
+    assert hook.tokens_issued == 2  # once before the run, once after the revocation
+    refused = [token for token, status in hook.seen if status == 401]
+    assert refused and set(refused) == {"tok-1"} and len(refused) <= 3  # one per connection
+    assert len(set(hook.bodies)) == 30
+
+
+@pytest.fixture
+def authority(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Any:
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    monkeypatch.setenv("SSL_CERT_FILE", str(bundle))  # httpx and the fast client trust it
+    return ca
+
+
+def test_https_goes_through_the_fast_client_with_the_certificate_checked(
+        authority: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ssl
+
+    from simulator import load
+
+    def no_httpx(*args: object, **kwargs: object) -> None:
+        raise AssertionError("https went through httpx")
+
+    monkeypatch.setattr(load, "_httpx_worker", no_httpx)
+
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("127.0.0.1").configure_cert(server_context)
+    with AuthWebhook(revoke_after=10**6, tls=server_context) as hook:
+        delivery = delivery_options_from({"url": hook.url, "token_url": hook.token_url,
+                                          "client_id": "me", "client_secret": "pw"}, str)
+        stats = asyncio.run(run_load(CallbackSource.from_taps(TapOptions(seed=15)), delivery,
+                                     LoadOptions(count=40, duration=None, concurrency=4)))
+    assert (stats.sent, stats.ok) == (40, 40)
+    assert len(set(hook.bodies)) == 40
+    assert [p for b in hook.bodies for p in validate_callback(json.loads(b))] == []
+
+
+def test_an_untrusted_certificate_is_a_tls_error_not_a_delivery(
+        authority: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ssl
+
+    import trustme
+
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    trustme.CA().issue_cert("127.0.0.1").configure_cert(server_context)  # another authority
+    with AuthWebhook(revoke_after=10**6, tls=server_context) as hook:
+        delivery = delivery_options_from({"url": hook.url}, str)
+        stats = asyncio.run(run_load(CallbackSource.from_taps(TapOptions(seed=16)), delivery,
+                                     LoadOptions(count=3, duration=None, concurrency=1)))
+    assert stats.ok == 0 and stats.errors["tls"] == 3
+    assert hook.bodies == []
