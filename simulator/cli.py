@@ -1081,6 +1081,7 @@ def _load_settings(command: Callable[..., Any]) -> Callable[..., Any]:
               help="Buttons tapped without a scenario; repeatable.  [default: the demo three]")
 @IDENTITY_OPTION
 @BUSINESS_COUNTRY_OPTION
+@kind_options
 @click.option("--report", type=FILE_PATH, metavar="FILE.json", help="Write the figures.")
 @click.option("--max-p99", type=click.FloatRange(min=0), metavar="MS",
               help="Threshold: fail (exit 1) if the p99 latency is above this.")
@@ -1108,6 +1109,8 @@ def load(scenario: str | None, **options: Any) -> int:
     from pathlib import Path
 
     from simulator.delivery import delivery_options_from
+    from simulator.kinds import BUTTON
+    from simulator.kinds.options import kind_from, wants_kind_list
     from simulator.load import (
         CallbackSource,
         LoadOptions,
@@ -1130,6 +1133,12 @@ def load(scenario: str | None, **options: Any) -> int:
         parse_shares,
     )
 
+    if wants_kind_list(options):
+        return ExitCode.OK
+    kind, kind_args = kind_from(options)
+    if kind != BUTTON and (scenario is not None or options["buttons"]):
+        raise WasimError(f"--kind {kind} sends new users' callbacks of that kind",
+                         where="--kind", hint="Drop the scenario and --button, or the --kind.")
     # click's ranges let NaN and infinity through (every comparison with NaN is false).
     check_number(options["max_p99"], "--max-p99", low=0)
     check_number(options["max_error_rate"], "--max-error-rate", low=0, high=1)
@@ -1169,7 +1178,7 @@ def load(scenario: str | None, **options: Any) -> int:
             seed=seed, countries=_split_codes(options["countries"]),
             buttons=buttons_from_labels(labels) if labels else DEFAULT_BUTTONS,
             identity=identity, business_country=options["business_country"],
-            wall_clock=True))
+            wall_clock=True), kind=None if kind == BUTTON else kind, kind_args=kind_args)
         source = spec.build()
     delivery = delivery_options_from(settings, where, allow_remote=options["allow_remote"])
     if options["count"]:

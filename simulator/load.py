@@ -127,6 +127,7 @@ class CallbackSource:
         self.count = 0
         self.envelope = "kaleyra"  # "meta": each body in Meta's envelope (run_load sets it)
         self.pool = LEAN_POOL
+        self.kind: tuple[str, Any, random.Random] | None = None  # from_kind: name, args, draws
         self._lean: list[_Skeleton] | None = []
         streams = factory.streams
         # The draws a splice makes: the same families as TapFactory.tap's, so a partition's
@@ -139,6 +140,19 @@ class CallbackSource:
         """New users from `options.countries` tapping `options.buttons`, like `render`."""
         factory = TapFactory(options)
         return cls(factory, CallbackTemplate(find_template(template), fake=factory.fake))
+
+    @classmethod
+    def from_kind(cls, options: TapOptions, kind: str, args: Any = None) -> CallbackSource:
+        """New users sending callbacks of `kind` (`wasim fire --kind`), with `args` (KindArgs)."""
+        from simulator.kinds import BUTTON, KindArgs, get_kind
+
+        if kind == BUTTON:
+            return cls.from_taps(options)
+        get_kind(kind)
+        source = cls.from_taps(options)
+        source.kind = (kind, args if args is not None else KindArgs(),
+                       source.factory.streams[f"kind:{kind}"])
+        return source
 
     @classmethod
     def from_scenario(cls, scenario: Any, seed: int | None = None,
@@ -180,8 +194,14 @@ class CallbackSource:
             tap = self.factory.tap(user, sent, button)
         return tap, self._render(tap)
 
-    def _render(self, tap: Tap) -> bytes:
-        body = render_tap(self.template, tap)
+    def _render(self, tap: Tap, rnd: random.Random | None = None) -> bytes:
+        if self.kind is None:
+            body = render_tap(self.template, tap)
+        else:
+            from simulator.kinds import kind_body
+
+            name, args, draws = self.kind
+            body = kind_body(name, tap, args, rnd or draws)
         return wrap(body) if self.envelope == "meta" else body
 
     def body(self) -> bytes:
@@ -196,9 +216,20 @@ class CallbackSource:
         the splice cannot reproduce (checked on every skeleton) renders in full each time.
         """
         if self._lean is None or len(self._lean) < self.pool:
+            # A kind draws its own values (texts, media ids) per callback: the skeleton is
+            # built with the same draws as the callback it comes from.
+            state = self.kind[2].getstate() if self.kind is not None else None
             tap, body = self.next()
             if self._lean is not None:
-                skeleton = _Skeleton.make(tap, body, self._render)
+                replay = random.Random()
+
+                def render(marked: Tap) -> bytes:
+                    if state is None:
+                        return self._render(marked)
+                    replay.setstate(state)
+                    return self._render(marked, replay)
+
+                skeleton = _Skeleton.make(tap, body, render)
                 if skeleton is None:
                     self._lean = None  # this template cannot be spliced: render every one
                 else:
@@ -232,7 +263,7 @@ class _Skeleton(NamedTuple):
                          trace_id="@@wasim-lean:2@@")
         try:
             text = render(marked)
-        except WasimError:
+        except (WasimError, ValueError, TypeError):  # a builder that reads the values
             return None
         pieces = _MARK.split(text)
         fields = tuple(int(i) for i in pieces[1::2])
@@ -1303,6 +1334,8 @@ class SourceSpec:
     scenario: str | None = None  # a scenario file or built-in name, loaded again per worker
     seed: int | None = None
     identity: tuple[tuple[str, float], ...] | None = None  # --identity over the scenario's
+    kind: str | None = None  # `--kind`: callbacks of this kind (not with a scenario)
+    kind_args: Any = None  # its KindArgs
 
     def build(self, partition: int = 0) -> CallbackSource:
         """The source of worker `partition`."""
@@ -1317,7 +1350,10 @@ class SourceSpec:
             return CallbackSource.from_scenario(loaded, seed=self.seed, partition=partition)
         if self.taps is None:
             raise WasimError("a load source needs tap options or a scenario")
-        return CallbackSource.from_taps(replace(self.taps, partition=partition))
+        taps = replace(self.taps, partition=partition)
+        if self.kind is not None:
+            return CallbackSource.from_kind(taps, self.kind, self.kind_args)
+        return CallbackSource.from_taps(taps)
 
 
 @dataclass(frozen=True)
@@ -1501,7 +1537,7 @@ def run_workers(spec: SourceSpec, settings: dict[str, Any], options: LoadOptions
                     crashed.append(f"worker {k} died (exit code {process.exitcode})")
                     stop.set()
                     go.set()
-            if go.is_set() and on_tick is not None and now - last_tick >= 0.5:
+            if go.is_set() and latest and on_tick is not None and now - last_tick >= 0.5:
                 last_tick = now
                 on_tick(merged())
     except KeyboardInterrupt:

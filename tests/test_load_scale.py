@@ -410,3 +410,48 @@ def test_an_untrusted_certificate_is_a_tls_error_not_a_delivery(
                                      LoadOptions(count=3, duration=None, concurrency=1)))
     assert stats.ok == 0 and stats.errors["tls"] == 3
     assert hook.bodies == []
+
+
+# --- every kind ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["text", "image", "location", "reaction", "status"])
+def test_every_kind_gives_unique_valid_callbacks_of_that_kind(kind: str) -> None:
+    source = CallbackSource.from_kind(TapOptions(seed=17), kind)
+    source.pool = 4
+    bodies = [source.body() for _ in range(80)]
+    documents = [json.loads(b)["meta_object"]["value"] for b in bodies]
+    assert [p for b in bodies for p in validate_callback(json.loads(b))] == []
+    if kind == "status":
+        ids = [d["statuses"][0]["id"] for d in documents]
+    else:
+        ids = [d["messages"][0]["id"] for d in documents]
+        assert {d["messages"][0]["type"] for d in documents} == {kind}
+    assert len(set(ids)) == 80
+
+
+def test_load_kind_from_the_command_line_with_two_workers(receiver: Receiver) -> None:
+    from click.testing import CliRunner
+
+    from simulator.cli import cli
+
+    result = CliRunner().invoke(cli, ["load", "--url", receiver.url, "--kind", "text",
+                                      "--text", "STOP", "--count", "60", "-c", "4",
+                                      "--workers", "2", "--seed", "5"])
+    assert result.exit_code == 0, result.output
+    arrivals = receiver.wait_for(60)
+    messages = [json.loads(a.body)["meta_object"]["value"]["messages"][0] for a in arrivals]
+    assert {m["text"]["body"] for m in messages} == {"STOP"}
+    assert len({m["id"] for m in messages}) == 60
+    assert [a.problems for a in arrivals if a.problems] == []
+
+
+def test_a_kind_with_a_scenario_is_one_line_error() -> None:
+    from click.testing import CliRunner
+
+    from simulator.cli import cli
+
+    result = CliRunner().invoke(cli, ["load", "opt-out-storm", "--url", "http://127.0.0.1:9/",
+                                      "--kind", "text", "--count", "1"])
+    assert result.exit_code == 2
+    assert result.stderr.strip().startswith("wasim: error: --kind:")
