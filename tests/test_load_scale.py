@@ -119,7 +119,7 @@ def test_the_loop_probe_records_how_late_the_loop_runs_a_timer() -> None:
 def stats_with(*, rate: float | None, late_busy: int = 0, late_loop: int = 0,
                loop_lag_ms: float = 0.5) -> LoadStats:
     stats = LoadStats(rate_asked=rate, connections=8, late=late_busy + late_loop,
-                      late_busy=late_busy, late_loop=late_loop)
+                      late_busy=late_busy, late_loop=late_loop, sent=10_000)
     for _ in range(100):
         stats.loop_lag.record(loop_lag_ms * 1000)
         stats.latency.record(40_000)
@@ -141,6 +141,20 @@ def test_late_requests_with_a_late_loop_blame_wasim_not_the_target() -> None:
 
 def test_late_requests_that_found_a_free_connection_blame_wasim() -> None:
     assert stats_with(rate=5000, late_busy=2, late_loop=400).behind() == "wasim"
+
+
+def test_a_few_late_requests_in_a_long_run_are_noise_not_falling_behind() -> None:
+    assert stats_with(rate=2000, late_loop=30).behind() is None  # 0.3% of 10,000
+    assert stats_with(rate=2000, late_loop=300).behind() == "wasim"
+
+
+def test_the_first_bodies_are_drawn_before_the_clock_starts() -> None:
+    source = CallbackSource.from_taps(TapOptions(seed=18, wall_clock=False, start=1_700_000_000))
+    same = CallbackSource.from_taps(TapOptions(seed=18, wall_clock=False, start=1_700_000_000))
+    source.pool = 16
+    source.prepare(10)
+    assert source._lean is not None and len(source._lean) == 10  # drawn ahead
+    assert [source.body() for _ in range(12)] == [same.next()[1] for _ in range(12)]
 
 
 def test_as_fast_as_possible_says_when_wasim_s_cpu_set_the_pace() -> None:
