@@ -469,3 +469,71 @@ def test_a_kind_with_a_scenario_is_one_line_error() -> None:
                                       "--kind", "text", "--count", "1"])
     assert result.exit_code == 2
     assert result.stderr.strip().startswith("wasim: error: --kind:")
+
+
+def test_ctrl_c_stops_every_worker_and_exits_130(receiver: Receiver) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "simulator", "load", "--url", receiver.url, "--rate", "50",
+         "--duration", "10m", "-c", "2", "--workers", "2", "--seed", "3"],
+        stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert process.stderr is not None
+        banner = ""
+        while not banner.startswith("load:"):
+            banner = process.stderr.readline()
+            assert banner, "wasim load ended before it started"
+        receiver.wait_for(4)  # both workers are sending
+        children = [int(pid) for pid in subprocess.run(
+            ["pgrep", "-P", str(process.pid)], capture_output=True, text=True).stdout.split()]
+        assert len(children) >= 2
+        os.killpg(process.pid, signal.SIGINT)  # what a terminal's Ctrl+C does
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert process.returncode == 130
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    assert all(gone(child) for child in children)  # no worker left behind
+
+
+def gone(pid: int, patience: float = 30.0) -> bool:
+    """Whether process `pid` has ended (or is a zombie), waiting up to `patience` seconds."""
+    import time
+
+    deadline = time.monotonic() + patience
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/status") as status:
+                if "State:\tZ" in status.read():
+                    return True
+        except OSError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_given_httpx_client_carries_the_load_as_the_runner_s_seam() -> None:
+    import httpx
+
+    seen: list[bytes] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request.content)
+        return httpx.Response(200)
+
+    async def main() -> LoadStats:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
+            delivery = delivery_options_from({"url": "http://127.0.0.1:9/hook"}, str)
+            return await run_load(CallbackSource.from_taps(TapOptions(seed=19)), delivery,
+                                  LoadOptions(count=25, duration=None, concurrency=3),
+                                  client=client)
+
+    stats = asyncio.run(main())
+    assert (stats.sent, stats.ok) == (25, 25)
+    assert len(set(seen)) == 25  # every request went through the given client
