@@ -524,8 +524,8 @@ def test_a_given_httpx_client_carries_the_load_as_the_runner_s_seam() -> None:
     seen: list[bytes] = []
 
     def answer(request: httpx.Request) -> httpx.Response:
-        seen.append(request.content)
-        return httpx.Response(200)
+        seen.append(request.read())
+        return httpx.Response(200, stream=httpx.ByteStream(b"ok"))  # as a server streams
 
     async def main() -> LoadStats:
         async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
