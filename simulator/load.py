@@ -612,6 +612,7 @@ class LoadOptions:
     count: int | None = None  # stop after this many requests
     concurrency: int = 64  # connections (requests in flight at most)
     history_sample: int = 0  # keep 1 attempt in N in the history; 0: none
+    phase: float = 0.0  # open loop: seconds the schedule starts late (worker k of N: k/rate)
 
     def __post_init__(self) -> None:
         check_number(self.rate, "--rate", low=0, above=True)
@@ -1090,7 +1091,7 @@ class _Slots:
         self.issued += 1
         if options.rate is None:
             return 0.0
-        due = self.started + (self.issued - 1) / options.rate
+        due = self.started + options.phase + (self.issued - 1) / options.rate
         return due if due < self.deadline else None
 
     async def next_turn(self) -> bool:
@@ -1398,7 +1399,10 @@ def split_options(options: LoadOptions, workers: int) -> list[LoadOptions]:
         count = None if options.count is None \
             else options.count // workers + (k < options.count % workers)
         rate = None if options.rate is None else options.rate / workers
-        shares.append(replace(options, rate=rate, concurrency=connections, count=count))
+        # Worker k's slots fall between the others', so together they leave evenly spaced.
+        phase = 0.0 if options.rate is None else k / options.rate
+        shares.append(replace(options, rate=rate, concurrency=connections, count=count,
+                              phase=phase))
     return shares
 
 

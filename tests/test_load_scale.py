@@ -264,7 +264,17 @@ def test_the_options_are_split_between_workers_without_losing_any() -> None:
     assert [s.concurrency for s in shares] == [3, 2, 2]
     assert [s.count for s in shares] == [34, 34, 33]
     assert [s.rate for s in shares] == [pytest.approx(1000 / 3)] * 3
+    assert [s.phase for s in shares] == [0, pytest.approx(0.001), pytest.approx(0.002)]
     assert len(split_options(LoadOptions(concurrency=2), 8)) == 2  # a worker per connection
+
+
+def test_a_worker_s_slots_fall_between_the_others() -> None:
+    first, second = split_options(LoadOptions(rate=100, duration=1.0, concurrency=2), 2)
+    due = []
+    for share in (first, second):
+        slots = _Slots(share, lambda: 100.0, 100.0)
+        due += [slots.take() or 0.0 for _ in range(3)]
+    assert sorted(due) == [pytest.approx(100.0 + k / 100) for k in range(6)]
 
 
 def test_a_worker_that_dies_is_reported_and_the_run_stops(receiver: Receiver) -> None:
