@@ -1446,6 +1446,8 @@ def _worker_main(job: WorkerJob, queue: Any, go: Any, stop: Any) -> None:
             queue.put(("tick", index, stats.as_data()))
 
         def attempt(record: Attempt) -> None:
+            # Each worker counts its own requests: its index keeps the ids apart.
+            record = replace(record, delivery_id=f"{record.delivery_id}_w{index}")
             queue.put(("attempt", index, record))
 
         stats = run_fast(run_load(source, delivery, job.options, on_tick=tick,

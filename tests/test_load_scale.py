@@ -547,3 +547,19 @@ def test_a_given_httpx_client_carries_the_load_as_the_runner_s_seam() -> None:
     stats = asyncio.run(main())
     assert (stats.sent, stats.ok) == (25, 25)
     assert len(set(seen)) == 25  # every request went through the given client
+
+
+def test_sampled_history_from_workers_lands_in_one_file_with_distinct_ids(
+        receiver: Receiver, tmp_path: Any) -> None:
+    from click.testing import CliRunner
+
+    from simulator.cli import cli
+
+    history = tmp_path / "history.jsonl"
+    result = CliRunner().invoke(cli, ["load", "--url", receiver.url, "--count", "40", "-c", "2",
+                                      "--workers", "2", "--history-sample", "5", "--history",
+                                      str(history), "--seed", "6"])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in history.read_text().splitlines()]
+    assert len(lines) == 8  # 1 in 5 of each worker's 20
+    assert len({line["delivery"] for line in lines}) == 8
