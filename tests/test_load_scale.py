@@ -563,3 +563,16 @@ def test_sampled_history_from_workers_lands_in_one_file_with_distinct_ids(
     lines = [json.loads(line) for line in history.read_text().splitlines()]
     assert len(lines) == 8  # 1 in 5 of each worker's 20
     assert len({line["delivery"] for line in lines}) == 8
+
+
+def test_answer_heads_are_read_once_each_and_the_cache_stays_bounded() -> None:
+    from simulator import load
+
+    reader = load._AnswerReader()
+    for k in range(3 * load._HEADS_CAP):
+        answer = reader.feed(b"HTTP/1.1 200 OK\r\nX-Request: %d\r\nContent-Length: 2\r\n\r\nok"
+                             % k)
+        assert answer is not None and answer.status == 200 and answer.body == b"ok"
+    assert len(load._HEADS) <= load._HEADS_CAP
+    same = b"HTTP/1.1 503 Busy\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    assert reader.feed(same) == reader.feed(same) == (503, b"", True)  # cached: same answer
