@@ -1073,7 +1073,8 @@ def _load_settings(command: Callable[..., Any]) -> Callable[..., Any]:
               help="Connections, so requests in flight at most.")
 @click.option("--workers", "-w", type=Number(1, 256, integer=True), metavar="N",
               help="Processes sharing the rate and the connections, each drawing its own "
-                   "users and ids from the seed.  [default: the machine's cores]")
+                   "users and ids from the seed.  [default: the machine's cores; one per "
+                   "1,000 requests of a --count]")
 @click.option("--seed", type=SEED, help="Seed of the generated callbacks.  [default: random]")
 @click.option("--country", "countries", multiple=True, metavar="CODE",
               help="Users' countries without a scenario; repeat or comma-separate.")
@@ -1191,9 +1192,11 @@ def load(scenario: str | None, **options: Any) -> int:
         history = HistoryWriter(Path(options["history_path"])).open()
     live = sys.stderr.isatty()
     pace = f"{options['rate']:g}/s" if options["rate"] else "as fast as possible"
-    # An app runs inside this process, so it gets one worker.
-    workers = 1 if delivery.target.kind != "url" else len(split_options(
-        load_options, options["workers"] or os.cpu_count() or 1))
+    # An app runs inside this process, so it gets one worker; a short --count is not worth
+    # starting processes for (a worker per 1,000 requests) unless --workers asks.
+    workers = options["workers"] or min(os.cpu_count() or 1,
+                                        -(-(options["count"] or 10**9) // 1000))
+    workers = 1 if delivery.target.kind != "url" else len(split_options(load_options, workers))
 
     def start() -> None:
         # Said once the run cannot be refused any more (a bad token URL is its one line).
