@@ -1,27 +1,34 @@
-"""Load throughput: unique callbacks/s delivered by `wasim load`, against baselines in one run.
+"""Load throughput and latency: `wasim load` against wrk, at one target, in one run.
 
-Starts a minimal fast receiver (an asyncio server answering 200 to every request), then
-measures, one after another on the same machine:
-  - `wasim load` as fast as possible (every request a new, valid callback);
-  - a plain httpx.AsyncClient loop posting one fixed body (what a hand-written script does);
-  - wrk posting one fixed body, when wrk is installed (the ceiling: C, no payload work);
-  - `wasim load` at a moderate open-loop rate, for its latency when the receiver is fast.
-Prints each figure and the ratios.
+The target is nginx when it is installed (a temporary config on a free loopback port, one
+worker process, no access log, `return 200`), else a minimal asyncio receiver. Measured one
+after another on the same machine:
+  - wrk posting one fixed body at 8 and 64 connections (the ceiling: C, no payload work), and
+    with one connection (the target's own answer time plus loopback, for the added latency);
+  - `wasim load` as fast as possible with 1 worker and with N (the cores), 8 and 64
+    connections: unique, valid callbacks per second and the ratio to wrk;
+  - `wasim load` at a steady 2,000/s and 5,000/s: its p99, and the p99 it adds over wrk's
+    one-connection p99 (so: over the target's own answer time).
+Prints the machine's load before and after: the machine may be shared.
 
-    python benchmarks/load.py [--seconds 5] [--concurrency 32]
+    python benchmarks/load.py [--seconds 5]
+    python benchmarks/load.py --soak 600 [--rate 5000] [--every 30]   # memory over time
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
 RECEIVER = r'''
 import asyncio, sys
@@ -51,27 +58,26 @@ async def main():
 asyncio.run(main())
 '''
 
-HTTPX_LOOP = r'''
-import asyncio, sys, time, httpx
-url, seconds, concurrency = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
-body = open(sys.argv[4], "rb").read()
-async def main():
-    done = 0
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits) as client:
-        deadline = time.perf_counter() + seconds
-        async def worker():
-            nonlocal done
-            while time.perf_counter() < deadline:
-                response = await client.post(url, content=body,
-                                             headers={"Content-Type": "application/json"})
-                assert response.status_code == 200
-                done += 1
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        print(done / (time.perf_counter() - started))
-asyncio.run(main())
-'''
+NGINX_CONF = """worker_processes 1;
+daemon off;
+pid {folder}/nginx.pid;
+error_log {folder}/error.log;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  client_body_temp_path {folder}/body;
+  proxy_temp_path {folder}/proxy;
+  fastcgi_temp_path {folder}/fastcgi;
+  uwsgi_temp_path {folder}/uwsgi;
+  scgi_temp_path {folder}/scgi;
+  keepalive_requests 1000000;
+  keepalive_timeout 120s;
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{ return 200 "ok"; }}
+  }}
+}}
+"""
 
 WRK_POST = 'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n' \
            'wrk.body = io.open("{body}"):read("*a")\n'
@@ -84,74 +90,178 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wasim_load(url: str, *args: str) -> dict[str, object]:
+def wait_for_port(port: int, seconds: float = 10.0) -> None:
+    """Return once something accepts connections on `port`."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"the target did not start on port {port}")
+
+
+def start_target(folder: Path) -> tuple[subprocess.Popen[bytes], str, str]:
+    """nginx when installed, else the asyncio receiver: the process, its URL and its name."""
+    port = free_port()
+    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists()
+                                      else None)
+    if nginx:
+        conf = folder / "nginx.conf"
+        conf.write_text(NGINX_CONF.format(folder=folder, port=port))
+        process = subprocess.Popen([nginx, "-c", str(conf), "-p", str(folder)],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        name = "nginx (1 worker process, return 200)"
+    else:
+        process = subprocess.Popen([sys.executable, "-c", RECEIVER, str(port)],
+                                   stdout=subprocess.DEVNULL)
+        name = "a minimal asyncio receiver (nginx is not installed)"
+    wait_for_port(port)
+    return process, f"http://127.0.0.1:{port}/webhook", name
+
+
+def wasim_load(url: str, *args: str) -> dict[str, Any]:
     """Run `wasim load` in its own process; its JSON report."""
     with tempfile.TemporaryDirectory() as folder:
         report = Path(folder) / "load.json"
         subprocess.run([sys.executable, "-m", "simulator", "load", "--url", url, "--seed", "1",
                         "--report", str(report), *args],
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        return json.loads(report.read_text())
+        figures: dict[str, Any] = json.loads(report.read_text())
+        return figures
+
+
+def wrk(url: str, connections: int, seconds: float, body: Path) -> dict[str, float] | None:
+    """wrk's requests/s, p50 and p99 (ms) posting `body`, or None without wrk."""
+    if not shutil.which("wrk"):
+        return None
+    script = body.with_suffix(".lua")
+    script.write_text(WRK_POST.format(body=body))
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency",
+                          "-s", str(script), url], check=True, capture_output=True,
+                         text=True).stdout
+    rate = re.search(r"Requests/sec:\s*([\d.]+)", out)
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+    figures = {"rate": float(rate.group(1)) if rate else 0.0}
+    for name, label in (("p50", "50%"), ("p99", "99%")):
+        found = re.search(label + r"\s+([\d.]+)(us|ms|s)\b", out)
+        figures[name] = float(found.group(1)) * scale[found.group(2)] if found else float("nan")
+    return figures
+
+
+def machine() -> str:
+    """How busy the machine is: cores and load averages."""
+    one, five, _ = os.getloadavg()
+    return f"{os.cpu_count()} cores, load average {one:.2f} (1 min), {five:.2f} (5 min)"
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of `pid` and its descendants, in MB (Linux /proc)."""
+    total = 0.0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        match = re.search(r"VmRSS:\s+(\d+) kB", status)
+        total += int(match.group(1)) / 1024 if match else 0.0
+        pending += [int(child) for child in children]
+    return total
+
+
+def soak(url: str, seconds: float, rate: float, every: float, workers: int) -> None:
+    """Run `wasim load` at `rate` for `seconds`, printing its memory every `every` seconds."""
+    print(f"soak: {rate:g}/s for {seconds:g} s, {workers} worker(s); {machine()}")
+    with tempfile.TemporaryDirectory() as folder:
+        report = Path(folder) / "soak.json"
+        process = subprocess.Popen(
+            [sys.executable, "-m", "simulator", "load", "--url", url, "--seed", "1",
+             "--rate", f"{rate:g}", "--duration", f"{seconds:g}s", "--workers", str(workers),
+             "--report", str(report)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        started = time.monotonic()
+        while process.poll() is None:
+            time.sleep(min(every, 1.0))
+            elapsed = time.monotonic() - started
+            if elapsed // every != (elapsed - min(every, 1.0)) // every:
+                print(f"  {elapsed:6.0f} s  RSS {rss_mb(process.pid):6.1f} MB "
+                      "(wasim and its workers)", flush=True)
+        figures = json.loads(report.read_text()) if report.exists() else {}
+    print(f"  done: {figures.get('sent', 0):,} sent, {figures.get('rate_per_s', 0):,.0f}/s, "
+          f"p99 {figures.get('latency_ms', {}).get('p99') or 0:.2f} ms; {machine()}")
 
 
 def main() -> None:
-    """Measure each client against the same receiver and print figures and ratios."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    """Measure wrk and `wasim load` against the same target and print figures and ratios."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each run")
-    parser.add_argument("--concurrency", type=int, default=32, help="connections per client")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="N for the N-worker runs  [default: the cores]")
+    parser.add_argument("--soak", type=float, metavar="SECONDS",
+                        help="only a soak run this long, printing memory as it goes")
+    parser.add_argument("--rate", type=float, default=5000.0, help="the soak's rate")
+    parser.add_argument("--every", type=float, default=30.0, help="the soak's print interval")
     args = parser.parse_args()
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/webhook"
-    receiver = subprocess.Popen([sys.executable, "-c", RECEIVER, str(port)],
-                                stdout=subprocess.PIPE, text=True)
-    try:
-        assert receiver.stdout is not None and receiver.stdout.readline().strip() == "ready"
-        body = subprocess.run([sys.executable, "-m", "simulator", "render", "--seed", "1"],
-                              check=True, capture_output=True).stdout.rstrip(b"\n")
-        with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as handle:
-            handle.write(body)
-        seconds, concurrency = f"{args.seconds:g}s", str(args.concurrency)
+    with tempfile.TemporaryDirectory() as folder:
+        target, url, name = start_target(Path(folder))
+        try:
+            if args.soak:
+                print(f"target: {name}")
+                soak(url, args.soak, args.rate, args.every, args.workers)
+                return
+            measure(url, name, args.seconds, args.workers, Path(folder))
+        finally:
+            target.terminate()
+            target.wait()
 
-        flat_out = wasim_load(url, "--duration", seconds, "--concurrency", concurrency)
-        wasim_rate = float(flat_out["rate_per_s"])  # type: ignore[arg-type]
-        # httpx's pool does worse with many tasks than with one: the baseline gets its best.
-        httpx_rates = {c: float(subprocess.run(
-            [sys.executable, "-c", HTTPX_LOOP, url, str(args.seconds), c, handle.name],
-            check=True, capture_output=True, text=True).stdout) for c in ("1", concurrency)}
-        httpx_best = max(httpx_rates, key=lambda c: httpx_rates[c])
-        httpx_rate = httpx_rates[httpx_best]
-        wrk_rate = None
-        if shutil.which("wrk"):
-            script = Path(handle.name).with_suffix(".lua")
-            script.write_text(WRK_POST.format(body=handle.name))
-            out = subprocess.run(["wrk", "-t1", f"-c{concurrency}", f"-d{seconds}", "-s",
-                                  str(script), url], check=True, capture_output=True,
-                                 text=True).stdout
-            match = re.search(r"Requests/sec:\s*([\d.]+)", out)
-            wrk_rate = float(match.group(1)) if match else None
-        paced = wasim_load(url, "--duration", seconds, "--rate", "2000", "--concurrency", "16")
-        latency = paced["latency_ms"]
-        assert isinstance(latency, dict)
-    finally:
-        receiver.terminate()
-        receiver.wait()
 
-    print(f"load benchmark: {args.seconds:g} s per client, {args.concurrency} connections, "
-          f"against a minimal asyncio receiver on this machine")
-    print(f"  wasim load (unique, valid callbacks)     {wasim_rate:>10,.0f} req/s "
-          f"({int(flat_out['failed'])} failed)")  # type: ignore[call-overload]
-    print(f"  httpx.AsyncClient loop (one fixed body)  {httpx_rate:>10,.0f} req/s "
-          f"(best of 1 and {args.concurrency} tasks: "
-          + ", ".join(f"{c} -> {r:,.0f}/s" for c, r in httpx_rates.items()) + ")")
-    if wrk_rate is not None:
-        print(f"  wrk (one fixed body)                     {wrk_rate:>10,.0f} req/s")
-    else:
-        print("  wrk                                      not installed (apt-get install wrk)")
-    print(f"  ratio wasim load / httpx loop            {wasim_rate / httpx_rate:>10.1f}x")
-    if wrk_rate:
-        print(f"  ratio wasim load / wrk                   {wasim_rate / wrk_rate:>10.2f}x")
-    print(f"  wasim load at 2,000 req/s: p50 {latency['p50']:.2f} ms, p95 {latency['p95']:.2f} "
-          f"ms, p99 {latency['p99']:.2f} ms (receiver included)")
+def measure(url: str, name: str, seconds: float, workers: int, folder: Path) -> None:
+    """The throughput and latency runs, printed as they finish."""
+    body = folder / "body.json"
+    body.write_bytes(subprocess.run([sys.executable, "-m", "simulator", "render", "--seed", "1"],
+                                    check=True, capture_output=True).stdout.rstrip(b"\n"))
+    print(f"load benchmark: {seconds:g} s a run, target {name}")
+    print(f"  before: {machine()}")
+    span = f"{seconds:g}s"
+    print("  as fast as possible (wasim: unique, valid callbacks; wrk: one fixed body)")
+    for connections in (8, 64):
+        ceiling = wrk(url, connections, seconds, body)
+        line = f"    {connections:>2} connections: "
+        line += f"wrk {ceiling['rate']:>9,.0f}/s" if ceiling else "wrk not installed"
+        for count in sorted({1, workers}):
+            figures = wasim_load(url, "--duration", span, "--concurrency", str(connections),
+                                 "--workers", str(count))
+            rate = float(figures["rate_per_s"])
+            ratio = f" ({rate / ceiling['rate']:.2f}x wrk)" if ceiling and ceiling["rate"] else ""
+            line += f" | wasim {count} worker{'s' if count > 1 else ''} {rate:>8,.0f}/s{ratio}"
+            if figures["failed"]:
+                line += f" [{figures['failed']} failed]"
+        print(line, flush=True)
+    own = wrk(url, 1, seconds, body)
+    baseline = own["p99"] if own else None
+    typical = own["p50"] if own else None
+    print("  steady rate, 64 connections: wasim's p99 and what it adds over the target's own "
+          "answer time, taken as wrk's with 1 connection: over its p99"
+          + (f" ({baseline:.3f} ms) and, stricter, over its p50 ({typical:.3f} ms)"
+             if own else " (wrk not installed)"))
+    for rate in (2000, 5000):
+        for count in sorted({1, workers}):
+            figures = wasim_load(url, "--duration", span, "--rate", str(rate), "--concurrency",
+                                 "64", "--workers", str(count))
+            latency, lag = figures["latency_ms"], figures["schedule_lag_ms"]
+            added = f"added p99 {latency['p99'] - baseline:.2f} ms (stricter: " \
+                f"{latency['p99'] - typical:.2f} ms)" if baseline is not None \
+                and typical is not None else "added p99 unknown"
+            print(f"    {rate:>5,}/s, {count} worker{'s' if count > 1 else ''}: "
+                  f"sent {figures['rate_per_s']:,.0f}/s, p50 {latency['p50']:.2f} ms, p99 "
+                  f"{latency['p99']:.2f} ms, {added}; wasim's schedule lag p99 "
+                  f"{(lag['p99'] or 0):.2f} ms, loop lag p99 "
+                  f"{(figures['loop_lag_ms']['p99'] or 0):.2f} ms"
+                  + (f"; {figures['verdict']}" if figures["verdict"] else ""), flush=True)
+    print(f"  after: {machine()}")
 
 
 if __name__ == "__main__":

@@ -1150,6 +1150,10 @@ def _load_settings(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--concurrency", "-c", type=Number(1, MAX_CONCURRENCY, integer=True), default=64,
               show_default=True,
               help="Connections, so requests in flight at most.")
+@click.option("--workers", "-w", type=Number(1, 256, integer=True), metavar="N",
+              help="Processes sharing the rate and the connections, each drawing its own "
+                   "users and ids from the seed.  [default: the machine's cores; one per "
+                   "1,000 requests of a --count]")
 @click.option("--seed", type=SEED, help="Seed of the generated callbacks.  [default: random]")
 @click.option("--country", "countries", multiple=True, metavar="CODE",
               help="Users' countries without a scenario; repeat or comma-separate.")
@@ -1157,6 +1161,7 @@ def _load_settings(command: Callable[..., Any]) -> Callable[..., Any]:
               help="Buttons tapped without a scenario; repeatable.  [default: the demo three]")
 @IDENTITY_OPTION
 @BUSINESS_COUNTRY_OPTION
+@kind_options
 @click.option("--report", type=FILE_PATH, metavar="FILE.json", help="Write the figures.")
 @click.option("--max-p99", type=click.FloatRange(min=0), metavar="MS",
               help="Threshold: fail (exit 1) if the p99 latency is above this.")
@@ -1176,7 +1181,6 @@ def load(scenario: str | None, **options: Any) -> int:
     History is off in load mode (it would grow by thousands of lines a second);
     --history-sample N keeps one attempt in N.
     """
-    import asyncio
     import json
     import os
     import secrets
@@ -1185,7 +1189,19 @@ def load(scenario: str | None, **options: Any) -> int:
     from pathlib import Path
 
     from simulator.delivery import delivery_options_from
-    from simulator.load import CallbackSource, LoadOptions, check_load, check_number, run_load
+    from simulator.kinds import BUTTON
+    from simulator.kinds.options import kind_from, wants_kind_list
+    from simulator.load import (
+        CallbackSource,
+        LoadOptions,
+        SourceSpec,
+        check_load,
+        check_number,
+        run_fast,
+        run_load,
+        run_workers,
+        split_options,
+    )
     from simulator.runner import scenario_settings
     from simulator.scenarios import load_scenario, parse_duration
     from simulator.settings import RETRY_KEYS, from_params, resolve
@@ -1197,6 +1213,12 @@ def load(scenario: str | None, **options: Any) -> int:
         parse_shares,
     )
 
+    if wants_kind_list(options):
+        return ExitCode.OK
+    kind, kind_args = kind_from(options)
+    if kind != BUTTON and (scenario is not None or options["buttons"]):
+        raise WasimError(f"--kind {kind} sends new users' callbacks of that kind",
+                         where="--kind", hint="Drop the scenario and --button, or the --kind.")
     # click's ranges let NaN and infinity through (every comparison with NaN is false).
     check_number(options["max_p99"], "--max-p99", low=0)
     check_number(options["max_error_rate"], "--max-error-rate", low=0, high=1)
@@ -1227,13 +1249,17 @@ def load(scenario: str | None, **options: Any) -> int:
         if _given("identity"):
             loaded = _with_identity(loaded, identity)
         source = CallbackSource.from_scenario(loaded, seed=options["seed"])
+        # The seed drawn here, so every worker plans the same business and cast.
+        spec = SourceSpec(scenario=scenario, seed=source.factory.options.seed,
+                          identity=identity if _given("identity") else None)
     else:
         labels = [b for v in options["buttons"] for b in v.split(",") if b.strip()]
-        source = CallbackSource.from_taps(TapOptions(
+        spec = SourceSpec(taps=TapOptions(
             seed=seed, countries=_split_codes(options["countries"]),
             buttons=buttons_from_labels(labels) if labels else DEFAULT_BUTTONS,
             identity=identity, business_country=options["business_country"],
-            wall_clock=True))
+            wall_clock=True), kind=None if kind == BUTTON else kind, kind_args=kind_args)
+        source = spec.build()
     delivery = delivery_options_from(settings, where, allow_remote=options["allow_remote"])
     if options["count"]:
         load_options = replace(load_options, duration=None)
@@ -1248,6 +1274,11 @@ def load(scenario: str | None, **options: Any) -> int:
     live = not is_plain(sys.stderr)
     display: LiveLine | None = None
     pace = f"{options['rate']:g}/s" if options["rate"] else "as fast as possible"
+    # An app runs inside this process, so it gets one worker; a short --count is not worth
+    # starting processes for (a worker per 1,000 requests) unless --workers asks.
+    workers = options["workers"] or min(os.cpu_count() or 1,
+                                        -(-(options["count"] or 10**9) // 1000))
+    workers = 1 if delivery.target.kind != "url" else len(split_options(load_options, workers))
 
     def start() -> None:
         # Said once the run cannot be refused any more (a bad token URL is its one line).
@@ -1258,7 +1289,8 @@ def load(scenario: str | None, **options: Any) -> int:
             click.echo("history: off in load mode (--history-sample N keeps 1 attempt in N)",
                        err=True)
         click.echo(f"load: {delivery.target.label}, {pace}, {options['concurrency']} "
-                   f"connections, {options['count'] or options['duration']}", err=True)
+                   f"connections, {options['count'] or options['duration']}"
+                   + (f", {workers} workers" if workers > 1 else ""), err=True)
 
     def tick(stats: Any) -> None:
         nonlocal display
@@ -1270,9 +1302,15 @@ def load(scenario: str | None, **options: Any) -> int:
             click.echo(stats.line(), err=True)
 
     try:
-        stats = asyncio.run(run_load(source, delivery, load_options, on_tick=tick,
-                                     on_attempt=history.append if history else None,
-                                     on_start=start))
+        if workers > 1:
+            stats = run_workers(spec, settings, load_options, workers,
+                                allow_remote=options["allow_remote"], on_tick=tick,
+                                on_attempt=history.append if history else None,
+                                on_start=start)
+        else:
+            stats = run_fast(run_load(source, delivery, load_options, on_tick=tick,
+                                      on_attempt=history.append if history else None,
+                                      on_start=start))
     finally:
         if history is not None:
             history.close()
@@ -1296,8 +1334,12 @@ def load(scenario: str | None, **options: Any) -> int:
     click.echo(f"{stats.sent:,} sent, {stats.ok:,} ok, {stats.failed:,} failed"
                + (f" ({', '.join(f'{k} {v}' for k, v in stats.errors.items())})"
                   if stats.errors else "")
-               + (f"; {stats.late:,} left late (the target fell behind the rate)"
-                  if stats.late else ""))
+               + (f"; {stats.late:,} left late" if stats.late else ""))
+    verdict = stats.verdict()
+    if verdict:
+        click.echo(verdict)
+    for crash in stats.crashed:
+        click.echo(f"{crash}: the run stopped early")
     for breach in breaches:
         click.echo(f"threshold broken: {breach}")
     if options["report"]:
@@ -1308,7 +1350,7 @@ def load(scenario: str | None, **options: Any) -> int:
         except OSError as exc:
             raise WasimError(f"cannot write the report ({exc.strerror})",
                              where=str(path)) from None
-    return ExitCode.FAILED if breaches else ExitCode.OK
+    return ExitCode.FAILED if breaches or stats.crashed else ExitCode.OK
 
 
 @cli.command()
