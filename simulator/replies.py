@@ -170,7 +170,8 @@ async def check_reply(book: ReplyBook, send: PlannedSend, expect: ReplyExpectati
     high = last and expect.count is not None
 
     def counts() -> dict[str, int]:
-        return {user: sum(expect.matches(m) for m in book.replies(key, user))
+        # A message Meta refuses (an undefined template) never reaches the phone.
+        return {user: sum(expect.matches(m) and not m.error for m in book.replies(key, user))
                 for user in wanted}
 
     def done() -> bool:
@@ -190,7 +191,8 @@ async def check_reply(book: ReplyBook, send: PlannedSend, expect: ReplyExpectati
         need = per_tap * n
         if low and found[user] < need:
             got = f"only {found[user]}" if found[user] else "none"
-            failures.append(Failure("reply", f"expected {_amount(expect, need)} {expect.describe()}"
+            failures.append(Failure("reply", f"{_refused(book.replies(key, user))}expected "
+                                    f"{_amount(expect, need)} {expect.describe()}"
                                     f" to {user} within {expect.within:g} s, got {got}{batch};"
                                     f" {_listing(book.replies(key, user))}"))
         elif high and found[user] > need:
@@ -199,6 +201,19 @@ async def check_reply(book: ReplyBook, send: PlannedSend, expect: ReplyExpectati
                                     f"{user} for one tap, expected exactly {need}{copy}; "
                                     f"{_listing(book.replies(key, user))}"))
     return failures
+
+
+def _refused(messages: Sequence[SentMessage]) -> str:
+    """Why a reply that was sent does not count: a template the scenario does not define."""
+    from simulator.sendapi import TEMPLATE_MISSING
+
+    names = list(dict.fromkeys(m.template for m in messages if m.error == TEMPLATE_MISSING))
+    if not names:
+        return ""
+    listed = ", ".join(repr(n) for n in names)
+    return (f"the app sent template {listed}, which the scenario does not define: Kaleyra "
+            f"accepts it and reports it failed ({TEMPLATE_MISSING}; add it to `templates:` if "
+            "the account has it); ")
 
 
 def _amount(expect: ReplyExpectation, need: int) -> str:
@@ -244,6 +259,8 @@ async def resolve_tap_reply(book: ReplyBook, plan: Plan, send: PlannedSend
 
     def found() -> tuple[SentMessage, Button] | None:
         for message in reversed(book.messages_to(user, after)):
+            if message.error:  # refused by Meta (an undefined template): not on the phone
+                continue
             button = button_of(message, spec.button)
             if button is not None:
                 return message, button
@@ -252,7 +269,8 @@ async def resolve_tap_reply(book: ReplyBook, plan: Plan, send: PlannedSend
     await book.wait(lambda: found() is not None, book.clock() + spec.within)
     hit = found()
     if hit is None:
-        return Failure("tap_reply", f"no message from the app to {user} with a "
+        return Failure("tap_reply", f"{_refused(book.messages_to(user, after))}"
+                                    f"no message from the app to {user} with a "
                                     f"{spec.button!r} button within {spec.within:g} s; "
                                     f"{_listing(book.messages_to(user, after))}")
     message, button = hit

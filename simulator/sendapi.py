@@ -39,6 +39,7 @@ from simulator.delivery import (
     url_target,
 )
 from simulator.errors import WasimError
+from simulator.kinds.status import error_object
 from simulator.models import Business, Button, Tap, TemplateMessage
 from simulator.taps import TapFactory, business_ids
 from simulator.wamid import encode_wamid
@@ -74,6 +75,9 @@ OUTCOMES = ("read", "failed", "not-sent")
 FAILED_ERROR = {"code": 131026, "title": "Message undeliverable",
                 "message": "Message undeliverable",
                 "error_data": {"details": "Message could not be delivered (simulated by wasim)"}}
+# Meta's error for a template the account does not have: Kaleyra accepts the send (202) and
+# forwards Meta's failure in a FAILED status (send-api.md 5.5).
+TEMPLATE_MISSING = 132001
 _V1_TYPES = ("text", "template", "mediatemplate", "authenticationtemplate", "media", "location",
              "interactive", "button", "list", "order_details")
 _V2_MEDIA = ("image", "video", "audio", "document", "sticker")
@@ -161,6 +165,9 @@ class SentMessage:
     ref2: str = ""
     callback_url: str = ""
     """V1 only: where its GET status callbacks go."""
+    error: int = 0
+    """Meta's error code this message fails with (132001: the account has no such
+    template), 0 for none: it never reaches the phone, a FAILED status follows instead."""
     request: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
     """The fields as parsed (V1) or the messaging_object (V2)."""
 
@@ -168,8 +175,9 @@ class SentMessage:
         """One line: number, version, to whom, what."""
         what = f"template {self.template}" if self.template else f"{self.type} {self.text!r}"
         extra = f" [{', '.join(b.payload for b in self.buttons)}]" if self.buttons else ""
+        fails = f", fails {self.error}" if self.error else ""
         return _one_line(f"#{self.number} {self.version} {self.business} -> {self.to}: "
-                         f"{what}{extra} ({self.recipient_id})")
+                         f"{what}{extra} ({self.recipient_id}{fails})")
 
 
 @dataclass(frozen=True)
@@ -514,13 +522,12 @@ class MockApi:
                                          "the account.")
         return digits
 
-    def _known_template(self, message: SentMessage, where: str) -> SentMessage:
-        """Refuse a template the account does not have (with a scenario: the ones it names)."""
+    def _known_template(self, message: SentMessage) -> SentMessage:
+        """Mark a template the account does not have (with a scenario: one it does not name)
+        to fail with Meta's 132001: Kaleyra accepts the send and reports the failure later."""
         known = self.options.templates
         if message.template and known is not None and message.template not in known:
-            listed = ", ".join(known) or "none"
-            raise _bad(where, f"template {message.template!r} does not exist (the scenario "
-                              f"defines: {listed})")
+            return replace(message, error=TEMPLATE_MISSING)
         return message
 
     def _fault_now(self) -> None:
@@ -550,7 +557,7 @@ class MockApi:
         if not recipients or len(recipients) > MAX_RECIPIENTS or not all(
                 r.isdigit() and 8 <= len(r) <= 15 for r in recipients):
             raise _bad("to", "invalid number")
-        parsed = self._known_template(_v1_message(fields), "template_name")
+        parsed = self._known_template(_v1_message(fields))
         callback_url = fields.get("callback_url", "")
         if callback_url and urlsplit(callback_url).scheme not in ("http", "https"):
             raise _bad("callback_url", "must be an http(s) URL")
@@ -590,8 +597,7 @@ class MockApi:
         extra = document.get("extra_info") or {}
         if not isinstance(extra, dict):
             raise _bad("extra_info", "must be an object")
-        parsed = self._known_template(v2_message(document["messaging_object"]),
-                                      "messaging_object.template.name")
+        parsed = self._known_template(v2_message(document["messaging_object"]))
         message_id = str(uuid.UUID(int=self._random.getrandbits(128), version=4))
         message = self._record(len(body), replace(
             parsed, version="v2", business=business, message_id=message_id,
@@ -632,7 +638,8 @@ class MockApi:
             return
         if message.version == "v1" and not message.callback_url:
             return
-        outcome = self._take_outcome()
+        # A message Meta refuses (a missing template) fails whatever outcome is asked for.
+        outcome = "refused" if message.error else self._take_outcome()
         if len(self._pending) >= MAX_PENDING:
             # A flood of sends with long status delays must not grow without bound: these
             # statuses are recorded as not sent, not silently lost.
@@ -650,9 +657,12 @@ class MockApi:
         loop.call_soon_threadsafe(start)
 
     def plan(self, outcome: str) -> list[str]:
-        """The statuses a message gets for `outcome` (read: the configured ones)."""
+        """The statuses a message gets for `outcome` (read: the configured ones; refused: a
+        failure Meta reports at once, with no sent before it)."""
         if outcome == "not-sent":
             return ["not-sent"]
+        if outcome == "refused":  # Meta refused it at once: it was never sent
+            return ["failed"]
         if outcome == "failed":
             return ["sent", "failed"] if "sent" in self.options.statuses else ["failed"]
         return list(self.options.statuses)
@@ -1003,7 +1013,7 @@ def v2_status_document(message: SentMessage, status: str, now: int,
                                  "origin": {"type": category}}
         entry["pricing"] = {"billable": True, "pricing_model": "PMP", "category": category}
     if status == "failed":
-        entry["errors"] = [dict(FAILED_ERROR)]
+        entry["errors"] = [error_object(message.error) if message.error else dict(FAILED_ERROR)]
     return {
         "meta_object": {"value": {
             "messaging_product": "whatsapp",
@@ -1027,7 +1037,8 @@ def v1_status_url(message: SentMessage, status: str, now: int) -> str:
     added += [(name, value) for name, value in (("ref", message.ref), ("ref1", message.ref1),
                                                  ("ref2", message.ref2)) if value]
     if status == "failed":
-        added += [("error_code", str(FAILED_ERROR["code"])), ("error", "Message undeliverable")]
+        error = error_object(message.error) if message.error else FAILED_ERROR
+        added += [("error_code", str(error["code"])), ("error", str(error["title"]))]
     query = f"{parts.query}&{urlencode(added)}" if parts.query else urlencode(added)
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
 

@@ -82,7 +82,8 @@ def test_a_reply_the_send_api_refuses_is_reported_not_raised() -> None:
     factory = TapFactory(TapOptions(seed=4))
     template = CallbackTemplate(find_template("button_tap"))
     bot = DemoBot()
-    with MockApi(ApiOptions(port=0, templates=("other",))) as api:  # no demo_catalogue
+    with MockApi(ApiOptions(port=0)) as api:
+        api.set_fault("E110", count=1)  # low balance: Kaleyra refuses the send at once
         bot.api = api
         user = factory.new_user("IN")
         shop = factory.tap(user, factory.send_template(user), DEFAULT_BUTTONS[0])
