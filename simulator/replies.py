@@ -50,6 +50,12 @@ def users_of(send: PlannedSend) -> list[str]:
     return [tap.user.wa_id for tap in (send.batch or (send.tap,))]
 
 
+def bsuids_of(send: PlannedSend) -> dict[str, str]:
+    """Each user's BSUID by number, for the users in the send's body that have one."""
+    return {tap.user.wa_id: tap.user.user_id for tap in (send.batch or (send.tap,))
+            if tap.user.user_id}
+
+
 class ReplyBook:
     """Which of the app's messages answer which tap, and waiting for them to arrive."""
 
@@ -61,7 +67,8 @@ class ReplyBook:
         # The app's messages by recipient, read from the mock once each (a run may have
         # thousands of waiters, each checking on every new message).
         self._seen = api.count  # what was sent before this run answers none of its taps
-        self._by_user: dict[str, list[SentMessage]] = {}
+        self._by_user: dict[str, list[SentMessage]] = {}  # by `to`: a number or a BSUID
+        self._bsuid: dict[str, str] = {}  # a user's BSUID by number: replies go to either
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tick: asyncio.Future[None] | None = None
         self._unwatch: Callable[[], None] | None = None
@@ -102,17 +109,28 @@ class ReplyBook:
             if not any(opened == key for _, opened in entries):
                 entries.append((mark, key))
 
+    def know(self, send: PlannedSend) -> None:
+        """Learn the BSUIDs of the send's users, so replies to them count as to the user."""
+        self._bsuid.update(bsuids_of(send))
+
     def last_mark(self, user: str) -> int:
         """The number of the newest message before the user's latest tap (0: none yet)."""
         entries = self._opened.get(user)
         return entries[-1][0] if entries else 0
 
     def messages_to(self, user: str, after: int = 0) -> list[SentMessage]:
-        """The app's messages to `user` during this run, numbered after `after`."""
+        """The app's messages to `user` (by number or BSUID) during this run, numbered after
+        `after`, oldest first."""
         for message in self.api.sent_after(self._seen):
             self._by_user.setdefault(message.to, []).append(message)
             self._seen = message.number
-        return [m for m in self._by_user.get(user.lstrip("+"), ()) if m.number > after]
+        number = user.lstrip("+")
+        found = [m for m in self._by_user.get(number, ()) if m.number > after]
+        bsuid = self._bsuid.get(number)
+        if bsuid:
+            found += [m for m in self._by_user.get(bsuid, ()) if m.number > after]
+            found.sort(key=lambda m: m.number)
+        return found
 
     def replies(self, key: str, user: str) -> list[SentMessage]:
         """The app's messages to `user` in the window of the tap `key`."""
@@ -164,6 +182,7 @@ async def check_reply(book: ReplyBook, send: PlannedSend, expect: ReplyExpectati
     from simulator.runner import Failure
 
     key = send.event.id
+    book.know(send)
     wanted = Counter(users_of(send))
     per_tap = expect.count if expect.count is not None else 1
     low = first and per_tap > 0
@@ -255,6 +274,7 @@ async def resolve_tap_reply(book: ReplyBook, plan: Plan, send: PlannedSend
     spec = plan.step(send.step).tap_reply
     assert spec is not None  # only tap_reply sends come here
     user = send.tap.user.wa_id
+    book.know(send)
     after = book.last_mark(user)
 
     def found() -> tuple[SentMessage, Button] | None:

@@ -14,9 +14,11 @@ import contextlib
 import csv
 import email.parser
 import email.policy
+import hashlib
 import json
 import math
 import random
+import re
 import socket
 import sys
 import threading
@@ -62,6 +64,13 @@ _IDLE_TIMEOUT = 30.0
 MAX_DELAY = 24 * 3600.0
 
 Version = Literal["v1", "v2"]
+Recipient = Literal["number", "bsuid"]
+# Whom a send may go to (wire-format.md section 10): an E.164 number, `+` optional, or a
+# business-scoped user id, `CC.` + up to 128 letters and digits (`CC.ENT.` for a parent).
+# pywa 4.5 replies to the BSUID when a callback carries one; a username-only user has no
+# number at all, so an app can only answer them there.
+_NUMBER = re.compile(r"\+?([0-9]{8,15})")
+_BSUID = re.compile(r"[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}")
 Fault = Literal["WA500", "E110", "429"]
 Outcome = Literal["read", "failed", "not-sent"]
 FAULTS: dict[str, tuple[int, str, str]] = {
@@ -142,7 +151,7 @@ class SentMessage:
     business: str
     """The sender number, digits."""
     to: str
-    """The recipient, digits."""
+    """The recipient: a number's digits (no `+`) or a BSUID (`IN.1410018717833190`)."""
     type: str
     """The request's type (V1 `type`, V2 `messaging_object.type`)."""
     text: str
@@ -165,6 +174,8 @@ class SentMessage:
     ref2: str = ""
     callback_url: str = ""
     """V1 only: where its GET status callbacks go."""
+    to_kind: Recipient = "number"
+    """Which `to` is: a phone number or a business-scoped user id."""
     error: int = 0
     """Meta's error code this message fails with (132001: the account has no such
     template), 0 for none: it never reaches the phone, a FAILED status follows instead."""
@@ -220,6 +231,19 @@ class ApiError(Exception):
 def _bad(field_name: str, reason: str) -> ApiError:
     """400 WA400 naming the field at fault (courier's `{"error":{"to":"invalid number"}}`)."""
     return ApiError(400, "WA400", "Refer to correct payload format.", {field_name: reason})
+
+
+def parse_recipient(value: str, where: str) -> tuple[str, Recipient]:
+    """A send's `to`: (digits, "number") for an E.164 number, `+` optional, or (the id,
+    "bsuid") for a business-scoped user id; anything else is 400 WA400 naming `where`."""
+    text = value.strip()
+    number = _NUMBER.fullmatch(text)
+    if number is not None:
+        return number.group(1), "number"
+    if _BSUID.fullmatch(text):
+        return text, "bsuid"
+    raise _bad(where, "invalid number: give an E.164 number (8-15 digits, + optional) or a "
+                      "BSUID (CC. + letters and digits)")
 
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -417,7 +441,8 @@ class MockApi:
         return newer[::-1]
 
     def sent_to(self, number: str, after: int = 0) -> list[SentMessage]:
-        """The kept messages to `number` (digits, `+` allowed) numbered after `after`."""
+        """The kept messages to `number` (digits, `+` allowed, or a BSUID) numbered after
+        `after`."""
         wanted = number.lstrip("+")
         return [m for m in self.sent if m.to == wanted and m.number > after]
 
@@ -553,10 +578,10 @@ class MockApi:
         if channel.lower() != "whatsapp":
             raise _bad("channel", "must be whatsapp")
         business = self._business(fields.get("from", ""), "from")
-        recipients = [r.strip().lstrip("+") for r in fields.get("to", "").split(",") if r.strip()]
-        if not recipients or len(recipients) > MAX_RECIPIENTS or not all(
-                r.isdigit() and 8 <= len(r) <= 15 for r in recipients):
-            raise _bad("to", "invalid number")
+        given = [r for r in fields.get("to", "").split(",") if r.strip()]
+        if not given or len(given) > MAX_RECIPIENTS:
+            raise _bad("to", f"invalid number: give 1 to {MAX_RECIPIENTS} recipients")
+        recipients = [parse_recipient(r, "to") for r in given]
         parsed = self._known_template(_v1_message(fields))
         callback_url = fields.get("callback_url", "")
         if callback_url and urlsplit(callback_url).scheme not in ("http", "https"):
@@ -564,9 +589,9 @@ class MockApi:
         message_id = str(uuid.UUID(int=self._random.getrandbits(128), version=4))
         refs = (fields.get("ref", ""), fields.get("ref1", ""), fields.get("ref2", ""))
         data = []
-        for index, recipient in enumerate(recipients):
+        for index, (recipient, kind) in enumerate(recipients):
             message = self._record(len(body), replace(
-                parsed, version="v1", business=business, to=recipient,
+                parsed, version="v1", business=business, to=recipient, to_kind=kind,
                 message_id=message_id, recipient_id=f"{message_id}:{index}",
                 ref=refs[0], ref1=refs[1], ref2=refs[2], callback_url=callback_url,
                 request=fields))
@@ -609,7 +634,8 @@ class MockApi:
     # --- recording and statuses ----------------------------------------------------------
 
     def _record(self, size: int, message: SentMessage) -> SentMessage:
-        wamid = encode_wamid(message.to, True, f"{self._random.getrandbits(72):018X}")
+        wamid = encode_wamid(_wamid_customer(message), True,
+                             f"{self._random.getrandbits(72):018X}")
         with self._changed:
             self._count += 1
             message = replace(message, number=self._count, received_at=self._clock(),
@@ -709,6 +735,14 @@ class MockApi:
             self._changed.notify_all()
         if self._on_status is not None:
             _call_watcher(self._on_status, delivery, "on_status")
+
+
+def _wamid_customer(message: SentMessage) -> str:
+    """The digits a wamid of a message to its recipient encodes: the number, or for a BSUID
+    (a GAP: no wamid of a message to a number-less user is public) digits derived from it."""
+    if message.to_kind == "number":
+        return message.to
+    return str(int.from_bytes(hashlib.sha256(message.to.encode()).digest()[:6], "big"))[:12]
 
 
 def _call_watcher(watcher: Callable[[Any], None], value: Any, name: str) -> None:
@@ -920,9 +954,7 @@ def _interactive_buttons(action: Mapping[str, Any], where: str) -> tuple[Button,
 
 def v2_message(meta: Mapping[str, Any]) -> SentMessage:
     """The message a V2 `messaging_object` (a Meta Cloud API message) describes."""
-    to = _text(meta.get("to")).strip().lstrip("+")
-    if not to.isdigit() or not 8 <= len(to) <= 15:
-        raise _bad("messaging_object.to", "invalid number")
+    to, to_kind = parse_recipient(_text(meta.get("to")), "messaging_object.to")
     kind = _text(meta.get("type")) or "text"
     if kind not in _V2_TYPES:
         raise _bad("messaging_object.type", f"unknown type {kind!r}")
@@ -931,7 +963,8 @@ def v2_message(meta: Mapping[str, Any]) -> SentMessage:
         raise _bad(f"messaging_object.{kind}", "missing or not an object")
     context = meta.get("context")
     context_id = _text(context.get("message_id")) if isinstance(context, dict) else ""
-    base = SentMessage(0, "v2", 0.0, "", to, kind, "", context_id=context_id, request=meta)
+    base = SentMessage(0, "v2", 0.0, "", to, kind, "", context_id=context_id, request=meta,
+                       to_kind=to_kind)
     where = f"messaging_object.{kind}"
     if kind == "text":
         body = _text(content.get("body"))
@@ -1004,8 +1037,9 @@ def v2_status_document(message: SentMessage, status: str, now: int,
                        rnd: random.Random) -> dict[str, Any]:
     """A Kaleyra V2 status callback (wire-format.md section 6) for `message`."""
     phone_number_id, waba_id = business_ids(message.business)
-    entry: dict[str, Any] = {"id": message.wamid, "status": status, "timestamp": str(now),
-                             "recipient_id": message.to}
+    entry: dict[str, Any] = {"id": message.wamid, "status": status, "timestamp": str(now)}
+    # Meta names a BSUID recipient in recipient_user_id (wire-format.md 10, status.py).
+    entry["recipient_id" if message.to_kind == "number" else "recipient_user_id"] = message.to
     if status in ("sent", "delivered"):
         category = _category(message)
         conversation = f"{rnd.getrandbits(128):032x}"
@@ -1062,7 +1096,8 @@ def reply_tap_options(message: SentMessage) -> dict[str, str]:
 def reply_tap(factory: TapFactory, message: SentMessage,
               button: Button | str | None = None) -> Tap:
     """The shopper's tap replying to `message`: `context.id` is its wamid, `reply_to` its
-    Kaleyra id, the refs echoed, and the business the number that sent it.
+    Kaleyra id, the refs echoed, and the business the number that sent it. A message to a
+    BSUID gets a tap from a user with that BSUID (their number drawn: the app never had it).
 
     `button` is one of the message's buttons (by label or payload), or the first of them.
     """
@@ -1077,7 +1112,8 @@ def reply_tap(factory: TapFactory, message: SentMessage,
             offered = ", ".join(b.payload for b in message.buttons) or "none"
             raise WasimError(f"message #{message.number} has no button {button!r}",
                              where="button", hint=f"Its buttons: {offered}.")
-    user = factory.new_user(number=message.to)
+    user = factory.new_user(number=message.to) if message.to_kind == "number" else \
+        replace(factory.new_user(), user_id=message.to)
     tap = factory.tap(user, sent_template(message), chosen)
     business = Business(message.business, *business_ids(message.business))
     return replace(tap, business=business)

@@ -102,6 +102,58 @@ def test_a_bad_v2_body_is_400_wa400(api: MockApi, body: bytes) -> None:
     assert api.sent == []
 
 
+@pytest.mark.parametrize(("to", "recorded", "kind"), [
+    ("+" + SHOPPER, SHOPPER, "number"), (SHOPPER, SHOPPER, "number"),
+    ("IN.1410018717833190", "IN.1410018717833190", "bsuid"),
+    ("US.13491208655302741918", "US.13491208655302741918", "bsuid"),
+    ("IN.ENT.11815799212886844830", "IN.ENT.11815799212886844830", "bsuid"),
+    ("BR.aB3dE5fG7h", "BR.aB3dE5fG7h", "bsuid"),
+])
+def test_a_v2_recipient_may_be_a_number_or_a_bsuid_and_the_kind_is_recorded(
+        api: MockApi, to: str, recorded: str, kind: str) -> None:
+    answer = httpx.post(api.v2_url(BUSINESS), json=v2_text(to=to), headers=KEY)
+    assert answer.status_code == 202
+    [sent] = api.sent
+    assert (sent.to, sent.to_kind) == (recorded, kind)
+    assert decode_wamid(sent.wamid).from_business
+    assert api.sent_to(to) == [sent]
+
+
+@pytest.mark.parametrize("to", ["", "12", "in.123", "IN.", "IN.12 34", "IND.123", "IN.ENT.",
+                                "IN.12-34", "++919812345678", "9198123456781234",
+                                "919812345678\u0663", "@asha_k", "IN." + "1" * 129])
+def test_any_other_recipient_is_400_wa400_naming_the_field(api: MockApi, to: str) -> None:
+    v2 = httpx.post(api.v2_url(BUSINESS), json=v2_text(to=to), headers=KEY)
+    v1 = httpx.post(api.v1_url(), headers=KEY, data={
+        "from": BUSINESS, "to": f"{SHOPPER},{to}" if to else "", "type": "text", "body": "x"})
+    for answer, field in ((v2, "messaging_object.to"), (v1, "to")):
+        assert (answer.status_code, answer.json()["code"]) == (400, "WA400")
+        assert "invalid number" in answer.json()["error"][field]
+    assert api.sent == []
+
+
+def test_a_v1_send_to_numbers_and_a_bsuid_records_each_kind(api: MockApi) -> None:
+    answer = httpx.post(api.v1_url(), headers=KEY, data={
+        "from": BUSINESS, "to": f"+{SHOPPER}, IN.1410018717833190", "type": "text",
+        "body": "x"})
+    assert answer.status_code == 202
+    assert [(m.to, m.to_kind) for m in api.sent] == [(SHOPPER, "number"),
+                                                     ("IN.1410018717833190", "bsuid")]
+    assert [d["recipient"] for d in answer.json()["data"]] == [SHOPPER, "IN.1410018717833190"]
+
+
+def test_a_status_of_a_message_to_a_bsuid_names_it_as_recipient_user_id(
+        receiver: Receiver) -> None:
+    webhook = delivery_options_from({"url": receiver.url}, lambda key: key)
+    with MockApi(ApiOptions(port=0), webhook=webhook) as api:
+        httpx.post(api.v2_url(BUSINESS), json=v2_text(to="IN.1410018717833190"), headers=KEY)
+        documents = [json.loads(a.body) for a in receiver.wait_for(3)]
+    for document in documents:
+        [entry] = document["meta_object"]["value"]["statuses"]
+        assert entry["recipient_user_id"] == "IN.1410018717833190"
+        assert "recipient_id" not in entry
+
+
 def quick_reply_template(payloads: list[str]) -> dict[str, Any]:
     """A V2 template with a body param and one quick-reply component per payload."""
     components: list[dict[str, Any]] = [
