@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
+import httpx
+import pytest
 from click.testing import CliRunner
 
 from simulator.demo_bot import CATALOGUE, DemoBot
@@ -52,6 +55,30 @@ def test_headless_demo_answers_every_tap_exactly_once_with_ids_that_line_up(
     for tap_id, sent in by_tap.items():
         assert sent.to == taps[tap_id] and sent.wamid.startswith("wamid.")
     assert {s.template or s.type for s in recorded.sent} == {CATALOGUE, "text"}
+
+
+def test_the_tui_demo_keeps_the_bots_replies_in_the_history_as_headless_does(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import simulator.tui.commands
+
+    history = tmp_path / "h.jsonl"
+    factory = TapFactory(TapOptions(seed=5))
+    user = factory.new_user("IN")
+    stop = factory.tap(user, factory.send_template(user), DEFAULT_BUTTONS[1])
+    body = render_tap(CallbackTemplate(find_template("button_tap")), stop)
+
+    def tap_once(app: Any) -> int:  # the UI, reduced to one tap on Stop promotions
+        assert httpx.post(app.delivery.target.url, content=body,
+                          headers={"Content-Type": "application/json"}).status_code == 200
+        return 0
+
+    monkeypatch.setattr(simulator.tui.commands, "is_terminal", lambda: True)
+    monkeypatch.setenv("TERM", "xterm-256color")
+    monkeypatch.setattr(simulator.tui.commands, "_run_app", tap_once)
+    result = CliRunner().invoke(demo, ["--history", str(history)], standalone_mode=False)
+    assert result.return_value == 0, result.output
+    [sent] = read_history(history).sent
+    assert (sent.to, sent.type, sent.context_id) == (user.wa_id, "text", stop.message_id)
 
 
 def test_the_bot_answers_a_tap_on_its_own_catalogue_and_every_message_of_a_batch() -> None:
