@@ -105,6 +105,21 @@ def test_the_bot_answers_a_tap_on_its_own_catalogue_and_every_message_of_a_batch
     assert bot.errors == []
 
 
+def test_the_bot_answers_a_username_only_user_at_their_bsuid() -> None:
+    factory = TapFactory(TapOptions(seed=4))
+    bot = DemoBot()
+    with MockApi(ApiOptions(port=0)) as api:
+        bot.api = api
+        user = factory.with_identity(factory.new_user("IN"), "username")
+        stop = factory.tap(user, factory.send_template(user), DEFAULT_BUTTONS[1])
+        body = render_tap(CallbackTemplate(find_template("button_tap")), stop)
+        assert "from" not in json.loads(body)["meta_object"]["value"]["messages"][0]
+        assert bot.answer(body) == 1
+        [sent] = api.sent
+    bot.close()
+    assert (sent.to, sent.to_kind) == (user.user_id, "bsuid") and bot.errors == []
+
+
 def test_a_reply_the_send_api_refuses_is_reported_not_raised() -> None:
     factory = TapFactory(TapOptions(seed=4))
     template = CallbackTemplate(find_template("button_tap"))
