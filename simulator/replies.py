@@ -113,6 +113,11 @@ class ReplyBook:
         """Learn the BSUIDs of the send's users, so replies to them count as to the user."""
         self._bsuid.update(bsuids_of(send))
 
+    def who(self, user: str) -> str:
+        """The user for messages: their number, and their BSUID when they have one."""
+        bsuid = self._bsuid.get(user)
+        return f"{user} ({bsuid})" if bsuid else user
+
     def last_mark(self, user: str) -> int:
         """The number of the newest message before the user's latest tap (0: none yet)."""
         entries = self._opened.get(user)
@@ -211,13 +216,14 @@ async def check_reply(book: ReplyBook, send: PlannedSend, expect: ReplyExpectati
         if low and found[user] < need:
             got = f"only {found[user]}" if found[user] else "none"
             failures.append(Failure("reply", f"{_refused(book.replies(key, user))}expected "
-                                    f"{_amount(expect, need)} {expect.describe()}"
-                                    f" to {user} within {expect.within:g} s, got {got}{batch};"
+                                    f"{_amount(expect, need)} {expect.describe()} to "
+                                    f"{book.who(user)} within {expect.within:g} s, got "
+                                    f"{got}{batch};"
                                     f" {_listing(book.replies(key, user))}"))
         elif high and found[user] > need:
             copy = "" if first else " (a copy of the same callback was answered again)"
             failures.append(Failure("reply", f"{found[user]} {expect.describe()} replies to "
-                                    f"{user} for one tap, expected exactly {need}{copy}; "
+                                    f"{book.who(user)} for one tap, expected exactly {need}{copy}; "
                                     f"{_listing(book.replies(key, user))}"))
     return failures
 
@@ -290,7 +296,7 @@ async def resolve_tap_reply(book: ReplyBook, plan: Plan, send: PlannedSend
     hit = found()
     if hit is None:
         return Failure("tap_reply", f"{_refused(book.messages_to(user, after))}"
-                                    f"no message from the app to {user} with a "
+                                    f"no message from the app to {book.who(user)} with a "
                                     f"{spec.button!r} button within {spec.within:g} s; "
                                     f"{_listing(book.messages_to(user, after))}")
     message, button = hit

@@ -194,6 +194,9 @@ def test_a_reply_to_another_users_bsuid_is_not_their_reply(api: MockApi) -> None
     [outcome] = _run(api, answer, sleep, lambda: now[0])
     [failure] = outcome.broken
     assert failure.rule == "reply" and "got none" in failure.message
+    # The user is named by number and BSUID: the app may know them only by the latter.
+    user = outcome.planned.tap.user
+    assert f"to {user.wa_id} ({user.user_id}) within" in failure.message
 
 
 def test_a_reply_with_a_template_the_scenario_does_not_define_fails_naming_it() -> None:
