@@ -103,7 +103,9 @@ class DemoBot:
                 tap = _button_of(message)
                 if tap is None or not self._first_time(str(message.get("id", ""))):
                     continue
-                sent += self._send(business, str(message.get("from", "")),
+                # A username-only user has no number (wire-format.md 10): their BSUID.
+                to = message.get("from") or message.get("from_user_id") or ""
+                sent += self._send(business, str(to),
                                    str(message.get("id", "")), *tap)
         return sent
 

@@ -30,7 +30,8 @@ command-line option (or its environment variable) given to the run overrides it:
     basic_auth            --wasim-basic-auth          USER:PASSWORD
                           (WASIM_BASIC_AUTH)
     count                 --wasim-count               callbacks per process; then its run
-                                                      ends (headless: it quits)
+                                                      ends (headless: it quits; a worker
+                                                      given no users quits at once)
     allow_remote          --wasim-allow-remote        send off this machine (see below)
     headers, method, timeout, success, signature       as the settings of the same name
     ====================  ==========================  ==================================
@@ -123,6 +124,7 @@ _NAME_CAP = 60  # characters of a button label in a request's name in Locust's s
 # This process's own permission to send off the machine, read from its command line at init
 # (a worker's options are replaced by the master's when a run starts).
 _allowed_here = False
+_idle: dict[str, bool] = {}  # a worker given no users, ending (see _done_if_idle)
 
 
 # locust's EventHook.add_listener has no annotations: the listeners keep their own types.
@@ -148,8 +150,12 @@ def on_init(environment: Any, **_: Any) -> None:
     # and pyproject.toml, and a shared file must never send callbacks off this machine.
     _allowed_here = bool(options is not None and getattr(options, "wasim_allow_remote", False)
                          and ALLOW_REMOTE_FLAG in sys.argv)
-    if isinstance(environment.runner, WorkerRunner) or options is None:
+    if isinstance(environment.runner, WorkerRunner):
+        environment.events.spawning_complete.add_listener(
+            lambda **_: gevent.spawn(_done_if_idle, environment))
         return  # a worker's settings come with the run, from the master
+    if options is None:
+        return
     # Sent to the workers with the options (Locust sends them only its custom ones): a
     # worker past its count quits only when no one watches the run in the UI.
     options.wasim_headless = bool(options.headless)
@@ -172,6 +178,7 @@ def on_test_start(environment: Any, **_: Any) -> None:
     """A new run (another start in the web UI): counts start again, ids go on unique."""
     for shared in _Shared._by_class.values():
         shared.issued, shared.quitting = 0, False
+    _idle.clear()
 
 
 class CallbackFailed(Exception):
@@ -236,8 +243,10 @@ class WasimUser(User):
         """Send the next callback of this process's partition and report it to Locust."""
         shared = self._shared
         assert shared is not None
-        if shared.finished:
-            raise StopUser()  # on_stop ends the process once its last user is here
+        if shared.finished or _idle.get("quitting"):
+            # on_stop ends the process once its last user is here; a worker ending idle
+            # sends nothing for users spread to it meanwhile (a worker that quit had them)
+            raise StopUser()
         shared.issued += 1
         tap, body = shared.source.next()
         began = time.perf_counter()
@@ -326,6 +335,32 @@ class WasimUser(User):
             self._sock.close()
             self._sock = None
         self._reader = _AnswerReader()
+
+
+def _done_if_idle(environment: Any) -> None:
+    """On a worker, once the master has spread the run's users: with none here and a count
+    per process, this worker has sent all it ever will, so it ends as a finished one does.
+
+    Otherwise `-u 1` on two workers never ends headless: the master waits for every worker
+    to quit, and only a worker's last user quits it (`WasimUser.on_stop`).
+    """
+    runner = environment.runner
+    spawning = getattr(runner, "spawning_greenlet", None)
+    if spawning is not None:
+        spawning.join()  # the master's share for this worker, applied
+    if runner.target_user_count or runner.user_count:
+        return
+    counted = False
+    for user_class in environment.user_classes:
+        if issubclass(user_class, WasimUser):
+            try:
+                counted = counted or _values(user_class, environment)[0].get("count") is not None
+            except WasimError:
+                return  # a bad count is said by the users that read it, not here
+    if counted and not _idle.get("quitting"):
+        _idle["quitting"] = True  # a later spread of users (a worker quit) finds it going
+        logger.info("wasim: no users on this worker: nothing to send, done")
+        _quit(environment)
 
 
 def _stale(sock: socket.socket) -> bool:

@@ -50,6 +50,12 @@ def users_of(send: PlannedSend) -> list[str]:
     return [tap.user.wa_id for tap in (send.batch or (send.tap,))]
 
 
+def bsuids_of(send: PlannedSend) -> dict[str, str]:
+    """Each user's BSUID by number, for the users in the send's body that have one."""
+    return {tap.user.wa_id: tap.user.user_id for tap in (send.batch or (send.tap,))
+            if tap.user.user_id}
+
+
 class ReplyBook:
     """Which of the app's messages answer which tap, and waiting for them to arrive."""
 
@@ -61,7 +67,8 @@ class ReplyBook:
         # The app's messages by recipient, read from the mock once each (a run may have
         # thousands of waiters, each checking on every new message).
         self._seen = api.count  # what was sent before this run answers none of its taps
-        self._by_user: dict[str, list[SentMessage]] = {}
+        self._by_user: dict[str, list[SentMessage]] = {}  # by `to`: a number or a BSUID
+        self._bsuid: dict[str, str] = {}  # a user's BSUID by number: replies go to either
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tick: asyncio.Future[None] | None = None
         self._unwatch: Callable[[], None] | None = None
@@ -102,17 +109,33 @@ class ReplyBook:
             if not any(opened == key for _, opened in entries):
                 entries.append((mark, key))
 
+    def know(self, send: PlannedSend) -> None:
+        """Learn the BSUIDs of the send's users, so replies to them count as to the user."""
+        self._bsuid.update(bsuids_of(send))
+
+    def who(self, user: str) -> str:
+        """The user for messages: their number, and their BSUID when they have one."""
+        bsuid = self._bsuid.get(user)
+        return f"{user} ({bsuid})" if bsuid else user
+
     def last_mark(self, user: str) -> int:
         """The number of the newest message before the user's latest tap (0: none yet)."""
         entries = self._opened.get(user)
         return entries[-1][0] if entries else 0
 
     def messages_to(self, user: str, after: int = 0) -> list[SentMessage]:
-        """The app's messages to `user` during this run, numbered after `after`."""
+        """The app's messages to `user` (by number or BSUID) during this run, numbered after
+        `after`, oldest first."""
         for message in self.api.sent_after(self._seen):
             self._by_user.setdefault(message.to, []).append(message)
             self._seen = message.number
-        return [m for m in self._by_user.get(user.lstrip("+"), ()) if m.number > after]
+        number = user.lstrip("+")
+        found = [m for m in self._by_user.get(number, ()) if m.number > after]
+        bsuid = self._bsuid.get(number)
+        if bsuid:
+            found += [m for m in self._by_user.get(bsuid, ()) if m.number > after]
+            found.sort(key=lambda m: m.number)
+        return found
 
     def replies(self, key: str, user: str) -> list[SentMessage]:
         """The app's messages to `user` in the window of the tap `key`."""
@@ -164,13 +187,15 @@ async def check_reply(book: ReplyBook, send: PlannedSend, expect: ReplyExpectati
     from simulator.runner import Failure
 
     key = send.event.id
+    book.know(send)
     wanted = Counter(users_of(send))
     per_tap = expect.count if expect.count is not None else 1
     low = first and per_tap > 0
     high = last and expect.count is not None
 
     def counts() -> dict[str, int]:
-        return {user: sum(expect.matches(m) for m in book.replies(key, user))
+        # A message Meta refuses (an undefined template) never reaches the phone.
+        return {user: sum(expect.matches(m) and not m.error for m in book.replies(key, user))
                 for user in wanted}
 
     def done() -> bool:
@@ -190,15 +215,30 @@ async def check_reply(book: ReplyBook, send: PlannedSend, expect: ReplyExpectati
         need = per_tap * n
         if low and found[user] < need:
             got = f"only {found[user]}" if found[user] else "none"
-            failures.append(Failure("reply", f"expected {_amount(expect, need)} {expect.describe()}"
-                                    f" to {user} within {expect.within:g} s, got {got}{batch};"
+            failures.append(Failure("reply", f"{_refused(book.replies(key, user))}expected "
+                                    f"{_amount(expect, need)} {expect.describe()} to "
+                                    f"{book.who(user)} within {expect.within:g} s, got "
+                                    f"{got}{batch};"
                                     f" {_listing(book.replies(key, user))}"))
         elif high and found[user] > need:
             copy = "" if first else " (a copy of the same callback was answered again)"
             failures.append(Failure("reply", f"{found[user]} {expect.describe()} replies to "
-                                    f"{user} for one tap, expected exactly {need}{copy}; "
+                                    f"{book.who(user)} for one tap, expected exactly {need}{copy}; "
                                     f"{_listing(book.replies(key, user))}"))
     return failures
+
+
+def _refused(messages: Sequence[SentMessage]) -> str:
+    """Why a reply that was sent does not count: a template the scenario does not define."""
+    from simulator.sendapi import TEMPLATE_MISSING
+
+    names = list(dict.fromkeys(m.template for m in messages if m.error == TEMPLATE_MISSING))
+    if not names:
+        return ""
+    listed = ", ".join(repr(n) for n in names)
+    return (f"the app sent template {listed}, which the scenario does not define: Kaleyra "
+            f"accepts it and reports it failed ({TEMPLATE_MISSING}; add it to `templates:` if "
+            "the account has it); ")
 
 
 def _amount(expect: ReplyExpectation, need: int) -> str:
@@ -240,10 +280,13 @@ async def resolve_tap_reply(book: ReplyBook, plan: Plan, send: PlannedSend
     spec = plan.step(send.step).tap_reply
     assert spec is not None  # only tap_reply sends come here
     user = send.tap.user.wa_id
+    book.know(send)
     after = book.last_mark(user)
 
     def found() -> tuple[SentMessage, Button] | None:
         for message in reversed(book.messages_to(user, after)):
+            if message.error:  # refused by Meta (an undefined template): not on the phone
+                continue
             button = button_of(message, spec.button)
             if button is not None:
                 return message, button
@@ -252,7 +295,8 @@ async def resolve_tap_reply(book: ReplyBook, plan: Plan, send: PlannedSend
     await book.wait(lambda: found() is not None, book.clock() + spec.within)
     hit = found()
     if hit is None:
-        return Failure("tap_reply", f"no message from the app to {user} with a "
+        return Failure("tap_reply", f"{_refused(book.messages_to(user, after))}"
+                                    f"no message from the app to {book.who(user)} with a "
                                     f"{spec.button!r} button within {spec.within:g} s; "
                                     f"{_listing(book.messages_to(user, after))}")
     message, button = hit

@@ -14,9 +14,11 @@ import contextlib
 import csv
 import email.parser
 import email.policy
+import hashlib
 import json
 import math
 import random
+import re
 import sys
 import threading
 import time
@@ -39,6 +41,7 @@ from simulator.delivery import (
     url_target,
 )
 from simulator.errors import WasimError
+from simulator.kinds.status import error_object
 from simulator.models import Business, Button, Tap, TemplateMessage
 from simulator.taps import TapFactory, business_ids
 from simulator.wamid import encode_wamid
@@ -61,6 +64,13 @@ _IDLE_TIMEOUT = 30.0
 MAX_DELAY = 24 * 3600.0
 
 Version = Literal["v1", "v2"]
+Recipient = Literal["number", "bsuid"]
+# Whom a send may go to (wire-format.md section 10): an E.164 number, `+` optional, or a
+# business-scoped user id, `CC.` + up to 128 letters and digits (`CC.ENT.` for a parent).
+# pywa 4.5 replies to the BSUID when a callback carries one; a username-only user has no
+# number at all, so an app can only answer them there.
+_NUMBER = re.compile(r"\+?([0-9]{8,15})")
+_BSUID = re.compile(r"[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}")
 Fault = Literal["WA500", "E110", "429"]
 Outcome = Literal["read", "failed", "not-sent"]
 FAULTS: dict[str, tuple[int, str, str]] = {
@@ -74,6 +84,9 @@ OUTCOMES = ("read", "failed", "not-sent")
 FAILED_ERROR = {"code": 131026, "title": "Message undeliverable",
                 "message": "Message undeliverable",
                 "error_data": {"details": "Message could not be delivered (simulated by wasim)"}}
+# Meta's error for a template the account does not have: Kaleyra accepts the send (202) and
+# forwards Meta's failure in a FAILED status (send-api.md 5.5).
+TEMPLATE_MISSING = 132001
 _V1_TYPES = ("text", "template", "mediatemplate", "authenticationtemplate", "media", "location",
              "interactive", "button", "list", "order_details")
 _V2_MEDIA = ("image", "video", "audio", "document", "sticker")
@@ -138,7 +151,7 @@ class SentMessage:
     business: str
     """The sender number, digits."""
     to: str
-    """The recipient, digits."""
+    """The recipient: a number's digits (no `+`) or a BSUID (`IN.1410018717833190`)."""
     type: str
     """The request's type (V1 `type`, V2 `messaging_object.type`)."""
     text: str
@@ -161,6 +174,11 @@ class SentMessage:
     ref2: str = ""
     callback_url: str = ""
     """V1 only: where its GET status callbacks go."""
+    to_kind: Recipient = "number"
+    """Which `to` is: a phone number or a business-scoped user id."""
+    error: int = 0
+    """Meta's error code this message fails with (132001: the account has no such
+    template), 0 for none: it never reaches the phone, a FAILED status follows instead."""
     request: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
     """The fields as parsed (V1) or the messaging_object (V2)."""
 
@@ -168,8 +186,9 @@ class SentMessage:
         """One line: number, version, to whom, what."""
         what = f"template {self.template}" if self.template else f"{self.type} {self.text!r}"
         extra = f" [{', '.join(b.payload for b in self.buttons)}]" if self.buttons else ""
+        fails = f", fails {self.error}" if self.error else ""
         return _one_line(f"#{self.number} {self.version} {self.business} -> {self.to}: "
-                         f"{what}{extra} ({self.recipient_id})")
+                         f"{what}{extra} ({self.recipient_id}{fails})")
 
 
 @dataclass(frozen=True)
@@ -212,6 +231,19 @@ class ApiError(Exception):
 def _bad(field_name: str, reason: str) -> ApiError:
     """400 WA400 naming the field at fault (courier's `{"error":{"to":"invalid number"}}`)."""
     return ApiError(400, "WA400", "Refer to correct payload format.", {field_name: reason})
+
+
+def parse_recipient(value: str, where: str) -> tuple[str, Recipient]:
+    """A send's `to`: (digits, "number") for an E.164 number, `+` optional, or (the id,
+    "bsuid") for a business-scoped user id; anything else is 400 WA400 naming `where`."""
+    text = value.strip()
+    number = _NUMBER.fullmatch(text)
+    if number is not None:
+        return number.group(1), "number"
+    if _BSUID.fullmatch(text):
+        return text, "bsuid"
+    raise _bad(where, "invalid number: give an E.164 number (8-15 digits, + optional) or a "
+                      "BSUID (CC. + letters and digits)")
 
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -409,7 +441,8 @@ class MockApi:
         return newer[::-1]
 
     def sent_to(self, number: str, after: int = 0) -> list[SentMessage]:
-        """The kept messages to `number` (digits, `+` allowed) numbered after `after`."""
+        """The kept messages to `number` (digits, `+` allowed, or a BSUID) numbered after
+        `after`."""
         wanted = number.lstrip("+")
         return [m for m in self.sent if m.to == wanted and m.number > after]
 
@@ -514,13 +547,12 @@ class MockApi:
                                          "the account.")
         return digits
 
-    def _known_template(self, message: SentMessage, where: str) -> SentMessage:
-        """Refuse a template the account does not have (with a scenario: the ones it names)."""
+    def _known_template(self, message: SentMessage) -> SentMessage:
+        """Mark a template the account does not have (with a scenario: one it does not name)
+        to fail with Meta's 132001: Kaleyra accepts the send and reports the failure later."""
         known = self.options.templates
         if message.template and known is not None and message.template not in known:
-            listed = ", ".join(known) or "none"
-            raise _bad(where, f"template {message.template!r} does not exist (the scenario "
-                              f"defines: {listed})")
+            return replace(message, error=TEMPLATE_MISSING)
         return message
 
     def _fault_now(self) -> None:
@@ -546,20 +578,20 @@ class MockApi:
         if channel.lower() != "whatsapp":
             raise _bad("channel", "must be whatsapp")
         business = self._business(fields.get("from", ""), "from")
-        recipients = [r.strip().lstrip("+") for r in fields.get("to", "").split(",") if r.strip()]
-        if not recipients or len(recipients) > MAX_RECIPIENTS or not all(
-                r.isdigit() and 8 <= len(r) <= 15 for r in recipients):
-            raise _bad("to", "invalid number")
-        parsed = self._known_template(_v1_message(fields), "template_name")
+        given = [r for r in fields.get("to", "").split(",") if r.strip()]
+        if not given or len(given) > MAX_RECIPIENTS:
+            raise _bad("to", f"invalid number: give 1 to {MAX_RECIPIENTS} recipients")
+        recipients = [parse_recipient(r, "to") for r in given]
+        parsed = self._known_template(_v1_message(fields))
         callback_url = fields.get("callback_url", "")
         if callback_url and urlsplit(callback_url).scheme not in ("http", "https"):
             raise _bad("callback_url", "must be an http(s) URL")
         message_id = str(uuid.UUID(int=self._random.getrandbits(128), version=4))
         refs = (fields.get("ref", ""), fields.get("ref1", ""), fields.get("ref2", ""))
         data = []
-        for index, recipient in enumerate(recipients):
+        for index, (recipient, kind) in enumerate(recipients):
             message = self._record(len(body), replace(
-                parsed, version="v1", business=business, to=recipient,
+                parsed, version="v1", business=business, to=recipient, to_kind=kind,
                 message_id=message_id, recipient_id=f"{message_id}:{index}",
                 ref=refs[0], ref1=refs[1], ref2=refs[2], callback_url=callback_url,
                 request=fields))
@@ -590,8 +622,7 @@ class MockApi:
         extra = document.get("extra_info") or {}
         if not isinstance(extra, dict):
             raise _bad("extra_info", "must be an object")
-        parsed = self._known_template(v2_message(document["messaging_object"]),
-                                      "messaging_object.template.name")
+        parsed = self._known_template(v2_message(document["messaging_object"]))
         message_id = str(uuid.UUID(int=self._random.getrandbits(128), version=4))
         message = self._record(len(body), replace(
             parsed, version="v2", business=business, message_id=message_id,
@@ -603,7 +634,8 @@ class MockApi:
     # --- recording and statuses ----------------------------------------------------------
 
     def _record(self, size: int, message: SentMessage) -> SentMessage:
-        wamid = encode_wamid(message.to, True, f"{self._random.getrandbits(72):018X}")
+        wamid = encode_wamid(_wamid_customer(message), True,
+                             f"{self._random.getrandbits(72):018X}")
         with self._changed:
             self._count += 1
             message = replace(message, number=self._count, received_at=self._clock(),
@@ -632,7 +664,8 @@ class MockApi:
             return
         if message.version == "v1" and not message.callback_url:
             return
-        outcome = self._take_outcome()
+        # A message Meta refuses (a missing template) fails whatever outcome is asked for.
+        outcome = "refused" if message.error else self._take_outcome()
         if len(self._pending) >= MAX_PENDING:
             # A flood of sends with long status delays must not grow without bound: these
             # statuses are recorded as not sent, not silently lost.
@@ -650,9 +683,12 @@ class MockApi:
         loop.call_soon_threadsafe(start)
 
     def plan(self, outcome: str) -> list[str]:
-        """The statuses a message gets for `outcome` (read: the configured ones)."""
+        """The statuses a message gets for `outcome` (read: the configured ones; refused: a
+        failure Meta reports at once, with no sent before it)."""
         if outcome == "not-sent":
             return ["not-sent"]
+        if outcome == "refused":  # Meta refused it at once: it was never sent
+            return ["failed"]
         if outcome == "failed":
             return ["sent", "failed"] if "sent" in self.options.statuses else ["failed"]
         return list(self.options.statuses)
@@ -699,6 +735,14 @@ class MockApi:
             self._changed.notify_all()
         if self._on_status is not None:
             _call_watcher(self._on_status, delivery, "on_status")
+
+
+def _wamid_customer(message: SentMessage) -> str:
+    """The digits a wamid of a message to its recipient encodes: the number, or for a BSUID
+    (a GAP: no wamid of a message to a number-less user is public) digits derived from it."""
+    if message.to_kind == "number":
+        return message.to
+    return str(int.from_bytes(hashlib.sha256(message.to.encode()).digest()[:6], "big"))[:12]
 
 
 def _call_watcher(watcher: Callable[[Any], None], value: Any, name: str) -> None:
@@ -910,9 +954,7 @@ def _interactive_buttons(action: Mapping[str, Any], where: str) -> tuple[Button,
 
 def v2_message(meta: Mapping[str, Any]) -> SentMessage:
     """The message a V2 `messaging_object` (a Meta Cloud API message) describes."""
-    to = _text(meta.get("to")).strip().lstrip("+")
-    if not to.isdigit() or not 8 <= len(to) <= 15:
-        raise _bad("messaging_object.to", "invalid number")
+    to, to_kind = parse_recipient(_text(meta.get("to")), "messaging_object.to")
     kind = _text(meta.get("type")) or "text"
     if kind not in _V2_TYPES:
         raise _bad("messaging_object.type", f"unknown type {kind!r}")
@@ -921,7 +963,8 @@ def v2_message(meta: Mapping[str, Any]) -> SentMessage:
         raise _bad(f"messaging_object.{kind}", "missing or not an object")
     context = meta.get("context")
     context_id = _text(context.get("message_id")) if isinstance(context, dict) else ""
-    base = SentMessage(0, "v2", 0.0, "", to, kind, "", context_id=context_id, request=meta)
+    base = SentMessage(0, "v2", 0.0, "", to, kind, "", context_id=context_id, request=meta,
+                       to_kind=to_kind)
     where = f"messaging_object.{kind}"
     if kind == "text":
         body = _text(content.get("body"))
@@ -994,8 +1037,9 @@ def v2_status_document(message: SentMessage, status: str, now: int,
                        rnd: random.Random) -> dict[str, Any]:
     """A Kaleyra V2 status callback (wire-format.md section 6) for `message`."""
     phone_number_id, waba_id = business_ids(message.business)
-    entry: dict[str, Any] = {"id": message.wamid, "status": status, "timestamp": str(now),
-                             "recipient_id": message.to}
+    entry: dict[str, Any] = {"id": message.wamid, "status": status, "timestamp": str(now)}
+    # Meta names a BSUID recipient in recipient_user_id (wire-format.md 10, status.py).
+    entry["recipient_id" if message.to_kind == "number" else "recipient_user_id"] = message.to
     if status in ("sent", "delivered"):
         category = _category(message)
         conversation = f"{rnd.getrandbits(128):032x}"
@@ -1003,7 +1047,7 @@ def v2_status_document(message: SentMessage, status: str, now: int,
                                  "origin": {"type": category}}
         entry["pricing"] = {"billable": True, "pricing_model": "PMP", "category": category}
     if status == "failed":
-        entry["errors"] = [dict(FAILED_ERROR)]
+        entry["errors"] = [error_object(message.error) if message.error else dict(FAILED_ERROR)]
     return {
         "meta_object": {"value": {
             "messaging_product": "whatsapp",
@@ -1027,7 +1071,8 @@ def v1_status_url(message: SentMessage, status: str, now: int) -> str:
     added += [(name, value) for name, value in (("ref", message.ref), ("ref1", message.ref1),
                                                  ("ref2", message.ref2)) if value]
     if status == "failed":
-        added += [("error_code", str(FAILED_ERROR["code"])), ("error", "Message undeliverable")]
+        error = error_object(message.error) if message.error else FAILED_ERROR
+        added += [("error_code", str(error["code"])), ("error", str(error["title"]))]
     query = f"{parts.query}&{urlencode(added)}" if parts.query else urlencode(added)
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
 
@@ -1051,7 +1096,8 @@ def reply_tap_options(message: SentMessage) -> dict[str, str]:
 def reply_tap(factory: TapFactory, message: SentMessage,
               button: Button | str | None = None) -> Tap:
     """The shopper's tap replying to `message`: `context.id` is its wamid, `reply_to` its
-    Kaleyra id, the refs echoed, and the business the number that sent it.
+    Kaleyra id, the refs echoed, and the business the number that sent it. A message to a
+    BSUID gets a tap from a user with that BSUID (their number drawn: the app never had it).
 
     `button` is one of the message's buttons (by label or payload), or the first of them.
     """
@@ -1066,7 +1112,8 @@ def reply_tap(factory: TapFactory, message: SentMessage,
             offered = ", ".join(b.payload for b in message.buttons) or "none"
             raise WasimError(f"message #{message.number} has no button {button!r}",
                              where="button", hint=f"Its buttons: {offered}.")
-    user = factory.new_user(number=message.to)
+    user = factory.new_user(number=message.to) if message.to_kind == "number" else \
+        replace(factory.new_user(), user_id=message.to)
     tap = factory.tap(user, sent_template(message), chosen)
     business = Business(message.business, *business_ids(message.business))
     return replace(tap, business=business)

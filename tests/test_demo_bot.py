@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
+import httpx
+import pytest
 from click.testing import CliRunner
 
 from simulator.demo_bot import CATALOGUE, DemoBot
@@ -54,6 +57,30 @@ def test_headless_demo_answers_every_tap_exactly_once_with_ids_that_line_up(
     assert {s.template or s.type for s in recorded.sent} == {CATALOGUE, "text"}
 
 
+def test_the_tui_demo_keeps_the_bots_replies_in_the_history_as_headless_does(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import simulator.tui.commands
+
+    history = tmp_path / "h.jsonl"
+    factory = TapFactory(TapOptions(seed=5))
+    user = factory.new_user("IN")
+    stop = factory.tap(user, factory.send_template(user), DEFAULT_BUTTONS[1])
+    body = render_tap(CallbackTemplate(find_template("button_tap")), stop)
+
+    def tap_once(app: Any) -> int:  # the UI, reduced to one tap on Stop promotions
+        assert httpx.post(app.delivery.target.url, content=body,
+                          headers={"Content-Type": "application/json"}).status_code == 200
+        return 0
+
+    monkeypatch.setattr(simulator.tui.commands, "is_terminal", lambda: True)
+    monkeypatch.setenv("TERM", "xterm-256color")
+    monkeypatch.setattr(simulator.tui.commands, "_run_app", tap_once)
+    result = CliRunner().invoke(demo, ["--history", str(history)], standalone_mode=False)
+    assert result.return_value == 0, result.output
+    [sent] = read_history(history).sent
+    assert (sent.to, sent.type, sent.context_id) == (user.wa_id, "text", stop.message_id)
+
+
 def test_the_bot_answers_a_tap_on_its_own_catalogue_and_every_message_of_a_batch() -> None:
     factory = TapFactory(TapOptions(seed=3))
     template = CallbackTemplate(find_template("button_tap"))
@@ -78,11 +105,27 @@ def test_the_bot_answers_a_tap_on_its_own_catalogue_and_every_message_of_a_batch
     assert bot.errors == []
 
 
+def test_the_bot_answers_a_username_only_user_at_their_bsuid() -> None:
+    factory = TapFactory(TapOptions(seed=4))
+    bot = DemoBot()
+    with MockApi(ApiOptions(port=0)) as api:
+        bot.api = api
+        user = factory.with_identity(factory.new_user("IN"), "username")
+        stop = factory.tap(user, factory.send_template(user), DEFAULT_BUTTONS[1])
+        body = render_tap(CallbackTemplate(find_template("button_tap")), stop)
+        assert "from" not in json.loads(body)["meta_object"]["value"]["messages"][0]
+        assert bot.answer(body) == 1
+        [sent] = api.sent
+    bot.close()
+    assert (sent.to, sent.to_kind) == (user.user_id, "bsuid") and bot.errors == []
+
+
 def test_a_reply_the_send_api_refuses_is_reported_not_raised() -> None:
     factory = TapFactory(TapOptions(seed=4))
     template = CallbackTemplate(find_template("button_tap"))
     bot = DemoBot()
-    with MockApi(ApiOptions(port=0, templates=("other",))) as api:  # no demo_catalogue
+    with MockApi(ApiOptions(port=0)) as api:
+        api.set_fault("E110", count=1)  # low balance: Kaleyra refuses the send at once
         bot.api = api
         user = factory.new_user("IN")
         shop = factory.tap(user, factory.send_template(user), DEFAULT_BUTTONS[0])

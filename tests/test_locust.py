@@ -127,6 +127,47 @@ def test_a_master_and_two_workers_send_unique_valid_callbacks_from_two_partition
     assert all(e["method"] == "POST" and e["name"].startswith("button_tap: ") for e in entries)
 
 
+def test_a_worker_given_no_users_ends_and_the_headless_run_with_it(
+        tmp_path: Path, processes: list[subprocess.Popen[bytes]]) -> None:
+    count, seed, port = 5, 43, free_port()
+    locustfile = tmp_path / "patient.py"
+    locustfile.write_text("from simulator.locust import WasimUser\n\n\n"
+                          "class Patient(WasimUser):\n"
+                          "    timeout = 300.0\n")
+    idle_gone = threading.Event()
+    # Answers wait until a worker has ended on its own: so the worker with the user cannot
+    # finish (and hand its user back to the master) first, whatever the machine's speed.
+    with Receiver(ReceiverOptions(port=0),
+                  on_arrival=lambda arrival: idle_gone.wait(RUN_TIMEOUT)) as receiver:
+        master_log = tmp_path / "master.log"
+        # One user for two workers: one of them sends, the other is given nobody.
+        processes.append(locust(
+            ["--master", "--headless", "--expect-workers", "2", "-u", "1", "-r", "100",
+             "--host", receiver.url, "--master-bind-host", "127.0.0.1",
+             "--master-bind-port", str(port), "--wasim-seed", str(seed),
+             "--wasim-count", str(count), "--json"], master_log, locustfile))
+        logs = [tmp_path / f"worker{k}.log" for k in (1, 2)]
+        workers = [locust(["--worker", "--master-host", "127.0.0.1", "--master-port",
+                           str(port)], log, locustfile) for log in logs]
+        processes.extend(workers)
+        for _ in range(int(RUN_TIMEOUT * 20)):
+            if any(worker.poll() is not None for worker in workers):
+                break
+            threading.Event().wait(0.05)
+        idle_gone.set()
+        [idle] = [log for worker, log in zip(workers, logs, strict=True)
+                  if worker.poll() is not None]
+        assert "no users on this worker" in idle.read_text()
+        assert finished(processes[0], master_log) == 0, master_log.read_text()[-3000:]
+        for worker, log in zip(workers, logs, strict=True):
+            assert finished(worker, log) == 0, log.read_text()[-3000:]
+        arrivals = receiver.wait_for(count, timeout=RUN_TIMEOUT)
+        assert receiver.received == count
+    ids = message_ids([json.loads(a.body) for a in arrivals])
+    assert len(set(ids)) == count
+    assert sum(e["num_requests"] for e in summary(master_log)) == count
+
+
 def test_answers_outside_success_are_locust_failures(
         tmp_path: Path, processes: list[subprocess.Popen[bytes]]) -> None:
     log = tmp_path / "local.log"

@@ -100,8 +100,9 @@ def test_a_run_that_checks_replies_without_a_send_api_is_refused_at_the_expectat
     assert "--api-port 0" in result.stderr
 
 
-def _run(api: MockApi, on_request: object, sleep: object, clock: object) -> list[SendResult]:
-    plan = plan_scenario(parse_scenario(BASE, "r.yaml"))
+def _run(api: MockApi, on_request: object, sleep: object, clock: object,
+         text: str = BASE) -> list[SendResult]:
+    plan = plan_scenario(parse_scenario(text, "r.yaml"))
 
     async def go() -> list[SendResult]:
         client = httpx.AsyncClient(transport=httpx.MockTransport(on_request))  # type: ignore
@@ -147,6 +148,82 @@ def test_a_reply_wakes_the_waiting_check_without_any_sleep_ending(api: MockApi) 
     [outcome] = _run(api, answer, never, lambda: 0.0)
     assert outcome.ok and outcome.broken == ()
     assert len(api.sent) == 1
+
+
+def test_a_reply_to_a_username_only_users_bsuid_counts_as_their_reply(api: MockApi) -> None:
+    text = BASE.replace("cast: {countries: {IN: 1}}",
+                        "cast: {countries: {IN: 1}, identity: username}")
+    seen: list[dict[str, object]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        [message] = json.loads(request.content)["meta_object"]["value"]["messages"]
+        seen.append(message)
+        # As pywa 4.5 does: the reply goes to the BSUID (this user has no number to reply to).
+        sent = httpx.post(api.v2_url("918800000001"), headers={"api-key": DEFAULT_API_KEY},
+                          json={"messaging_object": {"to": message["from_user_id"],
+                                                     "type": "text",
+                                                     "text": {"body": "You're unsubscribed"}}})
+        assert sent.status_code == 202
+        return httpx.Response(200)
+
+    now = [0.0]
+
+    async def sleep(seconds: float) -> None:  # the reply is recorded before the 200
+        now[0] += seconds
+
+    [outcome] = _run(api, answer, sleep, lambda: now[0], text)
+    [message] = seen
+    assert "from" not in message and str(message["from_user_id"]).startswith("IN.")
+    assert outcome.ok and outcome.broken == ()
+    [sent] = api.sent
+    assert (sent.to, sent.to_kind) == (message["from_user_id"], "bsuid")
+
+
+def test_a_reply_to_another_users_bsuid_is_not_their_reply(api: MockApi) -> None:
+    now = [0.0]
+
+    async def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        httpx.post(api.v2_url("918800000001"), headers={"api-key": DEFAULT_API_KEY},
+                   json={"messaging_object": {"to": "IN.999", "type": "text",
+                                              "text": {"body": "You're unsubscribed"}}})
+        return httpx.Response(200)
+
+    [outcome] = _run(api, answer, sleep, lambda: now[0])
+    [failure] = outcome.broken
+    assert failure.rule == "reply" and "got none" in failure.message
+    # The user is named by number and BSUID: the app may know them only by the latter.
+    user = outcome.planned.tap.user
+    assert f"to {user.wa_id} ({user.user_id}) within" in failure.message
+
+
+def test_a_reply_with_a_template_the_scenario_does_not_define_fails_naming_it() -> None:
+    text = BASE.replace("{within: 2s, type: text, contains: unsubscribed}",
+                        "{within: 2s, template: catalogue}")
+    now = [0.0]
+
+    async def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    # The mock knows the scenario's templates (promo): as Kaleyra, it accepts catalogue.
+    with MockApi(ApiOptions(port=0, templates=("promo",))) as api:
+        def answer(request: httpx.Request) -> httpx.Response:
+            to = json.loads(request.content)["meta_object"]["value"]["messages"][0]["from"]
+            sent = httpx.post(api.v2_url("918800000001"), headers={"api-key": DEFAULT_API_KEY},
+                              json={"messaging_object": {"to": to, "type": "template",
+                                                         "template": {"name": "catalogue"}}})
+            assert sent.status_code == 202
+            return httpx.Response(200)
+
+        [outcome] = _run(api, answer, sleep, lambda: now[0], text)
+    [failure] = outcome.broken
+    assert failure.rule == "reply"
+    assert failure.message.startswith(
+        "the app sent template 'catalogue', which the scenario does not define: Kaleyra "
+        "accepts it and reports it failed (132001")
+    assert "got none" in failure.message
 
 
 def test_sent_messages_are_kept_in_the_history_without_secrets_and_shown_as_sent(

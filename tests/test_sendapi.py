@@ -102,6 +102,58 @@ def test_a_bad_v2_body_is_400_wa400(api: MockApi, body: bytes) -> None:
     assert api.sent == []
 
 
+@pytest.mark.parametrize(("to", "recorded", "kind"), [
+    ("+" + SHOPPER, SHOPPER, "number"), (SHOPPER, SHOPPER, "number"),
+    ("IN.1410018717833190", "IN.1410018717833190", "bsuid"),
+    ("US.13491208655302741918", "US.13491208655302741918", "bsuid"),
+    ("IN.ENT.11815799212886844830", "IN.ENT.11815799212886844830", "bsuid"),
+    ("BR.aB3dE5fG7h", "BR.aB3dE5fG7h", "bsuid"),
+])
+def test_a_v2_recipient_may_be_a_number_or_a_bsuid_and_the_kind_is_recorded(
+        api: MockApi, to: str, recorded: str, kind: str) -> None:
+    answer = httpx.post(api.v2_url(BUSINESS), json=v2_text(to=to), headers=KEY)
+    assert answer.status_code == 202
+    [sent] = api.sent
+    assert (sent.to, sent.to_kind) == (recorded, kind)
+    assert decode_wamid(sent.wamid).from_business
+    assert api.sent_to(to) == [sent]
+
+
+@pytest.mark.parametrize("to", ["", "12", "in.123", "IN.", "IN.12 34", "IND.123", "IN.ENT.",
+                                "IN.12-34", "++919812345678", "9198123456781234",
+                                "919812345678\u0663", "@asha_k", "IN." + "1" * 129])
+def test_any_other_recipient_is_400_wa400_naming_the_field(api: MockApi, to: str) -> None:
+    v2 = httpx.post(api.v2_url(BUSINESS), json=v2_text(to=to), headers=KEY)
+    v1 = httpx.post(api.v1_url(), headers=KEY, data={
+        "from": BUSINESS, "to": f"{SHOPPER},{to}" if to else "", "type": "text", "body": "x"})
+    for answer, field in ((v2, "messaging_object.to"), (v1, "to")):
+        assert (answer.status_code, answer.json()["code"]) == (400, "WA400")
+        assert "invalid number" in answer.json()["error"][field]
+    assert api.sent == []
+
+
+def test_a_v1_send_to_numbers_and_a_bsuid_records_each_kind(api: MockApi) -> None:
+    answer = httpx.post(api.v1_url(), headers=KEY, data={
+        "from": BUSINESS, "to": f"+{SHOPPER}, IN.1410018717833190", "type": "text",
+        "body": "x"})
+    assert answer.status_code == 202
+    assert [(m.to, m.to_kind) for m in api.sent] == [(SHOPPER, "number"),
+                                                     ("IN.1410018717833190", "bsuid")]
+    assert [d["recipient"] for d in answer.json()["data"]] == [SHOPPER, "IN.1410018717833190"]
+
+
+def test_a_status_of_a_message_to_a_bsuid_names_it_as_recipient_user_id(
+        receiver: Receiver) -> None:
+    webhook = delivery_options_from({"url": receiver.url}, lambda key: key)
+    with MockApi(ApiOptions(port=0), webhook=webhook) as api:
+        httpx.post(api.v2_url(BUSINESS), json=v2_text(to="IN.1410018717833190"), headers=KEY)
+        documents = [json.loads(a.body) for a in receiver.wait_for(3)]
+    for document in documents:
+        [entry] = document["meta_object"]["value"]["statuses"]
+        assert entry["recipient_user_id"] == "IN.1410018717833190"
+        assert "recipient_id" not in entry
+
+
 def quick_reply_template(payloads: list[str]) -> dict[str, Any]:
     """A V2 template with a body param and one quick-reply component per payload."""
     components: list[dict[str, Any]] = [
@@ -124,23 +176,48 @@ def test_a_v2_template_records_its_params_and_quick_reply_payloads(api: MockApi)
     assert [b.payload for b in sent.buttons] == ["BUY", "LATER"]
 
 
-def test_a_template_the_scenario_does_not_define_is_refused_with_kaleyras_body() -> None:
-    with MockApi(ApiOptions(port=0, templates=("summer_sale", "order_update"))) as api:
+def test_a_template_the_scenario_does_not_define_is_accepted_then_fails_with_132001(
+        receiver: Receiver) -> None:
+    webhook = delivery_options_from({"url": receiver.url}, lambda key: key)
+    options = ApiOptions(port=0, templates=("summer_sale", "order_update"))
+    with MockApi(options, webhook=webhook) as api:
+        api.set_outcome("read", count=1)  # an outcome asked for does not save it from failing
         answer = httpx.post(api.v2_url(BUSINESS), json=quick_reply_template(["BUY"]),
                             headers=KEY)
-        v1 = httpx.post(api.v1_url(), headers=KEY, data={
+        [document] = [json.loads(a.body) for a in receiver.wait_for(1)]
+        [sent] = api.sent
+    # Kaleyra accepts it (202, ids issued); Meta's refusal arrives as a FAILED status alone.
+    assert answer.status_code == 202 and answer.json()["data"]["message_id"] == sent.message_id
+    assert (sent.template, sent.error) == ("catalogue", 132001)
+    assert document["status"] == "failed" and document["message_id"] == sent.wamid
+    [error] = document["meta_object"]["value"]["statuses"][0]["errors"]
+    assert error == {"code": 132001, "title": "Template name does not exist in the translation",
+                     "message": "Template name does not exist in the translation",
+                     "error_data": {"details": "The template does not exist in the specified "
+                                    "language or the template has not been approved."}}
+    assert "fails 132001" in sent.describe()
+
+
+def test_a_v1_template_the_scenario_does_not_define_gets_a_failed_get_with_132001(
+        get_recorder: ThreadingHTTPServer) -> None:
+    callback = f"http://127.0.0.1:{get_recorder.server_address[1]}/status"
+    with MockApi(ApiOptions(port=0, templates=("order_update",))) as api:
+        unknown = httpx.post(api.v1_url(), headers=KEY, data={
             "channel": "whatsapp", "from": BUSINESS, "to": SHOPPER, "type": "template",
-            "template_name": "catalogue"})
+            "template_name": "catalogue", "callback_url": callback})
         known = httpx.post(api.v1_url(), headers=KEY, data={
             "channel": "whatsapp", "from": BUSINESS, "to": SHOPPER, "type": "template",
-            "template_name": "order_update"})
-    for refused, field in ((answer, "messaging_object.template.name"), (v1, "template_name")):
-        assert refused.status_code == 400
-        body = refused.json()
-        assert body["code"] == "WA400" and body["message"] == "Refer to correct payload format."
-        assert "'catalogue' does not exist" in body["error"][field]
-        assert "summer_sale, order_update" in body["error"][field]
-    assert known.status_code == 202 and [m.template for m in api.sent] == ["order_update"]
+            "template_name": "order_update", "callback_url": callback})
+        api.wait_for_statuses(4)  # 1 failed + sent, delivered, read
+    assert (unknown.status_code, known.status_code) == (202, 202)
+    assert [(m.template, m.error) for m in api.sent] == [("catalogue", 132001),
+                                                        ("order_update", 0)]
+    paths: list[str] = get_recorder.paths  # type: ignore[attr-defined]
+    queries = [dict(parse_qsl(urlsplit(p).query)) for p in paths]
+    failed = [q for q in queries if q["id"] == f"{unknown.json()['id']}:0"]
+    assert [(q["status"], q["error_code"]) for q in failed] == [("failed", "132001")]
+    assert sorted(q["status"] for q in queries if q not in failed) == ["delivered", "read",
+                                                                       "sent"]
 
 
 def test_four_quick_reply_payloads_are_refused(api: MockApi) -> None:

@@ -218,7 +218,15 @@ def demo(scenario: str | None, headless: bool, port: int, seed: int | None, hist
         app = make_app(scenario=loaded, url=receiver.url, seed=seed, history=history,
                        speed=10.0 if speed is None else speed, receiver=receiver,
                        arrivals=feed, api=api_feed)
-        return _run_app(app)
+        try:
+            return _run_app(app)
+        finally:
+            if history is not None:  # the bot's replies, beside the taps (as --headless)
+                from simulator.history import HistoryWriter
+
+                with HistoryWriter(history) as writer:
+                    for message in bot.replies:
+                        writer.append_sent(message)
 
 
 @contextlib.contextmanager

@@ -127,7 +127,7 @@ def test_a_handler_reading_every_message_of_a_batch_passes(
     assert len(kaleyra.sent) == 6
 
 
-def test_a_template_the_scenario_does_not_define_is_refused_by_the_send_api(
+def test_a_template_the_scenario_does_not_define_is_accepted_then_fails_the_reply_check(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for key, value in (("version", "v2"), ("dedupe", True), ("times", 1),
                        ("first_only", False)):
@@ -143,8 +143,12 @@ def test_a_template_the_scenario_does_not_define_is_refused_by_the_send_api(
                                       "--path", "/webhook", "--api-port", "0", "--no-history",
                                       "--fast"])
     assert result.exit_code == 1, result.output
-    # The app's catalogue send was refused (WA400), so it answered 500 to the Shop now taps
-    # and nothing with a BUY button ever reached the phones.
-    assert "expectations failed: reply 3, status 3, tap_reply 3" in result.stdout
+    # As Kaleyra does, the send API accepted the app's catalogue (so the app answered 200),
+    # and Meta's 132001 failed it: it never reached the phones, so no BUY button either.
+    assert "expectations failed: reply 3, tap_reply 3" in result.stdout
+    assert ("shop tap 919144865590 'Shop now': reply: the app sent template 'catalogue', which "
+            "the scenario does not define: Kaleyra accepts it and reports it failed (132001"
+            ) in result.stdout
+    assert result.stderr.count("fails 132001") == 3
     assert "send API on http://127.0.0.1:" in result.stderr
-    assert result.stderr.count("sent #") == 3  # the three opt-out texts, printed
+    assert result.stderr.count("sent #") == 6  # the opt-out texts and catalogues, printed
