@@ -690,7 +690,9 @@ def history_table(attempts: list[Any], stream: IO[Any]) -> list[str]:
             what = f"template {attempt.template}" if attempt.template else attempt.type
             rows.append((time.strftime("%m-%d %H:%M:%S", time.localtime(attempt.at)),
                          attempt.message_id[:36] or "?", "-", attempt.to,
-                         _one_line(attempt.text[:30]), f"sent {what}", "-",
+                         _one_line(attempt.text[:30]),
+                         f"sent {what}" + (f", fails {attempt.error}" if attempt.error else ""),
+                         "-",
                          f"send API {attempt.version}"))
             continue
         event = attempt.event

@@ -95,6 +95,8 @@ class SentRecord:
     context_id: str = ""
     message_id: str = ""  # Kaleyra's id (V1 `<uuid>:<n>`)
     wamid: str = ""
+    to_kind: str = "number"  # what `to` is: "number" or "bsuid" (a business-scoped user id)
+    error: int = 0  # Meta's error code it fails with (132001: no such template), 0 for none
 
     def as_record(self) -> dict[str, Any]:
         """The JSON object it is stored as."""
@@ -102,7 +104,7 @@ class SentRecord:
                 "business": self.business, "to": self.to, "type": self.type,
                 "text": self.text, "template": self.template, "buttons": list(self.buttons),
                 "context_id": self.context_id, "message_id": self.message_id,
-                "wamid": self.wamid}
+                "wamid": self.wamid, "to_kind": self.to_kind, "error": self.error}
 
 
 def sent_record(message: Any) -> dict[str, Any]:
@@ -110,19 +112,28 @@ def sent_record(message: Any) -> dict[str, Any]:
     return SentRecord(round(message.received_at, 6), message.version, message.business,
                       message.to, message.type, message.text, message.template,
                       tuple(b.payload for b in message.buttons), message.context_id,
-                      message.recipient_id, message.wamid).as_record()
+                      message.recipient_id, message.wamid, message.to_kind,
+                      message.error).as_record()
 
 
 def from_sent_record(record: dict[str, Any]) -> SentRecord:
-    """A SentRecord from a stored record; raises ValueError (BadRecord) if malformed."""
+    """A SentRecord from a stored record; raises ValueError (BadRecord) if malformed.
+
+    Records written before `to_kind` and `error` were kept read as a number, not failed.
+    """
     buttons = record.get("buttons", [])
     if not isinstance(buttons, list) or not all(isinstance(b, str) for b in buttons):
         raise BadRecord("buttons is not a list of text")
+    to_kind = _text(record, "to_kind", "number")
+    if to_kind not in ("number", "bsuid"):
+        raise BadRecord("to_kind is not number or bsuid")
+    error = _whole(record, "error", 0, 10**9, optional=True)
     return SentRecord(_number(record, "at", high=_LATEST_TIME), _text(record, "version"),
                       _text(record, "business"), _text(record, "to"), _text(record, "type"),
                       _text(record, "text", ""), _text(record, "template", ""),
                       tuple(buttons), _text(record, "context_id", ""),
-                      _text(record, "message_id", ""), _text(record, "wamid", ""))
+                      _text(record, "message_id", ""), _text(record, "wamid", ""),
+                      to_kind, error or 0)
 
 
 class BadRecord(ValueError):

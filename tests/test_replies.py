@@ -246,3 +246,43 @@ def test_sent_messages_are_kept_in_the_history_without_secrets_and_shown_as_sent
     assert "sent text" in shown.stdout and "919812345678" in shown.stdout
     as_json = CliRunner().invoke(cli, ["history", "--history", str(history), "--json"])
     assert json.loads(as_json.stdout)["kind"] == "sent"
+
+
+def test_a_sent_message_that_fails_keeps_its_error_and_recipient_kind_and_history_shows_it(
+        tmp_path: Path) -> None:
+    history = tmp_path / "h.jsonl"
+    writer = HistoryWriter(history)
+    with MockApi(ApiOptions(port=0, templates=("catalogue",)),
+                 on_sent=writer.append_sent) as mock:
+        for to, template in (("IN.1410018717833190", "no_such_template"),
+                             ("919812345678", "catalogue")):
+            answer = httpx.post(mock.v1_url(), data={
+                "api-key": DEFAULT_API_KEY, "channel": "whatsapp", "from": "918800000001",
+                "to": to, "type": "template", "template_name": template})
+            assert answer.status_code == 202  # accepted, as Kaleyra does; it fails later
+    writer.close()
+    missing, known = read_history(history).sent
+    assert (missing.to_kind, missing.error) == ("bsuid", 132001)
+    assert (known.to_kind, known.error) == ("number", 0)
+    shown = CliRunner().invoke(cli, ["history", "--history", str(history)],
+                               env={"COLUMNS": "200"})
+    assert shown.exit_code == 0, shown.output
+    [failing] = [line for line in shown.stdout.splitlines() if "no_such_template" in line]
+    assert "fails 132001" in failing
+    assert shown.stdout.count("fails") == 1  # the defined template's row says nothing of it
+
+
+def test_sent_records_written_before_to_kind_and_error_were_kept_still_read(
+        tmp_path: Path) -> None:
+    history = tmp_path / "old.jsonl"
+    history.write_text(json.dumps({
+        "v": 1, "kind": "sent", "at": 1_767_225_600.5, "version": "v2",
+        "business": "918800000001", "to": "919812345678", "type": "text", "text": "Hi",
+        "template": "", "buttons": [], "context_id": "", "message_id": "m", "wamid": "w"})
+        + "\n" + json.dumps({"v": 1, "kind": "sent", "at": 1.0, "version": "v2",
+                             "business": "1", "to": "2", "type": "text", "text": "",
+                             "to_kind": "email", "error": "soon"}) + "\n")
+    read = read_history(history)
+    [old] = read.sent
+    assert (old.to, old.to_kind, old.error) == ("919812345678", "number", 0)
+    assert len(read.warnings) == 1 and "to_kind is not number or bsuid" in read.warnings[0]

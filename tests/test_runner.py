@@ -4,6 +4,7 @@ expectations fail loudly, and the same seed replays byte for byte."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import xml.etree.ElementTree as ET
@@ -18,6 +19,7 @@ from simulator.cli import cli
 from simulator.receiver import Receiver, ReceiverOptions
 from simulator.runner import Summary, plan_scenario, run_plan, scenario_delivery
 from simulator.scenarios import builtin_scenarios, load_scenario, parse_scenario
+from simulator.sendapi import ApiOptions, MockApi
 from simulator.validate import validate_callback
 
 SMALL = """\
@@ -51,18 +53,32 @@ def run(scenario_text: str, url: str, speed: float = math.inf, **flags: str) -> 
 @pytest.mark.parametrize("path", builtin_scenarios(), ids=lambda p: p.stem)
 def test_every_built_in_scenario_runs_green_and_sends_only_valid_payloads(
         path: Path, receiver: Receiver) -> None:
+    with contextlib.ExitStack() as stack:
+        _run_built_in(path, receiver, stack)
+
+
+def _run_built_in(path: Path, receiver: Receiver, stack: contextlib.ExitStack) -> None:
+    """Run one built-in scenario against the receiver (one checking signatures if it forges)."""
     scenario = load_scenario(path)
     plan = plan_scenario(scenario)
     # Every rule of the scenario is checked except its latency limit: how fast a shared,
     # noisy CI machine answers is not behaviour (test_slow_answers_break_max_latency covers
     # that the rule works).
-    plan = replace(plan, sends=tuple(replace(s, expect=replace(s.expect, max_latency_ms=None))
+    # Nor its reply rules: the receiver never replies (tests/examples/test_scenario_replies.py
+    # runs forged-signatures against an app that does); a send API runs, as the run requires.
+    plan = replace(plan, sends=tuple(replace(s, expect=replace(s.expect, max_latency_ms=None,
+                                                               reply=None))
                                      for s in plan.sends))
-    delivery = scenario_delivery(plan, {"url": receiver.url}, lambda k: k)
+    api = stack.enter_context(MockApi(ApiOptions(port=0))) if scenario.needs_api else None
+    forged = {s.name for s in scenario.steps if s.target.get("signature")}
+    if forged:  # signature cases need the app's secret, and a webhook that checks it
+        receiver = stack.enter_context(Receiver(ReceiverOptions(port=0, app_secret="s3cret")))
+    delivery = scenario_delivery(plan, {"url": receiver.url, "app_secret": "s3cret"},
+                                 lambda k: k)
 
     async def go() -> Summary:
         summary = Summary(scenario.name, plan.seed)
-        async for outcome in run_plan(plan, delivery, speed=math.inf):
+        async for outcome in run_plan(plan, delivery, speed=math.inf, replies=api):
             summary.add(outcome)
         return summary
 
@@ -70,7 +86,9 @@ def test_every_built_in_scenario_runs_green_and_sends_only_valid_payloads(
     assert summary.ok, summary.lines()
     assert summary.sent == len(plan.sends) > 0
     arrivals = receiver.wait_for(len(plan.sends))
-    assert [a.problems for a in arrivals if a.problems] == []
+    assert [a.status for a in arrivals].count(401) == \
+        sum(s.step in forged for s in plan.sends)  # each forged one refused, the rest taken
+    assert [a.problems for a in arrivals if a.problems and a.status != 401] == []
     assert Counter(a.body for a in arrivals) == Counter(s.event.body for s in plan.sends)
 
 

@@ -327,6 +327,51 @@ async def test_reacting_goes_to_the_apps_last_message(
         assert "❤️" in str(app.query_one(AppMessage).query_one(".app-meta", Static).render())
 
 
+async def test_a_reply_meta_fails_is_marked_failed_with_its_error_and_cannot_be_tapped(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The account has no `catalogue` template: Kaleyra accepts the app's send (202), then
+    # Meta fails it with 132001, so the shopper's phone never shows it.
+    replying_app.received.clear()
+    feed = ApiFeed()
+    app = make_app(app="asgi:tests.apps.replying_app:app", path="/webhook", seed=7,
+                   history=None, clock=fixed_clock, api=feed)
+    with MockApi(api_options(port=0, templates=("summer_sale",)), webhook=app.delivery,
+                 on_sent=feed, on_status=feed) as api:
+        for name, value in api.env().items():
+            monkeypatch.setenv(name, value)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(app, pilot)
+            await pilot.press("1")
+            await until(app, pilot, lambda: app.query(AppMessage), "the failed reply")
+            [catalogue] = api.sent
+            assert catalogue.error == 132001 and catalogue.buttons  # it had BUY and LATER
+            bubble = app.query_one(AppMessage)
+            assert bubble.display and bubble.has_class("-failed")
+            failure = str(bubble.query_one(".app-failure", Static).render())
+            assert "✗ fails 132001 Template name does not exist" in failure
+            assert "never sees it" in failure
+            assert list(bubble.query(AppButton)) == []  # nothing to tap
+            await until(app, pilot, lambda: bubble.status == "failed", "the failed status")
+            assert "✗ failed" in str(bubble.query_one(".app-meta", Static).render())
+            # Nor does a reaction go to it: it is the template the shopper reacts to.
+            await choose(app, pilot, "react:❤️")
+            await until(app, pilot, lambda: len(taps_received()) == 2, "the reaction")
+            reaction = taps_received()[1]["meta_object"]["value"]["messages"][0]["reaction"]
+            assert reaction["message_id"] != catalogue.wamid
+
+
+async def test_a_reply_that_reaches_the_phone_is_not_marked_failed(
+        replying: tuple[WasimApp, MockApi]) -> None:
+    app, _ = replying
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("1")
+        await until(app, pilot, lambda: app.query(AppMessage), "the reply bubble")
+        bubble = app.query_one(AppMessage)
+        assert not bubble.has_class("-failed") and not bubble.query(".app-failure")
+        assert len(bubble.query(AppButton)) == 2
+
+
 # --- the commands: where an in-process app finds the API ---------------------------------------
 
 

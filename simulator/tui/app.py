@@ -649,7 +649,7 @@ class WasimApp(App[int]):
         """A row of the app's last list message in this chat, else a drawn one."""
         lists = [b.message for b in self.phone.query(".app-message")
                  if isinstance(b, AppMessage) and b.chat == self.phone.chat
-                 and is_list(b.message)]
+                 and is_list(b.message) and not b.message.error]
         if not lists:
             self.notify("The app has sent this user no list: a drawn row is sent, as "
                         "`wasim render --kind list_reply` draws it.", severity="information")
@@ -698,8 +698,9 @@ class WasimApp(App[int]):
         if message.to != self.phone.chat:
             user = self.session.find_user(message.to) if self.session else None
             who = user.name if user is not None else f"+{message.to}"
-            self.notify(f"The app sent {who} a {message.type} message (u switches user).",
-                        title="Reply in another chat")
+            fails = f" that fails {message.error}" if message.error else ""
+            self.notify(f"The app sent {who} a {message.type} message{fails} (u switches "
+                        "user).", title="Reply in another chat")
 
     def _app_status(self, delivery: StatusDelivery) -> None:
         bubble = self.phone.app_message(delivery.message.number)

@@ -85,3 +85,14 @@ def _bubble_text(message: SentMessage) -> str:
     if icon:
         return f"{icon} {message.type}" + (f"\n{message.text}" if message.text else "")
     return message.text
+
+
+def failure_text(message: SentMessage) -> str:
+    """Why a message the send API accepted never reaches the phone ("" when it does), e.g.
+    "✗ fails 132001 Template name does not exist in the translation"."""
+    if not message.error:
+        return ""
+    from simulator.kinds.status import ERRORS
+
+    title = ERRORS.get(message.error, ("",))[0]
+    return f"✗ fails {message.error}" + (f" {title}" if title else "")

@@ -4,18 +4,24 @@ The Kaleyra base URL, SID and key come from the environment, so tests point it a
 local send API (`wasim api`, or `wasim.api()` in pytest) instead of https://api.kaleyra.io.
 """
 
+import hashlib
+import hmac
+import json
 import os
 from typing import Any
 
 import httpx
 from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 app = FastAPI()
 handled: set[str] = set()  # ids of taps already answered: Kaleyra delivers at least once
 statuses: list[dict[str, Any]] = []  # status callbacks of our own messages
 taps: list[dict[str, Any]] = []  # every tap answered, as received
 settings: dict[str, Any] = {"version": "v2", "dedupe": True, "times": 1,
-                            "first_only": False}  # tests flip these
+                            "first_only": False,  # tests flip these
+                            "app_secret": None,  # set: X-Hub-Signature-256 is checked
+                            "act_then_refuse": False}  # the bug: refuses only after replying
 
 REPLIES = {"STOP_PROMOTIONS": "You're unsubscribed. Reply START to opt back in.",
            "REMIND_LATER": "Sure, we'll remind you tomorrow."}
@@ -73,10 +79,26 @@ async def answer(business: str, shopper: str, tap_id: str, payload: str) -> None
     await send_v2(business, message, tap_id)
 
 
+def genuine(body: bytes, signature: str | None) -> bool:
+    """Whether X-Hub-Signature-256 is the HMAC-SHA256 of these exact bytes under our secret."""
+    expected = "sha256=" + hmac.new(settings["app_secret"].encode(), body,
+                                    hashlib.sha256).hexdigest()
+    return signature is not None and hmac.compare_digest(signature, expected)
+
+
 @app.post("/webhook")
-async def webhook(request: Request) -> dict[str, str]:
-    """Statuses are noted; a tap is answered once, however many times it is delivered."""
-    document = await request.json()
+async def webhook(request: Request) -> Any:
+    """Statuses are noted; a tap is answered once, however many times it is delivered.
+
+    With an app secret, a request whose signature does not match is refused (403) before
+    anything is done with it: a forged tap must not unsubscribe anyone.
+    """
+    body = await request.body()
+    forged = settings["app_secret"] is not None and not genuine(
+        body, request.headers.get("x-hub-signature-256"))
+    if forged and not settings["act_then_refuse"]:
+        return JSONResponse({"error": "bad signature"}, status_code=403)
+    document = json.loads(body)
     value = document["meta_object"]["value"]
     if "statuses" in value:
         statuses.append(document)
@@ -91,4 +113,6 @@ async def webhook(request: Request) -> dict[str, str]:
         for _ in range(settings["times"]):  # a buggy handler answers more than once
             await answer(value["metadata"]["display_phone_number"], message["from"],
                          message["id"], message["button"]["payload"])
+    if forged:  # act_then_refuse: the 403 comes, but the reply has already gone out
+        return JSONResponse({"error": "bad signature"}, status_code=403)
     return {"status": "answered"}

@@ -12,8 +12,12 @@ import pytest
 from click.testing import CliRunner
 
 from simulator.cli import cli
+from simulator.errors import WasimError
+from simulator.scenarios import load_scenario
 from simulator.sendapi import MockApi
-from simulator.testing import Simulator
+from simulator.testing import ScenarioRun, Simulator
+
+FORGED = ("missing", "wrong-secret", "reserialized", "bad-format")
 
 CONVERSATION = """
 name: conversation
@@ -62,7 +66,7 @@ def kaleyra(wasim: Simulator, monkeypatch: pytest.MonkeyPatch) -> Iterator[MockA
     for store in (handler.handled, handler.statuses, handler.taps):
         store.clear()
     for key, value in (("version", "v2"), ("dedupe", True), ("times", 1),
-                       ("first_only", False)):
+                       ("first_only", False), ("app_secret", None), ("act_then_refuse", False)):
         monkeypatch.setitem(handler.settings, key, value)
     wasim.target(app=handler.app, path="/webhook")
     with wasim.api() as api:
@@ -152,3 +156,53 @@ def test_a_template_the_scenario_does_not_define_is_accepted_then_fails_the_repl
     assert result.stderr.count("fails 132001") == 3
     assert "send API on http://127.0.0.1:" in result.stderr
     assert result.stderr.count("sent #") == 6  # the opt-out texts and catalogues, printed
+
+
+# --- forged signatures: refused, and not acted on ----------------------------------------------
+
+SECRET = "0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e"  # the app's secret (Meta: App settings > Basic)
+
+
+def forged_signatures(wasim: Simulator) -> ScenarioRun:
+    """The built-in scenario, signed with the app's secret; its reply windows shortened (the
+    example app replies before it answers, so a reply it should not have sent is already in)."""
+    wasim.target(app=handler.app, path="/webhook", app_secret=SECRET)
+    text = load_scenario("forged-signatures").path.read_text()
+    assert text.count("within: 2s") == 2
+    return wasim.run_scenario(text.replace("within: 2s", "within: 300ms"))
+
+
+def test_a_handler_checking_signatures_answers_the_genuine_tap_and_nothing_forged(
+        wasim: Simulator, kaleyra: MockApi, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(handler.settings, "app_secret", SECRET)
+    run = forged_signatures(wasim)
+    run.assert_ok()
+    assert [(r.planned.step, r.result.attempts[-1].status) for r in run.results
+            if r.planned.step != "signed"] == [(s, 403) for s in FORGED for _ in range(2)]
+    signed = {r.planned.tap.user.wa_id for r in run.results if r.planned.step == "signed"}
+    assert sorted(m.to for m in kaleyra.sent) == sorted(signed) and len(signed) == 2
+
+
+def test_a_handler_skipping_the_check_fails_on_status_and_reply_of_every_forged_step(
+        wasim: Simulator, kaleyra: MockApi) -> None:
+    run = forged_signatures(wasim)  # no app secret in the handler: it checks nothing
+    assert run.summary.expectation_failures == {"status": 8, "reply": 8}
+    assert {f.step for f in run.summary.failures} == set(FORGED)
+    assert all("expected exactly 0" in f.message for f in run.summary.failures
+               if f.rule == "reply")
+    assert len(kaleyra.sent) == 10  # it unsubscribed everyone who sent a forged tap
+
+
+def test_a_handler_refusing_only_after_it_acted_fails_on_the_reply_rule_only(
+        wasim: Simulator, kaleyra: MockApi, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(handler.settings, "app_secret", SECRET)
+    monkeypatch.setitem(handler.settings, "act_then_refuse", True)
+    run = forged_signatures(wasim)
+    assert run.summary.expectation_failures == {"reply": 8}  # every 403 was as expected
+    assert {f.step for f in run.summary.failures} == set(FORGED)
+
+
+def test_the_forged_signatures_scenario_says_it_needs_the_app_secret(
+        wasim: Simulator, kaleyra: MockApi) -> None:
+    with pytest.raises(WasimError, match="the wrong-secret signature case needs the app secret"):
+        wasim.run_scenario("forged-signatures")

@@ -15,7 +15,7 @@ from textual.widgets import Button, Input, Static
 
 from simulator.models import Button as TemplateButton
 from simulator.sendapi import SentMessage
-from simulator.tui.replies import LABEL_CHARS, TICKS, bubble_text, is_list, shown
+from simulator.tui.replies import LABEL_CHARS, TICKS, bubble_text, failure_text, is_list, shown
 
 Tone = Literal["sending", "ok", "retry", "bad"]
 _TONE_STYLE: dict[Tone, str] = {"sending": "dim", "ok": "bold $text-success",
@@ -66,10 +66,15 @@ class AppButton(Button):
 
 
 class AppMessage(Vertical):
-    """A message the app sent to the user (text, template, media, interactive), as received."""
+    """A message the app sent to the user (text, template, media, interactive), as received.
+
+    One the send API accepted but Meta fails (`error`, e.g. 132001: no such template) never
+    reaches a real phone: it is drawn marked failed, with its error and no buttons to tap.
+    """
 
     def __init__(self, message: SentMessage, when: str) -> None:
         super().__init__(classes="app-message", id=f"app-message-{message.number}")
+        self.set_class(bool(message.error), "-failed")
         self.message = message
         self.chat = message.to
         self.when = when
@@ -79,10 +84,16 @@ class AppMessage(Vertical):
     def compose(self) -> ComposeResult:
         """The bubble: text, then time and ticks, then its buttons or its list's menu."""
         message = self.message
+        failed = failure_text(message)
         with Vertical(classes="app-bubble"):
             yield Static(Content(bubble_text(message)), classes="app-body")
+            if failed:
+                yield Static(Content.assemble(
+                    (failed, "bold $text-error"), "\n",
+                    ("not delivered: the shopper never sees it", "italic")),
+                    classes="app-failure")
             yield Static(classes="app-meta")
-        if message.buttons:
+        if message.buttons and not failed:
             with Vertical(classes="app-buttons"):
                 if is_list(message):
                     yield AppButton(message.number, -1, Content.assemble("☰ ", "choose a row"),
@@ -187,7 +198,7 @@ class Phone(Vertical):
         Reply { width: auto; max-width: 90%; text-align: right; }
         AppMessage { width: 100%; height: auto; padding-right: 3; }
         .app-bubble, .app-buttons { height: auto; }
-        .app-body, .app-meta { height: auto; }
+        .app-body, .app-meta, .app-failure { height: auto; }
         AppButton { width: 1fr; }
         #as-user { height: auto; max-height: 2; padding: 0 1; }
         Composer { height: 1; }
@@ -257,8 +268,9 @@ class Phone(Vertical):
         return None
 
     def last_app_message(self) -> AppMessage | None:
-        """The newest message the app sent in the chat shown."""
-        found = [b for b in self.query(AppMessage) if b.chat == self.chat]
+        """The newest message the app sent in the chat shown that reached the phone."""
+        found = [b for b in self.query(AppMessage) if b.chat == self.chat
+                 and not b.message.error]
         return found[-1] if found else None
 
     def show_user(self, text: Content | str) -> None:
