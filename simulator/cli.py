@@ -1419,6 +1419,20 @@ def receive(host: str, port: int, status: int, delay: float, fail_rate: float,
     return ExitCode.OK
 
 
+def _webhook_keys() -> tuple[str, ...]:
+    """`wasim api`'s delivery settings for --webhook: fire's, less where to deliver."""
+    from simulator.settings import KEYS, TARGET_KEYS
+
+    return tuple(key for key in KEYS if key not in TARGET_KEYS)
+
+
+def _webhook_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add `wasim api`'s delivery flags (envelope, app secret, auth...) for --webhook."""
+    from simulator.settings import click_options
+
+    return click_options(_webhook_keys())(command)  # type: ignore[no-any-return]
+
+
 @cli.command("api")
 @click.option("--port", type=PORT, default=8700, show_default=True,
               help="Port to listen on (127.0.0.1); 0 picks a free one.")
@@ -1431,12 +1445,14 @@ def receive(host: str, port: int, status: int, delay: float, fail_rate: float,
 @click.option("--status-delay", "status_delays", multiple=True, metavar="SECONDS",
               type=Number(0, MAX_WAIT, what="seconds"),
               help="Seconds before sent, delivered, read (repeat; the last one repeats).")
+@_webhook_options
 def api(port: int, sid: str | None, api_key: str | None, business_numbers: tuple[str, ...],
-        webhook: str | None, status_delays: tuple[float, ...]) -> int:
+        webhook: str | None, status_delays: tuple[float, ...], **delivery: Any) -> int:
     """Play Kaleyra's WhatsApp send API (V1 and V2) on this machine, with status callbacks.
 
     Point your handler's Kaleyra base URL at the printed one. Every message is checked,
     recorded and printed; sent, delivered and read statuses follow. Ctrl+C stops it.
+    The delivery flags (e.g. --envelope meta --app-secret S) shape the --webhook statuses.
     """
     import time
 
@@ -1449,10 +1465,21 @@ def api(port: int, sid: str | None, api_key: str | None, business_numbers: tuple
     def status(delivery: StatusDelivery) -> None:
         click.echo(f"  {delivery.describe()}")
 
+    from simulator.settings import BY_KEY, from_params
+
     options = api_options(port=port, sid=sid, api_key=api_key,
                           business_numbers=business_numbers, status_delays=status_delays)
-    target = delivery_options_from({"url": webhook}, lambda key: "--webhook") if webhook \
-        else None
+    how = from_params(delivery, _webhook_keys())
+    # A flag given for nothing is a mistake; a secret in the environment is not.
+    stray = [key for key in how if not BY_KEY[key].envvar]
+    if stray and not webhook:
+        raise WasimError("this shapes the status callbacks, which go only to --webhook",
+                         where=flag_name(stray[0]), hint="Add --webhook URL.")
+    # The statuses follow the webhook's delivery options as taps do: with --envelope meta and
+    # --app-secret they arrive in Meta's envelope, signed over the bytes that leave.
+    target = delivery_options_from({"url": webhook, **how},
+                                   lambda key: "--webhook" if key == "url" else flag_name(key)) \
+        if webhook else None
     mock = MockApi(options, webhook=target, on_sent=shown, on_status=status).start()
     click.echo(f"wasim api listening on {mock.base_url} (Ctrl+C to stop)", err=True)
     click.echo(f"  SID {options.sid}  api-key {options.api_key}", err=True)

@@ -33,6 +33,7 @@ from typing import Any, Literal
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from simulator.bounded import BoundedServer
+from simulator.calling_codes import calling_code_of
 from simulator.delivery import (
     Deliverer,
     DeliveryOptions,
@@ -43,6 +44,7 @@ from simulator.delivery import (
 from simulator.errors import WasimError
 from simulator.kinds.status import error_object
 from simulator.models import Business, Button, Tap, TemplateMessage
+from simulator.providers import derived_bsuid
 from simulator.taps import TapFactory, business_ids
 from simulator.wamid import encode_wamid
 from simulator.wire import to_wire
@@ -270,6 +272,7 @@ class MockApi:
         self._sleep = sleep
         self._clock = clock
         self._random = random.Random(seed)
+        self._seed = seed
         self._changed = threading.Condition()
         self._sent: deque[tuple[SentMessage, int]] = deque(maxlen=options.keep)
         self._kept_bytes = 0
@@ -705,13 +708,16 @@ class MockApi:
         now = int(self._clock())
         if message.version == "v2":
             assert self.webhook is not None  # checked in _schedule
-            body = to_wire(v2_status_document(message, status, now, self._random))
+            body = to_wire(v2_status_document(message, status, now, self._random,
+                                              recipient_bsuid(message, self._seed)))
             if self._webhook_deliverer is None:
                 self._webhook_deliverer = Deliverer(self.webhook, sleep=self._sleep,
                                                     clock=self._clock)
             result = await self._webhook_deliverer.deliver(Event.from_body(body))
-            self._keep_status(StatusDelivery(message, status, self.webhook.target.label, body,
-                                             result))
+            # The bytes that left: in Meta's envelope when the webhook asks for it, and the
+            # ones its X-Hub-Signature-256 signed, not the Kaleyra document they came from.
+            self._keep_status(StatusDelivery(message, status, self.webhook.target.label,
+                                             result.event.body, result))
             return
         url = v1_status_url(message, status, now)
         try:
@@ -1033,9 +1039,22 @@ def _category(message: SentMessage) -> str:
     return "marketing" if message.template else "service"
 
 
+def recipient_bsuid(message: SentMessage, seed: int | None) -> str:
+    """The BSUID of a message's number recipient, derived as the taps derive a user's (the
+    number's main region, the same seed), so one user keeps one id; blank if unknown."""
+    if message.to_kind != "number":
+        return ""
+    import phonenumbers  # loaded only when a status goes out
+
+    code = calling_code_of(message.to)
+    region = phonenumbers.region_code_for_country_code(int(code)) if code else "ZZ"
+    return "" if region == "ZZ" else derived_bsuid(region, seed or 0, message.to)
+
+
 def v2_status_document(message: SentMessage, status: str, now: int,
-                       rnd: random.Random) -> dict[str, Any]:
-    """A Kaleyra V2 status callback (wire-format.md section 6) for `message`."""
+                       rnd: random.Random, user_id: str = "") -> dict[str, Any]:
+    """A Kaleyra V2 status callback (wire-format.md section 6) for `message`, with the
+    recipient's 2026 `contacts` entry (wa_id and `user_id`, its BSUID when known)."""
     phone_number_id, waba_id = business_ids(message.business)
     entry: dict[str, Any] = {"id": message.wamid, "status": status, "timestamp": str(now)}
     # Meta names a BSUID recipient in recipient_user_id (wire-format.md 10, status.py).
@@ -1048,12 +1067,17 @@ def v2_status_document(message: SentMessage, status: str, now: int,
         entry["pricing"] = {"billable": True, "pricing_model": "PMP", "category": category}
     if status == "failed":
         entry["errors"] = [error_object(message.error) if message.error else dict(FAILED_ERROR)]
+    # Statuses carry the recipient since 2026 (wire-format.md 10); frameworks read it (pywa 4.5
+    # builds MessageStatus.from_user from contacts[0] and drops the update without it).
+    contact = {"wa_id": message.to} if message.to_kind == "number" else {"user_id": message.to}
+    if user_id:
+        contact["user_id"] = user_id
     return {
         "meta_object": {"value": {
             "messaging_product": "whatsapp",
             "metadata": {"display_phone_number": message.business,
                          "phone_number_id": phone_number_id},
-            "statuses": [entry]}, "field": "messages"},
+            "contacts": [contact], "statuses": [entry]}, "field": "messages"},
         "extra_info": {"trace_id": str(uuid.UUID(int=rnd.getrandbits(128), version=4)),
                        "message_id": message.wamid, "waba_id": waba_id, "ref": message.ref,
                        "ref1": message.ref1, "ref2": message.ref2,

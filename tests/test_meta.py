@@ -559,3 +559,36 @@ def test_export_says_how_to_sign_the_recorded_bytes_again(runner: CliRunner, rec
     exported = runner.invoke(cli, ["export", event.id, "--history", str(history)]).output
     assert f"wasim replay {event.id} --app-secret" in exported and SECRET not in exported
     assert event.body == receiver.wait_for(1)[0].body
+
+
+def test_a_pywa_handler_gets_the_statuses_of_its_reply_through_the_mock_api_signed() -> None:
+    """Meta-direct end to end: a tap, the app's reply through wasim's send API, and the
+    statuses that follow arrive in Meta's envelope, signed, and pywa parses them."""
+    import httpx
+    from pywa.types import MessageStatus
+
+    wasim = Simulator(25, envelope="meta")
+    app, seen, wa = pywa_app(wasim.factory.business.phone_number_id)
+    statuses: list[MessageStatus] = []
+    wa.on_message_status()(lambda _, status: statuses.append(status))
+    wasim.target(app=app, path="/webhook", app_secret=SECRET)
+    with wasim.api() as kaleyra:
+        tap = wasim.tap()
+        wasim.deliver(tap).assert_status(200)
+        wait_until(lambda: len(seen) >= 1)  # pywa acted on the tap; the app now replies
+        business = tap.tap.business.display_phone_number
+        answer = httpx.post(kaleyra.v2_url(business), headers={"api-key": kaleyra.options.api_key},
+                            json={"messaging_object": {
+                                "messaging_product": "whatsapp", "to": tap.user.wa_id,
+                                "type": "text", "text": {"body": "You're unsubscribed"}}})
+        assert answer.status_code == 202, answer.text
+        [reply] = kaleyra.assert_replied(tap.user.wa_id)
+        delivered = kaleyra.wait_for_statuses(3)
+        wait_until(lambda: len(statuses) >= 3)
+    assert [d.result.attempts[-1].status for d in delivered if d.result] == [200, 200, 200]
+    assert all(json.loads(d.body)["object"] == "whatsapp_business_account" for d in delivered)
+    assert [s.id for s in statuses] == [reply.wamid] * 3
+    assert [str(s.status) for s in statuses] == ["sent", "delivered", "read"]
+    # The recipient is the tapping user, under the BSUID its taps carry.
+    assert {(s.from_user.wa_id, s.from_user.bsuid) for s in statuses} == \
+        {(tap.user.wa_id, tap.user.user_id)} and tap.user.user_id

@@ -556,6 +556,77 @@ def test_wasim_api_refuses_a_remote_webhook_in_one_line() -> None:
     assert "--webhook" in result.stderr and len(result.stderr.splitlines()) == 1
 
 
+def test_wasim_api_sends_statuses_in_metas_envelope_signed_with_the_webhooks_secret() -> None:
+    import hashlib
+    import hmac
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from simulator.receiver import ReceiverOptions
+
+    secret = "0123456789abcdef0123456789abcdef"
+    with Receiver(ReceiverOptions(port=0, app_secret=secret)) as hook:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "simulator", "api", "--port", "0", "--webhook", hook.url,
+             "--envelope", "meta", "--app-secret", secret],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+        try:
+            assert process.stderr is not None
+            base_url = process.stderr.readline().split(" listening on ")[1].split()[0]
+            sid, key = process.stderr.readline().split()[1::2]
+            answer = httpx.post(f"{base_url}/v2/{sid}/whatsapp/{BUSINESS}/messages",
+                                json=v2_text(), headers={"api-key": key}, timeout=30)
+            assert answer.status_code == 202
+            arrivals = hook.wait_for(3, timeout=30)
+        finally:
+            process.send_signal(signal.SIGINT)
+            _, stderr = process.communicate(timeout=30)
+        assert process.returncode == 0, stderr
+    assert [a.status for a in arrivals] == [200, 200, 200]  # the receiver checked each one
+    assert all(a.problems == () for a in arrivals)
+    for arrival in arrivals:
+        document = json.loads(arrival.body)
+        assert document["object"] == "whatsapp_business_account"
+        [entry] = document["entry"]
+        [change] = entry["changes"]
+        assert change["field"] == "messages"
+        [status] = change["value"]["statuses"]
+        assert status["id"].startswith("wamid.") and status["recipient_id"] == SHOPPER
+        signature = dict((k.lower(), v) for k, v in arrival.headers)["x-hub-signature-256"]
+        assert signature == "sha256=" + hmac.new(secret.encode(), arrival.body,
+                                                 hashlib.sha256).hexdigest()
+    assert [json.loads(a.body)["entry"][0]["changes"][0]["value"]["statuses"][0]["status"]
+            for a in arrivals] == ["sent", "delivered", "read"]
+    assert secret not in stderr
+
+
+def test_wasim_api_delivery_flags_without_a_webhook_are_a_one_line_error() -> None:
+    from click.testing import CliRunner
+
+    from simulator.cli import cli
+
+    result = CliRunner().invoke(cli, ["api", "--port", "0", "--envelope", "meta"])
+    assert result.exit_code == 2
+    assert "--envelope" in result.stderr and "--webhook" in result.stderr
+    assert len(result.stderr.splitlines()) == 1
+
+
+def test_statuses_in_metas_envelope_are_recorded_as_the_signed_bytes_that_left(
+        receiver: Receiver) -> None:
+    secret = "0123456789abcdef0123456789abcdef"
+    webhook = delivery_options_from({"url": receiver.url, "envelope": "meta",
+                                     "app_secret": secret}, str)
+    with MockApi(ApiOptions(port=0), webhook=webhook) as mock:
+        assert httpx.post(mock.v2_url(BUSINESS), json=v2_text(), headers=KEY).status_code == 202
+        recorded = mock.wait_for_statuses(3)
+        arrivals = receiver.wait_for(3)
+    assert [d.body for d in recorded] == [a.body for a in arrivals]
+    assert all(json.loads(d.body)["entry"][0]["changes"][0]["value"]["statuses"][0]["id"]
+               == d.message.wamid for d in recorded)
+
+
 # --- the Python API ---------------------------------------------------------------------
 
 

@@ -3,6 +3,7 @@ template's ticks, and the app's own replies through the local send API, tapped o
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -13,15 +14,19 @@ from click.testing import CliRunner
 from textual.pilot import Pilot
 from textual.widgets import OptionList, Static
 
+from simulator.delivery import delivery_options_from
+from simulator.demo_bot import TEMPLATES, DemoBot
 from simulator.kinds import KindArgs, kind_body
-from simulator.receiver import Receiver
+from simulator.receiver import Receiver, ReceiverOptions
+from simulator.scenarios import parse_scenario
 from simulator.sendapi import MockApi, api_options
 from simulator.tui import commands
 from simulator.tui.app import WasimApp, make_app
-from simulator.tui.feed import ApiFeed
+from simulator.tui.feed import ApiFeed, ArrivalFeed
 from simulator.tui.screens.compose import ACTIONS, RowScreen, SendScreen
 from simulator.tui.session import PhoneSession, default_scenario
 from simulator.tui.widgets.phone import AppButton, AppMessage, Composer, Reply
+from simulator.tui.widgets.run_panel import RunPanel
 from simulator.validate import describe_kind, validate_callback
 from tests.apps import replying_app
 
@@ -383,6 +388,7 @@ def test_tui_with_an_api_port_gives_an_in_process_app_the_apis_address(
         seen.update({k: os.environ.get(k) for k in ("KALEYRA_BASE_URL", "KALEYRA_SID",
                                                      "KALEYRA_API_KEY")})
         seen["feed"] = app.settings.api
+        seen["mock"] = app.settings.api.mock if app.settings.api else None
         return 0
 
     monkeypatch.setattr(commands, "_run_app", run)
@@ -397,6 +403,9 @@ def test_tui_with_an_api_port_gives_an_in_process_app_the_apis_address(
     feed = seen["feed"]
     assert isinstance(feed, ApiFeed) and feed.base_url == seen["KALEYRA_BASE_URL"]
     assert (feed.sid, feed.api_key) == (seen["KALEYRA_SID"], seen["KALEYRA_API_KEY"])
+    # The running API itself, for scenario runs' reply checks; gone once it stops.
+    assert isinstance(seen["mock"], MockApi) and seen["mock"].base_url == feed.base_url
+    assert feed.mock is None
     assert f"send API on {seen['KALEYRA_BASE_URL']}" in result.stderr
     assert "KALEYRA_BASE_URL" not in os.environ  # put back as it was
 
@@ -408,6 +417,7 @@ def test_demo_with_an_api_port_gives_the_apis_address_to_the_app(
     def run(app: WasimApp) -> int:
         seen["url"] = os.environ.get("KALEYRA_BASE_URL")
         seen["feed"] = app.settings.api
+        seen["mock"] = app.settings.api.mock if app.settings.api else None
         return 0
 
     monkeypatch.setattr(commands, "_run_app", run)
@@ -416,6 +426,7 @@ def test_demo_with_an_api_port_gives_the_apis_address_to_the_app(
                                 standalone_mode=False)
     assert result.exception is None, result.output
     assert seen["url"] and seen["feed"].base_url == seen["url"]
+    assert isinstance(seen["mock"], MockApi) and seen["mock"].base_url == seen["url"]
 
 
 def test_a_list_row_reply_echoes_the_rows_description_only_when_the_app_gave_one() -> None:
@@ -515,3 +526,88 @@ def test_an_api_port_in_use_is_a_one_line_error_naming_the_flag(
     assert isinstance(error, commands.WasimError)
     assert error.one_line().startswith("--api-port: cannot listen") and "--api-port 0" in (
         error.hint or "")
+
+
+# --- scenarios with reply expectations, run in the UI -----------------------------------------
+
+REPLY_SCENARIO = """
+name: replies in the ui
+seed: 5
+template:
+  buttons:
+    - {text: Stop promotions, payload: STOP_PROMOTIONS}
+cast: {countries: {IN: 2}}
+steps:
+  - name: opt out
+    tap: Stop promotions
+    expect:
+      reply: {type: text, contains: %s, count: 1, within: %s}
+"""
+
+
+@contextlib.contextmanager
+def demo_like(text: str) -> Iterator[tuple[WasimApp, DemoBot]]:
+    """`wasim demo`'s setup: the built-in receiver with the demo bot behind it, answering
+    through the send API the UI shows (started as the demo starts it)."""
+    scenario = parse_scenario(text, "replies.yaml")
+    arrivals, api_feed = ArrivalFeed(), ApiFeed()
+    bot = DemoBot(then=arrivals)
+    with Receiver(ReceiverOptions(port=0), on_arrival=bot) as receiver, \
+            commands.send_api(0, delivery_options_from({"url": receiver.url}, str), api_feed,
+                              "wasim demo", templates=(*scenario.template_names, *TEMPLATES),
+                              seed=scenario.seed) as api:
+        bot.api = api
+        try:
+            yield make_app(scenario=scenario, url=receiver.url, seed=5, history=None,
+                           clock=fixed_clock, receiver=receiver, arrivals=arrivals,
+                           api=api_feed), bot
+        finally:
+            bot.close()
+
+
+async def run_in_the_ui(app: WasimApp, pilot: Pilot[int]) -> str:
+    """Start the scenario (s, as fast as allowed), wait for the panel to say it ended, and
+    return the panel's text."""
+    await settle(app, pilot)
+    await pilot.press("s", "down", "down", "enter")
+    panel = app.query_one(RunPanel)
+    await until(app, pilot, lambda: panel.has_class("-done"), "the run to finish")
+    return "\n".join(str(panel.query_one(f"#run-{part}", Static).render())
+                     for part in ("title", "stats"))
+
+
+async def test_a_scenario_expecting_the_bots_reply_runs_in_the_ui_and_holds() -> None:
+    with demo_like(REPLY_SCENARIO % ("unsubscribed", "5s")) as (app, bot):
+        async with app.run_test(size=SIZE) as pilot:
+            shown = await run_in_the_ui(app, pilot)
+            assert "✓ all held" in shown and "2 delivered" in shown, shown
+            assert "expectations: all held" in shown and "broken" not in shown, shown
+            # The replies the expectation read are the ones the phone shows.
+            assert len(bot.replies) == 2
+            await until(app, pilot, lambda: len(app.query(AppMessage)) >= 1, "a reply bubble")
+            assert app.query(AppMessage).first().message in bot.replies
+
+
+async def test_a_reply_expectation_the_bot_does_not_meet_fails_in_the_ui_with_its_reason(
+        ) -> None:
+    with demo_like(REPLY_SCENARIO % ("'welcome back'", "1s")) as (app, bot):
+        async with app.run_test(size=SIZE) as pilot:
+            shown = await run_in_the_ui(app, pilot)
+    assert "✗ failures" in shown and "2 expectation(s) broken" in shown, shown
+    assert "reply" in shown and "welcome back" in shown, shown
+    assert len(bot.replies) == 2  # the bot did answer, just not with those words
+
+
+async def test_without_a_send_api_a_reply_scenario_is_refused_in_one_line_naming_the_flag(
+        receiver: Receiver) -> None:
+    app = make_app(scenario=parse_scenario(REPLY_SCENARIO % ("unsubscribed", "5s"),
+                                           "replies.yaml"),
+                   url=receiver.url, seed=5, history=None, clock=fixed_clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("s", "down", "down", "enter")
+        await settle(app, pilot)
+        [refusal] = [n.message for n in app._notifications if n.title == "Cannot run"]
+        assert "\n" not in refusal and "--api-port" in refusal, refusal
+        assert "not yet" not in refusal
+        assert receiver.received == 0  # nothing was sent

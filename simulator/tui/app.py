@@ -933,7 +933,10 @@ class WasimApp(App[int]):
         try:
             delivery = scenario_delivery(plan, self.overrides, tui_flag,
                                          allow_remote=self.settings.allow_remote)
-            require_api(plan.scenario, None, "`wasim run --api-port 0` (not yet in this UI)")
+            # The send API the phone shows is the one the reply expectations read.
+            replies = self.settings.api.mock if self.settings.api is not None else None
+            require_api(plan.scenario, replies,
+                        "`wasim tui --api-port 0` (`wasim demo` always runs one)")
         except WasimError as exc:
             self.notify(exc.one_line(), title="Cannot run", severity="error", timeout=10)
             return
@@ -949,7 +952,7 @@ class WasimApp(App[int]):
             """The run itself, on the courier's loop."""
             async for outcome in run_plan(plan, delivery, speed=speed,
                                           on_attempt=self._write_history,
-                                          client=self.settings.client):
+                                          client=self.settings.client, replies=replies):
                 finished.append(outcome)
         # Rows and totals are drawn in batches: a thousand table updates one by one would
         # keep the screen busy long after the sends themselves are done.

@@ -252,6 +252,7 @@ def send_api(port: int, webhook: Any, feed: Any, command: str, *,
     with api:
         feed.base_url, feed.sid, feed.api_key = api.base_url, api.options.sid, \
             api.options.api_key
+        feed.mock = api  # scenario runs in the UI check the app's replies against it
         click.echo(f"{command}: send API on {api.base_url} (SID {api.options.sid}, api-key "
                    f"{api.options.api_key})", err=True)
         saved = {name: os.environ.get(name) for name in api.env()}
@@ -259,6 +260,7 @@ def send_api(port: int, webhook: Any, feed: Any, command: str, *,
         try:
             yield api
         finally:
+            feed.mock = None
             for name, value in saved.items():
                 if value is None:
                     os.environ.pop(name, None)

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from simulator.receiver import Arrival
-from simulator.sendapi import SentMessage, StatusDelivery
+from simulator.sendapi import MockApi, SentMessage, StatusDelivery
 
 T = TypeVar("T")
 EARLY_KEPT = 10_000  # items kept before the UI listens; past this the oldest are dropped
@@ -63,3 +63,6 @@ class ApiFeed(Feed[ApiRecord]):
         self.base_url = ""  # set when the API starts, with what it accepts
         self.sid = ""
         self.api_key = ""
+        # The running API itself, while it runs: a scenario run's `expect: reply` and
+        # `tap_reply` read the very record the phone shows.
+        self.mock: MockApi | None = None

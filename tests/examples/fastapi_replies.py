@@ -86,6 +86,13 @@ def genuine(body: bytes, signature: str | None) -> bool:
     return signature is not None and hmac.compare_digest(signature, expected)
 
 
+def value_of(document: dict[str, Any]) -> dict[str, Any]:
+    """The value object, from Kaleyra's envelope or Meta's (Meta-direct: entry[].changes[])."""
+    if document.get("object") == "whatsapp_business_account":
+        return document["entry"][0]["changes"][0]["value"]
+    return document["meta_object"]["value"]
+
+
 @app.post("/webhook")
 async def webhook(request: Request) -> Any:
     """Statuses are noted; a tap is answered once, however many times it is delivered.
@@ -99,7 +106,7 @@ async def webhook(request: Request) -> Any:
     if forged and not settings["act_then_refuse"]:
         return JSONResponse({"error": "bad signature"}, status_code=403)
     document = json.loads(body)
-    value = document["meta_object"]["value"]
+    value = value_of(document)
     if "statuses" in value:
         statuses.append(document)
         return {"status": "noted"}

@@ -1,5 +1,6 @@
 """End to end: tap -> app -> wasim's send API -> recorded reply -> statuses back to the app."""
 
+import json
 from collections.abc import Iterator
 
 import fastapi_replies as handler
@@ -86,3 +87,26 @@ def test_a_send_api_fault_reaches_the_app_as_kaleyra_answers_it(
     delivery = wasim.deliver(wasim.tap("Stop promotions", payload="STOP_PROMOTIONS"))
     assert delivery.status == 500  # this example lets the send error surface
     assert kaleyra.sent == []
+
+
+def test_in_meta_direct_mode_the_handler_accepts_its_replys_statuses_signed_in_metas_envelope(
+        wasim: Simulator, monkeypatch: pytest.MonkeyPatch) -> None:
+    secret = "0123456789abcdef0123456789abcdef"
+    for store in (handler.handled, handler.statuses, handler.taps):
+        store.clear()
+    monkeypatch.setitem(handler.settings, "app_secret", secret)  # the handler checks them
+    wasim.target(app=handler.app, path="/webhook", envelope="meta", app_secret=secret)
+    with wasim.api() as kaleyra:
+        for name, value in kaleyra.env().items():
+            monkeypatch.setenv(name, value)
+        tap = wasim.tap("Stop promotions", payload="STOP_PROMOTIONS")
+        wasim.deliver(tap).assert_status(200)
+        [reply] = kaleyra.assert_replied(tap.user.wa_id, contains="unsubscribed")
+        statuses = kaleyra.wait_for_statuses(3)
+    # Accepted by a handler that refuses (403) anything not signed over the bytes it got.
+    assert [s.result.attempts[-1].status for s in statuses if s.result] == [200, 200, 200]
+    assert [d["object"] for d in handler.statuses] == ["whatsapp_business_account"] * 3
+    values = [handler.value_of(d) for d in handler.statuses]
+    assert [v["statuses"][0]["status"] for v in values] == ["sent", "delivered", "read"]
+    assert {v["statuses"][0]["id"] for v in values} == {reply.wamid}
+    assert [json.loads(s.body) for s in statuses] == handler.statuses

@@ -158,6 +158,53 @@ def test_a_template_the_scenario_does_not_define_is_accepted_then_fails_the_repl
     assert result.stderr.count("sent #") == 6  # the opt-out texts and catalogues, printed
 
 
+def test_wasim_run_in_meta_direct_mode_sends_the_replies_statuses_signed_in_metas_envelope(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import simulator.replies
+
+    secret = "0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e"
+    for key, value in (("version", "v2"), ("dedupe", True), ("times", 1),
+                       ("first_only", False), ("app_secret", secret),
+                       ("act_then_refuse", False)):
+        monkeypatch.setitem(handler.settings, key, value)
+    for store in (handler.handled, handler.statuses, handler.taps):
+        store.clear()
+    started: list[MockApi] = []
+    real = simulator.replies.start_scenario_api
+
+    def keeping_statuses(*args: object, **kwargs: object) -> MockApi:
+        """The run's send API, which lets every status go out before it stops."""
+        api = real(*args, **kwargs)  # type: ignore[arg-type]
+        started.append(api)
+        stop = api.stop
+
+        def stop_after_statuses() -> None:
+            api.wait_for_statuses(3 * len(api.sent), timeout=30)
+            stop()
+
+        monkeypatch.setattr(api, "stop", stop_after_statuses)
+        return api
+
+    monkeypatch.setattr(simulator.replies, "start_scenario_api", keeping_statuses)
+    monkeypatch.syspath_prepend(str(Path(handler.__file__).parent))
+    for name in ("KALEYRA_BASE_URL", "KALEYRA_SID", "KALEYRA_API_KEY"):
+        monkeypatch.setenv(name, "stale")
+    path = tmp_path / "conversation.yaml"
+    path.write_text(CONVERSATION)
+    result = CliRunner().invoke(cli, ["run", str(path), "--app", "fastapi_replies:app",
+                                      "--path", "/webhook", "--api-port", "0", "--no-history",
+                                      "--fast", "--envelope", "meta", "--app-secret", secret])
+    assert result.exit_code == 0, result.output  # taps signed too, or the handler refuses
+    [api] = started
+    assert api.statuses and len(api.statuses) == 3 * len(api.sent)
+    assert all(s.delivered for s in api.statuses)  # the handler checked every signature
+    assert len(handler.statuses) == len(api.statuses)
+    assert all(d["object"] == "whatsapp_business_account" for d in handler.statuses)
+    assert {handler.value_of(d)["statuses"][0]["id"] for d in handler.statuses} == \
+        {m.wamid for m in api.sent}
+    assert secret not in result.output
+
+
 # --- forged signatures: refused, and not acted on ----------------------------------------------
 
 SECRET = "0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e"  # the app's secret (Meta: App settings > Basic)
