@@ -17,7 +17,11 @@ Prints the machine's load before and after: the machine may be shared.
 
 The soak prints each process's RSS (main, worker k, multiprocessing's resource tracker) at
 every reading, and the growth from the first reading to the last, in MB and per million
-requests: flat memory is a growth per million requests near zero.
+requests: flat memory is a growth per million requests near zero. With --trace it runs what
+one worker runs in its own process instead, and prints what the run allocated after the first
+reading and still holds at the end, by where it was allocated:
+
+    python benchmarks/load.py --soak 60 --rate 0 --every 10 --trace
 """
 
 from __future__ import annotations
@@ -300,6 +304,68 @@ def growth(readings: list[tuple[float, int, dict[str, dict[str, float]]]]) -> st
     return "\n".join(lines)
 
 
+def trace(url: str, seconds: float, rate: float | None, every: float,
+          connections: int = 64) -> None:
+    """One worker's run (run_load, in this process) with tracemalloc on from the first reading
+    to the end: what was allocated after it and is still alive, by where, per request.
+
+    Tracing slows the run several times (it may fall behind a rate); what it finds alive is
+    what the run keeps, whatever the pace. Starting after the first reading leaves out the
+    pool, the imports and the histograms' first buckets: only growth is traced.
+    """
+    import gc
+    import tracemalloc
+
+    from simulator.delivery import delivery_options_from
+    from simulator.load import LoadOptions, LoadStats, SourceSpec, run_fast, run_load
+    from simulator.settings import flag_of
+    from simulator.taps import TapOptions
+
+    pace = f"{rate:g}/s" if rate else "as fast as possible"
+    print(f"trace: one worker's run in this process, {pace} for {seconds:g} s, {connections} "
+          f"connections, allocations traced from the first reading on; {machine()}")
+    print(f"  {'time':>6}  {'sent':>11}  {'RSS MB':>7}  {'heap MB':>7}  {'py blocks':>10}  "
+          f"{'traced KB':>9}")
+    source = SourceSpec(taps=TapOptions(seed=1)).build(0)
+    delivery = delivery_options_from({"url": url}, flag_of)
+    first: list[int] = []
+    due = [every]
+
+    def reading(stats: LoadStats) -> None:
+        if stats.elapsed < due[0]:
+            return
+        due[0] += every
+        figures = _status(os.getpid())
+        traced = tracemalloc.get_traced_memory()[0] / 1024 if tracemalloc.is_tracing() else 0
+        print(f"  {stats.elapsed:5.0f}s  {stats.sent:>11,}  {figures['VmRSS']:7.1f}  "
+              f"{figures['RssAnon']:7.1f}  {sys.getallocatedblocks():>10,}  {traced:9.0f}",
+              flush=True)
+        if not first:
+            first.append(stats.sent)
+            tracemalloc.start(8)
+
+    stats = run_fast(run_load(source, delivery, LoadOptions(
+        rate=rate, duration=seconds, concurrency=connections), on_tick=reading))
+    if not first:
+        print("  no reading: make --every shorter than the run")
+        return
+    snapshot = tracemalloc.take_snapshot().filter_traces(
+        [tracemalloc.Filter(False, tracemalloc.__file__)])
+    tracemalloc.stop()
+    gc.collect()
+    requests = stats.sent - first[0]
+    alive = sum(trace.size for trace in snapshot.traces)
+    print(f"  done: {stats.sent:,} sent, {stats.rate:,.0f}/s, {stats.failed:,} failed")
+    print(f"  allocated after the first reading and alive at the end: {alive / 1024:,.0f} KB "
+          f"in {len(snapshot.traces):,} blocks over {requests:,} requests "
+          f"({alive / max(requests, 1):.2f} bytes per request); the largest, by where:")
+    for statistic in snapshot.statistics("traceback")[:6]:
+        frames = [f"{Path(frame.filename).name}:{frame.lineno}"
+                  for frame in statistic.traceback][-3:]
+        print(f"    {statistic.size / 1024:8.1f} KB in {statistic.count:>6,} blocks  "
+              + " <- ".join(reversed(frames)))
+
+
 def main() -> None:
     """Measure wrk and `wasim load` against the same target and print figures and ratios."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
@@ -312,14 +378,20 @@ def main() -> None:
                         help="the soak's rate; 0: as fast as possible (the same requests sooner)")
     parser.add_argument("--connections", type=int, default=64, help="the soak's connections")
     parser.add_argument("--every", type=float, default=30.0, help="the soak's print interval")
+    parser.add_argument("--trace", action="store_true",
+                        help="with --soak: one worker's run in this process, tracing what it "
+                             "keeps (tracemalloc from the first reading on)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         target, url, name = start_target(Path(folder))
         try:
             if args.soak:
                 print(f"target: {name}")
-                soak(url, args.soak, args.rate or None, args.every, args.workers,
-                     args.connections)
+                if args.trace:
+                    trace(url, args.soak, args.rate or None, args.every, args.connections)
+                else:
+                    soak(url, args.soak, args.rate or None, args.every, args.workers,
+                         args.connections)
                 return
             measure(url, name, args.seconds, args.workers, Path(folder))
         finally:
