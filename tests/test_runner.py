@@ -9,6 +9,7 @@ import json
 import math
 import xml.etree.ElementTree as ET
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -234,9 +235,10 @@ def test_json_and_body_expectations_hold_against_the_receivers_answer(
 
 
 def test_the_cli_run_prints_lines_and_a_summary_and_records_history(
-        tmp_path: Path, receiver: Receiver) -> None:
+        tmp_path: Path, receiver: Receiver, without_latency_limit: Callable[[str], Path]) -> None:
     history = tmp_path / "h.jsonl"
-    result = CliRunner().invoke(cli, ["run", "appointment-reminder", "--url", receiver.url,
+    scenario = str(without_latency_limit("appointment-reminder"))
+    result = CliRunner().invoke(cli, ["run", scenario, "--url", receiver.url,
                                       "--fast", "--history", str(history)])
     assert result.exit_code == 0, result.output
     assert "appointment-reminder (seed 31): 38 sent, 38 delivered, 0 failed" in result.stdout

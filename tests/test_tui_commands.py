@@ -12,6 +12,7 @@ import struct
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +36,12 @@ def test_the_cli_and_the_tui_commands_do_not_import_textual() -> None:
 
 
 def test_demo_headless_plays_the_builtin_scenario_and_prints_the_summary(
-        runner: CliRunner, tmp_path: Path) -> None:
+        runner: CliRunner, tmp_path: Path,
+        without_latency_limit: Callable[[str], Path]) -> None:
     history = tmp_path / "history.jsonl"
+    scenario = without_latency_limit("summer-sale")
     # standalone_mode=False: the return value is the exit code, as the wasim group uses it.
-    result = runner.invoke(demo, ["--headless", "--history", str(history)],
+    result = runner.invoke(demo, [str(scenario), "--headless", "--history", str(history)],
                            standalone_mode=False)
     assert result.return_value == 0, result.output
     assert "summer-sale (seed 2026)" in result.stdout

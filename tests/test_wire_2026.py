@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -308,15 +308,17 @@ def test_now_moves_a_fired_run_without_freezing_it(runner: CliRunner,
 
 
 def test_a_run_is_stamped_from_its_start_and_keeps_the_timelines_spacing(
-        runner: CliRunner, receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
-    result = runner.invoke(cli, ["run", "appointment-reminder", "--url", receiver.url, "--fast",
+        runner: CliRunner, receiver: Receiver, monkeypatch: pytest.MonkeyPatch,
+        without_latency_limit: Callable[[str], Path]) -> None:
+    scenario = str(without_latency_limit("appointment-reminder"))
+    result = runner.invoke(cli, ["run", scenario, "--url", receiver.url, "--fast",
                                  "--now", str(T0), "--no-history"])
     assert result.exit_code == 0, result.output
     stamps = sorted(int(value_of(a.body)["messages"][0]["timestamp"]) for a in receiver.arrivals)
     assert stamps[0] >= T0 and stamps[-1] > stamps[0]  # spread like the scenario, not frozen
     # The run reads "now" once, for its start: a clock of ours, not the machine's.
     monkeypatch.setattr(time, "time", lambda: NOW_LIVE + 0.25)
-    result = runner.invoke(cli, ["run", "appointment-reminder", "--url", receiver.url, "--fast",
+    result = runner.invoke(cli, ["run", scenario, "--url", receiver.url, "--fast",
                                  "--no-history"])
     assert result.exit_code == 0, result.output
     fresh = [int(value_of(a.body)["messages"][0]["timestamp"])
