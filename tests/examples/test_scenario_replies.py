@@ -215,7 +215,7 @@ def forged_signatures(wasim: Simulator) -> ScenarioRun:
     example app replies before it answers, so a reply it should not have sent is already in)."""
     wasim.target(app=handler.app, path="/webhook", app_secret=SECRET)
     text = load_scenario("forged-signatures").path.read_text()
-    assert text.count("within: 2s") == 2
+    assert text.count("within: 2s") == 3
     return wasim.run_scenario(text.replace("within: 2s", "within: 300ms"))
 
 
