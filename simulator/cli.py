@@ -661,6 +661,17 @@ def history_command(history_path: str, failed: bool, statuses: tuple[int, ...],
         click.echo(line)
 
 
+def _until_interrupted() -> None:
+    """Wait for Ctrl+C (a server runs in its own thread meanwhile)."""
+    import time
+
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+
+
 def _one_line(text: str) -> str:
     """Control characters escaped: an app's text must not break the table or the terminal."""
     return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
@@ -1383,7 +1394,6 @@ def receive(host: str, port: int, status: int, delay: float, fail_rate: float,
     button on which campaign, and whether the payload passes `wasim validate`. Ctrl+C stops it.
     """
     import json
-    import time
 
     from simulator.receiver import Arrival, Receiver, ReceiverOptions, describe
 
@@ -1408,10 +1418,7 @@ def receive(host: str, port: int, status: int, delay: float, fail_rate: float,
     receiver.start()
     click.echo(f"wasim receiver listening on {receiver.url} (Ctrl+C to stop)", err=True)
     try:
-        while True:  # the server runs in its own thread; this one waits for Ctrl+C
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
+        _until_interrupted()
     finally:
         receiver.stop()
     arrivals = receiver.arrivals
@@ -1454,7 +1461,6 @@ def api(port: int, sid: str | None, api_key: str | None, business_numbers: tuple
     recorded and printed; sent, delivered and read statuses follow. Ctrl+C stops it.
     The delivery flags (e.g. --envelope meta --app-secret S) shape the --webhook statuses.
     """
-    import time
 
     from simulator.delivery import delivery_options_from
     from simulator.sendapi import MockApi, SentMessage, StatusDelivery, api_options
@@ -1487,10 +1493,7 @@ def api(port: int, sid: str | None, api_key: str | None, business_numbers: tuple
     click.echo(f"  V2 {mock.base_url}/v2/{options.sid}/whatsapp/<business number>/messages",
                err=True)
     try:
-        while True:  # the server runs in its own thread; this one waits for Ctrl+C
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
+        _until_interrupted()
     finally:
         mock.stop()
     click.echo(f"stopped after {len(mock.sent)} message(s)", err=True)
