@@ -647,3 +647,25 @@ def test_earlier_deliveries_reads_only_the_tail_and_skips_what_is_not_a_record(
     tail = earlier_deliveries(path, limit=100, tail_bytes=path.stat().st_size // 3)
     assert 0 < len(tail) < 30 and tail[-1].delivery_id == "dlv_0029"  # no torn first line
     assert earlier_deliveries(tmp_path / "none.jsonl") == []
+
+
+async def test_text_from_outside_is_shown_as_written_never_read_as_markup(
+        receiver: Receiver) -> None:
+    # A scenario's button, an app's reply or a target's answer may hold "[/b]" or an
+    # "[@click=...]" action: notifications draw it as text; read as markup, a stray closing
+    # tag raises while the toast is drawn and takes the UI down.
+    from textual.content import Content
+    from textual.markup import MarkupError
+
+    hostile = "[/bold] [@click=app.quit]quit[/]"
+    with pytest.raises(MarkupError):
+        Content.from_markup(hostile)
+    app = make_app(url=receiver.url, seed=7, history=None, clock=fixed_clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        app.notify(hostile)
+        app.screen.notify(hostile, title=hostile)
+        await settle(app, pilot)
+        shown = [n for n in app._notifications if n.message == hostile]
+        assert len(shown) == 2 and not any(n.markup for n in shown)
+        assert app.is_running

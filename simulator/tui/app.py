@@ -27,6 +27,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.message import Message
+from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerState
@@ -226,6 +227,17 @@ class WasimApp(App[int]):
         self._template_when = ""
 
     # --- layout -----------------------------------------------------------------------------
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = True) -> None:
+        """A toast whose text is drawn as written: never read as markup, whatever `markup` says.
+
+        Notices quote what came from outside (a scenario's names, an app's reply, a target's
+        answer, an error): "[/b]" there would raise while the toast is drawn, and
+        "[@click=...]" would be an action. Every widget's and screen's notify comes here
+        (passing Textual's default, markup=True), so this is the one place to say no.
+        """
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
 
     def compose(self) -> ComposeResult:
         """Target bar; phone left; preview, run panel, log (and the receiver) right; keys."""

@@ -62,7 +62,7 @@ class AppButton(Button):
         super().__init__(label, classes="app-button", compact=True)
         self.number = number  # the SentMessage's number
         self.index = index  # which button; -1 opens the list's rows
-        self.tooltip = tooltip
+        self.tooltip = Content(tooltip)  # the app's words: text, never markup
 
 
 class AppMessage(Vertical):
