@@ -10,6 +10,7 @@ the TUI shows what `DemoBot.replies` (the send API's record) holds.
 from __future__ import annotations
 
 import json
+import queue
 import sys
 import threading
 from collections.abc import Callable
@@ -33,6 +34,8 @@ TEXTS = {
     "talk to us": "Thanks! Someone from the team will write to you shortly.",
 }
 MAX_ANSWERED = 100_000  # tap ids remembered for de-duplication; the oldest are forgotten
+MAX_WAITING = 10_000  # taps queued for an answer; past it the receiver waits (backpressure)
+DRAIN_SECONDS = 30.0  # how long closing waits for the queued taps' answers
 
 
 def reply_for(label: str, payload: str) -> dict[str, Any]:
@@ -55,7 +58,12 @@ def reply_for(label: str, payload: str) -> dict[str, Any]:
 
 class DemoBot:
     """A Receiver's `on_arrival`: answers each new tap through `api`, then hands the arrival
-    on to `then` (the UI's feed). Set `api` before the first tap arrives."""
+    on to `then` (the UI's feed). Set `api` before the first tap arrives.
+
+    It answers on a thread of its own, as a well-made handler acknowledges first and replies
+    after: the tap's 200 never waits for the reply's round trip through the send API, so the
+    latency a demo shows is the webhook's. `drain()` waits for the queued answers.
+    """
 
     def __init__(self, then: Callable[[Arrival], None] | None = None) -> None:
         self.api: MockApi | None = None
@@ -64,18 +72,49 @@ class DemoBot:
         self._answered: dict[str, None] = {}
         self._lock = threading.Lock()
         self._client = httpx.Client(timeout=10.0)
+        self._waiting: queue.Queue[bytes | None] = queue.Queue(maxsize=MAX_WAITING)
+        self._pending = 0  # taps handed over and not yet answered
+        self._idle = threading.Condition()
+        self._thread: threading.Thread | None = None
 
     def close(self) -> None:
-        """Close the HTTP client."""
+        """Answer what is queued (for at most DRAIN_SECONDS), then stop and close the client."""
+        if self._thread is not None:
+            self.drain()
+            self._waiting.put(None)
+            self._thread.join(timeout=DRAIN_SECONDS)
         self._client.close()
 
+    def drain(self, timeout: float = DRAIN_SECONDS) -> bool:
+        """Wait until every tap handed over so far is answered; False if `timeout` ran out."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._pending == 0, timeout)
+
     def __call__(self, arrival: Arrival) -> None:
-        """Answer the taps in the arrival (on the receiver's thread), then pass it on."""
+        """Queue the arrival's taps for an answer, then pass it on (on the receiver's thread)."""
         try:
-            self.answer(arrival.body)
+            with self._idle:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._answer_queued,
+                                                    name="wasim-demo-bot", daemon=True)
+                    self._thread.start()
+                self._pending += 1
+            self._waiting.put(arrival.body)
         finally:
             if self.then is not None:
                 self.then(arrival)
+
+    def _answer_queued(self) -> None:
+        """The bot's thread: answer each queued body in turn, until None."""
+        while (body := self._waiting.get()) is not None:
+            try:
+                self.answer(body)
+            except Exception as exc:  # a bug of ours must not stop every later answer
+                self._failed(f"{type(exc).__name__}: {exc}")
+            finally:
+                with self._idle:
+                    self._pending -= 1
+                    self._idle.notify_all()
 
     @property
     def replies(self) -> list[SentMessage]:

@@ -133,3 +133,52 @@ def test_a_reply_the_send_api_refuses_is_reported_not_raised() -> None:
         assert bot.answer(render_tap(template, shop)) == 0
     bot.close()
     assert len(bot.errors) == 1 and "answered 400" in bot.errors[0]
+
+
+def test_the_tap_is_handed_on_before_its_reply_goes_out_and_drain_waits_for_it() -> None:
+    # The bot acknowledges first and replies after, on its own thread: the receiver's answer
+    # (and the UI's feed) never waits for the send API. Causal: the send API is held open.
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from types import SimpleNamespace
+
+    from simulator.receiver import Arrival
+
+    release, posted = threading.Event(), threading.Event()
+
+    class HeldApi(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            posted.set()
+            release.wait(30)
+            self.send_response(202)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), HeldApi)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    handed: list[Arrival] = []
+    bot = DemoBot(then=handed.append)
+    bot.api = SimpleNamespace(  # type: ignore[assignment]
+        v2_url=lambda business: f"http://127.0.0.1:{server.server_address[1]}/v2",
+        options=SimpleNamespace(api_key="k"), sent=[])
+    factory = TapFactory(TapOptions(seed=3))
+    user = factory.new_user("IN")
+    tap = factory.tap(user, factory.send_template(user), DEFAULT_BUTTONS[1])
+    body = render_tap(CallbackTemplate(find_template("button_tap")), tap)
+    arrival = Arrival(number=1, received_at=0.0, method="POST", path="/", headers=(),
+                      body=body, status=200, summary="", problems=())
+    try:
+        bot(arrival)
+        assert handed == [arrival]  # handed on while the reply is still to go
+        assert posted.wait(30)  # the reply is on its way, held by the send API
+        assert not bot.drain(timeout=0.05)
+        release.set()
+        assert bot.drain(timeout=30) and not bot.errors
+    finally:
+        release.set()
+        bot.close()
+        server.shutdown()

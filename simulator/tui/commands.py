@@ -221,6 +221,7 @@ def demo(scenario: str | None, headless: bool, port: int, seed: int | None, hist
         try:
             return _run_app(app)
         finally:
+            bot.drain()  # it answers on its own thread: the last taps' replies, while the API runs
             if history is not None:  # the bot's replies, beside the taps (as --headless)
                 from simulator.history import HistoryWriter
 
@@ -295,6 +296,8 @@ def run_headless(scenario: Any, receiver: Any, *, seed: int | None, history: Pat
     try:
         asyncio.run(play())
     finally:
+        if bot is not None:
+            bot.drain()  # it answers on its own thread: the last taps' replies, before counting
         if writer is not None:
             for message in bot.replies if bot is not None else ():
                 writer.append_sent(message)  # the bot's replies, beside the taps
