@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from simulator.delivery import Event
 from simulator.errors import WasimError
-from simulator.models import Business, Button, Tap
+from simulator.models import Button, Tap
 from simulator.scenarios import ReplyExpectation, Scenario
 
 if TYPE_CHECKING:
@@ -274,8 +274,7 @@ async def resolve_tap_reply(book: ReplyBook, plan: Plan, send: PlannedSend
     step's button (context.id its wamid, reply_to its Kaleyra id), or why there is none."""
     from simulator.render import render_tap
     from simulator.runner import Failure
-    from simulator.sendapi import sent_template
-    from simulator.taps import business_ids
+    from simulator.sendapi import business_of, sent_template
 
     spec = plan.step(send.step).tap_reply
     assert spec is not None  # only tap_reply sends come here
@@ -301,7 +300,7 @@ async def resolve_tap_reply(book: ReplyBook, plan: Plan, send: PlannedSend
                                     f"{_listing(book.messages_to(user, after))}")
     message, button = hit
     business = plan.business if message.business == plan.business.display_phone_number \
-        else Business(message.business, *business_ids(message.business))
+        else business_of(message)
     tap: Tap = replace(send.tap, template=sent_template(message), button=button,
                        business=business)
     assert plan.callback is not None  # plans with tap_reply steps keep their template
