@@ -778,6 +778,20 @@ class MockApi:
         with self._changed:
             return dict(self._timeline.get(message.number, ()))
 
+    def read_at(self, message: SentMessage) -> int:
+        """The unix second `message` was read (its last status), planned or, when no status
+        goes out, as the default timeline would have it: a tap on it comes after."""
+        times = self.status_times(message)
+        if times:
+            return max(times.values())
+        offsets = status_offsets(len(self.options.statuses), self.options.status_delays)
+        return int(message.received_at + (offsets[-1] if offsets else 0.0))
+
+    def status_wait(self, message: SentMessage) -> float:
+        """Real seconds from the send until its last status is due (0 at infinite speed)."""
+        offsets = status_offsets(len(self.status_times(message)), self.options.status_delays)
+        return real_wait(offsets[-1], self.options.speed) if offsets else 0.0
+
     def statuses_done(self, message: SentMessage) -> bool:
         """Whether every status of `message` went out (or it gets none)."""
         with self._changed:
@@ -1305,13 +1319,18 @@ class _Handler(BaseHTTPRequestHandler):
 
 def api_options(*, port: int = DEFAULT_PORT, sid: str | None = None, api_key: str | None = None,
                 business_numbers: Sequence[str] = (), status_delays: Sequence[float] = (),
-                host: str = "127.0.0.1", templates: Sequence[str] | None = None) -> ApiOptions:
-    """ApiOptions from loose values (numbers with or without `+`)."""
+                host: str = "127.0.0.1", templates: Sequence[str] | None = None,
+                speed: float = math.inf, phone_number_id: str | None = None,
+                waba_id: str | None = None) -> ApiOptions:
+    """ApiOptions from loose values (numbers with or without `+`); no delays given: the
+    default timeline (1 s, 2 s, 5 s of world time), really waited at `speed`."""
     numbers = tuple(n.strip().lstrip("+") for n in business_numbers)
     return ApiOptions(host=host, port=port, sid=sid or DEFAULT_SID,
                       api_key=api_key or DEFAULT_API_KEY, business_numbers=numbers,
-                      status_delays=tuple(status_delays) or (0.0,),
-                      templates=tuple(templates) if templates is not None else None)
+                      status_delays=tuple(status_delays) or DEFAULT_STATUS_DELAYS,
+                      templates=tuple(templates) if templates is not None else None,
+                      speed=speed, phone_number_id=phone_number_id or None,
+                      waba_id=waba_id or None)
 
 
 __all__ = ["ApiError", "ApiOptions", "MockApi", "SentMessage", "StatusDelivery",
