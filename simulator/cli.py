@@ -886,11 +886,18 @@ def run(scenario: str, seed: int | None, speed: float, fast: bool, now: str | No
     api = _run_api(plan, delivery, api_port, history, float("inf") if fast else speed,
                    delays) if api_port is not None else None
     try:
-        return _run_plan(plan, delivery, float("inf") if fast else speed, history,
+        code = _run_plan(plan, delivery, float("inf") if fast else speed, history,
                          [Path(r) for r in reports], api=api)
+        if api is not None:  # the statuses of the app's last replies still go out
+            api.drain(api.pending_wait() + _STATUS_GRACE)
+        return code
     finally:
         if api is not None:
             api.stop()
+
+
+# Seconds past their due time a run waits for the last statuses to be delivered.
+_STATUS_GRACE = 5.0
 
 
 def _run_api(plan: Any, delivery: Any, port: int, history: Any, speed: float,

@@ -792,6 +792,21 @@ class MockApi:
         offsets = status_offsets(len(self.status_times(message)), self.options.status_delays)
         return real_wait(offsets[-1], self.options.speed) if offsets else 0.0
 
+    def drain(self, timeout: float) -> bool:
+        """Wait (at most `timeout` s) until every status planned so far went out; whether
+        they all did. A run ends after the statuses of the app's replies, not before."""
+        with self._changed:
+            return self._changed.wait_for(
+                lambda: all(left <= 0 for left in self._remaining.values()), timeout)
+
+    def pending_wait(self) -> float:
+        """Real seconds the slowest message still waits for its statuses (an upper bound)."""
+        with self._changed:
+            slowest = max((len(t) for n, t in self._timeline.items()
+                           if self._remaining.get(n, 0) > 0), default=0)
+        offsets = status_offsets(slowest, self.options.status_delays)
+        return real_wait(offsets[-1], self.options.speed) if offsets else 0.0
+
     def statuses_done(self, message: SentMessage) -> bool:
         """Whether every status of `message` went out (or it gets none)."""
         with self._changed:
