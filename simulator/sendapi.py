@@ -799,6 +799,13 @@ class MockApi:
             return self._changed.wait_for(
                 lambda: all(left <= 0 for left in self._remaining.values()), timeout)
 
+    def wait_read(self, message: SentMessage, timeout: float) -> bool:
+        """Wait (at most `timeout` s) until every status of `message` went out: a user taps
+        what they have read. Whether they all did."""
+        with self._changed:
+            return self._changed.wait_for(
+                lambda: self._remaining.get(message.number, 0) <= 0, timeout)
+
     def pending_wait(self) -> float:
         """Real seconds the slowest message still waits for its statuses (an upper bound)."""
         with self._changed:
