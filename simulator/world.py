@@ -15,7 +15,6 @@ import secrets
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cache
 
 from simulator.calling_codes import calling_code_of
 from simulator.errors import WasimError
@@ -61,13 +60,31 @@ def canonical_number(number: str) -> str:
     return digits
 
 
-@cache
 def user_country(number: str) -> str:
     """The ISO country of a number (libphonenumber's region: +1 416... is CA), "" if none."""
     digits = canonical_number(number)
     code = calling_code_of(digits)
     if not code:
         return ""
+    # Where several countries share a calling code, the region follows from the first
+    # digits after it (+1: the area code), so a number is parsed once per prefix.
+    width = 3 if code == "1" else 6
+    prefix = digits[:len(code) + width]
+    region = _REGIONS.get(prefix)
+    if region is None:
+        region = _region_of(code, digits)
+        if len(_REGIONS) >= _MAX_REGIONS:  # bounded: a load run meets many prefixes
+            _REGIONS.clear()
+        _REGIONS[prefix] = region
+    return region
+
+
+_REGIONS: dict[str, str] = {}
+_MAX_REGIONS = 8192
+
+
+def _region_of(code: str, digits: str) -> str:
+    """The region of `digits` (calling code `code`) by libphonenumber."""
     import phonenumbers  # metadata loaded on first use
 
     regions = phonenumbers.region_codes_for_country_code(int(code))
