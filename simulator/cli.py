@@ -581,6 +581,8 @@ def fire(**options: Any) -> int:
         return ExitCode.OK
     kind, kind_args = kind_from(options)
     delivery = build_delivery_options(options)
+    if options["context_id"]:
+        options = _context_from_history(options)
     render_options = build_render_options(options, live=True)
     # Streamed: each callback is rendered when the one before has been delivered, so the
     # first leaves at once, memory stays flat for any --count, and every tap carries its own
@@ -592,6 +594,51 @@ def fire(**options: Any) -> int:
         events = _batches(events, options["batch"], options["batch_shape"], delivery)
     first = next(events)
     return deliver_all(itertools.chain([first], events), delivery, _history_writer(options))
+
+
+# What a tap on --context-id W takes from the message W in the history (flag: record field).
+_FROM_SENT = (("business_number", "business"), ("phone_number_id", "phone_number_id"),
+              ("waba_id", "waba_id"), ("reply_to", "message_id"), ("ref", "ref"),
+              ("ref1", "ref1"), ("ref2", "ref2"))
+
+
+def _context_from_history(options: dict[str, Any]) -> dict[str, Any]:
+    """`fire --context-id W`: the tap comes from W's recipient to W's business, with its
+    Kaleyra id and refs, when the history recorded W (the send API records what the app
+    sent); otherwise stderr names the fields that are invented. Flags given win."""
+    import contextlib
+    from pathlib import Path
+
+    from simulator.history import read_history
+
+    wamid = options["context_id"].strip()
+    path = Path(options["history_path"])
+    found = None
+    if path.is_file():
+        with contextlib.suppress(WasimError):  # an unreadable history: nothing recorded
+            found = next((m for m in reversed(read_history(path).sent) if m.wamid == wamid),
+                         None)
+    flags = {"business_number": "business number", "phone_number_id": "phone_number_id",
+             "waba_id": "waba_id", "reply_to": "reply_to", "ref": "ref", "ref1": "ref1",
+             "ref2": "ref2"}
+    if found is None:
+        invented = [name for key, name in flags.items() if not options.get(key)]
+        if invented:
+            click.echo(f"wasim: --context-id {_one_line(wamid)} is not in the history "
+                       f"({_one_line(str(path))}): invented {', '.join(invented)} and the "
+                       "user's BSUID (record the app's sends with `wasim run --api-port`, or "
+                       "give them as flags)", err=True)
+        return options
+    merged = dict(options)
+    for key, field_name in _FROM_SENT:
+        value = getattr(found, field_name)
+        if key == "reply_to":  # V1 keeps `<uuid>:<n>` per recipient; the tap names the uuid
+            value = value.split(":", 1)[0]
+        if not merged.get(key) and value:
+            merged[key] = value
+    if found.to_kind == "number" and not merged.get("user_number"):
+        merged["user_number"] = found.to
+    return merged
 
 
 def _batches(events: Iterator[Any], size: int, shape: str, delivery: Any) -> Iterator[Any]:

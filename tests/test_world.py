@@ -313,3 +313,46 @@ def test_statuses_are_in_time_order_and_before_any_tap_on_their_message(
               for d in documents[:3]]
     assert stamps == sorted(stamps)
     assert int(documents[3]["meta_object"]["value"]["messages"][0]["timestamp"]) > stamps[-1]
+
+
+# --- fire --context-id: a tap on a message the history recorded -----------------------------
+
+
+def test_fire_on_a_recorded_message_comes_from_its_recipient_to_its_business(
+        tmp_path: Path, receiver: Receiver) -> None:
+    from simulator.history import HistoryWriter
+
+    history = tmp_path / "history.jsonl"
+    options = ApiOptions(port=0, phone_number_id="104605889412733", waba_id="102290129340398")
+    with HistoryWriter(history) as writer, MockApi(options, on_sent=writer.append_sent) as api:
+        httpx.post(api.v2_url(BUSINESS), headers=KEY, json={
+            "messaging_object": {"to": "+14165550123", "type": "text", "text": {"body": "hi"}},
+            "extra_info": {"ref": "order-7", "ref1": "spring", "ref2": "shoes"}})
+        message = api.wait_for_sent(1)[0]
+    result = CliRunner().invoke(cli, ["fire", "--context-id", message.wamid, "--url",
+                                      receiver.url, "--history", str(history)])
+    assert result.exit_code == 0, result.output
+    assert "invented" not in result.stderr
+    document = json.loads(receiver.wait_for(1)[0].body)
+    value = document["meta_object"]["value"]
+    assert value["metadata"] == {"display_phone_number": BUSINESS,
+                                 "phone_number_id": "104605889412733"}
+    assert value["contacts"][0]["wa_id"] == "14165550123"
+    assert value["contacts"][0]["user_id"] == message.user_id != ""
+    assert value["contacts"][0]["user_id"].startswith("CA.")
+    assert value["messages"][0]["context"]["id"] == message.wamid
+    extra = document["extra_info"]
+    assert (extra["waba_id"], extra["reply_to"], extra["ref"], extra["ref1"], extra["ref2"]) == \
+        ("102290129340398", message.message_id, "order-7", "spring", "shoes")
+
+
+def test_fire_on_a_message_nobody_recorded_says_which_fields_are_invented(
+        tmp_path: Path, receiver: Receiver) -> None:
+    wamid = "wamid.HBgMOTE5ODc2NTQzMjEwFQIAERgSMDEyMzQ1Njc4OUFCQ0RFRjAxAA=="
+    result = CliRunner().invoke(cli, ["fire", "--context-id", wamid, "--url", receiver.url,
+                                      "--history", str(tmp_path / "none.jsonl"),
+                                      "--reply-to", "48c38d78-4ec5-4b1e-abee-03aa11bb6c85"])
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.stderr.splitlines() if "not in the history" in x)
+    assert "business number, phone_number_id, waba_id" in line and "BSUID" in line
+    assert "reply_to" not in line  # given as a flag: not invented
