@@ -610,8 +610,10 @@ def _context_from_history(options: dict[str, Any]) -> dict[str, Any]:
     from pathlib import Path
 
     from simulator.history import read_history
+    from simulator.inputs import parse_business_wamid
 
     wamid = options["context_id"].strip()
+    parse_business_wamid(wamid, "--context-id")  # a bad id is one error, before any note
     path = Path(options["history_path"])
     found = None
     if path.is_file():
