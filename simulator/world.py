@@ -159,6 +159,12 @@ def real_wait(delay: float, speed: float) -> float:
     return delay / speed if speed > 0 else delay
 
 
+def default_read_at(sent_at: float) -> int:
+    """When a message sent at `sent_at` is read by the default timeline (for faces that do
+    not ask the send API)."""
+    return int(sent_at + status_offsets(3, DEFAULT_STATUS_DELAYS)[-1])
+
+
 def tap_time(planned: int, read_at: int | None) -> int:
     """When a tap on a message happens: as planned, but never before the user read it."""
     if read_at is None:
@@ -244,5 +250,5 @@ class World:
 
 __all__ = ["CONVERSATION_SECONDS", "DEFAULT_STATUS_DELAYS", "READ_TO_TAP", "Conversation",
            "World", "bsuid", "business_ids", "canonical_number", "country_of_bsuid",
-           "derived_numeric_id", "new_run_id", "parse_status_delays", "real_wait",
-           "status_offsets", "tap_time", "user_country"]
+           "default_read_at", "derived_numeric_id", "new_run_id", "parse_status_delays",
+           "real_wait", "status_offsets", "tap_time", "user_country"]
