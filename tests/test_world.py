@@ -23,6 +23,7 @@ from simulator.delivery import delivery_options_from
 from simulator.kinds import kind_body
 from simulator.kinds.base import KindArgs
 from simulator.kinds.status import ERRORS
+from simulator.providers import WhatsAppProvider, draw_number
 from simulator.receiver import Receiver
 from simulator.sendapi import (
     DEFAULT_API_KEY,
@@ -212,10 +213,26 @@ def test_status_delays_read_seconds_milliseconds_and_minutes() -> None:
 # --- property tests ---------------------------------------------------------------------------
 
 # Numbers of many countries, Canada's +1 among them (libphonenumber calls a 416 number CA).
-NUMBERS = st.sampled_from([
-    "919876543210", "14165550123", "16135550199", "12125550123", "447700900123",
-    "5511987654321", "551187654321", "5215512345678", "525512345678", "4915123456789",
-    "971501234567", "2348031234567", "33612345678", "6281234567890"])
+def _drawn(code: str, seed: int) -> str:
+    import random
+
+    return draw_number(random.Random(seed), WhatsAppProvider.countries[code])
+
+
+CANADIAN_AREAS = ["204", "306", "403", "416", "514", "604", "613", "709", "780", "902"]
+
+
+NUMBERS = st.one_of(
+    st.sampled_from([
+        "919876543210", "14165550123", "16135550199", "12125550123", "447700900123",
+        "5511987654321", "551187654321", "5215512345678", "525512345678", "4915123456789",
+        "971501234567", "2348031234567", "33612345678", "6281234567890"]),
+    # A mobile of every country wasim draws users from.
+    st.builds(_drawn, st.sampled_from(sorted(WhatsAppProvider.countries)),
+              st.integers(0, 10**6)),
+    # Canadian numbers: +1 and a Canadian area code.
+    st.builds(lambda area, rest: f"1{area}{rest:07d}", st.sampled_from(CANADIAN_AREAS),
+              st.integers(2_000_000, 9_999_999)))
 
 
 def _recorded(api: MockApi, to: str, business: str = BUSINESS) -> Any:
@@ -243,6 +260,8 @@ def test_one_user_has_one_bsuid_across_taps_statuses_and_the_mocks_record(
            rendered["meta_object"]["value"]["contacts"][0]["user_id"]}
     assert len(ids) == 1, ids
     country = user_country(number)
+    if number[0] == "1" and number[1:4] in CANADIAN_AREAS:
+        assert country == "CA"
     assert user.user_id.startswith(f"{country}.") and user.country == country
     assert status["meta_object"]["value"]["contacts"][0]["country_code"] == country
     # One person whatever form of their number the wire carries (521..., 12-digit BR).
