@@ -15,6 +15,7 @@ from faker.providers import BaseProvider
 
 from simulator.errors import WasimError
 from simulator.wamid import BUSINESS_ID_LENGTH, USER_ID_LENGTHS, encode_wamid
+from simulator.world import derived_numeric_id as derived_numeric_id  # re-exported
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,8 @@ from simulator.providers import (
     whatsapp_provider,
 )
 from simulator.wamid import BUSINESS_ID_LENGTH, USER_ID_LENGTHS, encode_wamid
-from simulator.world import bsuid, business_ids, user_country
+from simulator.world import bsuid, user_country
+from simulator.world import business_ids as business_ids  # re-exported: its old home
 
 # The buttons of the default demo template, with developer payloads as real templates carry
 # (a template's quick reply has a payload set by the brand; the label is for people).
