@@ -23,6 +23,7 @@ def _pages() -> dict[str, str]:
         "reference/settings.md": reference.settings_page(),
         "reference/kinds.md": reference.kinds_page(),
         "reference/exit-codes.md": reference.exit_codes_page(),
+        "reference/scenario-format.md": reference.scenario_format_page(),
     }
 
 
@@ -31,6 +32,9 @@ def on_files(files: Files, config: Any) -> Files:
     for uri, content in _pages().items():
         files.append(File.generated(config, uri, content=content))
     files.append(File.generated(config, "images/tui.svg", content=TUI_PICTURE.read_bytes()))
+    from simulator.schema import SCHEMA_FILE, schema_text
+
+    files.append(File.generated(config, f"reference/{SCHEMA_FILE}", content=schema_text()))
     return files
 
 

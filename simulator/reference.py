@@ -114,7 +114,7 @@ def kinds_page() -> str:
            "`wasim render --kind KIND` and `wasim fire --kind KIND` send any of these, in the "
            "same envelope, with the same seeded users and ids; `wasim render --kind list` "
            "prints this table. In a scenario a step sends them with `send:` "
-           "(see [Scenarios](../guides/scenarios.md)).", "",
+           "(see [the scenario file format](scenario-format.md#step)).", "",
            "| kind | what | its options |", "|---|---|---|"]
     for name, what, options in kind_rows():
         shown = ", ".join(code(o.strip()) for o in options.split(",") if o.strip())
@@ -132,3 +132,60 @@ def exit_codes_page() -> str:
     out += ["", "Errors are one line on stderr: what, where (a flag, `file:line` or a field "
             "path), and what to do next; never a traceback."]
     return "\n".join(out) + "\n"
+
+
+def _type_of(key: object) -> str:
+    """A declared key's type, in words."""
+    from simulator.scenario_format import Key
+
+    assert isinstance(key, Key)
+    if key.type == "number":
+        return f"number, {key.low:g} to {key.high:g}"
+    if key.type == "whole":
+        return f"whole number, {int(key.low):,} to {int(key.high):,}"
+    if key.type == "flag":
+        return "true or false"
+    if key.type == "duration":
+        return "duration (30, 500ms, 10s, 2m, 1h)"
+    if key.type == "choice":
+        return "one of " + ", ".join(code(c) for c in key.choices)
+    if key.type == "block":
+        block = key.block or key.name
+        if block == "target":
+            return "[delivery settings](settings.md)"
+        return f"[mapping](#{block})"
+    if key.type == "custom":
+        return "see the meaning"
+    return "text"
+
+
+def scenario_format_page() -> str:
+    """Every key of a scenario file, block by block, from the declared format."""
+    from simulator.scenario_format import BLOCKS
+    from simulator.schema import SCHEMA_FILE
+
+    out = ["# Scenario file format", "", PAGE_NOTE, "",
+           "A scenario file is Jinja first (with `fake`, `env` and `seed`), then YAML. Every "
+           "key below is optional unless marked required; a key given no value is left out. "
+           "An unknown key is an error naming the file, the line and the closest known key. "
+           "The [Scenarios guide](../guides/scenarios.md) has an annotated example.", "",
+           f"The same format as JSON Schema: [{SCHEMA_FILE}]({SCHEMA_FILE}), or "
+           f"`wasim schema > {SCHEMA_FILE}`. Files that `wasim new` writes start with "
+           f"`# yaml-language-server: $schema=../{SCHEMA_FILE}`, so editors that read that "
+           "line (VS Code's YAML extension and others) check and complete them once the "
+           "schema is in the folder above the scenarios.", ""]
+    titles = {"scenario": "The file", "step": "A step (`steps[]`)",
+              "button": "A button (`template.buttons[]`)", "user": "A listed user "
+              "(`cast.users[]`)", "tap_reply": "`tap_reply` (in a step)",
+              "verify": "`verify` (in a step)", "reply": "`reply` (in `expect`)"}
+    for block, declared in BLOCKS.items():
+        title = titles.get(block, f"`{block}`")
+        out += [f"## {title} {{#{block}}}", "", "| key | type | default | meaning |",
+                "|---|---|---|---|"]
+        for key in declared:
+            default = "" if key.default is None else code(str(key.default))
+            meaning = cell(key.help) + (" **Required.**" if key.required else "")
+            out.append(f"| {code(key.name)} | {_type_of(key)} | {default} | {meaning} |")
+        out.append("")
+    out += ["## `target` {#target}", "", "The [delivery settings](settings.md), by key.", ""]
+    return "\n".join(out)

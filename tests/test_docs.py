@@ -18,6 +18,7 @@ from simulator.errors import ExitCode
 from simulator.reference import walk
 
 ROOT = Path(__file__).parents[1]
+GENERATED = ("cli", "settings", "kinds", "exit-codes", "scenario-format")
 
 
 @pytest.fixture(scope="module")
@@ -42,13 +43,12 @@ def test_the_site_builds_strictly_with_every_page_in_the_nav(site: Path) -> None
              for p in (ROOT / "docs").rglob("*.md")}
     built = {p.relative_to(site) for p in site.rglob("*.html")}
     assert pages <= built
-    generated = {Path("reference") / f"{n}.html" for n in ("cli", "settings", "kinds",
-                                                           "exit-codes")}
+    generated = {Path("reference") / f"{n}.html" for n in GENERATED}
     assert generated <= built
 
 
 def test_no_generated_page_is_committed() -> None:
-    for name in ("cli", "settings", "kinds", "exit-codes"):
+    for name in GENERATED:
         assert not (ROOT / "docs" / "reference" / f"{name}.md").exists(), name
 
 
@@ -123,3 +123,17 @@ def test_the_terminal_ui_page_lists_every_key_of_the_app(site: Path) -> None:
         assert shown in page, binding.key
     for key in ("m", "/", "a", "tab", "enter", "^s"):
         assert f"\n{key}\n" in page or f"\n{key}," in page, key
+
+
+def test_the_site_publishes_the_schema_and_every_key_of_the_format(site: Path) -> None:
+    from simulator.scenario_format import BLOCKS
+    from simulator.schema import schema_text
+
+    assert (site / "reference" / "wasim-schema.json").read_text() == schema_text()
+    sections = sections_of(site / "reference" / "scenario-format.html")
+    assert len(sections) == len(BLOCKS) + 1  # and target
+    page = text_of(site / "reference" / "scenario-format.html")
+    for declared in BLOCKS.values():
+        for key in declared:
+            help_text = " ".join(key.help.replace("`", "").split())[:40]
+            assert key.name in page and help_text in page, key.name
