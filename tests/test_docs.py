@@ -137,3 +137,18 @@ def test_the_site_publishes_the_schema_and_every_key_of_the_format(site: Path) -
         for key in declared:
             help_text = " ".join(key.help.replace("`", "").split())[:40]
             assert key.name in page and help_text in page, key.name
+
+
+def test_the_readme_is_a_short_front_door_whose_links_all_resolve() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(readme.splitlines()) <= 200
+    # the quickstart lines are what people paste and what CI runs (.ci/run)
+    assert "python3 -m venv .venv && .venv/bin/pip install -q . && .venv/bin/wasim demo" in readme
+    assert "python3 -m venv .venv && .venv/bin/pip install -q -e '.[test]' && .venv/bin/python " \
+           "-m pytest" in readme
+    links = re.findall(r"\]\(([^)\s]+)\)", readme)
+    assert len(links) > 10
+    for link in links:
+        if not link.startswith(("http://", "https://")):
+            target = (ROOT / link.split("#")[0]).resolve()
+            assert target.is_relative_to(ROOT) and target.exists(), link
