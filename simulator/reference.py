@@ -5,6 +5,7 @@ produce is committed."""
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Iterator
 
 import click
@@ -46,7 +47,8 @@ def _help_markdown(text: str) -> list[str]:
         if not lines:
             continue
         if lines[0].strip() == "\b":
-            out += ["```text", *(line.rstrip() for line in lines[1:]), "```", ""]
+            block = textwrap.dedent("\n".join(lines[1:])).splitlines()
+            out += ["```text", *(line.rstrip() for line in block), "```", ""]
         else:
             out += [" ".join(" ".join(lines).split()), ""]
     return out
