@@ -1052,7 +1052,8 @@ def _verify(fields: _Fields, path: str) -> VerifySpec | None:
         raise spec.error(f"{key}.verify_token", "the verify token must be 1 to 1024 printable "
                                                 "characters",
                          hint="The token your handler compares hub.verify_token with.")
-    expect = spec.text("expect", "pass") or "pass"
+    given = spec.text("expect")
+    expect = "pass" if given is None else given
     if expect not in VERIFY_EXPECT:
         raise spec.error(f"{key}.expect", f"cannot read {expect!r}",
                          hint="Use pass (the challenge is echoed for this token and a wrong "

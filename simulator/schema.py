@@ -5,6 +5,7 @@ complete the same keys the loader reads. `wasim schema` prints it; nothing here 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import fields
 from typing import Any
 
@@ -42,6 +43,18 @@ def _shares(names: tuple[str, ...], high: float) -> dict[str, Any]:
          "additionalProperties": {"type": "number", "minimum": 0, "maximum": high}}]}
 
 
+def _any_case(choices: tuple[str, ...]) -> dict[str, Any]:
+    """One of `choices` in any case, as delivery reads them (completion offers them as
+    written); JSON Schema's patterns have no case-insensitive flag, hence the classes."""
+    def letters(word: str) -> str:
+        # `-` needs no escape outside a class (and `\-` is an error in a JS unicode regex)
+        return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha()
+                       else c if c == "-" else re.escape(c) for c in word)
+
+    pattern = r"^\s*(" + "|".join(letters(c) for c in choices) + r")\s*$"
+    return {"anyOf": [{"enum": list(choices)}, {"type": "string", "pattern": pattern}]}
+
+
 def _custom() -> dict[tuple[str, str], dict[str, Any]]:
     """The shapes of the keys the loader reads with functions of their own."""
     from simulator.kinds.status import ERRORS, STATUSES
@@ -59,7 +72,7 @@ def _custom() -> dict[tuple[str, str], dict[str, Any]]:
         ("template", "buttons"): {"type": "array", "minItems": 1, "items": {
             "anyOf": [{"type": "string"}, _ref("button")]}},
         ("cast", "countries"): {"type": "object", "additionalProperties": {
-            "type": "integer", "minimum": 0, "maximum": MAX_SENDS_PER_PLAN}},
+            "type": ["integer", "null"], "minimum": 0, "maximum": MAX_SENDS_PER_PLAN}},
         ("cast", "users"): {"type": "array", "items": _ref("user")},
         ("cast", "identity"): _shares(IDENTITIES, MAX_NUMBER),
         ("cast", "quirks"): _shares(QUIRKS, 1.0),
@@ -68,7 +81,7 @@ def _custom() -> dict[tuple[str, str], dict[str, Any]]:
             {"type": "string", "pattern": r"^\d+(\.\d+)?%$"},
             {"type": "array", "minItems": 1, "items": scalar}]},
         ("step", "choices"): {"type": "object", "additionalProperties": {
-            "type": "number", "minimum": 0, "maximum": MAX_NUMBER}},
+            "type": ["number", "null"], "minimum": 0, "maximum": MAX_NUMBER}},
         ("step", "duplicate"): {"anyOf": [{"type": "boolean"}, {"const": "concurrently"}]},
         ("step", "send"): {"anyOf": [_ref("send"), {"type": "array", "items": _ref("send")}]},
         ("step", "statuses"): statuses,
@@ -122,15 +135,16 @@ def _object(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
 def _target() -> dict[str, Any]:
     """The `target:` block, from the delivery settings table."""
     from simulator.inputs import MAX_RETRIES
+    from simulator.meta import SIGNATURES
     from simulator.settings import SETTINGS
 
     by_kind: dict[str, dict[str, Any]] = {
         "seconds": {"type": "number", "minimum": 0, "maximum": 86400},
         "positive_seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": 86400},
         "retries": {"type": "integer", "minimum": 0, "maximum": MAX_RETRIES},
-        "envelope": {"enum": ["kaleyra", "meta"]},
-        "signature": {"enum": ["valid", "missing", "wrong-secret", "reserialized",
-                               "bad-format"]},
+        "envelope": _any_case(("kaleyra", "meta")),
+        "signature": _any_case(SIGNATURES),
+        "method": _any_case(("POST", "PUT", "PATCH")),
     }
     header = {"type": ["string", "number"]}
     properties = {}

@@ -76,6 +76,9 @@ GOOD = [
     HEAD + "target: {url: 'http://127.0.0.1:9/', headers: {X-A: b}, timeout: 2, retries: 1}\n",
     HEAD + "steps:\n  - verify: {verify_token: tok, expect: refused}\n",
     HEAD + "seed: 7\nsteps:\n  - spread: 2m\n    after: 500ms\n",
+    # delivery reads these in any case
+    HEAD + "target: {envelope: Meta, signature: Wrong-Secret, method: put}\n",
+    HEAD + "cast: {countries: {IN: , US: 2}}\nsteps:\n  - choices: {Stop: }\n    no_tap: 1\n",
 ]
 
 # (what is wrong, the file): each must be refused by the loader and by the schema.
@@ -109,6 +112,7 @@ BROKEN = [
     ("templates as a mapping", HEAD + "templates: {a: 1}\n"),
     ("steps as a mapping", HEAD + "steps: {tap: Stop}\n"),
     ("timeout as text", HEAD + "target: {timeout: soon}\n"),
+
     ("a scenario that is a list", "- tap: Stop\n"),
 ]
 
@@ -126,6 +130,48 @@ def test_both_refuse_each_broken_file(what: str, text: str,
     with pytest.raises(WasimError):
         parse_scenario(text, "t.yaml", env={})
     assert not validator.is_valid(rendered(text)), what
+
+
+# Every declared key of every block gets each of these values, in a file that is otherwise
+# valid: whatever the loader accepts, the schema must accept (an editor never flags a file
+# wasim runs). The schema may be more lenient: rules across keys (a `tap` that is one of the
+# template's buttons) are the loader's alone.
+VALUES = [None, True, 0, 1, 0.5, -1, "x", "2s", "50%", [], {}, ["x"], {"a": 1}, ""]
+SWEEP_BASE: dict[str, Any] = {
+    "name": "t", "template": {"buttons": ["Shop now", {"text": "Stop", "payload": "S"}]},
+    "cast": {"countries": {"IN": 2}, "users": [{"wa_id": "919845012345", "name": "Asha"}]},
+    "steps": [{"tap": "Stop"}, {"tap_reply": {"button": "B"}}, {"verify": {"verify_token": "t"}}],
+    "expect": {"reply": {"within": "1s"}}, "business": {}, "chaos": {}}
+SWEEP_PLACES = {
+    "scenario": (), "business": ("business",), "template": ("template",),
+    "button": ("template", "buttons", 1), "cast": ("cast",), "user": ("cast", "users", 0),
+    "step": ("steps", 0), "chaos": ("chaos",), "expect": ("expect",),
+    "reply": ("expect", "reply"), "tap_reply": ("steps", 1, "tap_reply"),
+    "verify": ("steps", 2, "verify"),
+}
+
+
+def test_whatever_the_loader_accepts_the_schema_accepts(
+        validator: jsonschema.Draft202012Validator) -> None:
+    import copy
+
+    assert set(SWEEP_PLACES) == set(BLOCKS)
+    wrong = []
+    for block, declared in BLOCKS.items():
+        for key in declared:
+            for value in VALUES:
+                document = copy.deepcopy(SWEEP_BASE)
+                place: Any = document
+                for step in SWEEP_PLACES[block]:
+                    place = place[step]
+                place[key.name] = value
+                try:
+                    parse_scenario(yaml.safe_dump(document), "t.yaml", env={})
+                except WasimError:
+                    continue
+                if not validator.is_valid(document):
+                    wrong.append(f"{block}.{key.name}: {value!r}")
+    assert wrong == []
 
 
 def test_the_schema_has_every_declared_key_and_every_delivery_setting() -> None:
