@@ -132,7 +132,6 @@ class CastSpec:
     enterprise: float = 0.0  # share of users with an enterprise parent_user_id
 
 
-
 @dataclass(frozen=True)
 class ReplyExpectation:
     """What the app must send back through the send API for each tap (`expect: reply:`).
