@@ -1136,6 +1136,28 @@ def new(name: str, force: bool) -> None:
     except OSError as exc:
         raise WasimError(f"cannot write the file ({exc.strerror})", where=str(path)) from None
     click.echo(f"wrote {path}; try: wasim run {path} --dry-run", err=True)
+    from simulator.schema import SCHEMA_FILE
+
+    if not Path(SCHEMA_FILE).exists():
+        click.echo(f"for your editor's checks and completion: wasim schema > {SCHEMA_FILE}",
+                   err=True)
+
+
+@cli.command()
+def schema() -> None:
+    """Print the JSON Schema of scenario files (draft 2020-12).
+
+    Generated from the format the loader reads. Editors that read a
+    `# yaml-language-server: $schema=...` line (VS Code's YAML extension, and others) check
+    and complete scenario files against it; `wasim new` writes that line, pointing at
+    wasim-schema.json in the folder above the scenario:
+
+    \b
+      wasim schema > wasim-schema.json
+    """
+    from simulator.schema import schema_text
+
+    click.echo(schema_text(), nl=False)
 
 
 _LOAD_KEYS = ("url", "app", "path", "method", "headers", "basic_auth", "token_url", "client_id",
