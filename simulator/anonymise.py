@@ -135,16 +135,31 @@ class Anonymiser:
         self.remember(real, "profile name")
         for token in _NAME_SPLIT.split(real):
             if len(token) >= MIN_SCANNED:
-                self.remember(token, "profile name (a word of it)")
+                self.remember(token, f"profile name {_A_WORD}")
         rnd = self.rnd("name")
-        first, last = _name_lists(_locale_of(country))
+        first, last = self._free_names(_locale_of(country))
         fake = ""
-        for _ in range(200):
-            words = [_pick(first, rnd)] + ([_pick(last, rnd)] if len(real.split()) > 1 else [])
+        for attempt in range(400):
+            # Past 200 draws (or when the real names use up the locale's lists: a big
+            # capture from one country) names are blended from halves of the locale's.
+            draw = _pick if attempt < 200 and first and last else _blend
+            words = [draw(first or _name_lists(_locale_of(country))[0], rnd)]
+            if len(real.split()) > 1:
+                words.append(draw(last or _name_lists(_locale_of(country))[1], rnd))
             fake = " ".join(words)
             if not {w.casefold() for w in _NAME_SPLIT.split(fake)} & self._name_tokens:
                 break
         return str(self._store("name", real, fake, "profile name"))
+
+    def _free_names(self, locale: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The locale's first and last names that share no word with a real name."""
+        found = self._mapped("free names", locale)
+        if found is None:
+            found = tuple(tuple(n for n in names if not {
+                w.casefold() for w in _NAME_SPLIT.split(n)} & self._name_tokens)
+                for names in _name_lists(locale))
+            self._maps["free names"][locale] = found
+        return found  # type: ignore[no-any-return]
 
     def bsuid(self, real: str, field: str = "user_id") -> str:
         """A business-scoped user id of the same form: `CC.` (or `CC.ENT.`) + as many
@@ -228,7 +243,7 @@ class Anonymiser:
         if self.keep_text and field in KEPT_TEXTS:
             fake = self._scrubbed(real)
         else:
-            fake = _lorem(len(real), self.rnd("text"))
+            fake = _lorem(len(real), self.rnd("text"), avoid=self._name_tokens)
         return str(self._store(f"text:{field}", real, fake, field))
 
     def _scrubbed(self, real: str) -> str:
@@ -283,14 +298,41 @@ class Anonymiser:
 
     def leak(self, output: str) -> str | None:
         """The field of an original value that appears in `output` in any encoding (raw,
-        JSON-escaped, PHP-escaped), or None. Values the brand also uses are not personal."""
+        JSON-escaped, PHP-escaped), or None. Values the brand also uses are not personal; a
+        word of a name counts only as a whole word (`Krishna` is not in `Krishnamurthy`).
+
+        One pass over `output` whatever the number of originals: each position's next 4, 6
+        and 8 characters are looked up in an index of the originals by their start.
+        """
+        index: dict[str, list[tuple[str, str, bool]]] = {}
         for original, field in self.originals.items():
             if len(original) < MIN_SCANNED or original in self.kept:
                 continue
+            word = field.endswith(_A_WORD)
             for form in encodings(original):
-                if form in output:
-                    return field
+                key = form[:_key_length(len(form))]
+                index.setdefault(key, []).append((form, field, word))
+        for position in range(len(output)):
+            for length in _KEY_LENGTHS:
+                for form, field, word in index.get(output[position:position + length], ()):
+                    if output.startswith(form, position) and (not word or _whole_word(
+                            output, position, len(form))):
+                        return field
         return None
+
+
+_A_WORD = "(a word of it)"
+_KEY_LENGTHS = (4, 6, 8)
+
+
+def _key_length(length: int) -> int:
+    return 8 if length >= 8 else 6 if length >= 6 else 4
+
+
+def _whole_word(text: str, start: int, length: int) -> bool:
+    before = text[start - 1] if start else " "
+    after = text[start + length] if start + length < len(text) else " "
+    return not before.isalnum() and not after.isalnum()
 
 
 def encodings(value: str) -> set[str]:
@@ -390,6 +432,12 @@ def _pick(names: Sequence[str], rnd: random.Random) -> str:
     return names[rnd.randrange(len(names))]
 
 
+def _blend(names: Sequence[str], rnd: random.Random) -> str:
+    """A new name in the locale's script: the start of one of its names, the end of another."""
+    first, second = _pick(names, rnd), _pick(names, rnd)
+    return first[:max(1, len(first) // 2)] + second[len(second) // 2:]
+
+
 @cache
 def _words() -> tuple[str, ...]:
     from faker import Factory
@@ -398,11 +446,14 @@ def _words() -> tuple[str, ...]:
     return tuple(w for w in lorem.word_list if len(w) >= 3)
 
 
-def _lorem(length: int, rnd: random.Random) -> str:
-    """Words up to about `length` characters, a sentence if there is room for one."""
+def _lorem(length: int, rnd: random.Random, avoid: frozenset[str] | set[str] = frozenset()
+           ) -> str:
+    """Words up to about `length` characters (none of `avoid`, casefolded)."""
     words: list[str] = []
     while sum(len(w) + 1 for w in words) < length:
-        words.append(rnd.choice(_words()))
+        word = rnd.choice(_words())
+        if word.casefold() not in avoid:
+            words.append(word)
     text = " ".join(words)
     if len(text) > length + 3 and len(words) > 1:
         text = " ".join(words[:-1])

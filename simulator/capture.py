@@ -22,7 +22,9 @@ from simulator.errors import WasimError
 
 MAX_LINE_BYTES = 1_000_000  # one logged callback is a few KB; a megabyte is not a callback
 MAX_DOCUMENT_BYTES = 64_000_000  # a whole-file JSON array (or pretty-printed bodies)
-MAX_CALLBACKS = 50_000  # callbacks one import reads, batches split and copies included
+# Callbacks one import reads, batches split and copies included: each is held (~8 KB) until
+# the scenario is written, so this bounds memory (20,000: about 160 MB).
+MAX_CALLBACKS = 20_000
 
 
 @dataclass(frozen=True)
