@@ -1552,7 +1552,8 @@ def import_(files: tuple[str, ...], out: str, seed: int, keep_text: bool,
     from simulator.importer import import_capture, write_outputs
 
     target = Path(out)
-    name = target.name.removesuffix(".yaml").removesuffix(".yml") or "imported"
+    name = "".join(c if c.isalnum() or c in "-_." else "-"
+                   for c in target.name.removesuffix(".yaml").removesuffix(".yml")) or "imported"
     imported = import_capture(files, name, seed=int(seed), keep_text=keep_text)
     outputs = {target: imported.scenario}
     outputs.update({target.parent / file: text for file, text in imported.templates.items()})

@@ -124,6 +124,16 @@ def build(capture: Capture, name: str, *, seed: int = 0, keep_text: bool = False
         by_fingerprint[callback.fingerprint] = step
         if key not in users:
             users[key] = user
+    from simulator.providers import WhatsAppProvider
+
+    outside = sum(u.country not in WhatsAppProvider.countries for u in users.values())
+    if outside and identities.get("bsuid"):
+        # wasim draws the users of other countries as Indian ones, BSUID and all: a
+        # BSUID whose country is not the number's would fail validation. No BSUIDs then.
+        notes.differs[f"users from countries wasim does not draw ({outside}): the run "
+                      "gives nobody a BSUID"] += 1
+        identities = Counter({"phone": 1})
+    _thread_notes(capture.callbacks, notes)
     text = _scenario_text(name, seed, anon, capture, users, steps, buttons, identities,
                           platforms, business_country, refs or {})
     report = _report(anon, notes, capture, steps, users, templates)
@@ -216,6 +226,33 @@ def _scrub_envelope(callback: Callback, anon: Anonymiser) -> None:
         value = callback.extra_info.get(key) if key != "status" else None
         if key == "message_id" and isinstance(value, str) and not value.startswith("wamid."):
             anon.same_shape(value, "Kaleyra id")
+
+
+def _thread_notes(callbacks: Sequence[Callback], notes: _Notes) -> None:
+    """Say where the capture's threads are richer than a run's: a run sends each user one
+    template message, which every reply, reaction and status of theirs answers."""
+    from simulator.wamid import InvalidWamid, decode_wamid
+
+    answered: dict[str, set[str]] = {}
+    for callback in callbacks:
+        message = callback.message
+        target = (_text(_obj(message.get("context")).get("id"))
+                  or _text(_obj(message.get("reaction")).get("message_id"))
+                  or _text(callback.status.get("id")))
+        sender = _text(message.get("from")) or _text(callback.status.get("recipient_id"))
+        if not target:
+            continue
+        try:
+            if not decode_wamid(target).from_business:
+                notes.differs["replies to the user's own earlier message (a run's answer "
+                              "the brand's)"] += 1
+        except InvalidWamid:
+            pass
+        answered.setdefault(sender, set()).add(target)
+    several = sum(len(targets) > 1 for targets in answered.values())
+    if several:
+        notes.differs["users answering several of the brand's messages (a run's answers "
+                      "all thread to one template message per user)"] += several
 
 
 def _business_country(callback: Callback) -> str:
@@ -405,7 +442,7 @@ def _template(callback: Callback, anon: Anonymiser) -> str:
 
     def walk(value: Any, parent: str, key: str) -> Any:
         if isinstance(value, dict):
-            return {k: walk(v, key if key else parent, k) for k, v in value.items()}
+            return {_no_jinja(k): walk(v, key if key else parent, k) for k, v in value.items()}
         if isinstance(value, list):
             return [walk(v, key, "") for v in value]
         expression = _PLACEHOLDERS.get((parent, key))
@@ -414,7 +451,9 @@ def _template(callback: Callback, anon: Anonymiser) -> str:
             markers[marker] = f"{{{{ {expression} | json }}}}"
             return marker
         if isinstance(value, str) and value and key not in _SHAPE_KEYS:
-            return anon.same_shape(value, "other text (templates)")
+            return _no_jinja(anon.same_shape(value, "other text (templates)"))
+        if isinstance(value, str):
+            return _no_jinja(value)
         if key in ("latitude", "longitude") and isinstance(value, float):
             return round(anon.rnd("template location").uniform(-60, 60), 6)
         return value
@@ -427,7 +466,12 @@ def _template(callback: Callback, anon: Anonymiser) -> str:
         text = text.replace(json.dumps(marker), expression)
     header = ("{# Imported by `wasim import`: the shape of a captured callback that no built-in "
               "kind renders.\n   Use it as a scenario's `template: {callback: FILE}`. #}\n")
-    return header + text.replace("{#", "{ #") + "\n"
+    return header + text + "\n"
+
+
+def _no_jinja(text: str) -> str:
+    """Text that cannot open a Jinja tag in a template: `{` and `}` become `(` and `)`."""
+    return text.replace("{", "(").replace("}", ")")
 
 
 def _safe(kind: str) -> str:

@@ -469,3 +469,42 @@ def test_a_fake_user_keeps_the_country_and_gets_a_valid_mobile(capture: list[Pat
     assert countries == ["AE", "BR", "DE", "IN"]
     arabic = next(u for u in users if region_of(u["wa_id"]) == "AE")
     assert any("\u0600" <= ch <= "\u06ff" for ch in arabic["name"])
+
+
+def test_a_shape_no_kind_renders_becomes_a_working_template(capture: list[Path],
+                                                            tmp_path: Path) -> None:
+    from simulator.render import CallbackTemplate
+    from simulator.taps import TapFactory, TapOptions
+
+    imported(capture, tmp_path / "shop.yaml")
+    template = CallbackTemplate(tmp_path / "shop.order.json.j2")
+    tap = next(TapFactory(TapOptions(seed=1)).taps(1))
+    document = template.document(tap)
+    message = document["meta_object"]["value"]["messages"][0]
+    assert message["type"] == "order" and message["from"] == tap.user.wa_id
+    assert message["id"] == tap.message_id
+    assert message["order"]["product_items"][0]["quantity"] == 2
+
+
+def test_users_of_countries_wasim_does_not_draw_still_run(tmp_path: Path) -> None:
+    number, bsuid = "972526111549", "IL.831795919964525"
+    body = kaleyra("IN", message("IN", 1, "text", {"text": {"body": "shalom, Noa here"}}),
+                   trace=uuid(1))
+    value = body["meta_object"]["value"]
+    value["contacts"] = [{"profile": {"name": "Noa Levi"}, "wa_id": number,
+                          "user_id": bsuid, "country_code": "IL"}]
+    value["messages"][0].update({"from": number, "from_user_id": bsuid,
+                                 "id": encode_wamid(number, False, HEX["IN"])})
+    capture = tmp_path / "il.jsonl"
+    capture.write_text(php_json(body) + "\n", encoding="utf-8")
+    out = tmp_path / "il.yaml"
+    result = imported([capture], out)
+    assert "nobody a BSUID" in result.stdout
+    text = out.read_text(encoding="utf-8")
+    for value_ in (number, "526111549", bsuid, "Noa", "Levi", "shalom"):
+        assert value_ not in text
+    dry = invoke("run", str(out), "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    import yaml
+
+    assert region_of(yaml.safe_load(text)["cast"]["users"][0]["wa_id"]) == "IL"
