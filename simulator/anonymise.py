@@ -15,7 +15,7 @@ import random
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from typing import Any
 
@@ -125,6 +125,12 @@ class Anonymiser:
         fake_name = self.name(name, country) if name else ""
         user = FakeUser(fake_number, fake_name, country)
         self._maps.setdefault("user", {})[key] = user
+        return user
+
+    def rename(self, key: str, fake_name: str) -> FakeUser:
+        """The fake of user `key`, with the name it lacked (first seen without a profile)."""
+        user: FakeUser = replace(self._maps["user"][key], name=fake_name)
+        self._maps["user"][key] = user
         return user
 
     def name(self, real: str, country: str) -> str:

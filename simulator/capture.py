@@ -21,7 +21,7 @@ from typing import IO, Any
 from simulator.errors import WasimError
 
 MAX_LINE_BYTES = 1_000_000  # one logged callback is a few KB; a megabyte is not a callback
-MAX_DOCUMENT_BYTES = 64_000_000  # a whole-file JSON array (or pretty-printed bodies)
+MAX_DOCUMENT_BYTES = 16_000_000  # a whole-file JSON array, held whole while it is read
 # Callbacks one import reads, batches split and copies included: each is held (~8 KB) until
 # the scenario is written, so this bounds memory (20,000: about 160 MB).
 MAX_CALLBACKS = 20_000
@@ -158,33 +158,58 @@ def _lines(file: IO[bytes], path: Path, max_line: int) -> Iterator[tuple[str, An
 
 
 def _document(file: IO[bytes], path: Path, max_document: int) -> Iterator[tuple[str, Any]]:
-    """The elements of a whole-file JSON array, each with the line it starts on."""
+    """The elements of a whole-file JSON array, each with the line it starts on (parsed
+    element by element, so the text is held once and each element only while it is read)."""
     data = file.read(max_document + 1)
     if len(data) > max_document:
         raise WasimError(f"the JSON array is larger than {max_document:,} bytes", where=str(path),
                          hint="Log one body per line (JSON Lines): those files are streamed.")
-    text = _decode(data, str(path)).lstrip("\ufeff")
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise WasimError(f"not JSON ({exc.msg} at column {exc.colno})",
-                         where=f"{path}:{exc.lineno}") from None
-    except RecursionError:
-        raise WasimError("the JSON is nested too deeply", where=str(path)) from None
-    if not isinstance(value, list):
-        raise WasimError("expected a JSON array of callbacks", where=f"{path}:1")
-    # The line each element starts on: found by decoding element by element.
-    decoder, pos, line = json.JSONDecoder(), text.index("[") + 1, 1
-    line += text.count("\n", 0, pos)
-    for element in value:
-        while text[pos] in " \t\r\n,":
-            if text[pos] == "\n":
-                line += 1
-            pos += 1
-        _, end = decoder.raw_decode(text, pos)
-        yield f"{path}:{line}", element
-        line += text.count("\n", pos, end)
-        pos = end
+    text = _decode(data, str(path))
+    del data
+    decoder = json.JSONDecoder()
+    pos = text.index("[") + 1
+    expect_more = False
+    counted = [0, 1]  # lines are counted forward only: a big array stays linear
+
+    def _line(text: str, upto: int) -> int:
+        if upto >= counted[0]:
+            counted[1] += text.count("\n", counted[0], upto)
+            counted[0] = upto
+            return counted[1]
+        return text.count("\n", 0, upto) + 1
+
+    while True:
+        pos = _skip_space(text, pos)
+        if pos >= len(text):
+            raise WasimError("the JSON array is not closed", where=f"{path}:{_line(text, pos)}",
+                             hint="Is the file cut short?")
+        if text[pos] == "]" and not expect_more:
+            break
+        try:
+            element, end = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as exc:
+            raise WasimError(f"not JSON ({exc.msg})", where=f"{path}:{exc.lineno}") from None
+        except RecursionError:
+            raise WasimError("the JSON is nested too deeply",
+                             where=f"{path}:{_line(text, pos)}") from None
+        yield f"{path}:{_line(text, pos)}", element
+        pos = _skip_space(text, end)
+        if pos < len(text) and text[pos] == ",":
+            pos, expect_more = pos + 1, True
+        elif pos < len(text) and text[pos] == "]":
+            expect_more = False
+        else:
+            raise WasimError("expected , or ] after an element of the array",
+                             where=f"{path}:{_line(text, pos)}")
+    if _skip_space(text, pos + 1) < len(text):
+        raise WasimError("text after the end of the JSON array",
+                         where=f"{path}:{_line(text, _skip_space(text, pos + 1))}")
+
+
+def _skip_space(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in " \t\r\n\ufeff":
+        pos += 1
+    return pos
 
 
 def _decode(raw: bytes, where: str) -> str:

@@ -193,7 +193,9 @@ def _user_of(callback: Callback, anon: Anonymiser, users: dict[str, FakeUser]
     known = users.get(key)
     user = known if known is not None else anon.user(number, name or "", key)
     if name and known is not None:
-        anon.name(name, user.country)  # a renamed profile: replaced all the same
+        fake_name = anon.name(name, user.country)  # a renamed profile: replaced all the same
+        if not known.name:  # first seen in a status (no profile): named now
+            user = users[key] = anon.rename(key, fake_name)
     identity = "username" if not number else ("bsuid" if bsuid else "phone")
     return key, user, identity if known is None else ""
 
@@ -530,7 +532,8 @@ def _scenario_text(name: str, seed: int, anon: Anonymiser, capture: Capture,
     if len(template_names) > 1:
         lines.append(f"templates: [{', '.join(_q(anon.keep(n)) for n in template_names[1:])}]")
     lines += ["", "cast:", "  users:"]
-    lines += [f"    - {{wa_id: {_q(u.wa_id)}, name: {_q(u.name)}}}" for u in users.values()]
+    lines += [f"    - {{wa_id: {_q(u.wa_id)}" + (f", name: {_q(u.name)}}}" if u.name else "}")
+              for u in users.values()]
     if len(platforms) == 1:
         lines.append(f"  platform: {next(iter(platforms))}")
     if identities:

@@ -168,6 +168,16 @@ def write_capture(folder: Path) -> list[Path]:
         kaleyra("BR", message("BR", 9, "location", {"location": PLACE}), trace=uuid(9)),
         kaleyra_status("BR", "read", 10, uuid(10)),
         kaleyra_status("DE", "failed", 11, uuid(11), error=131047),
+        kaleyra("BR", message("BR", 20, "video", {"video": {
+            "caption": "Vídeo do João na Conceição", "mime_type": "video/mp4",
+            "sha256": "VmlkZW9Eb0pvYW9OYUNhc2E=", "id": "4455667788990011"}}),
+            trace=uuid(20), media_url=MEDIA_URL.replace("1234567890123456", "4455667788990011")),
+        kaleyra("IN", message("IN", 21, "sticker", {"sticker": {
+            "mime_type": "image/webp", "sha256": "U3RpY2tlck9mUHJpeWFua2E=",
+            "id": "3344556677889900", "animated": False}}), trace=uuid(21)),
+        kaleyra("BR", message("BR", 22, "unsupported", {"errors": [{
+            "code": 131051, "title": "Message type unknown"}]}), trace=uuid(22)),
+        kaleyra_status("AE", "not-sent", 23, uuid(23)),
     ]
     first = folder / "kaleyra.jsonl"
     first.write_text("".join(php_json(d) + "\n" for d in kaleyra_lines), encoding="utf-8")
@@ -237,9 +247,11 @@ def originals() -> set[str]:
             values.add(bsuid)
             values.add(bsuid.split(".")[1])
     values |= {national_part(BUSINESS), national_part("971551234567")}
-    values |= {uuid(n) for n in range(1, 20)}
+    values |= {uuid(n) for n in range(1, 30)}
+    values |= {"4455667788990011", "3344556677889900", "VmlkZW9Eb0pvYW9OYUNhc2E=",
+               "U3RpY2tlck9mUHJpeWFua2E=", "Vídeo do João na Conceição"}
     for country in PEOPLE:
-        for serial in range(1, 20):
+        for serial in range(1, 30):
             values.add(wamid(country, serial=serial))
     return {v for v in values if len(v) >= 4}
 
@@ -414,6 +426,8 @@ def test_a_run_of_the_import_reproduces_the_capture(
      "not a callback"),
     ('[\n  {"meta_object": {"value": {"messages": [{}]}}},\n  {"nothing": 1}\n]\n', 3,
      "not a callback"),
+    ('[\n' + json.dumps(TAP_IN) + '\n' + json.dumps(TAP_IN) + '\n]\n', 3, "expected , or ]"),
+    ('[' + json.dumps(TAP_IN) + ',\n\n', 3, "not closed"),
 ])
 def test_bad_input_is_one_line_with_file_and_line_and_nothing_written(
         tmp_path: Path, content: str, line: int, what: str) -> None:
