@@ -134,6 +134,10 @@ def build(capture: Capture, name: str, *, seed: int = 0, keep_text: bool = False
                       "gives nobody a BSUID"] += 1
         identities = Counter({"phone": 1})
     _thread_notes(capture.callbacks, notes)
+    copied = sum(step.copies > 0 for step in steps)
+    if copied:
+        notes.differs["redelivered callbacks (a run sends the copy right after its "
+                      "original)"] += copied
     text = _scenario_text(name, seed, anon, capture, users, steps, buttons, identities,
                           platforms, business_country, refs or {})
     report = _report(anon, notes, capture, steps, users, templates)
@@ -143,7 +147,9 @@ def build(capture: Capture, name: str, *, seed: int = 0, keep_text: bool = False
         if leaked is not None:
             raise WasimError(f"an original value ({leaked}) would appear in the {what}; "
                              "nothing was written", where="wasim import",
-                             hint="Please report this capture's shape: it is a bug.",
+                             hint="A button payload or label that holds a customer's "
+                                  "number or name is kept as the brand's and trips this; "
+                                  "otherwise please report the capture's shape (a bug).",
                              exit_code=ExitCode.FAILED)
     return Imported(text, templates, report, len(steps), len(users))
 
