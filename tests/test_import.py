@@ -522,3 +522,32 @@ def test_users_of_countries_wasim_does_not_draw_still_run(tmp_path: Path) -> Non
     import yaml
 
     assert region_of(yaml.safe_load(text)["cast"]["users"][0]["wa_id"]) == "IL"
+
+
+def test_a_payload_holding_a_number_is_caught_and_nothing_is_written(tmp_path: Path) -> None:
+    body = kaleyra("IN", message("IN", 3, "button", {"button": {
+        "payload": f"CALLBACK_{PEOPLE['IN'][0]}", "text": "Call me"}}, context=True),
+        trace=uuid(3))
+    capture = tmp_path / "c.jsonl"
+    capture.write_text(php_json(body) + "\n", encoding="utf-8")
+    out = tmp_path / "out.yaml"
+    result = invoke("import", str(capture), "--out", str(out))
+    assert result.exit_code == 1
+    assert "wa_id" in result.output and "nothing was written" in result.output
+    assert not out.exists()
+
+
+def test_the_scan_catches_an_original_that_slips_through(
+        capture: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from simulator.anonymise import Anonymiser
+
+    careless = Anonymiser.text
+
+    def keeps_captions(self: Anonymiser, real: str, field: str = "text") -> str:
+        return real if field == "caption" else careless(self, real, field)
+
+    monkeypatch.setattr(Anonymiser, "text", keeps_captions)
+    out = tmp_path / "out.yaml"
+    result = invoke("import", *map(str, capture), "--out", str(out))
+    assert result.exit_code == 1 and "nothing was written" in result.output
+    assert list(tmp_path.iterdir()) == [tmp_path / "capture"]
