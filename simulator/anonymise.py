@@ -22,6 +22,7 @@ from typing import Any
 from simulator.providers import WhatsAppProvider, draw_number, draw_uuid4
 from simulator.wamid import PREFIX, InvalidWamid, decode_wamid, encode_wamid
 
+MAX_TEXT = 4096  # characters of a fake text (WhatsApp's limit for a text message)
 MIN_SCANNED = 4  # shorter originals ("ok", "Li") are too common to be told from chance
 # What people wrote, which --keep-text keeps (scrubbed); places and file names never are.
 KEPT_TEXTS = frozenset(("text", "caption"))
@@ -249,7 +250,8 @@ class Anonymiser:
         if self.keep_text and field in KEPT_TEXTS:
             fake = self._scrubbed(real)
         else:
-            fake = _lorem(len(real), self.rnd("text"), avoid=self._name_tokens)
+            # WhatsApp's own limit (4,096 characters) bounds what a hostile capture costs
+            fake = _lorem(min(len(real), MAX_TEXT), self.rnd("text"), avoid=self._name_tokens)
         return str(self._store(f"text:{field}", real, fake, field))
 
     def _scrubbed(self, real: str) -> str:

@@ -21,6 +21,7 @@ from typing import IO, Any
 from simulator.errors import WasimError
 
 MAX_LINE_BYTES = 1_000_000  # one logged callback is a few KB; a megabyte is not a callback
+MAX_TOTAL_BYTES = 100_000_000  # every file of one import together (held while it runs)
 MAX_DOCUMENT_BYTES = 16_000_000  # a whole-file JSON array, held whole while it is read
 # Callbacks one import reads, batches split and copies included: each is held (~8 KB) until
 # the scenario is written, so this bounds memory (20,000: about 160 MB).
@@ -95,12 +96,14 @@ class Capture:
 
 def read_captures(paths: Sequence[str | Path], *, max_line: int = MAX_LINE_BYTES,
                   max_callbacks: int = MAX_CALLBACKS,
-                  max_document: int = MAX_DOCUMENT_BYTES) -> Capture:
+                  max_document: int = MAX_DOCUMENT_BYTES,
+                  max_total: int = MAX_TOTAL_BYTES) -> Capture:
     """Read every file in order; a WasimError (file:line) on the first bad record."""
     callbacks: list[Callback] = []
     templates: list[str] = []
+    budget = [max_total, max_total]  # bytes still allowed across files, and the limit
     for path in paths:
-        for where, record in _records(Path(path), max_line, max_document):
+        for where, record in _records(Path(path), max_line, max_document, budget):
             for callback in _callbacks(record, where, templates):
                 if len(callbacks) >= max_callbacks:
                     raise WasimError(f"more than {max_callbacks:,} callbacks (the limit of "
@@ -113,7 +116,16 @@ def read_captures(paths: Sequence[str | Path], *, max_line: int = MAX_LINE_BYTES
     return Capture(tuple(callbacks), tuple(dict.fromkeys(templates)))
 
 
-def _records(path: Path, max_line: int, max_document: int) -> Iterator[tuple[str, Any]]:
+def _spend(budget: list[int], size: int, where: str) -> None:
+    budget[0] -= size
+    if budget[0] < 0:
+        raise WasimError(f"the capture is larger than {budget[1]:,} bytes in all (the "
+                         "limit of one import)", where=where,
+                         hint="Import a slice of the capture (split the file).")
+
+
+def _records(path: Path, max_line: int, max_document: int, budget: list[int]
+             ) -> Iterator[tuple[str, Any]]:
     """(file:line, JSON value) for each record of the file."""
     try:
         file = path.open("rb")
@@ -125,12 +137,13 @@ def _records(path: Path, max_line: int, max_document: int) -> Iterator[tuple[str
             head = file.read(1)
         file.seek(0)
         if head == b"[":
-            yield from _document(file, path, max_document)
+            yield from _document(file, path, max_document, budget)
         else:
-            yield from _lines(file, path, max_line)
+            yield from _lines(file, path, max_line, budget)
 
 
-def _lines(file: IO[bytes], path: Path, max_line: int) -> Iterator[tuple[str, Any]]:
+def _lines(file: IO[bytes], path: Path, max_line: int, budget: list[int]
+           ) -> Iterator[tuple[str, Any]]:
     number = 0
     while True:
         raw = file.readline(max_line + 1)
@@ -142,6 +155,7 @@ def _lines(file: IO[bytes], path: Path, max_line: int) -> Iterator[tuple[str, An
             raise WasimError(f"the line is longer than {max_line:,} bytes (the limit for one "
                              "logged callback)", where=where,
                              hint="Is this a capture of callback bodies, one per line?")
+        _spend(budget, len(raw), where)
         text = _decode(raw, where).strip()
         if number == 1:
             text = text.removeprefix("\ufeff")
@@ -157,13 +171,15 @@ def _lines(file: IO[bytes], path: Path, max_line: int) -> Iterator[tuple[str, An
             raise WasimError("the JSON is nested too deeply", where=where) from None
 
 
-def _document(file: IO[bytes], path: Path, max_document: int) -> Iterator[tuple[str, Any]]:
+def _document(file: IO[bytes], path: Path, max_document: int, budget: list[int]
+              ) -> Iterator[tuple[str, Any]]:
     """The elements of a whole-file JSON array, each with the line it starts on (parsed
     element by element, so the text is held once and each element only while it is read)."""
     data = file.read(max_document + 1)
     if len(data) > max_document:
         raise WasimError(f"the JSON array is larger than {max_document:,} bytes", where=str(path),
                          hint="Log one body per line (JSON Lines): those files are streamed.")
+    _spend(budget, len(data), f"{path}:1")
     text = _decode(data, str(path))
     del data
     decoder = json.JSONDecoder()

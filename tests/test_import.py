@@ -454,6 +454,13 @@ def test_caps_on_line_length_and_callbacks(tmp_path: Path) -> None:
     with pytest.raises(WasimError) as caught:
         read_captures([many], max_callbacks=10)
     assert caught.value.where == f"{many}:11" and "10 callbacks" in caught.value.what
+    line = len(json.dumps(TAP_IN)) + 1
+    with pytest.raises(WasimError) as caught:
+        read_captures([long_line, many], max_total=line * 5 + 10)
+    assert caught.value.where == f"{long_line}:2" and "in all" in caught.value.what
+    with pytest.raises(WasimError) as caught:
+        read_captures([many, many], max_total=line * 25)
+    assert caught.value.where == f"{many}:6" and "in all" in caught.value.what
 
 
 def test_never_writes_through_a_link(capture: list[Path], tmp_path: Path) -> None:
