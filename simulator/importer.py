@@ -89,8 +89,13 @@ def build(capture: Capture, name: str, *, seed: int = 0, keep_text: bool = False
             identities[identity] += 1
         _scrub_envelope(callback, anon)
         business_country = business_country or _business_country(callback)
-        if refs is None and callback.extra_info:
-            refs = {k: _ref(anon, callback.extra_info.get(k)) for k in ("ref", "ref1", "ref2")}
+        given = {k: _text(callback.extra_info.get(k)) for k in ("ref", "ref1", "ref2")}
+        if any(given.values()):
+            # A run echoes one set of refs: the first non-empty one's, replaced.
+            replaced = {k: _ref(anon, v) for k, v in given.items()}
+            refs = refs if refs and any(refs.values()) else replaced
+        elif refs is None and callback.extra_info:
+            refs = given  # all empty, as the brand sent them
         moment = callback.timestamp
         gap = 0.0 if previous is None or moment is None else max(0.0, moment - previous)
         if gap > MAX_STEP_GAP:
@@ -217,7 +222,11 @@ def _scrub_envelope(callback: Callback, anon: Anonymiser) -> None:
     anon.same_shape(_text(extra.get("waba_id")), "waba_id")
     for key in ("trace_id", "reply_to"):
         anon.same_shape(_text(extra.get(key)), key)
-    anon.wamid(_text(extra.get("message_id")))
+    message_id = _text(extra.get("message_id"))  # a status's: a wamid or Kaleyra's own id
+    if message_id.startswith("wamid."):
+        anon.wamid(message_id)
+    elif message_id:
+        anon.same_shape(message_id, "Kaleyra id")
     anon.url(_text(extra.get("media_url")))
     message, status = callback.message, callback.status
     anon.wamid(_text(message.get("id")))
@@ -230,10 +239,6 @@ def _scrub_envelope(callback: Callback, anon: Anonymiser) -> None:
         conversation = status.get("conversation")
         if isinstance(conversation, dict):
             anon.same_shape(_text(conversation.get("id")), "conversation id")
-    for key in ("id", "status", "message_id"):
-        value = callback.extra_info.get(key) if key != "status" else None
-        if key == "message_id" and isinstance(value, str) and not value.startswith("wamid."):
-            anon.same_shape(value, "Kaleyra id")
 
 
 def _thread_notes(callbacks: Sequence[Callback], notes: _Notes) -> None:

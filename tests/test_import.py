@@ -558,3 +558,36 @@ def test_the_scan_catches_an_original_that_slips_through(
     result = invoke("import", *map(str, capture), "--out", str(out))
     assert result.exit_code == 1 and "nothing was written" in result.output
     assert list(tmp_path.iterdir()) == [tmp_path / "capture"]
+
+
+def test_a_wamid_is_re_encoded_for_the_fake_number_same_direction_length_platform() -> None:
+    from simulator.anonymise import Anonymiser
+
+    anon = Anonymiser(5)
+    for country in PEOPLE:
+        number = PEOPLE[country][0]
+        fake_number = anon.number(number)
+        for business in (False, True):
+            real = wamid(country, business=business)
+            fake = anon.wamid(real)
+            before, after = decode_wamid(real), decode_wamid(fake)
+            assert after.customer == fake_number != number
+            assert after.from_business == business
+            assert len(after.message_id) == len(before.message_id)
+            platform = {"BR": "3A", "DE": "3EB0"}.get(country, "")  # iOS, web
+            assert business or after.message_id.startswith(platform)
+            assert after.message_id != before.message_id and len(fake) == len(real)
+            assert anon.wamid(real) == fake  # one fake per original
+
+
+def test_the_report_says_when_a_user_answered_several_messages(tmp_path: Path) -> None:
+    first = kaleyra("IN", message("IN", 1, "button", {"button": {
+        "payload": "SHOP_NOW", "text": "Shop now"}}, context=True), trace=uuid(1))
+    second = json.loads(json.dumps(first))
+    item = second["meta_object"]["value"]["messages"][0]
+    item["context"]["id"] = wamid("IN", business=True, serial=9)
+    item["id"] = wamid("IN", serial=2)
+    capture = tmp_path / "two.jsonl"
+    capture.write_text(php_json(first) + "\n" + php_json(second) + "\n", encoding="utf-8")
+    result = imported([capture], tmp_path / "two.yaml")
+    assert "users answering several of the brand's messages" in result.stdout
