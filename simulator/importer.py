@@ -550,6 +550,9 @@ def _scenario_text(name: str, seed: int, anon: Anonymiser, capture: Capture,
     if identities:
         shares = ", ".join(f"{k}: {n}" for k, n in sorted(identities.items()))
         lines.append(f"  identity: {{{shares}}}")
+    envelopes = Counter(c.envelope for c in capture.callbacks)
+    if envelopes["meta"] > envelopes["kaleyra"]:  # the webhook is Meta's own (Meta direct)
+        lines += ["", "target:", "  envelope: meta"]
     lines += ["", "steps:"]
     for step in steps:
         if step.comment:
@@ -586,6 +589,11 @@ def _report(anon: Anonymiser, notes: _Notes, capture: Capture, steps: list[_Step
     lines.append("kept (the brand's, not personal):")
     lines += [f"  {what}: {n}" for what, n in sorted(notes.kept.items())] or ["  nothing"]
     lines.append("  kinds, the captured order and spacing, countries, statuses")
+    envelopes = Counter(c.envelope for c in capture.callbacks)
+    if len(envelopes) > 1:
+        notes.differs[f"callbacks in the other envelope (a run sends every one as "
+                      f"{'meta' if envelopes['meta'] > envelopes['kaleyra'] else 'kaleyra'})"
+                      ] += min(envelopes.values())
     if notes.differs:
         lines.append("where a run differs from the capture:")
         lines += [f"  {what}: {n}" for what, n in sorted(notes.differs.items())]

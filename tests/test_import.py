@@ -591,3 +591,18 @@ def test_the_report_says_when_a_user_answered_several_messages(tmp_path: Path) -
     capture.write_text(php_json(first) + "\n" + php_json(second) + "\n", encoding="utf-8")
     result = imported([capture], tmp_path / "two.yaml")
     assert "users answering several of the brand's messages" in result.stdout
+
+
+def test_a_capture_of_meta_envelopes_runs_as_meta_envelopes(
+        tmp_path: Path, recorder: tuple[str, list[bytes]]) -> None:
+    capture = tmp_path / "meta.jsonl"
+    capture.write_text(raw_json(BATCH) + "\n", encoding="utf-8")
+    out = tmp_path / "meta.yaml"
+    imported([capture], out)
+    assert "envelope: meta" in out.read_text(encoding="utf-8")
+    url, bodies = recorder
+    result = invoke("run", str(out), "--url", url, "--fast")
+    assert result.exit_code == 0, result.output
+    assert [json.loads(b)["object"] for b in bodies] == ["whatsapp_business_account"] * 2
+    assert traffic([json.loads(b) for b in bodies])["kinds"] == Counter(
+        {"list_reply": 1, "text": 1})
