@@ -606,3 +606,19 @@ def test_a_capture_of_meta_envelopes_runs_as_meta_envelopes(
     assert [json.loads(b)["object"] for b in bodies] == ["whatsapp_business_account"] * 2
     assert traffic([json.loads(b) for b in bodies])["kinds"] == Counter(
         {"list_reply": 1, "text": 1})
+
+
+def test_brand_values_with_jinja_quotes_and_odd_characters_arrive_unchanged(
+        tmp_path: Path, recorder: tuple[str, list[bytes]]) -> None:
+    label, payload = "{{ 7*7 }} \"Buy\" {% raw %}#1", "PAY\u2028LOAD\n{#x#}\\u0041\t\u00e9"
+    body = kaleyra("IN", message("IN", 1, "button", {"button": {
+        "payload": payload, "text": label}}, context=True), trace=uuid(1))
+    capture = tmp_path / "odd.jsonl"
+    capture.write_text(php_json(body) + "\n", encoding="utf-8")
+    out = tmp_path / "odd.yaml"
+    imported([capture], out)
+    url, bodies = recorder
+    result = invoke("run", str(out), "--url", url, "--fast")
+    assert result.exit_code == 0, result.output
+    button = json.loads(bodies[0])["meta_object"]["value"]["messages"][0]["button"]
+    assert button == {"payload": payload, "text": label}
