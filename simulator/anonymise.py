@@ -246,10 +246,13 @@ class Anonymiser:
         found = self._mapped(f"text:{field}", real)
         if found is not None:
             return str(found)
-        self.remember(real, field)
         if self.keep_text and field in KEPT_TEXTS:
+            # Kept on request: only the pieces replaced in it are originals to scan for.
             fake = self._scrubbed(real)
+            if fake == real:
+                return real
         else:
+            self.remember(real, field)
             # WhatsApp's own limit (4,096 characters) bounds what a hostile capture costs
             fake = _lorem(min(len(real), MAX_TEXT), self.rnd("text"), avoid=self._name_tokens)
         return str(self._store(f"text:{field}", real, fake, field))

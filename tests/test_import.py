@@ -307,6 +307,11 @@ def test_keep_text_keeps_words_but_not_emails_numbers_or_names(
     for value in ("priya.venkat@gmail.com", "558812", "98765 43210", "99812",
                   "mohd.otaibi@outlook.ae", "Jürgen", "Müller", "Priyanka"):
         assert value not in text
+    plain = tmp_path / "plain.jsonl"
+    plain.write_text(php_json(kaleyra("IN", message("IN", 5, "text", {"text": {
+        "body": "Thanks a lot, see you soon"}}), trace=uuid(5))) + "\n", encoding="utf-8")
+    imported([plain], tmp_path / "plain.yaml", "--keep-text")
+    assert "Thanks a lot, see you soon" in (tmp_path / "plain.yaml").read_text(encoding="utf-8")
 
 
 def test_the_same_capture_and_seed_give_identical_files(capture: list[Path],
@@ -622,3 +627,48 @@ def test_brand_values_with_jinja_quotes_and_odd_characters_arrive_unchanged(
     assert result.exit_code == 0, result.output
     button = json.loads(bodies[0])["meta_object"]["value"]["messages"][0]["button"]
     assert button == {"payload": payload, "text": label}
+
+
+def _leaves(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _leaves(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _leaves(item, (*path, index))
+    yield path
+
+
+def test_any_value_of_any_type_anywhere_is_imported_or_refused_in_one_line(
+        tmp_path: Path) -> None:
+    """Every node of every kind of callback replaced by values of other types: the import
+    either succeeds (and its scan passes) or is a WasimError, never a traceback."""
+    import random
+
+    from simulator.importer import import_capture
+
+    documents = [TAP_IN, BATCH, kaleyra_status("DE", "failed", 1, uuid(1), error=131047),
+                 kaleyra("BR", message("BR", 9, "location", {"location": PLACE}),
+                         trace=uuid(9))]
+    odd_values: list[Any] = [None, 5, -1.5, True, "", "x" * 300, [], {}, [1, "a"],
+                             {"id": "{{ x }}"}, "wamid.xyz", "\u202e\u0000"]
+    rnd = random.Random(25)
+    capture = tmp_path / "fuzz.jsonl"
+    outcomes: Counter[str] = Counter()
+    for document in documents:
+        for path in list(_leaves(document)):
+            if not path:
+                continue
+            mutated = json.loads(json.dumps(document))
+            node = mutated
+            for key in path[:-1]:
+                node = node[key]
+            node[path[-1]] = rnd.choice(odd_values)
+            capture.write_text(json.dumps(mutated) + "\n", encoding="utf-8")
+            try:
+                import_capture([capture], "fuzz", seed=1)
+                outcomes["imported"] += 1
+            except WasimError as exc:
+                assert "\n" not in exc.one_line()
+                outcomes["refused"] += 1
+    assert outcomes["imported"] > 50 and outcomes["refused"] > 5
