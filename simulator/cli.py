@@ -1552,6 +1552,9 @@ def import_(files: tuple[str, ...], out: str, seed: int, keep_text: bool,
     from simulator.importer import import_capture, write_outputs
 
     target = Path(out)
+    if target.suffix not in (".yaml", ".yml"):
+        raise WasimError(f"{out!r} does not end in .yaml", where="--out",
+                         hint="Name the scenario file, e.g. scenarios/june-traffic.yaml.")
     name = "".join(c if c.isalnum() or c in "-_." else "-"
                    for c in target.name.removesuffix(".yaml").removesuffix(".yml")) or "imported"
     imported = import_capture(files, name, seed=int(seed), keep_text=keep_text)

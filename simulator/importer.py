@@ -464,7 +464,7 @@ def _template(callback: Callback, anon: Anonymiser) -> str:
             markers[marker] = f"{{{{ {expression} | json }}}}"
             return marker
         if isinstance(value, str) and value and key not in _SHAPE_KEYS:
-            return _no_jinja(anon.same_shape(value, "other text (templates)"))
+            return _no_jinja(_replaced(value, anon))
         if isinstance(value, str):
             return _no_jinja(value)
         if key in ("latitude", "longitude") and isinstance(value, float):
@@ -480,6 +480,18 @@ def _template(callback: Callback, anon: Anonymiser) -> str:
     header = ("{# Imported by `wasim import`: the shape of a captured callback that no built-in "
               "kind renders.\n   Use it as a scenario's `template: {callback: FILE}`. #}\n")
     return header + text + "\n"
+
+
+def _replaced(value: str, anon: Anonymiser) -> str:
+    """A text of a shape no kind knows: a wamid re-encoded, a number a fake of its country,
+    anything else a value of the same shape."""
+    from simulator.anonymise import region_of
+
+    if value.startswith("wamid."):
+        return anon.wamid(value)
+    if value.isdigit() and 8 <= len(value) <= 15 and region_of(value):
+        return anon.number(value, "number (templates)")
+    return anon.same_shape(value, "other text (templates)")
 
 
 def _no_jinja(text: str) -> str:

@@ -43,6 +43,7 @@ TEXTS = {
     "AE": "مرحبا، طلبي رقم 99812 لم يصل بعد، بريدي mohd.otaibi@outlook.ae",
     "DE": "Bitte an Jürgen Müller, Hauptstraße 12, 10115 Berlin liefern",
 }
+NEW_NUMBER = "919812345678"
 CAPTION = "Parcel for Priyanka at 12 MG Road, Bengaluru"
 MEDIA_URL = "https://media.kaleyra.io/whatsapp/102290129340398/1234567890123456.jpg"
 PLACE = {"latitude": -23.5613458, "longitude": -46.6565712, "name": "Casa da Conceição",
@@ -208,6 +209,9 @@ def write_capture(folder: Path) -> list[Path]:
             "catalog_id": "778899665544", "text": "Bitte schnell, Jürgen",
             "product_items": [{"product_retailer_id": "SKU-1", "quantity": 2,
                                "item_price": 49.5, "currency": "EUR"}]}})]),
+        meta(["IN"], [message("IN", 24, "system", {"system": {
+            "body": f"User {PEOPLE['IN'][1]} changed from {PEOPLE['IN'][0]} to {NEW_NUMBER}",
+            "new_wa_id": NEW_NUMBER, "type": "user_changed_number"}})]),
     ]
     second = folder / "meta.json"
     second.write_text("[\n" + ",\n".join(raw_json(d) for d in meta_items) + "\n]\n",
@@ -246,7 +250,8 @@ def originals() -> set[str]:
         if bsuid:
             values.add(bsuid)
             values.add(bsuid.split(".")[1])
-    values |= {national_part(BUSINESS), national_part("971551234567")}
+    values |= {national_part(BUSINESS), national_part("971551234567"), NEW_NUMBER,
+               national_part(NEW_NUMBER)}
     values |= {uuid(n) for n in range(1, 30)}
     values |= {"4455667788990011", "3344556677889900", "VmlkZW9Eb0pvYW9OYUNhc2E=",
                "U3RpY2tlck9mUHJpeWFua2E=", "Vídeo do João na Conceição"}
@@ -280,7 +285,8 @@ def test_no_original_value_survives_in_any_output_in_any_encoding(
     report = tmp_path / "report.txt"
     result = imported(capture, out_dir / "shop.yaml", "--seed", "7", "--report", str(report))
     files = [*out_dir.iterdir(), report]
-    assert {f.name for f in out_dir.iterdir()} == {"shop.yaml", "shop.order.json.j2"}
+    assert {f.name for f in out_dir.iterdir()} == {"shop.yaml", "shop.order.json.j2",
+                                                   "shop.system.json.j2"}
     texts = {f.name: f.read_text(encoding="utf-8") for f in files}
     texts["stdout"] = result.stdout
     secret = originals()
@@ -417,7 +423,8 @@ def test_a_run_of_the_import_reproduces_the_capture(
     # The history's retry (attempt 2) is not a callback of its own: read_captures drops it.
     captured = traffic(captured_documents)
     # The order message no kind renders is sent as `unsupported` (its shape is a template).
-    captured["kinds"]["unsupported"] += captured["kinds"].pop("order")
+    for shape in ("order", "system"):
+        captured["kinds"]["unsupported"] += captured["kinds"].pop(shape)
     assert run["kinds"] == captured["kinds"]
     assert run["users"] == captured["users"] == Counter({"IN": 1, "BR": 1, "DE": 1, "AE": 1})
     assert run["labels"] == captured["labels"]
@@ -672,3 +679,12 @@ def test_any_value_of_any_type_anywhere_is_imported_or_refused_in_one_line(
                 assert "\n" not in exc.one_line()
                 outcomes["refused"] += 1
     assert outcomes["imported"] > 50 and outcomes["refused"] > 5
+
+
+def test_out_must_name_a_yaml_file_in_an_existing_folder(capture: list[Path],
+                                                         tmp_path: Path) -> None:
+    for out, what in ((tmp_path / "scenario.txt", "does not end in .yaml"),
+                      (tmp_path / "missing" / "s.yaml", "no such folder")):
+        result = invoke("import", *map(str, capture), "--out", str(out))
+        assert result.exit_code == 2 and what in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["capture"]
