@@ -613,7 +613,7 @@ def test_a_capture_of_meta_envelopes_runs_as_meta_envelopes(
     imported([capture], out)
     assert "envelope: meta" in out.read_text(encoding="utf-8")
     url, bodies = recorder
-    result = invoke("run", str(out), "--url", url, "--fast")
+    result = invoke("run", str(out), "--url", url, "--fast", "--no-history")
     assert result.exit_code == 0, result.output
     assert [json.loads(b)["object"] for b in bodies] == ["whatsapp_business_account"] * 2
     assert traffic([json.loads(b) for b in bodies])["kinds"] == Counter(
@@ -630,7 +630,7 @@ def test_brand_values_with_jinja_quotes_and_odd_characters_arrive_unchanged(
     out = tmp_path / "odd.yaml"
     imported([capture], out)
     url, bodies = recorder
-    result = invoke("run", str(out), "--url", url, "--fast")
+    result = invoke("run", str(out), "--url", url, "--fast", "--no-history")
     assert result.exit_code == 0, result.output
     button = json.loads(bodies[0])["meta_object"]["value"]["messages"][0]["button"]
     assert button == {"payload": payload, "text": label}
