@@ -139,6 +139,15 @@ def build(capture: Capture, name: str, *, seed: int = 0, keep_text: bool = False
                       "gives nobody a BSUID"] += 1
         identities = Counter({"phone": 1})
     _thread_notes(capture.callbacks, notes)
+    if len(identities) > 1:
+        notes.differs["users with and without a BSUID (a run draws who has one, by the "
+                      "captured shares)"] += sum(identities.values())
+    if len(platforms) > 1:
+        notes.differs["users on different phones (a run draws each user's platform)"] += \
+            len(users)
+    if business_country and business_country not in WhatsAppProvider.countries:
+        notes.differs["a business number of a country wasim does not draw (the run's is "
+                      "Indian)"] += 1
     copied = sum(step.copies > 0 for step in steps)
     if copied:
         notes.differs["redelivered callbacks (a run sends the copy right after its "
