@@ -13,6 +13,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import os
+import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,10 +130,16 @@ def _records(path: Path, max_line: int, max_document: int, budget: list[int]
              ) -> Iterator[tuple[str, Any]]:
     """(file:line, JSON value) for each record of the file."""
     try:
-        file = path.open("rb")
-    except OSError as exc:
-        raise WasimError(f"cannot read the capture ({exc.strerror})", where=str(path)) from None
-    with file:
+        # O_NONBLOCK and a regular-file check: a FIFO or a device would block or never end.
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except (OSError, ValueError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) else str(exc)
+        raise WasimError(f"cannot read the capture ({why})", where=str(path)) from None
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise WasimError("not a regular file", where=str(path),
+                         hint="Give a file of logged callbacks (save a stream to a file first).")
+    with os.fdopen(descriptor, "rb") as file:
         head = file.read(1)
         while head in (b" ", b"\t", b"\r", b"\n", b"\xef", b"\xbb", b"\xbf"):
             head = file.read(1)
