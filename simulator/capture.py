@@ -1,24 +1,26 @@
 """Captured callbacks as brands log them, read back one callback at a time for `wasim import`.
 
 A capture is JSON Lines (one body, or one array of bodies, per line), a JSON array, or
-wasim's own history (history.jsonl records). Each body is a Kaleyra V2 callback or a Meta
-envelope, batched or not; a batch is split into one callback per message or status, as a
-handler must read it. Files are streamed line by line with the line length and the number
-of callbacks capped, so a hostile or huge file ends in a clear error, never in exhausted
-memory. Every problem is one WasimError naming the file and line.
+wasim's own history (history.jsonl records), plain or gzipped. Each body is a Kaleyra V2
+callback or a Meta envelope, batched or not; a batch is split into one callback per message
+or status, as a handler must read it. Files are streamed line by line with the line length,
+the bytes and the number of callbacks capped, so a hostile or huge file ends in a clear
+error, never in exhausted memory. Every problem is one WasimError naming the file and line.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import gzip
 import json
 import os
 import stat
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 from simulator.errors import WasimError
 
@@ -139,15 +141,22 @@ def _records(path: Path, max_line: int, max_document: int, budget: list[int]
         os.close(descriptor)
         raise WasimError("not a regular file", where=str(path),
                          hint="Give a file of logged callbacks (save a stream to a file first).")
-    with os.fdopen(descriptor, "rb") as file:
-        head = file.read(1)
-        while head in (b" ", b"\t", b"\r", b"\n", b"\xef", b"\xbb", b"\xbf"):
-            head = file.read(1)
-        file.seek(0)
-        if head == b"[":
-            yield from _document(file, path, max_document, budget)
-        else:
-            yield from _lines(file, path, max_line, budget)
+    with os.fdopen(descriptor, "rb") as raw:
+        gzipped = raw.read(2) == b"\x1f\x8b"
+        raw.seek(0)
+        # A gzipped log is read as it is decompressed: the caps count decompressed bytes,
+        # so a small file that inflates to gigabytes stops at the cap.
+        file = cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb")) if gzipped else raw
+        try:
+            # JSON Lines, or a JSON array when the first non-blank character is `[`.
+            head = file.read(65_536).lstrip(b" \t\r\n\xef\xbb\xbf")[:1]
+            file.seek(0)
+            if head == b"[":
+                yield from _document(file, path, max_document, budget)
+            else:
+                yield from _lines(file, path, max_line, budget)
+        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            raise WasimError(f"the gzip file is damaged ({exc})", where=str(path)) from None
 
 
 def _lines(file: IO[bytes], path: Path, max_line: int, budget: list[int]

@@ -440,7 +440,8 @@ def test_a_run_of_the_import_reproduces_the_capture(
      "not a callback"),
     ('[\n' + json.dumps(TAP_IN) + '\n' + json.dumps(TAP_IN) + '\n]\n', 3, "expected , or ]"),
     ('[' + json.dumps(TAP_IN) + ',\n\n', 3, "not closed"),
-])
+], ids=["no messages", "not JSON", "a list of numbers", "array element", "array comma",
+        "array not closed"])
 def test_bad_input_is_one_line_with_file_and_line_and_nothing_written(
         tmp_path: Path, content: str, line: int, what: str) -> None:
     bad = tmp_path / "bad.jsonl"
@@ -688,3 +689,24 @@ def test_out_must_name_a_yaml_file_in_an_existing_folder(capture: list[Path],
         result = invoke("import", *map(str, capture), "--out", str(out))
         assert result.exit_code == 2 and what in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["capture"]
+
+
+def test_a_gzipped_log_is_read_and_a_gzip_bomb_stops_at_the_cap(capture: list[Path],
+                                                                 tmp_path: Path) -> None:
+    import gzip
+
+    packed = tmp_path / "kaleyra.jsonl.gz"
+    packed.write_bytes(gzip.compress(capture[0].read_bytes()))
+    plain, unpacked = read_captures([capture[0]]), read_captures([packed])
+    assert [c.fingerprint for c in plain.callbacks] == [c.fingerprint for c in
+                                                        unpacked.callbacks]
+    bomb = tmp_path / "bomb.jsonl.gz"
+    bomb.write_bytes(gzip.compress(b"\n" * 5_000_000))  # 5 KB that inflate to 5 MB
+    with pytest.raises(WasimError) as caught:
+        read_captures([bomb], max_total=100_000)
+    assert "in all" in caught.value.what
+    damaged = tmp_path / "damaged.jsonl.gz"
+    damaged.write_bytes(packed.read_bytes()[:40])
+    with pytest.raises(WasimError) as caught:
+        read_captures([damaged])
+    assert "damaged" in caught.value.what and caught.value.where == str(damaged)
