@@ -349,9 +349,13 @@ def _whole_word(text: str, start: int, length: int) -> bool:
 def encodings(value: str) -> set[str]:
     """How `value` may appear in a file: raw, JSON-escaped (\\uXXXX), PHP-escaped (\\/)."""
     escaped = json.dumps(value)[1:-1]
+    upper = _HEX_ESCAPE.sub(lambda m: "\\u" + m.group(1).upper(), escaped)  # Java, .NET
     raw_json = json.dumps(value, ensure_ascii=False)[1:-1]
-    return {value, escaped, raw_json, escaped.replace("/", "\\/"),
-            raw_json.replace("/", "\\/"), escaped.replace("\\u", "\\U")}
+    forms = {value, escaped, upper, raw_json}
+    return forms | {form.replace("/", "\\/") for form in forms}
+
+
+_HEX_ESCAPE = re.compile(r"\\u([0-9a-f]{4})")
 
 
 # --- numbers ----------------------------------------------------------------------------------
