@@ -254,14 +254,14 @@ class Anonymiser:
         else:
             self.remember(real, field)
             # WhatsApp's own limit (4,096 characters) bounds what a hostile capture costs
-            fake = _lorem(min(len(real), MAX_TEXT), self.rnd("text"), avoid=self._name_tokens)
+            fake = fake_words(min(len(real), MAX_TEXT), self.rnd("text"), avoid=self._name_tokens)
         return str(self._store(f"text:{field}", real, fake, field))
 
     def _scrubbed(self, real: str) -> str:
         def email(match: re.Match[str]) -> str:
             self.remember(match.group(), "email in a text")
             self.replaced["email in a text"] += 1
-            return f"{_lorem(6, self.rnd('email')).lower().replace(' ', '')}@example.com"
+            return f"{fake_words(6, self.rnd('email')).lower().replace(' ', '')}@example.com"
 
         def link(match: re.Match[str]) -> str:
             return self.url(match.group(), "link in a text")
@@ -461,7 +461,7 @@ def _words() -> tuple[str, ...]:
     return tuple(w for w in lorem.word_list if len(w) >= 3)
 
 
-def _lorem(length: int, rnd: random.Random, avoid: frozenset[str] | set[str] = frozenset()
+def fake_words(length: int, rnd: random.Random, avoid: frozenset[str] | set[str] = frozenset()
            ) -> str:
     """Words up to about `length` characters (none of `avoid`, casefolded)."""
     words: list[str] = []

@@ -589,9 +589,10 @@ def _scenario_text(name: str, seed: int, anon: Anonymiser, capture: Capture,
 
 
 def _company(anon: Anonymiser) -> str:
-    from simulator.anonymise import _lorem
+    from simulator.anonymise import fake_words
 
-    words = _lorem(14, anon.rnd("business name")).split()[:2]
+    # Brand names are not personal, but a shared scenario should not name the brand either.
+    words = fake_words(14, anon.rnd("business name")).split()[:2]
     return " ".join(w.capitalize() for w in words) or "Imported Brand"
 
 
