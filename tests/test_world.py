@@ -375,3 +375,39 @@ def test_fire_on_a_message_nobody_recorded_says_which_fields_are_invented(
     line = next(x for x in result.stderr.splitlines() if "not in the history" in x)
     assert "business number, phone_number_id, waba_id" in line and "BSUID" in line
     assert "reply_to" not in line  # given as a flag: not invented
+
+
+# --- new traffic and --exact, without a send API -----------------------------------------------
+
+
+def _bodies(receiver: Receiver, *extra: str) -> list[dict[str, Any]]:
+    before = receiver.received
+    result = CliRunner().invoke(cli, ["run", "idempotency-check", "--url", receiver.url,
+                                      "--fast", "--no-history", *extra])
+    assert result.exit_code == 0, result.output
+    return [json.loads(a.body) for a in receiver.wait_for(before + 20)[-20:]]
+
+
+def test_each_run_is_new_traffic_to_the_same_people_and_exact_reproduces_the_seed(
+        receiver: Receiver) -> None:
+    def ids(bodies: list[dict[str, Any]]) -> set[str]:
+        return {b["meta_object"]["value"]["messages"][0]["id"] for b in bodies} | \
+            {b["extra_info"]["trace_id"] for b in bodies} | \
+            {b["extra_info"]["reply_to"] for b in bodies}
+
+    def people(bodies: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
+        return {(c["wa_id"], c["user_id"], c["profile"]["name"])
+                for b in bodies for c in b["meta_object"]["value"]["contacts"]}
+
+    first, second = _bodies(receiver), _bodies(receiver)
+    assert not ids(first) & ids(second) and people(first) == people(second)
+    exact = [_bodies(receiver, "--exact") for _ in range(2)]
+    assert sorted(map(json.dumps, exact[0])) == sorted(map(json.dumps, exact[1]))
+    assert people(exact[0]) == people(first)
+
+
+def test_bad_status_delays_are_one_line_and_exit_2() -> None:
+    for command in (["api", "--port", "0"], ["run", "idempotency-check", "--dry-run"]):
+        result = CliRunner().invoke(cli, [*command, "--status-delays", "1s,soon"])
+        assert result.exit_code == 2, result.output
+        assert "Traceback" not in result.output and "--status-delays" in result.stderr
