@@ -187,6 +187,12 @@ _RENDER_OPTIONS = [
 ]
 
 
+STATUS_DELAYS_OPTION = click.option(
+    "--status-delays", metavar="D,D,D",
+    help="World time before sent, delivered and read, e.g. 1s,2s,5s (the default; ms and m "
+         "work too). Timestamps are this far apart; the real wait is divided by --speed.")
+
+
 def render_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Add every option that says what to render (shared by render, fire and tui)."""
     for option in reversed(_RENDER_OPTIONS):
@@ -575,6 +581,8 @@ def fire(**options: Any) -> int:
         return ExitCode.OK
     kind, kind_args = kind_from(options)
     delivery = build_delivery_options(options)
+    if options["context_id"]:
+        options = _context_from_history(options)
     render_options = build_render_options(options, live=True)
     # Streamed: each callback is rendered when the one before has been delivered, so the
     # first leaves at once, memory stays flat for any --count, and every tap carries its own
@@ -586,6 +594,53 @@ def fire(**options: Any) -> int:
         events = _batches(events, options["batch"], options["batch_shape"], delivery)
     first = next(events)
     return deliver_all(itertools.chain([first], events), delivery, _history_writer(options))
+
+
+# What a tap on --context-id W takes from the message W in the history (flag: record field).
+_FROM_SENT = (("business_number", "business"), ("phone_number_id", "phone_number_id"),
+              ("waba_id", "waba_id"), ("reply_to", "message_id"), ("ref", "ref"),
+              ("ref1", "ref1"), ("ref2", "ref2"))
+
+
+def _context_from_history(options: dict[str, Any]) -> dict[str, Any]:
+    """`fire --context-id W`: the tap comes from W's recipient to W's business, with its
+    Kaleyra id and refs, when the history recorded W (the send API records what the app
+    sent); otherwise stderr names the fields that are invented. Flags given win."""
+    import contextlib
+    from pathlib import Path
+
+    from simulator.history import read_history
+    from simulator.inputs import parse_business_wamid
+
+    wamid = options["context_id"].strip()
+    parse_business_wamid(wamid, "--context-id")  # a bad id is one error, before any note
+    path = Path(options["history_path"])
+    found = None
+    if path.is_file():
+        with contextlib.suppress(WasimError):  # an unreadable history: nothing recorded
+            found = next((m for m in reversed(read_history(path).sent) if m.wamid == wamid),
+                         None)
+    flags = {"business_number": "business number", "phone_number_id": "phone_number_id",
+             "waba_id": "waba_id", "reply_to": "reply_to", "ref": "ref", "ref1": "ref1",
+             "ref2": "ref2"}
+    if found is None:
+        invented = [name for key, name in flags.items() if not options.get(key)]
+        if invented:
+            click.echo(f"wasim: --context-id {_one_line(wamid)} is not in the history "
+                       f"({_one_line(str(path))}): invented {', '.join(invented)} and the "
+                       "user's BSUID (record the app's sends with `wasim run --api-port`, or "
+                       "give them as flags)", err=True)
+        return options
+    merged = dict(options)
+    for key, field_name in _FROM_SENT:
+        value = getattr(found, field_name)
+        if key == "reply_to":  # V1 keeps `<uuid>:<n>` per recipient; the tap names the uuid
+            value = value.split(":", 1)[0]
+        if not merged.get(key) and value:
+            merged[key] = value
+    if found.to_kind == "number" and not merged.get("user_number"):
+        merged["user_number"] = found.to
+    return merged
 
 
 def _batches(events: Iterator[Any], size: int, shape: str, delivery: Any) -> Iterator[Any]:
@@ -821,11 +876,17 @@ def given_delivery_settings(options: dict[str, Any]) -> dict[str, Any]:
               help="Also run the local Kaleyra send API on this port (0: any free one): the "
                    "app replies through it and `expect: reply` is checked. Its base URL is "
                    "printed and set as KALEYRA_BASE_URL (SID, key) for an --app.")
+@STATUS_DELAYS_OPTION
+@click.option("--exact", is_flag=True,
+              help="Reproduce the seed's run byte for byte: its message, trace and Kaleyra "
+                   "ids and its seeded clock. Without it every run is new traffic (new ids, "
+                   "now), with the same users, names and choices.")
 @delivery_options
 def run(scenario: str, seed: int | None, speed: float, fast: bool, now: str | None,
         business_number: str | None, phone_number_id: str | None, waba_id: str | None,
         identity: str, dry_run: bool, reports: tuple[str, ...], wait_for_url: bool,
-        wait_timeout: float, api_port: int | None = None, **options: Any) -> int:
+        wait_timeout: float, api_port: int | None = None, status_delays: str | None = None,
+        exact: bool = False, **options: Any) -> int:
     """Run a scenario: its users tap, with its chaos, and its expectations are checked.
 
     SCENARIO is a file, or a name from ./scenarios or the built-in library (`wasim
@@ -849,12 +910,16 @@ def run(scenario: str, seed: int | None, speed: float, fast: bool, now: str | No
         from simulator.taps import IDENTITIES, parse_shares
 
         loaded = _with_identity(loaded, parse_shares(identity, IDENTITIES, "--identity"))
+    from simulator.world import new_run_id, parse_status_delays
+
+    delays = parse_status_delays(status_delays) if status_delays else ()
     start = parse_time(now, "--now") if now else None
-    if start is None:  # the run's taps carry their send moments: its start is now
+    if start is None and not exact:  # the run's taps carry their send moments: now
         import time
 
         start = int(time.time())
-    plan = plan_scenario(loaded, seed=seed, start=start)
+    # A new run is new traffic (new ids); --exact reproduces the seed's ids and clock.
+    plan = plan_scenario(loaded, seed=seed, start=start, run="" if exact else new_run_id())
     if dry_run:
         return _dry_run(plan)
     from simulator.runner import scenario_delivery
@@ -867,16 +932,25 @@ def run(scenario: str, seed: int | None, speed: float, fast: bool, now: str | No
 
     require_api(plan.scenario, api_port, "--api-port 0")
     history = _history_writer(options)
-    api = _run_api(plan, delivery, api_port, history) if api_port is not None else None
+    api = _run_api(plan, delivery, api_port, history, float("inf") if fast else speed,
+                   delays) if api_port is not None else None
     try:
-        return _run_plan(plan, delivery, float("inf") if fast else speed, history,
+        code = _run_plan(plan, delivery, float("inf") if fast else speed, history,
                          [Path(r) for r in reports], api=api)
+        if api is not None:  # the statuses of the app's last replies still go out
+            api.drain(api.pending_wait() + _STATUS_GRACE)
+        return code
     finally:
         if api is not None:
             api.stop()
 
 
-def _run_api(plan: Any, delivery: Any, port: int, history: Any) -> Any:
+# Seconds past their due time a run waits for the last statuses to be delivered.
+_STATUS_GRACE = 5.0
+
+
+def _run_api(plan: Any, delivery: Any, port: int, history: Any, speed: float,
+             delays: tuple[float, ...]) -> Any:
     """The send API for `wasim run --api-port`: statuses to the first step's target."""
     import sys
 
@@ -891,7 +965,8 @@ def _run_api(plan: Any, delivery: Any, port: int, history: Any) -> Any:
             click.echo(f"sent {message.describe()}", err=True)
 
     api = start_scenario_api(plan.scenario, port,
-                             delivery(plan.sends[0]) if plan.sends else None, on_sent=sent)
+                             delivery(plan.sends[0]) if plan.sends else None, on_sent=sent,
+                             plan=plan, speed=speed, status_delays=delays)
     click.echo(f"send API on {api.base_url} (SID {api.options.sid}, api-key "
                f"{api.options.api_key}); KALEYRA_BASE_URL is set for --app", err=True)
     return api
@@ -1474,6 +1549,14 @@ def _webhook_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--status-delay", "status_delays", multiple=True, metavar="SECONDS",
               type=Number(0, MAX_WAIT, what="seconds"),
               help="Seconds before sent, delivered, read (repeat; the last one repeats).")
+@click.option("--status-delays", "status_delays_text", metavar="D,D,D",
+              help="The same as one list, e.g. 1s,2s,5s (the default; ms and m work too).")
+@click.option("--speed", "api_speed", type=SPEED, default=1.0, show_default=True,
+              help="Send statuses this many times faster than their timestamps say.")
+@click.option("--phone-number-id", metavar="ID",
+              help="The business's phone_number_id in statuses (frameworks such as pywa drop "
+                   "updates for another one).  [default: derived from the number]")
+@click.option("--waba-id", metavar="ID", help="The WABA id in statuses.  [default: derived]")
 @_webhook_options
 def api(port: int, sid: str | None, api_key: str | None, business_numbers: tuple[str, ...],
         webhook: str | None, status_delays: tuple[float, ...], **delivery: Any) -> int:
@@ -1493,10 +1576,23 @@ def api(port: int, sid: str | None, api_key: str | None, business_numbers: tuple
     def status(delivery: StatusDelivery) -> None:
         click.echo(f"  {delivery.describe()}")
 
+    from simulator.inputs import parse_meta_id
     from simulator.settings import BY_KEY, from_params
+    from simulator.world import parse_status_delays
 
+    given_delays = delivery.pop("status_delays_text", None)
+    api_speed = delivery.pop("api_speed")
+    phone_number_id = delivery.pop("phone_number_id", None)
+    waba_id = delivery.pop("waba_id", None)
+    if given_delays:
+        status_delays = parse_status_delays(given_delays)
+    if phone_number_id:
+        phone_number_id = parse_meta_id(phone_number_id, "--phone-number-id")
+    if waba_id:
+        waba_id = parse_meta_id(waba_id, "--waba-id")
     options = api_options(port=port, sid=sid, api_key=api_key,
-                          business_numbers=business_numbers, status_delays=status_delays)
+                          business_numbers=business_numbers, status_delays=status_delays,
+                          speed=api_speed, phone_number_id=phone_number_id, waba_id=waba_id)
     how = from_params(delivery, _webhook_keys())
     # A flag given for nothing is a mistake; a secret in the environment is not.
     stray = [key for key in how if not BY_KEY[key].envvar]

@@ -97,6 +97,14 @@ class SentRecord:
     wamid: str = ""
     to_kind: str = "number"  # what `to` is: "number" or "bsuid" (a business-scoped user id)
     error: int = 0  # Meta's error code it fails with (132001: no such template), 0 for none
+    # The world it was sent in (simulator.world), so a later tap on it comes from its
+    # recipient to its business: `fire --context-id`. Blank in records written before.
+    phone_number_id: str = ""
+    waba_id: str = ""
+    user_id: str = ""  # the recipient's BSUID
+    ref: str = ""
+    ref1: str = ""
+    ref2: str = ""
 
     def as_record(self) -> dict[str, Any]:
         """The JSON object it is stored as."""
@@ -104,7 +112,10 @@ class SentRecord:
                 "business": self.business, "to": self.to, "type": self.type,
                 "text": self.text, "template": self.template, "buttons": list(self.buttons),
                 "context_id": self.context_id, "message_id": self.message_id,
-                "wamid": self.wamid, "to_kind": self.to_kind, "error": self.error}
+                "wamid": self.wamid, "to_kind": self.to_kind, "error": self.error,
+                "phone_number_id": self.phone_number_id, "waba_id": self.waba_id,
+                "user_id": self.user_id, "ref": self.ref, "ref1": self.ref1,
+                "ref2": self.ref2}
 
 
 def sent_record(message: Any) -> dict[str, Any]:
@@ -113,7 +124,9 @@ def sent_record(message: Any) -> dict[str, Any]:
                       message.to, message.type, message.text, message.template,
                       tuple(b.payload for b in message.buttons), message.context_id,
                       message.recipient_id, message.wamid, message.to_kind,
-                      message.error).as_record()
+                      message.error, getattr(message, "phone_number_id", ""),
+                      getattr(message, "waba_id", ""), getattr(message, "user_id", ""),
+                      message.ref, message.ref1, message.ref2).as_record()
 
 
 def from_sent_record(record: dict[str, Any]) -> SentRecord:
@@ -133,7 +146,8 @@ def from_sent_record(record: dict[str, Any]) -> SentRecord:
                       _text(record, "text", ""), _text(record, "template", ""),
                       tuple(buttons), _text(record, "context_id", ""),
                       _text(record, "message_id", ""), _text(record, "wamid", ""),
-                      to_kind, error or 0)
+                      to_kind, error or 0, *(_text(record, key, "") for key in (
+                          "phone_number_id", "waba_id", "user_id", "ref", "ref1", "ref2")))
 
 
 class BadRecord(ValueError):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import random
 import re
@@ -16,6 +15,7 @@ from faker.providers import BaseProvider
 
 from simulator.errors import WasimError
 from simulator.wamid import BUSINESS_ID_LENGTH, USER_ID_LENGTHS, encode_wamid
+from simulator.world import derived_numeric_id as derived_numeric_id  # re-exported
 
 
 @dataclass(frozen=True)
@@ -232,27 +232,6 @@ def draw_numeric_id(rnd: random.Random) -> str:
     """A Meta object id: 15 or 16 digits, no leading zero."""
     return str(rnd.randrange(10**14, 10**15) if rnd.random() < 0.5 else
                rnd.randrange(10**15, 10**16))
-
-
-def derived_numeric_id(kind: str, key: str) -> str:
-    """A Meta id (15-16 digits, no leading zero) that is a pure function of `kind` and `key`.
-
-    A business number keeps its phone_number_id and WABA id whatever the seed, as on Meta.
-    """
-    value = int.from_bytes(hashlib.sha256(f"wasim:{kind}:{key}".encode()).digest()[:16], "big")
-    digits = 15 + (value & 1)
-    low = 10 ** (digits - 1)
-    return str(low + (value >> 1) % (9 * low))
-
-
-def derived_bsuid(country: str, seed: int, number: str, parent: bool = False) -> str:
-    """A business-scoped user id for the user `number`: `CC.` + 15-16 digits, stable per seed.
-
-    Derived rather than drawn, so the same user keeps it on every tap and in every face.
-    A parent (enterprise) id is `CC.ENT.` + digits.
-    """
-    kind = "parent_user_id" if parent else "user_id"
-    return f"{country}.{'ENT.' if parent else ''}{derived_numeric_id(kind, f'{seed}:{number}')}"
 
 
 def draw_uuid4(rnd: random.Random) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import replace
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from simulator.delivery import Event
 from simulator.errors import WasimError
-from simulator.models import Business, Button, Tap
+from simulator.models import Button, Tap
 from simulator.scenarios import ReplyExpectation, Scenario
 
 if TYPE_CHECKING:
@@ -228,6 +229,20 @@ async def check_reply(book: ReplyBook, send: PlannedSend, expect: ReplyExpectati
     return failures
 
 
+def exact_hint(plan: Plan, failures: list[Failure]) -> list[Failure]:
+    """`failures` with why a de-duplicating app may have ignored the taps: a reproduced run
+    (`--exact`) re-sends the message ids an earlier run already sent."""
+    if plan.run or not failures:
+        return failures
+    why = (" (this run reproduces the seed's message ids, as --exact does: if an earlier "
+           "run sent them, an app that de-duplicates by message id rightly ignored these "
+           "taps; run without --exact for new traffic, or `wasim replay` to redeliver)")
+    return [replace(f, message=f.message + why)
+            if f.rule in ("reply", "tap_reply") and ("got none" in f.message
+                                                     or "sent that user nothing" in f.message)
+            else f for f in failures]
+
+
 def _refused(messages: Sequence[SentMessage]) -> str:
     """Why a reply that was sent does not count: a template the scenario does not define."""
     from simulator.sendapi import TEMPLATE_MISSING
@@ -274,8 +289,8 @@ async def resolve_tap_reply(book: ReplyBook, plan: Plan, send: PlannedSend
     step's button (context.id its wamid, reply_to its Kaleyra id), or why there is none."""
     from simulator.render import render_tap
     from simulator.runner import Failure
-    from simulator.sendapi import sent_template
-    from simulator.taps import business_ids
+    from simulator.sendapi import business_of, sent_template
+    from simulator.world import tap_time
 
     spec = plan.step(send.step).tap_reply
     assert spec is not None  # only tap_reply sends come here
@@ -300,27 +315,53 @@ async def resolve_tap_reply(book: ReplyBook, plan: Plan, send: PlannedSend
                                     f"{spec.button!r} button within {spec.within:g} s; "
                                     f"{_listing(book.messages_to(user, after))}")
     message, button = hit
+    # The user taps what they have read: after the message's statuses went out (in
+    # delivery order) and stamped after its read (simulator.world.tap_time).
+    await book.wait(lambda: book.api.statuses_done(message),
+                    book.clock() + book.api.status_wait(message) + spec.within)
     business = plan.business if message.business == plan.business.display_phone_number \
-        else Business(message.business, *business_ids(message.business))
+        else business_of(message)
+    at = tap_time(int(send.tap.timestamp), book.api.read_at(message))
     tap: Tap = replace(send.tap, template=sent_template(message), button=button,
-                       business=business)
+                       business=business, timestamp=str(at))
+    if message.user_id and send.tap.user.user_id != message.user_id:
+        tap = replace(tap, user=replace(tap.user, user_id=message.user_id))
     assert plan.callback is not None  # plans with tap_reply steps keep their template
     event = Event.from_body(render_tap(plan.callback, tap), plan.seed)
     return replace(send, tap=tap, event=event)
 
 
+def share_world(api: MockApi, plan: Plan) -> None:
+    """Give the send API the run's world: its business ids and its users (their BSUIDs)."""
+    api.world.add_business(plan.business)
+    for user in plan.users:
+        api.world.add_user(user)
+
+
 def start_scenario_api(scenario: Scenario, port: int, webhook: Any = None, *,
                        on_sent: Callable[[SentMessage], None] | None = None,
-                       set_env: bool = True, templates: Sequence[str] = ()) -> MockApi:
+                       set_env: bool = True, templates: Sequence[str] = (),
+                       plan: Plan | None = None, speed: float = math.inf,
+                       status_delays: Sequence[float] = ()) -> MockApi:
     """The send API for a run of `scenario`, started: it knows the scenario's templates (and
     `templates`), sends statuses to `webhook` (DeliveryOptions), and with `set_env` its
-    settings are in this process's environment (KALEYRA_BASE_URL...) for in-process apps."""
+    settings are in this process's environment (KALEYRA_BASE_URL...) for in-process apps.
+    With `plan`, its world is the run's: the business's ids and the users' BSUIDs, and its
+    ids are the run's (new per run unless the plan reproduces one); statuses go out at
+    `speed` times world time (`status_delays`, default 1 s, 2 s, 5 s)."""
     import os
 
     from simulator.sendapi import MockApi, api_options
 
-    api = MockApi(api_options(port=port, templates=(*scenario.template_names, *templates)),
-                  webhook=webhook, on_sent=on_sent, seed=scenario.seed).start()
+    seed: int | str | None = scenario.seed
+    if plan is not None:
+        seed = f"{plan.seed}:run:{plan.run}" if plan.run else plan.seed
+    api = MockApi(api_options(port=port, templates=(*scenario.template_names, *templates),
+                              status_delays=status_delays, speed=speed),
+                  webhook=webhook, on_sent=on_sent, seed=seed)
+    if plan is not None:
+        share_world(api, plan)
+    api.start()
     if set_env:
         os.environ.update(api.env())
     return api

@@ -78,6 +78,9 @@ class Plan:
     sends: tuple[PlannedSend, ...]
     # Renders the taps decided while running (tap_reply steps aim at the app's own messages).
     callback: CallbackTemplate | None = field(default=None, compare=False, repr=False)
+    # This run's id (simulator.world.new_run_id): its message, trace and Kaleyra ids are new
+    # traffic. "" reproduces the seed's run byte for byte (`wasim run --exact`).
+    run: str = ""
 
     @property
     def duration(self) -> float:
@@ -90,8 +93,11 @@ class Plan:
 
 
 def plan_scenario(scenario: Scenario, seed: int | None = None,
-                  start: int | None = None) -> Plan:
-    """Decide every send of a run: users, taps, times, chaos and the exact bodies."""
+                  start: int | None = None, run: str = "") -> Plan:
+    """Decide every send of a run: users, taps, times, chaos and the exact bodies.
+
+    `run` (simulator.world.new_run_id) makes it new traffic: the same users, names and
+    choices, new message, trace and Kaleyra ids; "" gives the seed's ids byte for byte."""
     seed = seed if seed is not None else (scenario.seed if scenario.seed is not None else 0)
     if plan_size(scenario) > MAX_SENDS_PER_PLAN:  # loaded files are checked; built ones here
         raise WasimError(f"the plan could reach {plan_size(scenario):,} sends; a run plans at "
@@ -104,7 +110,8 @@ def plan_scenario(scenario: Scenario, seed: int | None = None,
                    ref=template.ref, ref1=template.ref1, ref2=template.ref2,
                    platform=cast.platform, business_number=business.display_phone_number,
                    phone_number_id=business.phone_number_id, waba_id=business.waba_id,
-                   identity=cast.identity, quirks=cast.quirks, enterprise=cast.enterprise),
+                   identity=cast.identity, quirks=cast.quirks, enterprise=cast.enterprise,
+                   run=run),
         clock=lambda: now[0])
     rnd = factory.rnd
     base = start if start is not None else \
@@ -154,7 +161,7 @@ def plan_scenario(scenario: Scenario, seed: int | None = None,
             taps.append((at, step, tap, Event.from_body(render_tap(callback, tap), seed)))
         clock = begin + step.spread
     return Plan(scenario, seed, factory.business, tuple(users), sent,
-                _with_chaos(scenario, taps, rnd), callback)
+                _with_chaos(scenario, taps, rnd), callback, run)
 
 
 def _kind_sends(scenario: Scenario, step: StepSpec, chosen: list[User], begin: float,
@@ -391,13 +398,17 @@ async def run_plan(
     from simulator.replies import (
         ReplyBook,
         check_reply,
+        exact_hint,
         first_and_last,
         require_api,
         resolve_tap_reply,
+        share_world,
         users_of,
     )
 
     require_api(plan.scenario, replies, "a send API (wasim run --api-port 0, wasim.api())")
+    if replies is not None:  # the send API's statuses carry this run's business and users
+        share_world(replies, plan)
     deliverers: dict[int, Deliverer] = {}
     limits: dict[str, asyncio.Semaphore] = {}
     results: asyncio.Queue[SendResult | BaseException] = asyncio.Queue()
@@ -449,6 +460,7 @@ async def run_plan(
             if reply_to:
                 resolved = await resolve_tap_reply(book, plan, send)
                 if isinstance(resolved, Failure):
+                    resolved = exact_hint(plan, [resolved])[0]
                     results.put_nowait(SendResult(send, _not_sent(send, resolved),
                                                   (resolved.at(send),)))
                     return
@@ -466,8 +478,8 @@ async def run_plan(
         if book is not None and send.expect.reply is not None and send.kind != "verify":
             first = send.index in firsts or reply_to
             last = send.index in lasts or reply_to
-            broken += await check_reply(book, send, send.expect.reply, started,
-                                        first=first, last=last)
+            broken += exact_hint(plan, await check_reply(book, send, send.expect.reply,
+                                                         started, first=first, last=last))
         results.put_nowait(SendResult(send, outcome, tuple(f.at(send) for f in broken)))
 
     async def dispatch() -> None:

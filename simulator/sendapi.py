@@ -33,7 +33,6 @@ from typing import Any, Literal
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from simulator.bounded import BoundedServer
-from simulator.calling_codes import calling_code_of
 from simulator.delivery import (
     Deliverer,
     DeliveryOptions,
@@ -42,12 +41,21 @@ from simulator.delivery import (
     url_target,
 )
 from simulator.errors import WasimError
-from simulator.kinds.status import error_object
-from simulator.models import Business, Button, Tap, TemplateMessage
-from simulator.providers import derived_bsuid
-from simulator.taps import TapFactory, business_ids
+from simulator.kinds.base import Facts, KindArgs
+from simulator.kinds.status import DEFAULT_ERROR, error_object
+from simulator.kinds.status import build as build_status
+from simulator.models import Business, Button, Tap, TemplateMessage, User
+from simulator.providers import draw_uuid4
+from simulator.taps import TapFactory
 from simulator.wamid import encode_wamid
 from simulator.wire import to_wire
+from simulator.world import (
+    DEFAULT_STATUS_DELAYS,
+    World,
+    business_ids,
+    real_wait,
+    status_offsets,
+)
 
 SERVICE = "wasim send api"
 # Made-up but well-formed (send-api.md 1.2 and 2.1): a SID as Kaleyra shapes them, and a key
@@ -82,10 +90,9 @@ FAULTS: dict[str, tuple[int, str, str]] = {
 }
 OUTCOMES = ("read", "failed", "not-sent")
 # Meta's error for a message it could not deliver (wire-format.md section 6: failed statuses
-# carry Meta's errors[]); 131026 "Message undeliverable" is the commonest.
-FAILED_ERROR = {"code": 131026, "title": "Message undeliverable",
-                "message": "Message undeliverable",
-                "error_data": {"details": "Message could not be delivered (simulated by wasim)"}}
+# carry Meta's errors[]); 131026 "Message undeliverable" is the commonest. The catalogue's
+# own object, as `render --kind status` sends it: nothing on the wire says "simulated".
+FAILED_ERROR = error_object(DEFAULT_ERROR)
 # Meta's error for a template the account does not have: Kaleyra accepts the send (202) and
 # forwards Meta's failure in a FAILED status (send-api.md 5.5).
 TEMPLATE_MISSING = 132001
@@ -110,8 +117,17 @@ class ApiOptions:
     """202 as clients of /v1 check for; 200 is documented too."""
     statuses: tuple[str, ...] = ("sent", "delivered", "read")
     """The statuses that follow a send, in order (failed/not-sent come from `outcome`)."""
-    status_delays: tuple[float, ...] = (0.0, 0.0, 0.0)
-    """Seconds before each status, from the previous one (the last repeats)."""
+    status_delays: tuple[float, ...] = DEFAULT_STATUS_DELAYS
+    """Seconds of world time before each status, from the previous one (the last repeats):
+    the statuses' timestamps are this far apart whatever `speed` is."""
+    speed: float = math.inf
+    """How many times faster than world time statuses really go out (1: real seconds;
+    inf, the library default: at once, in order, stamped seconds apart)."""
+    phone_number_id: str | None = None
+    """The business's phone_number_id in statuses (frameworks filter on it); None: derived
+    from the sender number."""
+    waba_id: str | None = None
+    """The WABA id in statuses; None: derived from the sender number."""
     keep: int = MAX_KEPT
     max_body: int = MAX_BODY
     keep_bytes: int = KEEP_BYTES
@@ -135,6 +151,19 @@ class ApiOptions:
                                  "919876543210 (a leading + is dropped).")
         if any(not (d >= 0 and math.isfinite(d)) or d > MAX_DELAY for d in self.status_delays):
             raise WasimError("a status delay is not 0 to 86400 seconds", field="status_delay")
+        if not self.speed > 0:
+            raise WasimError(f"speed {self.speed} is not above 0", field="speed")
+        for name in ("phone_number_id", "waba_id"):
+            value = getattr(self, name)
+            if value is not None and not (value.isdigit() and 15 <= len(value) <= 16):
+                raise WasimError(f"{name} {value!r} is not 15-16 digits", field=name,
+                                 hint="Give the id Meta shows for your number, e.g. "
+                                      "104605889412733.")
+        if (self.phone_number_id or self.waba_id) and len(self.business_numbers) > 1:
+            raise WasimError("one phone_number_id for several business numbers",
+                             field="phone_number_id",
+                             hint="Give one --business-number with --phone-number-id, or "
+                                  "none (then every sender gets these ids).")
         if self.keep < 1:
             raise WasimError(f"keep {self.keep} would keep nothing", where="keep")
         if self.keep_bytes < 0 or self.max_body < 0:
@@ -178,6 +207,12 @@ class SentMessage:
     """V1 only: where its GET status callbacks go."""
     to_kind: Recipient = "number"
     """Which `to` is: a phone number or a business-scoped user id."""
+    user_id: str = ""
+    """The recipient's BSUID as the world knows them ("" for a user without one)."""
+    phone_number_id: str = ""
+    """The sender's phone_number_id, as its statuses and the taps on it carry it."""
+    waba_id: str = ""
+    """The sender's WABA id."""
     error: int = 0
     """Meta's error code this message fails with (132001: the account has no such
     template), 0 for none: it never reaches the phone, a FAILED status follows instead."""
@@ -264,8 +299,20 @@ class MockApi:
                  on_sent: Callable[[SentMessage], None] | None = None,
                  on_status: Callable[[StatusDelivery], None] | None = None,
                  sleep: Sleep = asyncio.sleep, clock: Callable[[], float] = time.time,
-                 seed: int | None = None) -> None:
+                 seed: int | str | None = None, world: World | None = None) -> None:
         self.options = options
+        # The business and users every face shares (simulator.world): the run's business
+        # ids, and each user's one BSUID.
+        self.world = world if world is not None else World()
+        if options.phone_number_id or options.waba_id:
+            number = options.business_numbers[0] if options.business_numbers else ""
+            derived = business_ids(number) if number else ("", "")
+            business = Business(number, options.phone_number_id or derived[0],
+                                options.waba_id or derived[1])
+            if number:
+                self.world.add_business(business)
+            else:
+                self.world.default = business
         self.webhook = webhook
         self._on_sent = on_sent
         self._on_status = on_status
@@ -287,6 +334,9 @@ class MockApi:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
         self._pending: set[Any] = set()
+        # Each message's status timeline (status, unix second) and how many are still to go.
+        self._timeline: dict[int, list[tuple[str, int]]] = {}
+        self._remaining: dict[int, int] = {}
         self._webhook_deliverer: Deliverer | None = None
         self._watchers: list[Callable[[], None]] = []
 
@@ -639,10 +689,14 @@ class MockApi:
     def _record(self, size: int, message: SentMessage) -> SentMessage:
         wamid = encode_wamid(_wamid_customer(message), True,
                              f"{self._random.getrandbits(72):018X}")
+        business = self.world.business(message.business)
+        user = self.world.user(business.display_phone_number, message.to)
         with self._changed:
             self._count += 1
             message = replace(message, number=self._count, received_at=self._clock(),
-                              wamid=wamid)
+                              wamid=wamid, user_id=user.user_id,
+                              phone_number_id=business.phone_number_id,
+                              waba_id=business.waba_id)
             if len(self._sent) == self._sent.maxlen:
                 self._kept_bytes -= self._sent[0][1]
             self._sent.append((message, size))
@@ -678,6 +732,19 @@ class MockApi:
                                                  "statuses"))
             return
 
+        statuses = self.plan(outcome)
+        offsets = status_offsets(len(statuses), self.options.status_delays)
+        with self._changed:
+            # Stamped when planned: seconds apart in world time, whatever the speed.
+            self._timeline[message.number] = [
+                (status, int(message.received_at + offset))
+                for status, offset in zip(statuses, offsets, strict=True)]
+            self._remaining[message.number] = len(statuses)
+            while len(self._timeline) > self.options.keep:
+                oldest = next(iter(self._timeline))
+                del self._timeline[oldest]
+                self._remaining.pop(oldest, None)
+
         def start() -> None:
             task = loop.create_task(self._follow(message, outcome))
             self._pending.add(task)
@@ -698,18 +765,65 @@ class MockApi:
 
     async def _follow(self, message: SentMessage, outcome: str) -> None:
         delays = self.options.status_delays or (0.0,)
-        for index, status in enumerate(self.plan(outcome)):
-            delay = delays[min(index, len(delays) - 1)]
-            if delay:
-                await self._sleep(delay)
-            await self._send_status(message, status)
+        with self._changed:
+            timeline = list(self._timeline.get(message.number, ()))
+        for index, (status, at) in enumerate(timeline):
+            wait = real_wait(delays[min(index, len(delays) - 1)], self.options.speed)
+            if wait:
+                await self._sleep(wait)
+            await self._send_status(message, status, at)
 
-    async def _send_status(self, message: SentMessage, status: str) -> None:
-        now = int(self._clock())
+    def status_times(self, message: SentMessage) -> dict[str, int]:
+        """The unix second each status of `message` carries (planned when it was sent)."""
+        with self._changed:
+            return dict(self._timeline.get(message.number, ()))
+
+    def read_at(self, message: SentMessage) -> int:
+        """The unix second `message` was read (its last status), planned or, when no status
+        goes out, as the default timeline would have it: a tap on it comes after."""
+        times = self.status_times(message)
+        if times:
+            return max(times.values())
+        offsets = status_offsets(len(self.options.statuses), self.options.status_delays)
+        return int(message.received_at + (offsets[-1] if offsets else 0.0))
+
+    def status_wait(self, message: SentMessage) -> float:
+        """Real seconds from the send until its last status is due (0 at infinite speed)."""
+        offsets = status_offsets(len(self.status_times(message)), self.options.status_delays)
+        return real_wait(offsets[-1], self.options.speed) if offsets else 0.0
+
+    def drain(self, timeout: float) -> bool:
+        """Wait (at most `timeout` s) until every status planned so far went out; whether
+        they all did. A run ends after the statuses of the app's replies, not before."""
+        with self._changed:
+            return self._changed.wait_for(
+                lambda: all(left <= 0 for left in self._remaining.values()), timeout)
+
+    def wait_read(self, message: SentMessage, timeout: float) -> bool:
+        """Wait (at most `timeout` s) until every status of `message` went out: a user taps
+        what they have read. Whether they all did."""
+        with self._changed:
+            return self._changed.wait_for(
+                lambda: self._remaining.get(message.number, 0) <= 0, timeout)
+
+    def pending_wait(self) -> float:
+        """Real seconds the slowest message still waits for its statuses (an upper bound)."""
+        with self._changed:
+            slowest = max((len(t) for n, t in self._timeline.items()
+                           if self._remaining.get(n, 0) > 0), default=0)
+        offsets = status_offsets(slowest, self.options.status_delays)
+        return real_wait(offsets[-1], self.options.speed) if offsets else 0.0
+
+    def statuses_done(self, message: SentMessage) -> bool:
+        """Whether every status of `message` went out (or it gets none)."""
+        with self._changed:
+            return self._remaining.get(message.number, 0) <= 0
+
+    async def _send_status(self, message: SentMessage, status: str, now: int) -> None:
         if message.version == "v2":
             assert self.webhook is not None  # checked in _schedule
             body = to_wire(v2_status_document(message, status, now, self._random,
-                                              recipient_bsuid(message, self._seed)))
+                                              world=self.world))
             if self._webhook_deliverer is None:
                 self._webhook_deliverer = Deliverer(self.webhook, sleep=self._sleep,
                                                     clock=self._clock)
@@ -736,6 +850,9 @@ class MockApi:
 
     def _keep_status(self, delivery: StatusDelivery) -> None:
         with self._changed:
+            number = delivery.message.number
+            if number in self._remaining:
+                self._remaining[number] -= 1
             self._status_count += 1
             self._statuses.append(delivery)
             self._changed.notify_all()
@@ -1039,52 +1156,44 @@ def _category(message: SentMessage) -> str:
     return "marketing" if message.template else "service"
 
 
-def recipient_bsuid(message: SentMessage, seed: int | None) -> str:
-    """The BSUID of a message's number recipient, derived as the taps derive a user's (the
-    number's main region, the same seed), so one user keeps one id; blank if unknown."""
-    if message.to_kind != "number":
-        return ""
-    import phonenumbers  # loaded only when a status goes out
+def recipient_of(message: SentMessage, world: World | None = None) -> User:
+    """The user a message reached, as every face knows them (simulator.world): a known
+    user as they tapped, else one derived from the number, with their one BSUID."""
+    world = world if world is not None else World()
+    user = world.user(message.business, message.to)
+    if message.to_kind == "number" and user.wa_id != message.to:
+        user = replace(user, wa_id=message.to)  # the form the app sent to, as Meta echoes it
+    return user
 
-    code = calling_code_of(message.to)
-    region = phonenumbers.region_code_for_country_code(int(code)) if code else "ZZ"
-    return "" if region == "ZZ" else derived_bsuid(region, seed or 0, message.to)
+
+def status_tap(message: SentMessage, at: int, trace_id: str,
+               world: World | None = None) -> Tap:
+    """The facts a status of `message` is built from: its business (the run's ids), its
+    recipient (one BSUID), its wamid, Kaleyra id and refs, the status's moment and trace."""
+    business = Business(message.business, message.phone_number_id, message.waba_id) \
+        if message.phone_number_id and message.waba_id else \
+        (world or World()).business(message.business)
+    return Tap(business=business, user=recipient_of(message, world),
+               template=sent_template(message), button=Button("", ""), message_id="",
+               timestamp=str(at), trace_id=trace_id)
 
 
 def v2_status_document(message: SentMessage, status: str, now: int,
-                       rnd: random.Random, user_id: str = "") -> dict[str, Any]:
-    """A Kaleyra V2 status callback (wire-format.md section 6) for `message`, with the
-    recipient's 2026 `contacts` entry (wa_id and `user_id`, its BSUID when known)."""
-    phone_number_id, waba_id = business_ids(message.business)
-    entry: dict[str, Any] = {"id": message.wamid, "status": status, "timestamp": str(now)}
-    # Meta names a BSUID recipient in recipient_user_id (wire-format.md 10, status.py).
-    entry["recipient_id" if message.to_kind == "number" else "recipient_user_id"] = message.to
-    if status in ("sent", "delivered"):
-        category = _category(message)
-        conversation = f"{rnd.getrandbits(128):032x}"
-        entry["conversation"] = {"id": conversation, "expiration_timestamp": str(now + 86400),
-                                 "origin": {"type": category}}
-        entry["pricing"] = {"billable": True, "pricing_model": "PMP", "category": category}
-    if status == "failed":
-        entry["errors"] = [error_object(message.error) if message.error else dict(FAILED_ERROR)]
-    # Statuses carry the recipient since 2026 (wire-format.md 10); frameworks read it (pywa 4.5
-    # builds MessageStatus.from_user from contacts[0] and drops the update without it).
-    contact = {"wa_id": message.to} if message.to_kind == "number" else {"user_id": message.to}
-    if user_id:
-        contact["user_id"] = user_id
-    return {
-        "meta_object": {"value": {
-            "messaging_product": "whatsapp",
-            "metadata": {"display_phone_number": message.business,
-                         "phone_number_id": phone_number_id},
-            "contacts": [contact], "statuses": [entry]}, "field": "messages"},
-        "extra_info": {"trace_id": str(uuid.UUID(int=rnd.getrandbits(128), version=4)),
-                       "message_id": message.wamid, "waba_id": waba_id, "ref": message.ref,
-                       "ref1": message.ref1, "ref2": message.ref2,
-                       "enable_url_tracking_body": False, "enable_url_tracking_button": False},
-        "status": status,
-        "message_id": message.wamid,
-    }
+                       rnd: random.Random, *, world: World | None = None) -> dict[str, Any]:
+    """A Kaleyra V2 status callback (wire-format.md section 6) for `message`, built by the
+    status kind's own builder (`render --kind status` and the mock agree field for field),
+    with the recipient's 2026 `contacts` entry and one conversation per window."""
+    world = world if world is not None else World()
+    trace_id = draw_uuid4(rnd)
+    drawn = f"{rnd.getrandbits(128):032x}"
+    category = _category(message)
+    conversation = world.conversation(message.business, message.user_id or message.to,
+                                      category, now, drawn)
+    tap = status_tap(message, now, trace_id, world)
+    code = (message.error or DEFAULT_ERROR) if status == "failed" else None
+    args = KindArgs(status=status, error=code, conversation_id=conversation.id,
+                    expiration=conversation.expires, category=category)
+    return build_status(Facts(tap, rnd), args)
 
 
 def v1_status_url(message: SentMessage, status: str, now: int) -> str:
@@ -1095,13 +1204,20 @@ def v1_status_url(message: SentMessage, status: str, now: int) -> str:
     added += [(name, value) for name, value in (("ref", message.ref), ("ref1", message.ref1),
                                                  ("ref2", message.ref2)) if value]
     if status == "failed":
-        error = error_object(message.error) if message.error else FAILED_ERROR
+        error = error_object(message.error or DEFAULT_ERROR)
         added += [("error_code", str(error["code"])), ("error", str(error["title"]))]
     query = f"{parts.query}&{urlencode(added)}" if parts.query else urlencode(added)
     return urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
 
 
 # --- ids that line up --------------------------------------------------------------------
+
+
+def business_of(message: SentMessage) -> Business:
+    """The business that sent `message`, with the ids its statuses carried."""
+    if message.phone_number_id and message.waba_id:
+        return Business(message.business, message.phone_number_id, message.waba_id)
+    return Business(message.business, *business_ids(message.business))
 
 
 def sent_template(message: SentMessage) -> TemplateMessage:
@@ -1138,9 +1254,10 @@ def reply_tap(factory: TapFactory, message: SentMessage,
                              where="button", hint=f"Its buttons: {offered}.")
     user = factory.new_user(number=message.to) if message.to_kind == "number" else \
         replace(factory.new_user(), user_id=message.to)
+    if message.user_id:  # the one BSUID the mock's record and statuses carry
+        user = replace(user, user_id=message.user_id)
     tap = factory.tap(user, sent_template(message), chosen)
-    business = Business(message.business, *business_ids(message.business))
-    return replace(tap, business=business)
+    return replace(tap, business=business_of(message))
 
 
 # --- the HTTP server ---------------------------------------------------------------------
@@ -1224,13 +1341,18 @@ class _Handler(BaseHTTPRequestHandler):
 
 def api_options(*, port: int = DEFAULT_PORT, sid: str | None = None, api_key: str | None = None,
                 business_numbers: Sequence[str] = (), status_delays: Sequence[float] = (),
-                host: str = "127.0.0.1", templates: Sequence[str] | None = None) -> ApiOptions:
-    """ApiOptions from loose values (numbers with or without `+`)."""
+                host: str = "127.0.0.1", templates: Sequence[str] | None = None,
+                speed: float = math.inf, phone_number_id: str | None = None,
+                waba_id: str | None = None) -> ApiOptions:
+    """ApiOptions from loose values (numbers with or without `+`); no delays given: the
+    default timeline (1 s, 2 s, 5 s of world time), really waited at `speed`."""
     numbers = tuple(n.strip().lstrip("+") for n in business_numbers)
     return ApiOptions(host=host, port=port, sid=sid or DEFAULT_SID,
                       api_key=api_key or DEFAULT_API_KEY, business_numbers=numbers,
-                      status_delays=tuple(status_delays) or (0.0,),
-                      templates=tuple(templates) if templates is not None else None)
+                      status_delays=tuple(status_delays) or DEFAULT_STATUS_DELAYS,
+                      templates=tuple(templates) if templates is not None else None,
+                      speed=speed, phone_number_id=phone_number_id or None,
+                      waba_id=waba_id or None)
 
 
 __all__ = ["ApiError", "ApiOptions", "MockApi", "SentMessage", "StatusDelivery",

@@ -13,8 +13,6 @@ from faker import Faker
 from simulator.errors import WasimError
 from simulator.models import Business, Button, Tap, TemplateMessage, User
 from simulator.providers import (
-    derived_bsuid,
-    derived_numeric_id,
     draw_hex,
     draw_number,
     draw_profile_name,
@@ -24,6 +22,8 @@ from simulator.providers import (
     whatsapp_provider,
 )
 from simulator.wamid import BUSINESS_ID_LENGTH, USER_ID_LENGTHS, encode_wamid
+from simulator.world import bsuid, user_country
+from simulator.world import business_ids as business_ids  # re-exported: its old home
 
 # The buttons of the default demo template, with developer payloads as real templates carry
 # (a template's quick reply has a payload set by the brand; the label is for people).
@@ -90,10 +90,16 @@ class TapOptions:
     # process gives the same bytes as before; every other partition draws its own users and
     # ids, while the business and campaign (shared by every worker) stay the same.
     partition: int = 0
+    # A new run's id (world.new_run_id): its message, trace and Kaleyra ids are drawn anew
+    # while users and choices stay seeded. "" reproduces the seed's ids byte for byte.
+    run: str = ""
 
 
 # The families every partition shares: one business and one campaign per run.
 SHARED_FAMILIES = frozenset({"business_number", "refs"})
+# The families a new run draws anew (new traffic: the ids a de-duplicating app keys on and
+# Kaleyra's per-callback ids), while users, names and choices stay seeded.
+RUN_FAMILIES = frozenset({"message_id", "trace_id", "context_id", "reply_to"})
 
 
 class Streams:
@@ -103,9 +109,10 @@ class Streams:
     differs in its buttons still gets the same users, trace ids and message ids.
     """
 
-    def __init__(self, seed: int, partition: int = 0) -> None:
+    def __init__(self, seed: int, partition: int = 0, run: str = "") -> None:
         self.seed = seed
         self.partition = partition
+        self.run = run
         self._streams: dict[str, random.Random] = {}
 
     def __getitem__(self, family: str) -> random.Random:
@@ -114,6 +121,8 @@ class Streams:
             name = f"wasim:{self.seed}:{family}"
             if self.partition and family not in SHARED_FAMILIES:
                 name = f"wasim:{self.seed}:p{self.partition}:{family}"
+            if self.run and family in RUN_FAMILIES:
+                name = f"{name}:run:{self.run}"
             stream = self._streams[family] = random.Random(name)
         return stream
 
@@ -201,7 +210,7 @@ class TapFactory:
         if not 0 <= options.partition < 1 << 16:
             raise WasimError(f"partition {options.partition} is out of range", field="partition",
                              hint="Use a worker index from 0 to 65535.")
-        self.streams = Streams(options.seed, options.partition)
+        self.streams = Streams(options.seed, options.partition, options.run)
         # Draws that belong to no id family (the scenario's who-taps-what, chaos) use this.
         self.rnd = self.streams["plan"]
         if options.platform not in (*PLATFORMS, "mix"):
@@ -258,16 +267,20 @@ class TapFactory:
             wire = _with_quirks(drawn, spec.code,
                                 {q: draws[q] < share for q, share in options.quirks})
         name = name or drawn_name
-        return User(wire, name, spec.code, *self._identity(
-            spec.code, name, identity, enterprise, drawn if number is None else number),
-            platform=platform)
+        key = drawn if number is None else number
+        # The number's own country (libphonenumber: a +1 416 number is Canadian), as the
+        # BSUID and contacts[].country_code carry it in every face (world.user_country).
+        country_code = user_country(key) or spec.code
+        return User(wire, name, country_code, *self._identity(
+            country_code, name, identity, enterprise, key), platform=platform)
 
     def with_identity(self, user: User, identity: str, *, enterprise: bool | None = None,
                       key: str | None = None) -> User:
         """`user` as identity mode `identity` shows them (bsuid, phone or username).
 
-        The BSUID and username are derived from the seed and the user's number (`key`, the
-        number before any wire quirk), so a user keeps them whatever else changes.
+        The BSUID is derived from the business and the user's number (`key`, the number
+        before any wire quirk), the username from the seed and the number, so a user keeps
+        them whatever else changes.
         """
         if identity not in IDENTITIES:
             raise WasimError(f"unknown identity {identity!r}", field="identity",
@@ -284,8 +297,11 @@ class TapFactory:
         if identity == "phone":
             return "", "", ""
         seed = self.options.seed
-        user_id = derived_bsuid(country, seed, key)
-        parent = derived_bsuid(country, seed, key, parent=True) if enterprise else ""
+        # One function of (business, user) everywhere (world.bsuid): the send API's statuses
+        # and record derive the same id for the same person.
+        business = self.business.display_phone_number
+        user_id = bsuid(business, key, country=country)
+        parent = bsuid(business, key, parent=True, country=country) if enterprise else ""
         username = username_from(name, random.Random(f"wasim:{seed}:username:{key}")) \
             if identity == "username" else ""
         return user_id, parent, username
@@ -343,15 +359,6 @@ def _with_quirks(number: str, country: str, applied: dict[str, bool]) -> str:
     if country == "BR" and applied.get("br8") and len(number) == 13 and number[4] == "9":
         return number[:4] + number[5:]  # the wa_id without the ninth digit
     return number
-
-
-def business_ids(number: str) -> tuple[str, str]:
-    """The phone_number_id and WABA id of a business number: derived, never equal."""
-    phone_number_id = derived_numeric_id("phone_number_id", number)
-    waba_id = derived_numeric_id("waba_id", number)
-    if waba_id == phone_number_id:  # pragma: no cover - a 1 in 10**15 collision
-        waba_id = derived_numeric_id("waba_id:again", number)
-    return phone_number_id, waba_id
 
 
 def make_business(fake: Faker, country: str = "IN") -> Business:

@@ -15,7 +15,7 @@ import math
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence, Sized
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -792,7 +792,8 @@ class Simulator:
 
     def run_scenario(self, scenario: str | Path, *, app: Any = None, url: str | None = None,
                      path: str | None = None, seed: int | None = None,
-                     speed: float = math.inf, env: Mapping[str, str] | None = None) -> ScenarioRun:
+                     speed: float = math.inf, env: Mapping[str, str] | None = None,
+                     exact: bool = False) -> ScenarioRun:
         """Run a scenario (a name, a file, or YAML text) against the target; no sleeping.
 
         The target is app/url, else `target()`'s, else the scenario's own `target:`. The seed
@@ -800,13 +801,15 @@ class Simulator:
         faster (10) or not at all (inf, the default). `env` is what `{{ env.X }}` sees.
         """
         return _run_sync(lambda: self.arun_scenario(scenario, app=app, url=url, path=path,
-                                                    seed=seed, speed=speed, env=env),
+                                                    seed=seed, speed=speed, env=env,
+                                                    exact=exact),
                          "run_scenario")
 
     async def arun_scenario(self, scenario: str | Path, *, app: Any = None,
                             url: str | None = None, path: str | None = None,
                             seed: int | None = None, speed: float = math.inf,
-                            env: Mapping[str, str] | None = None) -> ScenarioRun:
+                            env: Mapping[str, str] | None = None,
+                            exact: bool = False) -> ScenarioRun:
         """`run_scenario` for async tests: `await wasim.arun_scenario(...)`."""
         where = "wasim.run_scenario()"
         loaded = _load(scenario, seed, env or {})
@@ -817,7 +820,10 @@ class Simulator:
         start = options.start  # delivered taps carry their send moments: the run starts now
         if start is None and options.wall_clock:
             start = int(self.clock())
-        plan = plan_scenario(loaded, seed, start=start)  # seed None: the file's own seed
+        # Each run of a test is new traffic (its own message and trace ids), the same on
+        # every execution of the test; `exact` gives the seed's own ids.
+        run_id = "" if exact else f"test-run-{len(self.runs) + 1}"
+        plan = plan_scenario(loaded, seed, start=start, run=run_id)  # seed None: the file's
         target = self._resolve(app, url, path, where)
         overrides: dict[str, Any] = dict(self._settings)  # `target` replaces the file's
         try:
@@ -851,23 +857,35 @@ class Simulator:
 
     def api(self, *, sid: str | None = None, api_key: str | None = None,
             business_numbers: Sequence[str] = (), statuses: bool = True,
-            status_delays: Sequence[float] = ()) -> MockApi:
+            status_delays: Sequence[float] = (), speed: float | None = None,
+            phone_number_id: str | None = None, waba_id: str | None = None) -> MockApi:
         """A local Kaleyra send API on a free port, started; use it as `with wasim.api() as
         kaleyra:` (it stops at the end). Point the app at `kaleyra.base_url` (`kaleyra.env()`
         has the settings). Status callbacks go to `target()`'s target unless `statuses` is
         False. `reply_tap(message)` then taps a button of a message the app sent.
+
+        Statuses are stamped `status_delays` apart (default 1 s, 2 s, 5 s) and sent `speed`
+        times faster than that (default: at once without delays given, else real time).
+        Its business is this simulator's (or `phone_number_id`/`waba_id`), so statuses and
+        taps agree on the ids a framework filters on.
         """
         from simulator.sendapi import MockApi, api_options
 
+        if speed is None:
+            speed = 1.0 if status_delays else math.inf
         try:
             options = api_options(port=0, sid=sid, api_key=api_key,
                                   business_numbers=business_numbers,
-                                  status_delays=status_delays)
+                                  status_delays=status_delays, speed=speed,
+                                  phone_number_id=phone_number_id, waba_id=waba_id)
         except WasimError as exc:
             raise _with_where(exc, "wasim.api()") from None
         webhook = self._options(self._target, self._settings, "wasim.api()") \
             if statuses and self._target is not None else None
-        mock = MockApi(options, webhook=webhook, seed=self.seed).start()
+        mock = MockApi(options, webhook=webhook, seed=self.seed)
+        if not (phone_number_id or waba_id):
+            mock.world.add_business(self.factory.business)
+        mock.start()
         self.apis.append(mock)
         return mock
 
@@ -881,6 +899,14 @@ class Simulator:
             tap = reply_tap(self.factory, message, button)
         except WasimError as exc:
             raise _with_where(exc, "wasim.reply_tap()") from None
+        from simulator.world import tap_time
+
+        mock = next((m for m in reversed(self.apis) if m.find(message.wamid) is not None),
+                    None)
+        if mock is not None:  # the user taps what they have read, and after it
+            mock.wait_read(message, mock.status_wait(message) + _READ_GRACE)
+            tap = replace(tap, timestamp=str(tap_time(int(tap.timestamp),
+                                                      mock.read_at(message))))
         return Callback(tap, render_tap(self._callback_template(), tap), self.seed)
 
     def report(self, limit: int = 20) -> str:
@@ -898,6 +924,10 @@ class Simulator:
             lines.append(f"sent through the send API at {mock.base_url} ({len(sent)}):")
             lines.extend(f"  {message.describe()}" for message in sent[:limit])
         return "\n".join(lines)
+
+
+# Seconds past their due time reply_tap waits for a message's statuses to go out.
+_READ_GRACE = 5.0
 
 
 def _load(scenario: str | Path, seed: int | None, env: Mapping[str, str]) -> Scenario:

@@ -180,3 +180,105 @@ def test_current_pywa_drops_a_status_without_contacts_yet_answers_200(
     wasim.target(app=app, path="/kaleyra")
     wasim.deliver(wasim.status("read", contacts=False)).assert_status(200)
     assert seen == []
+
+
+# --- a scenario run: pywa handles the statuses of its own replies ----------------------------
+
+RUN_SCENARIO = """\
+name: pywa-replies
+seed: 5
+template:
+  buttons: [{text: Track order, payload: TRACK}]
+cast: {countries: {IN: 2, US: 1}}
+steps:
+  - name: tap
+    expect:
+      reply: {within: 10s, type: text}
+"""
+PHONE_ID = "104605889412733"
+
+
+class _PywaServer:
+    """pywa 4.5 (default filters: its own phone_id) behind a real HTTP server on port 0: it
+    answers each button tap through Kaleyra's V2 send API and keeps the statuses it handles."""
+
+    def __init__(self, phone_id: str) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        import httpx
+        from pywa import WhatsApp
+
+        wa = WhatsApp(server=None, phone_id=phone_id, token="unused", verify_token="unused",
+                      validate_updates=False)
+        self.replied: list[str] = []  # the Kaleyra ids of its replies
+        self.statuses: list[Any] = []
+
+        @wa.on_callback_button()
+        def on_button(_: Any, button: Any) -> None:
+            import os
+
+            base, sid = os.environ["KALEYRA_BASE_URL"], os.environ["KALEYRA_SID"]
+            business = button.metadata.display_phone_number
+            answer = httpx.post(
+                f"{base}/v2/{sid}/whatsapp/{business}/messages",
+                headers={"api-key": os.environ["KALEYRA_API_KEY"]},
+                json={"messaging_object": {"messaging_product": "whatsapp",
+                                           "to": button.from_user.wa_id, "type": "text",
+                                           "text": {"body": "On its way."}}})
+            self.replied.append(answer.json()["data"]["message_id"])
+
+        @wa.on_message_status()
+        def on_status(_: Any, status: Any) -> None:
+            self.statuses.append(status)
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                callback = json.loads(body)
+                envelope = {"object": "whatsapp_business_account",
+                            "entry": [{"id": callback["extra_info"]["waba_id"],
+                                       "changes": [callback["meta_object"]]}]}
+                text, status = wa.webhook_update_handler(json.dumps(envelope).encode())
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(text.encode())))
+                self.end_headers()
+                self.wfile.write(text.encode())
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/kaleyra"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> _PywaServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_pywa_handles_the_statuses_of_its_own_replies_in_a_run_with_its_phone_number_id(
+        tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from simulator.cli import cli
+
+    scenario = tmp_path / "pywa.yaml"
+    scenario.write_text(RUN_SCENARIO)
+    for name in ("KALEYRA_BASE_URL", "KALEYRA_SID", "KALEYRA_API_KEY"):
+        monkeypatch.delenv(name, raising=False)  # the run sets them; restored after
+    with _PywaServer(PHONE_ID) as app:
+        result = CliRunner().invoke(cli, [
+            "run", str(scenario), "--url", app.url, "--api-port", "0", "--fast",
+            "--no-history", "--phone-number-id", PHONE_ID])
+    assert result.exit_code == 0, result.output
+    assert len(app.replied) == 3
+    # Every status of every reply passed pywa's phone-number filter (0 of 3 before).
+    handled = {(s.id, s.status.value) for s in app.statuses}
+    assert len(handled) == 9, handled
+    assert {s.status.value for s in app.statuses} == {"sent", "delivered", "read"}
+    assert all(s.metadata.phone_number_id == PHONE_ID for s in app.statuses)

@@ -247,8 +247,10 @@ def test_sync_calls_inside_an_event_loop_point_to_the_async_variant(receiver: Re
 
 def test_a_named_scenario_runs_with_its_own_seed_and_sends_the_planned_bytes(
         receiver: Receiver) -> None:
-    # A seeded clock: the run sends the plan's bytes (a live one stamps its send moments).
-    run = Simulator(5, wall_clock=False).run_scenario("idempotency-check", url=receiver.url)
+    # A seeded clock and exact: the run sends the seed's bytes (a live one stamps its send
+    # moments; without exact a run draws its own message and trace ids).
+    run = Simulator(5, wall_clock=False).run_scenario("idempotency-check", url=receiver.url,
+                                                      exact=True)
     run.assert_ok().assert_acted_once(10)
     planned = plan_scenario(load_scenario("idempotency-check"))
     assert run.plan.seed == 7 and run.summary.sent == len(planned.sends) == 20

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import threading
 from collections.abc import Iterator
@@ -432,11 +433,38 @@ def test_status_delays_are_slept_through_the_injected_sleep(receiver: Receiver) 
         slept.append(seconds)
 
     webhook = delivery_options_from({"url": receiver.url}, lambda key: key)
-    options = ApiOptions(port=0, status_delays=(1.0, 30.0, 600.0))
-    with MockApi(options, webhook=webhook, sleep=sleep) as api:
+    options = ApiOptions(port=0, status_delays=(1.0, 30.0, 600.0), speed=1.0)
+    with MockApi(options, webhook=webhook, sleep=sleep, clock=lambda: 1_780_000_000.0) as api:
         httpx.post(api.v2_url(BUSINESS), json=v2_text(), headers=KEY)
-        api.wait_for_statuses(3)
+        statuses = api.wait_for_statuses(3)
     assert slept == [1.0, 30.0, 600.0]
+    stamps = [json.loads(s.body)["meta_object"]["value"]["statuses"][0]["timestamp"]
+              for s in statuses]
+    assert stamps == ["1780000001", "1780000031", "1780000631"]
+
+
+def test_speed_divides_the_real_wait_but_not_the_stamped_time(receiver: Receiver) -> None:
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    webhook = delivery_options_from({"url": receiver.url}, lambda key: key)
+    for speed, waited in ((10.0, [0.1, 0.2, 0.5]), (math.inf, [])):
+        slept.clear()
+        options = ApiOptions(port=0, speed=speed)  # the default delays: 1 s, 2 s, 5 s
+        with MockApi(options, webhook=webhook, sleep=sleep,
+                     clock=lambda: 1_780_000_000.0) as api:
+            httpx.post(api.v2_url(BUSINESS), json=v2_text(), headers=KEY)
+            statuses = api.wait_for_statuses(3)
+        assert slept == pytest.approx(waited)
+        documents = [json.loads(s.body) for s in statuses]
+        assert [d["status"] for d in documents] == ["sent", "delivered", "read"]
+        items = [d["meta_object"]["value"]["statuses"][0] for d in documents]
+        assert [i["timestamp"] for i in items] == ["1780000001", "1780000003", "1780000008"]
+        # One conversation across the message's statuses, its expiry given once.
+        assert items[0]["conversation"]["id"] == items[1]["conversation"]["id"]
+        assert items[0]["conversation"]["expiration_timestamp"] == str(1780000001 + 86400)
 
 
 class _GetRecorder(BaseHTTPRequestHandler):

@@ -31,6 +31,11 @@ class KindArgs:
     status: str | None = None
     error: int | None = None
     contacts: bool = True  # statuses: with the 2026 `contacts` entry
+    # Statuses of one message share its conversation (simulator.world): the send API gives
+    # the window's id, expiry and category; None draws them (`render --kind status`).
+    conversation_id: str | None = None
+    expiration: int | None = None
+    category: str | None = None
 
 
 @dataclass(frozen=True)
@@ -66,7 +71,7 @@ def contact_of(tap: Tap, *, profile: bool = True) -> dict[str, Any]:
         contact["profile"] = {"name": user.name}
         if user.username:
             contact["profile"]["username"] = user.username
-    if not user.username:
+    if not user.username and user.wa_id:  # a BSUID-only recipient has no number here
         contact["wa_id"] = user.wa_id
     if user.user_id:
         contact["user_id"] = user.user_id

@@ -50,19 +50,24 @@ def build(facts: Facts, args: KindArgs) -> dict[str, Any]:
     if args.error is not None and status != "failed":
         raise WasimError("--error needs --status failed", where="--error")
     conversation_id = facts.rnd.randbytes(16).hex()
+    if args.conversation_id is not None:  # the window this message belongs to (the mock's)
+        conversation_id = args.conversation_id
+    category = args.category or "marketing"
     wamid = tap.template.wamid
     item: dict[str, Any] = {"id": wamid, "status": status, "timestamp": tap.timestamp}
-    if not user.username:
+    if not user.username and user.wa_id:
         item["recipient_id"] = user.wa_id
     if user.user_id:
         item["recipient_user_id"] = user.user_id
     if status in _BILLED:
         conversation: dict[str, Any] = {"id": conversation_id}
         if status == "sent":  # Meta gives the expiry on the status that opens the window
-            conversation["expiration_timestamp"] = str(int(tap.timestamp) + 86400)
-        conversation["origin"] = {"type": "marketing"}
+            expires = args.expiration if args.expiration is not None else \
+                int(tap.timestamp) + 86400
+            conversation["expiration_timestamp"] = str(expires)
+        conversation["origin"] = {"type": category}
         item["conversation"] = conversation
-        item["pricing"] = {"billable": True, "pricing_model": "PMP", "category": "marketing"}
+        item["pricing"] = {"billable": True, "pricing_model": "PMP", "category": category}
     if status == "failed":
         item["errors"] = [error_object(args.error if args.error is not None else DEFAULT_ERROR)]
     elif status == "not-sent":

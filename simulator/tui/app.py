@@ -402,6 +402,9 @@ class WasimApp(App[int]):
                              delivery: DeliveryOptions | None) -> None:
         changed = session.scenario is not self.scenario
         self.session, self.scenario, self.seed = session, session.scenario, session.seed
+        mock = self.settings.api.mock if self.settings.api is not None else None
+        if mock is not None:  # the send API's statuses carry this phone's business ids
+            mock.world.add_business(session.business)
         self.armed = 0
         if changed:
             # Another brand and cast: their chats and the last run's panel belonged to the old.

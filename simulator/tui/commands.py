@@ -114,10 +114,13 @@ def _options(options: list[Decorator]) -> Decorator:
                    "free one): the app's replies show on the phone, their statuses go to the "
                    "target; KALEYRA_BASE_URL, KALEYRA_SID and KALEYRA_API_KEY are set for an "
                    "--app.")
+@click.option("--status-delays", metavar="D,D,D",
+              help="With --api-port: world time before sent, delivered and read, e.g. "
+                   "1s,2s,5s (the default, stamped; given, they are also waited in real time).")
 def tui(scenario: str | None, url: str | None, app_spec: str | None, app_path: str,
         allow_remote: bool, seed: int | None, history_path: str, no_history: bool,
         speed: float, identity: str | None, api_port: int | None = None,
-        **delivery: Any) -> int:
+        status_delays: str | None = None, **delivery: Any) -> int:
     """Open the terminal UI: a phone that taps the template's buttons.
 
     SCENARIO (a file, or a name from ./scenarios or the built-in library) gives the template,
@@ -131,7 +134,9 @@ def tui(scenario: str | None, url: str | None, app_spec: str | None, app_path: s
     from simulator.taps import IDENTITIES, parse_shares
     from simulator.tui.app import make_app
     from simulator.tui.feed import ApiFeed
+    from simulator.world import parse_status_delays
 
+    delays = parse_status_delays(status_delays) if status_delays else ()
     loaded = _scenario(scenario, seed)
     if identity is not None:
         shares = parse_shares(identity, IDENTITIES, "--identity")
@@ -146,7 +151,8 @@ def tui(scenario: str | None, url: str | None, app_spec: str | None, app_path: s
         return _run_app(app)
     check_can_draw("wasim tui")  # before a port is taken
     # Its statuses go where the taps go (the target's delivery settings, loopback guard).
-    with send_api(api_port, app.delivery, feed, "wasim tui"):
+    with send_api(api_port, app.delivery, feed, "wasim tui", status_delays=delays,
+                  speed=1.0 if delays else math.inf):
         return _run_app(app)
 
 
@@ -233,7 +239,8 @@ def demo(scenario: str | None, headless: bool, port: int, seed: int | None, hist
 @contextlib.contextmanager
 def send_api(port: int, webhook: Any, feed: Any, command: str, *,
              templates: Sequence[str] | None = None,
-             seed: int | None = None) -> Iterator[Any]:
+             seed: int | None = None, status_delays: Sequence[float] = (),
+             speed: float = math.inf) -> Iterator[Any]:
     """The local send API (simulator.sendapi) while the block runs: its record fed to `feed`
     (an ApiFeed), its statuses sent to `webhook` (DeliveryOptions, or None: no statuses), and
     its base URL, SID and key in the environment (KALEYRA_*, as `MockApi.env()` names them)
@@ -241,7 +248,8 @@ def send_api(port: int, webhook: Any, feed: Any, command: str, *,
     naming none of them is treated as Kaleyra treats an unknown template."""
     from simulator.sendapi import MockApi, api_options
 
-    api = MockApi(api_options(port=port, templates=templates), webhook=webhook,
+    api = MockApi(api_options(port=port, templates=templates, status_delays=status_delays,
+                              speed=speed), webhook=webhook,
                   on_sent=feed, on_status=feed, seed=seed)
     try:
         api.start()
@@ -276,8 +284,9 @@ def run_headless(scenario: Any, receiver: Any, *, seed: int | None, history: Pat
 
     from simulator.history import HistoryWriter
     from simulator.runner import Summary, plan_scenario, run_plan, scenario_delivery
+    from simulator.world import new_run_id
 
-    plan = plan_scenario(scenario, seed=seed)
+    plan = plan_scenario(scenario, seed=seed, run=new_run_id())  # a new run: new traffic
     delivery = scenario_delivery(plan, {"url": receiver.url, "app": None},
                                  lambda key: f"wasim demo ({key})")
     pace = "as fast as allowed" if math.isinf(speed) else f"at {speed:g}x"

@@ -36,9 +36,10 @@ from simulator.providers import WhatsAppProvider
 from simulator.render import CallbackTemplate, find_template, render_tap
 from simulator.runner import Plan, plan_scenario
 from simulator.scenarios import Scenario, builtin_scenarios, load_scenario, parse_scenario
-from simulator.sendapi import SentMessage, sent_template
-from simulator.taps import TapFactory, TapOptions, business_ids
+from simulator.sendapi import SentMessage, business_of, sent_template
+from simulator.taps import TapFactory, TapOptions
 from simulator.tui.replies import reply_kind, row_description
+from simulator.world import default_read_at, tap_time
 
 Clock = Callable[[], float]
 Reachability = Literal["checking", "reachable", "unreachable", "in-process", "no target"]
@@ -417,9 +418,11 @@ class PhoneSession:
 
 
 def _replying(tap: Tap, message: SentMessage) -> Tap:
-    """`tap` as a reply to the app's `message`: under it, to the number that sent it."""
-    return replace(tap, template=sent_template(message),
-                   business=Business(message.business, *business_ids(message.business)))
+    """`tap` as a reply to the app's `message`: under it, to the number that sent it, and
+    after the user read it (simulator.world)."""
+    at = tap_time(int(tap.timestamp), default_read_at(message.received_at))
+    return replace(tap, template=sent_template(message), business=business_of(message),
+                   timestamp=str(at))
 
 
 def _or(edited: str | None, generated: str) -> str:
