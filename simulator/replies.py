@@ -69,6 +69,7 @@ class ReplyBook:
         self._seen = api.count  # what was sent before this run answers none of its taps
         self._by_user: dict[str, list[SentMessage]] = {}  # by `to`: a number or a BSUID
         self._bsuid: dict[str, str] = {}  # a user's BSUID by number: replies go to either
+        self._tap_of: dict[str, str] = {}  # a tap's message wamid -> its window's key
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tick: asyncio.Future[None] | None = None
         self._unwatch: Callable[[], None] | None = None
@@ -101,8 +102,11 @@ class ReplyBook:
 
     # --- windows -------------------------------------------------------------------------
 
-    def open(self, key: str, users: Iterable[str]) -> None:
-        """A tap (or a copy of one: the same key) goes to `users` now."""
+    def open(self, key: str, users: Iterable[str], message_ids: Iterable[str] = ()) -> None:
+        """A tap (or a copy of one: the same key) goes to `users` now; `message_ids` are the
+        wamids of the user messages in it, which a reply may name in its context."""
+        for message_id in message_ids:
+            self._tap_of.setdefault(message_id, key)
         mark = self.api.count
         for user in dict.fromkeys(users):
             entries = self._opened.setdefault(user, [])
@@ -143,8 +147,11 @@ class ReplyBook:
         for index, (mark, opened) in enumerate(entries):
             if opened == key:
                 end = entries[index + 1][0] if index + 1 < len(entries) else None
+                # By context first: a reply naming a tap's message is that tap's, whenever it
+                # came; one without context belongs to the window it arrived in.
                 return [m for m in self.messages_to(user, mark)
-                        if end is None or m.number <= end]
+                        if self._tap_of.get(m.context_id, key) == key
+                        and (end is None or m.number <= end or m.context_id in self._tap_of)]
         return []
 
     async def wait(self, done: Callable[[], bool], deadline: float) -> bool:

@@ -414,7 +414,8 @@ async def run_plan(
         return deliverers[key]
 
     # With replies watched, a user's next tap waits until their previous one was delivered
-    # (a person cannot tap faster than that), so each reply lands in the right tap's window.
+    # and its replies were decided (a person reads the answer before tapping again), so each
+    # reply lands in the window of the tap that caused it, however fast the run.
     user_done: dict[str, tuple[str, asyncio.Future[None]]] = {}
 
     def after_previous(send: PlannedSend) -> tuple[list[asyncio.Future[None]],
@@ -453,7 +454,8 @@ async def run_plan(
                                                   (resolved.at(send),)))
                     return
                 send = resolved
-            book.open(send.event.id, users_of(send))
+            book.open(send.event.id, users_of(send),
+                      [tap.message_id for tap in (send.batch or (send.tap,))])
         async with limit if limit is not None else contextlib.nullcontext():
             started = clock()
             if send.kind == "verify":
@@ -461,13 +463,15 @@ async def run_plan(
             else:
                 outcome = await deliverer_for(send).deliver(send.event)
                 broken = list(check_expectations(send.expect, outcome))
-        if done is not None and not done.done():
-            done.set_result(None)  # the user's next tap may go now; this one's replies count
         if book is not None and send.expect.reply is not None and send.kind != "verify":
             first = send.index in firsts or reply_to
             last = send.index in lasts or reply_to
+            # The user's next tap waits until this one's replies are decided: a reply the app
+            # sends after its 200 still belongs to this tap, at any speed (--fast included).
             broken += await check_reply(book, send, send.expect.reply, started,
                                         first=first, last=last)
+        if done is not None and not done.done():
+            done.set_result(None)  # the user's next tap may go now
         results.put_nowait(SendResult(send, outcome, tuple(f.at(send) for f in broken)))
 
     async def dispatch() -> None:
@@ -604,12 +608,29 @@ def scenario_delivery(plan: Plan, overrides: Mapping[str, Any],
     for index, step in enumerate(scenario.steps):
         settings, where = scenario_settings(scenario, index, overrides, flag,
                                             own_target=fallback is not None)
+        settings = _expected_is_delivered(settings, scenario.expect.merged(step.expect))
         key = tuple(sorted((k, repr(v)) for k, v in settings.items()))
         if key not in cache:
             cache[key] = delivery_options_from(settings, where, target=fallback,
                                                allow_remote=allow_remote)
         built[step.name] = cache[key]
     return lambda send: built[send.step]
+
+
+def _expected_is_delivered(settings: Mapping[str, Any], expect: Expectations
+                           ) -> dict[str, Any]:
+    """The settings with the step's expected statuses counted as delivered too: a handler that
+    answers what the scenario expects (pywa's 422 to a missing signature header) neither
+    fails the delivery nor gets retried. An explicit `success` setting is kept as given."""
+    out = dict(settings)
+    if expect.status is None or out.get("success"):
+        return out
+    signature = str(out.get("signature", "valid")).strip().lower()
+    negative = signature != "valid"  # a bad value is delivery_options_from's to report
+    default = "401,403" if negative else "2xx"  # delivery_options_from's own default
+    expected = ",".join(str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in expect.status)
+    out["success"] = f"{default},{expected}"
+    return out
 
 
 # --- summing up ------------------------------------------------------------------------------

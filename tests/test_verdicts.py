@@ -1,0 +1,160 @@
+"""Verdicts a correct handler must pass and a careless one must fail, whatever the speed: an
+expected refusal is not a failed delivery, a reply the app sends after its 200 belongs to the
+tap that caused it, and latency rules judge the handler's answer time, not wasim's own lag."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from simulator.runner import plan_scenario
+from simulator.scenarios import load_scenario
+from simulator.sendapi import MockApi
+from simulator.testing import Simulator
+
+SECRET = "0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e"
+
+
+def pywa_replying_app(phone_id: str, api: MockApi, app_secret: str | None) -> Any:
+    """pywa as its users write it (its own routes, signature validation on when given a
+    secret), replying through the send API from its handler, after its 200 has gone."""
+    pytest.importorskip("pywa")
+    from fastapi import FastAPI
+    from pywa import WhatsApp
+
+    app = FastAPI()
+    wa = WhatsApp(server=app, webhook_endpoint="/webhook", phone_id=phone_id, token="unused",
+                  verify_token="t0ken", app_secret=app_secret, validate_updates=True)
+
+    @wa.on_callback_button()
+    def on_button(_: Any, button: Any) -> None:
+        body = {"messaging_object": {"messaging_product": "whatsapp", "to": button.from_user.wa_id,
+                                     "type": "text", "text": {"body": "You are unsubscribed."}}}
+        httpx.post(api.v2_url(button.metadata.display_phone_number), json=body,
+                   headers={"api-key": api.options.api_key}, timeout=10)
+
+    return app
+
+
+def forged_run(app_secret: str | None) -> Any:
+    scenario = load_scenario("forged-signatures")
+    phone_id = plan_scenario(scenario).business.phone_number_id
+    wasim = Simulator(13, envelope="meta")
+    with wasim.api(statuses=False) as api:
+        app = pywa_replying_app(phone_id, api, app_secret)
+        wasim.target(app=app, path="/webhook", app_secret=SECRET)
+        text = scenario.path.read_text().replace("within: 2s", "within: 1s")
+        return wasim.run_scenario(text), api  # at full speed (--fast): no timeline waits
+
+
+def test_a_correct_pywa_handler_passes_forged_signatures_at_full_speed() -> None:
+    run, api = forged_run(SECRET)
+    # pywa behind FastAPI refuses the missing header with 422: expected, so delivered.
+    assert [r.result.attempts[-1].status for r in run.results
+            if r.planned.step == "missing"] == [422, 422]
+    assert run.summary.failed == 0, run.summary.lines()
+    run.assert_ok()
+    assert len(api.sent) == 2  # one reply per genuine tap, each counted for its own tap
+
+
+def test_a_pywa_handler_without_its_secret_fails_every_forged_step() -> None:
+    run, api = forged_run(None)  # the app checks no signature: it acts on forged taps
+    assert not run.summary.ok
+    # pywa's route still requires the header (422, not acted on); every other forgery is
+    # answered 200 and acted on.
+    assert {f.step for f in run.summary.failures} == {"wrong-secret", "reserialized",
+                                                      "bad-format"}
+    assert {f.rule for f in run.summary.failures} == {"status", "reply"}
+    assert len(api.sent) == 8
+
+
+# --- a reply sent after the 200 belongs to the tap that caused it ---------------------------
+
+TWO_TAPS = """
+name: two-taps
+seed: 5
+template:
+  buttons:
+    - {text: Shop now, payload: SHOP_NOW}
+    - {text: Stop promotions, payload: STOP_PROMOTIONS}
+cast: {countries: {IN: 2}}
+steps:
+  - name: stop
+    tap: Stop promotions
+    expect: {reply: {contains: unsubscribed, count: 1, within: 5s}}
+  - name: browse
+    tap: Shop now
+    after: 3s
+    expect: {reply: {count: 0, within: 1s}}
+"""
+
+
+class AnswersFirst:
+    """A webhook on a real socket that answers 200 at once and replies afterwards, from
+    another thread (as a well-made handler does): to STOP taps only, or to every tap."""
+
+    def __init__(self, api: MockApi, *, careless: bool) -> None:
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                value = json.loads(body)["meta_object"]["value"]
+                message = value["messages"][0]
+                if careless or message["button"]["payload"] == "STOP_PROMOTIONS":
+                    # The reply leaves after the answer, a moment later.
+                    timer = threading.Timer(0.05, outer.reply, (
+                        value["metadata"]["display_phone_number"], message["from"]))
+                    outer.timers.append(timer)
+                    timer.start()
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.api = api
+        self.timers: list[Any] = []
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/webhook"
+
+    def reply(self, business: str, user: str) -> None:
+        body = {"messaging_object": {"messaging_product": "whatsapp", "to": user,
+                                     "type": "text", "text": {"body": "You are unsubscribed."}}}
+        httpx.post(self.api.v2_url(business), json=body,
+                   headers={"api-key": self.api.options.api_key}, timeout=10)
+
+    def close(self) -> None:
+        for timer in self.timers:
+            timer.join()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def two_taps_run(careless: bool) -> Any:
+    wasim = Simulator(5)
+    with wasim.api(statuses=False) as api:
+        app = AnswersFirst(api, careless=careless)
+        try:
+            return wasim.run_scenario(TWO_TAPS, url=app.url)  # at full speed
+        finally:
+            app.close()
+
+
+def test_a_reply_sent_after_the_200_counts_for_its_own_tap_at_full_speed() -> None:
+    run = two_taps_run(careless=False)
+    assert run.summary.ok, run.summary.lines()
+
+
+def test_a_handler_replying_to_the_wrong_tap_fails_on_that_tap() -> None:
+    run = two_taps_run(careless=True)
+    assert {(f.step, f.rule) for f in run.summary.failures} == {("browse", "reply")}
