@@ -158,3 +158,102 @@ def test_a_reply_sent_after_the_200_counts_for_its_own_tap_at_full_speed() -> No
 def test_a_handler_replying_to_the_wrong_tap_fails_on_that_tap() -> None:
     run = two_taps_run(careless=True)
     assert {(f.step, f.rule) for f in run.summary.failures} == {("browse", "reply")}
+
+
+# --- latency rules judge the handler's answer time, not wasim's own lag ----------------------
+
+LATENCY = """
+name: latency
+seed: 3
+template:
+  buttons: [{text: "Yes", payload: Y}]
+cast: {countries: {IN: 3}}
+target: {url: "http://127.0.0.1:9/hook"}
+expect:
+  status: [200]
+  max_latency: 1s
+"""
+
+
+def latency_run(handler_s: float, wasim_lag_s: float) -> Any:
+    """LATENCY against a transport whose answer takes `handler_s` of the injected timer,
+    read `wasim_lag_s` later because wasim's loop ran late (as its lag probe reports)."""
+    import asyncio
+
+    from simulator.runner import Summary, run_plan, scenario_delivery
+    from simulator.scenarios import parse_scenario
+
+    plan = plan_scenario(parse_scenario(LATENCY, "latency.yaml"))
+    now = [1000.0]
+    spans: list[tuple[float, float]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        now[0] += handler_s + wasim_lag_s
+        return httpx.Response(200)
+
+    def lag(start: float, end: float) -> float:
+        spans.append((start, end))
+        return wasim_lag_s
+
+    async def no_wait(_: float) -> None:
+        await asyncio.sleep(0)
+
+    async def go() -> Summary:
+        summary = Summary(plan.scenario.name, plan.seed)
+        async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
+            async for outcome in run_plan(plan, scenario_delivery(plan, {}, str),
+                                          speed=float("inf"), sleep=no_wait, client=client,
+                                          timer=lambda: now[0], lag=lag):
+                summary.add(outcome)
+        return summary
+
+    summary = asyncio.run(go())
+    assert len(spans) == 3 and all(end - start >= handler_s for start, end in spans)
+    return summary
+
+
+def test_a_fast_handler_passes_max_latency_however_late_wasim_read_its_answer() -> None:
+    summary = latency_run(handler_s=0.005, wasim_lag_s=1.5)
+    assert summary.ok, summary.lines()
+    assert summary.latencies == [pytest.approx(5.0)] * 3  # the handler's answer time
+    assert "wasim's own lag, up to 1500.0 ms, not counted" in summary.lines()[-1]
+
+
+def test_a_slow_handler_breaks_max_latency_even_when_wasim_is_on_time() -> None:
+    summary = latency_run(handler_s=1.5, wasim_lag_s=0.0)
+    assert summary.expectation_failures == {"max_latency": 3}
+    assert summary.failures[0].message == "answered in 1500 ms, limit 1000 ms"
+
+
+def test_a_slow_handler_still_fails_when_wasim_was_late_too() -> None:
+    summary = latency_run(handler_s=1.2, wasim_lag_s=0.8)
+    assert summary.expectation_failures == {"max_latency": 3}
+    assert summary.failures[0].message == \
+        "answered in 1200 ms (wasim's own 800 ms not counted), limit 1000 ms"
+
+
+def test_the_loop_lag_probe_sees_a_hold_up_and_bounds_it_by_one_period() -> None:
+    import asyncio
+
+    from simulator.delivery import LoopLag
+
+    now = [0.0]
+    late = iter([0.0, 0.0, 0.4, 0.0] + [0.0] * 100)
+    woke = asyncio.Event()
+
+    async def sleep(seconds: float) -> None:
+        now[0] += seconds + next(late)  # the third wake-up comes 400 ms late
+        await asyncio.sleep(0)
+        woke.set()
+
+    async def go() -> tuple[float, float]:
+        probe = LoopLag(timer=lambda: now[0], sleep=sleep, period=0.005).start()
+        while now[0] < 0.5:
+            woke.clear()
+            await woke.wait()
+        probe.stop()
+        return probe.during(0.0, now[0]), probe.during(0.45, now[0])
+
+    held, after = asyncio.run(go())
+    assert held == pytest.approx(0.405)  # the hold-up, plus the period it may have hidden
+    assert after == 0.0  # nothing late since
