@@ -236,16 +236,22 @@ async def check_reply(book: ReplyBook, send: PlannedSend, expect: ReplyExpectati
 
 
 def _refused(messages: Sequence[SentMessage]) -> str:
-    """Why a reply that was sent does not count: a template the scenario does not define."""
+    """Why a reply that was sent does not count: a template the scenario does not define, or
+    a failure rule that made it fail."""
     from simulator.sendapi import TEMPLATE_MISSING
 
     names = list(dict.fromkeys(m.template for m in messages if m.error == TEMPLATE_MISSING))
-    if not names:
-        return ""
-    listed = ", ".join(repr(n) for n in names)
-    return (f"the app sent template {listed}, which the scenario does not define: Kaleyra "
-            f"accepts it and reports it failed ({TEMPLATE_MISSING}; add it to `templates:` if "
-            "the account has it); ")
+    failed = [m for m in messages if m.error and m.error != TEMPLATE_MISSING]
+    said = ""
+    if names:
+        listed = ", ".join(repr(n) for n in names)
+        said = (f"the app sent template {listed}, which the scenario does not define: Kaleyra "
+                f"accepts it and reports it failed ({TEMPLATE_MISSING}; add it to `templates:` "
+                "if the account has it); ")
+    if failed:  # a --fail rule: the message never reached the phone
+        said += "; ".join(f"#{m.number} failed with {m.error} (a --fail rule)"
+                          for m in failed[:3]) + "; "
+    return said
 
 
 def _amount(expect: ReplyExpectation, need: int) -> str:
@@ -318,16 +324,21 @@ async def resolve_tap_reply(book: ReplyBook, plan: Plan, send: PlannedSend
 
 def start_scenario_api(scenario: Scenario, port: int, webhook: Any = None, *,
                        on_sent: Callable[[SentMessage], None] | None = None,
-                       set_env: bool = True, templates: Sequence[str] = ()) -> MockApi:
+                       set_env: bool = True, templates: Sequence[str] = (),
+                       sid: str | None = None, api_key: str | None = None,
+                       fail: Sequence[Any] = ()) -> MockApi:
     """The send API for a run of `scenario`, started: it knows the scenario's templates (and
-    `templates`), sends statuses to `webhook` (DeliveryOptions), and with `set_env` its
-    settings are in this process's environment (KALEYRA_BASE_URL...) for in-process apps."""
+    `templates`), its failure rules `fail` (FailRule), sends statuses to `webhook`
+    (DeliveryOptions), and with `set_env` its settings are in this process's environment
+    (KALEYRA_BASE_URL...) for in-process apps."""
     import os
 
-    from simulator.sendapi import MockApi, api_options
+    from simulator.sendapi import MockApi, api_options, start_on_flag
 
-    api = MockApi(api_options(port=port, templates=(*scenario.template_names, *templates)),
-                  webhook=webhook, on_sent=on_sent, seed=scenario.seed).start()
+    api = MockApi(api_options(port=port, sid=sid, api_key=api_key, fail=fail,
+                              templates=(*scenario.template_names, *templates)),
+                  webhook=webhook, on_sent=on_sent, seed=scenario.seed)
+    start_on_flag(api, "--api-port")
     if set_env:
         os.environ.update(api.env())
     return api

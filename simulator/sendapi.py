@@ -96,6 +96,73 @@ _V2_TYPES = ("text", "template", "interactive", "reaction", "location", "contact
 
 
 @dataclass(frozen=True)
+class FailRule:
+    """`--fail NUMBER=CODE` or `--fail 5%=CODE`: messages to that recipient (or to a seeded
+    share of recipients, the same ones every run) fail with Meta's error CODE. Kaleyra accepts
+    the send (202) and a FAILED status carries the error (send-api.md 5.5)."""
+
+    code: int
+    recipient: str = ""
+    """Digits (no `+`) or a BSUID; empty for a share."""
+    share: float = 0.0
+    """0 to 1, for a rule without a recipient."""
+
+    def applies(self, to: str, seed: int | None, index: int) -> bool:
+        """Whether a message to `to` fails by this rule (the `index`th, under `seed`)."""
+        if self.recipient:
+            return to == self.recipient
+        digest = hashlib.sha256(f"{seed or 0}:{index}:{to}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") / 2**64 < self.share
+
+
+def parse_fail(text: str, where: str = "--fail") -> FailRule:
+    """`NUMBER=CODE` (E.164, `+` optional, or a BSUID) or `SHARE%=CODE` (0-100), CODE one of
+    Meta's error codes wasim knows (131026, 131047, 132001...)."""
+    from simulator.kinds.status import ERRORS
+
+    target, sep, code_text = text.strip().partition("=")
+    known = ", ".join(str(c) for c in ERRORS)
+    example = "for example --fail 919876543210=131026 or --fail 5%=131047"
+    if not sep or not target.strip() or not code_text.strip():
+        raise WasimError(f"{_one_line(text[:60])!r} is not NUMBER=CODE or SHARE%=CODE",
+                         where=where, hint=f"Write the recipient or a share, then the error: "
+                                           f"{example}.")
+    code_text = code_text.strip()
+    if not code_text.isdigit() or int(code_text) not in ERRORS:
+        raise WasimError(f"error code {_one_line(code_text[:20])!r} is not one wasim knows",
+                         where=where, hint=f"Use one of {known}.")
+    code = int(code_text)
+    target = target.strip()
+    if target.endswith("%"):
+        try:
+            share = float(target[:-1])
+        except ValueError:
+            share = math.nan
+        if not 0 <= share <= 100:  # NaN fails too
+            raise WasimError(f"share {_one_line(target[:20])!r} is not 0% to 100%", where=where,
+                             hint=example[0].upper() + example[1:] + ".")
+        return FailRule(code, share=share / 100)
+    try:
+        recipient, _ = parse_recipient(target, where)
+    except ApiError:
+        raise WasimError(f"{_one_line(target[:40])!r} is neither a number nor a BSUID",
+                         where=where, hint="Give E.164 digits (+ optional), a BSUID such as "
+                                           f"IN.1410018717833190, or a share: {example}.") from None
+    return FailRule(code, recipient=recipient)
+
+
+def parse_templates(text: str, where: str = "--templates") -> tuple[str, ...]:
+    """`--templates NAME,NAME`: the template names the account has (others fail, 132001)."""
+    names = tuple(n.strip() for n in text.split(","))
+    bad = next((n for n in names if not re.fullmatch(r"[A-Za-z0-9_]{1,512}", n)), None)
+    if bad is not None:
+        raise WasimError(f"{_one_line(bad[:40])!r} is not a template name", where=where,
+                         hint="Give names of letters, digits and _, comma-separated: "
+                              "--templates order_update,catalogue.")
+    return names
+
+
+@dataclass(frozen=True)
 class ApiOptions:
     """How the mock listens, whom it accepts, and how statuses follow a send."""
 
@@ -117,6 +184,8 @@ class ApiOptions:
     keep_bytes: int = KEEP_BYTES
     templates: tuple[str, ...] | None = None
     """The template names the account has (a scenario's); None accepts any name."""
+    fail: tuple[FailRule, ...] = ()
+    """Failure rules: the first that applies to a message's recipient sets its error."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -636,7 +705,17 @@ class MockApi:
 
     # --- recording and statuses ----------------------------------------------------------
 
+    def _failing(self, message: SentMessage) -> SentMessage:
+        """The message with the error of the first failure rule that applies to it."""
+        if message.error:
+            return message
+        for index, rule in enumerate(self.options.fail):
+            if rule.applies(message.to, self._seed, index):
+                return replace(message, error=rule.code)
+        return message
+
     def _record(self, size: int, message: SentMessage) -> SentMessage:
+        message = self._failing(message)
         wamid = encode_wamid(_wamid_customer(message), True,
                              f"{self._random.getrandbits(72):018X}")
         with self._changed:
@@ -1222,17 +1301,31 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
 
+def start_on_flag(api: MockApi, flag: str) -> MockApi:
+    """Start `api`; a port that cannot be bound is named by the flag the person typed."""
+    try:
+        return api.start()
+    except WasimError as exc:
+        if exc.where is None and exc.field == "port":
+            exc.where = flag  # not the API's own --port
+            exc.hint = f"Pick another port with {flag}, or {flag} 0 for any free one."
+        raise
+
+
 def api_options(*, port: int = DEFAULT_PORT, sid: str | None = None, api_key: str | None = None,
                 business_numbers: Sequence[str] = (), status_delays: Sequence[float] = (),
-                host: str = "127.0.0.1", templates: Sequence[str] | None = None) -> ApiOptions:
+                host: str = "127.0.0.1", templates: Sequence[str] | None = None,
+                fail: Sequence[FailRule] = ()) -> ApiOptions:
     """ApiOptions from loose values (numbers with or without `+`)."""
     numbers = tuple(n.strip().lstrip("+") for n in business_numbers)
     return ApiOptions(host=host, port=port, sid=sid or DEFAULT_SID,
                       api_key=api_key or DEFAULT_API_KEY, business_numbers=numbers,
                       status_delays=tuple(status_delays) or (0.0,),
-                      templates=tuple(templates) if templates is not None else None)
+                      templates=tuple(templates) if templates is not None else None,
+                      fail=tuple(fail))
 
 
-__all__ = ["ApiError", "ApiOptions", "MockApi", "SentMessage", "StatusDelivery",
-           "api_options", "parse_params", "parse_v1_body", "reply_tap", "reply_tap_options",
-           "sent_template", "v1_status_url", "v2_message", "v2_status_document"]
+__all__ = ["ApiError", "ApiOptions", "FailRule", "MockApi", "SentMessage", "StatusDelivery",
+           "api_options", "parse_fail", "parse_params", "parse_templates", "parse_v1_body",
+           "reply_tap", "reply_tap_options", "sent_template", "start_on_flag", "v1_status_url",
+           "v2_message", "v2_status_document"]
