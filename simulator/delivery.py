@@ -1311,9 +1311,14 @@ class Deliverer:
             if name.endswith("send_request_headers.started") and not sent_at:
                 sent_at.append(self.timer())
 
+        if options.method in ("GET", "HEAD"):
+            # A GET carries no body (a V1 status is its URL's query): no JSON content type
+            # either, which a JSON body parser (Express's bodyParser.json()) would refuse.
+            headers.pop("Content-Type", None)
         request = client.build_request(options.method, options.target.url,
-                                            headers=headers, content=event.body,
-                                            extensions={"trace": trace})
+                                            headers=headers,
+                                            content=None if options.method in ("GET", "HEAD")
+                                            else event.body, extensions={"trace": trace})
         recorded = redact_headers(request.headers)
         started = self.timer()
         try:
