@@ -616,7 +616,8 @@ def _fire_api(port: int | None, account: dict[str, Any], delivery: Any,
         click.echo(f"sent {message.describe()}", err=True)
 
     api = MockApi(api_options(port=port, sid=account["sid"], api_key=account["api_key"],
-                              templates=account["templates"] or None, fail=account["fail"]),
+                              templates=account["templates"] or None, fail=account["fail"],
+                              v1_id=account["v1_id"]),
                   webhook=delivery, on_sent=sent)
     start_on_flag(api, "--api-port")
     click.echo(f"send API on {api.base_url} (SID {api.options.sid}, api-key "
@@ -931,7 +932,7 @@ def _api_account(options: dict[str, Any]) -> dict[str, Any]:
     extra templates and failure rules, as start_scenario_api takes them."""
     return {"sid": options.pop("api_sid", None), "api_key": options.pop("api_key", None),
             "templates": options.pop("api_templates", None) or (),
-            "fail": options.pop("api_fail", ())}
+            "fail": options.pop("api_fail", ()), "v1_id": options.pop("api_v1_id", "bare")}
 
 
 def _run_api(plan: Any, delivery: Any, port: int, history: Any,
@@ -1512,7 +1513,7 @@ def _webhook_options(command: Callable[..., Any]) -> Callable[..., Any]:
               type=Number(0, MAX_WAIT, what="seconds"),
               help="Seconds before sent, delivered, read (repeat; the last one repeats).")
 @_webhook_options
-def api(port: int, api_sid: str | None, api_key: str | None,
+def api(port: int, api_sid: str | None, api_key: str | None, api_v1_id: str,
         api_templates: tuple[str, ...] | None, api_fail: tuple[Any, ...],
         business_numbers: tuple[str, ...], webhook: str | None,
         status_delays: tuple[float, ...], **delivery: Any) -> int:
@@ -1541,7 +1542,7 @@ def api(port: int, api_sid: str | None, api_key: str | None,
 
     options = api_options(port=port, sid=api_sid, api_key=api_key,
                           business_numbers=business_numbers, status_delays=status_delays,
-                          templates=api_templates, fail=api_fail)
+                          templates=api_templates, fail=api_fail, v1_id=api_v1_id)
     how = from_params(delivery, _webhook_keys())
     # A flag given for nothing is a mistake; a secret in the environment is not.
     stray = [key for key in how if not BY_KEY[key].envvar]

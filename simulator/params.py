@@ -118,6 +118,11 @@ SEND_API_OPTIONS: list[Any] = [
                  help="Messages to NUMBER (or a seeded SHARE of recipients) fail with Meta's "
                       "error CODE (131026 undeliverable, 131047 24 h window, 132001, 130429, "
                       "131051), e.g. --fail 919876543210=131026 --fail 5%=131047; repeatable."),
+    click.option("--v1-id", "api_v1_id", type=click.Choice(["bare", "suffixed"]),
+                 default="bare", show_default=True,
+                 help="The V1 send answer's top-level id: the bare UUID, or <uuid>:0 as V1 "
+                      "statuses carry it (clients that key statuses on it, such as courier, "
+                      "need suffixed)."),
     click.option("--sid", "api_sid", envvar="KALEYRA_SID", metavar="SID", callback=_account,
                  help="The send API's SID (in its paths).  [env: KALEYRA_SID; default: "
                       "HXIN2026000001IN]"),

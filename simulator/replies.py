@@ -326,7 +326,7 @@ def start_scenario_api(scenario: Scenario, port: int, webhook: Any = None, *,
                        on_sent: Callable[[SentMessage], None] | None = None,
                        set_env: bool = True, templates: Sequence[str] = (),
                        sid: str | None = None, api_key: str | None = None,
-                       fail: Sequence[Any] = ()) -> MockApi:
+                       fail: Sequence[Any] = (), v1_id: str = "bare") -> MockApi:
     """The send API for a run of `scenario`, started: it knows the scenario's templates (and
     `templates`), its failure rules `fail` (FailRule), sends statuses to `webhook`
     (DeliveryOptions), and with `set_env` its settings are in this process's environment
@@ -335,7 +335,7 @@ def start_scenario_api(scenario: Scenario, port: int, webhook: Any = None, *,
 
     from simulator.sendapi import MockApi, api_options, start_on_flag
 
-    api = MockApi(api_options(port=port, sid=sid, api_key=api_key, fail=fail,
+    api = MockApi(api_options(port=port, sid=sid, api_key=api_key, fail=fail, v1_id=v1_id,
                               templates=(*scenario.template_names, *templates)),
                   webhook=webhook, on_sent=on_sent, seed=scenario.seed)
     start_on_flag(api, "--api-port")

@@ -186,6 +186,9 @@ class ApiOptions:
     """The template names the account has (a scenario's); None accepts any name."""
     fail: tuple[FailRule, ...] = ()
     """Failure rules: the first that applies to a message's recipient sets its error."""
+    v1_id: Literal["bare", "suffixed"] = "bare"
+    """The V1 answer's top-level `id`: the bare UUID (Kaleyra's SMS sample) or `<uuid>:0`,
+    what V1 statuses carry (courier keys statuses on it; send-api.md 5.1 and 8.1)."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -206,6 +209,9 @@ class ApiOptions:
             raise WasimError("a status delay is not 0 to 86400 seconds", field="status_delay")
         if self.keep < 1:
             raise WasimError(f"keep {self.keep} would keep nothing", where="keep")
+        if self.v1_id not in ("bare", "suffixed"):
+            raise WasimError(f"V1 id style {self.v1_id!r} is not bare or suffixed",
+                             field="v1_id", hint="Use bare (<uuid>) or suffixed (<uuid>:0).")
         if self.keep_bytes < 0 or self.max_body < 0:
             raise WasimError("keep_bytes and max_body are sizes in bytes, 0 or more",
                              where="keep_bytes")
@@ -349,6 +355,9 @@ class MockApi:
         self._count = 0
         self._status_count = 0
         self._fault: tuple[str, int | None] | None = None
+        # A business number is bound to one API version (send-api.md 1.3, WA-401): the
+        # first message accepted from it decides which, as onboarding would.
+        self._versions: dict[str, Version] = {}
         self._outcome: tuple[str, int | None] = ("read", None)
         self._lifecycle = threading.Lock()
         self._server: _Server | None = None
@@ -619,6 +628,16 @@ class MockApi:
                                          "the account.")
         return digits
 
+    def _bind_version(self, business: str, version: Version) -> None:
+        """Refuse a send through the other API version than the number's (401 WA-401)."""
+        with self._changed:
+            bound = self._versions.get(business, version)
+        if bound != version:
+            raise ApiError(401, "WA-401", "The phone number you're using is associated with "
+                                          "different Version of our WA API. Please use the "
+                                          "appropriate endpoint.",
+                           {"phone_number": f"{business} sends through {bound.upper()}"})
+
     def _known_template(self, message: SentMessage) -> SentMessage:
         """Mark a template the account does not have (with a scenario: one it does not name)
         to fail with Meta's 132001: Kaleyra accepts the send and reports the failure later."""
@@ -650,6 +669,7 @@ class MockApi:
         if channel.lower() != "whatsapp":
             raise _bad("channel", "must be whatsapp")
         business = self._business(fields.get("from", ""), "from")
+        self._bind_version(business, "v1")
         given = [r for r in fields.get("to", "").split(",") if r.strip()]
         if not given or len(given) > MAX_RECIPIENTS:
             raise _bad("to", f"invalid number: give 1 to {MAX_RECIPIENTS} recipients")
@@ -669,7 +689,8 @@ class MockApi:
                 request=fields))
             data.append({"message_id": message.recipient_id, "recipient": recipient,
                          "status": "queued"})
-        answer = {"id": message_id, "from": fields.get("from", ""), "type": parsed.type,
+        first = f"{message_id}:0" if self.options.v1_id == "suffixed" else message_id
+        answer = {"id": first, "from": fields.get("from", ""), "type": parsed.type,
                   "channel": "whatsapp", "source": "API",
                   "createdDateTime": time.strftime("%Y-%m-%d %H:%M:%S+00:00",
                                                    time.gmtime(self._clock())),
@@ -682,6 +703,7 @@ class MockApi:
             body: bytes) -> tuple[int, dict[str, Any]]:
         self._auth(sid, _header(headers, "api-key"))
         business = self._business(number, "phone_number")
+        self._bind_version(business, "v2")
         self._fault_now()
         try:
             document = json.loads(body)
@@ -700,7 +722,9 @@ class MockApi:
             parsed, version="v2", business=business, message_id=message_id,
             recipient_id=message_id, ref=_text(extra.get("ref")), ref1=_text(extra.get("ref1")),
             ref2=_text(extra.get("ref2")), request=document["messaging_object"]))
-        return 202, {"code": "WA202", "message": "Request Accepted.",
+        # data.message_id is what the reference's client requires (send-api.md 5.4); a
+        # published Python client reads a top-level `id`: both carry Kaleyra's UUID.
+        return 202, {"code": "WA202", "message": "Request Accepted.", "id": message.message_id,
                      "data": {"message_id": message.message_id}}
 
     # --- recording and statuses ----------------------------------------------------------
@@ -719,6 +743,7 @@ class MockApi:
         wamid = encode_wamid(_wamid_customer(message), True,
                              f"{self._random.getrandbits(72):018X}")
         with self._changed:
+            self._versions.setdefault(message.business, message.version)  # bound once sent
             self._count += 1
             message = replace(message, number=self._count, received_at=self._clock(),
                               wamid=wamid)
@@ -1039,7 +1064,7 @@ def _interactive_buttons(action: Mapping[str, Any], where: str) -> tuple[Button,
 
 def v2_message(meta: Mapping[str, Any]) -> SentMessage:
     """The message a V2 `messaging_object` (a Meta Cloud API message) describes."""
-    to, to_kind = parse_recipient(_text(meta.get("to")), "messaging_object.to")
+    to, to_kind = _v2_recipient(meta)
     kind = _text(meta.get("type")) or "text"
     if kind not in _V2_TYPES:
         raise _bad("messaging_object.type", f"unknown type {kind!r}")
@@ -1078,6 +1103,23 @@ def v2_message(meta: Mapping[str, Any]) -> SentMessage:
         return replace(base, text=_text(content.get("emoji")),
                        context_id=context_id or _text(content.get("message_id")))
     return replace(base, text=_text(content.get("name")) or kind)
+
+
+def _v2_recipient(meta: Mapping[str, Any]) -> tuple[str, Recipient]:
+    """Whom a V2 message goes to: `to` (a number or a BSUID), or Meta's `recipient` (a BSUID,
+    which pywa 4.5 sends for a BSUID user, with `to` null, absent or the number). A number in
+    `to` wins, so the wamid embeds it as Meta's do; else the BSUID."""
+    given = meta.get("recipient")
+    if given is None or given == "":
+        return parse_recipient(_text(meta.get("to")), "messaging_object.to")
+    bsuid = _text(given).strip()
+    if not _BSUID.fullmatch(bsuid):
+        raise _bad("messaging_object.recipient", "a recipient is a BSUID (CC. + letters and "
+                                                 "digits)")
+    to = meta.get("to")
+    if to is None or to == "":
+        return bsuid, "bsuid"
+    return parse_recipient(_text(to), "messaging_object.to")
 
 
 def _v2_template(base: SentMessage, content: Mapping[str, Any], where: str) -> SentMessage:
@@ -1315,14 +1357,15 @@ def start_on_flag(api: MockApi, flag: str) -> MockApi:
 def api_options(*, port: int = DEFAULT_PORT, sid: str | None = None, api_key: str | None = None,
                 business_numbers: Sequence[str] = (), status_delays: Sequence[float] = (),
                 host: str = "127.0.0.1", templates: Sequence[str] | None = None,
-                fail: Sequence[FailRule] = ()) -> ApiOptions:
+                fail: Sequence[FailRule] = (), v1_id: str = "bare") -> ApiOptions:
     """ApiOptions from loose values (numbers with or without `+`)."""
     numbers = tuple(n.strip().lstrip("+") for n in business_numbers)
     return ApiOptions(host=host, port=port, sid=sid or DEFAULT_SID,
                       api_key=api_key or DEFAULT_API_KEY, business_numbers=numbers,
                       status_delays=tuple(status_delays) or (0.0,),
                       templates=tuple(templates) if templates is not None else None,
-                      fail=tuple(fail))
+                      fail=tuple(fail),
+                      v1_id="suffixed" if v1_id == "suffixed" else "bare")
 
 
 __all__ = ["ApiError", "ApiOptions", "FailRule", "MockApi", "SentMessage", "StatusDelivery",

@@ -167,7 +167,7 @@ def _account(options: dict[str, Any]) -> dict[str, Any]:
     """The send API's account flags (SEND_API_OPTIONS), taken out of `options`."""
     return {"sid": options.pop("api_sid", None), "api_key": options.pop("api_key", None),
             "templates": options.pop("api_templates", None) or (),
-            "fail": options.pop("api_fail", ())}
+            "fail": options.pop("api_fail", ()), "v1_id": options.pop("api_v1_id", "bare")}
 
 
 def _given(delivery: dict[str, Any]) -> dict[str, Any]:
@@ -257,7 +257,7 @@ def demo(scenario: str | None, headless: bool, port: int, seed: int | None, hist
 def send_api(port: int, webhook: Any, feed: Any, command: str, *,
              templates: Sequence[str] | None = None, seed: int | None = None,
              sid: str | None = None, api_key: str | None = None,
-             fail: Sequence[Any] = ()) -> Iterator[Any]:
+             fail: Sequence[Any] = (), v1_id: str = "bare") -> Iterator[Any]:
     """The local send API (simulator.sendapi) while the block runs: its record fed to `feed`
     (an ApiFeed), its statuses sent to `webhook` (DeliveryOptions, or None: no statuses), and
     its base URL, SID and key in the environment (KALEYRA_*, as `MockApi.env()` names them)
@@ -266,7 +266,7 @@ def send_api(port: int, webhook: Any, feed: Any, command: str, *,
     from simulator.sendapi import MockApi, api_options, start_on_flag
 
     api = MockApi(api_options(port=port, templates=templates, sid=sid, api_key=api_key,
-                              fail=fail), webhook=webhook,
+                              fail=fail, v1_id=v1_id), webhook=webhook,
                   on_sent=feed, on_status=feed, seed=seed)
     start_on_flag(api, "--api-port")
     with api:
