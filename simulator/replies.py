@@ -287,7 +287,7 @@ async def resolve_tap_reply(book: ReplyBook, plan: Plan, send: PlannedSend
     step's button (context.id its wamid, reply_to its Kaleyra id), or why there is none."""
     from simulator.render import render_tap
     from simulator.runner import Failure
-    from simulator.sendapi import sent_template
+    from simulator.sendapi import reply_body, sent_template
     from simulator.taps import business_ids
 
     spec = plan.step(send.step).tap_reply
@@ -317,8 +317,12 @@ async def resolve_tap_reply(book: ReplyBook, plan: Plan, send: PlannedSend
         else Business(message.business, *business_ids(message.business))
     tap: Tap = replace(send.tap, template=sent_template(message), button=button,
                        business=business)
-    assert plan.callback is not None  # plans with tap_reply steps keep their template
-    event = Event.from_body(render_tap(plan.callback, tap), plan.seed)
+    callback = plan.callback
+    assert callback is not None  # plans with tap_reply steps keep their template
+    # A quick reply of a template is `type: button`; a reply button or list row of an
+    # interactive message is `type: interactive` (button_reply / list_reply).
+    body = reply_body(message, tap, lambda t: render_tap(callback, t))
+    event = Event.from_body(body, plan.seed)
     return replace(send, tap=tap, event=event)
 
 

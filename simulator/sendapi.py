@@ -1264,6 +1264,75 @@ def reply_tap(factory: TapFactory, message: SentMessage,
     return replace(tap, business=business)
 
 
+def action_of(message: SentMessage) -> Mapping[str, Any]:
+    """The interactive message's `action` object (V2 `interactive.action`, V1 `action` JSON)."""
+    request = message.request
+    if message.version == "v2":
+        interactive = request.get("interactive")
+        action = interactive.get("action") if isinstance(interactive, dict) else None
+    else:
+        raw = request.get("action")
+        try:
+            action = json.loads(raw) if isinstance(raw, str) else None
+        except (ValueError, RecursionError):
+            action = None
+    return action if isinstance(action, dict) else {}
+
+
+def is_list(message: SentMessage) -> bool:
+    """Whether the message is an interactive list (rows to pick), not reply buttons."""
+    return message.type == "interactive" and "sections" in action_of(message)
+
+
+def reply_kind(message: SentMessage) -> str:
+    """The kind of callback a tap on the message's buttons sends: `button` (a template's quick
+    reply), `button_reply` (an interactive reply button) or `list_reply` (a list row)."""
+    if message.type != "interactive":
+        return "button"  # a template's quick reply
+    return "list_reply" if is_list(message) else "button_reply"
+
+
+def row_description(message: SentMessage, row_id: str) -> str | None:
+    """The description the app gave list row `row_id`, if it gave one (Meta echoes it)."""
+    sections = action_of(message).get("sections")
+    for section in sections if isinstance(sections, list) else []:
+        rows = section.get("rows") if isinstance(section, dict) else None
+        for row in rows if isinstance(rows, list) else []:
+            if isinstance(row, dict) and str(row.get("id")) == row_id:
+                description = row.get("description")
+                return description if isinstance(description, str) else None
+    return None
+
+
+_ROW_DESCRIPTION = "meta_object.value.messages[0].interactive.list_reply.description"
+
+
+def reply_body(message: SentMessage, tap: Tap, quick_reply: Callable[[Tap], bytes],
+               rnd: random.Random | None = None) -> bytes:
+    """The callback bytes of `tap` (on `tap.button`) replying to the app's `message`: a
+    template's quick reply is `type: button` (rendered by `quick_reply`, the callback
+    template); a reply button of an interactive message is `type: interactive` with
+    `button_reply {id, title}`, a list row `list_reply {id, title[, description]}`
+    (wire-format.md 5), with `context` naming the message."""
+    kind = reply_kind(message)
+    if kind == "button":
+        return quick_reply(tap)
+    from simulator.kinds import kind_body
+    from simulator.kinds.base import KindArgs
+    from simulator.overrides import Override, parse_path
+
+    button = tap.button
+    description = row_description(message, button.payload) if kind == "list_reply" else None
+    args = KindArgs(reply_id=button.payload, reply_title=button.text,
+                    reply_description=description)
+    # A row the app gave no description has none in Meta's reply either (the builder would
+    # draw one).
+    drop = (Override("remove", parse_path(_ROW_DESCRIPTION, "list row"), None,
+                     _ROW_DESCRIPTION),) if kind == "list_reply" and description is None \
+        else ()
+    return kind_body(kind, tap, args, rnd or random.Random(0), drop)
+
+
 # --- the HTTP server ---------------------------------------------------------------------
 
 
@@ -1368,7 +1437,28 @@ def api_options(*, port: int = DEFAULT_PORT, sid: str | None = None, api_key: st
                       v1_id="suffixed" if v1_id == "suffixed" else "bare")
 
 
-__all__ = ["ApiError", "ApiOptions", "FailRule", "MockApi", "SentMessage", "StatusDelivery",
-           "api_options", "parse_fail", "parse_params", "parse_templates", "parse_v1_body",
-           "reply_tap", "reply_tap_options", "sent_template", "start_on_flag", "v1_status_url",
-           "v2_message", "v2_status_document"]
+__all__ = [
+    "ApiError",
+    "ApiOptions",
+    "FailRule",
+    "MockApi",
+    "SentMessage",
+    "StatusDelivery",
+    "action_of",
+    "api_options",
+    "is_list",
+    "parse_fail",
+    "parse_params",
+    "parse_templates",
+    "parse_v1_body",
+    "reply_body",
+    "reply_kind",
+    "reply_tap",
+    "reply_tap_options",
+    "row_description",
+    "sent_template",
+    "start_on_flag",
+    "v1_status_url",
+    "v2_message",
+    "v2_status_document",
+]
