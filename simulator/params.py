@@ -101,7 +101,10 @@ def _account(ctx: click.Context, param: click.Parameter, value: str | None) -> s
     try:
         ApiOptions(sid=value) if param.name == "api_sid" else ApiOptions(api_key=value)
     except WasimError as exc:
-        exc.where = flag_of(param)
+        from_env = ctx.get_parameter_source(param.name or "") == \
+            click.core.ParameterSource.ENVIRONMENT
+        exc.where = (param.envvar if isinstance(param.envvar, str) else flag_of(param)) \
+            if from_env else flag_of(param)
         raise
     return value
 

@@ -177,3 +177,18 @@ def test_a_tap_on_a_v1_message_validates_and_names_the_sends_per_recipient_id() 
     assert validate_callback(document) == []
     document["extra_info"]["reply_to"] += "x"
     assert [p.path for p in validate_callback(document)] == ["$.extra_info.reply_to"]
+
+
+def test_the_guides_complete_v2_example_is_accepted_as_written() -> None:
+    import re
+    from pathlib import Path
+
+    guide = Path(__file__).parent.parent / "docs" / "guides" / "send-api.md"
+    block = re.search(r"```json\n(.*?)```", guide.read_text(), re.S)
+    assert block is not None
+    with MockApi(ApiOptions(port=0)) as api:
+        answer = httpx.post(api.v2_url("+918068177179"), content=block.group(1), headers=KEY)
+        assert answer.status_code == 202, answer.text
+        [sent] = api.sent
+    assert sent.type == "interactive" and [b.payload for b in sent.buttons] == ["TRACK", "AGENT"]
+    assert sent.context_id and sent.ref == "order-42"
