@@ -67,8 +67,8 @@ def summary_lines(summary: Summary) -> list[str]:
             f"p{p} {figure:.1f} ms" for p, figure in (("50", latency.p50), ("95", latency.p95),
                                                        ("99", latency.p99))
             if figure is not None)
-            + (f"  (the handler's answer; wasim's own lag, up to {summary.wasim_ms:.1f} ms, not "
-               "counted)" if summary.wasim_ms >= 1 else ""))
+            + (f"  (the handler's answer; wasim's own queueing and lag, up to "
+               f"{summary.wasim_ms:.1f} ms, not counted)" if summary.wasim_ms >= 1 else ""))
     return lines
 
 

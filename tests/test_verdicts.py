@@ -216,7 +216,7 @@ def test_a_fast_handler_passes_max_latency_however_late_wasim_read_its_answer() 
     summary = latency_run(handler_s=0.005, wasim_lag_s=1.5)
     assert summary.ok, summary.lines()
     assert summary.latencies == [pytest.approx(5.0)] * 3  # the handler's answer time
-    assert "wasim's own lag, up to 1500.0 ms, not counted" in summary.lines()[-1]
+    assert "wasim's own queueing and lag, up to 1500.0 ms, not counted" in summary.lines()[-1]
 
 
 def test_a_slow_handler_breaks_max_latency_even_when_wasim_is_on_time() -> None:
