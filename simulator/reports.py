@@ -33,17 +33,16 @@ def send_line(outcome: SendResult) -> str:
 
 
 def delivery_reason(outcome: SendResult) -> str:
-    """Why a send counts as not delivered, never empty: the last answer (or error) and the
-    statuses that would have counted."""
+    """Why a send counts as not delivered, never empty: the last answer (or error)."""
     result = outcome.result
     last = result.attempts[-1]
     if last.status is not None:
-        what = f"answered {last.status}"
+        what = f"answered {last.status}, not a status that counts as delivered"
         if last.error:
             what += f" ({hide_userinfo(last.error)})"
     else:
         what = hide_userinfo(last.error) if last.error else last.outcome
-    return f"delivery: {what} after {len(result.attempts)} attempt(s)"
+    return f"delivery: {what}, after {len(result.attempts)} attempt(s)"
 
 
 def summary_lines(summary: Summary) -> list[str]:

@@ -100,8 +100,9 @@ def test_the_text_summary_lists_rules_and_the_failing_sends_from_the_values() ->
     lines = summary_lines(summary)
     assert lines[0] == "values (seed 3): 3 sent, 0 delivered, 3 failed, 3 attempt(s)"
     assert lines[1] == "expectations failed: json 3, status 3"
-    assert lines[2].endswith(": delivery: answered 500 after 1 attempt(s); status: expected "
-                             "200, got 500; json: $.ok is false, expected true")
+    assert lines[2].endswith(": delivery: answered 500, not a status that counts as delivered, "
+                             "after 1 attempt(s); status: expected 200, got 500; json: $.ok is "
+                             "false, expected true")
     assert summary.lines() == lines
 
 
@@ -123,7 +124,8 @@ def test_a_send_that_failed_only_its_delivery_is_listed_with_its_reason() -> Non
     assert summary.failed == 3 and not summary.failures
     lines = summary_lines(summary)
     assert lines[1] == "expectations: all held, but not every send was delivered:"
-    assert all(line.endswith(": delivery: answered 422 after 1 attempt(s)")
+    assert all(line.endswith(": delivery: answered 422, not a status that counts as "
+                             "delivered, after 1 attempt(s)")
                for line in lines[2:5]), lines
 
 
