@@ -730,11 +730,17 @@ class MockApi:
     # --- recording and statuses ----------------------------------------------------------
 
     def _failing(self, message: SentMessage) -> SentMessage:
-        """The message with the error of the first failure rule that applies to it."""
+        """The message with the error of the first failure rule that applies to it. A rule
+        naming a number also applies to a message sent to that user's BSUID (pywa replies
+        there when the callback carried one)."""
         if message.error:
             return message
         for index, rule in enumerate(self.options.fail):
             if rule.applies(message.to, self._seed, index):
+                return replace(message, error=rule.code)
+            if rule.recipient.isdigit() and message.to_kind == "bsuid" and message.to == \
+                    recipient_bsuid(replace(message, to=rule.recipient, to_kind="number"),
+                                    self._seed):
                 return replace(message, error=rule.code)
         return message
 
