@@ -172,3 +172,21 @@ def test_a_rule_naming_a_number_also_fails_replies_to_that_users_bsuid() -> None
                                                   "recipient": to, "type": "text",
                                                   "text": {"body": "Hi"}}})
         assert [(m.to, m.error) for m in api.sent] == [(bsuid, 131047), ("IN.99999999", 0)]
+
+
+def test_fire_app_with_api_port_lets_the_app_reply_and_records_what_it_sent(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(Path(__file__).parent / "apps"))
+    for name in ("KALEYRA_BASE_URL", "KALEYRA_SID", "KALEYRA_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    history = tmp_path / "h.jsonl"
+    result = CliRunner().invoke(cli, ["fire", "--app", "replying_app:app", "--path",
+                                      "/webhook", "--api-port", "0", "--seed", "4",
+                                      "--templates", "catalogue", "--history", str(history)])
+    assert result.exit_code == 0, result.output
+    assert "send API on http://127.0.0.1:" in result.stderr
+    assert "sent #1 v2 " in result.stderr and "template catalogue" in result.stderr
+    assert any('"catalogue"' in line for line in history.read_text().splitlines())
+    import os
+
+    assert "KALEYRA_BASE_URL" not in os.environ  # restored
