@@ -1,9 +1,12 @@
 """The app's side of a conversation in a run: its replies through the send API, attributed to
 the taps that caused them and checked against `expect: reply:`, and taps on its own messages.
 
-A reply belongs to a user's latest tap before it: the mock numbers every message it records,
-so a tap opens a window at the number recorded when it was dispatched, which the user's next
-tap closes. Copies of a callback (duplicates, redeliveries, the same batch) share the window,
+A reply belongs to the tap that caused it: one naming a tap's message in its context is that
+tap's; otherwise it belongs to the user's latest tap before it. The mock numbers every message
+it records, so a tap opens a window at the number recorded when it was dispatched, which the
+user's next tap closes; and the runner holds that next tap until this one's replies are
+decided, so a reply sent after the 200 still lands in its own tap's window at any speed.
+Copies of a callback (duplicates, redeliveries, the same batch) share the window,
 so "exactly one reply per tap" also means "no second reply to a duplicate". Waiting is on the
 mock's record (a watcher), bounded by the runner's clock and sleep, never a poll.
 """
