@@ -11,7 +11,7 @@ import pytest
 
 from simulator.runner import plan_scenario
 from simulator.scenarios import load_scenario
-from simulator.sendapi import MockApi
+from simulator.sendapi import ApiOptions, MockApi
 from simulator.testing import Simulator
 
 SECRET = "0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e"
@@ -257,3 +257,30 @@ def test_the_loop_lag_probe_sees_a_hold_up_and_bounds_it_by_one_period() -> None
     held, after = asyncio.run(go())
     assert held == pytest.approx(0.405)  # the hold-up, plus the period it may have hidden
     assert after == 0.0  # nothing late since
+
+
+def test_a_reply_naming_a_taps_message_in_its_context_is_that_taps_whenever_it_comes() -> None:
+    from simulator.replies import ReplyBook
+
+    user = "919812345678"
+
+    async def no_sleep(_: float) -> None:
+        return None
+
+    def reply(api: MockApi, context: str = "") -> None:
+        meta: dict[str, Any] = {"messaging_product": "whatsapp", "to": user, "type": "text",
+                                "text": {"body": "ok"}}
+        if context:
+            meta["context"] = {"message_id": context}
+        httpx.post(api.v2_url("918068177179"), json={"messaging_object": meta},
+                   headers={"api-key": api.options.api_key}, timeout=10)
+
+    with MockApi(ApiOptions(port=0)) as api:
+        book = ReplyBook(api, clock=lambda: 0.0, sleep=no_sleep)
+        book.open("A", [user], ["wamid.A"])
+        reply(api, "wamid.A")  # #1, in A's window
+        book.open("B", [user], ["wamid.B"])
+        reply(api, "wamid.A")  # #2: late, but it names A's message
+        reply(api)  # #3: no context, in B's window
+        assert [m.number for m in book.replies("A", user)] == [1, 2]
+        assert [m.number for m in book.replies("B", user)] == [3]
