@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, Any, NoReturn
@@ -20,8 +21,10 @@ from simulator.params import (
     SEED,
     SPEED,
     Number,
+    api_port_option,
     check_paths,
     check_url,
+    send_api_options,
 )
 from simulator.tui.commands import demo, open_tui_or_help, tui  # click only; textual is lazy
 
@@ -564,7 +567,11 @@ def _summarize(tally: _Tally, options: Any, history: Any) -> int:
               default="messages", show_default=True,
               help="How a batch is built: every message in one value, one changes item each, "
                    "or one entry item each (these two need --envelope meta).")
-def fire(**options: Any) -> int:
+@api_port_option("Also run the local Kaleyra send API on this port (0: any free one) while "
+                 "firing, as `wasim run` does: an --app replies through it (KALEYRA_BASE_URL, "
+                 "KALEYRA_SID, KALEYRA_API_KEY are set), its statuses go to the target.")
+@send_api_options
+def fire(api_port: int | None = None, **options: Any) -> int:
     """Render callbacks and deliver them to your webhook, recording every attempt.
 
     One line per attempt: time, event id, attempt, user, button, status, latency, message id.
@@ -579,6 +586,7 @@ def fire(**options: Any) -> int:
 
     if wants_kind_list(options):
         return ExitCode.OK
+    account = _api_account(options)
     kind, kind_args = kind_from(options)
     delivery = build_delivery_options(options)
     if options["context_id"]:
@@ -593,7 +601,48 @@ def fire(**options: Any) -> int:
     if options["batch"] > 1:
         events = _batches(events, options["batch"], options["batch_shape"], delivery)
     first = next(events)
-    return deliver_all(itertools.chain([first], events), delivery, _history_writer(options))
+    history = _history_writer(options)
+    with _fire_api(api_port, account, delivery, history):
+        return deliver_all(itertools.chain([first], events), delivery, history)
+
+
+@contextlib.contextmanager
+def _fire_api(port: int | None, account: dict[str, Any], delivery: Any,
+              history: Any) -> Iterator[Any]:
+    """`fire --api-port`: the send API while the block runs, its settings in the environment
+    for an --app, what the app sends printed and recorded, statuses to the fire's target."""
+    if port is None:
+        yield None
+        return
+    import os
+
+    from simulator.sendapi import MockApi, api_options, start_on_flag
+
+    def sent(message: Any) -> None:
+        if history is not None:
+            history.append_sent(message)
+        click.echo(f"sent {message.describe()}", err=True)
+
+    api = MockApi(api_options(port=port, sid=account["sid"], api_key=account["api_key"],
+                              templates=account["templates"] or None, fail=account["fail"],
+                              v1_id=account["v1_id"]),
+                  webhook=delivery, on_sent=sent)
+    start_on_flag(api, "--api-port")
+    click.echo(f"send API on {api.base_url} (SID {api.options.sid}, api-key "
+               f"{api.options.api_key}); KALEYRA_BASE_URL is set for --app", err=True)
+    saved = {name: os.environ.get(name) for name in api.env()}
+    os.environ.update(api.env())
+    try:
+        yield api
+    finally:
+        api.stop()
+        if history is not None:
+            history.close()  # again: a message recorded after the fire's last line reopened it
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 # What a tap on --context-id W takes from the message W in the history (flag: record field).
@@ -872,10 +921,10 @@ def given_delivery_settings(options: dict[str, Any]) -> dict[str, Any]:
 @click.option("--wait-timeout", type=Number(0, MAX_WAIT, what="seconds"), default=30.0,
               show_default=True,
               help="Seconds --wait-for-url waits before giving up.")
-@click.option("--api-port", type=PORT, default=None,
-              help="Also run the local Kaleyra send API on this port (0: any free one): the "
-                   "app replies through it and `expect: reply` is checked. Its base URL is "
-                   "printed and set as KALEYRA_BASE_URL (SID, key) for an --app.")
+@api_port_option("Also run the local Kaleyra send API on this port (0: any free one): the "
+                 "app replies through it and `expect: reply` is checked. Its base URL is "
+                 "printed and set as KALEYRA_BASE_URL (SID, key) for an --app.")
+@send_api_options
 @STATUS_DELAYS_OPTION
 @click.option("--exact", is_flag=True,
               help="Reproduce the seed's run byte for byte: its message, trace and Kaleyra "
@@ -931,9 +980,10 @@ def run(scenario: str, seed: int | None, speed: float, fast: bool, now: str | No
     from simulator.replies import require_api
 
     require_api(plan.scenario, api_port, "--api-port 0")
+    account = _api_account(options)
     history = _history_writer(options)
     api = _run_api(plan, delivery, api_port, history, float("inf") if fast else speed,
-                   delays) if api_port is not None else None
+                   delays, account) if api_port is not None else None
     try:
         code = _run_plan(plan, delivery, float("inf") if fast else speed, history,
                          [Path(r) for r in reports], api=api)
@@ -949,8 +999,16 @@ def run(scenario: str, seed: int | None, speed: float, fast: bool, now: str | No
 _STATUS_GRACE = 5.0
 
 
+def _api_account(options: dict[str, Any]) -> dict[str, Any]:
+    """The send API's account from SEND_API_OPTIONS (taken out of `options`): sid, api_key,
+    extra templates and failure rules, as start_scenario_api takes them."""
+    return {"sid": options.pop("api_sid", None), "api_key": options.pop("api_key", None),
+            "templates": options.pop("api_templates", None) or (),
+            "fail": options.pop("api_fail", ()), "v1_id": options.pop("api_v1_id", "bare")}
+
+
 def _run_api(plan: Any, delivery: Any, port: int, history: Any, speed: float,
-             delays: tuple[float, ...]) -> Any:
+             delays: tuple[float, ...], account: dict[str, Any]) -> Any:
     """The send API for `wasim run --api-port`: statuses to the first step's target."""
     import sys
 
@@ -966,7 +1024,7 @@ def _run_api(plan: Any, delivery: Any, port: int, history: Any, speed: float,
 
     api = start_scenario_api(plan.scenario, port,
                              delivery(plan.sends[0]) if plan.sends else None, on_sent=sent,
-                             plan=plan, speed=speed, status_delays=delays)
+                             plan=plan, speed=speed, status_delays=delays, **account)
     click.echo(f"send API on {api.base_url} (SID {api.options.sid}, api-key "
                f"{api.options.api_key}); KALEYRA_BASE_URL is set for --app", err=True)
     return api
@@ -1540,8 +1598,7 @@ def _webhook_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @cli.command("api")
 @click.option("--port", type=PORT, default=8700, show_default=True,
               help="Port to listen on (127.0.0.1); 0 picks a free one.")
-@click.option("--sid", default=None, help="The SID accepted in the path (printed at start).")
-@click.option("--api-key", default=None, help="The api-key accepted (printed at start).")
+@send_api_options
 @click.option("--business-number", "business_numbers", multiple=True, metavar="N",
               help="A sender number the account owns (repeatable); with none, any is accepted.")
 @click.option("--webhook", callback=check_url, metavar="URL",
@@ -1558,13 +1615,20 @@ def _webhook_options(command: Callable[..., Any]) -> Callable[..., Any]:
                    "updates for another one).  [default: derived from the number]")
 @click.option("--waba-id", metavar="ID", help="The WABA id in statuses.  [default: derived]")
 @_webhook_options
-def api(port: int, sid: str | None, api_key: str | None, business_numbers: tuple[str, ...],
-        webhook: str | None, status_delays: tuple[float, ...], **delivery: Any) -> int:
+def api(port: int, api_sid: str | None, api_key: str | None, api_v1_id: str,
+        api_templates: tuple[str, ...] | None, api_fail: tuple[Any, ...],
+        business_numbers: tuple[str, ...], webhook: str | None,
+        status_delays: tuple[float, ...], **delivery: Any) -> int:
     """Play Kaleyra's WhatsApp send API (V1 and V2) on this machine, with status callbacks.
 
     Point your handler's Kaleyra base URL at the printed one. Every message is checked,
     recorded and printed; sent, delivered and read statuses follow. Ctrl+C stops it.
     The delivery flags (e.g. --envelope meta --app-secret S) shape the --webhook statuses.
+
+    Failures without Python: `wasim api --templates order_update --fail 919876543210=131026
+    --fail 5%=131047` accepts every send (202) and follows a template other than order_update
+    with a FAILED 132001 status, a message to that number with 131026, and a seeded 5% of
+    recipients with 131047.
     """
 
     from simulator.delivery import delivery_options_from
@@ -1590,8 +1654,9 @@ def api(port: int, sid: str | None, api_key: str | None, business_numbers: tuple
         phone_number_id = parse_meta_id(phone_number_id, "--phone-number-id")
     if waba_id:
         waba_id = parse_meta_id(waba_id, "--waba-id")
-    options = api_options(port=port, sid=sid, api_key=api_key,
+    options = api_options(port=port, sid=api_sid, api_key=api_key,
                           business_numbers=business_numbers, status_delays=status_delays,
+                          templates=api_templates, fail=api_fail, v1_id=api_v1_id,
                           speed=api_speed, phone_number_id=phone_number_id, waba_id=waba_id)
     how = from_params(delivery, _webhook_keys())
     # A flag given for nothing is a mistake; a secret in the environment is not.

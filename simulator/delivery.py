@@ -24,6 +24,7 @@ import threading
 import time
 import traceback
 import zlib
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -195,6 +196,14 @@ class Attempt:
     final: bool = True  # no retry follows this attempt
     replay_of: str | None = None  # the delivery this one replays
     app_error: str | None = None  # an in-process app's traceback, when the app raised
+    # wasim's own share of latency_ms: waiting for a free connection and its event loop
+    # running late (LoopLag); not the handler's time, so no latency rule counts it.
+    wasim_ms: float = 0.0
+
+    @property
+    def answer_ms(self) -> float:
+        """The handler's answer time: the latency less wasim's own share of it."""
+        return max(0.0, self.latency_ms - self.wasim_ms)
 
     @property
     def outcome(self) -> Outcome:
@@ -1093,8 +1102,64 @@ def _describe_transport_error(exc: BaseException, timeout: float) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+LOOP_PERIOD = 0.005  # how often LoopLag samples the event loop: its resolution, in seconds
+LOOP_HICCUP = 0.001  # a timer this late means the loop was held up, not just scheduling
+
+
+class LoopLag:
+    """How late this event loop runs a timer: wasim's own lag, sampled every `period` s, so
+    a handler's answer time can be told apart from the time wasim took to read it (as
+    `wasim load` reports its loop lag apart). `timer` and `sleep` are injectable."""
+
+    def __init__(self, *, timer: Callable[[], float] = time.perf_counter,
+                 sleep: Sleep = asyncio.sleep, period: float = LOOP_PERIOD,
+                 keep: int = 4096) -> None:
+        self.timer = timer
+        self.sleep = sleep
+        self.period = period
+        self._samples: deque[tuple[float, float]] = deque(maxlen=keep)  # (woke, seconds late)
+        self._due: float | None = None
+        self._task: asyncio.Future[None] | None = None
+
+    def start(self) -> LoopLag:
+        """Sample on the running loop until stop(); returns self."""
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._run())
+        return self
+
+    def stop(self) -> None:
+        """Stop sampling."""
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            self._due = self.timer() + self.period
+            await self.sleep(self.period)
+            now = self.timer()
+            self._samples.append((now, max(0.0, now - self._due)))
+
+    def during(self, start: float, end: float) -> float:
+        """Seconds the loop ran late between two timer readings, at most: the latest any
+        sample woke then (or the sample overdue at `end`), plus one period when the loop was
+        held up (a hold-up that began just after a sample is seen one period short)."""
+        worst = 0.0
+        for woke, late in reversed(self._samples):
+            if woke < start:
+                break
+            worst = max(worst, late)
+        if self._due is not None and self._task is not None:
+            worst = max(worst, end - self._due)
+        return worst + self.period if worst > LOOP_HICCUP else worst
+
+
 class Deliverer:
-    """Sends events to one target with one set of options, recording every attempt."""
+    """Sends events to one target with one set of options, recording every attempt.
+
+    `timer` times each exchange; `lag` gives wasim's own event-loop lag between two timer
+    readings (LoopLag.during), kept apart from the handler's answer time (Attempt.wasim_ms).
+    """
 
     def __init__(
         self,
@@ -1104,11 +1169,15 @@ class Deliverer:
         sleep: Sleep = asyncio.sleep,
         clock: Callable[[], float] = time.time,
         client: httpx.AsyncClient | None = None,
+        timer: Callable[[], float] = time.perf_counter,
+        lag: Callable[[float, float], float] | None = None,
     ) -> None:
         self.options = options
         self.on_attempt = on_attempt
         self.sleep = sleep
         self.clock = clock
+        self.timer = timer
+        self.lag = lag
         self._client = client
         self._own_client = client is None
         self.tokens = TokenCache(options.auth, clock) if options.auth.token_url else None
@@ -1226,19 +1295,32 @@ class Deliverer:
             # The app's startup has its own bound, outside the attempt's: a hung startup is
             # the app's error (one line, exit 2), not a timeout each retry would repeat.
             await self._app_transport.start_lifespan()
-        started = time.perf_counter()
+        started = self.timer()
         if self.tokens is not None:
             try:
                 token = await self.tokens.get(client, options.timeout)
             except AuthFailure as exc:
                 return replace(base, request_headers=redact_headers(headers), error=str(exc),
                                error_kind="auth",
-                               latency_ms=(time.perf_counter() - started) * 1000)
+                               latency_ms=(self.timer() - started) * 1000)
             headers = callback_headers(options, token, event.body)
+        sent_at: list[float] = []
+
+        async def trace(name: str, info: Mapping[str, Any]) -> None:
+            # The request leaves once a connection is free: the wait before is wasim's.
+            if name.endswith("send_request_headers.started") and not sent_at:
+                sent_at.append(self.timer())
+
+        if options.method in ("GET", "HEAD"):
+            # A GET carries no body (a V1 status is its URL's query): no JSON content type
+            # either, which a JSON body parser (Express's bodyParser.json()) would refuse.
+            headers.pop("Content-Type", None)
         request = client.build_request(options.method, options.target.url,
-                                            headers=headers, content=event.body)
+                                            headers=headers,
+                                            content=None if options.method in ("GET", "HEAD")
+                                            else event.body, extensions={"trace": trace})
         recorded = redact_headers(request.headers)
-        started = time.perf_counter()
+        started = self.timer()
         try:
             # One deadline for the whole exchange, the body included: a slow or endless
             # answer ends at --timeout, and no more than the history keeps is ever held.
@@ -1247,16 +1329,23 @@ class Deliverer:
         except (TimeoutError, httpx.TimeoutException):
             return replace(base, request_headers=recorded, error_kind="timeout",
                            error=f"no answer within {options.timeout:g} s (the timeout)",
-                           latency_ms=(time.perf_counter() - started) * 1000)
+                           latency_ms=(self.timer() - started) * 1000)
         except httpx.ConnectError:
             return replace(base, request_headers=recorded, error_kind="connect",
                            error=REFUSED,
-                           latency_ms=(time.perf_counter() - started) * 1000)
+                           latency_ms=(self.timer() - started) * 1000)
         except httpx.TransportError as exc:
             return replace(base, request_headers=recorded, error_kind="protocol",
                            error=f"{type(exc).__name__}: {exc}",
-                           latency_ms=(time.perf_counter() - started) * 1000)
-        latency = (time.perf_counter() - started) * 1000
+                           latency_ms=(self.timer() - started) * 1000)
+        ended = self.timer()
+        latency = (ended - started) * 1000
+        begun = sent_at[0] if sent_at else started
+        # An in-process app runs on wasim's own loop: its hold-ups are the app's, so only a
+        # network target's answer is told apart from the loop's lag.
+        lag = self.lag(begun, ended) if self.lag is not None and \
+            self._app_transport is None else 0.0
+        wasim_ms = min(latency, (begun - started + lag) * 1000)
         attempt = replace(
             base,
             request_headers=recorded,
@@ -1265,6 +1354,7 @@ class Deliverer:
             response_body=content.decode("utf-8", "replace"),
             response_truncated=truncated,
             latency_ms=latency,
+            wasim_ms=wasim_ms,
             delivered=options.is_success(response.status_code),
         )
         failure = response.extensions.get(_APP_FAILURE)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -16,7 +17,8 @@ from simulator.inputs import (
 )
 
 __all__ = ["FILE_PATH", "MAX_CONCURRENCY", "MAX_COUNT", "MAX_RETRIES", "MAX_WAIT", "PORT",
-           "SEED", "SPEED", "FilePath", "Number", "check_paths", "check_url", "flag_of"]
+           "SEED", "SEND_API_OPTIONS", "SPEED", "FilePath", "Number", "api_port_option",
+           "check_paths", "check_url", "default_api_port", "flag_of", "send_api_options"]
 
 
 def flag_of(param: click.Parameter | None) -> str:
@@ -74,6 +76,105 @@ def check_paths(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
             check_path(text, flag_of(param) if isinstance(param, click.Option)
                        else param.human_readable_name.strip("[]").split("|")[0])
     return value
+
+
+def _templates(ctx: click.Context, param: click.Parameter, value: str | None
+               ) -> tuple[str, ...] | None:
+    from simulator.sendapi import parse_templates
+
+    return None if value is None else parse_templates(value, flag_of(param))
+
+
+def _fails(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[Any, ...]:
+    from simulator.sendapi import parse_fail
+
+    return tuple(parse_fail(text, flag_of(param)) for text in value)
+
+
+def _account(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """--sid / --api-key, checked as the send API checks them, the flag named on error."""
+    if value is None:
+        return None
+    from simulator.errors import WasimError
+    from simulator.sendapi import ApiOptions
+
+    try:
+        ApiOptions(sid=value) if param.name == "api_sid" else ApiOptions(api_key=value)
+    except WasimError as exc:
+        from_env = ctx.get_parameter_source(param.name or "") == \
+            click.core.ParameterSource.ENVIRONMENT
+        exc.where = (param.envvar if isinstance(param.envvar, str) else flag_of(param)) \
+            if from_env else flag_of(param)
+        raise
+    return value
+
+
+# The send API's account, shared by `wasim api`, `run`, `tui`, `demo` and `fire`: the approved
+# templates, failure rules, and the SID and key an app already running with KALEYRA_* set uses.
+SEND_API_OPTIONS: list[Any] = [
+    click.option("--templates", "api_templates", metavar="NAME,...", callback=_templates,
+                 help="The send API's approved templates: a template send naming another "
+                      "fails with 132001 (a FAILED status), e.g. --templates "
+                      "order_update,catalogue.  [default: any name; a scenario's own]"),
+    click.option("--fail", "api_fail", multiple=True, metavar="NUMBER=CODE|SHARE%=CODE",
+                 callback=_fails,
+                 help="Messages to NUMBER (or a seeded SHARE of recipients) fail with Meta's "
+                      "error CODE (131026 undeliverable, 131047 24 h window, 132001, 130429, "
+                      "131051), e.g. --fail 919876543210=131026 --fail 5%=131047; repeatable."),
+    click.option("--v1-id", "api_v1_id", type=click.Choice(["bare", "suffixed"]),
+                 default="bare", show_default=True,
+                 help="The V1 send answer's top-level id: the bare UUID, or <uuid>:0 as V1 "
+                      "statuses carry it (clients that key statuses on it, such as courier, "
+                      "need suffixed)."),
+    click.option("--sid", "api_sid", envvar="KALEYRA_SID", metavar="SID", callback=_account,
+                 help="The send API's SID (in its paths).  [env: KALEYRA_SID; default: "
+                      "HXIN2026000001IN]"),
+    click.option("--api-key", "api_key", envvar="KALEYRA_API_KEY", metavar="KEY",
+                 callback=_account,
+                 help="The api-key the send API accepts.  [env: KALEYRA_API_KEY; default: "
+                      "printed at start]"),
+]
+
+
+def default_api_port() -> int:
+    """The send API's port when `--api-port` is given bare: that of $KALEYRA_BASE_URL when it
+    names this machine (an app already running with KALEYRA_* set), else `wasim api`'s 8700."""
+    import os
+    from urllib.parse import urlsplit
+
+    from simulator.sendapi import DEFAULT_PORT
+
+    try:
+        parts = urlsplit(os.environ.get("KALEYRA_BASE_URL", ""))
+        port = parts.port
+    except ValueError:
+        return DEFAULT_PORT
+    if parts.hostname in ("127.0.0.1", "localhost", "::1") and port:
+        return port
+    return DEFAULT_PORT
+
+
+def _api_port(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    if value is None:
+        return None
+    if value == "\0default":
+        return default_api_port()
+    return int(PORT.convert(value, param, ctx))
+
+
+def api_port_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """`--api-port [PORT]`: a port (0: any free one), or bare: default_api_port()."""
+    return click.option("--api-port", metavar="[PORT]", default=None, is_flag=False,
+                        flag_value="\0default", callback=_api_port,
+                        help=help_text + "  --api-port alone: the port of $KALEYRA_BASE_URL "
+                                         "on this machine, else 8700.")
+
+
+def send_api_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate a command with SEND_API_OPTIONS, in order."""
+    for option in reversed(SEND_API_OPTIONS):
+        command = option(command)
+    return command
 
 
 # Callbacks are rendered and sent one at a time, so this only keeps a typo from running for days.

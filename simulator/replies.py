@@ -1,9 +1,12 @@
 """The app's side of a conversation in a run: its replies through the send API, attributed to
 the taps that caused them and checked against `expect: reply:`, and taps on its own messages.
 
-A reply belongs to a user's latest tap before it: the mock numbers every message it records,
-so a tap opens a window at the number recorded when it was dispatched, which the user's next
-tap closes. Copies of a callback (duplicates, redeliveries, the same batch) share the window,
+A reply belongs to the tap that caused it: one naming a tap's message in its context is that
+tap's; otherwise it belongs to the user's latest tap before it. The mock numbers every message
+it records, so a tap opens a window at the number recorded when it was dispatched, which the
+user's next tap closes; and the runner holds that next tap until this one's replies are
+decided, so a reply sent after the 200 still lands in its own tap's window at any speed.
+Copies of a callback (duplicates, redeliveries, the same batch) share the window,
 so "exactly one reply per tap" also means "no second reply to a duplicate". Waiting is on the
 mock's record (a watcher), bounded by the runner's clock and sleep, never a poll.
 """
@@ -70,6 +73,7 @@ class ReplyBook:
         self._seen = api.count  # what was sent before this run answers none of its taps
         self._by_user: dict[str, list[SentMessage]] = {}  # by `to`: a number or a BSUID
         self._bsuid: dict[str, str] = {}  # a user's BSUID by number: replies go to either
+        self._tap_of: dict[str, str] = {}  # a tap's message wamid -> its window's key
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tick: asyncio.Future[None] | None = None
         self._unwatch: Callable[[], None] | None = None
@@ -102,8 +106,11 @@ class ReplyBook:
 
     # --- windows -------------------------------------------------------------------------
 
-    def open(self, key: str, users: Iterable[str]) -> None:
-        """A tap (or a copy of one: the same key) goes to `users` now."""
+    def open(self, key: str, users: Iterable[str], message_ids: Iterable[str] = ()) -> None:
+        """A tap (or a copy of one: the same key) goes to `users` now; `message_ids` are the
+        wamids of the user messages in it, which a reply may name in its context."""
+        for message_id in message_ids:
+            self._tap_of.setdefault(message_id, key)
         mark = self.api.count
         for user in dict.fromkeys(users):
             entries = self._opened.setdefault(user, [])
@@ -144,8 +151,11 @@ class ReplyBook:
         for index, (mark, opened) in enumerate(entries):
             if opened == key:
                 end = entries[index + 1][0] if index + 1 < len(entries) else None
+                # By context first: a reply naming a tap's message is that tap's, whenever it
+                # came; one without context belongs to the window it arrived in.
                 return [m for m in self.messages_to(user, mark)
-                        if end is None or m.number <= end]
+                        if self._tap_of.get(m.context_id, key) == key
+                        and (end is None or m.number <= end or m.context_id in self._tap_of)]
         return []
 
     async def wait(self, done: Callable[[], bool], deadline: float) -> bool:
@@ -244,16 +254,22 @@ def exact_hint(plan: Plan, failures: list[Failure]) -> list[Failure]:
 
 
 def _refused(messages: Sequence[SentMessage]) -> str:
-    """Why a reply that was sent does not count: a template the scenario does not define."""
+    """Why a reply that was sent does not count: a template the scenario does not define, or
+    a failure rule that made it fail."""
     from simulator.sendapi import TEMPLATE_MISSING
 
     names = list(dict.fromkeys(m.template for m in messages if m.error == TEMPLATE_MISSING))
-    if not names:
-        return ""
-    listed = ", ".join(repr(n) for n in names)
-    return (f"the app sent template {listed}, which the scenario does not define: Kaleyra "
-            f"accepts it and reports it failed ({TEMPLATE_MISSING}; add it to `templates:` if "
-            "the account has it); ")
+    failed = [m for m in messages if m.error and m.error != TEMPLATE_MISSING]
+    said = ""
+    if names:
+        listed = ", ".join(repr(n) for n in names)
+        said = (f"the app sent template {listed}, which the scenario does not define: Kaleyra "
+                f"accepts it and reports it failed ({TEMPLATE_MISSING}; add it to `templates:` "
+                "if the account has it); ")
+    if failed:  # a --fail rule: the message never reached the phone
+        said += "; ".join(f"#{m.number} failed with {m.error} (a --fail rule)"
+                          for m in failed[:3]) + "; "
+    return said
 
 
 def _amount(expect: ReplyExpectation, need: int) -> str:
@@ -289,7 +305,7 @@ async def resolve_tap_reply(book: ReplyBook, plan: Plan, send: PlannedSend
     step's button (context.id its wamid, reply_to its Kaleyra id), or why there is none."""
     from simulator.render import render_tap
     from simulator.runner import Failure
-    from simulator.sendapi import business_of, sent_template
+    from simulator.sendapi import business_of, reply_body, sent_template
     from simulator.world import tap_time
 
     spec = plan.step(send.step).tap_reply
@@ -326,8 +342,12 @@ async def resolve_tap_reply(book: ReplyBook, plan: Plan, send: PlannedSend
                        business=business, timestamp=str(at))
     if message.user_id and send.tap.user.user_id != message.user_id:
         tap = replace(tap, user=replace(tap.user, user_id=message.user_id))
-    assert plan.callback is not None  # plans with tap_reply steps keep their template
-    event = Event.from_body(render_tap(plan.callback, tap), plan.seed)
+    callback = plan.callback
+    assert callback is not None  # plans with tap_reply steps keep their template
+    # A quick reply of a template is `type: button`; a reply button or list row of an
+    # interactive message is `type: interactive` (button_reply / list_reply).
+    body = reply_body(message, tap, lambda t: render_tap(callback, t))
+    event = Event.from_body(body, plan.seed)
     return replace(send, tap=tap, event=event)
 
 
@@ -342,26 +362,30 @@ def start_scenario_api(scenario: Scenario, port: int, webhook: Any = None, *,
                        on_sent: Callable[[SentMessage], None] | None = None,
                        set_env: bool = True, templates: Sequence[str] = (),
                        plan: Plan | None = None, speed: float = math.inf,
-                       status_delays: Sequence[float] = ()) -> MockApi:
+                       status_delays: Sequence[float] = (),
+                       sid: str | None = None, api_key: str | None = None,
+                       fail: Sequence[Any] = (), v1_id: str = "bare") -> MockApi:
     """The send API for a run of `scenario`, started: it knows the scenario's templates (and
-    `templates`), sends statuses to `webhook` (DeliveryOptions), and with `set_env` its
-    settings are in this process's environment (KALEYRA_BASE_URL...) for in-process apps.
-    With `plan`, its world is the run's: the business's ids and the users' BSUIDs, and its
-    ids are the run's (new per run unless the plan reproduces one); statuses go out at
-    `speed` times world time (`status_delays`, default 1 s, 2 s, 5 s)."""
+    `templates`), its failure rules `fail` (FailRule), sends statuses to `webhook`
+    (DeliveryOptions), and with `set_env` its settings are in this process's environment
+    (KALEYRA_BASE_URL...) for in-process apps. With `plan`, its world is the run's: the
+    business's ids and the users' BSUIDs, and its ids are the run's (new per run unless the
+    plan reproduces one); statuses go out at `speed` times world time (`status_delays`,
+    default 1 s, 2 s, 5 s)."""
     import os
 
-    from simulator.sendapi import MockApi, api_options
+    from simulator.sendapi import MockApi, api_options, start_on_flag
 
     seed: int | str | None = scenario.seed
     if plan is not None:
         seed = f"{plan.seed}:run:{plan.run}" if plan.run else plan.seed
-    api = MockApi(api_options(port=port, templates=(*scenario.template_names, *templates),
+    api = MockApi(api_options(port=port, sid=sid, api_key=api_key, fail=fail, v1_id=v1_id,
+                              templates=(*scenario.template_names, *templates),
                               status_delays=status_delays, speed=speed),
                   webhook=webhook, on_sent=on_sent, seed=seed)
     if plan is not None:
         share_world(api, plan)
-    api.start()
+    start_on_flag(api, "--api-port")
     if set_env:
         os.environ.update(api.env())
     return api

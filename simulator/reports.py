@@ -24,10 +24,25 @@ def failure_line(failure: Failure) -> str:
 def send_line(outcome: SendResult) -> str:
     """One failing send for people: where, who tapped what, and why."""
     planned = outcome.planned
-    why = "; ".join(failure_line(f) for f in outcome.broken) \
-        or (outcome.result.attempts[-1].error or "")
+    reasons = [failure_line(f) for f in outcome.broken]
+    if not outcome.result.delivered:
+        reasons.insert(0, delivery_reason(outcome))
+    why = "; ".join(reasons)
     return (f"#{planned.index} {planned.step} {planned.kind} {planned.event.user} "
             f"{planned.event.button!r}: {why}")
+
+
+def delivery_reason(outcome: SendResult) -> str:
+    """Why a send counts as not delivered, never empty: the last answer (or error)."""
+    result = outcome.result
+    last = result.attempts[-1]
+    if last.status is not None:
+        what = f"answered {last.status}, not a status that counts as delivered"
+        if last.error:
+            what += f" ({hide_userinfo(last.error)})"
+    else:
+        what = hide_userinfo(last.error) if last.error else last.outcome
+    return f"delivery: {what}, after {len(result.attempts)} attempt(s)"
 
 
 def summary_lines(summary: Summary) -> list[str]:
@@ -36,9 +51,10 @@ def summary_lines(summary: Summary) -> list[str]:
              f"{summary.delivered} delivered, {summary.failed} failed, "
              f"{summary.attempts} attempt(s)"]
     counts = summary.expectation_failures
-    if counts:
+    if counts or summary.failing:
         rules = ", ".join(f"{rule} {count}" for rule, count in sorted(counts.items()))
-        lines.append(f"expectations failed: {rules}")
+        lines.append(f"expectations failed: {rules}" if rules else
+                     "expectations: all held, but not every send was delivered:")
         lines.extend(f"  {send_line(outcome)}" for outcome in summary.failing[:SHOWN_FAILING])
         if len(summary.failing) > SHOWN_FAILING:
             lines.append(f"  ... and {len(summary.failing) - SHOWN_FAILING} more")
@@ -49,7 +65,9 @@ def summary_lines(summary: Summary) -> list[str]:
         lines.append("latency " + "  ".join(
             f"p{p} {figure:.1f} ms" for p, figure in (("50", latency.p50), ("95", latency.p95),
                                                        ("99", latency.p99))
-            if figure is not None))
+            if figure is not None)
+            + (f"  (the handler's answer; wasim's own queueing and lag, up to "
+               f"{summary.wasim_ms:.1f} ms, not counted)" if summary.wasim_ms >= 1 else ""))
     return lines
 
 

@@ -103,6 +103,73 @@ _V2_TYPES = ("text", "template", "interactive", "reaction", "location", "contact
 
 
 @dataclass(frozen=True)
+class FailRule:
+    """`--fail NUMBER=CODE` or `--fail 5%=CODE`: messages to that recipient (or to a seeded
+    share of recipients, the same ones every run) fail with Meta's error CODE. Kaleyra accepts
+    the send (202) and a FAILED status carries the error (send-api.md 5.5)."""
+
+    code: int
+    recipient: str = ""
+    """Digits (no `+`) or a BSUID; empty for a share."""
+    share: float = 0.0
+    """0 to 1, for a rule without a recipient."""
+
+    def applies(self, to: str, seed: int | str | None, index: int) -> bool:
+        """Whether a message to `to` fails by this rule (the `index`th, under `seed`)."""
+        if self.recipient:
+            return to == self.recipient
+        digest = hashlib.sha256(f"{seed or 0}:{index}:{to}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") / 2**64 < self.share
+
+
+def parse_fail(text: str, where: str = "--fail") -> FailRule:
+    """`NUMBER=CODE` (E.164, `+` optional, or a BSUID) or `SHARE%=CODE` (0-100), CODE one of
+    Meta's error codes wasim knows (131026, 131047, 132001...)."""
+    from simulator.kinds.status import ERRORS
+
+    target, sep, code_text = text.strip().partition("=")
+    known = ", ".join(str(c) for c in ERRORS)
+    example = "for example --fail 919876543210=131026 or --fail 5%=131047"
+    if not sep or not target.strip() or not code_text.strip():
+        raise WasimError(f"{_one_line(text[:60])!r} is not NUMBER=CODE or SHARE%=CODE",
+                         where=where, hint=f"Write the recipient or a share, then the error: "
+                                           f"{example}.")
+    code_text = code_text.strip()
+    if not code_text.isdigit() or int(code_text) not in ERRORS:
+        raise WasimError(f"error code {_one_line(code_text[:20])!r} is not one wasim knows",
+                         where=where, hint=f"Use one of {known}.")
+    code = int(code_text)
+    target = target.strip()
+    if target.endswith("%"):
+        try:
+            share = float(target[:-1])
+        except ValueError:
+            share = math.nan
+        if not 0 <= share <= 100:  # NaN fails too
+            raise WasimError(f"share {_one_line(target[:20])!r} is not 0% to 100%", where=where,
+                             hint=example[0].upper() + example[1:] + ".")
+        return FailRule(code, share=share / 100)
+    try:
+        recipient, _ = parse_recipient(target, where)
+    except ApiError:
+        raise WasimError(f"{_one_line(target[:40])!r} is neither a number nor a BSUID",
+                         where=where, hint="Give E.164 digits (+ optional), a BSUID such as "
+                                           f"IN.1410018717833190, or a share: {example}.") from None
+    return FailRule(code, recipient=recipient)
+
+
+def parse_templates(text: str, where: str = "--templates") -> tuple[str, ...]:
+    """`--templates NAME,NAME`: the template names the account has (others fail, 132001)."""
+    names = tuple(n.strip() for n in text.split(","))
+    bad = next((n for n in names if not re.fullmatch(r"[A-Za-z0-9_]{1,512}", n)), None)
+    if bad is not None:
+        raise WasimError(f"{_one_line(bad[:40])!r} is not a template name", where=where,
+                         hint="Give names of letters, digits and _, comma-separated: "
+                              "--templates order_update,catalogue.")
+    return names
+
+
+@dataclass(frozen=True)
 class ApiOptions:
     """How the mock listens, whom it accepts, and how statuses follow a send."""
 
@@ -133,6 +200,11 @@ class ApiOptions:
     keep_bytes: int = KEEP_BYTES
     templates: tuple[str, ...] | None = None
     """The template names the account has (a scenario's); None accepts any name."""
+    fail: tuple[FailRule, ...] = ()
+    """Failure rules: the first that applies to a message's recipient sets its error."""
+    v1_id: Literal["bare", "suffixed"] = "bare"
+    """The V1 answer's top-level `id`: the bare UUID (Kaleyra's SMS sample) or `<uuid>:0`,
+    what V1 statuses carry (courier keys statuses on it; send-api.md 5.1 and 8.1)."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -166,6 +238,9 @@ class ApiOptions:
                                   "none (then every sender gets these ids).")
         if self.keep < 1:
             raise WasimError(f"keep {self.keep} would keep nothing", where="keep")
+        if self.v1_id not in ("bare", "suffixed"):
+            raise WasimError(f"V1 id style {self.v1_id!r} is not bare or suffixed",
+                             field="v1_id", hint="Use bare (<uuid>) or suffixed (<uuid>:0).")
         if self.keep_bytes < 0 or self.max_body < 0:
             raise WasimError("keep_bytes and max_body are sizes in bytes, 0 or more",
                              where="keep_bytes")
@@ -327,6 +402,9 @@ class MockApi:
         self._count = 0
         self._status_count = 0
         self._fault: tuple[str, int | None] | None = None
+        # A business number is bound to one API version (send-api.md 1.3, WA-401): the
+        # first message accepted from it decides which, as onboarding would.
+        self._versions: dict[str, Version] = {}
         self._outcome: tuple[str, int | None] = ("read", None)
         self._lifecycle = threading.Lock()
         self._server: _Server | None = None
@@ -600,6 +678,16 @@ class MockApi:
                                          "the account.")
         return digits
 
+    def _bind_version(self, business: str, version: Version) -> None:
+        """Refuse a send through the other API version than the number's (401 WA-401)."""
+        with self._changed:
+            bound = self._versions.get(business, version)
+        if bound != version:
+            raise ApiError(401, "WA-401", "The phone number you're using is associated with "
+                                          "different Version of our WA API. Please use the "
+                                          "appropriate endpoint.",
+                           {"phone_number": f"{business} sends through {bound.upper()}"})
+
     def _known_template(self, message: SentMessage) -> SentMessage:
         """Mark a template the account does not have (with a scenario: one it does not name)
         to fail with Meta's 132001: Kaleyra accepts the send and reports the failure later."""
@@ -631,6 +719,7 @@ class MockApi:
         if channel.lower() != "whatsapp":
             raise _bad("channel", "must be whatsapp")
         business = self._business(fields.get("from", ""), "from")
+        self._bind_version(business, "v1")
         given = [r for r in fields.get("to", "").split(",") if r.strip()]
         if not given or len(given) > MAX_RECIPIENTS:
             raise _bad("to", f"invalid number: give 1 to {MAX_RECIPIENTS} recipients")
@@ -650,7 +739,8 @@ class MockApi:
                 request=fields))
             data.append({"message_id": message.recipient_id, "recipient": recipient,
                          "status": "queued"})
-        answer = {"id": message_id, "from": fields.get("from", ""), "type": parsed.type,
+        first = f"{message_id}:0" if self.options.v1_id == "suffixed" else message_id
+        answer = {"id": first, "from": fields.get("from", ""), "type": parsed.type,
                   "channel": "whatsapp", "source": "API",
                   "createdDateTime": time.strftime("%Y-%m-%d %H:%M:%S+00:00",
                                                    time.gmtime(self._clock())),
@@ -663,6 +753,7 @@ class MockApi:
             body: bytes) -> tuple[int, dict[str, Any]]:
         self._auth(sid, _header(headers, "api-key"))
         business = self._business(number, "phone_number")
+        self._bind_version(business, "v2")
         self._fault_now()
         try:
             document = json.loads(body)
@@ -681,17 +772,35 @@ class MockApi:
             parsed, version="v2", business=business, message_id=message_id,
             recipient_id=message_id, ref=_text(extra.get("ref")), ref1=_text(extra.get("ref1")),
             ref2=_text(extra.get("ref2")), request=document["messaging_object"]))
-        return 202, {"code": "WA202", "message": "Request Accepted.",
+        # data.message_id is what the reference's client requires (send-api.md 5.4); a
+        # published Python client reads a top-level `id`: both carry Kaleyra's UUID.
+        return 202, {"code": "WA202", "message": "Request Accepted.", "id": message.message_id,
                      "data": {"message_id": message.message_id}}
 
     # --- recording and statuses ----------------------------------------------------------
 
+    def _failing(self, message: SentMessage) -> SentMessage:
+        """The message with the error of the first failure rule that applies to it. A rule
+        naming a number also applies to a message sent to that user's BSUID (pywa replies
+        there when the callback carried one)."""
+        if message.error:
+            return message
+        for index, rule in enumerate(self.options.fail):
+            if rule.applies(message.to, self._seed, index):
+                return replace(message, error=rule.code)
+            if rule.recipient.isdigit() and message.to_kind == "bsuid" and message.to == \
+                    self.world.user(message.business, rule.recipient).user_id:
+                return replace(message, error=rule.code)
+        return message
+
     def _record(self, size: int, message: SentMessage) -> SentMessage:
+        message = self._failing(message)
         wamid = encode_wamid(_wamid_customer(message), True,
                              f"{self._random.getrandbits(72):018X}")
         business = self.world.business(message.business)
         user = self.world.user(business.display_phone_number, message.to)
         with self._changed:
+            self._versions.setdefault(message.business, message.version)  # bound once sent
             self._count += 1
             message = replace(message, number=self._count, received_at=self._clock(),
                               wamid=wamid, user_id=user.user_id,
@@ -1077,7 +1186,7 @@ def _interactive_buttons(action: Mapping[str, Any], where: str) -> tuple[Button,
 
 def v2_message(meta: Mapping[str, Any]) -> SentMessage:
     """The message a V2 `messaging_object` (a Meta Cloud API message) describes."""
-    to, to_kind = parse_recipient(_text(meta.get("to")), "messaging_object.to")
+    to, to_kind = _v2_recipient(meta)
     kind = _text(meta.get("type")) or "text"
     if kind not in _V2_TYPES:
         raise _bad("messaging_object.type", f"unknown type {kind!r}")
@@ -1116,6 +1225,23 @@ def v2_message(meta: Mapping[str, Any]) -> SentMessage:
         return replace(base, text=_text(content.get("emoji")),
                        context_id=context_id or _text(content.get("message_id")))
     return replace(base, text=_text(content.get("name")) or kind)
+
+
+def _v2_recipient(meta: Mapping[str, Any]) -> tuple[str, Recipient]:
+    """Whom a V2 message goes to: `to` (a number or a BSUID), or Meta's `recipient` (a BSUID,
+    which pywa 4.5 sends for a BSUID user, with `to` null, absent or the number). A number in
+    `to` wins, so the wamid embeds it as Meta's do; else the BSUID."""
+    given = meta.get("recipient")
+    if given is None or given == "":
+        return parse_recipient(_text(meta.get("to")), "messaging_object.to")
+    bsuid = _text(given).strip()
+    if not _BSUID.fullmatch(bsuid):
+        raise _bad("messaging_object.recipient", "a recipient is a BSUID (CC. + letters and "
+                                                 "digits)")
+    to = meta.get("to")
+    if to is None or to == "":
+        return bsuid, "bsuid"
+    return parse_recipient(_text(to), "messaging_object.to")
 
 
 def _v2_template(base: SentMessage, content: Mapping[str, Any], where: str) -> SentMessage:
@@ -1260,6 +1386,75 @@ def reply_tap(factory: TapFactory, message: SentMessage,
     return replace(tap, business=business_of(message))
 
 
+def action_of(message: SentMessage) -> Mapping[str, Any]:
+    """The interactive message's `action` object (V2 `interactive.action`, V1 `action` JSON)."""
+    request = message.request
+    if message.version == "v2":
+        interactive = request.get("interactive")
+        action = interactive.get("action") if isinstance(interactive, dict) else None
+    else:
+        raw = request.get("action")
+        try:
+            action = json.loads(raw) if isinstance(raw, str) else None
+        except (ValueError, RecursionError):
+            action = None
+    return action if isinstance(action, dict) else {}
+
+
+def is_list(message: SentMessage) -> bool:
+    """Whether the message is an interactive list (rows to pick), not reply buttons."""
+    return message.type == "interactive" and "sections" in action_of(message)
+
+
+def reply_kind(message: SentMessage) -> str:
+    """The kind of callback a tap on the message's buttons sends: `button` (a template's quick
+    reply), `button_reply` (an interactive reply button) or `list_reply` (a list row)."""
+    if message.type != "interactive":
+        return "button"  # a template's quick reply
+    return "list_reply" if is_list(message) else "button_reply"
+
+
+def row_description(message: SentMessage, row_id: str) -> str | None:
+    """The description the app gave list row `row_id`, if it gave one (Meta echoes it)."""
+    sections = action_of(message).get("sections")
+    for section in sections if isinstance(sections, list) else []:
+        rows = section.get("rows") if isinstance(section, dict) else None
+        for row in rows if isinstance(rows, list) else []:
+            if isinstance(row, dict) and str(row.get("id")) == row_id:
+                description = row.get("description")
+                return description if isinstance(description, str) else None
+    return None
+
+
+_ROW_DESCRIPTION = "meta_object.value.messages[0].interactive.list_reply.description"
+
+
+def reply_body(message: SentMessage, tap: Tap, quick_reply: Callable[[Tap], bytes],
+               rnd: random.Random | None = None) -> bytes:
+    """The callback bytes of `tap` (on `tap.button`) replying to the app's `message`: a
+    template's quick reply is `type: button` (rendered by `quick_reply`, the callback
+    template); a reply button of an interactive message is `type: interactive` with
+    `button_reply {id, title}`, a list row `list_reply {id, title[, description]}`
+    (wire-format.md 5), with `context` naming the message."""
+    kind = reply_kind(message)
+    if kind == "button":
+        return quick_reply(tap)
+    from simulator.kinds import kind_body
+    from simulator.kinds.base import KindArgs
+    from simulator.overrides import Override, parse_path
+
+    button = tap.button
+    description = row_description(message, button.payload) if kind == "list_reply" else None
+    args = KindArgs(reply_id=button.payload, reply_title=button.text,
+                    reply_description=description)
+    # A row the app gave no description has none in Meta's reply either (the builder would
+    # draw one).
+    drop = (Override("remove", parse_path(_ROW_DESCRIPTION, "list row"), None,
+                     _ROW_DESCRIPTION),) if kind == "list_reply" and description is None \
+        else ()
+    return kind_body(kind, tap, args, rnd or random.Random(0), drop)
+
+
 # --- the HTTP server ---------------------------------------------------------------------
 
 
@@ -1339,11 +1534,23 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
 
+def start_on_flag(api: MockApi, flag: str) -> MockApi:
+    """Start `api`; a port that cannot be bound is named by the flag the person typed."""
+    try:
+        return api.start()
+    except WasimError as exc:
+        if exc.where is None and exc.field == "port":
+            exc.where = flag  # not the API's own --port
+            exc.hint = f"Pick another port with {flag}, or {flag} 0 for any free one."
+        raise
+
+
 def api_options(*, port: int = DEFAULT_PORT, sid: str | None = None, api_key: str | None = None,
                 business_numbers: Sequence[str] = (), status_delays: Sequence[float] = (),
                 host: str = "127.0.0.1", templates: Sequence[str] | None = None,
                 speed: float = math.inf, phone_number_id: str | None = None,
-                waba_id: str | None = None) -> ApiOptions:
+                waba_id: str | None = None, fail: Sequence[FailRule] = (),
+                v1_id: str = "bare") -> ApiOptions:
     """ApiOptions from loose values (numbers with or without `+`); no delays given: the
     default timeline (1 s, 2 s, 5 s of world time), really waited at `speed`."""
     numbers = tuple(n.strip().lstrip("+") for n in business_numbers)
@@ -1352,9 +1559,32 @@ def api_options(*, port: int = DEFAULT_PORT, sid: str | None = None, api_key: st
                       status_delays=tuple(status_delays) or DEFAULT_STATUS_DELAYS,
                       templates=tuple(templates) if templates is not None else None,
                       speed=speed, phone_number_id=phone_number_id or None,
-                      waba_id=waba_id or None)
+                      waba_id=waba_id or None, fail=tuple(fail),
+                      v1_id="suffixed" if v1_id == "suffixed" else "bare")
 
 
-__all__ = ["ApiError", "ApiOptions", "MockApi", "SentMessage", "StatusDelivery",
-           "api_options", "parse_params", "parse_v1_body", "reply_tap", "reply_tap_options",
-           "sent_template", "v1_status_url", "v2_message", "v2_status_document"]
+__all__ = [
+    "ApiError",
+    "ApiOptions",
+    "FailRule",
+    "MockApi",
+    "SentMessage",
+    "StatusDelivery",
+    "action_of",
+    "api_options",
+    "is_list",
+    "parse_fail",
+    "parse_params",
+    "parse_templates",
+    "parse_v1_body",
+    "reply_body",
+    "reply_kind",
+    "reply_tap",
+    "reply_tap_options",
+    "row_description",
+    "sent_template",
+    "start_on_flag",
+    "v1_status_url",
+    "v2_message",
+    "v2_status_document",
+]

@@ -893,7 +893,7 @@ class Simulator:
         """The shopper taps `button` (a label or payload; the first if None) on `message`,
         a message the app sent through `api()`: `context.id` is its wamid, `reply_to` its
         Kaleyra id, its refs echoed."""
-        from simulator.sendapi import reply_tap
+        from simulator.sendapi import reply_body, reply_tap
 
         try:
             tap = reply_tap(self.factory, message, button)
@@ -907,7 +907,11 @@ class Simulator:
             mock.wait_read(message, mock.status_wait(message) + _READ_GRACE)
             tap = replace(tap, timestamp=str(tap_time(int(tap.timestamp),
                                                       mock.read_at(message))))
-        return Callback(tap, render_tap(self._callback_template(), tap), self.seed)
+        # A template's quick reply is `type: button`; an interactive message's reply button
+        # or list row is `type: interactive` (button_reply / list_reply).
+        template = self._callback_template()
+        return Callback(tap, reply_body(message, tap, lambda t: render_tap(template, t)),
+                        self.seed)
 
     def report(self, limit: int = 20) -> str:
         """The seed and everything sent in this test: the section added to a failure."""

@@ -177,14 +177,20 @@ class _Checker:
             return False
         return True
 
-    def uuid4(self, path: str, value: Any) -> None:
-        """Kaleyra's ids: lowercase RFC 4122 version 4 UUIDs."""
+    def uuid4(self, path: str, value: Any, *, recipient_index: bool = False) -> None:
+        """Kaleyra's ids: lowercase RFC 4122 version 4 UUIDs; with `recipient_index`, also a
+        V1 message's per-recipient id `<uuid>:<n>` (send-api.md 5.6: a V1 message's reply_to
+        is the send's data[].message_id)."""
         if not self.string(path, value):
             return
+        uuid, colon, index = value.partition(":") if recipient_index else (value, "", "")
         if value.startswith("wamid."):
             self.fail(path, "expected Kaleyra's UUID, got a wamid")
-        elif not UUID4.fullmatch(value):
-            self.fail(path, f"expected a lowercase version 4 UUID, got {_show(value)}")
+        elif not UUID4.fullmatch(uuid) or (colon and not (index.isascii() and index.isdigit()
+                                                          and len(index) <= 4)):
+            wanted = "a lowercase version 4 UUID" + (" (or <uuid>:<n>, a V1 message's)"
+                                                     if recipient_index else "")
+            self.fail(path, f"expected {wanted}, got {_show(value)}")
 
     def timestamp(self, path: str, value: Any) -> None:
         """A string of unix seconds between 2010 and a day after `now`."""
@@ -597,7 +603,7 @@ def _check_extra_info(check: _Checker, extra: Any, *, media: bool = False) -> st
             check.string(f"{base}.{key}", extra[key])
     for key in ("reply_to", "trace_id"):
         if key in extra:
-            check.uuid4(f"{base}.{key}", extra[key])
+            check.uuid4(f"{base}.{key}", extra[key], recipient_index=key == "reply_to")
     if "waba_id" in extra and check.meta_id(f"{base}.waba_id", extra["waba_id"]):
         return str(extra["waba_id"])
     return None

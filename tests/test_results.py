@@ -43,7 +43,13 @@ async def _no_wait(seconds: float) -> None:
 
 def results(status: int, body: object) -> tuple[list[SendResult], Summary]:
     """Run SCENARIO against a transport that always answers `status` with `body`."""
-    plan = plan_scenario(parse_scenario(SCENARIO, "values.yaml"))
+    return results_of(SCENARIO, status, body)
+
+
+def results_of(text: str, status: int, body: object = None
+               ) -> tuple[list[SendResult], Summary]:
+    """Run the scenario `text` against a transport that always answers `status` with `body`."""
+    plan = plan_scenario(parse_scenario(text, "values.yaml"))
 
     async def go() -> tuple[list[SendResult], Summary]:
         client = httpx.AsyncClient(transport=httpx.MockTransport(
@@ -94,9 +100,38 @@ def test_the_text_summary_lists_rules_and_the_failing_sends_from_the_values() ->
     lines = summary_lines(summary)
     assert lines[0] == "values (seed 3): 3 sent, 0 delivered, 3 failed, 3 attempt(s)"
     assert lines[1] == "expectations failed: json 3, status 3"
-    assert lines[2].endswith(": status: expected 200, got 500; json: $.ok is false, expected "
-                             "true")
+    assert lines[2].endswith(": delivery: answered 500, not a status that counts as delivered, "
+                             "after 1 attempt(s); status: expected 200, got 500; json: $.ok is "
+                             "false, expected true")
     assert summary.lines() == lines
+
+
+def test_a_send_that_failed_only_its_delivery_is_listed_with_its_reason() -> None:
+    plan = plan_scenario(parse_scenario(SCENARIO.replace("  status: [200]\n", "").replace(
+        "  json: {$.ok: true}\n", "  max_latency: 10s\n"), "values.yaml"))
+
+    async def go() -> Summary:
+        client = httpx.AsyncClient(transport=httpx.MockTransport(
+            lambda request: httpx.Response(422)))
+        summary = Summary(plan.scenario.name, plan.seed)
+        async with client:
+            async for outcome in run_plan(plan, scenario_delivery(plan, {}, str),
+                                          speed=float("inf"), sleep=_no_wait, client=client):
+                summary.add(outcome)
+        return summary
+
+    summary = asyncio.run(go())
+    assert summary.failed == 3 and not summary.failures
+    lines = summary_lines(summary)
+    assert lines[1] == "expectations: all held, but not every send was delivered:"
+    assert all(line.endswith(": delivery: answered 422, not a status that counts as "
+                             "delivered, after 1 attempt(s)")
+               for line in lines[2:5]), lines
+
+
+def test_an_expected_refusal_is_a_delivery_not_a_failure() -> None:
+    found, summary = results_of(SCENARIO.replace("status: [200]", "status: [200, 422]"), 422)
+    assert summary.failed == 0 and [f.rule for f in found[0].broken] == ["json"]
 
 
 @pytest.mark.parametrize("status", [500, 200])

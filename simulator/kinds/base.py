@@ -127,6 +127,12 @@ def message_callback(facts: Facts, type_: str, body: dict[str, Any], *,
     }
 
 
+def variant(facts: Facts) -> random.Random:
+    """A stream for optional fields that vary from message to message (an animated sticker,
+    a named place), seeded by the message's own id: drawing from it moves no other value."""
+    return random.Random(f"variant:{facts.tap.message_id}")
+
+
 def template_context(facts: Facts) -> dict[str, Any]:
     """`context` of a reply to the brand's message (its wamid, sent by the business)."""
     return {"from": facts.tap.business.display_phone_number, "id": facts.tap.template.wamid}

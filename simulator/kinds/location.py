@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from simulator.kinds.base import Facts, KindArgs, KindSpec, first_message, message_callback
+from simulator.kinds.base import (
+    Facts,
+    KindArgs,
+    KindSpec,
+    first_message,
+    message_callback,
+    variant,
+)
 
+PLACE_SHARE = 0.3  # of drawn locations: a named place (name, address), not a bare pin
 _PLACES = ((12.9467329, 77.646835, "Forum Mall", "Hosur Road, Koramangala, Bengaluru"),
            (19.0596, 72.8295, "Bandra Station", "Bandra West, Mumbai"),
            (28.6315, 77.2167, "Connaught Place", "New Delhi"))
@@ -15,6 +23,11 @@ def build(facts: Facts, args: KindArgs) -> dict[str, Any]:
     """A location in Meta's key order (address, latitude, longitude, name, url: alphabetical
     in Meta's sample); the pin alone unless a name, address or url is given."""
     lat, lng, name, address = facts.rnd.choice(_PLACES)
+    given = (args.lat, args.lng, args.place_name, args.address, args.url)
+    if all(value is None for value in given) and variant(facts).random() < PLACE_SHARE:
+        # Some users share a place, not a pin (wire-format.md 5, the address variant).
+        return message_callback(facts, "location", {"location": {
+            "address": address, "latitude": lat, "longitude": lng, "name": name}})
     location: dict[str, Any] = {}
     if args.address is not None:
         location["address"] = args.address

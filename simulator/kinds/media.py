@@ -11,7 +11,14 @@ import base64
 from dataclasses import dataclass
 from typing import Any
 
-from simulator.kinds.base import Facts, KindArgs, KindSpec, first_message, message_callback
+from simulator.kinds.base import (
+    Facts,
+    KindArgs,
+    KindSpec,
+    first_message,
+    message_callback,
+    variant,
+)
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,7 @@ _CAPTIONS = ("Is this available in blue?", "This one please", "Received damaged"
              "Invoice attached")
 # Where Kaleyra keeps media it received (INF: the host is a placeholder; only its shape,
 # an https URL ending in the media id, matters to a handler).
+ANIMATED_SHARE = 0.25  # of stickers: animated ones are common in chats
 MEDIA_URL = "https://media.kaleyra.example/whatsapp/{waba_id}/{media_id}.{extension}"
 
 
@@ -58,7 +66,9 @@ def build_media(name: str, facts: Facts, args: KindArgs) -> dict[str, Any]:
         body["filename"] = f"invoice-{ident[-6:]}.pdf"
     body.update({"mime_type": media.mime_type, "sha256": digest, "id": ident})
     if name == "sticker":
-        body["animated"] = False
+        # Phones send animated stickers too (wire-format.md 5: `"animated":true`); a quarter
+        # of them, decided by the message's own id so no other drawn value moves.
+        body["animated"] = variant(facts).random() < ANIMATED_SHARE
     if name == "voice":
         body["voice"] = True
     url = MEDIA_URL.format(waba_id=facts.tap.business.waba_id, media_id=ident,

@@ -17,7 +17,15 @@ from typing import Any
 import click
 
 from simulator.errors import ExitCode, WasimError
-from simulator.params import FILE_PATH, PORT, SEED, SPEED, check_paths
+from simulator.params import (
+    FILE_PATH,
+    PORT,
+    SEED,
+    SPEED,
+    api_port_option,
+    check_paths,
+    send_api_options,
+)
 
 _HISTORY_DEFAULT = ".wasim/history.jsonl"
 
@@ -109,11 +117,11 @@ def _options(options: list[Decorator]) -> Decorator:
 @click.option("--identity", metavar="MODE[=SHARE],...",
               help="How the cast is identified: bsuid, phone or username, or shares such as "
                    "bsuid=90,username=10.  [default: the scenario's cast, else bsuid]")
-@click.option("--api-port", type=PORT, default=None,
-              help="Also run the local Kaleyra send API (`wasim api`) on this port (0: any "
-                   "free one): the app's replies show on the phone, their statuses go to the "
-                   "target; KALEYRA_BASE_URL, KALEYRA_SID and KALEYRA_API_KEY are set for an "
-                   "--app.")
+@api_port_option("Also run the local Kaleyra send API (`wasim api`) on this port (0: any "
+                 "free one): the app's replies show on the phone, their statuses go to the "
+                 "target; KALEYRA_BASE_URL, KALEYRA_SID and KALEYRA_API_KEY are set for an "
+                 "--app.")
+@send_api_options
 @click.option("--status-delays", metavar="D,D,D",
               help="With --api-port: world time before sent, delivered and read, e.g. "
                    "1s,2s,5s (the default, stamped; given, they are also waited in real time).")
@@ -137,6 +145,7 @@ def tui(scenario: str | None, url: str | None, app_spec: str | None, app_path: s
     from simulator.world import parse_status_delays
 
     delays = parse_status_delays(status_delays) if status_delays else ()
+    account = _account(delivery)
     loaded = _scenario(scenario, seed)
     if identity is not None:
         shares = parse_shares(identity, IDENTITIES, "--identity")
@@ -151,9 +160,20 @@ def tui(scenario: str | None, url: str | None, app_spec: str | None, app_path: s
         return _run_app(app)
     check_can_draw("wasim tui")  # before a port is taken
     # Its statuses go where the taps go (the target's delivery settings, loopback guard).
-    with send_api(api_port, app.delivery, feed, "wasim tui", status_delays=delays,
-                  speed=1.0 if delays else math.inf):
+    # --templates names the account's templates, the scenario's beside them; without it,
+    # any template name is accepted, as before.
+    with send_api(api_port, app.delivery, feed, "wasim tui", seed=loaded.seed,
+                  status_delays=delays, speed=1.0 if delays else math.inf,
+                  **{**account, "templates": (*loaded.template_names, *account["templates"])
+                     if account["templates"] else None}):
         return _run_app(app)
+
+
+def _account(options: dict[str, Any]) -> dict[str, Any]:
+    """The send API's account flags (SEND_API_OPTIONS), taken out of `options`."""
+    return {"sid": options.pop("api_sid", None), "api_key": options.pop("api_key", None),
+            "templates": options.pop("api_templates", None) or (),
+            "fail": options.pop("api_fail", ()), "v1_id": options.pop("api_v1_id", "bare")}
 
 
 def _given(delivery: dict[str, Any]) -> dict[str, Any]:
@@ -179,11 +199,12 @@ def _given(delivery: dict[str, Any]) -> dict[str, Any]:
 @click.option("--speed", type=SPEED, default=None,
               help="Timeline speed: the run dialog's default, or --headless's pace.  "
                    "[default: 10 in the UI, as fast as allowed headless]")
-@click.option("--api-port", type=PORT, default=None,
-              help="Port of the local Kaleyra send API (`wasim api`) the demo bot replies "
-                   "through; its statuses go to the built-in receiver.  [default: any free one]")
+@api_port_option("Port of the local Kaleyra send API (`wasim api`) the demo bot replies "
+                 "through; its statuses go to the built-in receiver.  [default: any free one]")
+@send_api_options
 def demo(scenario: str | None, headless: bool, port: int, seed: int | None, history_path: str,
-         no_history: bool, speed: float | None, api_port: int | None = None) -> int:
+         no_history: bool, speed: float | None, api_port: int | None = None,
+         **options: Any) -> int:
     """Start a built-in webhook and open the terminal UI aimed at it.
 
     Nothing to write first: tap a button (1-9) and watch the callback arrive, validated, in
@@ -193,6 +214,7 @@ def demo(scenario: str | None, headless: bool, port: int, seed: int | None, hist
     from simulator.receiver import Receiver, ReceiverOptions
     from simulator.tui.feed import ArrivalFeed
 
+    account = _account(options)
     loaded = _scenario(scenario, seed)
     history = _history(history_path, no_history)
     if not headless:
@@ -215,7 +237,8 @@ def demo(scenario: str | None, headless: bool, port: int, seed: int | None, hist
         webhook = delivery_options_from({"url": receiver.url}, lambda key: "--api-port")
         bot.api = stack.enter_context(send_api(
             0 if api_port is None else api_port, webhook, api_feed, "wasim demo",
-            templates=(*loaded.template_names, *TEMPLATES), seed=loaded.seed))
+            seed=loaded.seed, **{**account, "templates": (
+                *loaded.template_names, *TEMPLATES, *account["templates"])}))
         if headless:
             return run_headless(loaded, receiver, seed=seed, history=history,
                                 speed=math.inf if speed is None else speed, bot=bot)
@@ -240,24 +263,20 @@ def demo(scenario: str | None, headless: bool, port: int, seed: int | None, hist
 def send_api(port: int, webhook: Any, feed: Any, command: str, *,
              templates: Sequence[str] | None = None,
              seed: int | None = None, status_delays: Sequence[float] = (),
-             speed: float = math.inf) -> Iterator[Any]:
+             speed: float = math.inf, sid: str | None = None, api_key: str | None = None,
+             fail: Sequence[Any] = (), v1_id: str = "bare") -> Iterator[Any]:
     """The local send API (simulator.sendapi) while the block runs: its record fed to `feed`
     (an ApiFeed), its statuses sent to `webhook` (DeliveryOptions, or None: no statuses), and
     its base URL, SID and key in the environment (KALEYRA_*, as `MockApi.env()` names them)
     for an in-process app to read, restored afterwards. With `templates`, a template send
     naming none of them is treated as Kaleyra treats an unknown template."""
-    from simulator.sendapi import MockApi, api_options
+    from simulator.sendapi import MockApi, api_options, start_on_flag
 
     api = MockApi(api_options(port=port, templates=templates, status_delays=status_delays,
-                              speed=speed), webhook=webhook,
+                              speed=speed, sid=sid, api_key=api_key, fail=fail, v1_id=v1_id),
+                  webhook=webhook,
                   on_sent=feed, on_status=feed, seed=seed)
-    try:
-        api.start()
-    except WasimError as exc:
-        if exc.where is None and exc.field == "port":
-            exc.where = "--api-port"  # the flag the person typed, not the API's own --port
-            exc.hint = "Pick another port with --api-port, or --api-port 0 for any free one."
-        raise
+    start_on_flag(api, "--api-port")
     with api:
         feed.base_url, feed.sid, feed.api_key = api.base_url, api.options.sid, \
             api.options.api_key

@@ -3,11 +3,14 @@ through the local send API (simulator.sendapi), and which callback a tap on it b
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
-from typing import Any
-
 from simulator.sendapi import SentMessage
+
+# Which callback a tap becomes is decided in the core (the runner and the plugin tap too);
+# re-exported here, where the phone's other helpers are.
+from simulator.sendapi import action_of as action_of
+from simulator.sendapi import is_list as is_list
+from simulator.sendapi import reply_kind as reply_kind
+from simulator.sendapi import row_description as row_description
 
 # What a tick shows for each status: the mark, and a word, so no theme's colour is needed
 # to tell read from delivered.
@@ -15,45 +18,6 @@ TICKS: dict[str, str] = {"sent": "✓ sent", "delivered": "✓✓ delivered", "r
                          "failed": "✗ failed", "not-sent": "⊘ not sent"}
 _ICONS = {"image": "🖼", "video": "🎞", "audio": "🔊", "document": "📄", "sticker": "🏷",
           "location": "📍", "contacts": "👤", "reaction": "", "template": "▤"}
-
-
-def action_of(message: SentMessage) -> Mapping[str, Any]:
-    """The interactive message's `action` object (V2 `interactive.action`, V1 `action` JSON)."""
-    request = message.request
-    if message.version == "v2":
-        interactive = request.get("interactive")
-        action = interactive.get("action") if isinstance(interactive, dict) else None
-    else:
-        raw = request.get("action")
-        try:
-            action = json.loads(raw) if isinstance(raw, str) else None
-        except (ValueError, RecursionError):
-            action = None
-    return action if isinstance(action, dict) else {}
-
-
-def is_list(message: SentMessage) -> bool:
-    """Whether the message is an interactive list (rows to pick), not reply buttons."""
-    return message.type == "interactive" and "sections" in action_of(message)
-
-
-def reply_kind(message: SentMessage) -> str:
-    """The kind of callback a tap on the message's buttons sends."""
-    if message.type != "interactive":
-        return "button"  # a template's quick reply
-    return "list_reply" if is_list(message) else "button_reply"
-
-
-def row_description(message: SentMessage, row_id: str) -> str | None:
-    """The description the app gave list row `row_id`, if it gave one (Meta echoes it)."""
-    sections = action_of(message).get("sections")
-    for section in sections if isinstance(sections, list) else []:
-        rows = section.get("rows") if isinstance(section, dict) else None
-        for row in rows if isinstance(rows, list) else []:
-            if isinstance(row, dict) and str(row.get("id")) == row_id:
-                description = row.get("description")
-                return description if isinstance(description, str) else None
-    return None
 
 
 SHOWN_CHARS = 1000  # of a message's text on the phone (an app may send megabytes)

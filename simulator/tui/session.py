@@ -31,14 +31,12 @@ from simulator.errors import WasimError
 from simulator.inputs import parse_phone
 from simulator.kinds import KindArgs, kind_body
 from simulator.models import Business, Button, Tap, TemplateMessage, User
-from simulator.overrides import Override, parse_path
 from simulator.providers import WhatsAppProvider
 from simulator.render import CallbackTemplate, find_template, render_tap
 from simulator.runner import Plan, plan_scenario
 from simulator.scenarios import Scenario, builtin_scenarios, load_scenario, parse_scenario
-from simulator.sendapi import SentMessage, business_of, sent_template
+from simulator.sendapi import SentMessage, business_of, reply_body, reply_kind, sent_template
 from simulator.taps import TapFactory, TapOptions
-from simulator.tui.replies import reply_kind, row_description
 from simulator.world import default_read_at, tap_time
 
 Clock = Callable[[], float]
@@ -61,7 +59,6 @@ cast:
 # The phone draws its own taps and new users from a seed next to the run's, so that "new
 # user" does not hand back the cast's first user (the plan draws from the run's seed).
 _PHONE_SEED_OFFSET = 7_919
-_ROW_DESCRIPTION = "meta_object.value.messages[0].interactive.list_reply.description"
 
 
 def default_scenario() -> Scenario:
@@ -307,20 +304,9 @@ class PhoneSession:
         button or a list row of its interactive message, as `Simulator.reply_tap` builds it."""
         kind = reply_kind(message)
         user = self.user_for(message.to)
-        if kind == "button":
-            tap = _replying(self.factory.tap(user, self.current_sent, button), message)
-            return tap, Event.from_body(render_tap(self.template, tap), self.seed)
-        description = row_description(message, button.payload) if kind == "list_reply" \
-            else None
-        args = KindArgs(reply_id=button.payload, reply_title=button.text,
-                        reply_description=description)
-        # A row the app gave no description has none in Meta's reply either (the builder
-        # would draw one).
-        drop = (Override("remove", parse_path(_ROW_DESCRIPTION, "list row"), None,
-                         _ROW_DESCRIPTION),) if kind == "list_reply" and description is None \
-            else ()
         tap = _replying(self.factory.tap(user, self.current_sent, button), message)
-        body = kind_body(kind, tap, args, self.factory.streams[f"kind:{kind}"], drop)
+        body = reply_body(message, tap, lambda t: render_tap(self.template, t),
+                          self.factory.streams[f"kind:{kind}"])
         return tap, Event.from_body(body, self.seed)
 
     def user_for(self, number: str) -> User:
