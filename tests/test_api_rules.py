@@ -160,12 +160,9 @@ def test_a_busy_api_port_names_api_port(command: str, receiver: Receiver) -> Non
 
 
 def test_a_rule_naming_a_number_also_fails_replies_to_that_users_bsuid() -> None:
-    from simulator.sendapi import SentMessage, recipient_bsuid
-
     number = "919812345678"
     with MockApi(api_options(port=0, fail=[parse_fail(f"{number}=131047")]), seed=3) as api:
-        probe = SentMessage(0, "v2", 0.0, BUSINESS, number, "text", "", to_kind="number")
-        bsuid = recipient_bsuid(probe, 3)
+        bsuid = api.world.user(BUSINESS, number).user_id  # the one BSUID of that user
         for to in (bsuid, "IN.99999999"):
             httpx.post(api.v2_url(BUSINESS), headers={"api-key": api.options.api_key},
                        json={"messaging_object": {"messaging_product": "whatsapp",
