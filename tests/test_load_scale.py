@@ -492,7 +492,10 @@ def test_ctrl_c_stops_every_worker_and_exits_130(receiver: Receiver) -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "simulator", "load", "--url", receiver.url, "--rate", "50",
          "--duration", "10m", "-c", "2", "--workers", "2", "--seed", "3"],
-        stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True)
+        stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True,
+        # A suite started in the background has SIGINT ignored, and a child inherits that: the
+        # terminal's Ctrl+C is what this test plays, so the child gets the default back.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert process.stderr is not None
         banner = ""
