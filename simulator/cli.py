@@ -1121,18 +1121,20 @@ def new(name: str, force: bool) -> None:
     from pathlib import Path
 
     from simulator.inputs import shown
+    from simulator.safefiles import write_file
     from simulator.scenarios import STARTER
 
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}", name):
         raise WasimError(f"{shown(name)} is not a usable scenario name", where="NAME",
                          hint="Use up to 100 letters, digits, - and _, e.g. summer-sale.")
     path = Path("scenarios") / f"{name}.yaml"
-    if path.exists() and not force:
-        raise WasimError("the file exists", where=str(path),
-                         hint="Pick another name, or --force to overwrite it.")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(STARTER.replace("NAME", name), encoding="utf-8")
+        # Never through a link (simulator.safefiles); without --force, never over a file.
+        write_file(path, STARTER.replace("NAME", name).encode("utf-8"), "the scenario",
+                   exclusive=not force)
+    except FileExistsError:
+        raise WasimError("the file exists", where=str(path),
+                         hint="Pick another name, or --force to overwrite it.") from None
     except OSError as exc:
         raise WasimError(f"cannot write the file ({exc.strerror})", where=str(path)) from None
     click.echo(f"wrote {path}; try: wasim run {path} --dry-run", err=True)
@@ -1357,9 +1359,10 @@ def load(scenario: str | None, **options: Any) -> int:
         click.echo(f"threshold broken: {breach}")
     if options["report"]:
         path = Path(options["report"])
+        from simulator.safefiles import write_file
+
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(figures, indent=2) + "\n")
+            write_file(path, (json.dumps(figures, indent=2) + "\n").encode(), "the report")
         except OSError as exc:
             raise WasimError(f"cannot write the report ({exc.strerror})",
                              where=str(path)) from None

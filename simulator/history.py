@@ -29,6 +29,7 @@ from simulator.delivery import (
     redact_headers,
 )
 from simulator.errors import WasimError
+from simulator.safefiles import check_no_links, open_to_write
 
 DEFAULT_PATH = Path(".wasim") / "history.jsonl"
 FORMAT_VERSION = 1
@@ -251,28 +252,20 @@ class HistoryWriter:
 
     def _open(self) -> int:
         try:
-            if self.path.exists() and not self.path.is_file():
-                raise _unwritable(self.path, "not a regular file")
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # O_NONBLOCK: a FIFO made after the check above fails at once instead of hanging.
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK,
-                         0o600)
+            # No link is followed, in the file or its folders (simulator.safefiles); a FIFO
+            # made in its place fails at once instead of hanging.
+            fd = open_to_write(self.path, "the history", append=True, mode=0o600,
+                               readable=True)
         except (OSError, ValueError) as exc:
             raise _unwritable(self.path, getattr(exc, "strerror", None) or str(exc)) from None
         try:
-            info = os.fstat(fd)
-            # /dev/full, a FIFO, a terminal: opening works, writing fails or blocks later.
-            if not stat.S_ISREG(info.st_mode):
-                raise _unwritable(self.path, "not a regular file")
+            size = os.fstat(fd).st_size
             # A torn last line (from a crash) must not swallow the first line written now.
-            if info.st_size and not _ends_with_newline(self.path):
+            if size and os.lseek(fd, -1, os.SEEK_END) >= 0 and os.read(fd, 1) != b"\n":
                 os.write(fd, b"\n")
         except OSError as exc:
             os.close(fd)
             raise _unwritable(self.path, exc.strerror) from None
-        except WasimError:
-            os.close(fd)
-            raise
         return fd
 
     def open(self) -> HistoryWriter:
@@ -288,7 +281,8 @@ class HistoryWriter:
         For a UI that may never send: an existing file is opened and closed, a new one only
         needs a folder that can be written.
         """
-        if self.path.exists() or self.path.is_symlink():
+        check_no_links(self.path, "the history")
+        if self.path.exists():
             os.close(self._open())
             return
         folder = self.path.parent
@@ -332,12 +326,6 @@ def _unwritable(path: Path, reason: str | None) -> WasimError:
     return WasimError(f"cannot write the history ({reason or 'unknown reason'})",
                       where=str(path),
                       hint="Pick another file with --history, or --no-history.")
-
-
-def _ends_with_newline(path: Path) -> bool:
-    with path.open("rb") as handle:
-        handle.seek(-1, os.SEEK_END)
-        return handle.read(1) == b"\n"
 
 
 @dataclass

@@ -12,6 +12,7 @@ from typing import Any
 from simulator.delivery import hide_userinfo
 from simulator.errors import WasimError
 from simulator.runner import Failure, SendResult, Summary
+from simulator.safefiles import write_file
 
 SHOWN_FAILING = 5  # failing sends listed under the summary; the reports have them all
 
@@ -109,8 +110,7 @@ def write_report(path: Path, summary: Summary, results: Sequence[SendResult],
     make = junit_xml if path.suffix == ".xml" else json_report
     data = make(summary, results, duration)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
+        write_file(path, data, "the report")  # never through a link (simulator.safefiles)
     except OSError as exc:
         raise WasimError(f"cannot write the report ({exc.strerror})", where=str(path)) from None
 
