@@ -759,7 +759,8 @@ def replay(ids: tuple[str, ...], last: int | None, only_failed: bool, **options:
                 raise WasimError(f"{label[:80]!r} was delivered in-process; say where to "
                                  "replay it", where="wasim replay",
                                  hint="Give --app MODULE:APP (and --path), or --url.")
-            target = url_target(label, options["allow_remote"])
+            # A history is a file: --allow-remote covers a recorded host only via --url.
+            target = url_target(label, options["allow_remote"], hosts=frozenset())
         deliveries[label] = build_delivery_options(options, target=target)
     code: int = ExitCode.OK
     writer = _history_writer(options)  # deliver_all closes it; the next append reopens it
@@ -970,7 +971,7 @@ def _wait_for(delivery: Any, timeout: float) -> None:
     while True:
         # Checked again each time, and connected to at the checked address (DNS rebinding).
         host = asyncio.run(checked_address(url.host, port, delivery.allow_remote,
-                                           delivery.resolver))
+                                           delivery.resolver, delivery.remote_hosts))
         try:
             socket.create_connection((host, port), timeout=1).close()
             return
@@ -1275,7 +1276,9 @@ def load(scenario: str | None, **options: Any) -> int:
             identity=identity, business_country=options["business_country"],
             wall_clock=True), kind=None if kind == BUTTON else kind, kind_args=kind_args)
         source = spec.build()
-    delivery = delivery_options_from(settings, where, allow_remote=options["allow_remote"])
+    # `person`: a scenario's url or token_url is covered by --allow-remote only if named here.
+    delivery = delivery_options_from(settings, where, allow_remote=options["allow_remote"],
+                                     person=flags.keys())
     if options["count"]:
         load_options = replace(load_options, duration=None)
     check_load(delivery, load_options)

@@ -24,7 +24,7 @@ import threading
 import time
 import traceback
 import zlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -133,6 +133,10 @@ class DeliveryOptions:
     # The person's permission (--allow-remote, the API argument), never a file's: without it,
     # every connection is checked again at send time (see _LoopbackOnlyTransport).
     allow_remote: bool = False
+    # The hosts that permission covers: the ones the person named (delivery_options_from
+    # fills it). Any other host must still be this machine. None: every host (for code that
+    # builds options itself from the person's own values).
+    remote_hosts: frozenset[str] | None = None
     resolver: Resolver | None = field(default=None, compare=False, repr=False)
     envelope: str = "kaleyra"  # or "meta": Meta's webhook envelope (simulator.meta)
     app_secret: str | None = field(default=None, repr=False)  # signs X-Hub-Signature-256
@@ -324,15 +328,29 @@ def _refuse_remote(host: str, addresses: Sequence[str]) -> str | None:
 _REMOTE_HINT = ("wasim only fires at this machine (names that resolve to 127.0.0.0/8 or ::1) by "
                 "default, so a typo or a shared file cannot reach a real endpoint; add "
                 "--allow-remote if you mean it.")
+_SCOPE_HINT = ("--allow-remote covers only the hosts you name yourself (--url, --token-url, or "
+               "the Python API's target()), never one a file names; name it there if you "
+               "mean it.")
+
+
+def host_key(host: str) -> str:
+    """A host as the remote permission compares it: no brackets, lower case, no final dot."""
+    return host.strip("[]").lower().rstrip(".")
+
+
+def _permitted(host: str, allow_remote: bool, hosts: frozenset[str] | None) -> bool:
+    """Whether the person's permission covers `host` (else it must be this machine)."""
+    return allow_remote and (hosts is None or host_key(host) in hosts)
 
 
 def url_target(url: str, allow_remote: bool = False, *,
-               resolver: Resolver | None = None) -> Target:
+               resolver: Resolver | None = None, hosts: frozenset[str] | None = None) -> Target:
     """A network target, refusing anything but this machine unless `allow_remote`.
 
     The host is resolved (with `resolver`) and every address must be loopback; a name that
     does not resolve is a bad input (exit 2), found before anything is sent. Credentials in
     the URL (`user:password@`) are moved out of it, into Target.userinfo, and never shown.
+    `hosts` narrows `allow_remote` to those hosts (host_key), e.g. for a URL a file names.
     """
     shown = hide_userinfo(url)
     try:
@@ -344,7 +362,7 @@ def url_target(url: str, allow_remote: bool = False, *,
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise WasimError(f"invalid URL {shown!r}: expected http:// or https:// and a host",
                          field="url", hint="For example --url http://127.0.0.1:8000/webhook.")
-    if not allow_remote:
+    if not _permitted(parsed.host, allow_remote, hosts):
         try:
             addresses = resolve_host(parsed.host, parsed.port, resolver)
         except WasimError as exc:
@@ -352,6 +370,10 @@ def url_target(url: str, allow_remote: bool = False, *,
             raise
         refusal = _refuse_remote(parsed.host, addresses)
         if refusal:
+            if allow_remote:
+                raise WasimError(refusal.replace("which is not this machine", "which is not "
+                                                 "this machine nor a host you named"),
+                                 field="url", hint=_SCOPE_HINT)
             raise WasimError(refusal, field="url", hint=_REMOTE_HINT)
     userinfo = (parsed.username, parsed.password) if parsed.userinfo else None
     return Target("url", str(parsed.copy_with(userinfo=b"")) if userinfo else str(parsed),
@@ -844,12 +866,16 @@ class _LoopbackOnlyTransport(httpx.AsyncBaseTransport):
     the check and the connection cannot see two different answers.
     """
 
-    def __init__(self, inner: httpx.AsyncBaseTransport, resolver: Resolver | None) -> None:
+    def __init__(self, inner: httpx.AsyncBaseTransport, resolver: Resolver | None,
+                 allowed: frozenset[str] = frozenset()) -> None:
         self._inner = inner
         self._resolver = resolver
+        self._allowed = allowed  # the hosts the person named with --allow-remote
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         host = request.url.host
+        if host_key(host) in self._allowed:
+            return await self._inner.handle_async_request(request)
         try:
             addresses = await _resolve_off_loop(host, request.url.port, self._resolver)
         except WasimError as exc:
@@ -872,14 +898,16 @@ class _LoopbackOnlyTransport(httpx.AsyncBaseTransport):
 
 
 async def checked_address(host: str, port: int | None, allow_remote: bool,
-                          resolver: Resolver | None = None) -> str:
-    """The address to connect to for `host`: itself if remote is allowed, else the loopback
-    address it resolves to now (resolved off the event loop); raises WasimError otherwise.
+                          resolver: Resolver | None = None,
+                          remote_hosts: frozenset[str] | None = None) -> str:
+    """The address to connect to for `host`: itself if remote is allowed for it (any host, or
+    one of `remote_hosts`), else the loopback address it resolves to now (resolved off the
+    event loop); raises WasimError otherwise.
 
     For code that opens its own sockets: connecting to the returned address, not the name,
     leaves no gap between the check and the connection for a rebinding name to use.
     """
-    if allow_remote:
+    if _permitted(host, allow_remote, remote_hosts):
         return host
     addresses = await _resolve_off_loop(host, port, resolver)
     refusal = _refuse_remote(host, addresses)
@@ -893,23 +921,31 @@ class RemoteRefused(httpx.ConnectError):
 
 
 def make_client(target: Target, timeout: float, *, allow_remote: bool = False,
-                resolver: Resolver | None = None) -> httpx.AsyncClient:
+                resolver: Resolver | None = None,
+                remote_hosts: frozenset[str] | None = None) -> httpx.AsyncClient:
     """The httpx client for a target: the network, or the app's in-process transport.
 
-    Over the network, unless `allow_remote`, every connection is to this machine only.
+    Over the network, unless `allow_remote`, every connection is to this machine only; with
+    it and `remote_hosts`, to this machine or those hosts.
     """
-    return _client_for(target, timeout, _transport_for(target, timeout, allow_remote, resolver))
+    return _client_for(target, timeout, _transport_for(target, timeout, allow_remote, resolver,
+                                                       remote_hosts))
 
 
 def _transport_for(target: Target, timeout: float, allow_remote: bool = False,
-                   resolver: Resolver | None = None) -> httpx.AsyncBaseTransport | None:
+                   resolver: Resolver | None = None,
+                   remote_hosts: frozenset[str] | None = None
+                   ) -> httpx.AsyncBaseTransport | None:
     if target.kind == "asgi":
         return _LifespanASGITransport(target.app, timeout)
     if target.kind == "wsgi":
         return _AsyncWSGITransport(target.app)
-    if not allow_remote:
-        return _LoopbackOnlyTransport(httpx.AsyncHTTPTransport(), resolver)
-    return None
+    if allow_remote and remote_hosts is None:
+        return None
+    # Checked as each request leaves, the token fetch's included: a host the person did not
+    # name must be this machine, whatever a file or a redirect of settings says.
+    return _LoopbackOnlyTransport(httpx.AsyncHTTPTransport(), resolver,
+                                  remote_hosts if allow_remote and remote_hosts else frozenset())
 
 
 def _client_for(target: Target, timeout: float,
@@ -1121,7 +1157,7 @@ class Deliverer:
         if self._client is None:
             options = self.options
             transport = _transport_for(options.target, options.timeout, options.allow_remote,
-                                       options.resolver)
+                                       options.resolver, options.remote_hosts)
             self._client = _client_for(options.target, options.timeout, transport)
             if isinstance(transport, _LifespanASGITransport):
                 self._app_transport = transport
@@ -1348,7 +1384,8 @@ DELIVERY_KEYS = ("url", "app", "path", "method", "headers", "basic_auth", "token
 
 def delivery_options_from(settings: Mapping[str, Any], where: Callable[[str], str], *,
                           target: Target | None = None, allow_remote: bool = False,
-                          resolver: Resolver | None = None) -> DeliveryOptions:
+                          resolver: Resolver | None = None,
+                          person: Collection[str] | None = None) -> DeliveryOptions:
     """DeliveryOptions from flat settings (flags or a scenario's `target:`), checking each.
 
     `where(key)` names the place a setting came from, for errors: a flag or `file:line`.
@@ -1356,7 +1393,10 @@ def delivery_options_from(settings: Mapping[str, Any], where: Callable[[str], st
     `allow_remote` is the person's permission (the flag, the API argument), passed apart
     from the settings because files fill those: a file can never lift the remote guard.
     Hosts (webhook and token URL) are resolved with `resolver`; every address must be
-    loopback unless `allow_remote`.
+    loopback unless `allow_remote`, and even then unless the person named the host:
+    `person` are the keys of `settings` the person gave (flags, the environment, the API;
+    None: all of them), and `target` is theirs too. So a file can name only this machine or
+    the person's own hosts, and credentials the person gave go nowhere else.
     """
     from simulator.settings import default
 
@@ -1373,9 +1413,10 @@ def delivery_options_from(settings: Mapping[str, Any], where: Callable[[str], st
     url, app = get("url"), get("app")
     if url and app:
         raise WasimError("give a url or an app, not both", where=where("app"))
+    hosts = _named_hosts(settings, person, target)
     try:
         if url:
-            target = url_target(str(url), allow_remote, resolver=resolver)
+            target = url_target(str(url), allow_remote, resolver=resolver, hosts=hosts)
         elif app:
             target = app_target(str(app), str(get("path")))
     except WasimError as exc:
@@ -1392,7 +1433,7 @@ def delivery_options_from(settings: Mapping[str, Any], where: Callable[[str], st
         raise WasimError("choose Basic auth or a token URL, not both", where=where("basic_auth"))
     if token_url and not str(token_url).startswith("/"):
         try:
-            checked = url_target(str(token_url), allow_remote, resolver=resolver)
+            checked = url_target(str(token_url), allow_remote, resolver=resolver, hosts=hosts)
         except WasimError as exc:
             exc.where = where("token_url")
             raise
@@ -1458,11 +1499,31 @@ def delivery_options_from(settings: Mapping[str, Any], where: Callable[[str], st
                         or ("2xx" if signature == "valid" else "401,403"))),
         retry=retry,
         allow_remote=allow_remote,
+        remote_hosts=hosts,
         resolver=resolver,
         envelope=parse_envelope(get("envelope", "kaleyra"), where("envelope")),
         app_secret=app_secret,
         signature=signature,
     )
+
+
+def _named_hosts(settings: Mapping[str, Any], person: Collection[str] | None,
+                 target: Target | None) -> frozenset[str]:
+    """The hosts the person named (their url and token_url, their own target): what
+    --allow-remote covers."""
+    keys = set(settings) if person is None else set(person)
+    urls = [str(settings[key]) for key in ("url", "token_url")
+            if key in keys and settings.get(key) and not str(settings[key]).startswith("/")]
+    if target is not None and target.kind == "url":
+        urls.append(target.url)
+    named = set()
+    for url in urls:
+        try:
+            named.add(host_key(httpx.URL(url).host))
+        except (httpx.InvalidURL, TypeError, ValueError):
+            continue  # url_target says what is wrong with it
+    named.discard("")
+    return frozenset(named)
 
 
 def _number(value: Any, where: str, *, what: str, **limits: Any) -> float:

@@ -866,7 +866,8 @@ class _Tokens:
         delivery = self.delivery
         async with make_client(delivery.target, delivery.timeout,
                                allow_remote=delivery.allow_remote,
-                               resolver=delivery.resolver) as client:
+                               resolver=delivery.resolver,
+                               remote_hosts=delivery.remote_hosts) as client:
             await self.cache.get(client, delivery.timeout)
 
     def expiring(self) -> bool:
@@ -987,7 +988,8 @@ async def run_load(
     if fast:
         port = default_port(url)
         # Every connection goes to the address checked now, not to the name (DNS rebinding).
-        host = await checked_address(url.host, port, delivery.allow_remote, delivery.resolver)
+        host = await checked_address(url.host, port, delivery.allow_remote, delivery.resolver,
+                                     delivery.remote_hosts)
         tls = _tls_context() if url.scheme == "https" else None
         worker = _fast_worker(source, head, host, port, delivery.timeout, slots, done_one,
                               clock, sign, tls, url.host, auth)
@@ -995,7 +997,8 @@ async def run_load(
         if client is None:
             own_client = True
             client = make_client(target, delivery.timeout, allow_remote=delivery.allow_remote,
-                                 resolver=delivery.resolver)
+                                 resolver=delivery.resolver,
+                                 remote_hosts=delivery.remote_hosts)
         worker = _httpx_worker(source, client, head, delivery, slots, done_one, clock, sign,
                                auth)
     source.prepare(options.count or source.pool)

@@ -88,6 +88,7 @@ from simulator.delivery import (
     callback_headers,
     default_port,
     delivery_options_from,
+    host_key,
     is_loopback_address,
     resolve_host,
 )
@@ -501,7 +502,8 @@ class _Shared:
                              hint="Give the webhook's URL: --host http://127.0.0.1:8000/webhook, "
                                   "`host = ...` in the class, or WASIM_URL.")
         try:
-            delivery = delivery_options_from(settings, named, allow_remote=allow_remote)
+            delivery = delivery_options_from(settings, named, allow_remote=allow_remote,
+                                             person=given.keys())
         except WasimError as exc:
             if exc.hint and "--allow-remote" in exc.hint:  # this face's flag is another
                 exc.hint = exc.hint.replace("--allow-remote", ALLOW_REMOTE_FLAG)
@@ -524,7 +526,8 @@ class _Shared:
 
     def checked_address(self) -> str:
         """The address to connect to: the host itself if allowed, else its loopback address."""
-        if self.allow_remote:
+        hosts = self.delivery.remote_hosts
+        if self.allow_remote and (hosts is None or host_key(self.host) in hosts):
             return self.host
         addresses = resolve_host(self.host, self.port)
         for address in addresses:

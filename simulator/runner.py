@@ -41,7 +41,7 @@ from simulator.scenarios import (
     plan_size,
     target_where,
 )
-from simulator.settings import Layer, resolve
+from simulator.settings import Layer, given, resolve
 from simulator.taps import SEEDED_EPOCH_RANGE, TapFactory, TapOptions
 
 if TYPE_CHECKING:
@@ -607,7 +607,8 @@ def scenario_delivery(plan: Plan, overrides: Mapping[str, Any],
         key = tuple(sorted((k, repr(v)) for k, v in settings.items()))
         if key not in cache:
             cache[key] = delivery_options_from(settings, where, target=fallback,
-                                               allow_remote=allow_remote)
+                                               allow_remote=allow_remote,
+                                               person=given(overrides).keys())
         built[step.name] = cache[key]
     return lambda send: built[send.step]
 
