@@ -19,6 +19,7 @@ from simulator.params import (
     PORT,
     SEED,
     SPEED,
+    TEMPLATE_ENV_OPTION,
     Number,
     check_paths,
     check_url,
@@ -734,7 +735,7 @@ def replay(ids: tuple[str, ...], last: int | None, only_failed: bool, **options:
     Replaying an event that was delivered is how a duplicate delivery is made on purpose.
     Secrets are never recorded: pass --basic-auth or --token-url again if the target needs them.
     """
-    from simulator.delivery import url_target
+    from simulator.delivery import REDACTED, url_target
     from simulator.history import select
 
     if not ids and last is None and not only_failed:
@@ -759,6 +760,10 @@ def replay(ids: tuple[str, ...], last: int | None, only_failed: bool, **options:
                 raise WasimError(f"{label[:80]!r} was delivered in-process; say where to "
                                  "replay it", where="wasim replay",
                                  hint="Give --app MODULE:APP (and --path), or --url.")
+            if REDACTED in label:
+                raise WasimError(f"the recorded URL {label[:120]!r} had a credential in its "
+                                 "query, which the history does not keep",
+                                 where="wasim replay", hint="Give --url with it to replay.")
             # A history is a file: --allow-remote covers a recorded host only via --url.
             target = url_target(label, options["allow_remote"], hosts=frozenset())
         deliveries[label] = build_delivery_options(options, target=target)
@@ -822,11 +827,13 @@ def given_delivery_settings(options: dict[str, Any]) -> dict[str, Any]:
               help="Also run the local Kaleyra send API on this port (0: any free one): the "
                    "app replies through it and `expect: reply` is checked. Its base URL is "
                    "printed and set as KALEYRA_BASE_URL (SID, key) for an --app.")
+@TEMPLATE_ENV_OPTION
 @delivery_options
 def run(scenario: str, seed: int | None, speed: float, fast: bool, now: str | None,
         business_number: str | None, phone_number_id: str | None, waba_id: str | None,
         identity: str, dry_run: bool, reports: tuple[str, ...], wait_for_url: bool,
-        wait_timeout: float, api_port: int | None = None, **options: Any) -> int:
+        wait_timeout: float, api_port: int | None = None, template_env: tuple[str, ...] = (),
+        **options: Any) -> int:
     """Run a scenario: its users tap, with its chaos, and its expectations are checked.
 
     SCENARIO is a file, or a name from ./scenarios or the built-in library (`wasim
@@ -834,17 +841,17 @@ def run(scenario: str, seed: int | None, speed: float, fast: bool, now: str | No
     Exit 0 when everything was delivered and held, 1 on a failed delivery or expectation,
     2 on a bad scenario, 3 when the target could not be reached at all.
     """
-    import os
     from pathlib import Path
 
     from simulator.inputs import parse_time
     from simulator.reports import check_report_path
     from simulator.runner import plan_scenario
     from simulator.scenarios import load_scenario
+    from simulator.scenarios import template_env as allowed
 
     for report in reports:
         check_report_path(Path(report))
-    loaded = load_scenario(scenario, seed=seed, env=dict(os.environ))
+    loaded = load_scenario(scenario, seed=seed, env=allowed(template_env))
     loaded = _with_business(loaded, business_number, phone_number_id, waba_id)
     if _given("identity"):
         from simulator.taps import IDENTITIES, parse_shares
@@ -1097,11 +1104,12 @@ def scenarios(ctx: click.Context) -> None:
 @click.option("--rendered", is_flag=True,
               help="Print it after Jinja (what the YAML reader, and error line numbers, see).")
 @click.option("--seed", type=SEED, help="Seed for `fake` in the file, with --rendered.")
-def scenarios_show(name: str, rendered: bool, seed: int | None) -> None:
+@TEMPLATE_ENV_OPTION
+def scenarios_show(name: str, rendered: bool, seed: int | None,
+                   template_env: tuple[str, ...] = ()) -> None:
     """Print a scenario file as written, or rendered by its Jinja."""
-    import os
-
     from simulator.scenarios import find_scenario, render_scenario_text
+    from simulator.scenarios import template_env as allowed
 
     path = find_scenario(name)
     try:
@@ -1109,7 +1117,7 @@ def scenarios_show(name: str, rendered: bool, seed: int | None) -> None:
     except (OSError, UnicodeDecodeError) as exc:
         raise WasimError(f"cannot read the scenario ({exc})", where=str(path)) from None
     if rendered:
-        text = render_scenario_text(text, str(path), seed=seed, env=dict(os.environ))
+        text = render_scenario_text(text, str(path), seed=seed, env=allowed(template_env))
     click.echo(text, nl=False)
 
 
@@ -1188,6 +1196,7 @@ def _load_settings(command: Callable[..., Any]) -> Callable[..., Any]:
               help="Where sampled attempts go (with --history-sample).")
 @click.option("--history-sample", type=click.IntRange(min=0), default=0, show_default=True,
               metavar="N", help="Keep 1 attempt in N in the history; 0 keeps none.")
+@TEMPLATE_ENV_OPTION
 def load(scenario: str | None, **options: Any) -> int:
     """Push unique, valid callbacks at a rate, or as fast as possible, and measure.
 
@@ -1219,7 +1228,7 @@ def load(scenario: str | None, **options: Any) -> int:
         split_options,
     )
     from simulator.runner import scenario_settings
-    from simulator.scenarios import load_scenario, parse_duration
+    from simulator.scenarios import load_scenario, parse_duration, template_env
     from simulator.settings import RETRY_KEYS, from_params, resolve
     from simulator.taps import (
         DEFAULT_BUTTONS,
@@ -1254,7 +1263,8 @@ def load(scenario: str | None, **options: Any) -> int:
     settings, where = resolve((flags, flag_name))
     seed = options["seed"] if options["seed"] is not None else secrets.randbelow(1_000_000)
     if scenario is not None:
-        loaded = load_scenario(scenario, seed=options["seed"], env=dict(os.environ))
+        allowed = tuple(options["template_env"])
+        loaded = load_scenario(scenario, seed=options["seed"], env=template_env(allowed))
         # The same layers and precedence as `wasim run` (flags > first step > scenario).
         settings, where = scenario_settings(loaded, 0, flags, flag_name)
         ignored = [key for key in RETRY_KEYS if key in settings]
@@ -1267,7 +1277,8 @@ def load(scenario: str | None, **options: Any) -> int:
         source = CallbackSource.from_scenario(loaded, seed=options["seed"])
         # The seed drawn here, so every worker plans the same business and cast.
         spec = SourceSpec(scenario=scenario, seed=source.factory.options.seed,
-                          identity=identity if _given("identity") else None)
+                          identity=identity if _given("identity") else None,
+                          template_env=allowed)
     else:
         labels = [b for v in options["buttons"] for b in v.split(",") if b.strip()]
         spec = SourceSpec(taps=TapOptions(

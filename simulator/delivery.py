@@ -199,6 +199,7 @@ class Attempt:
     final: bool = True  # no retry follows this attempt
     replay_of: str | None = None  # the delivery this one replays
     app_error: str | None = None  # an in-process app's traceback, when the app raised
+    response_bytes: int = 0  # bytes kept of the answer, before any secret was redacted
 
     @property
     def outcome(self) -> Outcome:
@@ -252,6 +253,31 @@ _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#\s]*@")
 def hide_userinfo(text: str) -> str:
     """`text` with the `user:password@` of every URL in it removed, for output and records."""
     return _USERINFO.sub(r"\1", text)
+
+
+# A query parameter whose name ends in one of these words (after a separator or alone):
+# token, access_token, hub.verify_token, key, api_key, X-Amz-Signature, sig, client_secret...
+_SECRET_PARAM = re.compile(r"(?i)(?:^|[_.\-])(?:token|key|apikey|secret|signature|sig|password|"
+                           r"passwd|pwd|pass|auth|credentials?|session|jwt)$")
+_URL_IN_TEXT = re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://[^\s'\"<>]*")
+_QUERY_PAIR = re.compile(r"([?&;])([^=&#;\s]*)=([^&#;\s]*)")
+
+
+def hide_url_secrets(text: str) -> str:
+    """`text` with every URL's `user:password@` removed and the values of query parameters
+    named like credentials (`?token=`, `&api_key=`, `&sig=`...) redacted, for records."""
+    from urllib.parse import unquote
+
+    def pair(match: re.Match[str]) -> str:
+        if _SECRET_PARAM.search(unquote(match.group(2))):
+            return f"{match.group(1)}{match.group(2)}={REDACTED}"
+        return match.group()
+
+    def url(match: re.Match[str]) -> str:
+        head, mark, rest = match.group().partition("?")
+        return head + _QUERY_PAIR.sub(pair, mark + rest) if mark else head
+
+    return _URL_IN_TEXT.sub(url, hide_userinfo(text))
 
 
 def is_loopback_address(address: str) -> bool:
@@ -1230,20 +1256,26 @@ class Deliverer:
 
     def _scrubbed(self, attempt: Attempt) -> Attempt:
         """The attempt with any secret the target echoed back (in its body, headers or an
-        error) replaced by [redacted], before anyone records or shows it."""
+        error, in the spellings a server is likely to use) replaced by [redacted], before
+        anyone shows it. The history keeps no answer body at all after a secret was sent
+        (simulator.history.to_record): no list of spellings is complete."""
         secrets = self._secrets()
-
-        def scrub(text: str) -> str:
-            for secret in secrets:
-                text = text.replace(secret, REDACTED)
-            return text
-
         if not secrets:
             return attempt
+        spellings = sorted({v for s in secrets for v in _spellings(s)}, key=len, reverse=True)
+        pattern = re.compile("|".join(map(re.escape, spellings)), re.IGNORECASE)
+
+        def scrub(text: str) -> str:
+            return pattern.sub(REDACTED, text)
+
+        body = scrub(attempt.response_body)
+        if attempt.response_truncated:  # cut at the limit: a secret's start may end the body
+            body = _without_cut_secret(body, spellings)
         return replace(
-            attempt, response_body=scrub(attempt.response_body),
+            attempt, response_body=body,
             response_headers=tuple((n, scrub(v)) for n, v in attempt.response_headers),
-            error=scrub(attempt.error) if attempt.error is not None else None)
+            error=scrub(attempt.error) if attempt.error is not None else None,
+            app_error=scrub(attempt.app_error) if attempt.app_error is not None else None)
 
     def _report(self, attempt: Attempt) -> None:
         if self.on_attempt is not None:
@@ -1300,6 +1332,7 @@ class Deliverer:
             response_headers=tuple(response.headers.multi_items()),
             response_body=content.decode("utf-8", "replace"),
             response_truncated=truncated,
+            response_bytes=len(content),
             latency_ms=latency,
             delivered=options.is_success(response.status_code),
         )
@@ -1318,6 +1351,44 @@ class Deliverer:
         finally:
             await response.aclose()  # drops the rest of the body with the connection
         return response, content, truncated
+
+
+def _spellings(secret: str) -> set[str]:
+    """How a server is likely to echo `secret`: as is, JSON-escaped, percent-encoded,
+    HTML-escaped or base64 (any case: the match ignores it)."""
+    import html
+    from urllib.parse import quote, quote_plus
+
+    raw = secret.encode("utf-8", "surrogatepass")
+    found = {secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1],
+             quote(secret, safe=""), quote_plus(secret, safe=""), quote(secret),
+             html.escape(secret)}
+    for encoded in (base64.b64encode(raw), base64.urlsafe_b64encode(raw)):
+        text = encoded.decode("ascii")
+        found |= {text, text.rstrip("=")}
+    return {s for s in found if s}
+
+
+def _without_cut_secret(body: str, spellings: Sequence[str]) -> str:
+    """`body` less a tail that is the start of a spelling of a secret (3 characters or more)."""
+    folded = body.casefold()
+    cut = 0
+    for spelling in spellings:
+        cut = max(cut, _overlap(folded[-(len(spelling) - 1):] if len(spelling) > 1 else "",
+                                spelling.casefold()))
+    return body[:-cut] + REDACTED if cut >= 3 else body
+
+
+def _overlap(tail: str, prefix_of: str) -> int:
+    """The length of the longest end of `tail` that starts `prefix_of` (linear: KMP)."""
+    text = prefix_of + "\0" + tail
+    border = [0] * len(text)
+    for i in range(1, len(text)):
+        k = border[i - 1]
+        while k and text[i] != text[k]:
+            k = border[k - 1]
+        border[i] = k + (text[i] == text[k])
+    return border[-1] if tail else 0
 
 
 def parse_success(text: str) -> tuple[tuple[int, int], ...]:

@@ -12,6 +12,7 @@ import binascii
 import json
 import math
 import os
+import re
 import shlex
 import stat
 import threading
@@ -25,7 +26,7 @@ from simulator.delivery import (
     REDACTED,
     Attempt,
     Event,
-    hide_userinfo,
+    hide_url_secrets,
     redact_headers,
 )
 from simulator.errors import WasimError
@@ -35,13 +36,42 @@ DEFAULT_PATH = Path(".wasim") / "history.jsonl"
 FORMAT_VERSION = 1
 
 
+WITHHELD = "[withheld: a secret was sent with the request]"
+# Answer headers whose values keep their shape when a secret was sent: anything else a target
+# sets could carry an echo.
+_SHAPED = {"content-length": re.compile(r"\d{1,12}"), "retry-after": re.compile(r"\d{1,12}"),
+           "content-type": re.compile(r"[\w.+-]{1,64}/[\w.+-]{1,64}(; ?charset=[\w-]{1,32})?")}
+
+
+def secret_sent(attempt: Attempt) -> bool:
+    """Whether the request carried a credential: a header the history redacts (Authorization,
+    a custom header, a signature, Basic auth from the URL)."""
+    return any(REDACTED in value for _, value in redact_headers(attempt.request_headers))
+
+
+def _withheld_headers(headers: Iterable[tuple[str, str]]) -> list[list[str]]:
+    return [[name, value if (shape := _SHAPED.get(name.lower())) and shape.fullmatch(value)
+             else REDACTED] for name, value in headers]
+
+
 def to_record(attempt: Attempt) -> dict[str, Any]:
     """The JSON object one attempt is stored as, secrets redacted.
 
     Headers go through redact_headers again (whatever the source did: a response's
-    Set-Cookie or an echoed credential arrives unredacted), URLs lose any `user:password@`.
+    Set-Cookie or an echoed credential arrives unredacted), URLs lose any `user:password@`
+    and the values of query parameters named like credentials.
+
+    When the request carried a secret, the answer's body is not kept (only its length) and
+    its headers only where their value has a known harmless shape. A target can echo a
+    secret in more spellings than any list foresees (JSON-escaped, percent-encoded, another
+    case, base64, inside a longer base64, cut at the 64 KiB limit, or a secret of one or
+    two characters that no search can tell from other text), so the history does not try.
+    Nor does it keep a hash of the body: a body that echoes a short secret around known
+    text could be recovered from its hash by trying every value.
     """
     event = attempt.event
+    withhold = secret_sent(attempt)
+    answer_headers = redact_headers(attempt.response_headers)
     record: dict[str, Any] = {
         "v": FORMAT_VERSION,
         "event": event.id,
@@ -51,9 +81,9 @@ def to_record(attempt: Attempt) -> dict[str, Any]:
         "at": round(attempt.started_at, 6),
         "outcome": attempt.outcome,
         "seed": event.seed,
-        "target": hide_userinfo(attempt.target),
+        "target": hide_url_secrets(attempt.target),
         "method": attempt.method,
-        "url": hide_userinfo(attempt.url),
+        "url": hide_url_secrets(attempt.url),
         "user": event.user,
         "name": event.name,
         "button": event.button,
@@ -61,13 +91,18 @@ def to_record(attempt: Attempt) -> dict[str, Any]:
         "request_headers": [list(h) for h in redact_headers(attempt.request_headers)],
         "status": attempt.status,
         "latency_ms": round(attempt.latency_ms, 3),
-        "error": hide_userinfo(attempt.error) if attempt.error is not None else None,
+        "error": hide_url_secrets(attempt.error) if attempt.error is not None else None,
         "error_kind": attempt.error_kind,
-        "response_headers": [list(h) for h in redact_headers(attempt.response_headers)],
+        "response_headers": _withheld_headers(answer_headers) if withhold
+        else [list(h) for h in answer_headers],
         "response_body": attempt.response_body,
         "response_truncated": attempt.response_truncated,
         "replay_of": attempt.replay_of,
     }
+    if withhold and (attempt.response_body or attempt.response_truncated):
+        length = attempt.response_bytes or len(attempt.response_body.encode("utf-8", "replace"))
+        record["response_body"] = WITHHELD
+        record["response_withheld"] = length  # bytes kept of the answer (at most 64 KiB)
     if attempt.app_error is not None:  # only when an in-process app raised
         record["app_error"] = attempt.app_error
     try:

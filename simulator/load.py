@@ -1380,15 +1380,15 @@ class SourceSpec:
     identity: tuple[tuple[str, float], ...] | None = None  # --identity over the scenario's
     kind: str | None = None  # `--kind`: callbacks of this kind (not with a scenario)
     kind_args: Any = None  # its KindArgs
+    template_env: tuple[str, ...] = ()  # the variables the scenario may read (--template-env)
 
     def build(self, partition: int = 0) -> CallbackSource:
         """The source of worker `partition`."""
         if self.scenario is not None:
-            import os
+            from simulator.scenarios import load_scenario, template_env
 
-            from simulator.scenarios import load_scenario
-
-            loaded = load_scenario(self.scenario, seed=self.seed, env=dict(os.environ))
+            loaded = load_scenario(self.scenario, seed=self.seed,
+                                   env=template_env(self.template_env))
             if self.identity is not None:
                 loaded = replace(loaded, cast=replace(loaded.cast, identity=self.identity))
             return CallbackSource.from_scenario(loaded, seed=self.seed, partition=partition)

@@ -467,11 +467,12 @@ class _Shared:
         seed = values.get("seed")
         try:
             if values.get("scenario"):
-                import os
+                from simulator.scenarios import template_env
 
-                # Without a seed, the scenario's own (as `wasim load SCENARIO`).
+                # Without a seed, the scenario's own (as `wasim load SCENARIO`). Its Jinja
+                # reads no environment variable: a file must not copy secrets into payloads.
                 scenario = load_scenario(str(values["scenario"]), seed=seed,
-                                         env=dict(os.environ))
+                                         env=template_env())
                 settings, named = scenario_settings(scenario, 0, given, where)
                 source = CallbackSource.from_scenario(scenario, seed=seed, partition=partition)
                 kind = scenario.template.callback

@@ -16,7 +16,8 @@ from simulator.inputs import (
 )
 
 __all__ = ["FILE_PATH", "MAX_CONCURRENCY", "MAX_COUNT", "MAX_RETRIES", "MAX_WAIT", "PORT",
-           "SEED", "SPEED", "FilePath", "Number", "check_paths", "check_url", "flag_of"]
+           "SEED", "SPEED", "TEMPLATE_ENV_OPTION", "FilePath", "Number", "check_paths",
+           "check_url", "flag_of"]
 
 
 def flag_of(param: click.Parameter | None) -> str:
@@ -83,3 +84,24 @@ FILE_PATH = FilePath()
 PORT = Number(0, 65535, integer=True, what="a TCP port")
 SPEED = Number(0.001, 1e6, what="a speed factor")
 SEED = Number(0, MAX_SEED, integer=True, what="a seed (a whole number)")
+
+
+def check_env_names(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """A click callback for --template-env: each value must be a variable name."""
+    import re
+
+    from simulator.errors import WasimError
+    from simulator.inputs import shown
+
+    for name in value:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", name):
+            raise WasimError(f"{shown(name)[:80]} is not an environment variable name",
+                             where="--template-env", hint="Name one variable, e.g. "
+                             "--template-env WEBHOOK_URL; repeat the flag for more.")
+    return value
+
+
+TEMPLATE_ENV_OPTION = click.option(
+    "--template-env", "template_env", multiple=True, metavar="NAME", callback=check_env_names,
+    help="Let the scenario's Jinja read this environment variable as env.NAME; repeatable. "
+         "It sees no other: wasim's own secrets live in the environment too.")

@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from simulator.errors import ExitCode, WasimError
-from simulator.params import FILE_PATH, PORT, SEED, SPEED, check_paths
+from simulator.params import FILE_PATH, PORT, SEED, SPEED, TEMPLATE_ENV_OPTION, check_paths
 
 _HISTORY_DEFAULT = ".wasim/history.jsonl"
 
@@ -49,16 +49,17 @@ def _history(history_path: str, no_history: bool) -> Path | None:
     return Path(history_path)
 
 
-def _scenario(name: str | None, seed: int | None) -> Any:
-    """The named scenario, or the default one; a bad file is a WasimError (exit 2)."""
-    import os
+def _scenario(name: str | None, seed: int | None, allowed: tuple[str, ...] = ()) -> Any:
+    """The named scenario, or the default one; a bad file is a WasimError (exit 2).
 
-    from simulator.scenarios import load_scenario
+    Its Jinja reads only the environment variables `allowed` (--template-env).
+    """
+    from simulator.scenarios import load_scenario, template_env
     from simulator.tui.session import default_scenario
 
     if name is None:
         return default_scenario()
-    return load_scenario(name, seed=seed, env=dict(os.environ))
+    return load_scenario(name, seed=seed, env=template_env(allowed))
 
 
 def _run_app(app: Any) -> int:
@@ -88,6 +89,7 @@ _COMMON_OPTIONS: list[Decorator] = [
                  default=_HISTORY_DEFAULT, show_default=True,
                  help="JSON Lines file every attempt is appended to.  [env: WASIM_HISTORY]"),
     click.option("--no-history", is_flag=True, help="Record nothing."),
+    TEMPLATE_ENV_OPTION,
 ]
 
 
@@ -117,7 +119,7 @@ def _options(options: list[Decorator]) -> Decorator:
 def tui(scenario: str | None, url: str | None, app_spec: str | None, app_path: str,
         allow_remote: bool, seed: int | None, history_path: str, no_history: bool,
         speed: float, identity: str | None, api_port: int | None = None,
-        **delivery: Any) -> int:
+        template_env: tuple[str, ...] = (), **delivery: Any) -> int:
     """Open the terminal UI: a phone that taps the template's buttons.
 
     SCENARIO (a file, or a name from ./scenarios or the built-in library) gives the template,
@@ -132,7 +134,7 @@ def tui(scenario: str | None, url: str | None, app_spec: str | None, app_path: s
     from simulator.tui.app import make_app
     from simulator.tui.feed import ApiFeed
 
-    loaded = _scenario(scenario, seed)
+    loaded = _scenario(scenario, seed, template_env)
     if identity is not None:
         shares = parse_shares(identity, IDENTITIES, "--identity")
         loaded = replace(loaded, cast=replace(loaded.cast, identity=shares))
@@ -177,7 +179,8 @@ def _given(delivery: dict[str, Any]) -> dict[str, Any]:
               help="Port of the local Kaleyra send API (`wasim api`) the demo bot replies "
                    "through; its statuses go to the built-in receiver.  [default: any free one]")
 def demo(scenario: str | None, headless: bool, port: int, seed: int | None, history_path: str,
-         no_history: bool, speed: float | None, api_port: int | None = None) -> int:
+         no_history: bool, speed: float | None, api_port: int | None = None,
+         template_env: tuple[str, ...] = ()) -> int:
     """Start a built-in webhook and open the terminal UI aimed at it.
 
     Nothing to write first: tap a button (1-9) and watch the callback arrive, validated, in
@@ -187,7 +190,7 @@ def demo(scenario: str | None, headless: bool, port: int, seed: int | None, hist
     from simulator.receiver import Receiver, ReceiverOptions
     from simulator.tui.feed import ArrivalFeed
 
-    loaded = _scenario(scenario, seed)
+    loaded = _scenario(scenario, seed, template_env)
     history = _history(history_path, no_history)
     if not headless:
         check_can_draw("wasim demo")
