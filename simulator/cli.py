@@ -21,6 +21,7 @@ from simulator.params import (
     SPEED,
     TEMPLATE_ENV_OPTION,
     Number,
+    check_not_empty,
     check_paths,
     check_url,
 )
@@ -527,12 +528,14 @@ class _Tally:
 
     def __init__(self) -> None:
         self.results = self.delivered = self.attempts = self.unreachable = 0
+        self.last_error: str | None = None  # says why, when nothing was reachable
 
     def add(self, result: Any) -> None:
         self.results += 1
         self.delivered += bool(result.delivered)
         self.attempts += len(result.attempts)
         self.unreachable += bool(result.unreachable)
+        self.last_error = result.attempts[-1].error if result.attempts else None
 
 
 def _summarize(tally: _Tally, options: Any, history: Any) -> int:
@@ -544,7 +547,7 @@ def _summarize(tally: _Tally, options: Any, history: Any) -> int:
     if tally.results and tally.unreachable == tally.results:
         from simulator.delivery import nothing_listening
 
-        raise nothing_listening(options.target.url)
+        raise nothing_listening(options.target.url, tally.last_error)
     return ExitCode.FAILED if failed else ExitCode.OK
 
 
@@ -807,11 +810,12 @@ def given_delivery_settings(options: dict[str, Any]) -> dict[str, Any]:
 @click.option("--now", "now", metavar="TIME",
               help="Time of the run's start in the payloads (unix seconds, ISO 8601 or 'now'); "
                    "the taps keep the timeline's spacing.  [default: now]")
-@click.option("--business-number", metavar="NUMBER",
+@click.option("--business-number", metavar="NUMBER", callback=check_not_empty,
               help="Your business display number (overrides the scenario's).")
-@click.option("--phone-number-id", metavar="ID",
+@click.option("--phone-number-id", metavar="ID", callback=check_not_empty,
               help="Your phone_number_id: frameworks drop callbacks for another one.")
-@click.option("--waba-id", metavar="ID", help="Your WABA id (15-16 digits).")
+@click.option("--waba-id", metavar="ID", callback=check_not_empty,
+              help="Your WABA id (15-16 digits).")
 @IDENTITY_OPTION
 @click.option("--dry-run", is_flag=True,
               help="Render and validate every payload, print the plan, send nothing.")
@@ -1037,7 +1041,8 @@ def _run_plan(plan: Any, delivery: Any, speed: float, history: Any,
     if results and summary.unreachable == len(results):
         from simulator.delivery import nothing_listening
 
-        raise nothing_listening(results[0].result.attempts[-1].url)
+        last = results[0].result.attempts[-1]
+        raise nothing_listening(last.url, last.error)
     return ExitCode.OK if summary.ok else ExitCode.FAILED
 
 
@@ -1384,7 +1389,8 @@ def load(scenario: str | None, **options: Any) -> int:
 
 
 @cli.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--host", default="127.0.0.1", show_default=True, callback=check_not_empty,
+              help="Address to listen on.")
 @click.option("--port", type=PORT, default=8000,
               show_default=True, help="Port to listen on; 0 picks a free one.")
 @click.option("--status", type=Number(200, 599, integer=True, what="a final HTTP status"),
@@ -1460,8 +1466,11 @@ def _webhook_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @cli.command("api")
 @click.option("--port", type=PORT, default=8700, show_default=True,
               help="Port to listen on (127.0.0.1); 0 picks a free one.")
-@click.option("--sid", default=None, help="The SID accepted in the path (printed at start).")
-@click.option("--api-key", default=None, help="The api-key accepted (printed at start).")
+@click.option("--sid", default=None, callback=check_not_empty,
+              help="The SID accepted in the path (printed at start).")
+@click.option("--api-key", default=None, envvar="WASIM_API_KEY", callback=check_not_empty,
+              help="The api-key accepted (printed at start); the variable keeps it out of "
+                   "the process list.  [env: WASIM_API_KEY]")
 @click.option("--business-number", "business_numbers", multiple=True, metavar="N",
               help="A sender number the account owns (repeatable); with none, any is accepted.")
 @click.option("--webhook", callback=check_url, metavar="URL",

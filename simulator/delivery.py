@@ -1139,20 +1139,60 @@ def default_port(url: httpx.URL) -> int:
     return url.port or (443 if url.scheme == "https" else 80)
 
 
-def nothing_listening(url: str) -> WasimError:
-    """The one error for a target where every connection was refused (exit 3)."""
+def nothing_listening(url: str, error: str | None = None) -> WasimError:
+    """The one error for a target where every connection was refused (exit 3), or where the
+    guard refused the address a name resolved to as the request left (`error`, exit 2)."""
+    if error is not None and error.startswith(_REFUSAL):
+        return WasimError(f"{error} (its name was resolved again as the request left)",
+                          hint=_REMOTE_HINT)
     parsed = httpx.URL(url)
     return WasimError(f"Nothing is listening on {parsed.host}:{default_port(parsed)}.",
                       hint="Is your webhook running? `wasim receive` starts a test one.",
                       exit_code=ExitCode.UNREACHABLE)
 
 
+_REFUSAL = "refusing to send callbacks to"
+# What broke, in words, when the library's exception says nothing (a reset says "").
+_BROKE = {
+    httpx.ReadError: "the connection broke while the answer was read (reset or closed by "
+                     "the target)",
+    httpx.WriteError: "the connection broke while the request was sent (reset or closed by "
+                      "the target)",
+    httpx.RemoteProtocolError: "the target closed the connection or answered something that "
+                               "is not HTTP",
+    httpx.LocalProtocolError: "the request could not be sent as HTTP",
+    httpx.ProxyError: "the proxy failed",
+    httpx.UnsupportedProtocol: "the URL's scheme is not http or https",
+}
+
+
+def describe_transport_error(exc: BaseException) -> str:
+    """`ReadError: the connection broke ... (ConnectionResetError: ...)`: the class and a
+    reason a person can act on, never the class alone."""
+    name = type(exc).__name__
+    said = " ".join(str(exc).split())
+    underneath, cause, depth = "", exc.__cause__ or exc.__context__, 0
+    while cause is not None and depth < 5:  # httpcore's own ReadError says nothing either
+        text = " ".join(str(cause).split())
+        if text:
+            underneath = f"{type(cause).__name__}: {text}"
+            break
+        cause, depth = cause.__cause__ or cause.__context__, depth + 1
+    reason = said or next((text for kind, text in _BROKE.items() if isinstance(exc, kind)),
+                          "the exchange failed")
+    if underneath and underneath not in reason:
+        reason += f" ({underneath})"
+    return f"{name}: {reason}"
+
+
 def _describe_transport_error(exc: BaseException, timeout: float) -> str:
     if isinstance(exc, TimeoutError | httpx.TimeoutException):
         return f"no answer within {timeout:g} s"
+    if isinstance(exc, RemoteRefused):
+        return str(exc)
     if isinstance(exc, httpx.ConnectError):
         return REFUSED
-    return f"{type(exc).__name__}: {exc}"
+    return describe_transport_error(exc)
 
 
 class Deliverer:
@@ -1316,13 +1356,14 @@ class Deliverer:
             return replace(base, request_headers=recorded, error_kind="timeout",
                            error=f"no answer within {options.timeout:g} s (the timeout)",
                            latency_ms=(time.perf_counter() - started) * 1000)
-        except httpx.ConnectError:
+        except httpx.ConnectError as exc:
+            # The guard's refusal (a name that moved off this machine) says so, in its words.
             return replace(base, request_headers=recorded, error_kind="connect",
-                           error=REFUSED,
+                           error=str(exc) if isinstance(exc, RemoteRefused) else REFUSED,
                            latency_ms=(time.perf_counter() - started) * 1000)
         except httpx.TransportError as exc:
             return replace(base, request_headers=recorded, error_kind="protocol",
-                           error=f"{type(exc).__name__}: {exc}",
+                           error=describe_transport_error(exc),
                            latency_ms=(time.perf_counter() - started) * 1000)
         latency = (time.perf_counter() - started) * 1000
         attempt = replace(

@@ -47,6 +47,7 @@ from simulator.delivery import (
     check_header,
     checked_address,
     default_port,
+    describe_transport_error,
     make_client,
     nothing_listening,
     redact_headers,
@@ -1356,7 +1357,7 @@ def _httpx_worker(source: CallbackSource, client: httpx.AsyncClient,
                 done(item, None, ("reset", f"the connection was reset mid-request{reason}"),
                      began, clock())
             except httpx.TransportError as exc:
-                done(item, None, ("protocol", f"{type(exc).__name__}: {exc}"), began, clock())
+                done(item, None, ("protocol", describe_transport_error(exc)), began, clock())
             else:
                 done(item, status, None, began, clock())
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -15,9 +16,25 @@ from simulator.inputs import (
     port_of_url,
 )
 
-__all__ = ["FILE_PATH", "MAX_CONCURRENCY", "MAX_COUNT", "MAX_RETRIES", "MAX_WAIT", "PORT",
-           "SEED", "SPEED", "TEMPLATE_ENV_OPTION", "FilePath", "Number", "check_paths",
-           "check_url", "flag_of"]
+__all__ = [
+    "FILE_PATH",
+    "MAX_CONCURRENCY",
+    "MAX_COUNT",
+    "MAX_RETRIES",
+    "MAX_WAIT",
+    "PORT",
+    "SEED",
+    "SPEED",
+    "TEMPLATE_ENV_OPTION",
+    "FilePath",
+    "HeaderLines",
+    "Number",
+    "check_not_empty",
+    "check_paths",
+    "check_url",
+    "flag_of",
+    "not_empty",
+]
 
 
 def flag_of(param: click.Parameter | None) -> str:
@@ -105,3 +122,41 @@ TEMPLATE_ENV_OPTION = click.option(
     "--template-env", "template_env", multiple=True, metavar="NAME", callback=check_env_names,
     help="Let the scenario's Jinja read this environment variable as env.NAME; repeatable. "
          "It sees no other: wasim's own secrets live in the environment too.")
+
+
+def check_not_empty(ctx: click.Context | None, param: click.Parameter | None,
+                    value: Any) -> Any:
+    """A click callback refusing an empty value: `--api-key ''` must not mean "the default",
+    nor `--host ''` "every interface"."""
+    from simulator.errors import WasimError
+
+    for text in value if isinstance(value, tuple) else (value,):
+        if isinstance(text, str) and not text.strip():
+            raise WasimError("the value is empty", where=flag_of(param),
+                             hint="Give a value, or leave the flag out for the default.")
+    return value
+
+
+def not_empty(then: Callable[..., Any] | None = None) -> Callable[..., Any]:
+    """check_not_empty, followed by another click callback (`then`) if any."""
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        value = check_not_empty(ctx, param, value)
+        return then(ctx, param, value) if then is not None else value
+    return callback
+
+
+class HeaderLines(click.ParamType[str, Any]):
+    """Text whose environment variable holds one value per line (`WASIM_HEADERS`: one
+    "Name: value" per line), blank lines skipped."""
+
+    name = "text"
+    envvar_list_splitter = "\n"
+
+    def split_envvar_value(self, rv: str) -> list[str]:
+        """The variable's non-blank lines."""
+        return [line.strip() for line in rv.splitlines() if line.strip()]
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> str:
+        """The value as text."""
+        return str(value)

@@ -17,7 +17,15 @@ from typing import Any
 import click
 
 from simulator.errors import ExitCode, WasimError
-from simulator.params import FILE_PATH, PORT, SEED, SPEED, TEMPLATE_ENV_OPTION, check_paths
+from simulator.params import (
+    FILE_PATH,
+    PORT,
+    SEED,
+    SPEED,
+    TEMPLATE_ENV_OPTION,
+    check_not_empty,
+    check_paths,
+)
 
 _HISTORY_DEFAULT = ".wasim/history.jsonl"
 
@@ -73,7 +81,7 @@ Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
 
 _TARGET_OPTIONS: list[Decorator] = [
-    click.option("--url", envvar="WASIM_URL", metavar="URL",
+    click.option("--url", envvar="WASIM_URL", metavar="URL", callback=check_not_empty,
                  help="Your webhook, e.g. http://127.0.0.1:8000/webhook.  [env: WASIM_URL]"),
     click.option("--app", "app_spec", metavar="[asgi:|wsgi:]MODULE:APP",
                  help="Call your ASGI or WSGI app in-process: no server, no port."),
