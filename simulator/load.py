@@ -42,6 +42,7 @@ from simulator.delivery import (
     DeliveryOptions,
     ErrorKind,
     Event,
+    RemoteRefused,
     TokenCache,
     callback_headers,
     check_header,
@@ -959,6 +960,7 @@ async def run_load(
     stop = asyncio.Event()
 
     success: dict[int, bool] = {}  # is_success per status seen, not per request
+    first_error: list[str] = []  # why the first request failed, for the unreachable verdict
 
     def done_one(body: bytes, status: int | None, error: tuple[str, str] | None,
                  began: float, ended: float) -> None:
@@ -973,6 +975,8 @@ async def run_load(
                 stats.ok += 1
         if error is not None:
             stats.errors[error[0]] += 1
+            if not first_error:
+                first_error.append(error[1])
         if options.history_sample and on_attempt is not None \
                 and stats.sent % options.history_sample == 0:
             event = Event.from_body(body, source.factory.options.seed)
@@ -1033,7 +1037,7 @@ async def run_load(
             await client.aclose()
     stats.elapsed = clock() - stats.started
     if stats.sent and not stats.statuses and set(stats.errors) == {"connect"}:
-        raise nothing_listening(str(url))
+        raise nothing_listening(str(url), first_error[0] if first_error else None)
     return stats
 
 
@@ -1349,8 +1353,10 @@ def _httpx_worker(source: CallbackSource, client: httpx.AsyncClient,
             except (TimeoutError, httpx.TimeoutException):
                 done(item, None, ("timeout", f"no answer within {delivery.timeout:g} s"), began,
                      clock())
-            except httpx.ConnectError:
-                done(item, None, ("connect", "connection refused"), began, clock())
+            except httpx.ConnectError as exc:
+                # The guard's refusal (a name that moved off this machine) in its own words.
+                done(item, None, ("connect", str(exc) if isinstance(exc, RemoteRefused)
+                                  else "connection refused"), began, clock())
                 await asyncio.sleep(0.05)
             except (httpx.ReadError, httpx.WriteError) as exc:
                 reason = f" ({exc})" if str(exc) else ""

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from simulator.delivery import hide_userinfo
+from simulator.delivery import hide_url_secrets
 from simulator.errors import WasimError
 from simulator.runner import Failure, SendResult, Summary
 from simulator.safefiles import write_file
@@ -74,7 +74,7 @@ def junit_xml(summary: Summary, results: Sequence[SendResult], duration: float) 
             problems.insert(0, Failure(
                 "delivery", f"{last.outcome}"
                 + (f", status {last.status}" if last.status is not None else "")
-                + (f", {hide_userinfo(last.error)}" if last.error else "")
+                + (f", {hide_url_secrets(last.error)}" if last.error else "")
                 + f" after {len(outcome.result.attempts)} attempt(s)"))
         if problems:
             failure = ET.SubElement(case, "failure", {"message": failure_line(problems[0]),
@@ -96,7 +96,7 @@ def json_report(summary: Summary, results: Sequence[SendResult], duration: float
             "button": planned.event.button, "message_id": planned.event.message_id,
             "delivered": outcome.result.delivered, "status": last.status,
             "latency_ms": round(last.latency_ms, 3), "attempts": len(outcome.result.attempts),
-            "error": hide_userinfo(last.error) if last.error else last.error,
+            "error": hide_url_secrets(last.error) if last.error else last.error,
             "failures": [failure.as_dict() for failure in outcome.broken]})
     document = {"summary": {**summary.as_dict(), "duration_s": round(duration, 3)},
                 "sends": sends}

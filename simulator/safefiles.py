@@ -7,8 +7,10 @@ with O_NOFOLLOW relative to the one before (no gap between check and use), the f
 with O_NOFOLLOW and O_CREAT, and a link anywhere is refused with a one-line error naming it.
 
 The folders above the current one are trusted (the person chose to work there), as is the
-start of an absolute path they share with it; everything below is checked. A hard link is
-not a redirection the project can make to a file it does not own, so it is allowed.
+start of an absolute path they share with it; everything below is checked. So is a folder
+link the system made (macOS's /tmp -> private/tmp): one in a folder owned by root that no one
+else may change, when wasim does not run as root. A hard link is not a redirection the
+project can make to a file it does not own, so it is allowed.
 """
 
 from __future__ import annotations
@@ -47,6 +49,13 @@ def link_refused(link: Path, what: str) -> WasimError:
                            "real file.")
 
 
+def system_folder(info: os.stat_result, euid: int | None = None) -> bool:
+    """Whether links in a folder with this stat are the system's: owned by root, writable by
+    no one else, and wasim is not root (as root, a clone's links are root's too)."""
+    euid = os.geteuid() if euid is None and hasattr(os, "geteuid") else euid
+    return bool(euid) and info.st_uid == 0 and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
 def _split(path: Path) -> tuple[Path, list[str]]:
     """Where the checked walk starts (a trusted folder) and the parts below it."""
     if not path.is_absolute():
@@ -75,13 +84,15 @@ def check_no_links(path: Path, what: str) -> None:
     """Raise WasimError if any existing part of `path` below its trusted start is a link."""
     start, parts = _split(path)
     current = start
-    for part in parts:
-        current = current / part
+    for index, part in enumerate(parts):
+        parent, current = current, current / part
         try:
             info = os.lstat(current)
         except OSError:
             return  # the rest does not exist yet: it will be created, not followed
         if stat.S_ISLNK(info.st_mode):
+            if index < len(parts) - 1 and system_folder(os.stat(parent)):
+                continue
             raise link_refused(current, what)
 
 
@@ -134,6 +145,8 @@ def _enter(here: int, name: str, walked: Path, what: str) -> int:
                 os.mkdir(name, 0o777, dir_fd=here)
         except OSError as exc:
             if _is_link(name, here):
+                if system_folder(os.fstat(here)):
+                    return os.open(name, os.O_RDONLY | _DIRECTORY | _CLOEXEC, dir_fd=here)
                 raise link_refused(walked, what) from None
             if exc.errno == errno.ENOTDIR:
                 raise NotADirectoryError(errno.ENOTDIR, f"{_shown(walked)} is not a folder",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from simulator.cli import cli
 from simulator.errors import WasimError
 from simulator.history import HistoryWriter, read_history
 from simulator.receiver import Receiver
-from simulator.safefiles import open_to_write, write_file
+from simulator.safefiles import open_to_write, system_folder, write_file
 
 STARTUP = "# a shell start-up file\n"
 
@@ -233,3 +234,39 @@ def test_the_helper_refuses_fifos_and_keeps_modes(project: Path) -> None:
     assert os.stat("h.jsonl").st_mode & 0o077 == 0
     write_file(Path("a/b.json"), b"[]", "the report")  # truncated, not appended
     assert Path("a/b.json").read_bytes() == b"[]"
+
+
+def _stat(mode: int, uid: int) -> os.stat_result:
+    return os.stat_result((stat.S_IFDIR | mode, 1, 1, 1, uid, 0, 0, 0, 0, 0))
+
+
+def test_only_links_in_folders_only_root_can_change_are_the_systems() -> None:
+    assert system_folder(_stat(0o755, 0), euid=501)  # macOS's / holding tmp -> private/tmp
+    assert not system_folder(_stat(0o755, 0), euid=0)  # as root, a clone's links are root's
+    assert not system_folder(_stat(0o1777, 0), euid=501)  # /tmp itself: anyone plants links
+    assert not system_folder(_stat(0o775, 0), euid=501)
+    assert not system_folder(_stat(0o755, 501), euid=501)  # the user's own folder
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0,
+                    reason="needs a folder owned by root")
+def test_a_system_folder_link_is_followed_for_a_user_and_nothing_else(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    system = tmp_path / "system"  # owned by root (the test runs as root), 0o755
+    system.mkdir(mode=0o755)
+    (tmp_path / "real").mkdir()
+    os.symlink(str(tmp_path / "real"), system / "tmp")
+    path = system / "tmp" / "h.jsonl"
+    monkeypatch.chdir(tmp_path / "real")
+    monkeypatch.setattr(os, "geteuid", lambda: 501)  # as a user, the link is the system's
+    os.close(open_to_write(path, "the history", append=True))
+    HistoryWriter(path).check()
+    assert (tmp_path / "real" / "h.jsonl").exists()
+    os.symlink(str(tmp_path / "real" / "h.jsonl"), system / "file-link.jsonl")
+    with pytest.raises(WasimError, match="through a link"):  # a file link: never
+        open_to_write(system / "file-link.jsonl", "the history", append=True)
+    system.chmod(0o775)  # someone else could have planted it
+    with pytest.raises(WasimError, match="through a link"):
+        open_to_write(path, "the history", append=True)
+    with pytest.raises(WasimError, match="through a link"):
+        HistoryWriter(path).check()
