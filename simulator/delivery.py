@@ -1578,6 +1578,15 @@ def delivery_options_from(settings: Mapping[str, Any], where: Callable[[str], st
         retry = RetryPolicy.exponential(int(retries), backoff)
     else:
         retry = _at(where("retry_schedule"), parse_retry_schedule, str(schedule))
+    if allow_remote:
+        mine = set(settings) if person is None else set(person)
+        # Credentials the person gave go only where the person sent them: a file may name
+        # one of their hosts, but on a shared host (webhook.site, a PaaS domain) another
+        # path can be someone else's.
+        _given_for(url if "url" not in mine else None, _WEBHOOK_CREDENTIALS, settings, mine,
+                   where, "url", hosts, resolver)
+        _given_for(token_url if "token_url" not in mine else None, _TOKEN_CREDENTIALS,
+                   settings, mine, where, "token_url", hosts, resolver)
     app_secret = get("app_secret")
     if app_secret is not None:
         app_secret = check_secret(app_secret, where("app_secret"))
@@ -1617,6 +1626,39 @@ def delivery_options_from(settings: Mapping[str, Any], where: Callable[[str], st
         app_secret=app_secret,
         signature=signature,
     )
+
+
+# The webhook gets Basic auth, the headers, a signature under the app secret, and the bearer
+# token the client secret bought.
+_WEBHOOK_CREDENTIALS = ("basic_auth", "headers", "app_secret", "client_secret")
+_TOKEN_CREDENTIALS = ("client_id", "client_secret")
+
+
+def _given_for(url: Any, credentials: Sequence[str], settings: Mapping[str, Any],
+               mine: set[str], where: Callable[[str], str], key: str,
+               hosts: frozenset[str], resolver: Resolver | None) -> None:
+    """Refuse when `url` came from a file, is not this machine, and would receive a
+    credential the person gave (flags, the environment, the API)."""
+    if not url or str(url).startswith("/"):
+        return
+    given = [name for name in credentials if name in mine and settings.get(name)
+             and (name != "headers" or any(_is_secret_header(h) for h in settings[name]))]
+    host = httpx.URL(str(url)).host
+    # A host outside `hosts` was found to be this machine already (url_target).
+    if not given or host_key(host) not in hosts or is_loopback(host, resolver):
+        return
+    from simulator.settings import flag_of
+
+    raise WasimError(f"{flag_of(given[0])} (yours) would go to {_shown(str(url))}, which a "
+                     "file names", where=where(key),
+                     hint=f"Credentials you give go only to a URL you give: add {flag_of(key)} "
+                          "yourself if you mean that host.")
+
+
+def _is_secret_header(header: Any) -> bool:
+    """Whether a header setting (a "Name: value" text or a pair) is not a harmless one."""
+    name = header[0] if isinstance(header, tuple | list) else str(header).partition(":")[0]
+    return str(name).strip().lower() not in SAFE_HEADERS
 
 
 def _named_hosts(settings: Mapping[str, Any], person: Collection[str] | None,

@@ -134,15 +134,40 @@ def test_the_same_token_url_named_by_the_person_gets_the_secret(
     assert [h.get("Authorization") for _, h, _ in here.requests] == ["Bearer tok-abc"]
 
 
-def test_a_files_token_url_on_the_persons_own_host_is_allowed(
+def test_a_files_token_url_on_the_persons_own_host_gets_only_the_files_own_secret(
         tmp_path: Path, remote: Server, runner: CliRunner) -> None:
-    # The person named 127.0.0.2 (for the webhook): a file may name that same host.
+    # The person named 127.0.0.2 (for the webhook): a file may name that same host, but on a
+    # shared host another path can be someone else's, so the person's secret does not go there.
     path = scenario(tmp_path, f"  token_url: {remote.url}/token\n  client_id: me")
-    result = runner.invoke(cli, ["run", str(path), "--fast", "--no-history", "--url",
-                                 remote.url + "/hook", "--allow-remote"],
-                           env={"WASIM_CLIENT_SECRET": SECRET})
+    args = ["run", str(path), "--fast", "--no-history", "--url", remote.url + "/hook",
+            "--allow-remote"]
+    line = one_line_error(runner.invoke(cli, args, env={"WASIM_CLIENT_SECRET": SECRET}))
+    assert line.startswith(f"{path}:4: --client-secret (yours) would go to {remote.url}/token, "
+                           "which a file names")
+    assert remote.requests == []
+    path.write_text(path.read_text().replace("client_id: me",
+                                             "client_id: me\n  client_secret: the-files-own"))
+    result = runner.invoke(cli, args, env={"WASIM_CLIENT_SECRET": None})
     assert result.exit_code == 0, result.output
     assert [p for p, _, _ in remote.requests] == ["/token", "/hook"]
+
+
+@pytest.mark.parametrize(("flag", "value"), [
+    ("--app-secret", "app-s3cret"), ("--header", "X-Api-Key: k3y-value"),
+    ("--client-secret", SECRET)])
+def test_a_files_url_on_the_persons_token_host_gets_none_of_their_credentials(
+        tmp_path: Path, remote: Server, runner: CliRunner, flag: str, value: str) -> None:
+    path = scenario(tmp_path, f"  url: {remote.url}/hook")
+    extra = [flag, value] if flag != "--client-secret" else []
+    env = {"WASIM_CLIENT_SECRET": SECRET if flag == "--client-secret" else "file-irrelevant"}
+    result = runner.invoke(cli, ["run", str(path), "--fast", "--no-history", "--token-url",
+                                 remote.url + "/token", "--client-id", "me", "--allow-remote",
+                                 *extra], env=env)
+    if flag == "--client-secret":  # the bearer token it buys goes to the webhook
+        assert one_line_error(result).startswith(f"{path}:4: --client-secret (yours) would go")
+    else:
+        assert one_line_error(result).startswith(f"{path}:4: {flag} (yours) would go to")
+    assert remote.requests == []
 
 
 # --- a file's webhook URL ------------------------------------------------------------------
