@@ -1152,6 +1152,28 @@ def new(name: str, force: bool) -> None:
     except OSError as exc:
         raise WasimError(f"cannot write the file ({exc.strerror})", where=str(path)) from None
     click.echo(f"wrote {path}; try: wasim run {path} --dry-run", err=True)
+    from simulator.schema import SCHEMA_FILE
+
+    if not Path(SCHEMA_FILE).exists():
+        click.echo(f"for your editor's checks and completion: wasim schema > {SCHEMA_FILE}",
+                   err=True)
+
+
+@cli.command()
+def schema() -> None:
+    """Print the JSON Schema of scenario files (draft 2020-12).
+
+    Generated from the format the loader reads. Editors that read a
+    `# yaml-language-server: $schema=...` line (VS Code's YAML extension, and others) check
+    and complete scenario files against it; `wasim new` writes that line, pointing at
+    wasim-schema.json in the folder above the scenario:
+
+    \b
+      wasim schema > wasim-schema.json
+    """
+    from simulator.schema import schema_text
+
+    click.echo(schema_text(), nl=False)
 
 
 _LOAD_KEYS = ("url", "app", "path", "method", "headers", "basic_auth", "token_url", "client_id",
@@ -1556,6 +1578,42 @@ def verify(url: str, verify_token: str, challenge: str | None, timeout: float,
     for line in handshake.lines():
         click.echo(line)
     return ExitCode.OK if handshake.passed else ExitCode.FAILED
+
+
+@cli.command("import")
+@click.argument("files", nargs=-1, required=True, metavar="FILE...", callback=check_paths)
+@click.option("--out", required=True, type=FILE_PATH, metavar="FILE",
+              help="The scenario to write (scenarios/NAME.yaml); templates go beside it.")
+@click.option("--seed", type=SEED, default=0, show_default=True,
+              help="Seeds the replacements: the same capture and seed give the same files.")
+@click.option("--keep-text", is_flag=True,
+              help="Keep what people wrote, with emails, numbers, links and names replaced "
+                   "(default: fake text of the same length).")
+@click.option("--report", "report_path", type=FILE_PATH, metavar="FILE",
+              help="Write the report to FILE instead of printing it.")
+def import_(files: tuple[str, ...], out: str, seed: int, keep_text: bool,
+            report_path: str | None) -> None:
+    """Turn captured callbacks (JSON Lines, JSON arrays, Meta envelopes, wasim history)
+    into a shareable scenario: every personal value replaced, the brand's values kept."""
+    from pathlib import Path
+
+    from simulator.importer import import_capture, write_outputs
+
+    target = Path(out)
+    if target.suffix not in (".yaml", ".yml"):
+        raise WasimError(f"{out!r} does not end in .yaml", where="--out",
+                         hint="Name the scenario file, e.g. scenarios/june-traffic.yaml.")
+    name = "".join(c if c.isalnum() or c in "-_." else "-"
+                   for c in target.name.removesuffix(".yaml").removesuffix(".yml")) or "imported"
+    imported = import_capture(files, name, seed=int(seed), keep_text=keep_text)
+    outputs = {target: imported.scenario}
+    outputs.update({target.parent / file: text for file, text in imported.templates.items()})
+    if report_path:
+        outputs[Path(report_path)] = imported.report
+    write_outputs(outputs)
+    if not report_path:
+        click.echo(imported.report, nl=False)
+    click.echo(f"wrote {out} ({imported.steps} steps, {imported.users} users)", err=True)
 
 
 @cli.command()

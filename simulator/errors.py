@@ -17,6 +17,18 @@ class ExitCode(IntEnum):
     INTERRUPTED = 130
 
 
+EXIT_MEANINGS: dict[ExitCode, str] = {
+    ExitCode.OK: "all good: every callback delivered, every expectation held, the input valid",
+    ExitCode.FAILED: "a delivery, an expectation or a validation failed (or a load threshold "
+                     "was broken)",
+    ExitCode.BAD_INPUT: "bad input: usage, a scenario, a template, a target, a history file, a "
+                        "document that is not JSON",
+    ExitCode.UNREACHABLE: "the target could not be reached at all",
+    ExitCode.INTERRUPTED: "interrupted (Ctrl+C)",
+}
+"""What each exit code means, for the docs' reference (generated from this table)."""
+
+
 class WasimError(Exception):
     """A problem the user can fix: what went wrong, where, and what to do next."""
 

@@ -21,16 +21,31 @@ from jinja2.exceptions import SecurityError
 
 from simulator.delivery import DELIVERY_KEYS, parse_success
 from simulator.errors import WasimError, did_you_mean
-from simulator.meta import BATCH_SHAPES, MAX_BATCH
 from simulator.models import Button
 from simulator.resources import builtin_dir
+from simulator.scenario_format import (
+    DEFAULT_REPLY_WITHIN,
+    DURATION_PATTERN,
+    MAX_DURATION,
+    MAX_FILE_BYTES,
+    MAX_NUMBER,
+    MAX_REPLIES,
+    MAX_SEED,
+    REPLY_TYPES,
+    VERIFY_EXPECT,
+    keys,
+)
+from simulator.scenario_format import MAX_SENDS_PER_PLAN as MAX_SENDS_PER_PLAN
+from simulator.scenario_format import key as declared_key
 
 SUFFIXES = (".yaml", ".yml")
 
 STARTER = """\
+# yaml-language-server: $schema=../wasim-schema.json
 # NAME: what this scenario exercises, in one line (shown by `wasim scenarios`).
 # The file is Jinja first (`fake` is a seeded Faker, `env` the environment variables you
 # allow with --template-env NAME), then YAML.
+# The first line lets editors check it: `wasim schema > wasim-schema.json` in the folder above.
 name: NAME
 description: A template goes to 20 shoppers; most tap Shop now, some opt out.
 seed: 1                       # same seed, same bytes, same order
@@ -63,21 +78,15 @@ expect:
   max_latency: 500ms
 
 target:
-  url: {{ env.WEBHOOK_URL | default("http://127.0.0.1:8000/webhook") }}
+  url: "{{ env.WEBHOOK_URL | default('http://127.0.0.1:8000/webhook') }}"
 """
 _SEED_LINE = re.compile(r"^seed:\s*(\d+)\s*(?:#.*)?$", re.M)
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_DURATION = re.compile(DURATION_PATTERN)
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 _MAX_NODES = 200_000  # a scenario is small; more nodes than this is an alias bomb or a mistake
 _MAX_DEPTH = 50
-# Bounds on what a file may ask for, so a typo or a hostile file ends in a clear error rather
-# than hours of planning or gigabytes of memory (a planned send holds its body, ~3 KB).
-MAX_FILE_BYTES = 4_000_000  # a scenario file, before Jinja
-MAX_SENDS_PER_PLAN = 100_000  # deliveries one run may plan, duplicates and redeliveries included
-MAX_SEED = 2**63 - 1  # seeds are 64-bit, as they are shown and stored
-MAX_DURATION = 7 * 86_400.0  # after, spread, redeliver_after: a week at most
-MAX_NUMBER = 1_000_000_000.0  # weights (choices, no_tap)
-MAX_CONCURRENCY = 10_000  # deliveries in flight at once
+# The bounds on what a file may ask for (MAX_*) are declared with the format, in
+# simulator.scenario_format.
 
 
 @dataclass(frozen=True)
@@ -122,10 +131,6 @@ class CastSpec:
     identity: tuple[tuple[str, float], ...] = (("bsuid", 1.0),)  # identity modes by share
     quirks: tuple[tuple[str, float], ...] = ()  # number quirks, each with its share
     enterprise: float = 0.0  # share of users with an enterprise parent_user_id
-
-
-DEFAULT_REPLY_WITHIN = 2.0  # seconds an app has to reply to a tap through the send API
-MAX_REPLIES = 100  # `count:` above this is a typo
 
 
 @dataclass(frozen=True)
@@ -650,8 +655,13 @@ class _Fields:
     """Reads one mapping of the document, turning each bad field into a located error."""
 
     def __init__(self, value: Any, path: str, lines: Mapping[str, int], file: Path,
-                 allowed: tuple[str, ...]) -> None:
+                 allowed: tuple[str, ...] | str) -> None:
         self.path, self.lines, self.file = path, lines, file
+        # A block of the declared format (scenario_format.BLOCKS) by name, or the keys of a
+        # mapping whose keys are data (countries, choices).
+        self.block = allowed if isinstance(allowed, str) else None
+        if isinstance(allowed, str):
+            allowed = keys(allowed)
         if not isinstance(value, dict):
             raise self.error(path, f"expected a mapping of {', '.join(allowed)}, got "
                                    f"{_kind(value)}")
@@ -664,6 +674,31 @@ class _Fields:
 
     def child(self, key: str) -> str:
         return f"{self.path}.{key}" if self.path else key
+
+    def get(self, name: str) -> Any:
+        """A plain value read as the format declares it: its type, bounds and default."""
+        assert self.block is not None, "get() reads keys of a declared block"
+        declared = declared_key(self.block, name)
+        if declared.type == "text":
+            return self.text(name, declared.default)
+        if declared.type == "number":
+            return self.number(name, declared.default, low=declared.low, high=declared.high)
+        if declared.type == "whole":
+            return self.whole(name, declared.default, low=int(declared.low),
+                              high=int(declared.high))
+        if declared.type == "flag":
+            return self.flag(name, declared.default)
+        if declared.type == "duration":
+            return self.duration(name, declared.default or 0.0)
+        if declared.type == "choice":
+            value = self.text(name, declared.default)
+            if value is not None and value not in declared.choices:
+                raise self.error(self.child(name), f"unknown {name.replace('_', ' ')} "
+                                                   f"{value!r}",
+                                 hint=did_you_mean(value, declared.choices)
+                                 or f"Use one of {', '.join(declared.choices)}.")
+            return value
+        raise AssertionError(f"{self.block}.{name} is read by its own function")
 
     def error(self, path: str, what: str, hint: str | None = None) -> WasimError:
         return WasimError(f"{path or 'scenario'}: {what}",
@@ -752,12 +787,8 @@ def parse_duration(value: Any) -> float | None:
     return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
-_TOP = ("name", "description", "seed", "business", "template", "cast", "steps", "chaos",
-        "expect", "target", "templates")
-
-
 def _build(document: Any, lines: Mapping[str, int], file: Path) -> Scenario:
-    top = _Fields(document, "", lines, file, _TOP)
+    top = _Fields(document, "", lines, file, "scenario")
     seed = top.raw("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)
                              or abs(seed) > MAX_SEED):
@@ -849,8 +880,7 @@ def _business(top: _Fields, lines: Mapping[str, int], file: Path) -> BusinessSpe
 
     if not top.has("business"):
         return BusinessSpec()
-    fields = _Fields(top.raw("business"), "business", lines, file,
-                     ("display_phone_number", "phone_number_id", "waba_id", "country", "name"))
+    fields = _Fields(top.raw("business"), "business", lines, file, "business")
     number = fields.text("display_phone_number")
     pnid, waba = fields.text("phone_number_id"), fields.text("waba_id")
     where = {k: f"{file}:{line_of(lines, 'business.' + k)}"
@@ -884,8 +914,7 @@ def _template(top: _Fields, lines: Mapping[str, int], file: Path) -> TemplateSpe
 
     if not top.has("template"):
         return TemplateSpec(buttons=DEFAULT_BUTTONS)
-    fields = _Fields(top.raw("template"), "template", lines, file,
-                     ("name", "body", "buttons", "ref", "ref1", "ref2", "callback"))
+    fields = _Fields(top.raw("template"), "template", lines, file, "template")
     raw_buttons = fields.raw("buttons")
     buttons: list[Button] = []
     if raw_buttons is None:
@@ -898,7 +927,7 @@ def _template(top: _Fields, lines: Mapping[str, int], file: Path) -> TemplateSpe
             if isinstance(item, str):
                 buttons.append(Button(item, item))
                 continue
-            button = _Fields(item, path, lines, file, ("text", "payload"))
+            button = _Fields(item, path, lines, file, "button")
             text = button.text("text")
             if not text:
                 raise button.error(f"{path}.text", "a button needs its text (the label)")
@@ -943,8 +972,7 @@ def _cast(top: _Fields, lines: Mapping[str, int], file: Path) -> CastSpec:
 
     if not top.has("cast"):
         return CastSpec()
-    fields = _Fields(top.raw("cast"), "cast", lines, file,
-                     ("countries", "users", "platform", "identity", "quirks", "enterprise"))
+    fields = _Fields(top.raw("cast"), "cast", lines, file, "cast")
     countries: list[tuple[str, int]] = []
     raw = fields.raw("countries")
     if raw is not None:
@@ -959,7 +987,7 @@ def _cast(top: _Fields, lines: Mapping[str, int], file: Path) -> CastSpec:
             raise fields.error("cast.users", f"expected a list of users, got {_kind(raw_users)}")
         for i, item in enumerate(raw_users):
             path = f"cast.users[{i}]"
-            user = _Fields(item, path, lines, file, ("wa_id", "name"))
+            user = _Fields(item, path, lines, file, "user")
             number = user.text("wa_id")
             if not number:
                 raise user.error(f"{path}.wa_id", "a listed user needs a wa_id (their number)")
@@ -970,10 +998,7 @@ def _cast(top: _Fields, lines: Mapping[str, int], file: Path) -> CastSpec:
     if not sum(n for _, n in countries) and not users:
         raise fields.error("cast", "nobody is in the cast",
                            hint="Add generated users (countries: {IN: 10}) or listed users.")
-    platform = fields.text("platform", "mix") or "mix"
-    if platform not in ("android", "ios", "web", "mix"):
-        raise fields.error("cast.platform", f"unknown platform {platform!r}",
-                           hint="Use android, ios, web or mix.")
+    platform = fields.get("platform") or "mix"
     from simulator.taps import IDENTITIES, QUIRKS
 
     shares = {}
@@ -991,18 +1016,13 @@ def _cast(top: _Fields, lines: Mapping[str, int], file: Path) -> CastSpec:
                             for name in raw_shares)
     return CastSpec(tuple(countries), tuple(users), platform,
                     shares.get("identity", (("bsuid", 1.0),)), shares.get("quirks", ()),
-                    fields.number("enterprise", 0.0, high=1.0))
-
-
-_STEP_KEYS = ("name", "who", "tap", "choices", "no_tap", "after", "spread", "repeat",
-              "concurrency", "duplicate", "target", "expect", "send", "react", "statuses",
-              "tap_reply", "verify")
+                    fields.get("enterprise"))
 
 
 def _step(item: Any, index: int, labels: list[str], listed: set[str],
           lines: Mapping[str, int], file: Path) -> StepSpec:
     path = f"steps[{index}]"
-    fields = _Fields(item, path, lines, file, _STEP_KEYS)
+    fields = _Fields(item, path, lines, file, "step")
     button = fields.text("tap")
     if button is not None and button not in labels:
         raise fields.error(f"{path}.tap", f"the template has no button {button!r}",
@@ -1022,7 +1042,7 @@ def _step(item: Any, index: int, labels: list[str], listed: set[str],
                                     hint=did_you_mean(label, labels)
                                     or f"Its buttons: {', '.join(labels)}.")
             choices.append((label, weights.number(label, 0.0)))
-    no_tap = fields.number("no_tap", 0.0)
+    no_tap = fields.get("no_tap")
     if choices and not sum(w for _, w in choices) + no_tap:
         raise fields.error(f"{path}.choices", "all the weights are zero")
     sends = _kind_sends(fields, path)
@@ -1049,10 +1069,10 @@ def _step(item: Any, index: int, labels: list[str], listed: set[str],
         button=button,
         choices=tuple(choices),
         no_tap=no_tap,
-        after=fields.duration("after"),
-        spread=fields.duration("spread"),
-        repeat=fields.whole("repeat", 1, low=1),
-        concurrency=fields.whole("concurrency", 1, low=1, high=MAX_CONCURRENCY),
+        after=fields.get("after"),
+        spread=fields.get("spread"),
+        repeat=fields.get("repeat"),
+        concurrency=fields.get("concurrency"),
         duplicate=_duplicate(fields, path) != "no",
         duplicate_concurrently=_duplicate(fields, path) == "concurrently",
         target=_target(fields.raw("target"), f"{path}.target", lines, file),
@@ -1071,18 +1091,15 @@ def _tap_reply(fields: _Fields, path: str) -> TapReplySpec | None:
         return None
     if isinstance(raw, str | int) and not isinstance(raw, bool):
         raw = {"button": raw}
-    spec = _Fields(raw, key, fields.lines, fields.file, ("button", "within"))
+    spec = _Fields(raw, key, fields.lines, fields.file, "tap_reply")
     button = spec.text("button")
     if not button:
         raise spec.error(f"{key}.button", "name the button to tap (its label or payload)",
                          hint="For example tap_reply: {button: Track order}.")
-    within = spec.duration("within", 10.0)
+    within = spec.get("within")
     if within <= 0:
         raise spec.error(f"{key}.within", "the wait must be longer than 0")
     return TapReplySpec(button, within)
-
-
-VERIFY_EXPECT = ("pass", "refused")
 
 
 def _verify(fields: _Fields, path: str) -> VerifySpec | None:
@@ -1091,13 +1108,14 @@ def _verify(fields: _Fields, path: str) -> VerifySpec | None:
     key = f"{path}.verify"
     if raw is None:
         return None
-    spec = _Fields(raw, key, fields.lines, fields.file, ("verify_token", "expect"))
+    spec = _Fields(raw, key, fields.lines, fields.file, "verify")
     token = spec.text("verify_token")
     if not token or len(token) > 1024 or not token.isprintable():
         raise spec.error(f"{key}.verify_token", "the verify token must be 1 to 1024 printable "
                                                 "characters",
                          hint="The token your handler compares hub.verify_token with.")
-    expect = spec.text("expect", "pass") or "pass"
+    given = spec.text("expect")
+    expect = "pass" if given is None else given
     if expect not in VERIFY_EXPECT:
         raise spec.error(f"{key}.expect", f"cannot read {expect!r}",
                          hint="Use pass (the challenge is echoed for this token and a wrong "
@@ -1165,32 +1183,14 @@ def _who(fields: _Fields, path: str, listed: set[str]) -> Who:
 def _chaos(top: _Fields, lines: Mapping[str, int], file: Path) -> ChaosSpec:
     if not top.has("chaos"):
         return ChaosSpec()
-    fields = _Fields(top.raw("chaos"), "chaos", lines, file,
-                     ("duplicate", "duplicate_concurrently", "shuffle", "redeliver",
-                      "redeliver_after", "status_disorder", "batch", "batch_size",
-                      "batch_shape"))
-    shape = fields.text("batch_shape", "messages")
-    if shape not in BATCH_SHAPES:
-        raise fields.error(fields.child("batch_shape"), f"unknown batch shape {shape!r}",
-                           hint=f"Use one of {', '.join(BATCH_SHAPES)}.")
-    return ChaosSpec(
-        duplicate=fields.number("duplicate", 0.0, high=1.0),
-        duplicate_concurrently=fields.flag("duplicate_concurrently"),
-        shuffle=fields.whole("shuffle", 0),
-        redeliver=fields.number("redeliver", 0.0, high=1.0),
-        redeliver_after=fields.duration("redeliver_after", 30.0),
-        status_disorder=fields.number("status_disorder", 0.0, high=1.0),
-        batch=fields.number("batch", 0.0, high=1.0),
-        batch_size=fields.whole("batch_size", 3, low=2, high=MAX_BATCH),
-        batch_shape=str(shape),
-    )
+    fields = _Fields(top.raw("chaos"), "chaos", lines, file, "chaos")
+    return ChaosSpec(**{name: fields.get(name) for name in keys("chaos")})
 
 
 def _expect(value: Any, path: str, lines: Mapping[str, int], file: Path) -> Expectations | None:
     if value is None:
         return None
-    fields = _Fields(value, path, lines, file,
-                     ("status", "max_latency", "body_contains", "json", "reply"))
+    fields = _Fields(value, path, lines, file, "expect")
     status = None
     raw_status = fields.raw("status")
     if raw_status is not None:
@@ -1231,11 +1231,6 @@ def _expect(value: Any, path: str, lines: Mapping[str, int], file: Path) -> Expe
                         _reply(fields.raw("reply"), f"{path}.reply", lines, file))
 
 
-REPLY_TYPES = ("text", "template", "interactive", "reaction", "location", "contacts", "image",
-               "video", "audio", "document", "sticker", "media", "mediatemplate",
-               "authenticationtemplate", "button", "list", "order_details")
-
-
 def _reply(value: Any, path: str, lines: Mapping[str, int],
            file: Path) -> ReplyExpectation | None:
     """`reply: {within: 2s, type: text, contains: ..., template: NAME, count: 1}`."""
@@ -1243,9 +1238,8 @@ def _reply(value: Any, path: str, lines: Mapping[str, int],
         return None
     if value is True:  # `reply: true`: at least one reply, any kind
         value = {}
-    fields = _Fields(value, path, lines, file,
-                     ("within", "type", "contains", "template", "count"))
-    within = fields.duration("within", DEFAULT_REPLY_WITHIN)
+    fields = _Fields(value, path, lines, file, "reply")
+    within = fields.get("within")
     if within <= 0:
         raise fields.error(f"{path}.within", "the window must be longer than 0",
                            hint="For example within: 2s.")

@@ -106,6 +106,7 @@ def base_args(path: tuple[str, ...], place: dict[str, str], dead_url: str) -> li
         ("export",): [place["event"], "--history", place["history"]],
         ("fire",): offline,
         ("history",): ["--history", place["history"]],
+        ("import",): [place["history"], "--out", "fuzzed.yaml"],  # a history is a capture
         ("load",): ["--url", dead_url, "--count", "1", "--concurrency", "1"],
         ("new",): ["fuzzed", "--force"],
         ("receive",): ["--port", "0"],

@@ -270,3 +270,18 @@ def test_a_system_folder_link_is_followed_for_a_user_and_nothing_else(
         open_to_write(path, "the history", append=True)
     with pytest.raises(WasimError, match="through a link"):
         HistoryWriter(path).check()
+
+
+@pytest.mark.parametrize("layout", ["folder", "report"])
+def test_import_never_writes_into_a_folder_link(project: Path, receiver: Receiver,
+                                                runner: CliRunner, layout: str) -> None:
+    # A wasim history is a capture `wasim import` reads.
+    assert runner.invoke(cli, ["fire", "--url", receiver.url, "--history",
+                               "h.jsonl"]).exit_code == 0
+    os.symlink("../elsewhere", "out")
+    args = ["import", "h.jsonl", "--out", "out/x.yaml"] if layout == "folder" \
+        else ["import", "h.jsonl", "--out", "x.yaml", "--report", "out/report.md"]
+    assert one_line_error(runner.invoke(cli, args)).startswith(
+        "out: refusing to write the imported files through a link")
+    untouched(project)
+    assert not Path("x.yaml").exists()  # every file or none

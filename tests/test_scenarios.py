@@ -190,12 +190,12 @@ def test_an_alias_bomb_is_refused_not_expanded() -> None:
         parse_scenario(bomb, "bomb.yaml")
 
 
-def test_the_annotated_example_in_the_readme_is_a_valid_scenario() -> None:
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
-    section = readme[readme.index("### The format"):]
+def test_the_annotated_example_in_the_docs_is_a_valid_scenario() -> None:
+    readme = (Path(__file__).parents[1] / "docs" / "guides" / "scenarios.md").read_text()
+    section = readme[readme.index("## The format"):]
     text = section[section.index("```yaml\n") + 8: section.index("```\n", section.index(
         "```yaml\n") + 8)]
-    scenario = parse_scenario(text, "README.md", env={})
+    scenario = parse_scenario(text, "scenarios.md", env={})
     assert [s.name for s in scenario.steps] == ["first wave", "Asha taps again"]
     assert scenario.steps[1].duplicate and scenario.steps[1].repeat == 2
     from simulator.runner import plan_scenario
