@@ -40,7 +40,8 @@ WITHHELD = "[withheld: a secret was sent with the request]"
 # Answer headers whose values keep their shape when a secret was sent: anything else a target
 # sets could carry an echo.
 _SHAPED = {"content-length": re.compile(r"\d{1,12}"), "retry-after": re.compile(r"\d{1,12}"),
-           "content-type": re.compile(r"[\w.+-]{1,64}/[\w.+-]{1,64}(; ?charset=[\w-]{1,32})?")}
+           "content-type": re.compile(r"[\w.+-]{1,64}/[\w.+-]{1,64}(; ?charset=[\w-]{1,32})?"),
+           "date": re.compile(r"[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT")}
 
 
 def secret_sent(attempt: Attempt) -> bool:
