@@ -24,6 +24,7 @@ from simulator.params import (
     check_not_empty,
     check_paths,
     check_url,
+    not_empty,
 )
 from simulator.tui.commands import demo, open_tui_or_help, tui  # click only; textual is lazy
 
@@ -135,12 +136,13 @@ _RENDER_OPTIONS = [
                  show_default=True,
                  help="How many callbacks; more than one prints JSON Lines, a new user per line."),
     click.option("--country", "-c", "countries", multiple=True, metavar="CODE",
+                 callback=check_not_empty,
                  help="Users' country, ISO 3166 alpha-2 (IN, US, GB, BR, ID, DE, AE, SA, MX, "
                       "ES, FR, NG); repeat or comma-separate to mix.  [default: IN]"),
-    click.option("--button", "-b", metavar="LABEL",
+    click.option("--button", "-b", metavar="LABEL", callback=check_not_empty,
                  help="The tapped button's text.  [default: one of Shop now, Remind me later, "
                       "Stop promotions]"),
-    click.option("--payload", "-p", metavar="VALUE",
+    click.option("--payload", "-p", metavar="VALUE", callback=check_not_empty,
                  help="The tapped button's payload.  [default: the label, as Meta sends it when "
                       "the template set no payload]"),
     click.option("--ref", help="extra_info.ref, echoed from the brand's send request."),
@@ -155,9 +157,9 @@ _RENDER_OPTIONS = [
     click.option("--remove", "removes", multiple=True, metavar="PATH",
                  help="Remove a field, e.g. extra_info.ref2 (for negative tests)."),
     click.option("--template", "-t", default="button_tap", show_default=True, metavar="NAME|PATH",
-                 callback=check_paths,
+                 callback=not_empty(check_paths),
                  help="A built-in template name or a path to a .json.j2 file."),
-    click.option("--now", "now", metavar="TIME",
+    click.option("--now", "now", metavar="TIME", callback=check_not_empty,
                  help="Time of the first tap: unix seconds, ISO 8601, or 'now'. Delivered taps "
                       "carry their send moment, moved so the first is TIME.  [default: render: "
                       "an instant drawn from the seed; fire: now]"),
@@ -177,15 +179,20 @@ _RENDER_OPTIONS = [
                       "mx521 (Mexican wa_id as 521 + 10 digits), br8 (Brazilian wa_id without "
                       "the ninth digit), e.g. mx521=0.5,br8=0.3."),
     BUSINESS_COUNTRY_OPTION,
-    click.option("--business-number", metavar="NUMBER", help="Your business display number."),
-    click.option("--phone-number-id", metavar="ID", help="Your phone_number_id (15-16 digits)."),
-    click.option("--waba-id", metavar="ID", help="Your WABA id (15-16 digits)."),
-    click.option("--user", "user_number", metavar="NUMBER", help="The tapping user's number."),
+    click.option("--business-number", metavar="NUMBER", callback=check_not_empty,
+                 help="Your business display number."),
+    click.option("--phone-number-id", metavar="ID", callback=check_not_empty,
+                 help="Your phone_number_id (15-16 digits)."),
+    click.option("--waba-id", metavar="ID", callback=check_not_empty,
+                 help="Your WABA id (15-16 digits)."),
+    click.option("--user", "user_number", metavar="NUMBER", callback=check_not_empty,
+                 help="The tapping user's number."),
     click.option("--name", "user_name", metavar="NAME", help="The tapping user's profile name."),
-    click.option("--context-id", metavar="WAMID",
+    click.option("--context-id", metavar="WAMID", callback=check_not_empty,
                  help="The wamid of the template message your app sent; the user is the one it "
                       "was sent to."),
-    click.option("--reply-to", metavar="UUID", help="Kaleyra's id of your original message."),
+    click.option("--reply-to", metavar="UUID", callback=check_not_empty,
+                 help="Kaleyra's id of your original message."),
 ]
 
 
@@ -807,7 +814,7 @@ def given_delivery_settings(options: dict[str, Any]) -> dict[str, Any]:
 @click.option("--speed", type=SPEED, default=1.0,
               show_default=True, help="Play the scenario's timeline this many times faster.")
 @click.option("--fast", is_flag=True, help="Send as fast as possible, ignoring the timeline.")
-@click.option("--now", "now", metavar="TIME",
+@click.option("--now", "now", metavar="TIME", callback=check_not_empty,
               help="Time of the run's start in the payloads (unix seconds, ISO 8601 or 'now'); "
                    "the taps keep the timeline's spacing.  [default: now]")
 @click.option("--business-number", metavar="NUMBER", callback=check_not_empty,
@@ -1206,9 +1213,9 @@ def _load_settings(command: Callable[..., Any]) -> Callable[..., Any]:
                    "users and ids from the seed.  [default: the machine's cores; one per "
                    "1,000 requests of a --count]")
 @click.option("--seed", type=SEED, help="Seed of the generated callbacks.  [default: random]")
-@click.option("--country", "countries", multiple=True, metavar="CODE",
+@click.option("--country", "countries", multiple=True, metavar="CODE", callback=check_not_empty,
               help="Users' countries without a scenario; repeat or comma-separate.")
-@click.option("--button", "buttons", multiple=True, metavar="LABEL",
+@click.option("--button", "buttons", multiple=True, metavar="LABEL", callback=check_not_empty,
               help="Buttons tapped without a scenario; repeatable.  [default: the demo three]")
 @IDENTITY_OPTION
 @BUSINESS_COUNTRY_OPTION
@@ -1495,7 +1502,7 @@ def _webhook_options(command: Callable[..., Any]) -> Callable[..., Any]:
                    "the process list.  [env: WASIM_API_KEY]")
 @click.option("--business-number", "business_numbers", multiple=True, metavar="N",
               help="A sender number the account owns (repeatable); with none, any is accepted.")
-@click.option("--webhook", callback=check_url, metavar="URL",
+@click.option("--webhook", callback=not_empty(check_url), metavar="URL",
               help="Where V2 status callbacks go (this machine only); V1 uses callback_url.")
 @click.option("--status-delay", "status_delays", multiple=True, metavar="SECONDS",
               type=Number(0, MAX_WAIT, what="seconds"),
@@ -1552,7 +1559,8 @@ def api(port: int, sid: str | None, api_key: str | None, business_numbers: tuple
 @click.argument("url", metavar="URL", callback=check_url)
 @click.option("--verify-token", envvar="WASIM_VERIFY_TOKEN", required=True, metavar="TOKEN",
               help="The verify token your handler expects.  [env: WASIM_VERIFY_TOKEN]")
-@click.option("--challenge", metavar="TEXT", help="The challenge to send.  [default: random]")
+@click.option("--challenge", metavar="TEXT", callback=check_not_empty,
+              help="The challenge to send.  [default: random]")
 @click.option("--timeout", type=Number(0, MAX_WAIT, low_open=True, what="seconds"),
               default=10.0, show_default=True, help="Seconds to wait for each answer.")
 @click.option("--allow-remote", is_flag=True, help="Allow a target that is not this machine.")

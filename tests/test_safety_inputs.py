@@ -48,6 +48,17 @@ def one_line_error(result: Any, code: int = 2) -> str:
     (["run", "summer-sale", "--dry-run", "--business-number", ""], "--business-number"),
     (["run", "summer-sale", "--dry-run", "--waba-id", ""], "--waba-id"),
     (["tui", "--url", ""], "--url"),
+    (["load", "--url", "http://127.0.0.1:9/", "-n", "1", "--button", ""], "--button"),
+    (["load", "--url", "http://127.0.0.1:9/", "-n", "1", "--country", ""], "--country"),
+    (["load", "--url", "http://127.0.0.1:9/", "-n", "1", "--kind", ""], "--kind"),
+    (["verify", "http://127.0.0.1:9/", "--verify-token", "t", "--challenge", ""],
+     "--challenge"),
+    (["api", "--webhook", "", "--port", "0"], "--webhook"),
+    (["run", "summer-sale", "--dry-run", "--now", " "], "--now"),
+    (["fire", "--url", "http://127.0.0.1:9/", "--no-history", "--user", ""], "--user"),
+    (["render", "--template", ""], "--template"),
+    (["render", "-b", ""], "--button"),
+    (["render", "-c", "IN", "-c", ""], "--country"),
 ])
 def test_an_empty_value_is_refused_not_taken_as_the_default(runner: CliRunner, args: list[str],
                                                              flag: str) -> None:
