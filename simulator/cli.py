@@ -1532,7 +1532,9 @@ def api(port: int, sid: str | None, api_key: str | None, business_numbers: tuple
                           business_numbers=business_numbers, status_delays=status_delays)
     how = from_params(delivery, _webhook_keys())
     # A flag given for nothing is a mistake; a secret in the environment is not.
-    stray = [key for key in how if not BY_KEY[key].envvar]
+    source = click.get_current_context().get_parameter_source
+    stray = [key for key in how
+             if source(BY_KEY[key].name) is not click.core.ParameterSource.ENVIRONMENT]
     if stray and not webhook:
         raise WasimError("this shapes the status callbacks, which go only to --webhook",
                          where=flag_name(stray[0]), hint="Add --webhook URL.")

@@ -101,6 +101,18 @@ def test_the_api_key_comes_from_the_environment(runner: CliRunner,
     assert seen["api_key"] == "key-from-env"
 
 
+def test_api_flags_for_no_webhook_are_refused_but_the_environment_is_not(
+        runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    from simulator import cli as cli_module
+
+    monkeypatch.setattr(cli_module, "_until_interrupted", lambda: None)
+    line = one_line_error(runner.invoke(cli, ["api", "--port", "0", "-H", "X-Key: k"]))
+    assert line.startswith("--header: this shapes the status callbacks")
+    result = runner.invoke(cli, ["api", "--port", "0"], env={"WASIM_HEADERS": "X-Key: k",
+                                                             "WASIM_BASIC_AUTH": "u:p"})
+    assert result.exit_code == 0, result.output
+
+
 @pytest.mark.parametrize(("command", "fragments"), [
     (["fire", "--help"], ["[env: WASIM_HEADERS]", "[env: WASIM_BASIC_AUTH]"]),
     (["api", "--help"], ["[env: WASIM_API_KEY]"]),
