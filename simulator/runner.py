@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import httpx
 
 from simulator.delivery import (
+    REDACTED,
     Attempt,
     Deliverer,
     DeliveryOptions,
@@ -325,6 +326,11 @@ def check_expectations(expect: Expectations, result: DeliveryResult) -> tuple[Fa
                 found, value = json_path(answer, path)
                 if not found:
                     failures.append(Failure("json", f"{path} is missing"))
+                elif value != wanted and any(REDACTED in v for _, v in last.request_headers):
+                    # The answer to a request that carried a secret is not quoted: this
+                    # message reaches reports on disk, and an echo can be spelled any way.
+                    failures.append(Failure("json", f"{path} is not {json.dumps(wanted)} (not "
+                                                    "quoted: a secret was sent)"))
                 elif value != wanted:
                     failures.append(Failure("json", f"{path} is {json.dumps(value)}, expected "
                                                     f"{json.dumps(wanted)}"))

@@ -287,3 +287,27 @@ def test_the_history_keeps_no_query_credential_and_replay_says_so(
     line = one_line_error(runner.invoke(cli, ["replay", record["event"], "--history",
                                               str(history)]))
     assert "had a credential in its query" in line and "Give --url" in line
+
+
+@pytest.mark.parametrize("password", ["ab", PASSWORD])
+def test_reports_never_quote_an_answer_to_a_request_that_carried_a_secret(
+        tmp_path: Path, echo: EchoServer, runner: CliRunner, password: str) -> None:
+    path = tmp_path / "echo.yaml"
+    path.write_text("name: echo\nseed: 3\ncast:\n  countries: {IN: 1}\n"
+                    "steps:\n  - name: wave\n    choices: {Shop now: 100}\n"
+                    "expect:\n  json: {\"$.you_sent\": \"something else\"}\n"
+                    f"target:\n  url: {echo.url}/json\n")
+    reports = [tmp_path / "r.json", tmp_path / "r.xml"]
+    args = ["run", str(path), "--fast", "--no-history", *(
+        a for r in reports for a in ("--report", str(r)))]
+    result = runner.invoke(cli, args, env={"WASIM_BASIC_AUTH": f"kaleyra:{password}"})
+    assert result.exit_code == 1, result.output
+    for report in reports:
+        text = report.read_text()
+        assert "not quoted: a secret was sent" in text
+        assert f'"you_sent": "{password}"' not in text and f"{password}\\\"" not in text
+        assert json.dumps(password) not in text
+    # Without a secret the value is quoted, as before.
+    result = runner.invoke(cli, args, env={"WASIM_BASIC_AUTH": None})
+    assert result.exit_code == 1, result.output
+    assert '$.you_sent is \\"none\\"' in reports[0].read_text()
