@@ -20,10 +20,13 @@ from simulator.params import (
     PORT,
     SEED,
     SPEED,
+    TEMPLATE_ENV_OPTION,
     Number,
     api_port_option,
+    check_not_empty,
     check_paths,
     check_url,
+    not_empty,
     send_api_options,
 )
 from simulator.tui.commands import demo, open_tui_or_help, tui  # click only; textual is lazy
@@ -136,12 +139,13 @@ _RENDER_OPTIONS = [
                  show_default=True,
                  help="How many callbacks; more than one prints JSON Lines, a new user per line."),
     click.option("--country", "-c", "countries", multiple=True, metavar="CODE",
+                 callback=check_not_empty,
                  help="Users' country, ISO 3166 alpha-2 (IN, US, GB, BR, ID, DE, AE, SA, MX, "
                       "ES, FR, NG); repeat or comma-separate to mix.  [default: IN]"),
-    click.option("--button", "-b", metavar="LABEL",
+    click.option("--button", "-b", metavar="LABEL", callback=check_not_empty,
                  help="The tapped button's text.  [default: one of Shop now, Remind me later, "
                       "Stop promotions]"),
-    click.option("--payload", "-p", metavar="VALUE",
+    click.option("--payload", "-p", metavar="VALUE", callback=check_not_empty,
                  help="The tapped button's payload.  [default: the label, as Meta sends it when "
                       "the template set no payload]"),
     click.option("--ref", help="extra_info.ref, echoed from the brand's send request."),
@@ -156,9 +160,9 @@ _RENDER_OPTIONS = [
     click.option("--remove", "removes", multiple=True, metavar="PATH",
                  help="Remove a field, e.g. extra_info.ref2 (for negative tests)."),
     click.option("--template", "-t", default="button_tap", show_default=True, metavar="NAME|PATH",
-                 callback=check_paths,
+                 callback=not_empty(check_paths),
                  help="A built-in template name or a path to a .json.j2 file."),
-    click.option("--now", "now", metavar="TIME",
+    click.option("--now", "now", metavar="TIME", callback=check_not_empty,
                  help="Time of the first tap: unix seconds, ISO 8601, or 'now'. Delivered taps "
                       "carry their send moment, moved so the first is TIME.  [default: render: "
                       "an instant drawn from the seed; fire: now]"),
@@ -178,15 +182,20 @@ _RENDER_OPTIONS = [
                       "mx521 (Mexican wa_id as 521 + 10 digits), br8 (Brazilian wa_id without "
                       "the ninth digit), e.g. mx521=0.5,br8=0.3."),
     BUSINESS_COUNTRY_OPTION,
-    click.option("--business-number", metavar="NUMBER", help="Your business display number."),
-    click.option("--phone-number-id", metavar="ID", help="Your phone_number_id (15-16 digits)."),
-    click.option("--waba-id", metavar="ID", help="Your WABA id (15-16 digits)."),
-    click.option("--user", "user_number", metavar="NUMBER", help="The tapping user's number."),
+    click.option("--business-number", metavar="NUMBER", callback=check_not_empty,
+                 help="Your business display number."),
+    click.option("--phone-number-id", metavar="ID", callback=check_not_empty,
+                 help="Your phone_number_id (15-16 digits)."),
+    click.option("--waba-id", metavar="ID", callback=check_not_empty,
+                 help="Your WABA id (15-16 digits)."),
+    click.option("--user", "user_number", metavar="NUMBER", callback=check_not_empty,
+                 help="The tapping user's number."),
     click.option("--name", "user_name", metavar="NAME", help="The tapping user's profile name."),
-    click.option("--context-id", metavar="WAMID",
+    click.option("--context-id", metavar="WAMID", callback=check_not_empty,
                  help="The wamid of the template message your app sent; the user is the one it "
                       "was sent to."),
-    click.option("--reply-to", metavar="UUID", help="Kaleyra's id of your original message."),
+    click.option("--reply-to", metavar="UUID", callback=check_not_empty,
+                 help="Kaleyra's id of your original message."),
 ]
 
 
@@ -535,12 +544,14 @@ class _Tally:
 
     def __init__(self) -> None:
         self.results = self.delivered = self.attempts = self.unreachable = 0
+        self.last_error: str | None = None  # says why, when nothing was reachable
 
     def add(self, result: Any) -> None:
         self.results += 1
         self.delivered += bool(result.delivered)
         self.attempts += len(result.attempts)
         self.unreachable += bool(result.unreachable)
+        self.last_error = result.attempts[-1].error if result.attempts else None
 
 
 def _summarize(tally: _Tally, options: Any, history: Any) -> int:
@@ -552,7 +563,7 @@ def _summarize(tally: _Tally, options: Any, history: Any) -> int:
     if tally.results and tally.unreachable == tally.results:
         from simulator.delivery import nothing_listening
 
-        raise nothing_listening(options.target.url)
+        raise nothing_listening(options.target.url, tally.last_error)
     return ExitCode.FAILED if failed else ExitCode.OK
 
 
@@ -838,7 +849,7 @@ def replay(ids: tuple[str, ...], last: int | None, only_failed: bool, **options:
     Replaying an event that was delivered is how a duplicate delivery is made on purpose.
     Secrets are never recorded: pass --basic-auth or --token-url again if the target needs them.
     """
-    from simulator.delivery import url_target
+    from simulator.delivery import REDACTED, url_target
     from simulator.history import select
 
     if not ids and last is None and not only_failed:
@@ -863,7 +874,12 @@ def replay(ids: tuple[str, ...], last: int | None, only_failed: bool, **options:
                 raise WasimError(f"{label[:80]!r} was delivered in-process; say where to "
                                  "replay it", where="wasim replay",
                                  hint="Give --app MODULE:APP (and --path), or --url.")
-            target = url_target(label, options["allow_remote"])
+            if REDACTED in label:
+                raise WasimError(f"the recorded URL {label[:120]!r} had a credential in its "
+                                 "query, which the history does not keep",
+                                 where="wasim replay", hint="Give --url with it to replay.")
+            # A history is a file: --allow-remote covers a recorded host only via --url.
+            target = url_target(label, options["allow_remote"], hosts=frozenset())
         deliveries[label] = build_delivery_options(options, target=target)
     code: int = ExitCode.OK
     writer = _history_writer(options)  # deliver_all closes it; the next append reopens it
@@ -902,14 +918,15 @@ def given_delivery_settings(options: dict[str, Any]) -> dict[str, Any]:
 @click.option("--speed", type=SPEED, default=1.0,
               show_default=True, help="Play the scenario's timeline this many times faster.")
 @click.option("--fast", is_flag=True, help="Send as fast as possible, ignoring the timeline.")
-@click.option("--now", "now", metavar="TIME",
+@click.option("--now", "now", metavar="TIME", callback=check_not_empty,
               help="Time of the run's start in the payloads (unix seconds, ISO 8601 or 'now'); "
                    "the taps keep the timeline's spacing.  [default: now]")
-@click.option("--business-number", metavar="NUMBER",
+@click.option("--business-number", metavar="NUMBER", callback=check_not_empty,
               help="Your business display number (overrides the scenario's).")
-@click.option("--phone-number-id", metavar="ID",
+@click.option("--phone-number-id", metavar="ID", callback=check_not_empty,
               help="Your phone_number_id: frameworks drop callbacks for another one.")
-@click.option("--waba-id", metavar="ID", help="Your WABA id (15-16 digits).")
+@click.option("--waba-id", metavar="ID", callback=check_not_empty,
+              help="Your WABA id (15-16 digits).")
 @IDENTITY_OPTION
 @click.option("--dry-run", is_flag=True,
               help="Render and validate every payload, print the plan, send nothing.")
@@ -930,12 +947,13 @@ def given_delivery_settings(options: dict[str, Any]) -> dict[str, Any]:
               help="Reproduce the seed's run byte for byte: its message, trace and Kaleyra "
                    "ids and its seeded clock. Without it every run is new traffic (new ids, "
                    "now), with the same users, names and choices.")
+@TEMPLATE_ENV_OPTION
 @delivery_options
 def run(scenario: str, seed: int | None, speed: float, fast: bool, now: str | None,
         business_number: str | None, phone_number_id: str | None, waba_id: str | None,
         identity: str, dry_run: bool, reports: tuple[str, ...], wait_for_url: bool,
         wait_timeout: float, api_port: int | None = None, status_delays: str | None = None,
-        exact: bool = False, **options: Any) -> int:
+        exact: bool = False, template_env: tuple[str, ...] = (), **options: Any) -> int:
     """Run a scenario: its users tap, with its chaos, and its expectations are checked.
 
     SCENARIO is a file, or a name from ./scenarios or the built-in library (`wasim
@@ -943,17 +961,17 @@ def run(scenario: str, seed: int | None, speed: float, fast: bool, now: str | No
     Exit 0 when everything was delivered and held, 1 on a failed delivery or expectation,
     2 on a bad scenario, 3 when the target could not be reached at all.
     """
-    import os
     from pathlib import Path
 
     from simulator.inputs import parse_time
     from simulator.reports import check_report_path
     from simulator.runner import plan_scenario
     from simulator.scenarios import load_scenario
+    from simulator.scenarios import template_env as allowed
 
     for report in reports:
         check_report_path(Path(report))
-    loaded = load_scenario(scenario, seed=seed, env=dict(os.environ))
+    loaded = load_scenario(scenario, seed=seed, env=allowed(template_env))
     loaded = _with_business(loaded, business_number, phone_number_id, waba_id)
     if _given("identity"):
         from simulator.taps import IDENTITIES, parse_shares
@@ -1103,7 +1121,7 @@ def _wait_for(delivery: Any, timeout: float) -> None:
     while True:
         # Checked again each time, and connected to at the checked address (DNS rebinding).
         host = asyncio.run(checked_address(url.host, port, delivery.allow_remote,
-                                           delivery.resolver))
+                                           delivery.resolver, delivery.remote_hosts))
         try:
             socket.create_connection((host, port), timeout=1).close()
             return
@@ -1162,7 +1180,8 @@ def _run_plan(plan: Any, delivery: Any, speed: float, history: Any,
     if results and summary.unreachable == len(results):
         from simulator.delivery import nothing_listening
 
-        raise nothing_listening(results[0].result.attempts[-1].url)
+        last = results[0].result.attempts[-1]
+        raise nothing_listening(last.url, last.error)
     return ExitCode.OK if summary.ok else ExitCode.FAILED
 
 
@@ -1229,11 +1248,12 @@ def scenarios(ctx: click.Context) -> None:
 @click.option("--rendered", is_flag=True,
               help="Print it after Jinja (what the YAML reader, and error line numbers, see).")
 @click.option("--seed", type=SEED, help="Seed for `fake` in the file, with --rendered.")
-def scenarios_show(name: str, rendered: bool, seed: int | None) -> None:
+@TEMPLATE_ENV_OPTION
+def scenarios_show(name: str, rendered: bool, seed: int | None,
+                   template_env: tuple[str, ...] = ()) -> None:
     """Print a scenario file as written, or rendered by its Jinja."""
-    import os
-
     from simulator.scenarios import find_scenario, render_scenario_text
+    from simulator.scenarios import template_env as allowed
 
     path = find_scenario(name)
     try:
@@ -1241,7 +1261,7 @@ def scenarios_show(name: str, rendered: bool, seed: int | None) -> None:
     except (OSError, UnicodeDecodeError) as exc:
         raise WasimError(f"cannot read the scenario ({exc})", where=str(path)) from None
     if rendered:
-        text = render_scenario_text(text, str(path), seed=seed, env=dict(os.environ))
+        text = render_scenario_text(text, str(path), seed=seed, env=allowed(template_env))
     click.echo(text, nl=False)
 
 
@@ -1254,18 +1274,20 @@ def new(name: str, force: bool) -> None:
     from pathlib import Path
 
     from simulator.inputs import shown
+    from simulator.safefiles import write_file
     from simulator.scenarios import STARTER
 
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}", name):
         raise WasimError(f"{shown(name)} is not a usable scenario name", where="NAME",
                          hint="Use up to 100 letters, digits, - and _, e.g. summer-sale.")
     path = Path("scenarios") / f"{name}.yaml"
-    if path.exists() and not force:
-        raise WasimError("the file exists", where=str(path),
-                         hint="Pick another name, or --force to overwrite it.")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(STARTER.replace("NAME", name), encoding="utf-8")
+        # Never through a link (simulator.safefiles); without --force, never over a file.
+        write_file(path, STARTER.replace("NAME", name).encode("utf-8"), "the scenario",
+                   exclusive=not force)
+    except FileExistsError:
+        raise WasimError("the file exists", where=str(path),
+                         hint="Pick another name, or --force to overwrite it.") from None
     except OSError as exc:
         raise WasimError(f"cannot write the file ({exc.strerror})", where=str(path)) from None
     click.echo(f"wrote {path}; try: wasim run {path} --dry-run", err=True)
@@ -1323,9 +1345,9 @@ def _load_settings(command: Callable[..., Any]) -> Callable[..., Any]:
                    "users and ids from the seed.  [default: the machine's cores; one per "
                    "1,000 requests of a --count]")
 @click.option("--seed", type=SEED, help="Seed of the generated callbacks.  [default: random]")
-@click.option("--country", "countries", multiple=True, metavar="CODE",
+@click.option("--country", "countries", multiple=True, metavar="CODE", callback=check_not_empty,
               help="Users' countries without a scenario; repeat or comma-separate.")
-@click.option("--button", "buttons", multiple=True, metavar="LABEL",
+@click.option("--button", "buttons", multiple=True, metavar="LABEL", callback=check_not_empty,
               help="Buttons tapped without a scenario; repeatable.  [default: the demo three]")
 @IDENTITY_OPTION
 @BUSINESS_COUNTRY_OPTION
@@ -1340,6 +1362,7 @@ def _load_settings(command: Callable[..., Any]) -> Callable[..., Any]:
               help="Where sampled attempts go (with --history-sample).")
 @click.option("--history-sample", type=click.IntRange(min=0), default=0, show_default=True,
               metavar="N", help="Keep 1 attempt in N in the history; 0 keeps none.")
+@TEMPLATE_ENV_OPTION
 def load(scenario: str | None, **options: Any) -> int:
     """Push unique, valid callbacks at a rate, or as fast as possible, and measure.
 
@@ -1371,7 +1394,7 @@ def load(scenario: str | None, **options: Any) -> int:
         split_options,
     )
     from simulator.runner import scenario_settings
-    from simulator.scenarios import load_scenario, parse_duration
+    from simulator.scenarios import load_scenario, parse_duration, template_env
     from simulator.settings import RETRY_KEYS, from_params, resolve
     from simulator.taps import (
         DEFAULT_BUTTONS,
@@ -1406,7 +1429,8 @@ def load(scenario: str | None, **options: Any) -> int:
     settings, where = resolve((flags, flag_name))
     seed = options["seed"] if options["seed"] is not None else secrets.randbelow(1_000_000)
     if scenario is not None:
-        loaded = load_scenario(scenario, seed=options["seed"], env=dict(os.environ))
+        allowed = tuple(options["template_env"])
+        loaded = load_scenario(scenario, seed=options["seed"], env=template_env(allowed))
         # The same layers and precedence as `wasim run` (flags > first step > scenario).
         settings, where = scenario_settings(loaded, 0, flags, flag_name)
         ignored = [key for key in RETRY_KEYS if key in settings]
@@ -1419,7 +1443,8 @@ def load(scenario: str | None, **options: Any) -> int:
         source = CallbackSource.from_scenario(loaded, seed=options["seed"])
         # The seed drawn here, so every worker plans the same business and cast.
         spec = SourceSpec(scenario=scenario, seed=source.factory.options.seed,
-                          identity=identity if _given("identity") else None)
+                          identity=identity if _given("identity") else None,
+                          template_env=allowed)
     else:
         labels = [b for v in options["buttons"] for b in v.split(",") if b.strip()]
         spec = SourceSpec(taps=TapOptions(
@@ -1428,7 +1453,9 @@ def load(scenario: str | None, **options: Any) -> int:
             identity=identity, business_country=options["business_country"],
             wall_clock=True), kind=None if kind == BUTTON else kind, kind_args=kind_args)
         source = spec.build()
-    delivery = delivery_options_from(settings, where, allow_remote=options["allow_remote"])
+    # `person`: a scenario's url or token_url is covered by --allow-remote only if named here.
+    delivery = delivery_options_from(settings, where, allow_remote=options["allow_remote"],
+                                     person=flags.keys())
     if options["count"]:
         load_options = replace(load_options, duration=None)
     check_load(delivery, load_options)
@@ -1512,9 +1539,10 @@ def load(scenario: str | None, **options: Any) -> int:
         click.echo(f"threshold broken: {breach}")
     if options["report"]:
         path = Path(options["report"])
+        from simulator.safefiles import write_file
+
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(figures, indent=2) + "\n")
+            write_file(path, (json.dumps(figures, indent=2) + "\n").encode(), "the report")
         except OSError as exc:
             raise WasimError(f"cannot write the report ({exc.strerror})",
                              where=str(path)) from None
@@ -1522,7 +1550,8 @@ def load(scenario: str | None, **options: Any) -> int:
 
 
 @cli.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--host", default="127.0.0.1", show_default=True, callback=check_not_empty,
+              help="Address to listen on.")
 @click.option("--port", type=PORT, default=8000,
               show_default=True, help="Port to listen on; 0 picks a free one.")
 @click.option("--status", type=Number(200, 599, integer=True, what="a final HTTP status"),
@@ -1601,7 +1630,7 @@ def _webhook_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @send_api_options
 @click.option("--business-number", "business_numbers", multiple=True, metavar="N",
               help="A sender number the account owns (repeatable); with none, any is accepted.")
-@click.option("--webhook", callback=check_url, metavar="URL",
+@click.option("--webhook", callback=not_empty(check_url), metavar="URL",
               help="Where V2 status callbacks go (this machine only); V1 uses callback_url.")
 @click.option("--status-delay", "status_delays", multiple=True, metavar="SECONDS",
               type=Number(0, MAX_WAIT, what="seconds"),
@@ -1660,7 +1689,9 @@ def api(port: int, api_sid: str | None, api_key: str | None, api_v1_id: str,
                           speed=api_speed, phone_number_id=phone_number_id, waba_id=waba_id)
     how = from_params(delivery, _webhook_keys())
     # A flag given for nothing is a mistake; a secret in the environment is not.
-    stray = [key for key in how if not BY_KEY[key].envvar]
+    source = click.get_current_context().get_parameter_source
+    stray = [key for key in how
+             if source(BY_KEY[key].name) is not click.core.ParameterSource.ENVIRONMENT]
     if stray and not webhook:
         raise WasimError("this shapes the status callbacks, which go only to --webhook",
                          where=flag_name(stray[0]), hint="Add --webhook URL.")
@@ -1687,7 +1718,8 @@ def api(port: int, api_sid: str | None, api_key: str | None, api_v1_id: str,
 @click.argument("url", metavar="URL", callback=check_url)
 @click.option("--verify-token", envvar="WASIM_VERIFY_TOKEN", required=True, metavar="TOKEN",
               help="The verify token your handler expects.  [env: WASIM_VERIFY_TOKEN]")
-@click.option("--challenge", metavar="TEXT", help="The challenge to send.  [default: random]")
+@click.option("--challenge", metavar="TEXT", callback=check_not_empty,
+              help="The challenge to send.  [default: random]")
 @click.option("--timeout", type=Number(0, MAX_WAIT, low_open=True, what="seconds"),
               default=10.0, show_default=True, help="Seconds to wait for each answer.")
 @click.option("--allow-remote", is_flag=True, help="Allow a target that is not this machine.")

@@ -25,7 +25,7 @@ import time
 import traceback
 import zlib
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -134,6 +134,10 @@ class DeliveryOptions:
     # The person's permission (--allow-remote, the API argument), never a file's: without it,
     # every connection is checked again at send time (see _LoopbackOnlyTransport).
     allow_remote: bool = False
+    # The hosts that permission covers: the ones the person named (delivery_options_from
+    # fills it). Any other host must still be this machine. None: every host (for code that
+    # builds options itself from the person's own values).
+    remote_hosts: frozenset[str] | None = None
     resolver: Resolver | None = field(default=None, compare=False, repr=False)
     envelope: str = "kaleyra"  # or "meta": Meta's webhook envelope (simulator.meta)
     app_secret: str | None = field(default=None, repr=False)  # signs X-Hub-Signature-256
@@ -199,6 +203,7 @@ class Attempt:
     # wasim's own share of latency_ms: waiting for a free connection and its event loop
     # running late (LoopLag); not the handler's time, so no latency rule counts it.
     wasim_ms: float = 0.0
+    response_bytes: int = 0  # bytes kept of the answer, before any secret was redacted
 
     @property
     def answer_ms(self) -> float:
@@ -257,6 +262,31 @@ _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#\s]*@")
 def hide_userinfo(text: str) -> str:
     """`text` with the `user:password@` of every URL in it removed, for output and records."""
     return _USERINFO.sub(r"\1", text)
+
+
+# A query parameter whose name ends in one of these words (after a separator or alone):
+# token, access_token, hub.verify_token, key, api_key, X-Amz-Signature, sig, client_secret...
+_SECRET_PARAM = re.compile(r"(?i)(?:^|[_.\-])(?:token|key|apikey|secret|signature|sig|password|"
+                           r"passwd|pwd|pass|auth|credentials?|session|jwt)$")
+_URL_IN_TEXT = re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://[^\s'\"<>]*")
+_QUERY_PAIR = re.compile(r"([?&;])([^=&#;\s]*)=([^&#;\s]*)")
+
+
+def hide_url_secrets(text: str) -> str:
+    """`text` with every URL's `user:password@` removed and the values of query parameters
+    named like credentials (`?token=`, `&api_key=`, `&sig=`...) redacted, for records."""
+    from urllib.parse import unquote
+
+    def pair(match: re.Match[str]) -> str:
+        if _SECRET_PARAM.search(unquote(match.group(2))):
+            return f"{match.group(1)}{match.group(2)}={REDACTED}"
+        return match.group()
+
+    def url(match: re.Match[str]) -> str:
+        head, mark, rest = match.group().partition("?")
+        return head + _QUERY_PAIR.sub(pair, mark + rest) if mark else head
+
+    return _URL_IN_TEXT.sub(url, hide_userinfo(text))
 
 
 def is_loopback_address(address: str) -> bool:
@@ -333,15 +363,29 @@ def _refuse_remote(host: str, addresses: Sequence[str]) -> str | None:
 _REMOTE_HINT = ("wasim only fires at this machine (names that resolve to 127.0.0.0/8 or ::1) by "
                 "default, so a typo or a shared file cannot reach a real endpoint; add "
                 "--allow-remote if you mean it.")
+_SCOPE_HINT = ("--allow-remote covers only the hosts you name yourself (--url, --token-url, or "
+               "the Python API's target()), never one a file names; name it there if you "
+               "mean it.")
+
+
+def host_key(host: str) -> str:
+    """A host as the remote permission compares it: no brackets, lower case, no final dot."""
+    return host.strip("[]").lower().rstrip(".")
+
+
+def _permitted(host: str, allow_remote: bool, hosts: frozenset[str] | None) -> bool:
+    """Whether the person's permission covers `host` (else it must be this machine)."""
+    return allow_remote and (hosts is None or host_key(host) in hosts)
 
 
 def url_target(url: str, allow_remote: bool = False, *,
-               resolver: Resolver | None = None) -> Target:
+               resolver: Resolver | None = None, hosts: frozenset[str] | None = None) -> Target:
     """A network target, refusing anything but this machine unless `allow_remote`.
 
     The host is resolved (with `resolver`) and every address must be loopback; a name that
     does not resolve is a bad input (exit 2), found before anything is sent. Credentials in
     the URL (`user:password@`) are moved out of it, into Target.userinfo, and never shown.
+    `hosts` narrows `allow_remote` to those hosts (host_key), e.g. for a URL a file names.
     """
     shown = hide_userinfo(url)
     try:
@@ -353,7 +397,7 @@ def url_target(url: str, allow_remote: bool = False, *,
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise WasimError(f"invalid URL {shown!r}: expected http:// or https:// and a host",
                          field="url", hint="For example --url http://127.0.0.1:8000/webhook.")
-    if not allow_remote:
+    if not _permitted(parsed.host, allow_remote, hosts):
         try:
             addresses = resolve_host(parsed.host, parsed.port, resolver)
         except WasimError as exc:
@@ -361,6 +405,10 @@ def url_target(url: str, allow_remote: bool = False, *,
             raise
         refusal = _refuse_remote(parsed.host, addresses)
         if refusal:
+            if allow_remote:
+                raise WasimError(refusal.replace("which is not this machine", "which is not "
+                                                 "this machine nor a host you named"),
+                                 field="url", hint=_SCOPE_HINT)
             raise WasimError(refusal, field="url", hint=_REMOTE_HINT)
     userinfo = (parsed.username, parsed.password) if parsed.userinfo else None
     return Target("url", str(parsed.copy_with(userinfo=b"")) if userinfo else str(parsed),
@@ -853,12 +901,16 @@ class _LoopbackOnlyTransport(httpx.AsyncBaseTransport):
     the check and the connection cannot see two different answers.
     """
 
-    def __init__(self, inner: httpx.AsyncBaseTransport, resolver: Resolver | None) -> None:
+    def __init__(self, inner: httpx.AsyncBaseTransport, resolver: Resolver | None,
+                 allowed: frozenset[str] = frozenset()) -> None:
         self._inner = inner
         self._resolver = resolver
+        self._allowed = allowed  # the hosts the person named with --allow-remote
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         host = request.url.host
+        if host_key(host) in self._allowed:
+            return await self._inner.handle_async_request(request)
         try:
             addresses = await _resolve_off_loop(host, request.url.port, self._resolver)
         except WasimError as exc:
@@ -881,14 +933,16 @@ class _LoopbackOnlyTransport(httpx.AsyncBaseTransport):
 
 
 async def checked_address(host: str, port: int | None, allow_remote: bool,
-                          resolver: Resolver | None = None) -> str:
-    """The address to connect to for `host`: itself if remote is allowed, else the loopback
-    address it resolves to now (resolved off the event loop); raises WasimError otherwise.
+                          resolver: Resolver | None = None,
+                          remote_hosts: frozenset[str] | None = None) -> str:
+    """The address to connect to for `host`: itself if remote is allowed for it (any host, or
+    one of `remote_hosts`), else the loopback address it resolves to now (resolved off the
+    event loop); raises WasimError otherwise.
 
     For code that opens its own sockets: connecting to the returned address, not the name,
     leaves no gap between the check and the connection for a rebinding name to use.
     """
-    if allow_remote:
+    if _permitted(host, allow_remote, remote_hosts):
         return host
     addresses = await _resolve_off_loop(host, port, resolver)
     refusal = _refuse_remote(host, addresses)
@@ -902,23 +956,31 @@ class RemoteRefused(httpx.ConnectError):
 
 
 def make_client(target: Target, timeout: float, *, allow_remote: bool = False,
-                resolver: Resolver | None = None) -> httpx.AsyncClient:
+                resolver: Resolver | None = None,
+                remote_hosts: frozenset[str] | None = None) -> httpx.AsyncClient:
     """The httpx client for a target: the network, or the app's in-process transport.
 
-    Over the network, unless `allow_remote`, every connection is to this machine only.
+    Over the network, unless `allow_remote`, every connection is to this machine only; with
+    it and `remote_hosts`, to this machine or those hosts.
     """
-    return _client_for(target, timeout, _transport_for(target, timeout, allow_remote, resolver))
+    return _client_for(target, timeout, _transport_for(target, timeout, allow_remote, resolver,
+                                                       remote_hosts))
 
 
 def _transport_for(target: Target, timeout: float, allow_remote: bool = False,
-                   resolver: Resolver | None = None) -> httpx.AsyncBaseTransport | None:
+                   resolver: Resolver | None = None,
+                   remote_hosts: frozenset[str] | None = None
+                   ) -> httpx.AsyncBaseTransport | None:
     if target.kind == "asgi":
         return _LifespanASGITransport(target.app, timeout)
     if target.kind == "wsgi":
         return _AsyncWSGITransport(target.app)
-    if not allow_remote:
-        return _LoopbackOnlyTransport(httpx.AsyncHTTPTransport(), resolver)
-    return None
+    if allow_remote and remote_hosts is None:
+        return None
+    # Checked as each request leaves, the token fetch's included: a host the person did not
+    # name must be this machine, whatever a file or a redirect of settings says.
+    return _LoopbackOnlyTransport(httpx.AsyncHTTPTransport(), resolver,
+                                  remote_hosts if allow_remote and remote_hosts else frozenset())
 
 
 def _client_for(target: Target, timeout: float,
@@ -1086,20 +1148,60 @@ def default_port(url: httpx.URL) -> int:
     return url.port or (443 if url.scheme == "https" else 80)
 
 
-def nothing_listening(url: str) -> WasimError:
-    """The one error for a target where every connection was refused (exit 3)."""
+def nothing_listening(url: str, error: str | None = None) -> WasimError:
+    """The one error for a target where every connection was refused (exit 3), or where the
+    guard refused the address a name resolved to as the request left (`error`, exit 2)."""
+    if error is not None and error.startswith(_REFUSAL):
+        return WasimError(f"{error} (its name was resolved again as the request left)",
+                          hint=_REMOTE_HINT)
     parsed = httpx.URL(url)
     return WasimError(f"Nothing is listening on {parsed.host}:{default_port(parsed)}.",
                       hint="Is your webhook running? `wasim receive` starts a test one.",
                       exit_code=ExitCode.UNREACHABLE)
 
 
+_REFUSAL = "refusing to send callbacks to"
+# What broke, in words, when the library's exception says nothing (a reset says "").
+_BROKE = {
+    httpx.ReadError: "the connection broke while the answer was read (reset or closed by "
+                     "the target)",
+    httpx.WriteError: "the connection broke while the request was sent (reset or closed by "
+                      "the target)",
+    httpx.RemoteProtocolError: "the target closed the connection or answered something that "
+                               "is not HTTP",
+    httpx.LocalProtocolError: "the request could not be sent as HTTP",
+    httpx.ProxyError: "the proxy failed",
+    httpx.UnsupportedProtocol: "the URL's scheme is not http or https",
+}
+
+
+def describe_transport_error(exc: BaseException) -> str:
+    """`ReadError: the connection broke ... (ConnectionResetError: ...)`: the class and a
+    reason a person can act on, never the class alone."""
+    name = type(exc).__name__
+    said = " ".join(str(exc).split())
+    underneath, cause, depth = "", exc.__cause__ or exc.__context__, 0
+    while cause is not None and depth < 5:  # httpcore's own ReadError says nothing either
+        text = " ".join(str(cause).split())
+        if text:
+            underneath = f"{type(cause).__name__}: {text}"
+            break
+        cause, depth = cause.__cause__ or cause.__context__, depth + 1
+    reason = said or next((text for kind, text in _BROKE.items() if isinstance(exc, kind)),
+                          "the exchange failed")
+    if underneath and underneath not in reason:
+        reason += f" ({underneath})"
+    return f"{name}: {reason}"
+
+
 def _describe_transport_error(exc: BaseException, timeout: float) -> str:
     if isinstance(exc, TimeoutError | httpx.TimeoutException):
         return f"no answer within {timeout:g} s"
+    if isinstance(exc, RemoteRefused):
+        return str(exc)
     if isinstance(exc, httpx.ConnectError):
         return REFUSED
-    return f"{type(exc).__name__}: {exc}"
+    return describe_transport_error(exc)
 
 
 LOOP_PERIOD = 0.005  # how often LoopLag samples the event loop: its resolution, in seconds
@@ -1190,7 +1292,7 @@ class Deliverer:
         if self._client is None:
             options = self.options
             transport = _transport_for(options.target, options.timeout, options.allow_remote,
-                                       options.resolver)
+                                       options.resolver, options.remote_hosts)
             self._client = _client_for(options.target, options.timeout, transport)
             if isinstance(transport, _LifespanASGITransport):
                 self._app_transport = transport
@@ -1263,20 +1365,26 @@ class Deliverer:
 
     def _scrubbed(self, attempt: Attempt) -> Attempt:
         """The attempt with any secret the target echoed back (in its body, headers or an
-        error) replaced by [redacted], before anyone records or shows it."""
+        error, in the spellings a server is likely to use) replaced by [redacted], before
+        anyone shows it. The history keeps no answer body at all after a secret was sent
+        (simulator.history.to_record): no list of spellings is complete."""
         secrets = self._secrets()
-
-        def scrub(text: str) -> str:
-            for secret in secrets:
-                text = text.replace(secret, REDACTED)
-            return text
-
         if not secrets:
             return attempt
+        spellings = sorted({v for s in secrets for v in _spellings(s)}, key=len, reverse=True)
+        pattern = re.compile("|".join(map(re.escape, spellings)), re.IGNORECASE)
+
+        def scrub(text: str) -> str:
+            return pattern.sub(REDACTED, text)
+
+        body = scrub(attempt.response_body)
+        if attempt.response_truncated:  # cut at the limit: a secret's start may end the body
+            body = _without_cut_secret(body, spellings)
         return replace(
-            attempt, response_body=scrub(attempt.response_body),
+            attempt, response_body=body,
             response_headers=tuple((n, scrub(v)) for n, v in attempt.response_headers),
-            error=scrub(attempt.error) if attempt.error is not None else None)
+            error=scrub(attempt.error) if attempt.error is not None else None,
+            app_error=scrub(attempt.app_error) if attempt.app_error is not None else None)
 
     def _report(self, attempt: Attempt) -> None:
         if self.on_attempt is not None:
@@ -1330,13 +1438,14 @@ class Deliverer:
             return replace(base, request_headers=recorded, error_kind="timeout",
                            error=f"no answer within {options.timeout:g} s (the timeout)",
                            latency_ms=(self.timer() - started) * 1000)
-        except httpx.ConnectError:
+        except httpx.ConnectError as exc:
+            # The guard's refusal (a name that moved off this machine) says so, in its words.
             return replace(base, request_headers=recorded, error_kind="connect",
-                           error=REFUSED,
+                           error=str(exc) if isinstance(exc, RemoteRefused) else REFUSED,
                            latency_ms=(self.timer() - started) * 1000)
         except httpx.TransportError as exc:
             return replace(base, request_headers=recorded, error_kind="protocol",
-                           error=f"{type(exc).__name__}: {exc}",
+                           error=describe_transport_error(exc),
                            latency_ms=(self.timer() - started) * 1000)
         ended = self.timer()
         latency = (ended - started) * 1000
@@ -1353,6 +1462,7 @@ class Deliverer:
             response_headers=tuple(response.headers.multi_items()),
             response_body=content.decode("utf-8", "replace"),
             response_truncated=truncated,
+            response_bytes=len(content),
             latency_ms=latency,
             wasim_ms=wasim_ms,
             delivered=options.is_success(response.status_code),
@@ -1372,6 +1482,44 @@ class Deliverer:
         finally:
             await response.aclose()  # drops the rest of the body with the connection
         return response, content, truncated
+
+
+def _spellings(secret: str) -> set[str]:
+    """How a server is likely to echo `secret`: as is, JSON-escaped, percent-encoded,
+    HTML-escaped or base64 (any case: the match ignores it)."""
+    import html
+    from urllib.parse import quote, quote_plus
+
+    raw = secret.encode("utf-8", "surrogatepass")
+    found = {secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1],
+             quote(secret, safe=""), quote_plus(secret, safe=""), quote(secret),
+             html.escape(secret)}
+    for encoded in (base64.b64encode(raw), base64.urlsafe_b64encode(raw)):
+        text = encoded.decode("ascii")
+        found |= {text, text.rstrip("=")}
+    return {s for s in found if s}
+
+
+def _without_cut_secret(body: str, spellings: Sequence[str]) -> str:
+    """`body` less a tail that is the start of a spelling of a secret (3 characters or more)."""
+    folded = body.casefold()
+    cut = 0
+    for spelling in spellings:
+        cut = max(cut, _overlap(folded[-(len(spelling) - 1):] if len(spelling) > 1 else "",
+                                spelling.casefold()))
+    return body[:-cut] + REDACTED if cut >= 3 else body
+
+
+def _overlap(tail: str, prefix_of: str) -> int:
+    """The length of the longest end of `tail` that starts `prefix_of` (linear: KMP)."""
+    text = prefix_of + "\0" + tail
+    border = [0] * len(text)
+    for i in range(1, len(text)):
+        k = border[i - 1]
+        while k and text[i] != text[k]:
+            k = border[k - 1]
+        border[i] = k + (text[i] == text[k])
+    return border[-1] if tail else 0
 
 
 def parse_success(text: str) -> tuple[tuple[int, int], ...]:
@@ -1438,7 +1586,8 @@ DELIVERY_KEYS = ("url", "app", "path", "method", "headers", "basic_auth", "token
 
 def delivery_options_from(settings: Mapping[str, Any], where: Callable[[str], str], *,
                           target: Target | None = None, allow_remote: bool = False,
-                          resolver: Resolver | None = None) -> DeliveryOptions:
+                          resolver: Resolver | None = None,
+                          person: Collection[str] | None = None) -> DeliveryOptions:
     """DeliveryOptions from flat settings (flags or a scenario's `target:`), checking each.
 
     `where(key)` names the place a setting came from, for errors: a flag or `file:line`.
@@ -1446,7 +1595,10 @@ def delivery_options_from(settings: Mapping[str, Any], where: Callable[[str], st
     `allow_remote` is the person's permission (the flag, the API argument), passed apart
     from the settings because files fill those: a file can never lift the remote guard.
     Hosts (webhook and token URL) are resolved with `resolver`; every address must be
-    loopback unless `allow_remote`.
+    loopback unless `allow_remote`, and even then unless the person named the host:
+    `person` are the keys of `settings` the person gave (flags, the environment, the API;
+    None: all of them), and `target` is theirs too. So a file can name only this machine or
+    the person's own hosts, and credentials the person gave go nowhere else.
     """
     from simulator.settings import default
 
@@ -1463,9 +1615,10 @@ def delivery_options_from(settings: Mapping[str, Any], where: Callable[[str], st
     url, app = get("url"), get("app")
     if url and app:
         raise WasimError("give a url or an app, not both", where=where("app"))
+    hosts = _named_hosts(settings, person, target)
     try:
         if url:
-            target = url_target(str(url), allow_remote, resolver=resolver)
+            target = url_target(str(url), allow_remote, resolver=resolver, hosts=hosts)
         elif app:
             target = app_target(str(app), str(get("path")))
     except WasimError as exc:
@@ -1482,7 +1635,7 @@ def delivery_options_from(settings: Mapping[str, Any], where: Callable[[str], st
         raise WasimError("choose Basic auth or a token URL, not both", where=where("basic_auth"))
     if token_url and not str(token_url).startswith("/"):
         try:
-            checked = url_target(str(token_url), allow_remote, resolver=resolver)
+            checked = url_target(str(token_url), allow_remote, resolver=resolver, hosts=hosts)
         except WasimError as exc:
             exc.where = where("token_url")
             raise
@@ -1515,6 +1668,15 @@ def delivery_options_from(settings: Mapping[str, Any], where: Callable[[str], st
         retry = RetryPolicy.exponential(int(retries), backoff)
     else:
         retry = _at(where("retry_schedule"), parse_retry_schedule, str(schedule))
+    if allow_remote:
+        mine = set(settings) if person is None else set(person)
+        # Credentials the person gave go only where the person sent them: a file may name
+        # one of their hosts, but on a shared host (webhook.site, a PaaS domain) another
+        # path can be someone else's.
+        _given_for(url if "url" not in mine else None, _WEBHOOK_CREDENTIALS, settings, mine,
+                   where, "url", hosts, resolver)
+        _given_for(token_url if "token_url" not in mine else None, _TOKEN_CREDENTIALS,
+                   settings, mine, where, "token_url", hosts, resolver)
     app_secret = get("app_secret")
     if app_secret is not None:
         app_secret = check_secret(app_secret, where("app_secret"))
@@ -1548,11 +1710,64 @@ def delivery_options_from(settings: Mapping[str, Any], where: Callable[[str], st
                         or ("2xx" if signature == "valid" else "401,403"))),
         retry=retry,
         allow_remote=allow_remote,
+        remote_hosts=hosts,
         resolver=resolver,
         envelope=parse_envelope(get("envelope", "kaleyra"), where("envelope")),
         app_secret=app_secret,
         signature=signature,
     )
+
+
+# The webhook gets Basic auth, the headers, a signature under the app secret, and the bearer
+# token the client secret bought.
+_WEBHOOK_CREDENTIALS = ("basic_auth", "headers", "app_secret", "client_secret")
+_TOKEN_CREDENTIALS = ("client_id", "client_secret")
+
+
+def _given_for(url: Any, credentials: Sequence[str], settings: Mapping[str, Any],
+               mine: set[str], where: Callable[[str], str], key: str,
+               hosts: frozenset[str], resolver: Resolver | None) -> None:
+    """Refuse when `url` came from a file, is not this machine, and would receive a
+    credential the person gave (flags, the environment, the API)."""
+    if not url or str(url).startswith("/"):
+        return
+    given = [name for name in credentials if name in mine and settings.get(name)
+             and (name != "headers" or any(_is_secret_header(h) for h in settings[name]))]
+    host = httpx.URL(str(url)).host
+    # A host outside `hosts` was found to be this machine already (url_target).
+    if not given or host_key(host) not in hosts or is_loopback(host, resolver):
+        return
+    from simulator.settings import flag_of
+
+    raise WasimError(f"{flag_of(given[0])} (yours) would go to {_shown(str(url))}, which a "
+                     "file names", where=where(key),
+                     hint=f"Credentials you give go only to a URL you give: add {flag_of(key)} "
+                          "yourself if you mean that host.")
+
+
+def _is_secret_header(header: Any) -> bool:
+    """Whether a header setting (a "Name: value" text or a pair) is not a harmless one."""
+    name = header[0] if isinstance(header, tuple | list) else str(header).partition(":")[0]
+    return str(name).strip().lower() not in SAFE_HEADERS
+
+
+def _named_hosts(settings: Mapping[str, Any], person: Collection[str] | None,
+                 target: Target | None) -> frozenset[str]:
+    """The hosts the person named (their url and token_url, their own target): what
+    --allow-remote covers."""
+    keys = set(settings) if person is None else set(person)
+    urls = [str(settings[key]) for key in ("url", "token_url")
+            if key in keys and settings.get(key) and not str(settings[key]).startswith("/")]
+    if target is not None and target.kind == "url":
+        urls.append(target.url)
+    named = set()
+    for url in urls:
+        try:
+            named.add(host_key(httpx.URL(url).host))
+        except (httpx.InvalidURL, TypeError, ValueError):
+            continue  # url_target says what is wrong with it
+    named.discard("")
+    return frozenset(named)
 
 
 def _number(value: Any, where: str, *, what: str, **limits: Any) -> float:

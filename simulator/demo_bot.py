@@ -167,7 +167,10 @@ class DemoBot:
                 api.v2_url(business), headers={"api-key": api.options.api_key},
                 json={"messaging_object": message, "extra_info": {"ref": tap_id}})
         except httpx.HTTPError as exc:
-            return self._failed(f"{type(exc).__name__}: {exc}")
+            from simulator.delivery import describe_transport_error
+
+            # A reset says nothing of itself: name the class and what broke.
+            return self._failed(describe_transport_error(exc))
         if answer.status_code != 202:
             return self._failed(f"the send API answered {answer.status_code}: "
                                 f"{answer.text[:200]}")

@@ -12,6 +12,7 @@ import binascii
 import json
 import math
 import os
+import re
 import shlex
 import stat
 import threading
@@ -25,22 +26,53 @@ from simulator.delivery import (
     REDACTED,
     Attempt,
     Event,
-    hide_userinfo,
+    hide_url_secrets,
     redact_headers,
 )
 from simulator.errors import WasimError
+from simulator.safefiles import check_no_links, open_to_write
 
 DEFAULT_PATH = Path(".wasim") / "history.jsonl"
 FORMAT_VERSION = 1
+
+
+WITHHELD = "[withheld: a secret was sent with the request]"
+# Answer headers whose values keep their shape when a secret was sent: anything else a target
+# sets could carry an echo.
+_SHAPED = {"content-length": re.compile(r"\d{1,12}"), "retry-after": re.compile(r"\d{1,12}"),
+           "content-type": re.compile(r"[\w.+-]{1,64}/[\w.+-]{1,64}(; ?charset=[\w-]{1,32})?"),
+           "date": re.compile(r"[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} GMT")}
+
+
+def secret_sent(attempt: Attempt) -> bool:
+    """Whether the request carried a credential: a header the history redacts (Authorization,
+    a custom header, a signature, Basic auth from the URL)."""
+    return any(REDACTED in value for _, value in redact_headers(attempt.request_headers))
+
+
+def _withheld_headers(headers: Iterable[tuple[str, str]]) -> list[list[str]]:
+    return [[name, value if (shape := _SHAPED.get(name.lower())) and shape.fullmatch(value)
+             else REDACTED] for name, value in headers]
 
 
 def to_record(attempt: Attempt) -> dict[str, Any]:
     """The JSON object one attempt is stored as, secrets redacted.
 
     Headers go through redact_headers again (whatever the source did: a response's
-    Set-Cookie or an echoed credential arrives unredacted), URLs lose any `user:password@`.
+    Set-Cookie or an echoed credential arrives unredacted), URLs lose any `user:password@`
+    and the values of query parameters named like credentials.
+
+    When the request carried a secret, the answer's body is not kept (only its length) and
+    its headers only where their value has a known harmless shape. A target can echo a
+    secret in more spellings than any list foresees (JSON-escaped, percent-encoded, another
+    case, base64, inside a longer base64, cut at the 64 KiB limit, or a secret of one or
+    two characters that no search can tell from other text), so the history does not try.
+    Nor does it keep a hash of the body: a body that echoes a short secret around known
+    text could be recovered from its hash by trying every value.
     """
     event = attempt.event
+    withhold = secret_sent(attempt)
+    answer_headers = redact_headers(attempt.response_headers)
     record: dict[str, Any] = {
         "v": FORMAT_VERSION,
         "event": event.id,
@@ -50,9 +82,9 @@ def to_record(attempt: Attempt) -> dict[str, Any]:
         "at": round(attempt.started_at, 6),
         "outcome": attempt.outcome,
         "seed": event.seed,
-        "target": hide_userinfo(attempt.target),
+        "target": hide_url_secrets(attempt.target),
         "method": attempt.method,
-        "url": hide_userinfo(attempt.url),
+        "url": hide_url_secrets(attempt.url),
         "user": event.user,
         "name": event.name,
         "button": event.button,
@@ -60,13 +92,18 @@ def to_record(attempt: Attempt) -> dict[str, Any]:
         "request_headers": [list(h) for h in redact_headers(attempt.request_headers)],
         "status": attempt.status,
         "latency_ms": round(attempt.latency_ms, 3),
-        "error": hide_userinfo(attempt.error) if attempt.error is not None else None,
+        "error": hide_url_secrets(attempt.error) if attempt.error is not None else None,
         "error_kind": attempt.error_kind,
-        "response_headers": [list(h) for h in redact_headers(attempt.response_headers)],
+        "response_headers": _withheld_headers(answer_headers) if withhold
+        else [list(h) for h in answer_headers],
         "response_body": attempt.response_body,
         "response_truncated": attempt.response_truncated,
         "replay_of": attempt.replay_of,
     }
+    if withhold and (attempt.response_body or attempt.response_truncated):
+        length = attempt.response_bytes or len(attempt.response_body.encode("utf-8", "replace"))
+        record["response_body"] = WITHHELD
+        record["response_withheld"] = length  # bytes kept of the answer (at most 64 KiB)
     if attempt.app_error is not None:  # only when an in-process app raised
         record["app_error"] = attempt.app_error
     try:
@@ -265,28 +302,20 @@ class HistoryWriter:
 
     def _open(self) -> int:
         try:
-            if self.path.exists() and not self.path.is_file():
-                raise _unwritable(self.path, "not a regular file")
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # O_NONBLOCK: a FIFO made after the check above fails at once instead of hanging.
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK,
-                         0o600)
+            # No link is followed, in the file or its folders (simulator.safefiles); a FIFO
+            # made in its place fails at once instead of hanging.
+            fd = open_to_write(self.path, "the history", append=True, mode=0o600,
+                               readable=True)
         except (OSError, ValueError) as exc:
             raise _unwritable(self.path, getattr(exc, "strerror", None) or str(exc)) from None
         try:
-            info = os.fstat(fd)
-            # /dev/full, a FIFO, a terminal: opening works, writing fails or blocks later.
-            if not stat.S_ISREG(info.st_mode):
-                raise _unwritable(self.path, "not a regular file")
+            size = os.fstat(fd).st_size
             # A torn last line (from a crash) must not swallow the first line written now.
-            if info.st_size and not _ends_with_newline(self.path):
+            if size and os.lseek(fd, -1, os.SEEK_END) >= 0 and os.read(fd, 1) != b"\n":
                 os.write(fd, b"\n")
         except OSError as exc:
             os.close(fd)
             raise _unwritable(self.path, exc.strerror) from None
-        except WasimError:
-            os.close(fd)
-            raise
         return fd
 
     def open(self) -> HistoryWriter:
@@ -302,7 +331,8 @@ class HistoryWriter:
         For a UI that may never send: an existing file is opened and closed, a new one only
         needs a folder that can be written.
         """
-        if self.path.exists() or self.path.is_symlink():
+        check_no_links(self.path, "the history")
+        if self.path.exists():
             os.close(self._open())
             return
         folder = self.path.parent
@@ -346,12 +376,6 @@ def _unwritable(path: Path, reason: str | None) -> WasimError:
     return WasimError(f"cannot write the history ({reason or 'unknown reason'})",
                       where=str(path),
                       hint="Pick another file with --history, or --no-history.")
-
-
-def _ends_with_newline(path: Path) -> bool:
-    with path.open("rb") as handle:
-        handle.seek(-1, os.SEEK_END)
-        return handle.read(1) == b"\n"
 
 
 @dataclass

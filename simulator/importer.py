@@ -23,6 +23,7 @@ from typing import Any
 from simulator.anonymise import Anonymiser, FakeUser
 from simulator.capture import Callback, Capture, read_captures
 from simulator.errors import ExitCode, WasimError
+from simulator.safefiles import check_no_links
 
 MAX_STEP_GAP = 86_400.0  # a longer silence in the capture is shortened to a day
 # Kinds a scenario step sends (simulator.kinds), by the name Callback.kind() gives.
@@ -635,9 +636,9 @@ def write_outputs(files: dict[Path, str]) -> None:
     staged: list[tuple[Path, Path]] = []
     try:
         for path, text in files.items():
-            if path.is_symlink():
-                raise WasimError("refusing to write through a link", where=str(path),
-                                 hint="Name a plain file.")
+            # No link in the name or any folder of it (simulator.safefiles): a cloned
+            # project's `out -> ~/elsewhere` must not choose where the files land.
+            check_no_links(path, "the imported files")
             folder = path.parent if str(path.parent) else Path(".")
             if not folder.is_dir():
                 raise WasimError("no such folder", where=str(folder),
@@ -652,8 +653,7 @@ def write_outputs(files: dict[Path, str]) -> None:
             with os.fdopen(descriptor, "w", encoding="utf-8", newline="\n") as file:
                 file.write(text)
         for temp, path in staged:
-            if path.is_symlink():
-                raise WasimError("refusing to write through a link", where=str(path))
+            check_no_links(path, "the imported files")
             os.replace(temp, path)
         staged = []
     finally:

@@ -42,11 +42,13 @@ from simulator.delivery import (
     DeliveryOptions,
     ErrorKind,
     Event,
+    RemoteRefused,
     TokenCache,
     callback_headers,
     check_header,
     checked_address,
     default_port,
+    describe_transport_error,
     make_client,
     nothing_listening,
     redact_headers,
@@ -866,7 +868,8 @@ class _Tokens:
         delivery = self.delivery
         async with make_client(delivery.target, delivery.timeout,
                                allow_remote=delivery.allow_remote,
-                               resolver=delivery.resolver) as client:
+                               resolver=delivery.resolver,
+                               remote_hosts=delivery.remote_hosts) as client:
             await self.cache.get(client, delivery.timeout)
 
     def expiring(self) -> bool:
@@ -957,6 +960,7 @@ async def run_load(
     stop = asyncio.Event()
 
     success: dict[int, bool] = {}  # is_success per status seen, not per request
+    first_error: list[str] = []  # why the first request failed, for the unreachable verdict
 
     def done_one(body: bytes, status: int | None, error: tuple[str, str] | None,
                  began: float, ended: float) -> None:
@@ -971,6 +975,8 @@ async def run_load(
                 stats.ok += 1
         if error is not None:
             stats.errors[error[0]] += 1
+            if not first_error:
+                first_error.append(error[1])
         if options.history_sample and on_attempt is not None \
                 and stats.sent % options.history_sample == 0:
             event = Event.from_body(body, source.factory.options.seed)
@@ -987,7 +993,8 @@ async def run_load(
     if fast:
         port = default_port(url)
         # Every connection goes to the address checked now, not to the name (DNS rebinding).
-        host = await checked_address(url.host, port, delivery.allow_remote, delivery.resolver)
+        host = await checked_address(url.host, port, delivery.allow_remote, delivery.resolver,
+                                     delivery.remote_hosts)
         tls = _tls_context() if url.scheme == "https" else None
         worker = _fast_worker(source, head, host, port, delivery.timeout, slots, done_one,
                               clock, sign, tls, url.host, auth)
@@ -995,7 +1002,8 @@ async def run_load(
         if client is None:
             own_client = True
             client = make_client(target, delivery.timeout, allow_remote=delivery.allow_remote,
-                                 resolver=delivery.resolver)
+                                 resolver=delivery.resolver,
+                                 remote_hosts=delivery.remote_hosts)
         worker = _httpx_worker(source, client, head, delivery, slots, done_one, clock, sign,
                                auth)
     source.prepare(options.count or source.pool)
@@ -1029,7 +1037,7 @@ async def run_load(
             await client.aclose()
     stats.elapsed = clock() - stats.started
     if stats.sent and not stats.statuses and set(stats.errors) == {"connect"}:
-        raise nothing_listening(str(url))
+        raise nothing_listening(str(url), first_error[0] if first_error else None)
     return stats
 
 
@@ -1345,15 +1353,17 @@ def _httpx_worker(source: CallbackSource, client: httpx.AsyncClient,
             except (TimeoutError, httpx.TimeoutException):
                 done(item, None, ("timeout", f"no answer within {delivery.timeout:g} s"), began,
                      clock())
-            except httpx.ConnectError:
-                done(item, None, ("connect", "connection refused"), began, clock())
+            except httpx.ConnectError as exc:
+                # The guard's refusal (a name that moved off this machine) in its own words.
+                done(item, None, ("connect", str(exc) if isinstance(exc, RemoteRefused)
+                                  else "connection refused"), began, clock())
                 await asyncio.sleep(0.05)
             except (httpx.ReadError, httpx.WriteError) as exc:
                 reason = f" ({exc})" if str(exc) else ""
                 done(item, None, ("reset", f"the connection was reset mid-request{reason}"),
                      began, clock())
             except httpx.TransportError as exc:
-                done(item, None, ("protocol", f"{type(exc).__name__}: {exc}"), began, clock())
+                done(item, None, ("protocol", describe_transport_error(exc)), began, clock())
             else:
                 done(item, status, None, began, clock())
 
@@ -1377,15 +1387,15 @@ class SourceSpec:
     identity: tuple[tuple[str, float], ...] | None = None  # --identity over the scenario's
     kind: str | None = None  # `--kind`: callbacks of this kind (not with a scenario)
     kind_args: Any = None  # its KindArgs
+    template_env: tuple[str, ...] = ()  # the variables the scenario may read (--template-env)
 
     def build(self, partition: int = 0) -> CallbackSource:
         """The source of worker `partition`."""
         if self.scenario is not None:
-            import os
+            from simulator.scenarios import load_scenario, template_env
 
-            from simulator.scenarios import load_scenario
-
-            loaded = load_scenario(self.scenario, seed=self.seed, env=dict(os.environ))
+            loaded = load_scenario(self.scenario, seed=self.seed,
+                                   env=template_env(self.template_env))
             if self.identity is not None:
                 loaded = replace(loaded, cast=replace(loaded.cast, identity=self.identity))
             return CallbackSource.from_scenario(loaded, seed=self.seed, partition=partition)

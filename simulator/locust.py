@@ -88,6 +88,7 @@ from simulator.delivery import (
     callback_headers,
     default_port,
     delivery_options_from,
+    host_key,
     is_loopback_address,
     resolve_host,
 )
@@ -466,11 +467,12 @@ class _Shared:
         seed = values.get("seed")
         try:
             if values.get("scenario"):
-                import os
+                from simulator.scenarios import template_env
 
-                # Without a seed, the scenario's own (as `wasim load SCENARIO`).
+                # Without a seed, the scenario's own (as `wasim load SCENARIO`). Its Jinja
+                # reads no environment variable: a file must not copy secrets into payloads.
                 scenario = load_scenario(str(values["scenario"]), seed=seed,
-                                         env=dict(os.environ))
+                                         env=template_env())
                 settings, named = scenario_settings(scenario, 0, given, where)
                 source = CallbackSource.from_scenario(scenario, seed=seed, partition=partition)
                 kind = scenario.template.callback
@@ -501,7 +503,8 @@ class _Shared:
                              hint="Give the webhook's URL: --host http://127.0.0.1:8000/webhook, "
                                   "`host = ...` in the class, or WASIM_URL.")
         try:
-            delivery = delivery_options_from(settings, named, allow_remote=allow_remote)
+            delivery = delivery_options_from(settings, named, allow_remote=allow_remote,
+                                             person=given.keys())
         except WasimError as exc:
             if exc.hint and "--allow-remote" in exc.hint:  # this face's flag is another
                 exc.hint = exc.hint.replace("--allow-remote", ALLOW_REMOTE_FLAG)
@@ -524,7 +527,8 @@ class _Shared:
 
     def checked_address(self) -> str:
         """The address to connect to: the host itself if allowed, else its loopback address."""
-        if self.allow_remote:
+        hosts = self.delivery.remote_hosts
+        if self.allow_remote and (hosts is None or host_key(self.host) in hosts):
             return self.host
         addresses = resolve_host(self.host, self.port)
         for address in addresses:

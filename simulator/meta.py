@@ -273,7 +273,7 @@ async def verify_handshake(options: Any, token: str, challenge: str | None = Non
                          where="--challenge")
     target = options.target
     transport = None if client is not None else _transport_for(
-        target, options.timeout, options.allow_remote, options.resolver)
+        target, options.timeout, options.allow_remote, options.resolver, options.remote_hosts)
     checks = []
     async with contextlib.nullcontext(client) if client is not None else _client_for(
             target, options.timeout, transport) as client:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import os
+
 import click
 
 from simulator.inputs import (
@@ -16,9 +18,29 @@ from simulator.inputs import (
     port_of_url,
 )
 
-__all__ = ["FILE_PATH", "MAX_CONCURRENCY", "MAX_COUNT", "MAX_RETRIES", "MAX_WAIT", "PORT",
-           "SEED", "SEND_API_OPTIONS", "SPEED", "FilePath", "Number", "api_port_option",
-           "check_paths", "check_url", "default_api_port", "flag_of", "send_api_options"]
+__all__ = [
+    "FILE_PATH",
+    "MAX_CONCURRENCY",
+    "MAX_COUNT",
+    "MAX_RETRIES",
+    "MAX_WAIT",
+    "PORT",
+    "SEED",
+    "SEND_API_OPTIONS",
+    "SPEED",
+    "TEMPLATE_ENV_OPTION",
+    "FilePath",
+    "HeaderLines",
+    "Number",
+    "api_port_option",
+    "check_not_empty",
+    "check_paths",
+    "check_url",
+    "default_api_port",
+    "flag_of",
+    "not_empty",
+    "send_api_options",
+]
 
 
 def flag_of(param: click.Parameter | None) -> str:
@@ -95,6 +117,7 @@ def _account(ctx: click.Context, param: click.Parameter, value: str | None) -> s
     """--sid / --api-key, checked as the send API checks them, the flag named on error."""
     if value is None:
         return None
+    check_not_empty(ctx, param, value)  # '' must not mean "the published default"
     from simulator.errors import WasimError
     from simulator.sendapi import ApiOptions
 
@@ -103,8 +126,9 @@ def _account(ctx: click.Context, param: click.Parameter, value: str | None) -> s
     except WasimError as exc:
         from_env = ctx.get_parameter_source(param.name or "") == \
             click.core.ParameterSource.ENVIRONMENT
-        exc.where = (param.envvar if isinstance(param.envvar, str) else flag_of(param)) \
-            if from_env else flag_of(param)
+        envvar = param.envvar if isinstance(param.envvar, str) else \
+            next((name for name in param.envvar or () if name in os.environ), None)
+        exc.where = (envvar or flag_of(param)) if from_env else flag_of(param)
         raise
     return value
 
@@ -129,9 +153,10 @@ SEND_API_OPTIONS: list[Any] = [
     click.option("--sid", "api_sid", envvar="KALEYRA_SID", metavar="SID", callback=_account,
                  help="The send API's SID (in its paths).  [env: KALEYRA_SID; default: "
                       "HXIN2026000001IN]"),
-    click.option("--api-key", "api_key", envvar="KALEYRA_API_KEY", metavar="KEY",
-                 callback=_account,
-                 help="The api-key the send API accepts.  [env: KALEYRA_API_KEY; default: "
+    click.option("--api-key", "api_key", envvar=["KALEYRA_API_KEY", "WASIM_API_KEY"],
+                 metavar="KEY", callback=_account,
+                 help="The api-key the send API accepts; the variables keep it out of the "
+                      "process list.  [env: KALEYRA_API_KEY or WASIM_API_KEY; default: "
                       "printed at start]"),
 ]
 
@@ -184,3 +209,62 @@ FILE_PATH = FilePath()
 PORT = Number(0, 65535, integer=True, what="a TCP port")
 SPEED = Number(0.001, 1e6, what="a speed factor")
 SEED = Number(0, MAX_SEED, integer=True, what="a seed (a whole number)")
+
+
+def check_env_names(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """A click callback for --template-env: each value must be a variable name."""
+    import re
+
+    from simulator.errors import WasimError
+    from simulator.inputs import shown
+
+    for name in value:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", name):
+            raise WasimError(f"{shown(name)[:80]} is not an environment variable name",
+                             where="--template-env", hint="Name one variable, e.g. "
+                             "--template-env WEBHOOK_URL; repeat the flag for more.")
+    return value
+
+
+TEMPLATE_ENV_OPTION = click.option(
+    "--template-env", "template_env", multiple=True, metavar="NAME", callback=check_env_names,
+    help="Let the scenario's Jinja read this environment variable as env.NAME; repeatable. "
+         "It sees no other: wasim's own secrets live in the environment too.")
+
+
+def check_not_empty(ctx: click.Context | None, param: click.Parameter | None,
+                    value: Any) -> Any:
+    """A click callback refusing an empty value: `--api-key ''` must not mean "the default",
+    nor `--host ''` "every interface"."""
+    from simulator.errors import WasimError
+
+    for text in value if isinstance(value, tuple) else (value,):
+        if isinstance(text, str) and not text.strip():
+            raise WasimError("the value is empty", where=flag_of(param),
+                             hint="Give a value, or leave the flag out for the default.")
+    return value
+
+
+def not_empty(then: Callable[..., Any] | None = None) -> Callable[..., Any]:
+    """check_not_empty, followed by another click callback (`then`) if any."""
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        value = check_not_empty(ctx, param, value)
+        return then(ctx, param, value) if then is not None else value
+    return callback
+
+
+class HeaderLines(click.ParamType[str, Any]):
+    """Text whose environment variable holds one value per line (`WASIM_HEADERS`: one
+    "Name: value" per line), blank lines skipped."""
+
+    name = "text"
+    envvar_list_splitter = "\n"
+
+    def split_envvar_value(self, rv: str) -> list[str]:
+        """The variable's non-blank lines."""
+        return [line.strip() for line in rv.splitlines() if line.strip()]
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> str:
+        """The value as text."""
+        return str(value)

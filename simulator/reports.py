@@ -9,9 +9,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from simulator.delivery import hide_userinfo
+from simulator.delivery import hide_url_secrets
 from simulator.errors import WasimError
 from simulator.runner import Failure, SendResult, Summary
+from simulator.safefiles import write_file
 
 SHOWN_FAILING = 5  # failing sends listed under the summary; the reports have them all
 
@@ -91,7 +92,7 @@ def junit_xml(summary: Summary, results: Sequence[SendResult], duration: float) 
             problems.insert(0, Failure(
                 "delivery", f"{last.outcome}"
                 + (f", status {last.status}" if last.status is not None else "")
-                + (f", {hide_userinfo(last.error)}" if last.error else "")
+                + (f", {hide_url_secrets(last.error)}" if last.error else "")
                 + f" after {len(outcome.result.attempts)} attempt(s)"))
         if problems:
             failure = ET.SubElement(case, "failure", {"message": failure_line(problems[0]),
@@ -113,7 +114,7 @@ def json_report(summary: Summary, results: Sequence[SendResult], duration: float
             "button": planned.event.button, "message_id": planned.event.message_id,
             "delivered": outcome.result.delivered, "status": last.status,
             "latency_ms": round(last.latency_ms, 3), "attempts": len(outcome.result.attempts),
-            "error": hide_userinfo(last.error) if last.error else last.error,
+            "error": hide_url_secrets(last.error) if last.error else last.error,
             "failures": [failure.as_dict() for failure in outcome.broken]})
     document = {"summary": {**summary.as_dict(), "duration_s": round(duration, 3)},
                 "sends": sends}
@@ -127,8 +128,7 @@ def write_report(path: Path, summary: Summary, results: Sequence[SendResult],
     make = junit_xml if path.suffix == ".xml" else json_report
     data = make(summary, results, duration)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
+        write_file(path, data, "the report")  # never through a link (simulator.safefiles)
     except OSError as exc:
         raise WasimError(f"cannot write the report ({exc.strerror})", where=str(path)) from None
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import httpx
 
 from simulator.delivery import (
+    REDACTED,
     Attempt,
     Deliverer,
     DeliveryOptions,
@@ -42,7 +43,7 @@ from simulator.scenarios import (
     plan_size,
     target_where,
 )
-from simulator.settings import Layer, resolve
+from simulator.settings import Layer, given, resolve
 from simulator.taps import SEEDED_EPOCH_RANGE, TapFactory, TapOptions
 
 if TYPE_CHECKING:
@@ -335,6 +336,11 @@ def check_expectations(expect: Expectations, result: DeliveryResult) -> tuple[Fa
                 found, value = json_path(answer, path)
                 if not found:
                     failures.append(Failure("json", f"{path} is missing"))
+                elif value != wanted and any(REDACTED in v for _, v in last.request_headers):
+                    # The answer to a request that carried a secret is not quoted: this
+                    # message reaches reports on disk, and an echo can be spelled any way.
+                    failures.append(Failure("json", f"{path} is not {json.dumps(wanted)} (not "
+                                                    "quoted: a secret was sent)"))
                 elif value != wanted:
                     failures.append(Failure("json", f"{path} is {json.dumps(value)}, expected "
                                                     f"{json.dumps(wanted)}"))
@@ -636,7 +642,8 @@ def scenario_delivery(plan: Plan, overrides: Mapping[str, Any],
         key = tuple(sorted((k, repr(v)) for k, v in settings.items()))
         if key not in cache:
             cache[key] = delivery_options_from(settings, where, target=fallback,
-                                               allow_remote=allow_remote)
+                                               allow_remote=allow_remote,
+                                               person=given(overrides).keys())
         built[step.name] = cache[key]
     return lambda send: built[send.step]
 

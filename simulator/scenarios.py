@@ -10,7 +10,7 @@ import itertools
 import math
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,8 @@ SUFFIXES = (".yaml", ".yml")
 STARTER = """\
 # yaml-language-server: $schema=../wasim-schema.json
 # NAME: what this scenario exercises, in one line (shown by `wasim scenarios`).
-# The file is Jinja first (`fake` is a seeded Faker, `env` the environment), then YAML.
+# The file is Jinja first (`fake` is a seeded Faker, `env` the environment variables you
+# allow with --template-env NAME), then YAML.
 # The first line lets editors check it: `wasim schema > wasim-schema.json` in the folder above.
 name: NAME
 description: A template goes to 20 shoppers; most tap Shop now, some opt out.
@@ -419,7 +420,7 @@ def render_scenario_text(source: str, display: str, *, seed: int | None = None,
     elif isinstance(seed, bool) or not isinstance(seed, int) or abs(seed) > MAX_SEED:
         raise WasimError(f"the seed must be a whole number from -{MAX_SEED:,} to {MAX_SEED:,}",
                          field="seed")
-    return _render(source, display, seed, env or {})
+    return _render(source, display, seed, env if env is not None else {})
 
 
 def _display(path: Path) -> str:
@@ -427,6 +428,58 @@ def _display(path: Path) -> str:
         return str(path.resolve().relative_to(Path.cwd()))
     except ValueError:
         return str(path)
+
+
+ENV_FLAG = "--template-env"
+
+
+class EnvNotAllowed(jinja2.TemplateRuntimeError):
+    """A scenario read an environment variable the person did not allow."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"the environment variable {name} is not allowed")
+        self.name = name
+
+
+class TemplateEnv(dict[str, str]):
+    """`env` as a scenario sees it: only the variables the person allowed by name.
+
+    Any other variable set in the environment is not there, and reading it (`env.X`,
+    `env["X"]`, `env.get("X")`, `"X" in env`) stops the rendering with EnvNotAllowed rather
+    than falling back to a default unseen; one that is not set at all is simply missing.
+    """
+
+    def __init__(self, allowed: Mapping[str, str], hidden: frozenset[str]) -> None:
+        super().__init__(allowed)
+        self._hidden = hidden
+
+    def _check(self, key: object) -> None:
+        if key in self._hidden:
+            raise EnvNotAllowed(str(key))
+
+    def __getitem__(self, key: str) -> str:
+        self._check(key)
+        return super().__getitem__(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self._check(key)
+        return super().get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        self._check(key)
+        return super().__contains__(key)
+
+
+def template_env(names: Iterable[str] = (),
+                 environ: Mapping[str, str] | None = None) -> TemplateEnv:
+    """The environment a scenario may read: the variables named (--template-env), no other.
+
+    wasim's own credentials (WASIM_BASIC_AUTH, WASIM_CLIENT_SECRET...) live in the same
+    environment, and whatever a scenario reads can end up in a payload and the history.
+    """
+    environ = os.environ if environ is None else environ
+    allowed = {name: environ[name] for name in names if name in environ}
+    return TemplateEnv(allowed, frozenset(environ) - frozenset(allowed))
 
 
 def _render(source: str, display: str, seed: int, env: Mapping[str, str]) -> str:
@@ -446,7 +499,10 @@ def _render(source: str, display: str, seed: int, env: Mapping[str, str]) -> str
                          where=display, hint="Split deep expressions into {% set %} steps."
                          ) from None
     # Plain data only: `fake` is the data-call facade (never the Faker), `env` a dict of str.
-    variables = {"fake": fake_facade(make_faker(seed)), "env": plain_env(env), "seed": seed}
+    # A TemplateEnv is the person's allow-list; a plain mapping (the Python API's `env=`) was
+    # chosen whole by the caller.
+    seen = env if isinstance(env, TemplateEnv) else plain_env(env)
+    variables = {"fake": fake_facade(make_faker(seed)), "env": seen, "seed": seed}
     try:
         try:
             context = template.new_context(variables)
@@ -454,6 +510,13 @@ def _render(source: str, display: str, seed: int, env: Mapping[str, str]) -> str
         except (jinja2.TemplateError, TypeError, ValueError, LookupError, AttributeError,
                 ArithmeticError, RecursionError, MemoryError):
             environment.handle_exception()  # re-raises with the file's line numbers
+    except EnvNotAllowed as exc:
+        line = error_line(exc, "<template>")
+        raise WasimError(f"the scenario reads the environment variable {exc.name}, which "
+                         "scenarios see only when you allow it",
+                         where=f"{display}:{line}" if line else display,
+                         hint=f"If you trust this file with it, add {ENV_FLAG} {exc.name} "
+                              "(Python: run_scenario(env={...})).") from None
     except jinja2.UndefinedError as exc:
         line = error_line(exc, "<template>")
         raise WasimError(f"undefined variable: {exc.message}",

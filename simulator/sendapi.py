@@ -945,14 +945,17 @@ class MockApi:
         url = v1_status_url(message, status, now)
         try:
             target = url_target(url, self.webhook.allow_remote if self.webhook else False,
-                                resolver=self.webhook.resolver if self.webhook else None)
+                                resolver=self.webhook.resolver if self.webhook else None,
+                                hosts=self.webhook.remote_hosts if self.webhook else None)
         except WasimError as exc:
             self._keep_status(StatusDelivery(message, status, url, b"", None, str(exc)))
             return
         options = DeliveryOptions(target=target, method="GET",
                                   timeout=self.webhook.timeout if self.webhook else 10.0,
                                   allow_remote=self.webhook.allow_remote if self.webhook
-                                  else False)
+                                  else False,
+                                  remote_hosts=self.webhook.remote_hosts if self.webhook
+                                  else None)
         async with Deliverer(options, sleep=self._sleep, clock=self._clock) as deliverer:
             result = await deliverer.deliver(Event.from_body(url.encode()))
         self._keep_status(StatusDelivery(message, status, target.label, b"", result))

@@ -63,7 +63,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("method", "--method", "HTTP method of the callback profile.", default="POST",
             kind="method"),
     Setting("headers", "--header", "A custom static header of the callback profile; "
-            "repeatable.", default=(), short="-H", metavar='"NAME: VALUE"', multiple=True),
+            "repeatable. The variable holds one per line, so a token stays out of the process "
+            "list.", default=(), short="-H", metavar='"NAME: VALUE"', multiple=True,
+            envvar="WASIM_HEADERS"),
     Setting("basic_auth", "--basic-auth", "HTTP Basic auth.", envvar="WASIM_BASIC_AUTH",
             metavar="USER:PASSWORD"),
     Setting("token_url", "--token-url", "Advanced Authentication: fetch a bearer token here "
@@ -163,7 +165,7 @@ def click_options(keys: Iterable[str] = KEYS) -> Callable[[Any], Any]:
     """
     import click
 
-    from simulator.params import Number, check_url
+    from simulator.params import HeaderLines, Number, check_url, not_empty
 
     kinds: dict[str, dict[str, Any]] = {
         "text": {},
@@ -185,6 +187,11 @@ def click_options(keys: Iterable[str] = KEYS) -> Callable[[Any], Any]:
                 help_text += f"  [env: {setting.envvar}]"
             decls = [setting.flag] + ([setting.short] if setting.short else [])
             extra: dict[str, Any] = dict(kinds[setting.kind])
+            if setting.kind in ("text", "url"):
+                # An empty value is a mistake, never "not given" (then a default applies).
+                extra["callback"] = not_empty(extra.get("callback"))
+            if setting.multiple and setting.envvar:
+                extra["type"] = HeaderLines()
             if setting.default not in (None, ()):
                 help_text += f"  [default: {setting.default}]"
             command = click.option(*decls, setting.name, envvar=setting.envvar,

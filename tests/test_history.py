@@ -17,7 +17,7 @@ def attempt(event: Event, number: int = 1, *, delivered: bool = True, final: boo
             delivery: str = "dlv_1") -> Attempt:
     return Attempt(event=event, delivery_id=delivery, number=number, started_at=1.5,
                    target="http://127.0.0.1:8000/", method="POST", url="http://127.0.0.1:8000/",
-                   request_headers=(("authorization", "Bearer [redacted]"),),
+                   request_headers=(("content-type", "application/json"),),
                    status=200 if delivered else 500, delivered=delivered, final=final,
                    response_body="ok", latency_ms=1.25)
 

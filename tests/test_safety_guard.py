@@ -171,7 +171,8 @@ def test_a_scenarios_remote_token_url_is_refused(tmp_path: Path, runner: CliRunn
     path = scenario(tmp_path, "  url: http://127.0.0.1:9/hook\n"
                               f"  token_url: http://{REMOTE}/token\n  client_id: me\n"
                               "  client_secret: '{{ env.get(\"HOME\", \"x\") }}'")
-    line = one_line_error(runner.invoke(cli, ["run", str(path), "--no-history"]))
+    line = one_line_error(runner.invoke(cli, ["run", str(path), "--no-history",
+                                              "--template-env", "HOME"]))
     assert line.startswith(f"{path}:5: refusing to send callbacks to {REMOTE}")
 
 

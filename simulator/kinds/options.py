@@ -15,7 +15,7 @@ from simulator.kinds.base import KindArgs
 from simulator.kinds.media import MEDIA
 from simulator.kinds.status import ERRORS, STATUSES
 from simulator.kinds.text import FORWARDS
-from simulator.params import Number
+from simulator.params import Number, check_not_empty
 
 # (click option, the KindArgs field it fills, its flag): the flag names a kind lists.
 _OPTIONS: list[tuple[Any, str, str]] = [
@@ -59,7 +59,7 @@ _OPTIONS: list[tuple[Any, str, str]] = [
      "contacts", "--no-contacts"),
 ]
 KIND_OPTION = click.option(
-    "--kind", "-k", "kind", metavar="KIND", default=None,
+    "--kind", "-k", "kind", metavar="KIND", default=None, callback=check_not_empty,
     help="What to send: button (the default), text, button_reply, list_reply, image, video, "
          "audio, voice, document, sticker, location, contacts, reaction, unsupported, status; "
          "'--kind list' prints them with their options.")

@@ -502,7 +502,9 @@ class WasimApp(App[int]):
 
     @work(exclusive=True, group="probe", exit_on_error=False)
     async def _probe(self, target: Target) -> None:
-        reach = await probe_target(target, allow_remote=self.settings.allow_remote)
+        hosts = self.delivery.remote_hosts if self.delivery is not None else frozenset()
+        reach = await probe_target(target, allow_remote=self.settings.allow_remote,
+                                   remote_hosts=hosts)
         if self.delivery is not None and self.delivery.target == target:
             self._reach(reach)
 

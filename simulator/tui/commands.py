@@ -22,7 +22,9 @@ from simulator.params import (
     PORT,
     SEED,
     SPEED,
+    TEMPLATE_ENV_OPTION,
     api_port_option,
+    check_not_empty,
     check_paths,
     send_api_options,
 )
@@ -57,16 +59,17 @@ def _history(history_path: str, no_history: bool) -> Path | None:
     return Path(history_path)
 
 
-def _scenario(name: str | None, seed: int | None) -> Any:
-    """The named scenario, or the default one; a bad file is a WasimError (exit 2)."""
-    import os
+def _scenario(name: str | None, seed: int | None, allowed: tuple[str, ...] = ()) -> Any:
+    """The named scenario, or the default one; a bad file is a WasimError (exit 2).
 
-    from simulator.scenarios import load_scenario
+    Its Jinja reads only the environment variables `allowed` (--template-env).
+    """
+    from simulator.scenarios import load_scenario, template_env
     from simulator.tui.session import default_scenario
 
     if name is None:
         return default_scenario()
-    return load_scenario(name, seed=seed, env=dict(os.environ))
+    return load_scenario(name, seed=seed, env=template_env(allowed))
 
 
 def _run_app(app: Any) -> int:
@@ -80,7 +83,7 @@ Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
 
 _TARGET_OPTIONS: list[Decorator] = [
-    click.option("--url", envvar="WASIM_URL", metavar="URL",
+    click.option("--url", envvar="WASIM_URL", metavar="URL", callback=check_not_empty,
                  help="Your webhook, e.g. http://127.0.0.1:8000/webhook.  [env: WASIM_URL]"),
     click.option("--app", "app_spec", metavar="[asgi:|wsgi:]MODULE:APP",
                  help="Call your ASGI or WSGI app in-process: no server, no port."),
@@ -96,6 +99,7 @@ _COMMON_OPTIONS: list[Decorator] = [
                  default=_HISTORY_DEFAULT, show_default=True,
                  help="JSON Lines file every attempt is appended to.  [env: WASIM_HISTORY]"),
     click.option("--no-history", is_flag=True, help="Record nothing."),
+    TEMPLATE_ENV_OPTION,
 ]
 
 
@@ -128,7 +132,8 @@ def _options(options: list[Decorator]) -> Decorator:
 def tui(scenario: str | None, url: str | None, app_spec: str | None, app_path: str,
         allow_remote: bool, seed: int | None, history_path: str, no_history: bool,
         speed: float, identity: str | None, api_port: int | None = None,
-        status_delays: str | None = None, **delivery: Any) -> int:
+        status_delays: str | None = None, template_env: tuple[str, ...] = (),
+        **delivery: Any) -> int:
     """Open the terminal UI: a phone that taps the template's buttons.
 
     SCENARIO (a file, or a name from ./scenarios or the built-in library) gives the template,
@@ -146,7 +151,7 @@ def tui(scenario: str | None, url: str | None, app_spec: str | None, app_path: s
 
     delays = parse_status_delays(status_delays) if status_delays else ()
     account = _account(delivery)
-    loaded = _scenario(scenario, seed)
+    loaded = _scenario(scenario, seed, template_env)
     if identity is not None:
         shares = parse_shares(identity, IDENTITIES, "--identity")
         loaded = replace(loaded, cast=replace(loaded.cast, identity=shares))
@@ -204,7 +209,7 @@ def _given(delivery: dict[str, Any]) -> dict[str, Any]:
 @send_api_options
 def demo(scenario: str | None, headless: bool, port: int, seed: int | None, history_path: str,
          no_history: bool, speed: float | None, api_port: int | None = None,
-         **options: Any) -> int:
+         template_env: tuple[str, ...] = (), **options: Any) -> int:
     """Start a built-in webhook and open the terminal UI aimed at it.
 
     Nothing to write first: tap a button (1-9) and watch the callback arrive, validated, in
@@ -215,7 +220,7 @@ def demo(scenario: str | None, headless: bool, port: int, seed: int | None, hist
     from simulator.tui.feed import ArrivalFeed
 
     account = _account(options)
-    loaded = _scenario(scenario, seed)
+    loaded = _scenario(scenario, seed, template_env)
     history = _history(history_path, no_history)
     if not headless:
         check_can_draw("wasim demo")

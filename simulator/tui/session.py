@@ -86,16 +86,18 @@ def delivery_for(scenario: Scenario, overrides: Mapping[str, Any],
     None when neither names a URL or an app; any other problem raises a WasimError.
     """
     from simulator.runner import scenario_settings
+    from simulator.settings import given
 
     # The same resolve as `wasim run`: the dialog's or the flags' settings over the file's.
     settings, where = scenario_settings(scenario, None, overrides, flag)
     if not settings.get("url") and not settings.get("app"):
         return None
-    return delivery_options_from(settings, where, allow_remote=allow_remote)
+    return delivery_options_from(settings, where, allow_remote=allow_remote,
+                                 person=given(overrides).keys())
 
 
-async def probe_target(target: Target, timeout: float = 1.0, *,
-                       allow_remote: bool = False) -> Reachability:
+async def probe_target(target: Target, timeout: float = 1.0, *, allow_remote: bool = False,
+                       remote_hosts: frozenset[str] | None = None) -> Reachability:
     """Whether something accepts connections at the target's host and port (no request sent).
 
     A TCP connect rather than a GET, so the probe never shows up in the handler's own logs.
@@ -106,7 +108,7 @@ async def probe_target(target: Target, timeout: float = 1.0, *,
     url = httpx.URL(target.url)
     port = url.port or (443 if url.scheme == "https" else 80)
     try:
-        host = await checked_address(url.host, port, allow_remote)
+        host = await checked_address(url.host, port, allow_remote, remote_hosts=remote_hosts)
     except WasimError:  # the name moved off this machine since the target was set
         return "unreachable"
     try:
