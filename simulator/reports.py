@@ -40,9 +40,9 @@ def delivery_reason(outcome: SendResult) -> str:
     if last.status is not None:
         what = f"answered {last.status}, not a status that counts as delivered"
         if last.error:
-            what += f" ({hide_userinfo(last.error)})"
+            what += f" ({hide_url_secrets(last.error)})"
     else:
-        what = hide_userinfo(last.error) if last.error else last.outcome
+        what = hide_url_secrets(last.error) if last.error else last.outcome
     return f"delivery: {what}, after {len(result.attempts)} attempt(s)"
 
 

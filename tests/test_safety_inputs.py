@@ -115,7 +115,7 @@ def test_api_flags_for_no_webhook_are_refused_but_the_environment_is_not(
 
 @pytest.mark.parametrize(("command", "fragments"), [
     (["fire", "--help"], ["[env: WASIM_HEADERS]", "[env: WASIM_BASIC_AUTH]"]),
-    (["api", "--help"], ["[env: WASIM_API_KEY]"]),
+    (["api", "--help"], ["[env: KALEYRA_API_KEY or WASIM_API_KEY;"]),
 ])
 def test_help_names_the_variables(runner: CliRunner, command: list[str],
                                   fragments: list[str]) -> None:
