@@ -1452,9 +1452,15 @@ def _webhook_options(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--status-delay", "status_delays", multiple=True, metavar="SECONDS",
               type=Number(0, MAX_WAIT, what="seconds"),
               help="Seconds before sent, delivered, read (repeat; the last one repeats).")
+@click.option("--max-body", type=Number(0, 2**31, integer=True, what="bytes"),
+              default=16 * 1024 * 1024, show_default=True,
+              help="Largest request body, in bytes (media uploads); a bigger one is answered "
+                   "413 unread. Bodies read at once hold 64 MiB at most (or one body, if "
+                   "larger); past that, 503.")
 @_webhook_options
 def api(port: int, sid: str | None, api_key: str | None, business_numbers: tuple[str, ...],
-        webhook: str | None, status_delays: tuple[float, ...], **delivery: Any) -> int:
+        webhook: str | None, status_delays: tuple[float, ...], max_body: int,
+        **delivery: Any) -> int:
     """Play Kaleyra's WhatsApp send API (V1 and V2) on this machine, with status callbacks.
 
     Point your handler's Kaleyra base URL at the printed one. Every message is checked,
@@ -1474,7 +1480,8 @@ def api(port: int, sid: str | None, api_key: str | None, business_numbers: tuple
     from simulator.settings import BY_KEY, from_params
 
     options = api_options(port=port, sid=sid, api_key=api_key,
-                          business_numbers=business_numbers, status_delays=status_delays)
+                          business_numbers=business_numbers, status_delays=status_delays,
+                          max_body=max_body)
     how = from_params(delivery, _webhook_keys())
     # A flag given for nothing is a mistake; a secret in the environment is not.
     stray = [key for key in how if not BY_KEY[key].envvar]
