@@ -952,18 +952,24 @@ class ConfinedLoader(jinja2.BaseLoader):
         if self.root is None:
             raise SecurityError(f"cannot include {template!r}: a scenario file cannot "
                                 "include, import or extend other files")
-        named = self.root / template
-        if template != self.entry:
-            real = Path(os.path.realpath(named))
-            if not real.is_relative_to(self.root) or real == self.root:
-                raise SecurityError(f"cannot include {template!r}: it is outside the "
-                                    f"template's folder {self.root} (links are followed)")
-            named = real
-        if not named.exists():
-            raise jinja2.TemplateNotFound(template, f"no file {template!r} in the template's "
+        shown = repr(template) if len(template) <= 100 else f"{template[:100]!r}..."
+        try:
+            named = self.root / template
+            if template != self.entry:
+                real = Path(os.path.realpath(named))
+                if not real.is_relative_to(self.root) or real == self.root:
+                    raise SecurityError(f"cannot include {shown}: it is outside the "
+                                        f"template's folder {self.root} (links are followed)")
+                named = real
+            exists, regular = named.exists(), named.is_file()
+        except (OSError, ValueError) as exc:  # a name too long, a NUL byte in it
+            reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+            raise jinja2.TemplateError(f"cannot include {shown} ({reason})") from None
+        if not exists:
+            raise jinja2.TemplateNotFound(template, f"no file {shown} in the template's "
                                                     f"folder {self.root}")
-        if not named.is_file():  # a FIFO or a device would block or never end
-            raise jinja2.TemplateError(f"cannot read {template!r}: not a regular file")
+        if not regular:  # a FIFO or a device would block or never end
+            raise jinja2.TemplateError(f"cannot read {shown}: not a regular file")
         try:
             with named.open("rb") as file:
                 data = file.read(MAX_OUTPUT_CHARS + 1)
