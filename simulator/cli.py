@@ -23,6 +23,7 @@ from simulator.params import (
     check_paths,
     check_url,
 )
+from simulator.terminal import visible, visible_json
 from simulator.tui.commands import demo, open_tui_or_help, tui  # click only; textual is lazy
 
 # Heavy modules (Faker, Jinja) are imported inside the commands that need them, so
@@ -84,7 +85,8 @@ def _check_utf8(args: Sequence[str]) -> None:
 
 
 def _error(line: str) -> None:
-    click.echo(f"wasim: error: {line}", err=True)
+    # An error quotes what it was given (a file's value, a target's answer): made visible.
+    click.echo(visible(f"wasim: error: {line}"), err=True)
 
 
 @click.group(name="wasim", cls=WasimGroup, invoke_without_command=True,
@@ -224,7 +226,7 @@ def render(**options: Any) -> None:
         if options["pretty"]:
             import json
 
-            out.write(to_pretty(json.loads(body)).encode() + b"\n")
+            out.write(visible_json(to_pretty(json.loads(body))).encode() + b"\n")
         else:
             out.write(body + b"\n")
     out.flush()
@@ -340,7 +342,7 @@ def validate(source: str, quiet: bool) -> int:
         if not quiet:
             where = f"{name}:{checked.line}" if checked.line is not None else name
             for problem in checked.problems:
-                click.echo(f"{where}: {problem}")
+                click.echo(visible(f"{where}: {problem}"))
     if not quiet:
         noun = "callback" if total == 1 else "callbacks"
         seen = ", ".join(kind if n == 1 else f"{n} x {kind}" for kind, n in kinds.items())
@@ -400,7 +402,7 @@ def decode(wamids: tuple[str, ...], as_json: bool) -> int:
             if as_json:
                 click.echo(json.dumps({"wamid": value, "valid": False, "reason": str(exc)}))
             else:
-                click.echo(f"{value}: not a structurally valid wamid: {exc}")
+                click.echo(visible(f"{value}: not a structurally valid wamid: {exc}"))
             continue
         if as_json:
             click.echo(json.dumps({"wamid": value, "valid": True, "customer": decoded.customer,
@@ -413,8 +415,8 @@ def decode(wamids: tuple[str, ...], as_json: bool) -> int:
             platform = platforms.get(len(decoded.message_id))
             shape = f"{len(decoded.message_id)} chars" + (f", {platform}" if platform else "")
         if len(wamids) > 1:
-            click.echo(("\n" if i else "") + value)
-        click.echo(f"customer    {decoded.customer}")
+            click.echo(("\n" if i else "") + visible(value))
+        click.echo(f"customer    {visible(decoded.customer)}")
         click.echo(f"direction   {decoded.direction} "
                    f"(fromMe {'true' if decoded.from_business else 'false'})")
         click.echo(f"message id  {decoded.message_id} ({shape})")
@@ -504,7 +506,7 @@ def deliver_all(events: Iterable[Any], options: Any, history: Any, *,
     def on_attempt(attempt: Any) -> None:
         if history is not None:
             history.append(attempt)
-        click.echo(attempt_line(attempt))
+        click.echo(visible(attempt_line(attempt)))
 
     tally = _Tally()
 
@@ -615,7 +617,7 @@ def _read_history(path: str) -> Any:
 
     history = read_history(Path(path))
     for warning in history.warnings[:5]:
-        click.echo(f"wasim: warning: {warning}", err=True)
+        click.echo(visible(f"wasim: warning: {warning}"), err=True)
     if len(history.warnings) > 5:
         click.echo(f"wasim: warning: {len(history.warnings) - 5} more line(s) skipped", err=True)
     return history
@@ -655,10 +657,10 @@ def history_command(history_path: str, failed: bool, statuses: tuple[int, ...],
     if as_json:
         for row in rows:
             record = row.as_record() if hasattr(row, "wamid") else to_record(row)
-            click.echo(json.dumps(record, ensure_ascii=False))
+            click.echo(visible_json(json.dumps(record, ensure_ascii=False)))
         return
     for line in history_table(rows, sys.stdout):
-        click.echo(line)
+        click.echo(visible(line))
 
 
 def _until_interrupted() -> None:
@@ -670,12 +672,6 @@ def _until_interrupted() -> None:
             time.sleep(3600)
     except KeyboardInterrupt:
         pass
-
-
-def _one_line(text: str) -> str:
-    """Control characters escaped: an app's text must not break the table or the terminal."""
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
-                   for ch in text)
 
 
 def _history_time(row: Any) -> float:
@@ -701,7 +697,7 @@ def history_table(attempts: list[Any], stream: IO[Any]) -> list[str]:
             what = f"template {attempt.template}" if attempt.template else attempt.type
             rows.append((time.strftime("%m-%d %H:%M:%S", time.localtime(attempt.at)),
                          attempt.message_id[:36] or "?", "-", attempt.to,
-                         _one_line(attempt.text[:30]),
+                         visible(attempt.text[:30]),
                          f"sent {what}" + (f", fails {attempt.error}" if attempt.error else ""),
                          "-",
                          f"send API {attempt.version}"))
@@ -782,7 +778,7 @@ def export(ident: str, as_curl: bool, history_path: str) -> None:
 
     history = _read_history(history_path)
     attempt = select(history, [ident])[-1]
-    click.echo(curl_command(attempt))
+    click.echo(visible(curl_command(attempt)))
 
 
 def given_delivery_settings(options: dict[str, Any]) -> dict[str, Any]:
@@ -888,7 +884,7 @@ def _run_api(plan: Any, delivery: Any, port: int, history: Any) -> Any:
         if history is not None:
             history.append_sent(message)
         if not live:
-            click.echo(f"sent {message.describe()}", err=True)
+            click.echo(visible(f"sent {message.describe()}"), err=True)
 
     api = start_scenario_api(plan.scenario, port,
                              delivery(plan.sends[0]) if plan.sends else None, on_sent=sent)
@@ -931,19 +927,19 @@ def _dry_run(plan: Any) -> int:
         return "tap" if name == BUTTON else name
 
     kinds: Counter[tuple[str, str]] = Counter((s.step, what(s)) for s in plan.sends)
-    click.echo(f"{plan.scenario.name} (seed {plan.seed}): {len(plan.sends)} send(s) from "
-               f"{len(plan.users)} user(s) over {plan.duration:.1f} s")
+    click.echo(visible(f"{plan.scenario.name} (seed {plan.seed}): {len(plan.sends)} send(s) "
+                       f"from {len(plan.users)} user(s) over {plan.duration:.1f} s"))
     for step in plan.scenario.steps:
         counts = ", ".join(f"{n} {k}{'(es)' if k.endswith('s') else '(s)'}"
                            for (name, k), n in kinds.items() if name == step.name)
-        click.echo(f"  {step.name}: {counts or 'no sends'}")
+        click.echo(visible(f"  {step.name}: {counts or 'no sends'}"))
     bad = 0
     for send in plan.sends:
         if send.kind == "verify":  # a GET handshake: no body to check
             continue
         problems = validate_callback(json.loads(send.event.body))
         for problem in problems:
-            click.echo(f"  #{send.index} {send.step}: {problem}")
+            click.echo(visible(f"  #{send.index} {send.step}: {problem}"))
         bad += bool(problems)
     if bad:
         click.echo(f"{bad} payload(s) invalid", err=True)
@@ -1003,7 +999,7 @@ def _run_plan(plan: Any, delivery: Any, speed: float, history: Any,
         if history is not None:
             history.append(attempt)
         if not live:
-            click.echo(attempt_line(attempt))
+            click.echo(visible(attempt_line(attempt)))
 
     async def go() -> None:
         async for outcome in run_plan(plan, delivery, speed=speed, on_attempt=on_attempt,
@@ -1025,7 +1021,7 @@ def _run_plan(plan: Any, delivery: Any, speed: float, history: Any,
         for path in reports:
             write_report(path, summary, results, time.monotonic() - started)
     for line in summary.lines():
-        click.echo(line)
+        click.echo(visible(line))
     if results and summary.unreachable == len(results):
         from simulator.delivery import nothing_listening
 
@@ -1088,7 +1084,7 @@ def scenarios(ctx: click.Context) -> None:
             for path in paths]
     for line in table_lines([Col("SCENARIO"), Col("FROM"), Col("WHAT", wrap=True)], rows,
                             sys.stdout):
-        click.echo(line)
+        click.echo(visible(line))
 
 
 @scenarios.command("show")
@@ -1109,7 +1105,7 @@ def scenarios_show(name: str, rendered: bool, seed: int | None) -> None:
         raise WasimError(f"cannot read the scenario ({exc})", where=str(path)) from None
     if rendered:
         text = render_scenario_text(text, str(path), seed=seed, env=dict(os.environ))
-    click.echo(text, nl=False)
+    click.echo(visible(text, newlines=True), nl=False)
 
 
 @cli.command()
@@ -1312,7 +1308,7 @@ def load(scenario: str | None, **options: Any) -> int:
             display = display or LiveLine(sys.stderr)
             display.update(stats.line())
         elif int(stats.elapsed * 2) % 10 == 0:  # every 5 s in a log
-            click.echo(stats.line(), err=True)
+            click.echo(visible(stats.line()), err=True)
 
     try:
         if workers > 1:
@@ -1343,18 +1339,18 @@ def load(scenario: str | None, **options: Any) -> int:
                              "breached": breaches}
     figures["target"] = delivery.target.label
     figures["seed"] = source.factory.options.seed
-    click.echo(stats.line())
+    click.echo(visible(stats.line()))
     click.echo(f"{stats.sent:,} sent, {stats.ok:,} ok, {stats.failed:,} failed"
                + (f" ({', '.join(f'{k} {v}' for k, v in stats.errors.items())})"
                   if stats.errors else "")
                + (f"; {stats.late:,} left late" if stats.late else ""))
     verdict = stats.verdict()
     if verdict:
-        click.echo(verdict)
+        click.echo(visible(verdict))
     for crash in stats.crashed:
-        click.echo(f"{crash}: the run stopped early")
+        click.echo(visible(f"{crash}: the run stopped early"))
     for breach in breaches:
-        click.echo(f"threshold broken: {breach}")
+        click.echo(visible(f"threshold broken: {breach}"))
     if options["report"]:
         path = Path(options["report"])
         try:
@@ -1399,14 +1395,14 @@ def receive(host: str, port: int, status: int, delay: float, fail_rate: float,
 
     def show(arrival: Arrival) -> None:
         if as_json:
-            click.echo(json.dumps({
+            click.echo(visible_json(json.dumps({
                 "number": arrival.number, "at": arrival.received_at, "method": arrival.method,
                 "path": arrival.path, "status": arrival.status, "summary": arrival.summary,
                 "problems": list(arrival.problems),
                 "body": arrival.body.decode("utf-8", "replace"),
-            }, ensure_ascii=False))
+            }, ensure_ascii=False)))
         else:
-            click.echo(describe(arrival))
+            click.echo(visible(describe(arrival)))
 
     from simulator.meta import check_secret
 
@@ -1472,10 +1468,10 @@ def api(port: int, sid: str | None, api_key: str | None, business_numbers: tuple
     from simulator.sendapi import MockApi, SentMessage, StatusDelivery, api_options
 
     def shown(message: SentMessage) -> None:
-        click.echo(message.describe())
+        click.echo(visible(message.describe()))
 
     def status(delivery: StatusDelivery) -> None:
-        click.echo(f"  {delivery.describe()}")
+        click.echo(visible(f"  {delivery.describe()}"))
 
     from simulator.settings import BY_KEY, from_params
 
@@ -1535,7 +1531,7 @@ def verify(url: str, verify_token: str, challenge: str | None, timeout: float,
         raise WasimError(f"Nothing is listening at {handshake.url}.",
                          hint="Is your webhook running?", exit_code=ExitCode.UNREACHABLE)
     for line in handshake.lines():
-        click.echo(line)
+        click.echo(visible(line))
     return ExitCode.OK if handshake.passed else ExitCode.FAILED
 
 

@@ -24,6 +24,7 @@ from simulator.bounded import BoundedServer
 from simulator.errors import WasimError
 from simulator.meta import SIGNATURE_HEADER, check_signature
 from simulator.tapped import read_document
+from simulator.terminal import visible
 from simulator.validate import validate_callback
 
 # The standard library's server is deliberate: no new dependency, a real socket, and plenty for
@@ -276,8 +277,9 @@ class Receiver:
             try:
                 self._on_arrival(arrival)
             except Exception as exc:
-                print(f"wasim receiver: on_arrival failed for arrival #{arrival.number}: "
-                      f"{type(exc).__name__}: {exc}", file=sys.stderr)
+                print(visible(f"wasim receiver: on_arrival failed for arrival "
+                              f"#{arrival.number}: {type(exc).__name__}: {exc}"),
+                      file=sys.stderr)
         return arrival, failed
 
     def _keep(self, arrival: Arrival) -> None:
@@ -541,10 +543,7 @@ def _cut(text: str, most: int = 80) -> str:
     return text if len(text) <= most else text[:most - 1] + "…"
 
 
-def _one_line(text: str) -> str:
-    """Escape control characters, so a payload can neither break the line nor the terminal."""
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
-                   for ch in text)
+_one_line = visible  # a payload can neither break the line nor the terminal
 
 
 def describe(arrival: Arrival) -> str:

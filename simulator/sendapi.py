@@ -49,6 +49,7 @@ from simulator.kinds.status import error_object
 from simulator.models import Business, Button, Tap, TemplateMessage
 from simulator.providers import derived_bsuid
 from simulator.taps import TapFactory, business_ids
+from simulator.terminal import visible
 from simulator.wamid import encode_wamid
 from simulator.wire import to_wire
 
@@ -802,7 +803,8 @@ def _call_watcher(watcher: Callable[[Any], None], value: Any, name: str) -> None
     try:
         watcher(value)
     except Exception as exc:  # someone else's code: reported below
-        print(f"wasim api: {name} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(visible(f"wasim api: {name} failed: {type(exc).__name__}: {exc}"),
+              file=sys.stderr)
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
@@ -842,10 +844,7 @@ def _text(value: Any) -> str:
     return ""
 
 
-def _one_line(text: str) -> str:
-    """Control characters escaped, so a message can break neither the line nor the terminal."""
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
-                   for ch in text)
+_one_line = visible  # a message can break neither the line nor the terminal
 
 
 # --- parsing V1 --------------------------------------------------------------------------
