@@ -610,12 +610,13 @@ _HISTORY_OPTION = click.option(
     help="The history file to read.")
 
 
-def _read_history(path: str) -> Any:
+def _read_history(path: str, read: Callable[[Any], Any] | None = None) -> Any:
+    """The history at `path`, read by `read` (else whole), its skipped lines warned about."""
     from pathlib import Path
 
     from simulator.history import read_history
 
-    history = read_history(Path(path))
+    history = (read or read_history)(Path(path))
     for warning in history.warnings[:5]:
         click.echo(visible(f"wasim: warning: {warning}"), err=True)
     if len(history.warnings) > 5:
@@ -639,16 +640,22 @@ def history_command(history_path: str, failed: bool, statuses: tuple[int, ...],
     """Show recent delivery attempts, newest last."""
     import json
 
-    from simulator.history import to_record
+    from simulator.delivery import Attempt
+    from simulator.history import matches, read_history_tail, to_record
 
-    history = _read_history(history_path)
-    rows = history.find(event_id) if event_id else history.attempts
-    if failed:
-        rows = [a for a in rows if not a.delivered]
-    if statuses:
-        rows = [a for a in rows if a.status in statuses]
-    if not (event_id or failed or statuses):  # what the app sent back, among the attempts
-        rows = sorted([*rows, *history.sent], key=_history_time)
+    filtered = bool(event_id or failed or statuses)
+
+    def wanted(row: Any) -> bool:
+        if not isinstance(row, Attempt):  # what the app sent back, among the attempts
+            return not filtered
+        return ((not event_id or matches(row, event_id)) and not (failed and row.delivered)
+                and (not statuses or row.status in statuses))
+
+    # The newest `limit` rows, read from the end: a history of any size takes no more memory.
+    history = _read_history(history_path, lambda path: read_history_tail(
+        path, limit or sys.maxsize, wanted))
+    rows = history.attempts if filtered else \
+        sorted([*history.attempts, *history.sent], key=_history_time)
     if limit:
         rows = rows[-limit:]
     if not rows:
@@ -731,13 +738,14 @@ def replay(ids: tuple[str, ...], last: int | None, only_failed: bool, **options:
     Secrets are never recorded: pass --basic-auth or --token-url again if the target needs them.
     """
     from simulator.delivery import url_target
-    from simulator.history import select
+    from simulator.history import select_in_file
 
     if not ids and last is None and not only_failed:
         raise WasimError("say which events to replay", where="wasim replay",
                          hint="Give event ids, --last N or --failed (`wasim history` lists them).")
-    history = _read_history(options["history_path"])
-    chosen = select(history, ids, last, only_failed)
+    # Read as a stream (--last from the end): memory for the chosen events, not the file.
+    chosen = _read_history(options["history_path"], lambda path: select_in_file(
+        path, ids, last, only_failed)).attempts
     if not chosen:
         click.echo("nothing to replay", err=True)
         return ExitCode.OK
@@ -774,11 +782,11 @@ def replay(ids: tuple[str, ...], last: int | None, only_failed: bool, **options:
 @_HISTORY_OPTION
 def export(ident: str, as_curl: bool, history_path: str) -> None:
     """Print a command that reproduces a recorded request exactly."""
-    from simulator.history import curl_command, select
+    from simulator.history import curl_command, select_in_file
 
-    history = _read_history(history_path)
-    attempt = select(history, [ident])[-1]
-    click.echo(visible(curl_command(attempt)))
+    attempt = _read_history(history_path,
+                            lambda path: select_in_file(path, [ident])).attempts[-1]
+    click.echo(visible(curl_command(attempt), newlines=True))
 
 
 def given_delivery_settings(options: dict[str, Any]) -> dict[str, Any]:
