@@ -666,8 +666,8 @@ def history_command(history_path: str, failed: bool, statuses: tuple[int, ...],
             record = row.as_record() if hasattr(row, "wamid") else to_record(row)
             click.echo(visible_json(json.dumps(record, ensure_ascii=False)))
         return
-    for line in history_table(rows, sys.stdout):
-        click.echo(visible(line))
+    for line in history_table(rows, sys.stdout):  # its cells are made visible in the table
+        click.echo(line)
 
 
 def _until_interrupted() -> None:
@@ -1091,8 +1091,8 @@ def scenarios(ctx: click.Context) -> None:
             for kind, paths in (("built-in", builtin_scenarios()), ("local", local_scenarios()))
             for path in paths]
     for line in table_lines([Col("SCENARIO"), Col("FROM"), Col("WHAT", wrap=True)], rows,
-                            sys.stdout):
-        click.echo(visible(line))
+                            sys.stdout):  # cells made visible there; lines may be styled
+        click.echo(line)
 
 
 @scenarios.command("show")

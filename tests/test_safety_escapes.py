@@ -167,3 +167,22 @@ async def test_the_tui_draws_hostile_names_buttons_and_answers_visibly(
         assert "\\x1b]0;pwned" in screen.replace("&#x27;", "'")
         log = app.query_one(DeliveryLog)
         assert log.row_count == 1
+
+
+def test_a_table_on_a_terminal_keeps_its_own_styling_and_escapes_its_cells(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from simulator.terminal import Col, table_lines
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.setenv("TERM", "xterm")
+    lines = table_lines([Col("USER"), Col("BUTTON", wrap=True, spill=True)],
+                        [(f"Asha{TITLE}", f"Yes{LINK}")], Terminal(), width=200)
+    assert "\x1b[1m" in lines[0]  # the header is bold: wasim's own escape, kept
+    body = "\n".join(lines[1:])
+    assert "Asha\\x1b]0;pwned\\x07" in body and "\x1b]" not in body and "\x07" not in body
