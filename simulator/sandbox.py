@@ -604,8 +604,7 @@ _LISTING_FILTERS = frozenset({"list", "sort", "unique", "batch", "slice", "group
                               "dictsort", "reverse", "join", "sum", "items"})
 # Filters whose result is a value they were given (or a part of it): nothing new to count.
 _PICKING_FILTERS = frozenset({"first", "last", "random", "min", "max", "attr", "default",
-                              "d", "safe", "string", "length", "count", "int", "float",
-                              "abs", "round", "wordcount", "filesizeformat", "bool"})
+                              "d"})
 
 
 def _step_cost(name: str, value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:

@@ -128,6 +128,12 @@ HOSTILE = [
     "{{ '' }}{{ '' }}{{ '' }}{{ '' }}{% endfor %}{% endfor %}{% endset %}",
     "{% set l = [] %}{% for i in range(100000) %}{% set _ = l.append(fake.words(1000)) %}"
     "{% endfor %}",
+    "{% set big = range(100000)|list %}{% set l = [] %}{% for i in range(1000) %}"
+    "{% set _ = l.append(big|string) %}{% endfor %}",
+    "{% set big = 'x' * 1000000 %}{% set l = [] %}{% for i in range(1000) %}"
+    "{% set _ = l.append(big|safe) %}{% endfor %}",
+    "{% set big = 'x' * 1000000 %}{% set l = [] %}{% for i in range(1000) %}"
+    "{% set _ = l.append(big|upper) %}{% endfor %}",
     "{% macro m() %}{% for i in range(1000) %}{{ 'x' * 1000 }}{% endfor %}{% endmacro %}"
     "{% set l = [] %}{% for i in range(1000) %}{% set _ = l.append(m()) %}{% endfor %}",
 ]
