@@ -33,6 +33,7 @@ from simulator.validate import validate_callback
 SERVICE = "wasim receiver"
 MAX_BODY = 1024 * 1024  # a callback is a few kB; a body over this is refused (413) unread
 KEEP_BYTES = 64 * 1024 * 1024  # bodies kept in memory at most; the oldest arrivals go first
+MAX_BUFFERED = 64 * 1024 * 1024  # bodies being read at once, all connections together
 MAX_CONNECTIONS = 256  # open connections at once; each is a thread, and threads cost memory
 _IDLE_TIMEOUT = 30.0  # seconds a kept-alive connection (or a stalled body) may sit silent
 # Seconds one request may take to arrive whole (request line, headers, body): a client that
@@ -303,6 +304,8 @@ class _Server(BoundedServer):
     def __init__(self, host: str, port: int, receiver: Receiver) -> None:
         self.receiver = receiver
         self.max_connections = MAX_CONNECTIONS  # read when built, so a test can lower it
+        # Bodies being read at once (see BoundedServer.max_buffered), never below one body.
+        self.max_buffered = max(MAX_BUFFERED, receiver.options.max_body)
         super().__init__(host, port, _Handler)
 
 
@@ -318,6 +321,7 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
 
     deadline = 0.0  # time.monotonic() by which the current request must have arrived
+    reserved = 0  # bytes of the server's body budget the current request holds
 
     def setup(self) -> None:
         super().setup()
@@ -327,7 +331,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def handle_one_request(self) -> None:
         self.deadline = time.monotonic() + _REQUEST_DEADLINE
-        super().handle_one_request()
+        self.reserved = 0  # bytes of the server's body budget this request holds
+        try:
+            super().handle_one_request()
+        finally:
+            self.server.release(self.reserved)
+
+    def _reserve(self, size: int) -> None:
+        """Take `size` bytes of the budget all connections share, or refuse the body (503)."""
+        if not self.server.reserve(size):
+            raise _BadRequest(503, "too many bodies being received at once; retry")
+        self.reserved += size
 
     def do_POST(self) -> None:
         receiver = self.server.receiver
@@ -403,6 +417,7 @@ class _Handler(BaseHTTPRequestHandler):
         limit = self.server.receiver.options.max_body
         if length > limit:  # refused before a byte of it is read
             raise _BadRequest(413, f"body of {length} bytes is over the {limit} byte limit")
+        self._reserve(length)
         body = self.rfile.read(length)
         if len(body) < length:
             raise _BadRequest(400, f"body ended after {len(body)} of {length} bytes")
@@ -425,6 +440,7 @@ class _Handler(BaseHTTPRequestHandler):
             total += size
             if total > limit:  # refused before the chunk that would pass the limit is read
                 raise _BadRequest(413, f"chunked body over the {limit} byte limit")
+            self._reserve(size)
             chunk = self.rfile.read(size)
             if len(chunk) < size or self.rfile.readline(3) not in (b"\r\n", b"\n"):
                 raise _BadRequest(400, "chunk shorter than its size or not followed by CRLF")

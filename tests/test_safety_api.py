@@ -288,3 +288,31 @@ def test_wasim_api_stays_within_100_mb_against_wrong_keys_and_big_forms() -> Non
     assert "MemoryError" not in errors and "Traceback" not in errors, errors[-2000:]
 
 
+
+
+def test_the_receiver_shares_the_same_budget_across_connections(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from simulator import receiver as receiver_module
+    from simulator.receiver import Receiver, ReceiverOptions
+
+    monkeypatch.setattr(receiver_module, "MAX_BUFFERED", 1000)
+    with Receiver(ReceiverOptions(port=0, max_body=1000)) as running:
+        server = running._server
+        assert server is not None and server.max_buffered == 1000
+        parts = urlsplit(running.url)
+        slow = socket.create_connection((parts.hostname, parts.port), timeout=20)
+        slow.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 800\r\n\r\n{")
+        for _ in range(2000):
+            if server.buffered == 800:
+                break
+            threading.Event().wait(0.01)
+        assert server.buffered == 800
+        assert httpx.post(running.url, content=b"x" * 300).status_code == 503
+        assert httpx.post(running.url, content=b"{}").status_code == 200  # fits
+        slow.close()
+        for _ in range(2000):
+            if server.buffered == 0:
+                break
+            threading.Event().wait(0.01)
+        assert server.buffered == 0
+        assert httpx.post(running.url, content=b"x" * 300).status_code == 200
