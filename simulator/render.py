@@ -251,8 +251,8 @@ class CallbackTemplate:
                                      CONTEXT_HINT) from None
         except RenderLimit as exc:
             raise self._render_error(exc, f"the template went past a rendering limit: {exc}",
-                                     "Render less: the limits are in simulator/sandbox.py."
-                                     ) from None
+                                     "Render less: docs/guides/safety-bounds.md lists "
+                                     "the limits.") from None
         except RecursionError as exc:
             raise self._render_error(exc, "the template recursed too deeply",
                                      "Look for a macro that calls itself.") from None

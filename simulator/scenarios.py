@@ -460,7 +460,8 @@ def _render(source: str, display: str, seed: int, env: Mapping[str, str]) -> str
         line = error_line(exc, "<template>")
         raise WasimError(f"the Jinja in the scenario went past a rendering limit: {exc}",
                          where=f"{display}:{line}" if line else display,
-                         hint="Render less: the limits are in simulator/sandbox.py.") from None
+                         hint="Render less: docs/guides/safety-bounds.md lists the limits."
+                         ) from None
     except (RecursionError, MemoryError) as exc:
         line = error_line(exc, "<template>")
         what = "recursed too deeply" if isinstance(exc, RecursionError) else "ran out of memory"
