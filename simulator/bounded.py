@@ -1,12 +1,16 @@
 """A threaded HTTP server with a bounded number of connections, for wasim's local servers
-(the receiver and the send API): a flood of connections gets a 503, not a thread each."""
+(the receiver and the send API): a flood of connections gets a 503, not a thread each, and
+the bodies all connections hold at once have a byte budget of their own."""
 
 from __future__ import annotations
 
 import contextlib
+import io
 import socket
 import sys
 import threading
+import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -20,12 +24,33 @@ class BoundedServer(ThreadingHTTPServer):
     # and the kernel then retries the connection a full second later.
     request_queue_size = 1024
     max_connections = 128
+    # Bytes of request bodies all connections may hold at once (reserved before a body is
+    # read, at its declared length). 128 slow uploads of 16 MiB each would be 2 GiB.
+    max_buffered = 64 << 20
 
     def __init__(self, host: str, port: int, handler: type[BaseHTTPRequestHandler]) -> None:
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
+        self.buffered = 0  # bytes reserved by the bodies being read or handled now
         super().__init__((host, port), handler)
+
+    def reserve(self, size: int) -> bool:
+        """Reserve `size` bytes of the body budget; False (nothing reserved) when it is spent.
+
+        A body alone larger than the budget is never reserved; keep max_buffered at or above
+        the largest body a server accepts.
+        """
+        with self._connections_lock:
+            if self.buffered + size > self.max_buffered:
+                return False
+            self.buffered += size
+            return True
+
+    def release(self, size: int) -> None:
+        """Give back what reserve() took."""
+        with self._connections_lock:
+            self.buffered -= size
 
     def process_request(self, request: Any, client_address: Any) -> None:
         """Serve the connection on a thread of its own, or answer 503 when all are taken."""
@@ -65,3 +90,27 @@ class BoundedServer(ThreadingHTTPServer):
             # Its handler may have closed it in the meantime; that is the outcome we want.
             with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
+
+
+class DeadlineReader(io.RawIOBase):
+    """A socket read under a deadline: each read waits `idle` seconds at most, and none
+    starts once `deadline()` (a time.monotonic() value) has passed, so a body that trickles
+    in cannot hold its connection (and what it reserved) for ever."""
+
+    def __init__(self, connection: socket.socket, deadline: Callable[[], float],
+                 idle: float) -> None:
+        self.connection = connection
+        self.deadline = deadline
+        self.idle = idle
+
+    def readable(self) -> bool:
+        """Always: it is a socket's read side."""
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        """Read what has arrived, waiting no longer than the idle time or the deadline."""
+        remaining = self.deadline() - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError("the request took too long to arrive")
+        self.connection.settimeout(min(self.idle, remaining))
+        return self.connection.recv_into(buffer)

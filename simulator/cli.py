@@ -29,6 +29,7 @@ from simulator.params import (
     not_empty,
     send_api_options,
 )
+from simulator.terminal import visible, visible_json
 from simulator.tui.commands import demo, open_tui_or_help, tui  # click only; textual is lazy
 
 # Heavy modules (Faker, Jinja) are imported inside the commands that need them, so
@@ -90,7 +91,8 @@ def _check_utf8(args: Sequence[str]) -> None:
 
 
 def _error(line: str) -> None:
-    click.echo(f"wasim: error: {line}", err=True)
+    # An error quotes what it was given (a file's value, a target's answer): made visible.
+    click.echo(visible(f"wasim: error: {line}"), err=True)
 
 
 @click.group(name="wasim", cls=WasimGroup, invoke_without_command=True,
@@ -242,7 +244,7 @@ def render(**options: Any) -> None:
         if options["pretty"]:
             import json
 
-            out.write(to_pretty(json.loads(body)).encode() + b"\n")
+            out.write(visible_json(to_pretty(json.loads(body))).encode() + b"\n")
         else:
             out.write(body + b"\n")
     out.flush()
@@ -358,7 +360,7 @@ def validate(source: str, quiet: bool) -> int:
         if not quiet:
             where = f"{name}:{checked.line}" if checked.line is not None else name
             for problem in checked.problems:
-                click.echo(f"{where}: {problem}")
+                click.echo(visible(f"{where}: {problem}"))
     if not quiet:
         noun = "callback" if total == 1 else "callbacks"
         seen = ", ".join(kind if n == 1 else f"{n} x {kind}" for kind, n in kinds.items())
@@ -418,7 +420,7 @@ def decode(wamids: tuple[str, ...], as_json: bool) -> int:
             if as_json:
                 click.echo(json.dumps({"wamid": value, "valid": False, "reason": str(exc)}))
             else:
-                click.echo(f"{value}: not a structurally valid wamid: {exc}")
+                click.echo(visible(f"{value}: not a structurally valid wamid: {exc}"))
             continue
         if as_json:
             click.echo(json.dumps({"wamid": value, "valid": True, "customer": decoded.customer,
@@ -431,8 +433,8 @@ def decode(wamids: tuple[str, ...], as_json: bool) -> int:
             platform = platforms.get(len(decoded.message_id))
             shape = f"{len(decoded.message_id)} chars" + (f", {platform}" if platform else "")
         if len(wamids) > 1:
-            click.echo(("\n" if i else "") + value)
-        click.echo(f"customer    {decoded.customer}")
+            click.echo(("\n" if i else "") + visible(value))
+        click.echo(f"customer    {visible(decoded.customer)}")
         click.echo(f"direction   {decoded.direction} "
                    f"(fromMe {'true' if decoded.from_business else 'false'})")
         click.echo(f"message id  {decoded.message_id} ({shape})")
@@ -522,7 +524,7 @@ def deliver_all(events: Iterable[Any], options: Any, history: Any, *,
     def on_attempt(attempt: Any) -> None:
         if history is not None:
             history.append(attempt)
-        click.echo(attempt_line(attempt))
+        click.echo(visible(attempt_line(attempt)))
 
     tally = _Tally()
 
@@ -686,8 +688,8 @@ def _context_from_history(options: dict[str, Any]) -> dict[str, Any]:
     if found is None:
         invented = [name for key, name in flags.items() if not options.get(key)]
         if invented:
-            click.echo(f"wasim: --context-id {_one_line(wamid)} is not in the history "
-                       f"({_one_line(str(path))}): invented {', '.join(invented)} and the "
+            click.echo(f"wasim: --context-id {visible(wamid)} is not in the history "
+                       f"({visible(str(path))}): invented {', '.join(invented)} and the "
                        "user's BSUID (record the app's sends with `wasim run --api-port`, or "
                        "give them as flags)", err=True)
         return options
@@ -723,14 +725,15 @@ _HISTORY_OPTION = click.option(
     help="The history file to read.")
 
 
-def _read_history(path: str) -> Any:
+def _read_history(path: str, read: Callable[[Any], Any] | None = None) -> Any:
+    """The history at `path`, read by `read` (else whole), its skipped lines warned about."""
     from pathlib import Path
 
     from simulator.history import read_history
 
-    history = read_history(Path(path))
+    history = (read or read_history)(Path(path))
     for warning in history.warnings[:5]:
-        click.echo(f"wasim: warning: {warning}", err=True)
+        click.echo(visible(f"wasim: warning: {warning}"), err=True)
     if len(history.warnings) > 5:
         click.echo(f"wasim: warning: {len(history.warnings) - 5} more line(s) skipped", err=True)
     return history
@@ -752,16 +755,22 @@ def history_command(history_path: str, failed: bool, statuses: tuple[int, ...],
     """Show recent delivery attempts, newest last."""
     import json
 
-    from simulator.history import to_record
+    from simulator.delivery import Attempt
+    from simulator.history import matches, read_history_tail, to_record
 
-    history = _read_history(history_path)
-    rows = history.find(event_id) if event_id else history.attempts
-    if failed:
-        rows = [a for a in rows if not a.delivered]
-    if statuses:
-        rows = [a for a in rows if a.status in statuses]
-    if not (event_id or failed or statuses):  # what the app sent back, among the attempts
-        rows = sorted([*rows, *history.sent], key=_history_time)
+    filtered = bool(event_id or failed or statuses)
+
+    def wanted(row: Any) -> bool:
+        if not isinstance(row, Attempt):  # what the app sent back, among the attempts
+            return not filtered
+        return ((not event_id or matches(row, event_id)) and not (failed and row.delivered)
+                and (not statuses or row.status in statuses))
+
+    # The newest `limit` rows, read from the end: a history of any size takes no more memory.
+    history = _read_history(history_path, lambda path: read_history_tail(
+        path, limit or sys.maxsize, wanted))
+    rows = history.attempts if filtered else \
+        sorted([*history.attempts, *history.sent], key=_history_time)
     if limit:
         rows = rows[-limit:]
     if not rows:
@@ -770,9 +779,9 @@ def history_command(history_path: str, failed: bool, statuses: tuple[int, ...],
     if as_json:
         for row in rows:
             record = row.as_record() if hasattr(row, "wamid") else to_record(row)
-            click.echo(json.dumps(record, ensure_ascii=False))
+            click.echo(visible_json(json.dumps(record, ensure_ascii=False)))
         return
-    for line in history_table(rows, sys.stdout):
+    for line in history_table(rows, sys.stdout):  # its cells are made visible in the table
         click.echo(line)
 
 
@@ -785,12 +794,6 @@ def _until_interrupted() -> None:
             time.sleep(3600)
     except KeyboardInterrupt:
         pass
-
-
-def _one_line(text: str) -> str:
-    """Control characters escaped: an app's text must not break the table or the terminal."""
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
-                   for ch in text)
 
 
 def _history_time(row: Any) -> float:
@@ -816,7 +819,7 @@ def history_table(attempts: list[Any], stream: IO[Any]) -> list[str]:
             what = f"template {attempt.template}" if attempt.template else attempt.type
             rows.append((time.strftime("%m-%d %H:%M:%S", time.localtime(attempt.at)),
                          attempt.message_id[:36] or "?", "-", attempt.to,
-                         _one_line(attempt.text[:30]),
+                         visible(attempt.text[:30]),
                          f"sent {what}" + (f", fails {attempt.error}" if attempt.error else ""),
                          "-",
                          f"send API {attempt.version}"))
@@ -850,13 +853,14 @@ def replay(ids: tuple[str, ...], last: int | None, only_failed: bool, **options:
     Secrets are never recorded: pass --basic-auth or --token-url again if the target needs them.
     """
     from simulator.delivery import REDACTED, url_target
-    from simulator.history import select
+    from simulator.history import select_in_file
 
     if not ids and last is None and not only_failed:
         raise WasimError("say which events to replay", where="wasim replay",
                          hint="Give event ids, --last N or --failed (`wasim history` lists them).")
-    history = _read_history(options["history_path"])
-    chosen = select(history, ids, last, only_failed)
+    # Read as a stream (--last from the end): memory for the chosen events, not the file.
+    chosen = _read_history(options["history_path"], lambda path: select_in_file(
+        path, ids, last, only_failed)).attempts
     if not chosen:
         click.echo("nothing to replay", err=True)
         return ExitCode.OK
@@ -898,11 +902,11 @@ def replay(ids: tuple[str, ...], last: int | None, only_failed: bool, **options:
 @_HISTORY_OPTION
 def export(ident: str, as_curl: bool, history_path: str) -> None:
     """Print a command that reproduces a recorded request exactly."""
-    from simulator.history import curl_command, select
+    from simulator.history import curl_command, select_in_file
 
-    history = _read_history(history_path)
-    attempt = select(history, [ident])[-1]
-    click.echo(curl_command(attempt))
+    attempt = _read_history(history_path,
+                            lambda path: select_in_file(path, [ident])).attempts[-1]
+    click.echo(visible(curl_command(attempt), newlines=True))
 
 
 def given_delivery_settings(options: dict[str, Any]) -> dict[str, Any]:
@@ -1038,7 +1042,7 @@ def _run_api(plan: Any, delivery: Any, port: int, history: Any, speed: float,
         if history is not None:
             history.append_sent(message)
         if not live:
-            click.echo(f"sent {message.describe()}", err=True)
+            click.echo(visible(f"sent {message.describe()}"), err=True)
 
     api = start_scenario_api(plan.scenario, port,
                              delivery(plan.sends[0]) if plan.sends else None, on_sent=sent,
@@ -1082,19 +1086,19 @@ def _dry_run(plan: Any) -> int:
         return "tap" if name == BUTTON else name
 
     kinds: Counter[tuple[str, str]] = Counter((s.step, what(s)) for s in plan.sends)
-    click.echo(f"{plan.scenario.name} (seed {plan.seed}): {len(plan.sends)} send(s) from "
-               f"{len(plan.users)} user(s) over {plan.duration:.1f} s")
+    click.echo(visible(f"{plan.scenario.name} (seed {plan.seed}): {len(plan.sends)} send(s) "
+                       f"from {len(plan.users)} user(s) over {plan.duration:.1f} s"))
     for step in plan.scenario.steps:
         counts = ", ".join(f"{n} {k}{'(es)' if k.endswith('s') else '(s)'}"
                            for (name, k), n in kinds.items() if name == step.name)
-        click.echo(f"  {step.name}: {counts or 'no sends'}")
+        click.echo(visible(f"  {step.name}: {counts or 'no sends'}"))
     bad = 0
     for send in plan.sends:
         if send.kind == "verify":  # a GET handshake: no body to check
             continue
         problems = validate_callback(json.loads(send.event.body))
         for problem in problems:
-            click.echo(f"  #{send.index} {send.step}: {problem}")
+            click.echo(visible(f"  #{send.index} {send.step}: {problem}"))
         bad += bool(problems)
     if bad:
         click.echo(f"{bad} payload(s) invalid", err=True)
@@ -1154,7 +1158,7 @@ def _run_plan(plan: Any, delivery: Any, speed: float, history: Any,
         if history is not None:
             history.append(attempt)
         if not live:
-            click.echo(attempt_line(attempt))
+            click.echo(visible(attempt_line(attempt)))
 
     async def go() -> None:
         async for outcome in run_plan(plan, delivery, speed=speed, on_attempt=on_attempt,
@@ -1176,7 +1180,7 @@ def _run_plan(plan: Any, delivery: Any, speed: float, history: Any,
         for path in reports:
             write_report(path, summary, results, time.monotonic() - started)
     for line in summary.lines():
-        click.echo(line)
+        click.echo(visible(line))
     if results and summary.unreachable == len(results):
         from simulator.delivery import nothing_listening
 
@@ -1239,7 +1243,7 @@ def scenarios(ctx: click.Context) -> None:
             for kind, paths in (("built-in", builtin_scenarios()), ("local", local_scenarios()))
             for path in paths]
     for line in table_lines([Col("SCENARIO"), Col("FROM"), Col("WHAT", wrap=True)], rows,
-                            sys.stdout):
+                            sys.stdout):  # cells made visible there; lines may be styled
         click.echo(line)
 
 
@@ -1262,7 +1266,7 @@ def scenarios_show(name: str, rendered: bool, seed: int | None,
         raise WasimError(f"cannot read the scenario ({exc})", where=str(path)) from None
     if rendered:
         text = render_scenario_text(text, str(path), seed=seed, env=allowed(template_env))
-    click.echo(text, nl=False)
+    click.echo(visible(text, newlines=True), nl=False)
 
 
 @cli.command()
@@ -1494,7 +1498,7 @@ def load(scenario: str | None, **options: Any) -> int:
             display = display or LiveLine(sys.stderr)
             display.update(stats.line())
         elif int(stats.elapsed * 2) % 10 == 0:  # every 5 s in a log
-            click.echo(stats.line(), err=True)
+            click.echo(visible(stats.line()), err=True)
 
     try:
         if workers > 1:
@@ -1525,18 +1529,18 @@ def load(scenario: str | None, **options: Any) -> int:
                              "breached": breaches}
     figures["target"] = delivery.target.label
     figures["seed"] = source.factory.options.seed
-    click.echo(stats.line())
+    click.echo(visible(stats.line()))
     click.echo(f"{stats.sent:,} sent, {stats.ok:,} ok, {stats.failed:,} failed"
                + (f" ({', '.join(f'{k} {v}' for k, v in stats.errors.items())})"
                   if stats.errors else "")
                + (f"; {stats.late:,} left late" if stats.late else ""))
     verdict = stats.verdict()
     if verdict:
-        click.echo(verdict)
+        click.echo(visible(verdict))
     for crash in stats.crashed:
-        click.echo(f"{crash}: the run stopped early")
+        click.echo(visible(f"{crash}: the run stopped early"))
     for breach in breaches:
-        click.echo(f"threshold broken: {breach}")
+        click.echo(visible(f"threshold broken: {breach}"))
     if options["report"]:
         path = Path(options["report"])
         from simulator.safefiles import write_file
@@ -1583,14 +1587,14 @@ def receive(host: str, port: int, status: int, delay: float, fail_rate: float,
 
     def show(arrival: Arrival) -> None:
         if as_json:
-            click.echo(json.dumps({
+            click.echo(visible_json(json.dumps({
                 "number": arrival.number, "at": arrival.received_at, "method": arrival.method,
                 "path": arrival.path, "status": arrival.status, "summary": arrival.summary,
                 "problems": list(arrival.problems),
                 "body": arrival.body.decode("utf-8", "replace"),
-            }, ensure_ascii=False))
+            }, ensure_ascii=False)))
         else:
-            click.echo(describe(arrival))
+            click.echo(visible(describe(arrival)))
 
     from simulator.meta import check_secret
 
@@ -1643,11 +1647,16 @@ def _webhook_options(command: Callable[..., Any]) -> Callable[..., Any]:
               help="The business's phone_number_id in statuses (frameworks such as pywa drop "
                    "updates for another one).  [default: derived from the number]")
 @click.option("--waba-id", metavar="ID", help="The WABA id in statuses.  [default: derived]")
+@click.option("--max-body", type=Number(0, 2**31, integer=True, what="bytes"),
+              default=16 * 1024 * 1024, show_default=True,
+              help="Largest request body, in bytes (media uploads); a bigger one is answered "
+                   "413 unread. Bodies read at once hold 64 MiB at most (or one body, if "
+                   "larger); past that, 503.")
 @_webhook_options
 def api(port: int, api_sid: str | None, api_key: str | None, api_v1_id: str,
         api_templates: tuple[str, ...] | None, api_fail: tuple[Any, ...],
         business_numbers: tuple[str, ...], webhook: str | None,
-        status_delays: tuple[float, ...], **delivery: Any) -> int:
+        status_delays: tuple[float, ...], max_body: int, **delivery: Any) -> int:
     """Play Kaleyra's WhatsApp send API (V1 and V2) on this machine, with status callbacks.
 
     Point your handler's Kaleyra base URL at the printed one. Every message is checked,
@@ -1664,10 +1673,10 @@ def api(port: int, api_sid: str | None, api_key: str | None, api_v1_id: str,
     from simulator.sendapi import MockApi, SentMessage, StatusDelivery, api_options
 
     def shown(message: SentMessage) -> None:
-        click.echo(message.describe())
+        click.echo(visible(message.describe()))
 
     def status(delivery: StatusDelivery) -> None:
-        click.echo(f"  {delivery.describe()}")
+        click.echo(visible(f"  {delivery.describe()}"))
 
     from simulator.inputs import parse_meta_id
     from simulator.settings import BY_KEY, from_params
@@ -1686,7 +1695,8 @@ def api(port: int, api_sid: str | None, api_key: str | None, api_v1_id: str,
     options = api_options(port=port, sid=api_sid, api_key=api_key,
                           business_numbers=business_numbers, status_delays=status_delays,
                           templates=api_templates, fail=api_fail, v1_id=api_v1_id,
-                          speed=api_speed, phone_number_id=phone_number_id, waba_id=waba_id)
+                          speed=api_speed, phone_number_id=phone_number_id, waba_id=waba_id,
+                          max_body=max_body)
     how = from_params(delivery, _webhook_keys())
     # A flag given for nothing is a mistake; a secret in the environment is not.
     source = click.get_current_context().get_parameter_source
@@ -1743,7 +1753,7 @@ def verify(url: str, verify_token: str, challenge: str | None, timeout: float,
         raise WasimError(f"Nothing is listening at {handshake.url}.",
                          hint="Is your webhook running?", exit_code=ExitCode.UNREACHABLE)
     for line in handshake.lines():
-        click.echo(line)
+        click.echo(visible(line))
     return ExitCode.OK if handshake.passed else ExitCode.FAILED
 
 

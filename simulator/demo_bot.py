@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from simulator.meta import values_of
+from simulator.terminal import visible
 
 if TYPE_CHECKING:
     from simulator.receiver import Arrival
@@ -179,7 +180,7 @@ class DemoBot:
     def _failed(self, why: str) -> int:
         line = f"wasim demo bot: could not reply: {why}"
         self.errors.append(line)
-        print(line, file=sys.stderr)
+        print(visible(line), file=sys.stderr)  # it quotes the send API's answer
         return 0
 
 

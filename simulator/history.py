@@ -16,7 +16,7 @@ import re
 import shlex
 import stat
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -398,13 +398,17 @@ class History:
 
     def find(self, ident: str) -> list[Attempt]:
         """Attempts whose event id, delivery id or message id is `ident` or starts with it."""
-        return [a for a in self.attempts
-                if a.event.id.startswith(ident) or a.delivery_id.startswith(ident)
-                or (len(ident) > 8 and a.event.message_id == ident)]
+        return [a for a in self.attempts if matches(a, ident)]
 
 
-def read_history(path: Path) -> History:
-    """Read every whole line of a history file; a torn or corrupt line is skipped with a warning."""
+def matches(attempt: Attempt, ident: str) -> bool:
+    """Whether `attempt`'s event id, delivery id or message id is `ident` or starts with it."""
+    return (attempt.event.id.startswith(ident) or attempt.delivery_id.startswith(ident)
+            or (len(ident) > 8 and attempt.event.message_id == ident))
+
+
+def _open_history(path: Path) -> int:
+    """A read-only descriptor of the history at `path`, a regular file; else a WasimError."""
     try:
         # O_NONBLOCK and a regular-file check: a FIFO or a device would block or never end.
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
@@ -419,44 +423,255 @@ def read_history(path: Path) -> History:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise WasimError("cannot read the history (not a regular file)", where=str(path),
                              hint="Point --history at the file `wasim fire` wrote.")
-        with os.fdopen(fd, "rb", closefd=False) as handle:
-            data = handle.read()
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+# A record longer than this is skipped unread: attempts keep bodies of 64 KiB at most, and a
+# callback is far below it. Reading is by lines and chunks, never the whole file at once, so
+# a history of any size is read within a few of these.
+MAX_LINE = 16 << 20
+_CHUNK = 1 << 20
+MAX_WARNINGS = 1_000  # kept; past it, only counted
+
+
+def _lines_forward(fd: int) -> Iterator[bytes | None]:
+    """Every line of the file (without its newline; the last one too, b"" after a final
+    newline), or None for a line longer than MAX_LINE, which is skipped without being kept."""
+    with os.fdopen(fd, "rb", closefd=False, buffering=_CHUNK) as handle:
+        while True:
+            line = handle.readline(MAX_LINE + 1)
+            if len(line) > MAX_LINE and not line.endswith(b"\n"):
+                while line and not line.endswith(b"\n"):
+                    line = handle.readline(_CHUNK)
+                yield None
+                continue
+            if not line.endswith(b"\n"):
+                yield line  # the last line: b"" after a final newline, else a torn tail
+                return
+            yield line[:-1]
+
+
+def _lines_backward(fd: int) -> Iterator[bytes | None]:
+    """The lines of _lines_forward, last first, reading the file from its end in chunks."""
+    position = os.fstat(fd).st_size
+    carry = b""  # the start of a line whose beginning is in a chunk not read yet
+    too_long = False
+    while position > 0:
+        step = min(_CHUNK, position)
+        position -= step
+        chunk = os.pread(fd, step, position)
+        if too_long:
+            cut = chunk.rfind(b"\n")
+            if cut < 0:
+                continue
+            yield None
+            too_long, chunk = False, chunk[:cut]  # what precedes the long line's newline
+        pieces = (chunk + carry).split(b"\n")
+        carry = pieces[0]
+        for piece in reversed(pieces[1:]):
+            yield None if len(piece) > MAX_LINE else piece
+        if len(carry) > MAX_LINE:
+            too_long, carry = True, b""
+    yield None if too_long or len(carry) > MAX_LINE else carry
+
+
+def _count_lines(fd: int) -> int:
+    """How many lines _lines_forward yields: one more than the newlines."""
+    count, position = 1, 0
+    while chunk := os.pread(fd, _CHUNK, position):
+        count += chunk.count(b"\n")
+        position += len(chunk)
+    return count
+
+
+def _parse_line(raw: bytes) -> Attempt | SentRecord:
+    record = json.loads(raw)
+    if not isinstance(record, dict):
+        raise TypeError("not an object")
+    if record.get("kind") == SENT_KIND:
+        return from_sent_record(record)
+    return from_record(record)
+
+
+class _Reader:
+    """Turns numbered lines into records, collecting the warnings of those it skips."""
+
+    def __init__(self, history: History) -> None:
+        self.history = history
+        self.good = self.bad = 0
+        self.skipped = 0  # warnings past MAX_WARNINGS
+
+    def read(self, number: int, raw: bytes | None,
+             last: bool = False) -> Attempt | SentRecord | None:
+        """The record on line `number` (`last`: the file's last line, maybe torn), or None."""
+        if raw is None:
+            self._warn(f"{self.history.path}:{number}: skipped a line longer than "
+                       f"{MAX_LINE >> 20} MiB")
+            return None
+        if not raw.strip():
+            return None
+        try:
+            record = _parse_line(raw)
+            self.good += 1
+            return record
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
+            # RecursionError: JSON nested thousands deep; ValueError also covers 5,000-digit
+            # numbers. Either way the line is skipped and every other line is kept.
+            self.bad += 1
+            path = self.history.path
+            if last:
+                self._warn(f"{path}:{number}: skipped an incomplete last line "
+                           "(the run that wrote it was probably killed)")
+            else:
+                reason = f"missing {exc}" if isinstance(exc, KeyError) else \
+                    str(exc) if isinstance(exc, BadRecord) else type(exc).__name__
+                self._warn(f"{path}:{number}: skipped a line that is not a history record "
+                           f"({reason[:120]})")
+            return None
+
+    def _warn(self, warning: str) -> None:
+        if len(self.history.warnings) < MAX_WARNINGS:
+            self.history.warnings.append(warning)
+        else:
+            self.skipped += 1
+
+    def check(self) -> None:
+        """Refuse a file in which no line read is a history record."""
+        if self.skipped:
+            self.history.warnings.append(f"{self.skipped:,} more line(s) skipped")
+        if self.bad and not self.good:
+            raise WasimError("not a wasim history file (no line is a history record)",
+                             where=str(self.history.path),
+                             hint="Point --history at the file `wasim fire` wrote, or delete "
+                                  "this one.")
+
+
+def _scan(path: Path, visit: Callable[[Attempt | SentRecord], None]) -> History:
+    """Read the history from its start, line by line, handing every record to `visit`."""
+    fd = _open_history(path)
+    history = History(path)
+    reader = _Reader(history)
+    try:
+        # One line behind: the last line is known only once the next read finds nothing.
+        number, previous = 0, None
+        for raw in _lines_forward(fd):
+            if number:
+                record = reader.read(number, previous)
+                if record is not None:
+                    visit(record)
+            number, previous = number + 1, raw
+        record = reader.read(number, previous, last=True)
+        if record is not None:
+            visit(record)
     except OSError as exc:
         raise WasimError(f"cannot read the history ({exc.strerror})", where=str(path)) from None
     finally:
         os.close(fd)
-    history = History(path)
-    lines = data.split(b"\n")
-    torn_tail = lines[-1] != b""
-    bad = 0
-    for number, raw in enumerate(lines, start=1):
-        if not raw.strip():
-            continue
-        try:
-            record = json.loads(raw)
-            if not isinstance(record, dict):
-                raise TypeError("not an object")
-            if record.get("kind") == SENT_KIND:
-                history.sent.append(from_sent_record(record))
-            else:
-                history.attempts.append(from_record(record))
-        except (ValueError, KeyError, TypeError, RecursionError) as exc:
-            # RecursionError: JSON nested thousands deep; ValueError also covers 5,000-digit
-            # numbers. Either way the line is skipped and every other line is kept.
-            bad += 1
-            if torn_tail and number == len(lines):
-                history.warnings.append(f"{path}:{number}: skipped an incomplete last line "
-                                        "(the run that wrote it was probably killed)")
-            else:
-                reason = f"missing {exc}" if isinstance(exc, KeyError) else \
-                    str(exc) if isinstance(exc, BadRecord) else type(exc).__name__
-                history.warnings.append(f"{path}:{number}: skipped a line that is not a "
-                                        f"history record ({reason[:120]})")
-    if bad and not history.attempts and not history.sent:
-        raise WasimError("not a wasim history file (no line is a history record)",
-                         where=str(path), hint="Point --history at the file `wasim fire` "
-                                               "wrote, or delete this one.")
+    reader.check()
     return history
+
+
+def read_history(path: Path) -> History:
+    """Read every whole line of a history file; a torn or corrupt line is skipped with a warning."""
+    kept: list[Attempt | SentRecord] = []
+    history = _scan(path, kept.append)
+    history.attempts = [r for r in kept if isinstance(r, Attempt)]
+    history.sent = [r for r in kept if isinstance(r, SentRecord)]
+    return history
+
+
+def read_history_tail(path: Path, count: int,
+                      keep: Callable[[Attempt | SentRecord], bool] | None = None, *,
+                      events: bool = False) -> History:
+    """The last `count` records that `keep` accepts, read from the end of the file (memory
+    for those records only, whatever the file's size), in the file's order.
+
+    `events`: the latest final attempt of each of the last `count` events instead (what
+    History.events() ends with).
+    """
+    fd = _open_history(path)
+    history = History(path)
+    found: list[Attempt | SentRecord] = []
+    seen: set[str] = set()
+    reader = _Reader(history)
+    try:
+        total = _count_lines(fd)
+        number = total + 1
+        for raw in _lines_backward(fd):
+            number -= 1
+            if len(found) >= count:
+                break
+            record = reader.read(number, raw, last=number == total)
+            if record is None or (keep is not None and not keep(record)):
+                continue
+            if events:
+                if not isinstance(record, Attempt) or not record.final \
+                        or record.event.id in seen:
+                    continue
+                seen.add(record.event.id)
+            found.append(record)
+    except OSError as exc:
+        raise WasimError(f"cannot read the history ({exc.strerror})", where=str(path)) from None
+    finally:
+        os.close(fd)
+    history.warnings.reverse()  # found last first; shown in the file's order
+    reader.check()
+    found.reverse()
+    history.attempts = [r for r in found if isinstance(r, Attempt)]
+    history.sent = [r for r in found if isinstance(r, SentRecord)]
+    return history
+
+
+def select_in_file(path: Path, ids: Iterable[str] = (), last: int | None = None,
+                   failed: bool = False) -> History:
+    """select() reading the file as a stream: what it returns are the History's attempts.
+
+    Memory holds the chosen events (and, while reading, the latest attempt of each event
+    that may still be chosen), never the whole file.
+    """
+    ids = list(ids)
+    warnings: list[str] = []
+    matching: dict[str, set[str]] = {ident: set() for ident in ids}
+    if ids:
+        def match(record: Attempt | SentRecord) -> None:
+            if isinstance(record, Attempt):
+                for ident, found in matching.items():
+                    if matches(record, ident):
+                        found.add(record.event.id)
+
+        warnings = _scan(path, match).warnings
+        for ident, found in matching.items():
+            if not found:
+                raise WasimError(f"no event {ident!r} in the history", where=str(path),
+                                 hint="`wasim history` lists the recorded events and their "
+                                      "ids.")
+            if len(found) > 1:
+                raise WasimError(f"{ident!r} matches {len(found)} events", where=str(path),
+                                 hint="Give more characters of the id.")
+    chosen: list[Attempt] = []
+    if ids or failed:
+        wanted: set[str] = set().union(*matching.values())
+        latest: dict[str, Attempt] = {}  # in the order of each event's latest final attempt
+
+        def collect(record: Attempt | SentRecord) -> None:
+            if isinstance(record, Attempt) and record.final:
+                latest.pop(record.event.id, None)
+                if record.event.id in wanted or (failed and not record.delivered):
+                    latest[record.event.id] = record
+
+        warnings = _scan(path, collect).warnings
+        chosen += [a for a in latest.values() if a.event.id in wanted]
+        if failed:
+            chosen += [a for a in latest.values() if not a.delivered]
+    if last:
+        tail = read_history_tail(path, last, events=True)
+        warnings = warnings or tail.warnings
+        chosen += tail.attempts
+    # Asked for twice (by id and as failed, say), sent once.
+    return History(path, list({a.event.id: a for a in chosen}.values()), warnings)
 
 
 def select(history: History, ids: Iterable[str] = (), last: int | None = None,

@@ -95,6 +95,7 @@ from simulator.delivery import (
 from simulator.errors import WasimError
 from simulator.load import CallbackSource, _AnswerReader
 from simulator.meta import SIGNATURE_HEADER, signature_for
+from simulator.terminal import visible
 
 logger = logging.getLogger("wasim")
 
@@ -170,7 +171,7 @@ def on_init(environment: Any, **_: Any) -> None:
                 # options: one business, disjoint partitions.
                 options.wasim_seed = shared.source.factory.options.seed
     except WasimError as exc:
-        print(f"wasim: {exc.one_line()}", file=sys.stderr)
+        print(visible(f"wasim: {exc.one_line()}"), file=sys.stderr)
         sys.exit(int(exc.exit_code))
 
 

@@ -24,6 +24,7 @@ from simulator.bounded import BoundedServer
 from simulator.errors import WasimError
 from simulator.meta import SIGNATURE_HEADER, check_signature
 from simulator.tapped import read_document
+from simulator.terminal import visible
 from simulator.validate import validate_callback
 
 # The standard library's server is deliberate: no new dependency, a real socket, and plenty for
@@ -32,6 +33,7 @@ from simulator.validate import validate_callback
 SERVICE = "wasim receiver"
 MAX_BODY = 1024 * 1024  # a callback is a few kB; a body over this is refused (413) unread
 KEEP_BYTES = 64 * 1024 * 1024  # bodies kept in memory at most; the oldest arrivals go first
+MAX_BUFFERED = 64 * 1024 * 1024  # bodies being read at once, all connections together
 MAX_CONNECTIONS = 256  # open connections at once; each is a thread, and threads cost memory
 _IDLE_TIMEOUT = 30.0  # seconds a kept-alive connection (or a stalled body) may sit silent
 # Seconds one request may take to arrive whole (request line, headers, body): a client that
@@ -276,8 +278,9 @@ class Receiver:
             try:
                 self._on_arrival(arrival)
             except Exception as exc:
-                print(f"wasim receiver: on_arrival failed for arrival #{arrival.number}: "
-                      f"{type(exc).__name__}: {exc}", file=sys.stderr)
+                print(visible(f"wasim receiver: on_arrival failed for arrival "
+                              f"#{arrival.number}: {type(exc).__name__}: {exc}"),
+                      file=sys.stderr)
         return arrival, failed
 
     def _keep(self, arrival: Arrival) -> None:
@@ -301,6 +304,8 @@ class _Server(BoundedServer):
     def __init__(self, host: str, port: int, receiver: Receiver) -> None:
         self.receiver = receiver
         self.max_connections = MAX_CONNECTIONS  # read when built, so a test can lower it
+        # Bodies being read at once (see BoundedServer.max_buffered), never below one body.
+        self.max_buffered = max(MAX_BUFFERED, receiver.options.max_body)
         super().__init__(host, port, _Handler)
 
 
@@ -316,6 +321,7 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
 
     deadline = 0.0  # time.monotonic() by which the current request must have arrived
+    reserved = 0  # bytes of the server's body budget the current request holds
 
     def setup(self) -> None:
         super().setup()
@@ -325,7 +331,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def handle_one_request(self) -> None:
         self.deadline = time.monotonic() + _REQUEST_DEADLINE
-        super().handle_one_request()
+        self.reserved = 0  # bytes of the server's body budget this request holds
+        try:
+            super().handle_one_request()
+        finally:
+            self.server.release(self.reserved)
+
+    def _reserve(self, size: int) -> None:
+        """Take `size` bytes of the budget all connections share, or refuse the body (503)."""
+        if not self.server.reserve(size):
+            raise _BadRequest(503, "too many bodies being received at once; retry")
+        self.reserved += size
 
     def do_POST(self) -> None:
         receiver = self.server.receiver
@@ -401,6 +417,7 @@ class _Handler(BaseHTTPRequestHandler):
         limit = self.server.receiver.options.max_body
         if length > limit:  # refused before a byte of it is read
             raise _BadRequest(413, f"body of {length} bytes is over the {limit} byte limit")
+        self._reserve(length)
         body = self.rfile.read(length)
         if len(body) < length:
             raise _BadRequest(400, f"body ended after {len(body)} of {length} bytes")
@@ -423,6 +440,7 @@ class _Handler(BaseHTTPRequestHandler):
             total += size
             if total > limit:  # refused before the chunk that would pass the limit is read
                 raise _BadRequest(413, f"chunked body over the {limit} byte limit")
+            self._reserve(size)
             chunk = self.rfile.read(size)
             if len(chunk) < size or self.rfile.readline(3) not in (b"\r\n", b"\n"):
                 raise _BadRequest(400, "chunk shorter than its size or not followed by CRLF")
@@ -541,10 +559,7 @@ def _cut(text: str, most: int = 80) -> str:
     return text if len(text) <= most else text[:most - 1] + "…"
 
 
-def _one_line(text: str) -> str:
-    """Escape control characters, so a payload can neither break the line nor the terminal."""
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
-                   for ch in text)
+_one_line = visible  # a payload can neither break the line nor the terminal
 
 
 def describe(arrival: Arrival) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields, replace
@@ -127,6 +128,56 @@ def find_template(name_or_path: str) -> Path:
     return builtin
 
 
+MAX_OUTPUT_DEPTH = 100  # Meta's callbacks nest about 8 levels; a bomb nests 50,000
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _short_int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > 300:
+        raise ValueError(f"a number of {digits:,} digits is too long for a callback")
+    return int(text)
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:40]} is too large for a JSON number")
+    return value
+
+
+def _check_plain(document: Any) -> None:
+    """Refuse nesting past MAX_OUTPUT_DEPTH and lone surrogates (not text), without recursion."""
+    stack: list[tuple[Any, int]] = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_OUTPUT_DEPTH:
+            raise ValueError(f"it nests more than {MAX_OUTPUT_DEPTH} levels deep")
+        if isinstance(value, dict):
+            stack.extend((item, depth + 1) for item in value.values())
+            stack.extend((key, depth) for key in value)
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1) for item in value)
+        elif isinstance(value, str) and (found := _SURROGATE.search(value)):
+            raise ValueError(f"a lone surrogate {found.group()!a} is not text")
+
+
+def parse_output(text: str) -> Any:
+    """A rendered template's JSON: plain values only (no NaN or infinity, every number
+    readable, at most MAX_OUTPUT_DEPTH levels), else ValueError saying why."""
+    try:
+        document = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite,
+                              parse_int=_short_int)
+    except RecursionError:
+        raise ValueError(f"it nests more than {MAX_OUTPUT_DEPTH} levels deep") from None
+    _check_plain(document)
+    return document
+
+
 def error_line(exc: BaseException, filename: str) -> int | None:
     """The line of `filename` where `exc` was raised, from Jinja's rewritten traceback."""
     line = None
@@ -200,8 +251,8 @@ class CallbackTemplate:
                                      CONTEXT_HINT) from None
         except RenderLimit as exc:
             raise self._render_error(exc, f"the template went past a rendering limit: {exc}",
-                                     "Render less: the limits are in simulator/sandbox.py."
-                                     ) from None
+                                     "Render less: docs/guides/safety-bounds.md lists "
+                                     "the limits.") from None
         except RecursionError as exc:
             raise self._render_error(exc, "the template recursed too deeply",
                                      "Look for a macro that calls itself.") from None
@@ -212,7 +263,7 @@ class CallbackTemplate:
         except _TEMPLATE_FAILURES as exc:
             raise self._render_error(exc, f"the template failed: {exc}", None) from None
         try:
-            document = json.loads(text)
+            document = parse_output(text)
         except json.JSONDecodeError as exc:
             raise WasimError(
                 f"the template renders invalid JSON: {exc.msg} (line {exc.lineno}, column "
@@ -220,6 +271,9 @@ class CallbackTemplate:
                 where=f"{self.display}:{exc.lineno}",
                 hint="Insert values with the `json` filter, e.g. {{ tap.user.name | json }}.",
             ) from None
+        except ValueError as exc:  # NaN, a number too long to read, nesting, a surrogate
+            raise WasimError(f"the template renders JSON a callback cannot carry: {exc}",
+                             where=self.display, hint="Render plain JSON values.") from None
         if not isinstance(document, dict):
             raise WasimError(f"the template renders a JSON {type(document).__name__}, "
                              "expected an object", where=self.display)

@@ -6,6 +6,7 @@ answer. Every problem becomes one WasimError naming the file, the line and the f
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import os
@@ -527,7 +528,8 @@ def _render(source: str, display: str, seed: int, env: Mapping[str, str]) -> str
         line = error_line(exc, "<template>")
         raise WasimError(f"the Jinja in the scenario went past a rendering limit: {exc}",
                          where=f"{display}:{line}" if line else display,
-                         hint="Render less: the limits are in simulator/sandbox.py.") from None
+                         hint="Render less: docs/guides/safety-bounds.md lists the limits."
+                         ) from None
     except (RecursionError, MemoryError) as exc:
         line = error_line(exc, "<template>")
         what = "recursed too deeply" if isinstance(exc, RecursionError) else "ran out of memory"
@@ -602,6 +604,25 @@ def _parse_yaml(text: str, display: str) -> tuple[Any, dict[str, int]]:
     return value, lines
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _refuse_surrogates(text: str, path: str, display: str, line: int) -> str:
+    """`text` with each pair of surrogate escapes ("\\ud83d\\ude00", as JSON writes an
+    emoji) joined into its character; a lone half, which no terminal, file or request can
+    carry, is refused where it is written."""
+    if not _SURROGATE.search(text):
+        return text
+    with contextlib.suppress(UnicodeError):
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le")
+    found = _SURROGATE.search(text)
+    if found:
+        raise WasimError(f"{path}: {found.group()!a} is half of a character (a lone "
+                         "surrogate), not text", where=f"{display}:{line}",
+                         hint="Write the character itself, or both halves of its pair.")
+    return text
+
+
 def _convert(node: yaml.Node, path: str, lines: dict[str, int], display: str,
              counter: list[int], depth: int) -> Any:
     """A YAML node as plain Python values, recording the line of every path."""
@@ -619,7 +640,8 @@ def _convert(node: yaml.Node, path: str, lines: dict[str, int], display: str,
             if key_node.tag == "tag:yaml.org,2002:merge":
                 raise WasimError("YAML merge keys (<<) are not supported",
                                  where=f"{display}:{key_node.start_mark.line + 1}")
-            key = str(key_node.value)
+            key = _refuse_surrogates(str(key_node.value), path or "a key", display,
+                                     key_node.start_mark.line + 1)
             child = f"{path}.{key}" if path else key
             if key in result:
                 raise WasimError(f"{child}: this key appears twice",
@@ -630,6 +652,8 @@ def _convert(node: yaml.Node, path: str, lines: dict[str, int], display: str,
     if isinstance(node, yaml.SequenceNode):
         return [_convert(item, f"{path}[{i}]", lines, display, counter, depth + 1)
                 for i, item in enumerate(node.value)]
+    if isinstance(node.value, str):
+        node.value = _refuse_surrogates(node.value, path or "the value", display, line)
     try:
         return yaml.SafeLoader("").construct_object(node)
     except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:

@@ -15,6 +15,9 @@ import csv
 import email.parser
 import email.policy
 import hashlib
+import hmac
+import io
+import itertools
 import json
 import math
 import random
@@ -32,7 +35,7 @@ from types import TracebackType
 from typing import Any, Literal
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
-from simulator.bounded import BoundedServer
+from simulator.bounded import BoundedServer, DeadlineReader
 from simulator.delivery import (
     Deliverer,
     DeliveryOptions,
@@ -47,6 +50,7 @@ from simulator.kinds.status import build as build_status
 from simulator.models import Business, Button, Tap, TemplateMessage, User
 from simulator.providers import draw_uuid4
 from simulator.taps import TapFactory
+from simulator.terminal import visible
 from simulator.wamid import encode_wamid
 from simulator.wire import to_wire
 from simulator.world import (
@@ -71,6 +75,9 @@ MAX_CONNECTIONS = 128  # open connections at once; each is a thread
 MAX_RECIPIENTS = 100  # comma-separated `to` numbers in one V1 request
 MAX_PAYLOADS = 3  # "a maximum of three dynamic payloads to the Quick Reply buttons" (DOC)
 _IDLE_TIMEOUT = 30.0
+_REQUEST_DEADLINE = 60.0  # a request's head and body must have arrived within this
+# Bodies all connections may hold at once (see BoundedServer.max_buffered); past it, a 503.
+MAX_BUFFERED = 4 * MAX_BODY
 MAX_DELAY = 24 * 3600.0
 
 Version = Literal["v1", "v2"]
@@ -665,8 +672,44 @@ class MockApi:
             return exc.status, exc.body
 
     def _auth(self, sid: str, key: str | None) -> None:
-        if sid != self.options.sid or key != self.options.api_key:
+        # In constant time, and both compared whatever the first gives: how long a refusal
+        # takes says nothing about how much of a guess was right.
+        sid_ok = hmac.compare_digest(sid.encode(), self.options.sid.encode())
+        key_ok = hmac.compare_digest((key or "").encode(), self.options.api_key.encode())
+        if not (sid_ok & key_ok) or key is None:
             raise ApiError(401, "RBC001", "Incorrect SID or API key.")
+
+    def refuse_early(self, method: str, target: str,
+                     headers: Mapping[str, str]) -> tuple[int, dict[str, Any]] | None:
+        """The 401 for a request whose SID or api-key is wrong before its body is read, or
+        None when the body must be read first (a V1 form may carry the key as a field)."""
+        parts = urlsplit(target)
+        segments = [unquote(s) for s in parts.path.split("/") if s]
+        header = _header(headers, "api-key")
+        try:
+            if len(segments) == 3 and segments[0] == "v1" and segments[2] == "messages":
+                query_key = dict(parse_qsl(parts.query, keep_blank_values=True)).get("api-key")
+                key = header or query_key or None
+                if key is not None or not hmac.compare_digest(
+                        segments[1].encode(), self.options.sid.encode()):
+                    self._auth(segments[1], key or "")
+            elif len(segments) >= 3 and segments[0] == "v2" and segments[2] == "whatsapp":
+                self._auth(segments[1], header)  # V2 takes the key in the header only
+        except ApiError as exc:
+            return exc.status, exc.body
+        return None
+
+    def _auth_in_body(self, sid: str, body: bytes) -> None:
+        """401 unless the body names the right api-key somewhere: found by a scan of the
+        bytes, before a big form is parsed (parsed, it takes many times its size)."""
+        candidates = (match.group(1) for pattern in _BODY_KEYS
+                      for match in pattern.finditer(body))
+        for raw in itertools.islice(candidates, 100):
+            key = _decoded_key(raw)
+            if key is not None and hmac.compare_digest(key.encode(),
+                                                       self.options.api_key.encode()):
+                return
+        self._auth(sid, None)
 
     def _business(self, number: str, where: str) -> str:
         digits = number.strip().lstrip("+")
@@ -707,8 +750,12 @@ class MockApi:
     def _v1(self, sid: str, query: str, headers: Mapping[str, str],
             body: bytes) -> tuple[int, dict[str, Any]]:
         fields = dict(parse_qsl(query, keep_blank_values=True))
+        if not (_header(headers, "api-key") or fields.get("api-key")):
+            self._auth_in_body(sid, body)
         try:
             fields.update(parse_v1_body(body, _header(headers, "content-type") or ""))
+        except RecursionError:
+            raise _bad("body", "a body nested too deeply to read") from None
         except ValueError as exc:
             fields.setdefault("api-key", "")
             self._auth(sid, _header(headers, "api-key") or fields.get("api-key"))
@@ -985,7 +1032,8 @@ def _call_watcher(watcher: Callable[[Any], None], value: Any, name: str) -> None
     try:
         watcher(value)
     except Exception as exc:  # someone else's code: reported below
-        print(f"wasim api: {name} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(visible(f"wasim api: {name} failed: {type(exc).__name__}: {exc}"),
+              file=sys.stderr)
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
@@ -994,6 +1042,26 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
         if key.lower() == name:
             return value
     return None
+
+
+# Where a V1 body may name its api-key: a form field, a multipart part, a JSON member.
+_BODY_KEYS = (
+    re.compile(rb"(?:^|&)api-key=([^&\s]{0,1024})"),
+    re.compile(rb'name="?api-key"?[^\r\n]{0,200}\r?\n(?:[^\r\n]{1,1000}\r?\n){0,20}\r?\n'
+               rb"([^\r\n]{0,1024})\r?\n"),
+    re.compile(rb'"api-key"\s{0,100}:\s{0,100}("(?:[^"\\]|\\.){0,1024}")'),
+)
+
+
+def _decoded_key(raw: bytes) -> str | None:
+    """An api-key as one of _BODY_KEYS found it: JSON-quoted, form-encoded or plain."""
+    try:
+        if raw.startswith(b'"'):
+            value = json.loads(raw)
+            return value if isinstance(value, str) else None
+        return unquote(raw.decode("utf-8").replace("+", " "))
+    except (ValueError, UnicodeDecodeError):
+        return None
 
 
 def _text(value: Any) -> str:
@@ -1005,10 +1073,7 @@ def _text(value: Any) -> str:
     return ""
 
 
-def _one_line(text: str) -> str:
-    """Control characters escaped, so a message can break neither the line nor the terminal."""
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
-                   for ch in text)
+_one_line = visible  # a message can break neither the line nor the terminal
 
 
 # --- parsing V1 --------------------------------------------------------------------------
@@ -1467,6 +1532,7 @@ class _Server(BoundedServer):
     def __init__(self, host: str, port: int, api: MockApi) -> None:
         self.api = api
         self.max_connections = MAX_CONNECTIONS  # read when built, so a test can lower it
+        self.max_buffered = max(MAX_BUFFERED, api.options.max_body)
         super().__init__(host, port, _Handler)
 
 
@@ -1478,6 +1544,21 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "wasim-api"
     timeout = _IDLE_TIMEOUT
     disable_nagle_algorithm = True
+    deadline = 0.0  # time.monotonic() by which the current request must have arrived
+
+    def setup(self) -> None:
+        super().setup()
+        # Every read goes through the request's deadline: a trickling body ends there.
+        self.rfile.close()
+        self.rfile = io.BufferedReader(DeadlineReader(self.connection, lambda: self.deadline,
+                                                      _IDLE_TIMEOUT))
+
+    def handle_one_request(self) -> None:
+        self.deadline = time.monotonic() + _REQUEST_DEADLINE
+        try:
+            super().handle_one_request()
+        except TimeoutError:
+            self.close_connection = True
 
     def _serve(self) -> None:
         if self.headers.get("Transfer-Encoding"):
@@ -1499,16 +1580,30 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(status, {"code": f"WA{status}", "message": f"the body must be 0 to "
                                   f"{limit} bytes", "error": {}})
             return
+        headers = dict(self.headers.items())
+        refused = self.server.api.refuse_early(self.command, self.path, headers)
+        if refused is not None:  # a wrong SID or key: the body is never read
+            self.close_connection = bool(length)
+            self._answer(*refused, send_body=self.command != "HEAD")
+            return
+        if not self.server.reserve(length):
+            self.close_connection = True
+            self._answer(503, {"code": "WA503", "message": "too many bodies being uploaded "
+                               "at once; retry", "error": {}}, retry_after=True)
+            return
         try:
-            body = self.rfile.read(length) if length else b""
-        except (TimeoutError, ConnectionError):
-            self.close_connection = True
-            return
-        if len(body) < length:
-            self.close_connection = True
-            return
-        status, answer = self.server.api.handle(self.command, self.path,
-                                                dict(self.headers.items()), body)
+            try:
+                body = self.rfile.read(length) if length else b""
+            except (TimeoutError, ConnectionError):
+                self.close_connection = True
+                return
+            if len(body) < length:
+                self.close_connection = True
+                return
+            status, answer = self.server.api.handle(self.command, self.path, headers, body)
+            del body  # what the answer holds is small; the budget is for the bytes read
+        finally:
+            self.server.release(length)
         self._answer(status, answer, send_body=self.command != "HEAD")
 
     do_GET = _serve
@@ -1522,12 +1617,14 @@ class _Handler(BaseHTTPRequestHandler):
         """Stay quiet: the CLI prints its own line per message."""
 
     def _answer(self, status: int, document: Mapping[str, Any], *,
-                send_body: bool = True) -> None:
+                send_body: bool = True, retry_after: bool = False) -> None:
         body = json.dumps(document).encode()
         try:
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
+            if retry_after:
+                self.send_header("Retry-After", "1")
             if self.close_connection:
                 self.send_header("Connection", "close")
             self.end_headers()
@@ -1553,7 +1650,7 @@ def api_options(*, port: int = DEFAULT_PORT, sid: str | None = None, api_key: st
                 host: str = "127.0.0.1", templates: Sequence[str] | None = None,
                 speed: float = math.inf, phone_number_id: str | None = None,
                 waba_id: str | None = None, fail: Sequence[FailRule] = (),
-                v1_id: str = "bare") -> ApiOptions:
+                v1_id: str = "bare", max_body: int = MAX_BODY) -> ApiOptions:
     """ApiOptions from loose values (numbers with or without `+`); no delays given: the
     default timeline (1 s, 2 s, 5 s of world time), really waited at `speed`."""
     numbers = tuple(n.strip().lstrip("+") for n in business_numbers)
@@ -1563,7 +1660,7 @@ def api_options(*, port: int = DEFAULT_PORT, sid: str | None = None, api_key: st
                       templates=tuple(templates) if templates is not None else None,
                       speed=speed, phone_number_id=phone_number_id or None,
                       waba_id=waba_id or None, fail=tuple(fail),
-                      v1_id="suffixed" if v1_id == "suffixed" else "bare")
+                      v1_id="suffixed" if v1_id == "suffixed" else "bare", max_body=max_body)
 
 
 __all__ = [

@@ -12,6 +12,37 @@ from typing import IO, Any
 # rich is imported inside the functions: `wasim --help` and shell completion stay instant.
 
 
+def visible(text: str, *, newlines: bool = False) -> str:
+    """`text` with its control characters made visible (`\\x1b`, `\\n`, `\\u202e`).
+
+    Text from files, targets and clients (a user name holding `ESC ]0;`, a button, an
+    answer, an error) goes through this before any terminal sees it: escape sequences, bidi
+    overrides, separators and lone surrogates print as text instead of acting. `newlines`
+    keeps line breaks (and tabs), for blocks drawn over several lines.
+    """
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() or (newlines and ch in "\n\t")
+                   else ch.encode("unicode_escape", "backslashreplace").decode("ascii")
+                   for ch in text)
+
+
+def visible_json(text: str) -> str:
+    """A JSON text (from json.dumps with ensure_ascii=False) with the characters that act on
+    a terminal (C1 controls, DEL, bidi overrides, separators) as \\u escapes: still the same
+    JSON, and safe to print. json.dumps already escapes the C0 controls and quotes."""
+    if text.isprintable():
+        return text
+    # A raw line break can only be the indentation's: json.dumps escapes those in strings.
+    return "".join(ch if ch.isprintable() or ch == "\n" else _json_escape(ch) for ch in text)
+
+
+def _json_escape(ch: str) -> str:
+    units = ch.encode("utf-16-be", "surrogatepass")  # one unit, or a surrogate pair
+    return "".join(f"\\u{int.from_bytes(units[i:i + 2], 'big'):04x}"
+                   for i in range(0, len(units), 2))
+
+
 @dataclass(frozen=True)
 class Col:
     """One column of a table: its header; whether long cells wrap (at words) or stay whole;
@@ -88,7 +119,7 @@ def table_lines(columns: Sequence[Col], rows: Sequence[Sequence[str]], stream: I
         table.add_column(col.header, no_wrap=not col.wrap, overflow="fold",
                          justify="right" if col.right else "left")
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*(visible(cell) for cell in row))
     console = _console(stream, width)  # None: as wide as the table
     console.print(table)
     return [line.rstrip() for line in console.file.getvalue().splitlines()]
@@ -109,7 +140,7 @@ def _spilled_lines(columns: Sequence[Col], rows: Sequence[Sequence[str]], stream
     lines = head[:top]
     for row, line in zip(rows, head[top:], strict=True):
         lines.append(line)
-        under = " · ".join(row[i] for i in spilled if row[i])
+        under = " · ".join(visible(row[i]) for i in spilled if row[i])
         lines += textwrap.wrap(under, width, initial_indent="    ", subsequent_indent="    ",
                                break_long_words=False, break_on_hyphens=False)
     return lines
@@ -132,7 +163,7 @@ class LiveLine:
         """Show `text` in place of the line, cut at the terminal's width."""
         from rich.text import Text
 
-        self.live.update(Text(text, no_wrap=True, overflow="ellipsis"), refresh=True)
+        self.live.update(Text(visible(text), no_wrap=True, overflow="ellipsis"), refresh=True)
 
     def close(self) -> None:
         """Leave the last line shown and move below it."""
@@ -164,6 +195,7 @@ class ProgressBar:
 
     def update(self, done: int, status: str) -> None:
         """Show `done` of the total, with `status` after the count."""
+        status = visible(status)
         if len(status) > self.room:
             status = status[:max(self.room - 1, 0)] + "…"
         self.progress.update(self.task, completed=done, status=status, refresh=True)

@@ -208,11 +208,11 @@ LIMITED = [
     ("fake.random_int(0, 10**30)", "max"),
     ("fake.words(10**9)", "nb"),
     ("fake.random_elements(range(10), 10**9)", "list"),
-    ("['x' * 4000000] * 1000", "would print as more than"),
-    ("(['x' * 4000000] * 1000)|string", "string filter"),
-    ("(['x' * 4000000] * 1000)|tojson", "tojson filter"),
-    ("'%s' % (['x' * 4000000] * 1000,)", "% format's values"),
-    ("'{}'.format(['x' * 4000000] * 1000)", "format value"),
+    ("['x' * 3000000, 'x' * 3000000]", "would print as more than"),
+    ("(['x' * 3000000, 'x' * 3000000])|string", "string filter"),
+    ("(['x' * 3000000, 'x' * 3000000])|tojson", "tojson filter"),
+    ("'%s' % (['x' * 3000000, 'x' * 3000000],)", "% format's values"),
+    ("'{}'.format(['x' * 3000000, 'x' * 3000000])", "format value"),
 ]
 
 

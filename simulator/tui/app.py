@@ -43,6 +43,7 @@ from simulator.runner import Plan, SendResult, Summary, run_plan, scenario_deliv
 from simulator.scenarios import Scenario
 from simulator.sendapi import SentMessage, StatusDelivery
 from simulator.tapped import read_body
+from simulator.terminal import visible
 from simulator.tui.courier import Courier
 from simulator.tui.earlier import earlier_deliveries
 from simulator.tui.feed import ApiFeed, ApiRecord, ArrivalFeed
@@ -235,9 +236,11 @@ class WasimApp(App[int]):
         Notices quote what came from outside (a scenario's names, an app's reply, a target's
         answer, an error): "[/b]" there would raise while the toast is drawn, and
         "[@click=...]" would be an action. Every widget's and screen's notify comes here
-        (passing Textual's default, markup=True), so this is the one place to say no.
+        (passing Textual's default, markup=True), so this is the one place to say no; and
+        their control characters are made visible (an ESC there would act on the terminal).
         """
-        super().notify(message, title=title, severity=severity, timeout=timeout, markup=False)
+        super().notify(visible(message, newlines=True), title=visible(title),
+                       severity=severity, timeout=timeout, markup=False)
 
     def compose(self) -> ComposeResult:
         """Target bar; phone left; preview, run panel, log (and the receiver) right; keys."""
@@ -424,7 +427,7 @@ class WasimApp(App[int]):
         await self.phone.show_template(spec.body, self._template_when, spec.buttons)
         self.template_status.clear()
         self.template_reaction.clear()
-        self.bar.scenario = self.scenario.name
+        self.bar.scenario = visible(self.scenario.name)
         self.bar.seed = self.seed
 
     def _show_user(self) -> None:
@@ -439,7 +442,8 @@ class WasimApp(App[int]):
         room = max(0, self.phone.content_region.width - 2)  # the line's own padding
         apart = room and len(f"as {user.name} {number}{edited}") > room
         parts: list[str | tuple[str, str]] = [
-            ("as ", "dim"), (user.name, "bold"), "\n" if apart else " ", (number, "dim")]
+            ("as ", "dim"), (visible(user.name), "bold"), "\n" if apart else " ",
+            (visible(number), "dim")]
         if edited:
             parts.append((edited, "$text-warning"))
         self.phone.show_user(Content.assemble(*parts))
@@ -459,7 +463,7 @@ class WasimApp(App[int]):
         if session is None or not session.buttons:
             return
         index = min(self.armed, len(session.buttons) - 1)
-        caption = f"{session.buttons[index].text} · {session.current_user.name}"
+        caption = visible(f"{session.buttons[index].text} · {session.current_user.name}")
         self.query_one(Preview).show(session.body(index), caption)
 
     def _tick(self) -> None:

@@ -11,6 +11,7 @@ from simulator.sendapi import action_of as action_of
 from simulator.sendapi import is_list as is_list
 from simulator.sendapi import reply_kind as reply_kind
 from simulator.sendapi import row_description as row_description
+from simulator.terminal import visible
 
 # What a tick shows for each status: the mark, and a word, so no theme's colour is needed
 # to tell read from delivered.
@@ -27,10 +28,7 @@ LABEL_CHARS = 40  # of a button's or row's title
 def shown(text: str, limit: int = SHOWN_CHARS) -> str:
     """Text from the app made safe to draw: control characters escaped (newlines kept), cut
     at `limit` characters."""
-    cut = text[:limit]
-    safe = "".join(ch if ch.isprintable() or ch == "\n" else
-                   ch.encode("unicode_escape").decode("ascii") for ch in cut)
-    return safe + ("…" if len(text) > limit else "")
+    return visible(text[:limit], newlines=True) + ("…" if len(text) > limit else "")
 
 
 def bubble_text(message: SentMessage) -> str:

@@ -16,6 +16,7 @@ from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
 from simulator.models import Button
+from simulator.terminal import visible
 from simulator.tui.replies import LABEL_CHARS, shown
 
 EMOJI = ("👍", "❤️", "😂", "🙏", "🔥")
@@ -46,7 +47,7 @@ class SendScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         """A titled list of the actions."""
         with Vertical(id="dialog", classes="send") as dialog:
-            dialog.border_title = f"Send as {self.who}"
+            dialog.border_title = Content(visible(f"Send as {self.who}"))
             dialog.border_subtitle = "enter sends · esc cancels"
             yield OptionList(*(Option(label, id=action) for action, label in ACTIONS),
                              id="send-list")

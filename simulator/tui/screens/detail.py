@@ -19,6 +19,7 @@ from textual.widgets import Static, TextArea
 from textual.widgets.text_area import Selection
 
 from simulator.delivery import Attempt
+from simulator.terminal import visible
 from simulator.tui.session import SendRecord, display_number
 from simulator.tui.widgets.log import latency_text, status_text
 from simulator.wire import to_pretty
@@ -30,14 +31,15 @@ def _json_block(text: str) -> Content:
     """Indented and highlighted if it is JSON, else as it is."""
     try:
         text = to_pretty(json.loads(text))
-    except ValueError:
-        return Content(text)
-    return highlight(text, language="json")
+    except (ValueError, RecursionError):
+        return Content(visible(text, newlines=True))
+    return highlight(visible(text, newlines=True), language="json")
 
 
 def _headers(headers: tuple[tuple[str, str], ...]) -> Content:
     return Content("\n").join(
-        Content.assemble((f"{name}: ", "$text-accent"), value) for name, value in headers)
+        Content.assemble((f"{name}: ", "$text-accent"), visible(value))
+        for name, value in headers)
 
 
 def _attempt_line(attempt: Attempt, clock: Callable[[float], str]) -> Content:
@@ -46,7 +48,7 @@ def _attempt_line(attempt: Attempt, clock: Callable[[float], str]) -> Content:
         (f"#{attempt.number} ", "bold"), (clock(attempt.started_at), "dim"), "  ", outcome,
         f"  {latency_text(attempt.latency_ms)}"]
     if attempt.error:
-        parts += ["  ", (attempt.error, "$text-error")]
+        parts += ["  ", (visible(attempt.error), "$text-error")]
     if not attempt.final:
         parts.append(("  (retried)", "dim"))
     return Content.assemble(*parts)
@@ -112,7 +114,7 @@ class DetailScreen(ModalScreen[DetailAction | None]):
         if event.user:
             who += f" ({display_number(event.user)})"
         with Vertical(id="dialog", classes="detail") as dialog:
-            dialog.border_title = f"{event.button or 'callback'} · {who}"
+            dialog.border_title = Content(visible(f"{event.button or 'callback'} · {who}"))
             dialog.border_subtitle = "r replay · d duplicate · c copy curl · esc close"
             curl = TextArea(id="curl", read_only=True, soft_wrap=True, show_line_numbers=False)
             curl.display = False  # until c asks for it
@@ -137,21 +139,22 @@ class DetailScreen(ModalScreen[DetailAction | None]):
         last = record.attempts[-1]
         if record.failures:
             blocks += [Content(""), _heading("Expectations broken")]
-            blocks += [Content.styled(f"⚠ {failure}", "$text-warning")
+            blocks += [Content.styled(visible(f"⚠ {failure}"), "$text-warning")
                        for failure in record.failures]
         blocks += [Content(""), _heading(f"Attempts ({len(record.attempts)})")]
         blocks += [_attempt_line(a, self.clock) for a in record.attempts]
         traceback = app_error(last)
         if traceback is not None:
             blocks += [Content(""), _heading("The app raised"),
-                       Content.styled(traceback.rstrip(), "$text-error")]
-        blocks += [Content(""), _heading(f"Request · {last.method} {last.url}"),
+                       Content.styled(visible(traceback.rstrip(), newlines=True),
+                                      "$text-error")]
+        blocks += [Content(""), _heading(visible(f"Request · {last.method} {last.url}")),
                    _headers(last.request_headers)]
         blocks += [Content(""), _heading(f"Body · {len(event.body):,} bytes (indented here)"),
                    _json_block(event.body.decode("utf-8", "replace"))]
         if last.status is None:
             blocks += [Content(""), _heading("Response"),
-                       Content.styled(f"none: {last.error}", "$text-error")]
+                       Content.styled(visible(f"none: {last.error}"), "$text-error")]
         else:
             blocks += [Content(""), _heading(f"Response · {last.status}"),
                        _headers(last.response_headers)]
@@ -161,7 +164,8 @@ class DetailScreen(ModalScreen[DetailAction | None]):
                 blocks.append(Content.styled("(truncated at 64 KiB)", "dim"))
         if last.app_error:  # the in-process app raised: its traceback, as a server logs it
             blocks += [Content(""), _heading("The app raised"),
-                       Content.styled(last.app_error.rstrip(), "$text-error")]
+                       Content.styled(visible(last.app_error.rstrip(), newlines=True),
+                                      "$text-error")]
         return Content("\n").join(blocks)
 
     def action_copy_curl(self) -> None:

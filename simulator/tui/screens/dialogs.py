@@ -16,6 +16,7 @@ from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from simulator.runner import Plan
+from simulator.terminal import visible
 
 SPEEDS: tuple[tuple[str, float], ...] = (
     ("real time (1x)", 1.0), ("10x", 10.0), ("100x", 100.0), ("as fast as allowed", math.inf))
@@ -53,7 +54,8 @@ class RunScreen(ModalScreen[float | None]):
                  for kind in ("tap", "duplicate", "redelivery")}
         extra = ", ".join(f"{n} {kind}s" for kind, n in kinds.items() if n and kind != "tap")
         summary = Content.assemble(
-            (plan.scenario.name, "bold"), f" (seed {plan.seed}): {len(plan.sends):,} sends",
+            (visible(plan.scenario.name), "bold"),
+            f" (seed {plan.seed}): {len(plan.sends):,} sends",
             f" ({extra})" if extra else "", f" from {len(plan.users):,} users over ",
             duration_text(plan.duration), ".")
         with Vertical(id="dialog", classes="run") as dialog:
@@ -105,7 +107,7 @@ class TargetScreen(ModalScreen[bool]):
         if problem is None:
             self.dismiss(True)
         else:
-            self.query_one("#target-error", Static).update(problem)
+            self.query_one("#target-error", Static).update(Content(visible(problem)))
 
     def action_cancel(self) -> None:
         """Close, keeping the target."""

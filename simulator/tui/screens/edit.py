@@ -9,9 +9,11 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Grid, Horizontal, Vertical
+from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
+from simulator.terminal import visible
 from simulator.tui.session import EditForm
 
 Apply = Callable[[EditForm], str | None]  # returns what is wrong, or None when applied
@@ -67,7 +69,7 @@ class EditScreen(ModalScreen[bool]):
         if problem is None:
             self.dismiss(True)
         else:
-            self.query_one("#edit-error", Static).update(problem)
+            self.query_one("#edit-error", Static).update(Content(visible(problem)))
 
     def action_reset(self) -> None:
         """Drop every edit."""

@@ -17,6 +17,7 @@ from textual.widgets.option_list import Option
 
 from simulator.errors import WasimError
 from simulator.scenarios import Scenario
+from simulator.terminal import visible
 
 
 @dataclass(frozen=True)
@@ -30,16 +31,17 @@ class ScenarioChoice:
 def describe_scenario(scenario: Scenario) -> Content:
     """The parts of a scenario a tester cares about, for the browser's detail pane."""
     spec, cast = scenario.template, scenario.cast
-    lines: list[Content] = [Content.styled(scenario.name, "bold $text-accent")]
+    # Every name and text here is the file's own: control characters made visible.
+    lines: list[Content] = [Content.styled(visible(scenario.name), "bold $text-accent")]
     if scenario.description:
-        lines.append(Content(scenario.description))
-    lines += [Content(""), Content.assemble(("Template ", "bold"), spec.name,
-                                             (f"  callback {spec.callback}", "dim"))]
+        lines.append(Content(visible(scenario.description, newlines=True)))
+    lines += [Content(""), Content.assemble(("Template ", "bold"), visible(spec.name),
+                                             (visible(f"  callback {spec.callback}"), "dim"))]
     if spec.body:
-        lines.append(Content.styled(spec.body, "italic"))
+        lines.append(Content.styled(visible(spec.body, newlines=True), "italic"))
     for number, button in enumerate(spec.buttons, start=1):
-        lines.append(Content.assemble(f"  {number} ↩ {button.text}",
-                                      (f"  payload {button.payload}", "dim")))
+        lines.append(Content.assemble(visible(f"  {number} ↩ {button.text}"),
+                                      (visible(f"  payload {button.payload}"), "dim")))
     people = ", ".join(f"{count} {code}" for code, count in cast.countries if count)
     if cast.users:
         people += f"{', ' if people else ''}{len(cast.users)} listed"
@@ -49,7 +51,7 @@ def describe_scenario(scenario: Scenario) -> Content:
     for step in scenario.steps:
         what = step.button or (", ".join(f"{label} {weight:g}" for label, weight in step.choices)
                                if step.choices else "any button")
-        lines.append(Content.assemble(f"  {step.name}: ", (what, "dim")))
+        lines.append(Content.assemble(visible(f"  {step.name}: "), (visible(what), "dim")))
     return Content("\n").join(lines)
 
 

@@ -6,6 +6,7 @@ from textual.message import Message
 from textual.widgets import RichLog
 
 from simulator.receiver import Arrival
+from simulator.terminal import visible
 from simulator.tui.feed import ArrivalFeed
 
 
@@ -16,10 +17,10 @@ def arrival_line(arrival: Arrival) -> str:
     count = len(arrival.problems)
     verdict = "[green]valid[/]" if not count else \
         f"[red]invalid[/] ({count} problem{'s' if count > 1 else ''}: " \
-        f"{escape(arrival.problems[0])})"
+        f"{escape(visible(arrival.problems[0]))})"
     status = f"[green]{arrival.status}[/]" if arrival.status < 300 else \
         f"[red]{arrival.status}[/]"
-    return f"[dim]#{arrival.number}[/] {escape(arrival.summary)} · {verdict} → {status}"
+    return f"[dim]#{arrival.number}[/] {escape(visible(arrival.summary))} · {verdict} → {status}"
 
 
 class ArrivalsPane(RichLog):

@@ -13,6 +13,7 @@ from textual.widgets import DataTable, Input
 from textual.widgets.data_table import RowDoesNotExist
 
 from simulator.delivery import Attempt
+from simulator.terminal import visible
 
 EARLIER = "earlier"  # the Via of deliveries read from the history, from before this session
 
@@ -169,10 +170,12 @@ class DeliveryLog(DataTable[str | Content]):
         # in Via, which a narrow log does not show.
         old = "dim italic" if row.via == EARLIER else ""
         cells: dict[str, str | Content] = {
-            "time": Content.styled(row.when, old), "button": Content.styled(row.button, old),
+            "time": Content.styled(row.when, old),
+            "button": Content.styled(visible(row.button), old),  # a scenario's, an app's
             "status": _status(row.attempt, row.retries, row.broken),
             "latency": latency_text(row.attempt.latency_ms) if row.attempt else "",
-            "via": Content.styled(row.via, old), "user": Content.styled(row.user, old)}
+            "via": Content.styled(visible(row.via), old),
+            "user": Content.styled(visible(row.user), old)}
         self.add_row(*(cells[key] for key in self.columns_shown), key=row.key)
 
     def set_filter(self, text: str) -> None:

@@ -15,6 +15,7 @@ from textual.widgets import Button, Input, Static
 
 from simulator.models import Button as TemplateButton
 from simulator.sendapi import SentMessage
+from simulator.terminal import visible
 from simulator.tui.replies import LABEL_CHARS, TICKS, bubble_text, failure_text, is_list, shown
 
 Tone = Literal["sending", "ok", "retry", "bad"]
@@ -33,11 +34,12 @@ class QuickReply(Button):
             self.index = index
 
     def __init__(self, index: int, button: TemplateButton) -> None:
-        label = Content.assemble((f"{index + 1}  ", "dim"), "↩ ", button.text)
+        label = Content.assemble((f"{index + 1}  ", "dim"), "↩ ", visible(button.text))
         super().__init__(label, id=f"quick-reply-{index + 1}", classes="quick-reply",
                          compact=True)
         self.index = index
-        self.tooltip = f"Tap {button.text!r} (payload {button.payload!r}) · key {index + 1}"
+        self.tooltip = visible(f"Tap {button.text!r} (payload {button.payload!r}) · "
+                               f"key {index + 1}")
 
     def on_enter(self, event: events.Enter) -> None:
         """Arm this button when the mouse comes over it."""
@@ -158,7 +160,7 @@ class Reply(Static):
 
     def __init__(self, label: str, when: str, chat: str = "", *, id: str | None = None) -> None:
         super().__init__(classes="reply", id=id)
-        self.label = label
+        self.label = visible(label)  # the tapped button's text, from a file or the app
         self.when = when
         self.chat = chat  # whose conversation it belongs to (the user's number)
         self.show_status("✓", "sending")
@@ -227,15 +229,16 @@ class Phone(Vertical):
     def show_header(self, business: str, template: str) -> None:
         """Name the chat: the brand's number and the template's name."""
         self.query_one("#phone-header", Static).update(Content.assemble(
-            ("◉ ", "$text-success"), (business, "bold"), ("  ✓ business", "dim $text-success"),
-            "\n", ("  template ", "dim"), (template, "dim italic")))
+            ("◉ ", "$text-success"), (visible(business), "bold"),
+            ("  ✓ business", "dim $text-success"),
+            "\n", ("  template ", "dim"), (visible(template), "dim italic")))
 
     async def show_template(self, body: str, when: str,
                             buttons: tuple[TemplateButton, ...]) -> None:
         """Draw the brand's template message with its quick-reply buttons."""
         self.query_one("#bubble-body", Static).update(
-            Content(body) if body else Content.styled("(the scenario gives no body text)",
-                                                      "dim italic"))
+            Content(visible(body, newlines=True)) if body
+            else Content.styled("(the scenario gives no body text)", "dim italic"))
         self.query_one("#bubble-time", Static).update(Content.styled(when, "dim"))
         holder = self.query_one("#quick-replies", Vertical)
         await holder.remove_children()  # first: the new buttons reuse the old ones' ids

@@ -7,10 +7,12 @@ import json
 
 from textual.app import ComposeResult
 from textual.containers import ScrollableContainer
+from textual.content import Content
 from textual.highlight import highlight
 from textual.reactive import reactive
 from textual.widgets import Static
 
+from simulator.terminal import visible
 from simulator.wire import to_pretty
 
 
@@ -62,8 +64,11 @@ class Preview(ScrollableContainer):
             # Not JSON (a template may render anything)? Then show it as it is.
             with contextlib.suppress(ValueError):
                 text = to_pretty(json.loads(self.body))
-        self.query_one("#preview-code", Static).update(highlight(text, language="json"))
-        self.border_title = f"Preview · {self.caption}" if self.caption else "Preview"
+        self.query_one("#preview-code", Static).update(
+            highlight(visible(text, newlines=True), language="json"))
+        # Content, not a str: a title string is read as markup, and the caption is a file's.
+        self.border_title = Content(f"Preview · {visible(self.caption)}" if self.caption
+                                    else "Preview")
         size = f"{len(self.body):,} bytes"
         self.border_subtitle = (f"{size}, exactly as sent, unwrapped (scroll →) · b: indented"
                                 if self.raw

@@ -8,6 +8,7 @@ from textual.content import Content
 from textual.widgets import ProgressBar, Static
 
 from simulator.runner import Summary
+from simulator.terminal import visible
 from simulator.tui.widgets.log import latency_text
 
 
@@ -48,7 +49,8 @@ class RunPanel(Vertical):
         self.display = True
         self.set_class(False, "-done")
         self.query_one("#run-title", Static).update(Content.assemble(
-            ("▶ ", "bold $text-accent"), (scenario, "bold"), f" · {total:,} sends · {speed}",
+            ("▶ ", "bold $text-accent"), (visible(scenario), "bold"),
+            f" · {total:,} sends · {speed}",
             ("  x stops", "dim")))
         self.query_one("#run-progress", ProgressBar).update(total=total, progress=0)
         self.query_one("#run-stats", Static).update(Content.styled("waiting for answers…",
@@ -67,8 +69,9 @@ class RunPanel(Vertical):
             ("✓ all held", "bold $text-success") if summary.ok
             else ("✗ failures", "bold $text-error"))
         self.query_one("#run-title", Static).update(Content.assemble(
-            verdict, " ", (summary.scenario, "bold"), f" · {summary.sent:,} sent"))
+            verdict, " ", (visible(summary.scenario), "bold"), f" · {summary.sent:,} sent"))
         # The runner's own summary, as the CLI prints it, less what the first line already says.
         lines = [line for line in summary.lines()[1:] if not line.startswith("latency")]
-        stats = Content("\n").join([summary_line(summary), *(Content(line) for line in lines)])
+        stats = Content("\n").join([summary_line(summary),
+                                    *(Content(visible(line)) for line in lines)])
         self.query_one("#run-stats", Static).update(stats)
