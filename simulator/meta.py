@@ -257,11 +257,11 @@ async def verify_handshake(options: Any, token: str, challenge: str | None = Non
 
     import httpx
 
-    from simulator.delivery import (
-        _client_for,
-        _LifespanASGITransport,
-        _transport_for,
+    from simulator.transports import (
+        LifespanASGITransport,
+        client_for,
         read_bounded,
+        transport_for,
     )
 
     if not token or len(token) > MAX_SECRET or not token.isprintable():
@@ -272,12 +272,12 @@ async def verify_handshake(options: Any, token: str, challenge: str | None = Non
         raise WasimError("the challenge must be at most 256 printable characters",
                          where="--challenge")
     target = options.target
-    transport = None if client is not None else _transport_for(
+    transport = None if client is not None else transport_for(
         target, options.timeout, options.allow_remote, options.resolver)
     checks = []
-    async with contextlib.nullcontext(client) if client is not None else _client_for(
+    async with contextlib.nullcontext(client) if client is not None else client_for(
             target, options.timeout, transport) as client:
-        if isinstance(transport, _LifespanASGITransport):
+        if isinstance(transport, LifespanASGITransport):
             await transport.start_lifespan()
         for name, sent, right in (("right token", token, True),
                                   ("wrong token", wrong_token(token), False)):

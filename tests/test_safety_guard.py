@@ -29,17 +29,17 @@ from simulator.delivery import (
     Deliverer,
     DeliveryOptions,
     Event,
-    _LoopbackOnlyTransport,
     delivery_options_from,
-    is_loopback,
     redact_headers,
     url_target,
 )
 from simulator.errors import WasimError
 from simulator.history import HistoryWriter, read_history, to_record
+from simulator.loopback import is_loopback
 from simulator.receiver import Receiver
 from simulator.scenarios import load_scenario
 from simulator.testing import Simulator
+from simulator.transports import LoopbackOnlyTransport
 
 pytestmark = pytest.mark.anyio
 
@@ -365,7 +365,7 @@ async def test_https_keeps_the_name_for_tls_when_pinned() -> None:
         seen.append(request)
         return httpx.Response(200)
 
-    guard = _LoopbackOnlyTransport(httpx.MockTransport(record),
+    guard = LoopbackOnlyTransport(httpx.MockTransport(record),
                                    Resolver({"secure.localhost": ["::1"]}))
     async with httpx.AsyncClient(transport=guard) as client:
         await client.post("https://secure.localhost:8443/hook", content=b"{}")

@@ -154,9 +154,9 @@ def _given(delivery: dict[str, Any]) -> dict[str, Any]:
     """The delivery flags (`wasim fire`'s, added by simulator.cli) that were actually given."""
     if "timeout" not in delivery:
         return {}  # simulator.cli did not add them (the command used on its own)
-    from simulator.cli import given_delivery_settings
+    from simulator.settings import from_params  # below simulator.cli, which imports this module
 
-    given = given_delivery_settings(delivery)
+    given = from_params(delivery)
     for target in ("url", "app", "path", "allow_remote"):  # this command's own, handled above
         given.pop(target, None)
     return given
