@@ -1179,7 +1179,9 @@ def _load_settings(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--max-p99", type=click.FloatRange(min=0), metavar="MS",
               help="Threshold: fail (exit 1) if the p99 latency is above this.")
 @click.option("--max-error-rate", type=Number(0, 1, what="a share"), metavar="SHARE",
-              help="Threshold: fail (exit 1) if more than this share of requests failed.")
+              help="Threshold: fail (exit 1) if more than this share of requests failed, "
+                   "e.g. --max-error-rate 0.01 allows 1%.  [default: 0, any failed request "
+                   "fails the run, as in Locust]")
 @click.option("--history", "history_path", envvar="WASIM_HISTORY", type=FILE_PATH,
               default=".wasim/history.jsonl", show_default=True,
               help="Where sampled attempts go (with --history-sample).")
@@ -1193,6 +1195,12 @@ def load(scenario: str | None, **options: Any) -> int:
     set the exit code as k6 does: 0 within them, 1 when one is broken, 3 if nothing listens.
     History is off in load mode (it would grow by thousands of lines a second);
     --history-sample N keeps one attempt in N.
+
+    Any failed request (no success status) breaks the run, as in Locust, unless
+    --max-error-rate allows a share of them; to allow 1%:
+
+    \b
+      wasim load --url http://127.0.0.1:8000/webhook -n 1000 --max-error-rate 0.01
     """
     import json
     import os
@@ -1335,11 +1343,16 @@ def load(scenario: str | None, **options: Any) -> int:
     if options["max_p99"] is not None and (p99 is None or p99 > options["max_p99"]):
         breaches.append(f"p99 {p99 if p99 is None else round(p99, 2)} ms > "
                         f"--max-p99 {options['max_p99']:g} ms")
-    if options["max_error_rate"] is not None and stats.error_rate > options["max_error_rate"]:
-        breaches.append(f"error rate {stats.error_rate:.2%} > --max-error-rate "
-                        f"{options['max_error_rate']:.2%}")
+    # As Locust does: any failed request fails the run, unless --max-error-rate allows a share.
+    allowed = options["max_error_rate"] if options["max_error_rate"] is not None else 0.0
+    if stats.failed and stats.error_rate > allowed:
+        breaches.append(
+            f"error rate {stats.error_rate:.2%} > --max-error-rate {allowed:.2%}"
+            if options["max_error_rate"] is not None else
+            f"{stats.failed:,} of {stats.sent:,} requests failed; any failure fails a load "
+            f"run unless --max-error-rate SHARE allows it")
     figures["thresholds"] = {"max_p99_ms": options["max_p99"],
-                             "max_error_rate": options["max_error_rate"],
+                             "max_error_rate": allowed,
                              "breached": breaches}
     figures["target"] = delivery.target.label
     figures["seed"] = source.factory.options.seed
