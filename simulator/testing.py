@@ -34,7 +34,7 @@ from simulator.delivery import (
     is_asgi,
     url_target,
 )
-from simulator.errors import WasimError
+from simulator.errors import WasimError, did_you_mean
 from simulator.inputs import parse_business_wamid, parse_phone
 from simulator.meta import Handshake, parse_envelope, verify_handshake
 from simulator.models import Button, Tap, TemplateMessage, User
@@ -580,17 +580,31 @@ class Simulator:
              changes: Mapping[str, Any] | None = None, remove: Sequence[str] = (),
              **args: Any) -> Callback:
         """A callback of `kind` (see `wasim render --kind list`) from `user` (a User, a
-        number, or a new user); `args` are the kind's fields (simulator.kinds.KindArgs)."""
+        number, or a new user); `args` are the fields the kind declares (`wasim render --kind
+        list`), checked as a scenario's `send:` is; None leaves one drawn."""
         where = f"wasim.send({kind!r})"
         try:
             from simulator.kinds import KindArgs, get_kind, kind_body
 
-            get_kind(kind, where)
-            try:
-                kind_args = KindArgs(**args)
-            except TypeError:
-                raise WasimError(f"unknown argument among {', '.join(args)}", where=where,
-                                 hint="See simulator.kinds.KindArgs for the fields.") from None
+            spec = get_kind(kind, where)
+            values: dict[str, Any] = {}
+            for key, value in args.items():
+                declared = spec.get_field(key)
+                if value is None:  # not given (the helpers pass every keyword): drawn
+                    continue
+                if declared is None:
+                    names = [f.name for f in spec.fields]
+                    raise WasimError(f"kind {kind} has no field {key!r}", where=where,
+                                     hint=did_you_mean(key, names)
+                                     or f"Its fields: {', '.join(names) or 'none'}.")
+                try:
+                    values[key] = declared.parse(value)
+                except ValueError as exc:
+                    raise WasimError(str(exc), where=f"{where}({key}=...)") from None
+            kind_args = KindArgs.of(values)
+            broken = spec.broken(kind_args, lambda declared: f"{declared.name}=")
+            if broken is not None:
+                raise WasimError(broken[1], where=f"{where}({broken[0]}=...)", hint=broken[2])
             factory = self.factory
             sender = user if isinstance(user, User) else self._new_user(
                 None, None, user, f"{where}(user=...)")

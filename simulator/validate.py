@@ -66,14 +66,18 @@ _loaded: list[bool] = []
 
 
 def _kinds() -> dict[str, Kind]:
-    """KINDS with every kind's rules (`simulator.kinds.rules` builds on this module, so it is
-    loaded on first use rather than imported above)."""
+    """KINDS with every kind's rules: the built-in kinds' (`simulator.kinds.rules`, loaded on
+    first use) and those a registered kind declares itself (its spec's `rules`)."""
     if not _loaded:
         from simulator.kinds.rules import MESSAGE_KINDS
 
         KINDS.update({kind.name: kind for kind in MESSAGE_KINDS})
         _loaded.append(True)
-    return KINDS
+    from simulator.kinds import KIND_SPECS
+
+    declared = {spec.rules.name: spec.rules for spec in KIND_SPECS.values()
+                if spec.rules is not None and spec.rules.name not in KINDS}
+    return {**KINDS, **declared} if declared else KINDS
 
 
 def kind_of(document: Any) -> Kind | None:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from simulator.kinds.base import Facts, KindArgs, KindSpec, first_message, message_callback
+from simulator.kinds.base import (
+    Facts,
+    Field,
+    KindArgs,
+    KindSpec,
+    first_message,
+    message_callback,
+)
 
 _PLACES = ((12.9467329, 77.646835, "Forum Mall", "Hosur Road, Koramangala, Bengaluru"),
            (19.0596, 72.8295, "Bandra Station", "Bandra West, Mumbai"),
@@ -36,5 +43,11 @@ def summary(document: dict[str, Any]) -> str:
 
 
 SPEC = KindSpec("location", "a shared location (latitude, longitude; optional name, address, "
-                "url)", build, summary, options=("--lat", "--lng", "--place-name", "--address",
-                                                 "--place-url"))
+                "url)", build, summary, fields=(
+                    Field("lat", "latitude.", "number", low=-90, high=90, unit="degrees",
+                          metavar="FLOAT"),
+                    Field("lng", "longitude.", "number", low=-180, high=180, unit="degrees",
+                          metavar="FLOAT"),
+                    Field("place_name", "the place's name.", metavar="NAME"),
+                    Field("address", "the place's address."),
+                    Field("url", "the place's url.", metavar="URL", flag="--place-url")))

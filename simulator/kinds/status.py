@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from simulator.errors import WasimError
-from simulator.kinds.base import Facts, KindArgs, KindSpec, contact_of
+from simulator.kinds.base import Facts, Field, KindArgs, KindSpec, contact_of
 
 STATUSES = ("sent", "delivered", "read", "failed", "not-sent")
 # Meta's error objects for a failed message (code, title, message = title, details).
@@ -92,6 +92,13 @@ _TICKS = {"sent": "\u2713", "delivered": "\u2713\u2713", "read": "\u2713\u2713 (
           "failed": "!", "not-sent": "!"}
 
 
+def _check(args: KindArgs) -> tuple[str, str, str] | None:
+    """An error code belongs to a failed status only."""
+    if args.error is not None and args.status != "failed":
+        return "error", "{error} needs {status} failed", "Add {status} failed."
+    return None
+
+
 def summary(document: dict[str, Any]) -> str:
     """The ticks the phone's sender side shows for the status (with the error code if any)."""
     status = str(document.get("status", "?"))
@@ -105,4 +112,10 @@ def summary(document: dict[str, Any]) -> str:
 
 SPEC = KindSpec("status", "a status of the brand's message: sent, delivered, read, failed "
                 "(Meta errors) or not-sent, Kaleyra's V2 layout", build, summary,
-                options=("--status", "--error", "--no-contacts"))
+                main="status", check=_check, fields=(
+                    Field("status", "which status of the brand's message.  [default: sent]",
+                          choices=STATUSES),
+                    Field("error", "Meta's error code of a failed one.  [default: 131026]",
+                          "integer", choices=tuple(ERRORS), metavar="CODE"),
+                    Field("contacts", "without the 2026 contacts entry.", "flag",
+                          negated=True)))
