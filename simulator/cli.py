@@ -42,7 +42,7 @@ class WasimGroup(click.Group):
         except WasimError as exc:
             if exc.where is None and exc.field is not None:
                 exc.where = _where_given(exc.field)  # the command line supplied the value
-            _error(exc.one_line())
+            _error(exc.one_line(_where_given))  # fields the text names, as flags
             code = exc.exit_code
         except click.UsageError as exc:
             where = exc.ctx.command_path if exc.ctx else "wasim"

@@ -24,7 +24,7 @@ from typing import Any, Literal
 import httpx
 
 from simulator import __version__
-from simulator.errors import ExitCode, WasimError, did_you_mean
+from simulator.errors import ExitCode, WasimError, did_you_mean, named
 from simulator.inputs import MAX_RETRIES, MAX_WAIT, parse_number
 from simulator.loopback import REMOTE_HINT as _REMOTE_HINT
 from simulator.loopback import Resolver as Resolver  # re-exported: the guard moved below
@@ -121,6 +121,13 @@ class DeliveryOptions:
     envelope: str = "kaleyra"  # or "meta": Meta's webhook envelope (simulator.meta)
     app_secret: str | None = field(default=None, repr=False)  # signs X-Hub-Signature-256
     signature: str = "valid"  # or a negative case: missing, wrong-secret, reserialized...
+    # Settings of the table (simulator.settings) with no field above, checked and typed there:
+    # a setting added to the table arrives here without editing this class.
+    extra: tuple[tuple[str, Any], ...] = ()
+
+    def setting(self, key: str, fallback: Any = None) -> Any:
+        """The value of setting `key` that has no field of its own (see `extra`)."""
+        return dict(self.extra).get(key, fallback)
 
     def is_success(self, status: int) -> bool:
         """Whether `status` counts as delivered."""
@@ -240,10 +247,10 @@ def url_target(url: str, allow_remote: bool = False, *,
     except (httpx.InvalidURL, TypeError, ValueError) as exc:
         reason = hide_userinfo(str(exc)) if "@" not in url else "cannot parse it"
         raise WasimError(f"invalid URL {shown!r}: {reason}", field="url",
-                         hint="For example --url http://127.0.0.1:8000/webhook.") from None
+                         hint="For example http://127.0.0.1:8000/webhook.") from None
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise WasimError(f"invalid URL {shown!r}: expected http:// or https:// and a host",
-                         field="url", hint="For example --url http://127.0.0.1:8000/webhook.")
+                         field="url", hint="For example http://127.0.0.1:8000/webhook.")
     if not allow_remote:
         try:
             addresses = resolve_host(parsed.host, parsed.port, resolver)
@@ -268,7 +275,7 @@ def app_target(spec: str, path: str = "/") -> Target:
     module_name, _, attribute = text.partition(":")
     if not module_name or not attribute:
         raise WasimError(f"expected MODULE:ATTRIBUTE, got {spec!r}", field="app",
-                         hint="For example --app main:app (asgi: or wsgi: in front to say which).")
+                         hint="For example main:app (asgi: or wsgi: in front to say which).")
     # Like uvicorn and flask, import from the folder wasim runs in.
     if str(Path.cwd()) not in sys.path:
         sys.path.insert(0, str(Path.cwd()))
@@ -675,7 +682,7 @@ def parse_header(text: str) -> tuple[str, str]:
                                                        name.strip()):
         # Not echoed: a header given without its colon may be all secret.
         raise WasimError('expected "Name: value" (a header name, a colon, the value)',
-                         field="headers", hint='For example --header "X-Brand: acme".')
+                         field="headers", hint='For example "X-Brand: acme".')
     return name.strip(), value.strip()
 
 
@@ -700,7 +707,7 @@ def parse_basic_auth(text: str) -> tuple[str, str]:
     user, sep, password = text.partition(":")
     if not sep or not user:
         raise WasimError("expected USER:PASSWORD", field="basic_auth",
-                         hint="For example --basic-auth kaleyra:s3cret (or set WASIM_BASIC_AUTH).")
+                         hint="For example kaleyra:s3cret.")
     return user, password
 
 
@@ -721,7 +728,7 @@ def delivery_options_from(settings: Mapping[str, Any], where: Callable[[str], st
     Hosts (webhook and token URL) are resolved with `resolver`; every address must be
     loopback unless `allow_remote`.
     """
-    from simulator.settings import default
+    from simulator.settings import check_settings, default, table
 
     def get(key: str, fallback: Any = None) -> Any:
         """The setting, or the table's default (simulator.settings) when it is not given."""
@@ -731,8 +738,10 @@ def delivery_options_from(settings: Mapping[str, Any], where: Callable[[str], st
     if settings.get("allow_remote") is not None:
         # Only a caller's mistake gets here (files are refused at load time), never honoured.
         raise WasimError("allow_remote is not a delivery setting", where=where("allow_remote"),
-                         hint="Only the person running wasim allows remote targets: "
-                              "--allow-remote, or allow_remote= in the Python API.")
+                         hint=f"Only the person running wasim allows remote targets: "
+                              f"{named('allow_remote')}.")
+    # Every value's type and bounds, from the table (simulator.settings), before any use.
+    settings = check_settings(settings, where)
     url, app = get("url"), get("app")
     if url and app:
         raise WasimError("give a url or an app, not both", where=where("app"))
@@ -746,8 +755,9 @@ def delivery_options_from(settings: Mapping[str, Any], where: Callable[[str], st
         raise
     if target is None:
         raise WasimError("no target", where=where("url"),
-                         hint="Say where to send: --url http://127.0.0.1:8000/webhook, or "
-                              "--app main:app; `wasim receive` starts a test webhook.")
+                         hint=f"Say where to send: {named('url')} http://127.0.0.1:8000/webhook, "
+                              f"or {named('app')} main:app; `wasim receive` starts a test "
+                              "webhook.")
     token_url = get("token_url")
     if token_url and not get("client_id"):
         raise WasimError("a token URL needs a client id (and secret)", where=where("client_id"))
@@ -762,7 +772,8 @@ def delivery_options_from(settings: Mapping[str, Any], where: Callable[[str], st
         if checked.userinfo:
             raise WasimError("the token URL carries credentials (user:password@)",
                              where=where("token_url"),
-                             hint="Give them as --client-id and --client-secret instead.")
+                             hint=f"Give them as {named('client_id')} and "
+                                  f"{named('client_secret')} instead.")
         token_url = checked.url
     basic = get("basic_auth")
     basic_pair = _at(where("basic_auth"), parse_basic_auth, str(basic)) if basic else None
@@ -781,11 +792,7 @@ def delivery_options_from(settings: Mapping[str, Any], where: Callable[[str], st
     )
     schedule = get("retry_schedule")
     if schedule is None:
-        retries = _number(get("retries"), where("retries"), low=0, high=MAX_RETRIES,
-                          integer=True, what="a number of retries")
-        backoff = _number(get("backoff"), where("backoff"), low=0, high=MAX_WAIT,
-                          what="seconds")
-        retry = RetryPolicy.exponential(int(retries), backoff)
+        retry = RetryPolicy.exponential(int(get("retries")), float(get("backoff")))
     else:
         retry = _at(where("retry_schedule"), parse_retry_schedule, str(schedule))
     app_secret = get("app_secret")
@@ -795,9 +802,8 @@ def delivery_options_from(settings: Mapping[str, Any], where: Callable[[str], st
     if signature not in ("valid", "missing") and app_secret is None:
         raise WasimError(f"the {signature} signature case needs the app secret",
                          where=where("signature"),
-                         hint="Give --app-secret (or WASIM_APP_SECRET) too.")
-    timeout = _number(get("timeout"), where("timeout"), low=0, low_open=True,
-                      high=MAX_WAIT, what="seconds")
+                         hint=f"Give {named('app_secret')} too.")
+    timeout = get("timeout")
     method = str(get("method")).upper()
     if method not in ("POST", "PUT", "PATCH"):
         raise WasimError(f"method {method!r} is not POST, PUT or PATCH", where=where("method"))
@@ -825,15 +831,11 @@ def delivery_options_from(settings: Mapping[str, Any], where: Callable[[str], st
         envelope=parse_envelope(get("envelope", "kaleyra"), where("envelope")),
         app_secret=app_secret,
         signature=signature,
+        # The table's settings this function has no field for (a setting added to the table):
+        # checked above, with their defaults, for the code that reads them.
+        extra=tuple((key, get(key)) for key in table() if key not in DELIVERY_KEYS
+                    and get(key) is not None),
     )
-
-
-def _number(value: Any, where: str, *, what: str, **limits: Any) -> float:
-    """A setting that must be a number (flags and YAML give numbers; text is refused)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise WasimError(f"{str(value)[:40]!r} is not {what}", where=where,
-                         hint="Write it as a plain number, e.g. 2 or 0.5.")
-    return parse_number(value, where, what=what, **limits)
 
 
 def _at(where: str, parse: Callable[[str], Any], text: str) -> Any:

@@ -10,7 +10,7 @@ import socket
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from simulator.errors import WasimError
+from simulator.errors import WasimError, named
 
 # socket.getaddrinfo's shape: (host, port, family, type) -> [(family, type, proto, name, addr)].
 # Injected in tests, so `evil.localhost` can resolve to 203.0.113.5 without DNS or /etc/hosts;
@@ -90,8 +90,8 @@ def refuse_remote(host: str, addresses: Sequence[str]) -> str | None:
 
 
 REMOTE_HINT = ("wasim only fires at this machine (names that resolve to 127.0.0.0/8 or ::1) by "
-                "default, so a typo or a shared file cannot reach a real endpoint; add "
-                "--allow-remote if you mean it.")
+               "default, so a typo or a shared file cannot reach a real endpoint; add "
+               f"{named('allow_remote')} if you mean it.")
 
 
 async def checked_address(host: str, port: int | None, allow_remote: bool,

@@ -406,8 +406,13 @@ def _with_where(exc: WasimError, where: str) -> WasimError:
         # `wasim.target()` about the field `url` is `wasim.target(url=...)`.
         exc.where = (f"{where[:-1]}{exc.field}=...)" if exc.field and where.endswith("()")
                      else where)
-    exc.args = (exc.one_line(),)
+    exc.args = (exc.one_line(_keyword),)
     return exc
+
+
+def _keyword(field: str) -> str:
+    """How this face names an input: a keyword argument (`timeout=`, `allow_remote=True`)."""
+    return "allow_remote=True" if field == "allow_remote" else f"{field}="
 
 
 class Simulator:
@@ -664,30 +669,35 @@ class Simulator:
     # --- delivering ----------------------------------------------------------------------
 
     def target(self, *, app: Any = None, url: str | None = None, path: str = "/",
-               kind: Literal["asgi", "wsgi"] | None = None,
-               headers: Mapping[str, str] | None = None, basic_auth: str | None = None,
-               token_url: str | None = None, client_id: str | None = None,
-               client_secret: str | None = None, timeout: float | None = None,
-               success: str | None = None, retries: int | None = None,
-               allow_remote: bool | None = None, envelope: str | None = None,
-               app_secret: str | None = None, signature: str | None = None) -> None:
+               kind: Literal["asgi", "wsgi"] | None = None, allow_remote: bool | None = None,
+               **settings: Any) -> None:
         """Where and how every later delivery goes, like `wasim fire`'s options.
 
         `app` is an ASGI (FastAPI, Starlette) or WSGI (Flask, Django) app called in-process
         at `path`; `url` a webhook over HTTP (this machine only unless `allow_remote`).
-        `basic_auth` is "USER:PASSWORD"; `success` like "2xx" or "200,202". Retries happen
-        without waiting. Scenarios run by `run_scenario` use these settings too.
-        `envelope="meta"` sends Meta's envelope, `app_secret` signs X-Hub-Signature-256 and
-        `signature` picks a negative case (missing, wrong-secret, reserialized, bad-format).
+        `settings` are the delivery settings of simulator.settings.SETTINGS by key (the
+        table checks their types and bounds): headers, basic_auth ("USER:PASSWORD"),
+        token_url, client_id, client_secret, timeout, method, success ("2xx", "200,202"),
+        retries, backoff, retry_schedule, envelope ("meta" sends Meta's envelope),
+        app_secret (signs X-Hub-Signature-256) and signature (a negative case: missing,
+        wrong-secret, reserialized, bad-format). Retries happen without waiting. Scenarios
+        run by `run_scenario` use these settings too.
         """
-        settings = {"headers": headers, "basic_auth": basic_auth, "token_url": token_url,
-                    "client_id": client_id, "client_secret": client_secret,
-                    "timeout": timeout, "success": success, "retries": retries,
-                    "envelope": envelope or (None if self.envelope == "kaleyra" else
-                                             self.envelope),
-                    "app_secret": app_secret, "signature": signature}
+        from simulator.settings import TARGET_KEYS, check_settings
+
+        where = "wasim.target()"
+        if "envelope" not in settings and self.envelope != "kaleyra":
+            settings["envelope"] = self.envelope
+        for key in TARGET_KEYS:  # given by app=, url= and path= above
+            if key in settings:
+                raise _with_where(WasimError(f"{key} is not a keyword here", field=key,
+                                             hint="Give app=, url= and path= themselves."),
+                                  where)
         # Only what the test set: the rest stays as a scenario's `target:` or the defaults.
-        chosen = {key: value for key, value in settings.items() if value is not None}
+        try:
+            chosen = check_settings(settings, lambda key: f"wasim.target({key}=...)")
+        except WasimError as exc:
+            raise _with_where(exc, where) from None
         if app is None and url is None:
             raise _with_where(WasimError("say where to deliver: app= or url=",
                                          hint="For example wasim.target(app=app, "

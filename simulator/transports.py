@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import httpx
 
-from simulator.errors import WasimError
+from simulator.errors import WasimError, named
 from simulator.loopback import Resolver, refuse_remote, resolve_off_loop
 
 TargetKind = Literal["url", "asgi", "wsgi"]
@@ -420,7 +420,7 @@ class _Lifespan:
             raise WasimError(f"the app's startup did not finish within {timeout:g} s",
                              field="app",
                              hint="Fix the app's lifespan (startup) handler, or give it more "
-                                  "time with --timeout.") from None
+                                  f"time with {named('timeout')}.") from None
         except BaseException:
             task.cancel()  # a failed startup, or the run was stopped while it waited
             raise
