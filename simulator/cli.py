@@ -1241,8 +1241,8 @@ def load(scenario: str | None, **options: Any) -> int:
         raise WasimError(f"--kind {kind} sends new users' callbacks of that kind",
                          where="--kind", hint="Drop the scenario and --button, or the --kind.")
     # click's ranges let NaN and infinity through (every comparison with NaN is false).
-    check_number(options["max_p99"], "--max-p99", low=0)
-    check_number(options["max_error_rate"], "--max-error-rate", low=0, high=1)
+    check_number(options["max_p99"], "max_p99", low=0)
+    check_number(options["max_error_rate"], "max_error_rate", low=0, high=1)
     identity = parse_shares(options["identity"], IDENTITIES, "--identity")
     load_options = LoadOptions(rate=options["rate"], count=options["count"],
                                concurrency=options["concurrency"],

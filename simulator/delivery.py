@@ -686,14 +686,16 @@ def parse_header(text: str) -> tuple[str, str]:
     return name.strip(), value.strip()
 
 
-def check_header(name: str, value: str, where: str) -> tuple[str, str]:
-    """A header that can go on the wire as given; errors name it but never show its value."""
+def check_header(name: str, value: str, where: str | None) -> tuple[str, str]:
+    """A header that can go on the wire as given; errors name it but never show its value
+    (at `where`, or at the field `headers` for the face to place)."""
     if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name):
         raise WasimError(f"{repr(name)[:60]} is not a header name", where=where,
-                         hint="Header names are letters, digits and -.")
+                         field="headers", hint="Header names are letters, digits and -.")
     if not _HEADER_VALUE.fullmatch(value):
         raise WasimError(f"the value of the header {name} has control characters or non-ASCII "
-                         "text, which cannot be sent in a header", where=where)
+                         "text, which cannot be sent in a header", where=where,
+                         field="headers")
     return name, value
 
 

@@ -28,7 +28,7 @@ from simulator.delivery import (
     hide_userinfo,
     redact_headers,
 )
-from simulator.errors import WasimError
+from simulator.errors import WasimError, named
 
 DEFAULT_PATH = Path(".wasim") / "history.jsonl"
 FORMAT_VERSION = 1
@@ -331,7 +331,8 @@ class HistoryWriter:
 def _unwritable(path: Path, reason: str | None) -> WasimError:
     return WasimError(f"cannot write the history ({reason or 'unknown reason'})",
                       where=str(path),
-                      hint="Pick another file with --history, or --no-history.")
+                      hint=f"Pick another file with {named('history')}, or "
+                           f"{named('no_history')}.")
 
 
 def _ends_with_newline(path: Path) -> bool:
@@ -372,15 +373,16 @@ def read_history(path: Path) -> History:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         raise WasimError("no history here yet", where=str(path),
-                         hint="`wasim fire` records every attempt there; or point --history "
-                              "at another file.") from None
+                         hint="`wasim fire` records every attempt there; or point "
+                              f"{named('history')} at another file.") from None
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
         raise WasimError(f"cannot read the history ({reason})", where=str(path)) from None
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise WasimError("cannot read the history (not a regular file)", where=str(path),
-                             hint="Point --history at the file `wasim fire` wrote.")
+                             hint=f"Point {named('history')} at the file `wasim fire` "
+                                  "wrote.")
         with os.fdopen(fd, "rb", closefd=False) as handle:
             data = handle.read()
     except OSError as exc:
@@ -416,8 +418,8 @@ def read_history(path: Path) -> History:
                                         f"history record ({reason[:120]})")
     if bad and not history.attempts and not history.sent:
         raise WasimError("not a wasim history file (no line is a history record)",
-                         where=str(path), hint="Point --history at the file `wasim fire` "
-                                               "wrote, or delete this one.")
+                         where=str(path), hint=f"Point {named('history')} at the file "
+                                               "`wasim fire` wrote, or delete this one.")
     return history
 
 

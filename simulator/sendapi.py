@@ -41,7 +41,7 @@ from simulator.delivery import (
     Event,
     url_target,
 )
-from simulator.errors import WasimError
+from simulator.errors import WasimError, named
 from simulator.kinds.status import error_object
 from simulator.models import Business, Button, Tap, TemplateMessage
 from simulator.providers import derived_bsuid
@@ -350,8 +350,8 @@ class MockApi:
             server = _Server(host, port, self)
         except OSError as exc:
             raise WasimError(f"cannot listen on {host} port {port}: {exc.strerror or exc}",
-                             field="port", hint="Pick another port with --port, or --port 0 "
-                                                  "for any free one.") from None
+                             field="port", hint=f"Pick another port with {named('port')}, or "
+                                                  f"{named('port')} 0 for any free one.") from None
         self._bound_port = server.server_address[1]
         return server
 

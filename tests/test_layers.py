@@ -4,6 +4,7 @@ those inside functions and TYPE_CHECKING blocks too), and the core never imports
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -131,3 +132,31 @@ def test_loading_the_core_and_the_cli_loads_no_textual() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+# The faces: the modules that own command-line flags (click options, Locust's options, the
+# pytest plugin's, the settings table's flag column) and the terminal UI.
+FACES = ("simulator.cli", "simulator.params", "simulator.kinds.options", "simulator.locust",
+         "simulator.pytest_plugin", "simulator.settings")
+
+
+def test_the_core_names_fields_in_its_errors_and_only_faces_name_flags() -> None:
+    flag = re.compile(r"(?<![\w-])--[a-z]")
+    command = re.compile(r"`wasim [^`]*`")  # a whole command to run, quoted, may have flags
+    found = []
+    for module, path in _modules(PACKAGE).items():
+        if module in FACES or module.startswith("simulator.tui"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            texts: list[ast.AST] = []
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "WasimError":
+                texts = [*node.args, *(k.value for k in node.keywords)]
+            elif isinstance(node, ast.Assign) and any(
+                    isinstance(t, ast.Attribute) and t.attr in ("hint", "what", "where")
+                    for t in node.targets):
+                texts = [node.value]
+            for text in texts:
+                found += [f"{module}:{c.lineno}" for c in ast.walk(text)
+                          if isinstance(c, ast.Constant) and isinstance(c.value, str)
+                          and flag.search(command.sub("", c.value))]
+    assert not found, f"a flag in the core's error text (use errors.named(field)): {found}"

@@ -50,12 +50,13 @@ def kind_rows() -> list[tuple[str, str, str]]:
     return rows
 
 
-def get_kind(name: str, where: str = "--kind") -> KindSpec:
-    """The spec of kind `name`, or a one-line error naming the kinds."""
+def get_kind(name: str, where: str | None = None) -> KindSpec:
+    """The spec of kind `name`, or a one-line error naming the kinds (at `where`, or at the
+    field `kind` for the face to place)."""
     spec = KIND_SPECS.get(name)
     if spec is None:
         names = kind_names()
-        raise WasimError(f"no kind named {name!r}", where=where,
+        raise WasimError(f"no kind named {name!r}", where=where, field="kind",
                          hint=did_you_mean(name, names) or f"Kinds: {', '.join(names)}.")
     return spec
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from simulator.errors import WasimError
+from simulator.errors import WasimError, named
 from simulator.kinds.base import Facts, Field, KindArgs, KindSpec, contact_of
 
 STATUSES = ("sent", "delivered", "read", "failed", "not-sent")
@@ -34,7 +34,7 @@ _BILLED = ("sent", "delivered")
 def error_object(code: int) -> dict[str, Any]:
     """Meta's error object for `code` (title, message, error_data.details)."""
     if code not in ERRORS:
-        raise WasimError(f"no error {code} in wasim's catalogue", where="--error",
+        raise WasimError(f"no error {code} in wasim's catalogue", field="error",
                          hint=f"Use one of {', '.join(str(c) for c in ERRORS)}.")
     title, details = ERRORS[code]
     return {"code": code, "title": title, "message": title, "error_data": {"details": details}}
@@ -45,10 +45,10 @@ def build(facts: Facts, args: KindArgs) -> dict[str, Any]:
     tap, user = facts.tap, facts.tap.user
     status = args.status or "sent"
     if status not in STATUSES:
-        raise WasimError(f"unknown status {status!r}", where="--status",
+        raise WasimError(f"unknown status {status!r}", field="status",
                          hint=f"Use one of {', '.join(STATUSES)}.")
     if args.error is not None and status != "failed":
-        raise WasimError("--error needs --status failed", where="--error")
+        raise WasimError(f"{named('error')} needs {named('status')} failed", field="error")
     conversation_id = facts.rnd.randbytes(16).hex()
     wamid = tap.template.wamid
     item: dict[str, Any] = {"id": wamid, "status": status, "timestamp": tap.timestamp}
