@@ -1,5 +1,9 @@
 """Build Kaleyra callbacks in a test, deliver them to your handler and assert on what came back.
 
+One module (about 950 lines) because it is the Python API's one surface, `Simulator` (the
+`wasim` fixture), with the records a test asserts on (Callback, Delivery, ScenarioRun); the
+records are the next to split off, and the scenario run to the shared run lifecycle.
+
 This is the API behind wasim's pytest plugin (the `wasim` fixture is a `Simulator` seeded from
 the test's node id); it works without pytest too: `Simulator(seed=7)`. Every outcome is a
 value; the `assert_*` helpers raise AssertionError with what was sent (user, button, message

@@ -1,5 +1,8 @@
 """Check a callback against Kaleyra's documented structure, key order, bytes and every invariant.
 
+(The checker engine is simulator.checker; each kind's own rules are simulator.kinds.rules or
+the kind's module. What stays here is the envelope, identity and byte rules: about 620 lines.)
+
 The rules are in three layers so that a kind of callback can own its own (issue 12): the exact
 bytes (PHP `json_encode` style, `serialization_problems`), the envelope and the user's identity
 (shared by every kind), and the message body, which belongs to the `Kind` that `messages[].type`
