@@ -863,10 +863,13 @@ def run(scenario: str, seed: int | None, speed: float, fast: bool, now: str | No
     plan = plan_scenario(loaded, seed=seed, start=start)
     if dry_run:
         return _dry_run(plan)
-    from simulator.runner import scenario_delivery
+    from simulator.play import Play
 
-    delivery = scenario_delivery(plan, given_delivery_settings(options), flag_name,
-                                 allow_remote=options["allow_remote"])
+    # The run's lifecycle (settings layers, the send API check, summary, verdict) is Play's;
+    # this command keeps the waiting, the progress bar, the reports and the printing.
+    running = Play(plan, (given_delivery_settings(options), flag_name),
+                   allow_remote=options["allow_remote"])
+    delivery = running.delivery
     if wait_for_url:
         _wait_for(delivery(plan.sends[0]) if plan.sends else None, wait_timeout)
     from simulator.replies import require_api
@@ -874,9 +877,10 @@ def run(scenario: str, seed: int | None, speed: float, fast: bool, now: str | No
     require_api(plan.scenario, api_port, "--api-port 0")
     history = _history_writer(options)
     api = _run_api(plan, delivery, api_port, history) if api_port is not None else None
+    running.replies = api
     try:
-        return _run_plan(plan, delivery, float("inf") if fast else speed, history,
-                         [Path(r) for r in reports], api=api)
+        return _run_plan(running, float("inf") if fast else speed, history,
+                         [Path(r) for r in reports])
     finally:
         if api is not None:
             api.stop()
@@ -989,21 +993,16 @@ def _wait_for(delivery: Any, timeout: float) -> None:
             time.sleep(0.2)
 
 
-def _run_plan(plan: Any, delivery: Any, speed: float, history: Any,
-              reports: list[Any], api: Any = None) -> int:
+def _run_plan(running: Any, speed: float, history: Any, reports: list[Any]) -> int:
+    """Play the run (simulator.play) with a progress bar or attempt lines; print the summary."""
     import asyncio
     import sys
-    import time
 
     from simulator.reports import write_report
-    from simulator.runner import Summary, run_plan
-
-    summary = Summary(plan.scenario.name, plan.seed)
-    results: list[Any] = []
     from simulator.terminal import is_plain
 
     live = not is_plain(sys.stderr)  # a CI log gets one line per attempt, not a bar
-    progress = _Progress(len(plan.sends)) if live else None
+    progress = _Progress(len(running.plan.sends)) if live else None
 
     def on_attempt(attempt: Any) -> None:
         if history is not None:
@@ -1011,17 +1010,12 @@ def _run_plan(plan: Any, delivery: Any, speed: float, history: Any,
         if not live:
             click.echo(attempt_line(attempt))
 
-    async def go() -> None:
-        async for outcome in run_plan(plan, delivery, speed=speed, on_attempt=on_attempt,
-                                      replies=api):
-            results.append(outcome)
-            summary.add(outcome)
-            if progress is not None:
-                progress.update(summary)
+    def on_result(_: Any) -> None:
+        if progress is not None:
+            progress.update(running.summary)
 
-    started = time.monotonic()
     try:
-        asyncio.run(go())
+        asyncio.run(running.run(speed=speed, on_attempt=on_attempt, on_result=on_result))
     finally:
         if progress is not None:
             progress.close()
@@ -1029,14 +1023,14 @@ def _run_plan(plan: Any, delivery: Any, speed: float, history: Any,
             history.close()
         # Even an interrupted run keeps what it learned.
         for path in reports:
-            write_report(path, summary, results, time.monotonic() - started)
-    for line in summary.lines():
+            write_report(path, running.summary, running.results, running.duration)
+    for line in running.summary.lines():
         click.echo(line)
-    if results and summary.unreachable == len(results):
+    if running.verdict == ExitCode.UNREACHABLE:
         from simulator.delivery import nothing_listening
 
-        raise nothing_listening(results[0].result.attempts[-1].url)
-    return ExitCode.OK if summary.ok else ExitCode.FAILED
+        raise nothing_listening(running.results[0].result.attempts[-1].url)
+    return int(running.verdict)
 
 
 class _Progress:

@@ -43,16 +43,14 @@ from simulator.inputs import parse_business_wamid, parse_phone
 from simulator.meta import Handshake, parse_envelope, verify_handshake
 from simulator.models import Button, Tap, TemplateMessage, User
 from simulator.overrides import Override, parse_path
+from simulator.play import Play
 from simulator.render import CallbackTemplate, find_template, render_tap
-from simulator.replies import require_api
 from simulator.runner import (
     Plan,
     SendResult,
     Summary,
     deliver_events,
     plan_scenario,
-    run_plan,
-    scenario_delivery,
 )
 from simulator.scenarios import Scenario, load_scenario, parse_scenario
 from simulator.tapped import read_body
@@ -848,28 +846,20 @@ class Simulator:
         plan = plan_scenario(loaded, seed, start=start)  # seed None: the file's own seed
         target = self._resolve(app, url, path, where)
         overrides: dict[str, Any] = dict(self._settings)  # `target` replaces the file's
-        try:
-            delivery = scenario_delivery(plan, overrides, lambda key: f"{where} {key}=",
-                                         fallback=target, allow_remote=self._allow_remote)
-        except WasimError as exc:
-            raise _with_where(exc, where) from None
-        summary = Summary(loaded.name, plan.seed)
-        found: list[SendResult] = []
         sleep = _no_wait if math.isinf(speed) else asyncio.sleep
         # The app's replies go to the newest api(); their windows are waited for really
         # (the app may answer after its 200), but end as soon as they are decided.
         replies = self.apis[-1] if self.apis else None
         try:
-            require_api(loaded, replies, "`with wasim.api() as kaleyra:` around the run")
+            running = Play(plan, (overrides, lambda key: f"{where} {key}="), fallback=target,
+                           allow_remote=self._allow_remote, client=self.client,
+                           replies=replies,
+                           api_hint="`with wasim.api() as kaleyra:` around the run")
         except WasimError as exc:
             raise _with_where(exc, where) from None
-        async for outcome in run_plan(plan, delivery, speed=speed, sleep=sleep,
-                                      client=self.client, replies=replies,
-                                      reply_sleep=asyncio.sleep):
-            summary.add(outcome)
-            found.append(outcome)
-        found.sort(key=lambda outcome: outcome.planned.index)
-        run = ScenarioRun(loaded, plan, tuple(found), summary)
+        await running.run(speed=speed, sleep=sleep, reply_sleep=asyncio.sleep)
+        found = sorted(running.results, key=lambda outcome: outcome.planned.index)
+        run = ScenarioRun(loaded, plan, tuple(found), running.summary)
         self.runs.append(run)
         return run
 

@@ -41,9 +41,9 @@ from simulator.errors import WasimError
 from simulator.history import DEFAULT_PATH, HistoryWriter
 from simulator.kinds import KindArgs, summarize
 from simulator.models import Button, User
+from simulator.play import Play
 from simulator.receiver import Receiver
-from simulator.replies import require_api
-from simulator.runner import Plan, SendResult, Summary, run_plan, scenario_delivery
+from simulator.runner import Plan, SendResult, Summary
 from simulator.scenarios import Scenario
 from simulator.sendapi import SentMessage, StatusDelivery
 from simulator.tapped import read_body
@@ -947,18 +947,19 @@ class WasimApp(App[int]):
     async def run_scenario(self, plan: Plan, speed: float) -> None:
         """Play the plan through the runner, a row per send, the panel kept up to date."""
         try:
-            delivery = scenario_delivery(plan, self.overrides, tui_flag,
-                                         allow_remote=self.settings.allow_remote)
             # The send API the phone shows is the one the reply expectations read.
             replies = self.settings.api.mock if self.settings.api is not None else None
-            require_api(plan.scenario, replies,
-                        "`wasim tui --api-port 0` (`wasim demo` always runs one)")
+            # The lifecycle is simulator.play's; the app draws rows and the panel.
+            running = Play(plan, (self.overrides, tui_flag),
+                           allow_remote=self.settings.allow_remote, client=self.settings.client,
+                           replies=replies,
+                           api_hint="`wasim tui --api-port 0` (`wasim demo` always runs one)")
         except WasimError as exc:
             self.notify(exc.one_line(), title="Cannot run", severity="error", timeout=10)
             return
         panel = self.query_one(RunPanel)
         panel.start(plan.scenario.name, len(plan.sends), speed_label(speed))
-        summary = Summary(scenario=plan.scenario.name, seed=plan.seed)
+        delivery, summary = running.delivery, running.summary  # counted as each send ends
         # Filled on the courier's thread, drained on the UI's (deque appends are thread-safe).
         finished: deque[SendResult] = deque()
         self._in_process = self._in_process or any(
@@ -966,10 +967,8 @@ class WasimApp(App[int]):
 
         async def play() -> None:
             """The run itself, on the courier's loop."""
-            async for outcome in run_plan(plan, delivery, speed=speed,
-                                          on_attempt=self._write_history,
-                                          client=self.settings.client, replies=replies):
-                finished.append(outcome)
+            await running.run(speed=speed, on_attempt=self._write_history,
+                              on_result=finished.append)
         # Rows and totals are drawn in batches: a thousand table updates one by one would
         # keep the screen busy long after the sends themselves are done.
         timer = self.set_interval(_PANEL_EVERY, lambda: self._show_run(finished, summary))
@@ -995,7 +994,6 @@ class WasimApp(App[int]):
         rows = []
         while finished:
             outcome = finished.popleft()
-            summary.add(outcome)
             planned, result = outcome.planned, outcome.result
             via = _RUN_VIA.get(planned.kind, f"run {planned.kind}")
             record = SendRecord(f"d{next(self._keys)}", planned.event, via,
