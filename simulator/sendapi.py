@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, replace
 from email.message import Message
 from http.server import BaseHTTPRequestHandler
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from simulator.bounded import BoundedServer
@@ -52,6 +52,9 @@ from simulator.providers import derived_bsuid
 from simulator.taps import TapFactory, business_ids
 from simulator.wamid import encode_wamid
 from simulator.wire import to_wire
+
+if TYPE_CHECKING:
+    import httpx  # the client seam's type only: httpx is imported by the delivery code
 
 SERVICE = "wasim send api"
 # Made-up but well-formed (send-api.md 1.2 and 2.1): a SID as Kaleyra shapes them, and a key
@@ -268,9 +271,13 @@ class MockApi:
                  on_sent: Callable[[SentMessage], None] | None = None,
                  on_status: Callable[[StatusDelivery], None] | None = None,
                  sleep: Sleep = asyncio.sleep, clock: Callable[[], float] = time.time,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, client: httpx.AsyncClient | None = None) -> None:
         self.options = options
         self.webhook = webhook
+        # The seam every delivery shares (runner.run_plan's): None sends the status callbacks
+        # for real; a client on httpx.MockTransport (no sockets, so any loop may use it) lets
+        # a test answer them.
+        self._client = client
         self._on_sent = on_sent
         self._on_status = on_status
         self._sleep = sleep
@@ -716,7 +723,7 @@ class MockApi:
                                               recipient_bsuid(message, self._seed)))
             if self._webhook_deliverer is None:
                 self._webhook_deliverer = Deliverer(self.webhook, sleep=self._sleep,
-                                                    clock=self._clock)
+                                                    clock=self._clock, client=self._client)
             result = await self._webhook_deliverer.deliver(Event.from_body(body))
             # The bytes that left: in Meta's envelope when the webhook asks for it, and the
             # ones its X-Hub-Signature-256 signed, not the Kaleyra document they came from.
@@ -734,7 +741,8 @@ class MockApi:
                                   timeout=self.webhook.timeout if self.webhook else 10.0,
                                   allow_remote=self.webhook.allow_remote if self.webhook
                                   else False)
-        async with Deliverer(options, sleep=self._sleep, clock=self._clock) as deliverer:
+        async with Deliverer(options, sleep=self._sleep, clock=self._clock,
+                             client=self._client) as deliverer:
             result = await deliverer.deliver(Event.from_body(url.encode()))
         self._keep_status(StatusDelivery(message, status, target.label, b"", result))
 

@@ -885,7 +885,7 @@ class Simulator:
             raise _with_where(exc, "wasim.api()") from None
         webhook = self._options(self._target, self._settings, "wasim.api()") \
             if statuses and self._target is not None else None
-        mock = MockApi(options, webhook=webhook, seed=self.seed).start()
+        mock = MockApi(options, webhook=webhook, seed=self.seed, client=self.client).start()
         self.apis.append(mock)
         return mock
 

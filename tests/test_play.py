@@ -120,3 +120,33 @@ async def test_an_interrupted_run_keeps_what_it_learned() -> None:
         with pytest.raises(KeyboardInterrupt):
             await running.run(speed=float("inf"), sleep=_no_wait, on_result=stop_after_first)
     assert running.summary.sent == 1 and len(running.results) == 1
+
+
+# --- the client seam reaches the send API's status callbacks and the terminal UI -------------
+
+def test_the_send_apis_status_callbacks_go_through_the_client_seam() -> None:
+    from simulator.delivery import delivery_options_from
+    from simulator.sendapi import DEFAULT_API_KEY, ApiOptions, MockApi
+
+    seen: list[httpx.Request] = []
+    # Nothing listens on port 9: only the seam can answer these.
+    webhook = delivery_options_from({"url": "http://127.0.0.1:9/hook"}, str)
+    client = answering(200, seen)
+    with MockApi(ApiOptions(port=0), webhook=webhook, client=client) as api:
+        answer = httpx.post(api.v2_url("918800000001"), headers={"api-key": DEFAULT_API_KEY},
+                            json={"messaging_object": {
+                                "messaging_product": "whatsapp", "to": "+919812345678",
+                                "type": "text", "text": {"body": "You're unsubscribed"}}})
+        assert answer.status_code == 202, answer.text
+        statuses = api.wait_for_statuses(3)
+    assert [s.status for s in statuses] == ["sent", "delivered", "read"]
+    assert all(s.delivered for s in statuses)
+    assert [request.url.port for request in seen] == [9, 9, 9]
+
+
+def test_make_app_takes_the_client_seam() -> None:
+    from simulator.tui.app import make_app
+
+    client = answering(200, [])
+    app = make_app(url="http://127.0.0.1:9/hook", seed=1, history=None, client=client)
+    assert app.settings.client is client

@@ -186,17 +186,19 @@ def make_app(*, scenario: Scenario | None = None, url: str | None = None,
              clock: Clock = time.time, speed: float = 10.0, receiver: Receiver | None = None,
              arrivals: ArrivalFeed | None = None, probe_every: float = 3.0,
              settings: Mapping[str, Any] | None = None,
-             api: ApiFeed | None = None) -> WasimApp:
+             api: ApiFeed | None = None, client: httpx.AsyncClient | None = None) -> WasimApp:
     """The app for the CLI and the tests; a bad target raises WasimError before anything runs.
 
     `settings` are other delivery settings from flags (headers, auth, timeout, retries...):
-    like the target flags, they replace the scenario's own.
+    like the target flags, they replace the scenario's own. `client` is the seam of every
+    delivery (the runner's): None sends for real, a client on httpx.MockTransport answers.
     """
     scenario = scenario or default_scenario()
     overrides = {**(settings or {}), **target_overrides(url, app, path)}
     delivery = delivery_for(scenario, overrides, tui_flag, allow_remote=allow_remote)
     return WasimApp(TuiSettings(scenario, delivery, overrides, seed, history, clock, speed,
-                                receiver, arrivals, probe_every, allow_remote, api=api))
+                                receiver, arrivals, probe_every, allow_remote, api=api,
+                                client=client))
 
 
 class WasimApp(App[int]):
