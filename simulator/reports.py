@@ -11,7 +11,10 @@ from typing import Any
 
 from simulator.delivery import hide_userinfo
 from simulator.errors import WasimError
+from simulator.records import SHOWN_FAILING as SHOWN_FAILING  # re-exported: moved to records
 from simulator.records import Failure, SendResult, Summary, failure_line
+from simulator.records import send_line as send_line
+from simulator.records import summary_lines as summary_lines
 
 
 def junit_xml(summary: Summary, results: Sequence[SendResult], duration: float) -> bytes:
