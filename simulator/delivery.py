@@ -3,29 +3,26 @@
 Every attempt comes back as a value (an Attempt), never as an exception: a refused
 connection, a timeout, a 500 and a crash inside the app are all data for the history, the
 CLI and the TUI. Only bad configuration raises, and it raises before anything is sent.
+
+Still one module (about 860 lines): the Deliverer, its token cache and the parsing of the
+settings into DeliveryOptions change together. The transports (ASGI/WSGI apps, the network
+through the loopback guard) live in simulator.transports and the guard in simulator.loopback;
+the next to move down are the records (Event, Attempt, DeliveryResult) to simulator.records.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import hashlib
 import importlib
-import inspect
-import io
-import ipaddress
 import json
 import math
 import re
-import socket
 import sys
-import threading
 import time
-import traceback
-import zlib
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -33,8 +30,18 @@ from typing import Any, Literal
 import httpx
 
 from simulator import __version__
-from simulator.errors import ExitCode, WasimError, did_you_mean
+from simulator.errors import ExitCode, WasimError, did_you_mean, named
 from simulator.inputs import MAX_RETRIES, MAX_WAIT, parse_number
+from simulator.loopback import REMOTE_HINT as _REMOTE_HINT
+from simulator.loopback import SCOPE_HINT as _SCOPE_HINT
+from simulator.loopback import Resolver as Resolver  # re-exported: the guard moved below
+from simulator.loopback import checked_address as checked_address
+from simulator.loopback import host_key as host_key
+from simulator.loopback import is_loopback as is_loopback
+from simulator.loopback import is_loopback_address as is_loopback_address
+from simulator.loopback import permitted
+from simulator.loopback import refuse_remote as _refuse_remote
+from simulator.loopback import resolve_host as resolve_host
 from simulator.meta import (
     META_USER_AGENT,
     SIGNATURE_HEADER,
@@ -45,19 +52,25 @@ from simulator.meta import (
     wrap,
 )
 from simulator.tapped import read_body
+from simulator.transports import APP_BASE_URL as APP_BASE_URL  # re-exported: moved below
+from simulator.transports import APP_FAILURE as _APP_FAILURE
+from simulator.transports import DEFAULT_TIMEOUT as DEFAULT_TIMEOUT
+from simulator.transports import RESPONSE_BODY_LIMIT as RESPONSE_BODY_LIMIT
+from simulator.transports import AppFailure as _AppFailure
+from simulator.transports import LifespanASGITransport as _LifespanASGITransport
+from simulator.transports import RemoteRefused as RemoteRefused
+from simulator.transports import Target as Target
+from simulator.transports import TargetKind as TargetKind
+from simulator.transports import client_for as _client_for
+from simulator.transports import hide_userinfo as hide_userinfo
+from simulator.transports import is_asgi as is_asgi
+from simulator.transports import make_client as make_client
+from simulator.transports import read_bounded as read_bounded
+from simulator.transports import transport_for as _transport_for
 
-TargetKind = Literal["url", "asgi", "wsgi"]
 ErrorKind = Literal["connect", "timeout", "protocol", "auth"]
 Sleep = Callable[[float], Awaitable[None]]
-# socket.getaddrinfo's shape: (host, port, family, type) -> [(family, type, proto, name, addr)].
-# Injected in tests, so `evil.localhost` can resolve to 203.0.113.5 without DNS or /etc/hosts;
-# None everywhere means socket.getaddrinfo.
-Resolver = Callable[..., Sequence[tuple[Any, ...]]]
-
-DEFAULT_TIMEOUT = 10.0
-RESPONSE_BODY_LIMIT = 64 * 1024  # bytes of each response body kept in the history
 TOKEN_ANSWER_LIMIT = 64 * 1024  # a token answer is a small JSON object; more is a failure
-APP_BASE_URL = "http://app.wasim.local"  # what httpx sees when calling an app in-process
 REDACTED = "[redacted]"
 # Meta redelivers for days with growing gaps; this keeps the shape (six retries, each wait
 # longer) at a scale a developer can sit through.
@@ -75,27 +88,6 @@ SAFE_HEADERS = frozenset({
 _AUTH_SCHEMES = {"basic": "Basic", "bearer": "Bearer", "digest": "Digest", "token": "Token"}
 # What may go in a header value on the wire (RFC 9110 field-value, visible ASCII and spaces).
 _HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*")
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where callbacks go: a URL over the network, or an ASGI/WSGI app called in-process."""
-
-    kind: TargetKind
-    url: str  # the full URL; for an app, APP_BASE_URL + the path inside the app
-    app_spec: str | None = None  # "module:attribute" for app targets
-    app: Any = field(default=None, compare=False, repr=False)
-
-    # user:password from the URL, moved out of it (sent as Basic auth) so that the URL can be
-    # shown and recorded as it is.
-    userinfo: tuple[str, str] | None = field(default=None, compare=False, repr=False)
-
-    @property
-    def label(self) -> str:
-        """How the target is shown and recorded: the URL, or `asgi:module:app/path`."""
-        if self.kind == "url":
-            return hide_userinfo(self.url)
-        return f"{self.kind}:{self.app_spec}{httpx.URL(self.url).raw_path.decode()}"
 
 
 @dataclass(frozen=True)
@@ -132,7 +124,7 @@ class DeliveryOptions:
     success: tuple[tuple[int, int], ...] = ((200, 299),)  # inclusive status ranges
     retry: RetryPolicy = RetryPolicy()
     # The person's permission (--allow-remote, the API argument), never a file's: without it,
-    # every connection is checked again at send time (see _LoopbackOnlyTransport).
+    # every connection is checked again at send time (see transports.LoopbackOnlyTransport).
     allow_remote: bool = False
     # The hosts that permission covers: the ones the person named (delivery_options_from
     # fills it). Any other host must still be this machine. None: every host (for code that
@@ -142,6 +134,13 @@ class DeliveryOptions:
     envelope: str = "kaleyra"  # or "meta": Meta's webhook envelope (simulator.meta)
     app_secret: str | None = field(default=None, repr=False)  # signs X-Hub-Signature-256
     signature: str = "valid"  # or a negative case: missing, wrong-secret, reserialized...
+    # Settings of the table (simulator.settings) with no field above, checked and typed there:
+    # a setting added to the table arrives here without editing this class.
+    extra: tuple[tuple[str, Any], ...] = ()
+
+    def setting(self, key: str, fallback: Any = None) -> Any:
+        """The value of setting `key` that has no field of its own (see `extra`)."""
+        return dict(self.extra).get(key, fallback)
 
     def is_success(self, status: int) -> bool:
         """Whether `status` counts as delivered."""
@@ -256,14 +255,6 @@ def redact_headers(headers: httpx.Headers | Sequence[tuple[str, str]]
     return tuple(out)
 
 
-_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#\s]*@")
-
-
-def hide_userinfo(text: str) -> str:
-    """`text` with the `user:password@` of every URL in it removed, for output and records."""
-    return _USERINFO.sub(r"\1", text)
-
-
 # A query parameter whose name ends in one of these words (after a separator or alone):
 # token, access_token, hub.verify_token, key, api_key, X-Amz-Signature, sig, client_secret...
 _SECRET_PARAM = re.compile(r"(?i)(?:^|[_.\-])(?:token|key|apikey|secret|signature|sig|password|"
@@ -289,95 +280,6 @@ def hide_url_secrets(text: str) -> str:
     return _URL_IN_TEXT.sub(url, hide_userinfo(text))
 
 
-def is_loopback_address(address: str) -> bool:
-    """Whether an IP address is this machine: 127.0.0.0/8 or ::1 (also as ::ffff:127.x)."""
-    try:
-        ip = ipaddress.ip_address(address.strip("[]").split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return ip.is_loopback
-
-
-def resolve_host(host: str, port: int | None = None,
-                 resolver: Resolver | None = None) -> tuple[str, ...]:
-    """Every address `host` resolves to (an IP literal is itself); WasimError if none.
-
-    Blocking (it is getaddrinfo): async code calls it through asyncio.to_thread.
-    """
-    name = host.strip("[]")
-    literal = _ip_literal(name)
-    if literal is not None:
-        return (literal,)
-    try:
-        # socket.getaddrinfo looked up now, not bound at import: a test may patch it.
-        infos = (resolver or socket.getaddrinfo)(name, port, 0, socket.SOCK_STREAM)
-        addresses = tuple(dict.fromkeys(str(info[4][0]) for info in infos))
-    except (OSError, UnicodeError, ValueError, LookupError, TypeError):
-        addresses = ()
-    if not addresses:
-        raise WasimError(f"cannot resolve the host {name!r}",
-                         hint="Check the name; wasim decides what is this machine by the "
-                              "addresses a name resolves to.")
-    return addresses
-
-
-def _ip_literal(host: str) -> str | None:
-    """`host` as an IP address if it is one (no lookup needed), else None."""
-    try:
-        return str(ipaddress.ip_address(host.strip("[]").split("%", 1)[0]))
-    except ValueError:
-        return None
-
-
-async def _resolve_off_loop(host: str, port: int | None,
-                            resolver: Resolver | None) -> tuple[str, ...]:
-    """resolve_host without blocking the event loop (an IP literal needs no thread)."""
-    literal = _ip_literal(host)
-    if literal is not None:
-        return (literal,)
-    return await asyncio.to_thread(resolve_host, host, port, resolver)
-
-
-def is_loopback(host: str, resolver: Resolver | None = None) -> bool:
-    """Whether `host` is this machine: every address it resolves to is loopback.
-
-    Judged by the addresses, not the name: `evil.localhost` may resolve anywhere.
-    """
-    try:
-        return all(is_loopback_address(a) for a in resolve_host(host, None, resolver))
-    except WasimError:
-        return False
-
-
-def _refuse_remote(host: str, addresses: Sequence[str]) -> str | None:
-    """Why `host` is not this machine (the first address that is not loopback), or None."""
-    for address in addresses:
-        if not is_loopback_address(address):
-            shown = host if host.strip("[]") == address else f"{host} ({address})"
-            return f"refusing to send callbacks to {shown}, which is not this machine"
-    return None
-
-
-_REMOTE_HINT = ("wasim only fires at this machine (names that resolve to 127.0.0.0/8 or ::1) by "
-                "default, so a typo or a shared file cannot reach a real endpoint; add "
-                "--allow-remote if you mean it.")
-_SCOPE_HINT = ("--allow-remote covers only the hosts you name yourself (--url, --token-url, or "
-               "the Python API's target()), never one a file names; name it there if you "
-               "mean it.")
-
-
-def host_key(host: str) -> str:
-    """A host as the remote permission compares it: no brackets, lower case, no final dot."""
-    return host.strip("[]").lower().rstrip(".")
-
-
-def _permitted(host: str, allow_remote: bool, hosts: frozenset[str] | None) -> bool:
-    """Whether the person's permission covers `host` (else it must be this machine)."""
-    return allow_remote and (hosts is None or host_key(host) in hosts)
-
-
 def url_target(url: str, allow_remote: bool = False, *,
                resolver: Resolver | None = None, hosts: frozenset[str] | None = None) -> Target:
     """A network target, refusing anything but this machine unless `allow_remote`.
@@ -393,11 +295,11 @@ def url_target(url: str, allow_remote: bool = False, *,
     except (httpx.InvalidURL, TypeError, ValueError) as exc:
         reason = hide_userinfo(str(exc)) if "@" not in url else "cannot parse it"
         raise WasimError(f"invalid URL {shown!r}: {reason}", field="url",
-                         hint="For example --url http://127.0.0.1:8000/webhook.") from None
+                         hint="For example http://127.0.0.1:8000/webhook.") from None
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise WasimError(f"invalid URL {shown!r}: expected http:// or https:// and a host",
-                         field="url", hint="For example --url http://127.0.0.1:8000/webhook.")
-    if not _permitted(parsed.host, allow_remote, hosts):
+                         field="url", hint="For example http://127.0.0.1:8000/webhook.")
+    if not permitted(parsed.host, allow_remote, hosts):
         try:
             addresses = resolve_host(parsed.host, parsed.port, resolver)
         except WasimError as exc:
@@ -425,7 +327,7 @@ def app_target(spec: str, path: str = "/") -> Target:
     module_name, _, attribute = text.partition(":")
     if not module_name or not attribute:
         raise WasimError(f"expected MODULE:ATTRIBUTE, got {spec!r}", field="app",
-                         hint="For example --app main:app (asgi: or wsgi: in front to say which).")
+                         hint="For example main:app (asgi: or wsgi: in front to say which).")
     # Like uvicorn and flask, import from the folder wasim runs in.
     if str(Path.cwd()) not in sys.path:
         sys.path.insert(0, str(Path.cwd()))
@@ -456,414 +358,6 @@ def app_target(spec: str, path: str = "/") -> Target:
     return Target(kind, APP_BASE_URL + path, text, app)
 
 
-def is_asgi(app: Any) -> bool:
-    """Whether `app` is an ASGI app (its call is a coroutine function) rather than WSGI."""
-    if inspect.isfunction(app) or inspect.ismethod(app):
-        return inspect.iscoroutinefunction(app)
-    return inspect.iscoroutinefunction(type(app).__call__)
-
-
-_APP_FAILURE = "wasim.app_failure"  # response extension: what went wrong inside an app
-_CUT_OFF = "wasim.cut_off"  # response extension: the transport stopped reading the app's body
-_TRACEBACK_LIMIT = 16 * 1024  # characters of an app's traceback kept in the history
-AppStage = Literal["before", "during", "after"]
-
-
-@dataclass(frozen=True)
-class _AppFailure:
-    """Why an in-process app did not answer properly, and when: before its answer began,
-    during its body (a broken answer), or after it had answered in full (its status stands)."""
-
-    error: str
-    traceback: str | None = None
-    stage: AppStage = "before"
-
-
-def _app_failure(exc: BaseException, stage: AppStage) -> _AppFailure:
-    """An app's exception as data: one line for the attempt, the traceback for the history."""
-    text = "".join(traceback.format_exception(exc))
-    if len(text) > _TRACEBACK_LIMIT:
-        # The end of a traceback says what failed and where; its start is wasim's own frames.
-        text = f"[... {len(text) - _TRACEBACK_LIMIT} characters cut ...]\n" \
-               + text[-_TRACEBACK_LIMIT:]
-    last = " ".join(traceback.format_exception_only(exc)[-1].split())
-    if len(last) > 300:
-        last = last[:300] + "..."
-    when = {"before": "", "during": " while sending its body",
-            "after": " after answering"}[stage]
-    return _AppFailure(f"the app raised{when}: {last}", text, stage)
-
-
-def _app_response(status: int | None, headers: list[tuple[bytes, bytes]], body: bytes,
-                  failure: _AppFailure | None, cut_off: bool) -> httpx.Response:
-    """What the Deliverer reads back from an in-process app; no status means a 500."""
-    extensions: dict[str, Any] = {}
-    if failure is not None:
-        extensions[_APP_FAILURE] = failure
-    if cut_off:
-        extensions[_CUT_OFF] = True
-    if status is None:  # the app never answered: a server answers 500 for it
-        status, headers, body = 500, [], b""
-    return httpx.Response(status, headers=headers, stream=_KeptBody(body),
-                          extensions=extensions)
-
-
-class _KeptBody(httpx.AsyncByteStream):
-    """What a transport kept of an app's body, read by the Deliverer as if from a socket
-    (httpx reads a plain bytes `content` at once, leaving nothing to stream)."""
-
-    def __init__(self, body: bytes) -> None:
-        self.body = body
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        if self.body:
-            yield self.body
-
-
-class _AsyncWSGITransport(httpx.AsyncBaseTransport):
-    """Runs a WSGI app as a threaded server does, one thread per request, keeping at most
-    RESPONSE_BODY_LIMIT + 1 bytes of its answer; an app that raises answers 500."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        environ = _wsgi_environ(request, await request.aread())
-        loop = asyncio.get_running_loop()
-        answer: asyncio.Future[httpx.Response] = loop.create_future()
-
-        def settle(response: httpx.Response) -> None:
-            if not answer.done():  # the attempt may have timed out and stopped waiting
-                answer.set_result(response)
-
-        def work() -> None:
-            response = _call_wsgi(self.app, environ)
-            # An abandoned thread can outlive the loop; then nobody is waiting for the answer.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(settle, response)
-
-        # A daemon thread of its own, not asyncio.to_thread: the default executor's threads are
-        # joined when the interpreter exits, so an app sleeping past --timeout kept wasim alive
-        # until it woke. On timeout this thread is abandoned, and exit does not wait for it.
-        threading.Thread(target=work, name="wasim-wsgi-app", daemon=True).start()
-        return await answer
-
-
-def _wsgi_environ(request: httpx.Request, body: bytes) -> dict[str, Any]:
-    """The WSGI environ for a request, as httpx's own WSGITransport builds it."""
-    url = request.url
-    environ: dict[str, Any] = {
-        "wsgi.version": (1, 0),
-        "wsgi.url_scheme": url.scheme,
-        "wsgi.input": io.BytesIO(body),
-        "wsgi.errors": sys.stderr,
-        "wsgi.multithread": True,
-        "wsgi.multiprocess": False,
-        "wsgi.run_once": False,
-        "REQUEST_METHOD": request.method,
-        "SCRIPT_NAME": "",
-        "PATH_INFO": url.path,
-        "QUERY_STRING": url.query.decode("ascii"),
-        "SERVER_NAME": url.host,
-        "SERVER_PORT": str(url.port or {"http": 80, "https": 443}[url.scheme]),
-        "SERVER_PROTOCOL": "HTTP/1.1",
-        "REMOTE_ADDR": "127.0.0.1",
-    }
-    for raw_name, raw_value in request.headers.raw:
-        key = raw_name.decode("latin-1").upper().replace("-", "_")
-        if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-            key = "HTTP_" + key
-        environ[key] = raw_value.decode("latin-1")
-    return environ
-
-
-def _call_wsgi(app: Any, environ: dict[str, Any]) -> httpx.Response:
-    """Call a WSGI app and read at most RESPONSE_BODY_LIMIT + 1 bytes; never raises."""
-    limit = RESPONSE_BODY_LIMIT + 1
-    started: list[tuple[Any, Any]] = []
-    kept = bytearray()
-
-    def keep(data: bytes) -> None:
-        if not isinstance(data, bytes):
-            raise TypeError(f"a WSGI body is bytes, not {type(data).__name__}")
-        kept.extend(data[:limit - len(kept)])
-
-    def start_response(status: Any, headers: Any, exc_info: Any = None) -> Callable[[bytes], None]:
-        if started and exc_info is None:
-            raise RuntimeError("start_response was called twice without exc_info")
-        started[:] = [(status, headers)]
-        return keep
-
-    cut_off = False
-    try:
-        result = app(environ, start_response)
-        try:
-            for chunk in result:
-                keep(chunk)
-                if len(kept) >= limit:  # heard enough: drop the rest, as a client hanging up
-                    cut_off = True
-                    break
-        finally:
-            close = getattr(result, "close", None)
-            if callable(close):
-                close()
-        if not started:
-            return _app_response(None, [], b"", _AppFailure(
-                "the app returned without calling start_response"), False)
-        status, headers = _wsgi_answer(*started[-1])
-    except BaseException as exc:  # a WSGI server turns whatever the app raises into a 500
-        return _app_response(None, [], b"", _app_failure(exc, "before"), False)
-    return _app_response(status, headers, bytes(kept), None, cut_off)
-
-
-def _wsgi_answer(status: Any, headers: Any) -> tuple[int, list[tuple[bytes, bytes]]]:
-    """The status code and raw headers a WSGI app gave start_response; ValueError if bad."""
-    code = str(status).split(" ", 1)[0]
-    if not isinstance(status, str) or not re.fullmatch(r"[1-9]\d\d", code):
-        raise ValueError(f"the app's status {status!r} is not like '200 OK'")
-    raw = []
-    for pair in headers:
-        name, value = pair
-        if not isinstance(name, str) or not isinstance(value, str):
-            raise ValueError(f"the app's header {pair!r} is not two strings")
-        raw.append((name.encode("latin-1"), value.encode("latin-1")))
-    return int(code), raw
-
-
-class _LifespanASGITransport(httpx.AsyncBaseTransport):
-    """Calls an ASGI app in-process the way a server does: its lifespan startup before the
-    first request, shutdown when the client closes, and each request bounded (see _ASGIExchange).
-
-    Real handlers open their database or queue in a lifespan handler; without it, a FastAPI
-    app answers every callback with a 500 that no real deployment would give.
-    """
-
-    def __init__(self, app: Any, timeout: float = DEFAULT_TIMEOUT) -> None:
-        self.app = app
-        self.timeout = timeout
-        self._lock = asyncio.Lock()
-        self._lifespan: _Lifespan | None = None
-
-    async def start_lifespan(self) -> None:
-        """Run the app's startup once (bounded by the timeout); raises WasimError if it fails."""
-        if self._lifespan is None:
-            async with self._lock:
-                if self._lifespan is None:
-                    self._lifespan = await _Lifespan.start(self.app, self.timeout)
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        await self.start_lifespan()
-        assert self._lifespan is not None
-        url = request.url
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": request.method,
-            "headers": [(k.lower(), v) for (k, v) in request.headers.raw],
-            "scheme": url.scheme,
-            "path": url.path,
-            "raw_path": url.raw_path.split(b"?")[0],
-            "query_string": url.query,
-            "server": (url.host, url.port),
-            "client": ("127.0.0.1", 123),
-            "root_path": "",
-            # As servers do: each request sees a copy of what the lifespan put in its state.
-            "state": dict(self._lifespan.state),
-        }
-        return await _ASGIExchange(self.app, scope, await request.aread()).run()
-
-    async def aclose(self) -> None:
-        if self._lifespan is not None:
-            await self._lifespan.stop()
-            self._lifespan = None
-
-
-class _ASGIExchange:
-    """One request into an ASGI app, read as a client reads a server: at most
-    RESPONSE_BODY_LIMIT + 1 bytes of the answer are kept, then the client hangs up.
-
-    Every `send` is a checkpoint (it yields to the loop), so the attempt's deadline can
-    cancel an app that streams forever; after the hang-up `send` raises, as a closed socket
-    does, so even an app that ignores its cancellation stops there.
-    """
-
-    def __init__(self, app: Any, scope: dict[str, Any], body: bytes) -> None:
-        self.app = app
-        self.scope = scope
-        self.request_body: bytes | None = body
-        self.status: int | None = None
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.kept = bytearray()
-        self.complete = False  # the app sent its last body message
-        self.hung_up = False  # we stopped listening: enough kept, or the attempt gave up
-        self.failure: _AppFailure | None = None
-        self.settled = asyncio.Event()  # complete, hung up, or the app returned
-        self.listening = asyncio.Event()  # set when the client goes: receive() says disconnect
-
-    async def run(self) -> httpx.Response:
-        """Call the app; its answer (a 500 if it never gave one), or cancelled by the deadline."""
-        task = asyncio.ensure_future(self._call())
-        try:
-            await self.settled.wait()
-            if not self.hung_up:
-                # A complete answer: let the app return (its background work runs after the
-                # answer), as httpx's own transport did; the deadline still bounds it. Not
-                # `await task`: that would pass our cancellation into the app before we hang up.
-                await asyncio.wait({task})
-        finally:
-            if not task.done():
-                self._hang_up()
-                task.cancel()  # not awaited: an app that ignores cancellation must not hang us
-        return _app_response(self.status, self.headers, bytes(self.kept), self.failure,
-                             self.hung_up)
-
-    def _hang_up(self) -> None:
-        self.hung_up = True
-        self.listening.set()
-        self.settled.set()
-
-    async def _call(self) -> None:
-        try:
-            await self.app(self.scope, self._receive, self._send)
-        except asyncio.CancelledError as exc:
-            if self.hung_up:
-                raise  # ours: the attempt gave up, or has heard enough
-            self.failure = _app_failure(exc, "before" if self.status is None else "during")
-        except KeyboardInterrupt:
-            raise
-        except BaseException as exc:  # the app's failure is its answer, not our crash
-            if not self.hung_up:
-                stage: AppStage = "before" if self.status is None else \
-                    "after" if self.complete else "during"
-                self.failure = _app_failure(exc, stage)
-        else:
-            if self.status is None:
-                self.failure = _AppFailure("the app returned without sending a response")
-            elif not self.complete and not self.hung_up:
-                self.failure = _AppFailure("the app returned before finishing its body",
-                                           stage="during")
-        finally:
-            self.settled.set()
-
-    async def _receive(self) -> dict[str, Any]:
-        await asyncio.sleep(0)  # a checkpoint, so an app polling receive() can be cancelled
-        if self.request_body is not None:
-            body, self.request_body = self.request_body, None
-            return {"type": "http.request", "body": body, "more_body": False}
-        await self.listening.wait()  # as a server does: the next message is the client leaving
-        return {"type": "http.disconnect"}
-
-    async def _send(self, message: Mapping[str, Any]) -> None:
-        await asyncio.sleep(0)  # a checkpoint: see the class docstring
-        if self.hung_up:
-            raise OSError("the client closed the connection")
-        kind = message.get("type")
-        if kind == "http.response.start":
-            if self.status is not None:
-                raise RuntimeError("http.response.start was sent twice")
-            status = message.get("status")
-            if not isinstance(status, int) or isinstance(status, bool) \
-                    or not 100 <= status <= 999:
-                raise RuntimeError(f"status {status!r} is not an HTTP status")
-            headers = []
-            for pair in message.get("headers", ()):
-                name, value = pair
-                if not isinstance(name, bytes) or not isinstance(value, bytes):
-                    raise RuntimeError(f"the header {pair!r} is not two byte strings")
-                headers.append((name, value))
-            self.status, self.headers = status, headers
-        elif kind == "http.response.body":
-            if self.status is None:
-                raise RuntimeError("http.response.body was sent before http.response.start")
-            if self.complete:
-                raise RuntimeError("http.response.body was sent after the last one")
-            body = message.get("body", b"")
-            if not isinstance(body, bytes):
-                raise RuntimeError(f"a body is bytes, not {type(body).__name__}")
-            self.kept += body[:RESPONSE_BODY_LIMIT + 1 - len(self.kept)]
-            if not message.get("more_body", False):
-                self.complete = True
-                self.listening.set()
-                self.settled.set()
-            elif len(self.kept) > RESPONSE_BODY_LIMIT:
-                self._hang_up()  # heard enough: the rest is dropped, not buffered
-        else:
-            raise RuntimeError(f"unexpected ASGI message {kind!r}")
-
-
-class _Lifespan:
-    """One run of an ASGI app's lifespan protocol (ASGI 3.0, lifespan 2.0)."""
-
-    def __init__(self) -> None:
-        loop = asyncio.get_running_loop()
-        self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self.started: asyncio.Future[None] = loop.create_future()
-        self.stopped: asyncio.Future[None] = loop.create_future()
-        self.task: asyncio.Task[None] | None = None
-        self.state: dict[str, Any] = {}
-
-    @classmethod
-    async def start(cls, app: Any, timeout: float = DEFAULT_TIMEOUT) -> _Lifespan:
-        """Send lifespan.startup and wait (at most `timeout`) for the app to finish starting."""
-        lifespan = cls()
-        task = lifespan.task = asyncio.ensure_future(lifespan._run(app))
-        lifespan.inbox.put_nowait({"type": "lifespan.startup"})
-        try:
-            await asyncio.wait_for(asyncio.shield(lifespan.started), timeout)
-        except TimeoutError:
-            task.cancel()
-            raise WasimError(f"the app's startup did not finish within {timeout:g} s",
-                             field="app",
-                             hint="Fix the app's lifespan (startup) handler, or give it more "
-                                  "time with --timeout.") from None
-        except BaseException:
-            task.cancel()  # a failed startup, or the run was stopped while it waited
-            raise
-        return lifespan
-
-    async def stop(self) -> None:
-        """Send lifespan.shutdown and wait (briefly) for the app to finish."""
-        if self.task is None or self.task.done():
-            return
-        self.inbox.put_nowait({"type": "lifespan.shutdown"})
-        try:
-            await asyncio.wait_for(asyncio.shield(self.stopped), 5)
-        except TimeoutError:
-            self.task.cancel()
-
-    async def _run(self, app: Any) -> None:
-        scope = {"type": "lifespan", "asgi": {"version": "3.0", "spec_version": "2.0"},
-                 "state": self.state}
-        try:
-            await app(scope, self.inbox.get, self._send)
-        except (asyncio.CancelledError, KeyboardInterrupt):
-            raise
-        except BaseException as exc:  # the ASGI spec: an app that raises here has no lifespan
-            del exc  # nothing to report: requests go ahead without one, as servers do
-            if not self.started.done():
-                self.started.set_result(None)
-        finally:
-            for future in (self.started, self.stopped):
-                if not future.done():
-                    future.set_result(None)
-
-    async def _send(self, message: dict[str, Any]) -> None:
-        kind = message.get("type")
-        if kind == "lifespan.startup.complete" and not self.started.done():
-            self.started.set_result(None)
-        elif kind == "lifespan.startup.failed" and not self.started.done():
-            # Starlette sends the whole traceback; its last line is the error itself.
-            lines = [line for line in str(message.get("message", "")).splitlines()
-                     if line.strip()]
-            self.started.set_exception(WasimError(
-                f"the app's startup failed: {lines[-1].strip() if lines else 'no reason given'}",
-                field="app", hint="Fix the app's lifespan (startup) handler."))
-        elif kind in ("lifespan.shutdown.complete", "lifespan.shutdown.failed") \
-                and not self.stopped.done():
-            self.stopped.set_result(None)
-
-
 # The one header set every face sends (fire, replay, run, load, --app, the plugin, the TUI):
 # Host, Content-Length, these, and the callback profile's own headers and auth.
 BASE_HEADERS = (("Content-Type", "application/json"), ("User-Agent", f"wasim/{__version__}"))
@@ -889,149 +383,6 @@ def callback_headers(options: DeliveryOptions, token: str | None = None,
     if token is not None:
         headers["Authorization"] = f"Bearer {token}"
     return headers
-
-
-class _LoopbackOnlyTransport(httpx.AsyncBaseTransport):
-    """Connects only to this machine, deciding at send time on the address it connects to.
-
-    A name checked when the target was set can resolve elsewhere by the time a request leaves
-    (DNS rebinding, an edited /etc/hosts). So each request resolves its host again, off the
-    event loop, refuses unless every address is loopback, and then connects to the checked
-    address itself (the URL's host swapped for it; Host header and TLS SNI keep the name), so
-    the check and the connection cannot see two different answers.
-    """
-
-    def __init__(self, inner: httpx.AsyncBaseTransport, resolver: Resolver | None,
-                 allowed: frozenset[str] = frozenset()) -> None:
-        self._inner = inner
-        self._resolver = resolver
-        self._allowed = allowed  # the hosts the person named with --allow-remote
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        host = request.url.host
-        if host_key(host) in self._allowed:
-            return await self._inner.handle_async_request(request)
-        try:
-            addresses = await _resolve_off_loop(host, request.url.port, self._resolver)
-        except WasimError as exc:
-            raise httpx.ConnectError(exc.what, request=request) from None
-        refusal = _refuse_remote(host, addresses)
-        if refusal:
-            raise RemoteRefused(refusal, request=request)
-        if addresses[0] == host:  # an IP literal: nothing to pin
-            return await self._inner.handle_async_request(request)
-        extensions = dict(request.extensions)
-        if request.url.scheme == "https":
-            extensions.setdefault("sni_hostname", host)
-        pinned = httpx.Request(request.method, request.url.copy_with(host=addresses[0]),
-                               headers=request.headers, stream=request.stream,
-                               extensions=extensions)
-        return await self._inner.handle_async_request(pinned)
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-
-async def checked_address(host: str, port: int | None, allow_remote: bool,
-                          resolver: Resolver | None = None,
-                          remote_hosts: frozenset[str] | None = None) -> str:
-    """The address to connect to for `host`: itself if remote is allowed for it (any host, or
-    one of `remote_hosts`), else the loopback address it resolves to now (resolved off the
-    event loop); raises WasimError otherwise.
-
-    For code that opens its own sockets: connecting to the returned address, not the name,
-    leaves no gap between the check and the connection for a rebinding name to use.
-    """
-    if _permitted(host, allow_remote, remote_hosts):
-        return host
-    addresses = await _resolve_off_loop(host, port, resolver)
-    refusal = _refuse_remote(host, addresses)
-    if refusal:
-        raise WasimError(refusal, field="url", hint=_REMOTE_HINT)
-    return addresses[0]
-
-
-class RemoteRefused(httpx.ConnectError):
-    """A request's host resolved to an address that is not this machine; nothing was sent."""
-
-
-def make_client(target: Target, timeout: float, *, allow_remote: bool = False,
-                resolver: Resolver | None = None,
-                remote_hosts: frozenset[str] | None = None) -> httpx.AsyncClient:
-    """The httpx client for a target: the network, or the app's in-process transport.
-
-    Over the network, unless `allow_remote`, every connection is to this machine only; with
-    it and `remote_hosts`, to this machine or those hosts.
-    """
-    return _client_for(target, timeout, _transport_for(target, timeout, allow_remote, resolver,
-                                                       remote_hosts))
-
-
-def _transport_for(target: Target, timeout: float, allow_remote: bool = False,
-                   resolver: Resolver | None = None,
-                   remote_hosts: frozenset[str] | None = None
-                   ) -> httpx.AsyncBaseTransport | None:
-    if target.kind == "asgi":
-        return _LifespanASGITransport(target.app, timeout)
-    if target.kind == "wsgi":
-        return _AsyncWSGITransport(target.app)
-    if allow_remote and remote_hosts is None:
-        return None
-    # Checked as each request leaves, the token fetch's included: a host the person did not
-    # name must be this machine, whatever a file or a redirect of settings says.
-    return _LoopbackOnlyTransport(httpx.AsyncHTTPTransport(), resolver,
-                                  remote_hosts if allow_remote and remote_hosts else frozenset())
-
-
-def _client_for(target: Target, timeout: float,
-                transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:
-    base = APP_BASE_URL if target.kind != "url" else ""
-    client = httpx.AsyncClient(transport=transport, base_url=base, timeout=timeout,
-                               follow_redirects=False, trust_env=False)
-    # httpx's defaults (Accept, Accept-Encoding, its User-Agent...) are not in BASE_HEADERS:
-    # every face sends the same set. Asking for no coding also keeps compressed answers rare;
-    # _BodyDecoder still bounds the gzip or deflate a target sends unasked.
-    for name in list(client.headers):
-        del client.headers[name]
-    return client
-
-
-class _BodyDecoder:
-    """Undoes gzip or deflate without ever producing more than asked: a few kB can inflate
-    to gigabytes. Any other coding is kept as it was sent."""
-
-    def __init__(self, coding: str) -> None:
-        coding = coding.strip().lower()
-        # 32 + MAX_WBITS reads a zlib or a gzip header, whichever is there.
-        self._zlib = zlib.decompressobj(32 + zlib.MAX_WBITS) \
-            if coding in ("gzip", "x-gzip", "deflate") else None
-        self.broken = False  # the coded stream is corrupt: nothing more can be read from it
-
-    def decode(self, data: bytes, room: int) -> bytes:
-        """At most `room` bytes of what `data` decodes to."""
-        if self._zlib is None:
-            return data[:room]
-        try:
-            return self._zlib.decompress(data, room)
-        except zlib.error:
-            self.broken = True
-            return b""
-
-
-async def read_bounded(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
-    """At most `limit` bytes of a streamed response's (decoded) body, and whether there was
-    more; reading stops there, so the rest is never received into memory."""
-    if response.is_stream_consumed:  # read already (a test's MockTransport): in memory anyway
-        return response.content[:limit], len(response.content) > limit
-    decoder = _BodyDecoder(response.headers.get("content-encoding", ""))
-    kept = bytearray()
-    async for chunk in response.aiter_raw():
-        kept += decoder.decode(chunk, limit + 1 - len(kept))
-        if len(kept) > limit:
-            return bytes(kept[:limit]), True
-        if decoder.broken:
-            break
-    return bytes(kept), bool(response.extensions.get(_CUT_OFF))
 
 
 class TokenCache:
@@ -1550,18 +901,20 @@ def parse_header(text: str) -> tuple[str, str]:
                                                        name.strip()):
         # Not echoed: a header given without its colon may be all secret.
         raise WasimError('expected "Name: value" (a header name, a colon, the value)',
-                         field="headers", hint='For example --header "X-Brand: acme".')
+                         field="headers", hint='For example "X-Brand: acme".')
     return name.strip(), value.strip()
 
 
-def check_header(name: str, value: str, where: str) -> tuple[str, str]:
-    """A header that can go on the wire as given; errors name it but never show its value."""
+def check_header(name: str, value: str, where: str | None) -> tuple[str, str]:
+    """A header that can go on the wire as given; errors name it but never show its value
+    (at `where`, or at the field `headers` for the face to place)."""
     if not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name):
         raise WasimError(f"{repr(name)[:60]} is not a header name", where=where,
-                         hint="Header names are letters, digits and -.")
+                         field="headers", hint="Header names are letters, digits and -.")
     if not _HEADER_VALUE.fullmatch(value):
         raise WasimError(f"the value of the header {name} has control characters or non-ASCII "
-                         "text, which cannot be sent in a header", where=where)
+                         "text, which cannot be sent in a header", where=where,
+                         field="headers")
     return name, value
 
 
@@ -1575,7 +928,7 @@ def parse_basic_auth(text: str) -> tuple[str, str]:
     user, sep, password = text.partition(":")
     if not sep or not user:
         raise WasimError("expected USER:PASSWORD", field="basic_auth",
-                         hint="For example --basic-auth kaleyra:s3cret (or set WASIM_BASIC_AUTH).")
+                         hint="For example kaleyra:s3cret.")
     return user, password
 
 
@@ -1600,7 +953,7 @@ def delivery_options_from(settings: Mapping[str, Any], where: Callable[[str], st
     None: all of them), and `target` is theirs too. So a file can name only this machine or
     the person's own hosts, and credentials the person gave go nowhere else.
     """
-    from simulator.settings import default
+    from simulator.settings import check_settings, default, table
 
     def get(key: str, fallback: Any = None) -> Any:
         """The setting, or the table's default (simulator.settings) when it is not given."""
@@ -1610,8 +963,10 @@ def delivery_options_from(settings: Mapping[str, Any], where: Callable[[str], st
     if settings.get("allow_remote") is not None:
         # Only a caller's mistake gets here (files are refused at load time), never honoured.
         raise WasimError("allow_remote is not a delivery setting", where=where("allow_remote"),
-                         hint="Only the person running wasim allows remote targets: "
-                              "--allow-remote, or allow_remote= in the Python API.")
+                         hint=f"Only the person running wasim allows remote targets: "
+                              f"{named('allow_remote')}.")
+    # Every value's type and bounds, from the table (simulator.settings), before any use.
+    settings = check_settings(settings, where)
     url, app = get("url"), get("app")
     if url and app:
         raise WasimError("give a url or an app, not both", where=where("app"))
@@ -1626,8 +981,9 @@ def delivery_options_from(settings: Mapping[str, Any], where: Callable[[str], st
         raise
     if target is None:
         raise WasimError("no target", where=where("url"),
-                         hint="Say where to send: --url http://127.0.0.1:8000/webhook, or "
-                              "--app main:app; `wasim receive` starts a test webhook.")
+                         hint=f"Say where to send: {named('url')} http://127.0.0.1:8000/webhook, "
+                              f"or {named('app')} main:app; `wasim receive` starts a test "
+                              "webhook.")
     token_url = get("token_url")
     if token_url and not get("client_id"):
         raise WasimError("a token URL needs a client id (and secret)", where=where("client_id"))
@@ -1642,7 +998,8 @@ def delivery_options_from(settings: Mapping[str, Any], where: Callable[[str], st
         if checked.userinfo:
             raise WasimError("the token URL carries credentials (user:password@)",
                              where=where("token_url"),
-                             hint="Give them as --client-id and --client-secret instead.")
+                             hint=f"Give them as {named('client_id')} and "
+                                  f"{named('client_secret')} instead.")
         token_url = checked.url
     basic = get("basic_auth")
     basic_pair = _at(where("basic_auth"), parse_basic_auth, str(basic)) if basic else None
@@ -1661,11 +1018,7 @@ def delivery_options_from(settings: Mapping[str, Any], where: Callable[[str], st
     )
     schedule = get("retry_schedule")
     if schedule is None:
-        retries = _number(get("retries"), where("retries"), low=0, high=MAX_RETRIES,
-                          integer=True, what="a number of retries")
-        backoff = _number(get("backoff"), where("backoff"), low=0, high=MAX_WAIT,
-                          what="seconds")
-        retry = RetryPolicy.exponential(int(retries), backoff)
+        retry = RetryPolicy.exponential(int(get("retries")), float(get("backoff")))
     else:
         retry = _at(where("retry_schedule"), parse_retry_schedule, str(schedule))
     if allow_remote:
@@ -1684,9 +1037,8 @@ def delivery_options_from(settings: Mapping[str, Any], where: Callable[[str], st
     if signature not in ("valid", "missing") and app_secret is None:
         raise WasimError(f"the {signature} signature case needs the app secret",
                          where=where("signature"),
-                         hint="Give --app-secret (or WASIM_APP_SECRET) too.")
-    timeout = _number(get("timeout"), where("timeout"), low=0, low_open=True,
-                      high=MAX_WAIT, what="seconds")
+                         hint=f"Give {named('app_secret')} too.")
+    timeout = get("timeout")
     method = str(get("method")).upper()
     if method not in ("POST", "PUT", "PATCH"):
         raise WasimError(f"method {method!r} is not POST, PUT or PATCH", where=where("method"))
@@ -1715,6 +1067,10 @@ def delivery_options_from(settings: Mapping[str, Any], where: Callable[[str], st
         envelope=parse_envelope(get("envelope", "kaleyra"), where("envelope")),
         app_secret=app_secret,
         signature=signature,
+        # The table's settings this function has no field for (a setting added to the table):
+        # checked above, with their defaults, for the code that reads them.
+        extra=tuple((key, get(key)) for key in table() if key not in DELIVERY_KEYS
+                    and get(key) is not None),
     )
 
 
@@ -1737,11 +1093,9 @@ def _given_for(url: Any, credentials: Sequence[str], settings: Mapping[str, Any]
     # A host outside `hosts` was found to be this machine already (url_target).
     if not given or host_key(host) not in hosts or is_loopback(host, resolver):
         return
-    from simulator.settings import flag_of
-
-    raise WasimError(f"{flag_of(given[0])} (yours) would go to {_shown(str(url))}, which a "
+    raise WasimError(f"{named(given[0])} (yours) would go to {_shown(str(url))}, which a "
                      "file names", where=where(key),
-                     hint=f"Credentials you give go only to a URL you give: add {flag_of(key)} "
+                     hint=f"Credentials you give go only to a URL you give: add {named(key)} "
                           "yourself if you mean that host.")
 
 
@@ -1760,22 +1114,14 @@ def _named_hosts(settings: Mapping[str, Any], person: Collection[str] | None,
             if key in keys and settings.get(key) and not str(settings[key]).startswith("/")]
     if target is not None and target.kind == "url":
         urls.append(target.url)
-    named = set()
+    named_ = set()
     for url in urls:
         try:
-            named.add(host_key(httpx.URL(url).host))
+            named_.add(host_key(httpx.URL(url).host))
         except (httpx.InvalidURL, TypeError, ValueError):
             continue  # url_target says what is wrong with it
-    named.discard("")
-    return frozenset(named)
-
-
-def _number(value: Any, where: str, *, what: str, **limits: Any) -> float:
-    """A setting that must be a number (flags and YAML give numbers; text is refused)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise WasimError(f"{str(value)[:40]!r} is not {what}", where=where,
-                         hint="Write it as a plain number, e.g. 2 or 0.5.")
-    return parse_number(value, where, what=what, **limits)
+    named_.discard("")
+    return frozenset(named_)
 
 
 def _at(where: str, parse: Callable[[str], Any], text: str) -> Any:

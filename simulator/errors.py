@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable
 from enum import IntEnum
+
+# An input named inside an error's text, `{{allow_remote}}`: the core names the field, and each
+# face shows it as it names its inputs (`--allow-remote`, `allow_remote=True`,
+# `--wasim-allow-remote`) through `one_line(name)`; the bare field name otherwise.
+_FIELD = re.compile(r"\{\{([a-z][a-z0-9_]*)\}\}")
+
+
+def named(field: str) -> str:
+    """`field` as a reference inside an error's text, shown by each face in its own words."""
+    return "{{" + field + "}}"
 
 
 class ExitCode(IntEnum):
@@ -51,12 +62,17 @@ class WasimError(Exception):
         self.hint = hint
         self.exit_code = exit_code
 
-    def one_line(self) -> str:
-        """Format as the single line printed on stderr: `where: what. hint`."""
-        place = self.where or self.field
-        parts = [f"{place}: {self.what}" if place else self.what]
+    def one_line(self, name: Callable[[str], str] | None = None) -> str:
+        """Format as the single line printed on stderr: `where: what. hint`, each field the
+        text names shown by `name` (the face's spelling of an input; the field itself if
+        None)."""
+        def shown(text: str) -> str:
+            return _FIELD.sub(lambda match: (name or str)(match.group(1)), text)
+
+        place = self.where or (name(self.field) if name and self.field else self.field)
+        parts = [f"{place}: {shown(self.what)}" if place else shown(self.what)]
         if self.hint:
-            parts.append(self.hint)
+            parts.append(shown(self.hint))
         line = " ".join(p if p.endswith((".", "?", "!", ".)")) else p + "." for p in parts)
         # Never more than one line, whatever a library put in its message.
         return " ".join(line.split())

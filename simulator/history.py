@@ -29,7 +29,7 @@ from simulator.delivery import (
     hide_url_secrets,
     redact_headers,
 )
-from simulator.errors import WasimError
+from simulator.errors import WasimError, named
 from simulator.safefiles import check_no_links, open_to_write
 
 DEFAULT_PATH = Path(".wasim") / "history.jsonl"
@@ -375,7 +375,8 @@ class HistoryWriter:
 def _unwritable(path: Path, reason: str | None) -> WasimError:
     return WasimError(f"cannot write the history ({reason or 'unknown reason'})",
                       where=str(path),
-                      hint="Pick another file with --history, or --no-history.")
+                      hint=f"Pick another file with {named('history')}, or "
+                           f"{named('no_history')}.")
 
 
 @dataclass
@@ -414,15 +415,15 @@ def _open_history(path: Path) -> int:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         raise WasimError("no history here yet", where=str(path),
-                         hint="`wasim fire` records every attempt there; or point --history "
-                              "at another file.") from None
+                         hint="`wasim fire` records every attempt there; or point "
+                              f"{named('history')} at another file.") from None
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
         raise WasimError(f"cannot read the history ({reason})", where=str(path)) from None
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise WasimError("cannot read the history (not a regular file)", where=str(path),
-                             hint="Point --history at the file `wasim fire` wrote.")
+                             hint=f"Point {named('history')} at the file `wasim fire` wrote.")
     except BaseException:
         os.close(fd)
         raise
@@ -545,8 +546,8 @@ class _Reader:
         if self.bad and not self.good:
             raise WasimError("not a wasim history file (no line is a history record)",
                              where=str(self.history.path),
-                             hint="Point --history at the file `wasim fire` wrote, or delete "
-                                  "this one.")
+                             hint=f"Point {named('history')} at the file `wasim fire` wrote, "
+                                  "or delete this one.")
 
 
 def _scan(path: Path, visit: Callable[[Attempt | SentRecord], None]) -> History:

@@ -123,6 +123,17 @@ _FIELDS = {"seed": "seed", "country": "countries", "countries": "countries",
            "button": "buttons", "buttons": "buttons", "scenario": "scenario"}
 _NAME_CAP = 60  # characters of a button label in a request's name in Locust's statistics
 
+
+def _flag(field: str) -> str:
+    """How this face names an input an error's text names: its Locust option, or the class
+    attribute a WasimUser sets."""
+    if field == "allow_remote":
+        return ALLOW_REMOTE_FLAG
+    if field == "url":
+        return "--host"
+    option = next((o for o, attribute, _, _ in OPTIONS if attribute == field), None)
+    return option or f"WasimUser.{field}"
+
 # This process's own permission to send off the machine, read from its command line at init
 # (a worker's options are replaced by the master's when a run starts).
 _allowed_here = False
@@ -171,7 +182,7 @@ def on_init(environment: Any, **_: Any) -> None:
                 # options: one business, disjoint partitions.
                 options.wasim_seed = shared.source.factory.options.seed
     except WasimError as exc:
-        print(visible(f"wasim: {exc.one_line()}"), file=sys.stderr)
+        print(visible(f"wasim: {exc.one_line(_flag)}"), file=sys.stderr)
         sys.exit(int(exc.exit_code))
 
 
@@ -440,7 +451,7 @@ class _Shared:
                             user_class.__name__, shared.label,
                             shared.source.factory.options.seed, partition)
         except WasimError as exc:
-            line = exc.one_line()
+            line = exc.one_line(_flag)
             if line not in cls._said:  # once, not once per user: they share one mistake
                 cls._said.add(line)
                 logger.error("wasim: %s", line)
@@ -503,13 +514,8 @@ class _Shared:
             raise WasimError("no target", where="--host",
                              hint="Give the webhook's URL: --host http://127.0.0.1:8000/webhook, "
                                   "`host = ...` in the class, or WASIM_URL.")
-        try:
-            delivery = delivery_options_from(settings, named, allow_remote=allow_remote,
-                                             person=given.keys())
-        except WasimError as exc:
-            if exc.hint and "--allow-remote" in exc.hint:  # this face's flag is another
-                exc.hint = exc.hint.replace("--allow-remote", ALLOW_REMOTE_FLAG)
-            raise
+        delivery = delivery_options_from(settings, named, allow_remote=allow_remote,
+                                         person=given.keys())
         source.envelope = delivery.envelope
         count = values.get("count")
         if count is not None and count < 1:

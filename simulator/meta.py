@@ -9,7 +9,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from simulator.errors import WasimError
+from simulator.errors import WasimError, named
 from simulator.wire import to_wire
 
 Envelope = Literal["kaleyra", "meta"]
@@ -21,7 +21,7 @@ META_USER_AGENT = "facebookexternalua"  # what Meta's webhook requests carry
 MAX_SECRET = 1024  # characters; an app secret is 32 hex characters
 
 
-def wrap(body: bytes, where: str = "--envelope") -> bytes:
+def wrap(body: bytes, where: str | None = None) -> bytes:
     """A Kaleyra callback body as Meta would POST it; a body already in Meta's envelope as is.
 
     Kaleyra's `meta_object` is one element of Meta's `entry[].changes[]`, and the WABA id moves
@@ -32,13 +32,15 @@ def wrap(body: bytes, where: str = "--envelope") -> bytes:
         document = json.loads(body)
     except ValueError:
         raise WasimError("the body is not JSON, so it cannot go in Meta's envelope",
-                         where=where, hint="Use --envelope kaleyra for raw bodies.") from None
+                         where=where, field="envelope",
+                         hint=f"Use {named('envelope')} kaleyra for raw bodies.") from None
     if is_meta_document(document):
         return body
     if not isinstance(document, dict) or not isinstance(document.get("meta_object"), dict):
         raise WasimError("the body has no meta_object to put in Meta's envelope", where=where,
+                         field="envelope",
                          hint="Meta's envelope wraps Kaleyra callbacks (meta_object + "
-                              "extra_info); use --envelope kaleyra for other bodies.")
+                              f"extra_info); use {named('envelope')} kaleyra for other bodies.")
     extra = document.get("extra_info")
     waba_id = extra.get("waba_id", "") if isinstance(extra, dict) else ""
     return to_wire({"object": "whatsapp_business_account",
@@ -49,7 +51,7 @@ BATCH_SHAPES = ("messages", "changes", "entries")
 MAX_BATCH = 100  # Meta batches a handful; a hundred is already far past what handlers meet
 
 
-def batch(bodies: list[bytes], shape: str = "messages", where: str = "--batch") -> bytes:
+def batch(bodies: list[bytes], shape: str = "messages", where: str | None = None) -> bytes:
     """Several Kaleyra callbacks as one body, the ways Meta batches: every message (and its
     contact) in one value object (`messages`, still Kaleyra's envelope), one `changes` item
     each (`changes`), or one `entry` item each (`entries`; both Meta's envelope)."""
@@ -58,7 +60,7 @@ def batch(bodies: list[bytes], shape: str = "messages", where: str = "--batch") 
         document = json.loads(body)
         if not isinstance(document, dict) or not isinstance(document.get("meta_object"), dict):
             raise WasimError("only Kaleyra callbacks (meta_object + extra_info) can be batched",
-                             where=where)
+                             where=where, field="batch")
         documents.append(document)
     if len(documents) == 1:
         return bodies[0]
@@ -86,7 +88,7 @@ def batch(bodies: list[bytes], shape: str = "messages", where: str = "--batch") 
     elif shape == "entries":
         entries = [{"id": waba(d), "changes": [d["meta_object"]]} for d in documents]
     else:
-        raise WasimError(f"unknown batch shape {shape[:40]!r}", where=where,
+        raise WasimError(f"unknown batch shape {shape[:40]!r}", where=where, field="batch",
                          hint=f"Use one of {', '.join(BATCH_SHAPES)}.")
     return to_wire({"object": "whatsapp_business_account", "entry": entries})
 
@@ -257,27 +259,27 @@ async def verify_handshake(options: Any, token: str, challenge: str | None = Non
 
     import httpx
 
-    from simulator.delivery import (
-        _client_for,
-        _LifespanASGITransport,
-        _transport_for,
+    from simulator.transports import (
+        LifespanASGITransport,
+        client_for,
         read_bounded,
+        transport_for,
     )
 
     if not token or len(token) > MAX_SECRET or not token.isprintable():
         raise WasimError("the verify token must be 1 to 1024 printable characters",
-                         where="--verify-token")
+                         field="verify_token")
     challenge = challenge or new_challenge()
     if not challenge.isprintable() or len(challenge) > 256:
         raise WasimError("the challenge must be at most 256 printable characters",
-                         where="--challenge")
+                         field="challenge")
     target = options.target
-    transport = None if client is not None else _transport_for(
+    transport = None if client is not None else transport_for(
         target, options.timeout, options.allow_remote, options.resolver, options.remote_hosts)
     checks = []
-    async with contextlib.nullcontext(client) if client is not None else _client_for(
+    async with contextlib.nullcontext(client) if client is not None else client_for(
             target, options.timeout, transport) as client:
-        if isinstance(transport, _LifespanASGITransport):
+        if isinstance(transport, LifespanASGITransport):
             await transport.start_lifespan()
         for name, sent, right in (("right token", token, True),
                                   ("wrong token", wrong_token(token), False)):

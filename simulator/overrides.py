@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from simulator.errors import WasimError, did_you_mean
+from simulator.errors import WasimError, did_you_mean, named
 from simulator.inputs import load_json, shown
 
 Segment = str | int
@@ -76,8 +76,8 @@ def parse_override(action: Action, text: str) -> Override:
         return Override(action, parse_path(text, where), None, text)
     if "=" not in text:
         raise WasimError("expected PATH=VALUE (a string) or PATH:=JSON", where=where,
-                         hint="For example --set extra_info.ref=campaign-7 or "
-                              "--set messages[0].timestamp:=123.")
+                         hint="For example extra_info.ref=campaign-7 or "
+                              "messages[0].timestamp:=123.")
     path_text, value_text = text.split("=", 1)
     if path_text.endswith(":"):
         path_text = path_text[:-1]
@@ -117,13 +117,14 @@ def _apply(document: dict[str, Any], override: Override) -> None:
         if override.action == "add":
             if last in parent:
                 raise WasimError(f"{_join(walked, last)} already exists", where=override.flag,
-                                 hint="Use --set to change an existing field.")
+                                 hint=f"Use {named('set')} to change an existing field.")
             parent[last] = override.value
             return
         if last not in parent:
             raise WasimError(f"{walked} has no key {last!r}", where=override.flag,
                              hint=did_you_mean(last, parent) or
-                             f"Keys there: {', '.join(parent) or 'none'}; --add creates a new one.")
+                             f"Keys there: {', '.join(parent) or 'none'}; {named('add')} "
+                             "creates a new one.")
         if override.action == "remove":
             del parent[last]
         else:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import click
@@ -35,6 +35,7 @@ __all__ = [
     "check_not_empty",
     "check_paths",
     "check_url",
+    "click_options",
     "default_api_port",
     "flag_of",
     "not_empty",
@@ -267,3 +268,50 @@ class HeaderLines(click.ParamType[str, Any]):
                 ctx: click.Context | None) -> str:
         """The value as text."""
         return str(value)
+
+
+def click_options(keys: Iterable[str] | None = None) -> Callable[[Any], Any]:
+    """A decorator adding the click options of `keys` (all: None), generated from the
+    settings table (simulator.settings); a face's, so it lives with the click types.
+
+    Options carry no click default (None means "not given", so a file's value is not
+    overridden by a default); the help shows the table's default instead.
+    """
+    import click
+
+    from simulator.settings import BY_KEY, KEYS
+
+    kinds: dict[str, dict[str, Any]] = {
+        "text": {},
+        "url": {"callback": check_url},
+        "method": {"type": click.Choice(["POST", "PUT", "PATCH"], case_sensitive=False)},
+        "seconds": {"type": Number(0, MAX_WAIT, what="seconds")},
+        "positive_seconds": {"type": Number(0, MAX_WAIT, low_open=True, what="seconds")},
+        "retries": {"type": Number(0, MAX_RETRIES, integer=True)},
+        "envelope": {"type": click.Choice(["kaleyra", "meta"], case_sensitive=False)},
+        "signature": {"type": click.Choice(["valid", "missing", "wrong-secret",
+                                            "reserialized", "bad-format"])},
+        "headers": {},
+    }
+    chosen = [BY_KEY[key] for key in (KEYS if keys is None else keys)]
+
+    def decorate(command: Any) -> Any:
+        for setting in reversed(chosen):
+            help_text = setting.help
+            if setting.envvar:
+                help_text += f"  [env: {setting.envvar}]"
+            decls = [setting.flag] + ([setting.short] if setting.short else [])
+            extra: dict[str, Any] = dict(kinds[setting.kind])
+            if setting.kind in ("text", "url"):
+                # An empty value is a mistake, never "not given" (then a default applies).
+                extra["callback"] = not_empty(extra.get("callback"))
+            if setting.multiple and setting.envvar:
+                extra["type"] = HeaderLines()
+            if setting.default not in (None, ()):
+                help_text += f"  [default: {setting.default}]"
+            command = click.option(*decls, setting.name, envvar=setting.envvar,
+                                   metavar=setting.metavar, multiple=setting.multiple,
+                                   help=help_text, **extra)(command)
+        return command
+
+    return decorate

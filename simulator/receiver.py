@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from simulator.bounded import BoundedServer
-from simulator.errors import WasimError
+from simulator.errors import WasimError, named
 from simulator.meta import SIGNATURE_HEADER, check_signature
 from simulator.tapped import read_document
 from simulator.terminal import visible
@@ -77,7 +77,7 @@ class ReceiverOptions:
                              hint="Give a status from 200 to 599, e.g. 200, 429 or 503.")
         if not (self.delay >= 0 and math.isfinite(self.delay)):
             raise WasimError(f"delay {self.delay} is not a number of seconds", field="delay",
-                             hint="Give 0 or more seconds, e.g. --delay 2.5.")
+                             hint="Give 0 or more seconds, e.g. 2.5.")
         if not 0 <= self.fail_rate <= 1:
             raise WasimError(f"fail rate {self.fail_rate} is not a probability",
                              field="fail_rate",
@@ -234,13 +234,14 @@ class Receiver:
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 raise WasimError(f"port {port} on {host} is in use", field="port",
-                                 hint="Stop whatever is using it, pick another port with --port, "
-                                      "or use --port 0 for any free port.") from None
+                                 hint=f"Stop whatever is using it, pick another port with "
+                                      f"{named('port')}, or use {named('port')} 0 for any free "
+                                      "port.") from None
             if exc.errno == errno.EACCES:
                 raise WasimError(f"not allowed to listen on port {port} on {host}: "
                                  f"{exc.strerror}", field="port",
                                  hint="Ports below 1024 need privileges; pick a higher one or "
-                                      "--port 0.") from None
+                                      f"{named('port')} 0.") from None
             raise WasimError(f"cannot listen on {host} port {port}: {exc.strerror or exc}",
                              field="host",
                              hint="Use an address of this machine, e.g. 127.0.0.1.") from None

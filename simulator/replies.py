@@ -27,7 +27,7 @@ from simulator.models import Button, Tap
 from simulator.scenarios import ReplyExpectation, Scenario
 
 if TYPE_CHECKING:
-    from simulator.runner import Failure, Plan, PlannedSend
+    from simulator.records import Failure, Plan, PlannedSend
     from simulator.sendapi import MockApi, SentMessage
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -195,7 +195,7 @@ async def check_reply(book: ReplyBook, send: PlannedSend, expect: ReplyExpectati
                       started: float, *, first: bool, last: bool) -> list[Failure]:
     """The reply rule for one delivery: the first delivery of a tap needs its replies (at
     least one, or `count`), the last watches the whole window for one too many."""
-    from simulator.runner import Failure
+    from simulator.records import Failure
 
     key = send.event.id
     book.know(send)
@@ -303,8 +303,8 @@ async def resolve_tap_reply(book: ReplyBook, plan: Plan, send: PlannedSend
                             ) -> PlannedSend | Failure:
     """The send with its tap aimed at the app's newest message to the user that has the
     step's button (context.id its wamid, reply_to its Kaleyra id), or why there is none."""
+    from simulator.records import Failure
     from simulator.render import render_tap
-    from simulator.runner import Failure
     from simulator.sendapi import business_of, reply_body, sent_template
     from simulator.world import tap_time
 

@@ -1,5 +1,5 @@
-"""Presenters of a scenario run's results: the summary lines for people, JUnit XML for CI
-systems, and JSON. The results themselves are values (simulator.runner's Summary, Failure)."""
+"""Presenters of a scenario run's results: JUnit XML for CI systems, and JSON. The results are
+values (simulator.records' Summary, Failure), whose lines for people live with them."""
 
 from __future__ import annotations
 
@@ -11,65 +11,12 @@ from typing import Any
 
 from simulator.delivery import hide_url_secrets
 from simulator.errors import WasimError
-from simulator.runner import Failure, SendResult, Summary
+from simulator.records import SHOWN_FAILING as SHOWN_FAILING  # re-exported: moved to records
+from simulator.records import Failure, SendResult, Summary, failure_line
+from simulator.records import delivery_reason as delivery_reason
+from simulator.records import send_line as send_line
+from simulator.records import summary_lines as summary_lines
 from simulator.safefiles import write_file
-
-SHOWN_FAILING = 5  # failing sends listed under the summary; the reports have them all
-
-
-def failure_line(failure: Failure) -> str:
-    """`rule: message`, the one-line form of a broken expectation."""
-    return str(failure)
-
-
-def send_line(outcome: SendResult) -> str:
-    """One failing send for people: where, who tapped what, and why."""
-    planned = outcome.planned
-    reasons = [failure_line(f) for f in outcome.broken]
-    if not outcome.result.delivered:
-        reasons.insert(0, delivery_reason(outcome))
-    why = "; ".join(reasons)
-    return (f"#{planned.index} {planned.step} {planned.kind} {planned.event.user} "
-            f"{planned.event.button!r}: {why}")
-
-
-def delivery_reason(outcome: SendResult) -> str:
-    """Why a send counts as not delivered, never empty: the last answer (or error)."""
-    result = outcome.result
-    last = result.attempts[-1]
-    if last.status is not None:
-        what = f"answered {last.status}, not a status that counts as delivered"
-        if last.error:
-            what += f" ({hide_url_secrets(last.error)})"
-    else:
-        what = hide_url_secrets(last.error) if last.error else last.outcome
-    return f"delivery: {what}, after {len(result.attempts)} attempt(s)"
-
-
-def summary_lines(summary: Summary) -> list[str]:
-    """The end-of-run summary, a few lines for people."""
-    lines = [f"{summary.scenario} (seed {summary.seed}): {summary.sent} sent, "
-             f"{summary.delivered} delivered, {summary.failed} failed, "
-             f"{summary.attempts} attempt(s)"]
-    counts = summary.expectation_failures
-    if counts or summary.failing:
-        rules = ", ".join(f"{rule} {count}" for rule, count in sorted(counts.items()))
-        lines.append(f"expectations failed: {rules}" if rules else
-                     "expectations: all held, but not every send was delivered:")
-        lines.extend(f"  {send_line(outcome)}" for outcome in summary.failing[:SHOWN_FAILING])
-        if len(summary.failing) > SHOWN_FAILING:
-            lines.append(f"  ... and {len(summary.failing) - SHOWN_FAILING} more")
-    else:
-        lines.append("expectations: all held" if summary.sent else "nothing was sent")
-    latency = summary.latency
-    if latency.count:
-        lines.append("latency " + "  ".join(
-            f"p{p} {figure:.1f} ms" for p, figure in (("50", latency.p50), ("95", latency.p95),
-                                                       ("99", latency.p99))
-            if figure is not None)
-            + (f"  (the handler's answer; wasim's own queueing and lag, up to "
-               f"{summary.wasim_ms:.1f} ms, not counted)" if summary.wasim_ms >= 1 else ""))
-    return lines
 
 
 def junit_xml(summary: Summary, results: Sequence[SendResult], duration: float) -> bytes:

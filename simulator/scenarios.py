@@ -1,5 +1,9 @@
 """Scenario files: load, render (Jinja), parse (YAML) and validate into a Scenario model.
 
+One module (about 1,230 lines): the model, the reader and the validation of every field
+walk the same document with the same located errors (`_Fields`); the model (the frozen
+dataclasses) is the next to split off, so that the runner and records import only it.
+
 A scenario says who taps what, when, how often, with what chaos, and what the handler must
 answer. Every problem becomes one WasimError naming the file, the line and the field.
 """
@@ -20,8 +24,8 @@ import jinja2
 import yaml
 from jinja2.exceptions import SecurityError
 
-from simulator.delivery import DELIVERY_KEYS, parse_success
-from simulator.errors import WasimError, did_you_mean
+from simulator.delivery import parse_success
+from simulator.errors import WasimError, did_you_mean, named
 from simulator.models import Button
 from simulator.resources import builtin_dir
 from simulator.scenario_format import (
@@ -1281,13 +1285,11 @@ def _reply(value: Any, path: str, lines: Mapping[str, int],
     return ReplyExpectation(within, kind, contains, fields.text("template"), count)
 
 
-_TARGET_TEXT = ("url", "app", "path", "method", "basic_auth", "token_url", "client_id",
-                "client_secret", "success", "retry_schedule", "envelope", "app_secret",
-                "signature")
-
-
 def _target(value: Any, path: str, lines: Mapping[str, int], file: Path) -> dict[str, Any]:
-    """A `target:` block, every value of the type it must have (a bool is never text)."""
+    """A `target:` block: the settings table's keys (simulator.settings), each value of the
+    type and within the bounds the table declares (a bool is never text), typed."""
+    from simulator.settings import table
+
     if value is None:
         return {}
     if isinstance(value, dict) and "allow_remote" in value:
@@ -1295,28 +1297,19 @@ def _target(value: Any, path: str, lines: Mapping[str, int], file: Path) -> dict
         key = f"{path}.allow_remote"
         raise WasimError(f"{key}: a scenario cannot allow remote targets",
                          where=f"{file}:{line_of(lines, key)}",
-                         hint="Remove it, and give --allow-remote on the command line if you "
+                         hint=f"Remove it, and give {named('allow_remote')} yourself if you "
                               "mean to send off this machine.")
-    fields = _Fields(value, path, lines, file, DELIVERY_KEYS)
-    for key in _TARGET_TEXT:
-        fields.text(key)
-    fields.number("timeout", 1.0, low=0.001, high=86400.0)
-    fields.whole("retries", 0)
-    fields.number("backoff", 0.0, high=86400.0)
-    headers = fields.raw("headers")
-    if headers is not None:
-        if isinstance(headers, dict):
-            entries = list(headers.values())
-        elif isinstance(headers, list):
-            entries = headers
-        else:
-            raise fields.error(fields.child("headers"), "expected a mapping of name: value, "
-                                                        f"got {_kind(headers)}")
-        for entry in entries:
-            if isinstance(entry, bool) or not isinstance(entry, str | int | float):
-                raise fields.error(fields.child("headers"),
-                                   f"expected text header values, got {_kind(entry)}")
-    return dict(fields.value)
+    settings = table()
+    fields = _Fields(value, path, lines, file, tuple(settings))
+    checked: dict[str, Any] = {}
+    for key, item in fields.value.items():
+        if item is None:
+            continue
+        try:
+            checked[key] = settings[key].check(item)
+        except ValueError as exc:
+            raise fields.error(fields.child(key), str(exc)) from None
+    return checked
 
 
 def target_where(scenario: Scenario, prefix: str) -> Callable[[str], str]:

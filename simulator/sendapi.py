@@ -5,6 +5,10 @@ A real HTTP server on this machine. It accepts every request shape real clients 
 the wamid of the brand's message) and answers in one canonical shape per version. Status
 callbacks (sent, delivered, read; failed or not-sent on demand) follow every send, through
 the same delivery machinery as every other callback, so the loopback guard holds.
+
+One module (about 1,240 lines): the mock, its V1/V2 parsers and its HTTP handler share the
+SentMessage record and the error shapes Kaleyra answers with; the parsers (V1 multipart, V2
+JSON) are the next to split off into a module of their own, then the status callbacks.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from dataclasses import dataclass, field, replace
 from email.message import Message
 from http.server import BaseHTTPRequestHandler
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from simulator.bounded import BoundedServer, DeadlineReader
@@ -43,7 +47,7 @@ from simulator.delivery import (
     Event,
     url_target,
 )
-from simulator.errors import WasimError
+from simulator.errors import WasimError, named
 from simulator.kinds.base import Facts, KindArgs
 from simulator.kinds.status import DEFAULT_ERROR, error_object
 from simulator.kinds.status import build as build_status
@@ -60,6 +64,9 @@ from simulator.world import (
     real_wait,
     status_offsets,
 )
+
+if TYPE_CHECKING:
+    import httpx  # the client seam's type only: httpx is imported by the delivery code
 
 SERVICE = "wasim send api"
 # Made-up but well-formed (send-api.md 1.2 and 2.1): a SID as Kaleyra shapes them, and a key
@@ -381,7 +388,8 @@ class MockApi:
                  on_sent: Callable[[SentMessage], None] | None = None,
                  on_status: Callable[[StatusDelivery], None] | None = None,
                  sleep: Sleep = asyncio.sleep, clock: Callable[[], float] = time.time,
-                 seed: int | str | None = None, world: World | None = None) -> None:
+                 seed: int | str | None = None, world: World | None = None,
+                 client: httpx.AsyncClient | None = None) -> None:
         self.options = options
         # The business and users every face shares (simulator.world): the run's business
         # ids, and each user's one BSUID.
@@ -396,6 +404,10 @@ class MockApi:
             else:
                 self.world.default = business
         self.webhook = webhook
+        # The seam every delivery shares (runner.run_plan's): None sends the status callbacks
+        # for real; a client on httpx.MockTransport (no sockets, so any loop may use it) lets
+        # a test answer them.
+        self._client = client
         self._on_sent = on_sent
         self._on_status = on_status
         self._sleep = sleep
@@ -485,8 +497,8 @@ class MockApi:
             server = _Server(host, port, self)
         except OSError as exc:
             raise WasimError(f"cannot listen on {host} port {port}: {exc.strerror or exc}",
-                             field="port", hint="Pick another port with --port, or --port 0 "
-                                                  "for any free one.") from None
+                             field="port", hint=f"Pick another port with {named('port')}, or "
+                                                  f"{named('port')} 0 for any free one.") from None
         self._bound_port = server.server_address[1]
         return server
 
@@ -982,7 +994,7 @@ class MockApi:
                                               world=self.world))
             if self._webhook_deliverer is None:
                 self._webhook_deliverer = Deliverer(self.webhook, sleep=self._sleep,
-                                                    clock=self._clock)
+                                                    clock=self._clock, client=self._client)
             result = await self._webhook_deliverer.deliver(Event.from_body(body))
             # The bytes that left: in Meta's envelope when the webhook asks for it, and the
             # ones its X-Hub-Signature-256 signed, not the Kaleyra document they came from.
@@ -1003,7 +1015,8 @@ class MockApi:
                                   else False,
                                   remote_hosts=self.webhook.remote_hosts if self.webhook
                                   else None)
-        async with Deliverer(options, sleep=self._sleep, clock=self._clock) as deliverer:
+        async with Deliverer(options, sleep=self._sleep, clock=self._clock,
+                             client=self._client) as deliverer:
             result = await deliverer.deliver(Event.from_body(url.encode()))
         self._keep_status(StatusDelivery(message, status, target.label, b"", result))
 

@@ -1,11 +1,15 @@
-"""Delivery settings: one table (key, flag, env variable, help, type, default), one resolve.
+"""Delivery settings: one table (key, flag, env variable, help, type, bounds, default), one
+resolve.
 
-Every delivering command (fire, run, replay, load, tui) gets its click options from SETTINGS,
-and every source of settings (flags, a scenario step's `target:`, the scenario's `target:`,
-`wasim.target(...)`, the TUI's dialog) goes through `resolve`, with one precedence rule:
-the layer given last wins, a value of None (or an empty list) is "not given", and what no
-layer gives takes the table's default. `delivery.delivery_options_from` turns the result into
-typed `DeliveryOptions`. To add a setting, add one row here and read it there.
+Every delivering command (fire, run, replay, load, tui) gets its click options from SETTINGS;
+the scenario loader's `target:`, `wasim.target(...)` and `delivery_options_from` accept the
+table's keys and check each value's type and bounds here (`Setting.check`), once. Every source
+of settings (flags, a scenario step's `target:`, the scenario's `target:`, `wasim.target(...)`,
+the TUI's dialog) goes through `resolve`, with one precedence rule: the layer given last wins,
+a value of None (or an empty list) is "not given", and what no layer gives takes the table's
+default. `delivery.delivery_options_from` turns the result into typed `DeliveryOptions`; a
+setting it has no field for rides in `DeliveryOptions.extra`. To add a setting, add one row
+here and read it where it acts (docs/guides/extending.md).
 
 The person's permission to send off this machine (`--allow-remote`) is not a setting: files
 fill settings, and a file must never lift the remote guard.
@@ -15,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from simulator.inputs import MAX_RETRIES, MAX_WAIT
 
@@ -43,13 +47,98 @@ class Setting:
     multiple: bool = False
     """Whether the flag repeats (its value is then a tuple)."""
     kind: str = "text"
-    """How the command line reads the value: text, url, seconds, positive_seconds, retries,
-    method, envelope, signature."""
+    """The value's type: text, url, seconds, positive_seconds, retries, method, envelope,
+    signature, headers (see KINDS); with `low`/`high` its bounds, `choices` its values."""
+    low: float | None = None
+    """The least number allowed (a number kind's own bound when None)."""
+    high: float | None = None
+    """The greatest number allowed (a number kind's own bound when None)."""
+    choices: tuple[str, ...] = ()
+    """The values allowed (any case), for a choice kind's own when empty."""
 
     @property
     def name(self) -> str:
         """The click parameter name."""
         return self.param or self.key
+
+    @property
+    def value_kind(self) -> ValueKind:
+        """Its type, with this setting's bounds and choices over the type's own."""
+        base = KINDS[self.kind]
+        return ValueKind(base.type, self.low if self.low is not None else base.low,
+                         self.high if self.high is not None else base.high, base.low_open,
+                         self.choices or base.choices)
+
+    def check(self, value: Any) -> Any:
+        """`value` from a file or the Python API as this setting's type, within its bounds;
+        ValueError says what is wrong (the face says where)."""
+        return self.value_kind.check(value)
+
+
+@dataclass(frozen=True)
+class ValueKind:
+    """A setting's type: text, a number (`whole` or not) within bounds, one of `choices`, or
+    the headers' mapping of name: value."""
+
+    type: Literal["text", "number", "whole", "choice", "headers"]
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False  # the low bound itself is refused (a timeout of 0)
+    choices: tuple[str, ...] = ()
+
+    def check(self, value: Any) -> Any:
+        """`value` as this type; ValueError with the one-line reason."""
+        if self.type == "headers":
+            entries = list(value.values()) if isinstance(value, Mapping) else value
+            if not isinstance(entries, list | tuple):
+                raise ValueError(f"expected a mapping of name: value, got {_shown(value)}")
+            for entry in entries:
+                if isinstance(entry, bool) or not isinstance(entry, str | int | float):
+                    raise ValueError(f"expected text header values, got {_shown(entry)}")
+            return dict(value) if isinstance(value, Mapping) else tuple(map(str, value))
+        if self.type in ("number", "whole"):
+            low = self.low if self.low is not None else 0.0
+            high = self.high if self.high is not None else MAX_WAIT
+            whole = self.type == "whole"
+            if isinstance(value, bool) or not isinstance(value, int | float) \
+                    or (whole and not isinstance(value, int)):
+                raise ValueError(f"expected {'a whole number' if whole else 'a number'}, got "
+                                 f"{_shown(value)}")
+            # `not low <= value` is also true for NaN; infinity is above any high.
+            if not low <= value <= high or (self.low_open and value == low):
+                above = f"more than {low:g}" if self.low_open else f"from {low:g}"
+                raise ValueError(f"expected {'a whole number' if whole else 'a number'} "
+                                 f"{above} to {high:g}, got {_shown(value)}")
+            return int(value) if whole else float(value)
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise ValueError(f"expected text, got {_shown(value)}")
+        text = str(value)
+        if self.choices and text.lower() not in {c.lower() for c in self.choices}:
+            raise ValueError(f"expected one of {', '.join(self.choices)}, got {_shown(value)}")
+        return text
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return f"{type(value).__name__} {value!r}"[:60]
+
+
+# Every type a setting may have, with its own bounds (a row may narrow them).
+KINDS: dict[str, ValueKind] = {
+    "text": ValueKind("text"),
+    "url": ValueKind("text"),
+    "seconds": ValueKind("number", 0, MAX_WAIT),
+    "positive_seconds": ValueKind("number", 0, MAX_WAIT, low_open=True),
+    "retries": ValueKind("whole", 0, MAX_RETRIES),
+    "method": ValueKind("choice", choices=("POST", "PUT", "PATCH")),
+    "envelope": ValueKind("choice", choices=("kaleyra", "meta")),
+    "signature": ValueKind("choice", choices=("valid", "missing", "wrong-secret",
+                                              "reserialized", "bad-format")),
+    "headers": ValueKind("headers"),
+}
 
 
 SETTINGS: tuple[Setting, ...] = (
@@ -65,7 +154,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("headers", "--header", "A custom static header of the callback profile; "
             "repeatable. The variable holds one per line, so a token stays out of the process "
             "list.", default=(), short="-H", metavar='"NAME: VALUE"', multiple=True,
-            envvar="WASIM_HEADERS"),
+            envvar="WASIM_HEADERS", kind="headers"),
     Setting("basic_auth", "--basic-auth", "HTTP Basic auth.", envvar="WASIM_BASIC_AUTH",
             metavar="USER:PASSWORD"),
     Setting("token_url", "--token-url", "Advanced Authentication: fetch a bearer token here "
@@ -106,14 +195,42 @@ RETRY_KEYS = ("retries", "backoff", "retry_schedule")
 """Settings of the retry policy (`wasim load` sends each callback once)."""
 
 
+def table() -> dict[str, Setting]:
+    """The settings by key, read from SETTINGS now: the one place a setting is declared."""
+    return {s.key: s for s in SETTINGS}
+
+
 def default(key: str, fallback: Any = None) -> Any:
     """The table's default of `key`."""
-    return DEFAULTS.get(key, fallback)
+    setting = table().get(key)
+    return fallback if setting is None or setting.default is None else setting.default
+
+
+def check_settings(values: Mapping[str, Any], where: Callable[[str], str]) -> dict[str, Any]:
+    """Each given setting checked against the table and typed (None is "not given"); a key
+    the table does not have, or a value of the wrong type or out of bounds, is a WasimError
+    at `where(key)`, naming the field."""
+    from simulator.errors import WasimError, did_you_mean
+
+    known = table()
+    checked: dict[str, Any] = {}
+    for key, value in values.items():
+        setting = known.get(key)
+        if setting is None:
+            raise WasimError("not a delivery setting", where=where(key), field=key,
+                             hint=did_you_mean(key, known) or f"Settings: {', '.join(known)}.")
+        if value is None:
+            continue
+        try:
+            checked[key] = setting.check(value)
+        except ValueError as exc:
+            raise WasimError(str(exc), where=where(key), field=key) from None
+    return checked
 
 
 def flag_of(key: str) -> str:
     """The command-line flag of a setting (`timeout` -> `--timeout`)."""
-    setting = BY_KEY.get(key)
+    setting = table().get(key)
     return setting.flag if setting else "--" + key.replace("_", "-")
 
 
@@ -155,48 +272,3 @@ def resolve(*layers: Layer) -> tuple[dict[str, Any], Callable[[str], str]]:
         return origin.get(key, last)(key)
 
     return merged, where
-
-
-def click_options(keys: Iterable[str] = KEYS) -> Callable[[Any], Any]:
-    """A decorator adding the click options of `keys`, generated from the table.
-
-    Options carry no click default (None means "not given", so a file's value is not
-    overridden by a default); the help shows the table's default instead.
-    """
-    import click
-
-    from simulator.params import HeaderLines, Number, check_url, not_empty
-
-    kinds: dict[str, dict[str, Any]] = {
-        "text": {},
-        "url": {"callback": check_url},
-        "method": {"type": click.Choice(["POST", "PUT", "PATCH"], case_sensitive=False)},
-        "seconds": {"type": Number(0, MAX_WAIT, what="seconds")},
-        "positive_seconds": {"type": Number(0, MAX_WAIT, low_open=True, what="seconds")},
-        "retries": {"type": Number(0, MAX_RETRIES, integer=True)},
-        "envelope": {"type": click.Choice(["kaleyra", "meta"], case_sensitive=False)},
-        "signature": {"type": click.Choice(["valid", "missing", "wrong-secret",
-                                            "reserialized", "bad-format"])},
-    }
-    chosen = [BY_KEY[key] for key in keys]
-
-    def decorate(command: Any) -> Any:
-        for setting in reversed(chosen):
-            help_text = setting.help
-            if setting.envvar:
-                help_text += f"  [env: {setting.envvar}]"
-            decls = [setting.flag] + ([setting.short] if setting.short else [])
-            extra: dict[str, Any] = dict(kinds[setting.kind])
-            if setting.kind in ("text", "url"):
-                # An empty value is a mistake, never "not given" (then a default applies).
-                extra["callback"] = not_empty(extra.get("callback"))
-            if setting.multiple and setting.envvar:
-                extra["type"] = HeaderLines()
-            if setting.default not in (None, ()):
-                help_text += f"  [default: {setting.default}]"
-            command = click.option(*decls, setting.name, envvar=setting.envvar,
-                                   metavar=setting.metavar, multiple=setting.multiple,
-                                   help=help_text, **extra)(command)
-        return command
-
-    return decorate

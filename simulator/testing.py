@@ -1,5 +1,9 @@
 """Build Kaleyra callbacks in a test, deliver them to your handler and assert on what came back.
 
+One module (about 950 lines) because it is the Python API's one surface, `Simulator` (the
+`wasim` fixture), with the records a test asserts on (Callback, Delivery, ScenarioRun); the
+records are the next to split off, and the scenario run to the shared run lifecycle.
+
 This is the API behind wasim's pytest plugin (the `wasim` fixture is a `Simulator` seeded from
 the test's node id); it works without pytest too: `Simulator(seed=7)`. Every outcome is a
 value; the `assert_*` helpers raise AssertionError with what was sent (user, button, message
@@ -34,21 +38,19 @@ from simulator.delivery import (
     is_asgi,
     url_target,
 )
-from simulator.errors import WasimError
+from simulator.errors import WasimError, did_you_mean
 from simulator.inputs import parse_business_wamid, parse_phone
 from simulator.meta import Handshake, parse_envelope, verify_handshake
 from simulator.models import Button, Tap, TemplateMessage, User
 from simulator.overrides import Override, parse_path
+from simulator.play import Play
 from simulator.render import CallbackTemplate, find_template, render_tap
-from simulator.replies import require_api
 from simulator.runner import (
     Plan,
     SendResult,
     Summary,
     deliver_events,
     plan_scenario,
-    run_plan,
-    scenario_delivery,
 )
 from simulator.scenarios import Scenario, load_scenario, parse_scenario
 from simulator.tapped import read_body
@@ -406,8 +408,13 @@ def _with_where(exc: WasimError, where: str) -> WasimError:
         # `wasim.target()` about the field `url` is `wasim.target(url=...)`.
         exc.where = (f"{where[:-1]}{exc.field}=...)" if exc.field and where.endswith("()")
                      else where)
-    exc.args = (exc.one_line(),)
+    exc.args = (exc.one_line(_keyword),)
     return exc
+
+
+def _keyword(field: str) -> str:
+    """How this face names an input: a keyword argument (`timeout=`, `allow_remote=True`)."""
+    return "allow_remote=True" if field == "allow_remote" else f"{field}="
 
 
 class Simulator:
@@ -580,17 +587,31 @@ class Simulator:
              changes: Mapping[str, Any] | None = None, remove: Sequence[str] = (),
              **args: Any) -> Callback:
         """A callback of `kind` (see `wasim render --kind list`) from `user` (a User, a
-        number, or a new user); `args` are the kind's fields (simulator.kinds.KindArgs)."""
+        number, or a new user); `args` are the fields the kind declares (`wasim render --kind
+        list`), checked as a scenario's `send:` is; None leaves one drawn."""
         where = f"wasim.send({kind!r})"
         try:
             from simulator.kinds import KindArgs, get_kind, kind_body
 
-            get_kind(kind, where)
-            try:
-                kind_args = KindArgs(**args)
-            except TypeError:
-                raise WasimError(f"unknown argument among {', '.join(args)}", where=where,
-                                 hint="See simulator.kinds.KindArgs for the fields.") from None
+            spec = get_kind(kind, where)
+            values: dict[str, Any] = {}
+            for key, value in args.items():
+                declared = spec.get_field(key)
+                if value is None:  # not given (the helpers pass every keyword): drawn
+                    continue
+                if declared is None:
+                    names = [f.name for f in spec.fields]
+                    raise WasimError(f"kind {kind} has no field {key!r}", where=where,
+                                     hint=did_you_mean(key, names)
+                                     or f"Its fields: {', '.join(names) or 'none'}.")
+                try:
+                    values[key] = declared.parse(value)
+                except ValueError as exc:
+                    raise WasimError(str(exc), where=f"{where}({key}=...)") from None
+            kind_args = KindArgs.of(values)
+            broken = spec.broken(kind_args, lambda declared: f"{declared.name}=")
+            if broken is not None:
+                raise WasimError(broken[1], where=f"{where}({broken[0]}=...)", hint=broken[2])
             factory = self.factory
             sender = user if isinstance(user, User) else self._new_user(
                 None, None, user, f"{where}(user=...)")
@@ -650,30 +671,35 @@ class Simulator:
     # --- delivering ----------------------------------------------------------------------
 
     def target(self, *, app: Any = None, url: str | None = None, path: str = "/",
-               kind: Literal["asgi", "wsgi"] | None = None,
-               headers: Mapping[str, str] | None = None, basic_auth: str | None = None,
-               token_url: str | None = None, client_id: str | None = None,
-               client_secret: str | None = None, timeout: float | None = None,
-               success: str | None = None, retries: int | None = None,
-               allow_remote: bool | None = None, envelope: str | None = None,
-               app_secret: str | None = None, signature: str | None = None) -> None:
+               kind: Literal["asgi", "wsgi"] | None = None, allow_remote: bool | None = None,
+               **settings: Any) -> None:
         """Where and how every later delivery goes, like `wasim fire`'s options.
 
         `app` is an ASGI (FastAPI, Starlette) or WSGI (Flask, Django) app called in-process
         at `path`; `url` a webhook over HTTP (this machine only unless `allow_remote`).
-        `basic_auth` is "USER:PASSWORD"; `success` like "2xx" or "200,202". Retries happen
-        without waiting. Scenarios run by `run_scenario` use these settings too.
-        `envelope="meta"` sends Meta's envelope, `app_secret` signs X-Hub-Signature-256 and
-        `signature` picks a negative case (missing, wrong-secret, reserialized, bad-format).
+        `settings` are the delivery settings of simulator.settings.SETTINGS by key (the
+        table checks their types and bounds): headers, basic_auth ("USER:PASSWORD"),
+        token_url, client_id, client_secret, timeout, method, success ("2xx", "200,202"),
+        retries, backoff, retry_schedule, envelope ("meta" sends Meta's envelope),
+        app_secret (signs X-Hub-Signature-256) and signature (a negative case: missing,
+        wrong-secret, reserialized, bad-format). Retries happen without waiting. Scenarios
+        run by `run_scenario` use these settings too.
         """
-        settings = {"headers": headers, "basic_auth": basic_auth, "token_url": token_url,
-                    "client_id": client_id, "client_secret": client_secret,
-                    "timeout": timeout, "success": success, "retries": retries,
-                    "envelope": envelope or (None if self.envelope == "kaleyra" else
-                                             self.envelope),
-                    "app_secret": app_secret, "signature": signature}
+        from simulator.settings import TARGET_KEYS, check_settings
+
+        where = "wasim.target()"
+        if "envelope" not in settings and self.envelope != "kaleyra":
+            settings["envelope"] = self.envelope
+        for key in TARGET_KEYS:  # given by app=, url= and path= above
+            if key in settings:
+                raise _with_where(WasimError(f"{key} is not a keyword here", field=key,
+                                             hint="Give app=, url= and path= themselves."),
+                                  where)
         # Only what the test set: the rest stays as a scenario's `target:` or the defaults.
-        chosen = {key: value for key, value in settings.items() if value is not None}
+        try:
+            chosen = check_settings(settings, lambda key: f"wasim.target({key}=...)")
+        except WasimError as exc:
+            raise _with_where(exc, where) from None
         if app is None and url is None:
             raise _with_where(WasimError("say where to deliver: app= or url=",
                                          hint="For example wasim.target(app=app, "
@@ -826,28 +852,20 @@ class Simulator:
         plan = plan_scenario(loaded, seed, start=start, run=run_id)  # seed None: the file's
         target = self._resolve(app, url, path, where)
         overrides: dict[str, Any] = dict(self._settings)  # `target` replaces the file's
-        try:
-            delivery = scenario_delivery(plan, overrides, lambda key: f"{where} {key}=",
-                                         fallback=target, allow_remote=self._allow_remote)
-        except WasimError as exc:
-            raise _with_where(exc, where) from None
-        summary = Summary(loaded.name, plan.seed)
-        found: list[SendResult] = []
         sleep = _no_wait if math.isinf(speed) else asyncio.sleep
         # The app's replies go to the newest api(); their windows are waited for really
         # (the app may answer after its 200), but end as soon as they are decided.
         replies = self.apis[-1] if self.apis else None
         try:
-            require_api(loaded, replies, "`with wasim.api() as kaleyra:` around the run")
+            running = Play(plan, (overrides, lambda key: f"{where} {key}="), fallback=target,
+                           allow_remote=self._allow_remote, client=self.client,
+                           replies=replies,
+                           api_hint="`with wasim.api() as kaleyra:` around the run")
         except WasimError as exc:
             raise _with_where(exc, where) from None
-        async for outcome in run_plan(plan, delivery, speed=speed, sleep=sleep,
-                                      client=self.client, replies=replies,
-                                      reply_sleep=asyncio.sleep):
-            summary.add(outcome)
-            found.append(outcome)
-        found.sort(key=lambda outcome: outcome.planned.index)
-        run = ScenarioRun(loaded, plan, tuple(found), summary)
+        await running.run(speed=speed, sleep=sleep, reply_sleep=asyncio.sleep)
+        found = sorted(running.results, key=lambda outcome: outcome.planned.index)
+        run = ScenarioRun(loaded, plan, tuple(found), running.summary)
         self.runs.append(run)
         return run
 
@@ -882,7 +900,7 @@ class Simulator:
             raise _with_where(exc, "wasim.api()") from None
         webhook = self._options(self._target, self._settings, "wasim.api()") \
             if statuses and self._target is not None else None
-        mock = MockApi(options, webhook=webhook, seed=self.seed)
+        mock = MockApi(options, webhook=webhook, seed=self.seed, client=self.client)
         if not (phone_number_id or waba_id):
             mock.world.add_business(self.factory.business)
         mock.start()

@@ -184,6 +184,46 @@ def test_thresholds_set_the_exit_code(tmp_path: Path) -> None:
     assert late.exit_code == 1 and "threshold broken: p99" in late.stdout
 
 
+def _all_fail_scenario(tmp_path: Path) -> Path:
+    """A scenario whose success is "500": a receiver answering 200 fails every request."""
+    path = tmp_path / "strict.yaml"
+    path.write_text(
+        "name: strict\nseed: 7\ntarget:\n  success: \"500\"\n"
+        "template: {name: t, body: hi, buttons: [{text: 'Yes', payload: Y}]}\n"
+        "cast: {countries: {IN: 2}}\nsteps: [{who: all, tap: 'Yes'}]\n")
+    return path
+
+
+def test_any_failed_request_fails_a_load_run_by_default(tmp_path: Path,
+                                                        receiver: Receiver) -> None:
+    result = CliRunner().invoke(cli, ["load", str(_all_fail_scenario(tmp_path)), "--url",
+                                      receiver.url, "--count", "5", "-c", "1"])
+    assert "5 sent, 0 ok, 5 failed" in result.stdout, result.output
+    assert result.exit_code == 1, result.output
+    assert "threshold broken: 5 of 5 requests failed" in result.stdout
+    assert "--max-error-rate" in result.stdout  # says how to allow a share
+
+
+def test_failures_within_the_allowed_share_pass_and_beyond_it_fail(
+        tmp_path: Path, receiver: Receiver) -> None:
+    strict = str(_all_fail_scenario(tmp_path))
+    runner = CliRunner()
+    allowed = runner.invoke(cli, ["load", strict, "--url", receiver.url, "--count", "4",
+                                  "-c", "1", "--max-error-rate", "1"])
+    assert allowed.exit_code == 0, allowed.output
+    assert "4 sent, 0 ok, 4 failed" in allowed.stdout
+    too_many = runner.invoke(cli, ["load", strict, "--url", receiver.url, "--count", "4",
+                                   "-c", "1", "--max-error-rate", "0.5"])
+    assert too_many.exit_code == 1, too_many.output
+    assert "threshold broken: error rate 100.00% > --max-error-rate 50.00%" in too_many.stdout
+
+
+def test_a_run_where_every_request_succeeds_exits_0(receiver: Receiver) -> None:
+    result = CliRunner().invoke(cli, ["load", "--url", receiver.url, "--count", "5", "-c", "1"])
+    assert result.exit_code == 0, result.output
+    assert "5 sent, 5 ok, 0 failed" in result.stdout
+
+
 def test_history_is_off_in_load_mode_unless_sampled(tmp_path: Path, receiver: Receiver) -> None:
     history = tmp_path / "h.jsonl"
     runner = CliRunner()

@@ -289,7 +289,8 @@ def test_a_port_in_use_is_a_wasim_error_naming_the_port(serve: Serve) -> None:
         Receiver(ReceiverOptions(port=taken)).start()
     assert caught.value.what == f"port {taken} on 127.0.0.1 is in use"
     assert caught.value.field == "port"  # the command line names it --port
-    assert "--port 0" in (caught.value.hint or "")
+    assert "use --port 0" in caught.value.one_line(lambda field: f"--{field}")  # the face's name
+    assert "use port 0" in caught.value.one_line()
 
 
 def test_a_host_that_is_not_this_machine_is_a_wasim_error() -> None:

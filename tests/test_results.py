@@ -10,7 +10,8 @@ import xml.etree.ElementTree as ET
 import httpx
 import pytest
 
-from simulator.reports import json_report, junit_xml, summary_lines
+from simulator.records import summary_lines
+from simulator.reports import json_report, junit_xml
 from simulator.runner import (
     Failure,
     SendResult,

@@ -285,7 +285,7 @@ def test_the_in_process_path_refuses_an_injected_header_too() -> None:
     options = DeliveryOptions(target=target, headers=(("X-A", "1\r\nX-Injected: yes"),))
     with pytest.raises(WasimError) as raised:
         asyncio.run(run_load(source, options, LoadOptions(count=1, duration=None)))
-    assert raised.value.where == "--header"
+    assert raised.value.field == "headers"  # the core names the field; the face, its flag
 
 
 def token_server(token: str, status: int = 200) -> HostileServer:

@@ -1,6 +1,8 @@
 """Every kind of callback a brand's webhook receives, one module each: adding a kind is one
-module here (its builder, options, description and phone summary) plus its validation rules
-in `simulator.kinds.rules`.
+module (its fields, its check, builder, description, phone summary and, for a kind the
+built-in rules in `simulator.kinds.rules` do not know, its validation rules) plus one line in
+KIND_SPECS. The command line's options, a scenario's `send:`, `wasim.send()` and
+`--kind list` are generated from what the module declares (docs/guides/extending.md).
 
 `button` (the quick-reply tap) renders through its Jinja template, as before; the others are
 built in code from the same seeded facts (a tap's user, ids and clock) and serialized once.
@@ -48,12 +50,13 @@ def kind_rows() -> list[tuple[str, str, str]]:
     return rows
 
 
-def get_kind(name: str, where: str = "--kind") -> KindSpec:
-    """The spec of kind `name`, or a one-line error naming the kinds."""
+def get_kind(name: str, where: str | None = None) -> KindSpec:
+    """The spec of kind `name`, or a one-line error naming the kinds (at `where`, or at the
+    field `kind` for the face to place)."""
     spec = KIND_SPECS.get(name)
     if spec is None:
         names = kind_names()
-        raise WasimError(f"no kind named {name!r}", where=where,
+        raise WasimError(f"no kind named {name!r}", where=where, field="kind",
                          hint=did_you_mean(name, names) or f"Kinds: {', '.join(names)}.")
     return spec
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from simulator.kinds.base import (
     Facts,
+    Field,
     KindArgs,
     KindSpec,
     first_message,
@@ -46,10 +47,12 @@ def summary(document: dict[str, Any]) -> str:
     return f"[{interactive.get('type', '?')}] {reply.get('title', '')}"
 
 
-OPTIONS = ("--reply-id", "--reply-title")
+FIELDS = (Field("reply_id", "the chosen button's or row's id.", metavar="ID"),
+          Field("reply_title", "its title.", metavar="TITLE"))
 BUTTON_REPLY = KindSpec("button_reply", "a reply button tapped on the brand's interactive "
                         "message (interactive.button_reply)", build_button_reply, summary,
-                        options=OPTIONS)
+                        fields=FIELDS, main="reply_id")
 LIST_REPLY = KindSpec("list_reply", "a row picked from the brand's list message "
                       "(interactive.list_reply)", build_list_reply, summary,
-                      options=(*OPTIONS, "--reply-description"))
+                      fields=(*FIELDS, Field("reply_description", "the row's description.")),
+                      main="reply_id")

@@ -6,6 +6,7 @@ from typing import Any
 
 from simulator.kinds.base import (
     Facts,
+    Field,
     KindArgs,
     KindSpec,
     first_message,
@@ -49,5 +50,11 @@ def summary(document: dict[str, Any]) -> str:
 
 
 SPEC = KindSpec("location", "a shared location (latitude, longitude; optional name, address, "
-                "url)", build, summary, options=("--lat", "--lng", "--place-name", "--address",
-                                                 "--place-url"))
+                "url)", build, summary, fields=(
+                    Field("lat", "latitude.", "number", low=-90, high=90, unit="degrees",
+                          metavar="FLOAT"),
+                    Field("lng", "longitude.", "number", low=-180, high=180, unit="degrees",
+                          metavar="FLOAT"),
+                    Field("place_name", "the place's name.", metavar="NAME"),
+                    Field("address", "the place's address."),
+                    Field("url", "the place's url.", metavar="URL", flag="--place-url")))

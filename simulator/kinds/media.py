@@ -13,6 +13,7 @@ from typing import Any
 
 from simulator.kinds.base import (
     Facts,
+    Field,
     KindArgs,
     KindSpec,
     first_message,
@@ -93,11 +94,15 @@ def _spec(name: str) -> KindSpec:
         return build_media(name, facts, args)
 
     build.__doc__ = f"A {name} the user sends."
-    caption = ("--caption",) if media.caption else ()
+    caption = (Field("caption", "the caption."),) if media.caption else ()
     article = "an" if name[0] in "aeiou" else "a"
     what = "a voice note" if name == "voice" else f"{article} {name}"
     return KindSpec(name, f"{what} ({media.wire}, {media.mime_type}; media_url set)",
-                    build, summary, options=("--media", *caption))
+                    build, summary, fields=(_MEDIA_FIELD, *caption),
+                    main="caption" if caption else None)
 
 
+# --media NAME is the same as --kind NAME (render's --media image predates --kind).
+_MEDIA_FIELD = Field("media", "which media to send (the same as --kind NAME).",
+                     choices=tuple(MEDIA), metavar="NAME")
 SPECS = tuple(_spec(name) for name in MEDIA)

@@ -1,5 +1,6 @@
 """How the command line asks for a kind: `--kind` and each kind's own options, shared by
-`wasim render` and `wasim fire`, checked against the options the chosen kind reads."""
+`wasim render`, `wasim fire` and `wasim load`, generated from the fields the registered kinds
+declare (simulator.kinds.base.Field) and checked against the fields the chosen kind reads."""
 
 from __future__ import annotations
 
@@ -11,65 +12,56 @@ import click
 
 from simulator.errors import WasimError
 from simulator.kinds import BUTTON, KIND_SPECS, get_kind, kind_rows
-from simulator.kinds.base import KindArgs
-from simulator.kinds.media import MEDIA
-from simulator.kinds.status import ERRORS, STATUSES
-from simulator.kinds.text import FORWARDS
+from simulator.kinds.base import Field, KindArgs
 from simulator.params import Number, check_not_empty
 
-# (click option, the KindArgs field it fills, its flag): the flag names a kind lists.
-_OPTIONS: list[tuple[Any, str, str]] = [
-    (click.option("--text", "kind_text", metavar="TEXT", help="text: the message body."),
-     "text", "--text"),
-    (click.option("--forwarded", "kind_forwarded", type=click.Choice(FORWARDS),
-                  help="text: mark it forwarded (or frequently forwarded)."),
-     "forwarded", "--forwarded"),
-    (click.option("--reply-id", "kind_reply_id", metavar="ID",
-                  help="button_reply/list_reply: the chosen button's or row's id."),
-     "reply_id", "--reply-id"),
-    (click.option("--reply-title", "kind_reply_title", metavar="TITLE",
-                  help="button_reply/list_reply: its title."), "reply_title", "--reply-title"),
-    (click.option("--reply-description", "kind_reply_description", metavar="TEXT",
-                  help="list_reply: the row's description."),
-     "reply_description", "--reply-description"),
-    (click.option("--media", "kind_media", type=click.Choice(list(MEDIA)),
-                  help="Media kind to send (the same as --kind NAME)."), "media", "--media"),
-    (click.option("--caption", "kind_caption", metavar="TEXT",
-                  help="image/video/document: the caption."), "caption", "--caption"),
-    (click.option("--lat", "kind_lat", type=Number(-90, 90, what="degrees"),
-                  help="location: latitude."), "lat", "--lat"),
-    (click.option("--lng", "kind_lng", type=Number(-180, 180, what="degrees"),
-                  help="location: longitude."), "lng", "--lng"),
-    (click.option("--place-name", "kind_place_name", metavar="NAME",
-                  help="location: the place's name."), "place_name", "--place-name"),
-    (click.option("--address", "kind_address", metavar="TEXT",
-                  help="location: the place's address."), "address", "--address"),
-    (click.option("--place-url", "kind_url", metavar="URL", help="location: the place's url."),
-     "url", "--place-url"),
-    (click.option("--emoji", "kind_emoji", metavar="EMOJI",
-                  help="reaction: the emoji; '' removes the reaction."), "emoji", "--emoji"),
-    (click.option("--status", "kind_status", type=click.Choice(STATUSES),
-                  help="status: which status of the brand's message.  [default: sent]"),
-     "status", "--status"),
-    (click.option("--error", "kind_error", type=click.Choice([str(c) for c in ERRORS]),
-                  help="status failed: Meta's error code.  [default: 131026]"),
-     "error", "--error"),
-    (click.option("--no-contacts", "kind_no_contacts", is_flag=True,
-                  help="status: without the 2026 contacts entry."),
-     "contacts", "--no-contacts"),
-]
-KIND_OPTION = click.option(
-    "--kind", "-k", "kind", metavar="KIND", default=None, callback=check_not_empty,
-    help="What to send: button (the default), text, button_reply, list_reply, image, video, "
-         "audio, voice, document, sticker, location, contacts, reaction, unsupported, status; "
-         "'--kind list' prints them with their options.")
+
+def declared_fields() -> dict[str, tuple[Field, tuple[str, ...]]]:
+    """Every field the kinds declare, by name, with the kinds that read it (first declaration
+    first: the order of the registry, so of `--help`)."""
+    found: dict[str, tuple[Field, tuple[str, ...]]] = {}
+    for spec in KIND_SPECS.values():
+        for declared in spec.fields:
+            first, kinds = found.get(declared.name, (declared, ()))
+            found[declared.name] = (first, (*kinds, spec.name))
+    return found
+
+
+def _click_option(declared: Field, kinds: tuple[str, ...]) -> Callable[..., Any]:
+    """The command-line option of a declared field: `--name`, its help prefixed with the kinds
+    that read it, its type and bounds checked by click."""
+    from simulator.kinds.media import MEDIA
+
+    who = "media" if set(kinds) == set(MEDIA) else "/".join(kinds)
+    help_text = f"{who}: {declared.help}"
+    param = f"kind_{declared.name}"
+    if declared.type == "flag":
+        return click.option(declared.option, param, is_flag=True, help=help_text)
+    kind: Any = None
+    if declared.choices:
+        kind = click.Choice([str(choice) for choice in declared.choices])
+    elif declared.type in ("number", "integer"):
+        kind = Number(declared.low, declared.high, integer=declared.type == "integer",
+                      what=declared.unit or "a number")
+    return click.option(declared.option, param, type=kind,
+                        metavar=None if declared.choices else declared.metavar, help=help_text)
+
+
+def kind_option() -> Callable[..., Any]:
+    """`--kind`, its help naming every registered kind."""
+    return click.option(
+        "--kind", "-k", "kind", metavar="KIND", default=None, callback=check_not_empty,
+        help=f"What to send: {BUTTON} (the default), {', '.join(KIND_SPECS)}; "
+             "'--kind list' prints them with their options.")
 
 
 def kind_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Add `--kind` and every kind's options (render and fire)."""
-    for option, _, _ in reversed(_OPTIONS):
-        command = option(command)
-    return KIND_OPTION(command)
+    """Add `--kind` and every kind's options (render, fire, load), generated from the fields
+    the registered kinds declare."""
+    for declared, kinds in reversed(declared_fields().values()):
+        command = _click_option(declared, kinds)(command)
+    decorated: Callable[..., Any] = kind_option()(command)
+    return decorated
 
 
 def wants_kind_list(options: dict[str, Any]) -> bool:
@@ -95,34 +87,31 @@ def kind_from(options: dict[str, Any]) -> tuple[str, KindArgs]:
     name = options.get("kind") or (options.get("kind_media") or BUTTON)
     if name == "media":
         name = options.get("kind_media") or "image"
-    if name != BUTTON:
-        get_kind(name)
-    given = {field: flag for _, field, flag in _OPTIONS
-             if options.get(f"kind_{'no_contacts' if field == 'contacts' else field}")
-             not in (None, False)}
-    allowed = set(KIND_SPECS[name].options) if name in KIND_SPECS else set()
-    for flag in given.values():
-        if flag not in allowed and not (flag == "--media" and name in MEDIA):
-            raise WasimError(f"not an option of kind {name}", where=flag,
-                             hint=_which_kinds(flag))
+    spec = get_kind(name) if name != BUTTON else None
+    values: dict[str, Any] = {}
+    for declared, _ in declared_fields().values():
+        given = options.get(f"kind_{declared.name}")
+        if given in (None, False):
+            continue
+        if spec is None or spec.get_field(declared.name) is None:
+            raise WasimError(f"not an option of kind {name}", where=declared.option,
+                             hint=_which_kinds(declared.option))
+        if declared.type == "flag":
+            values[declared.name] = not declared.negated
+        elif declared.type == "integer":
+            values[declared.name] = int(given)
+        else:
+            values[declared.name] = given
     if name != BUTTON and (options.get("button") is not None
                            or options.get("payload") is not None):
         raise WasimError(f"--button is for quick-reply taps, not kind {name}",
                          where="--button", hint="Drop --button, or use --kind button.")
-    error = options.get("kind_error")
-    args = KindArgs(
-        text=options.get("kind_text"), forwarded=options.get("kind_forwarded"),
-        reply_id=options.get("kind_reply_id"), reply_title=options.get("kind_reply_title"),
-        reply_description=options.get("kind_reply_description"),
-        media=options.get("kind_media"), caption=options.get("kind_caption"),
-        lat=options.get("kind_lat"), lng=options.get("kind_lng"),
-        place_name=options.get("kind_place_name"), address=options.get("kind_address"),
-        url=options.get("kind_url"), emoji=options.get("kind_emoji"),
-        status=options.get("kind_status"), error=int(error) if error is not None else None,
-        contacts=not options.get("kind_no_contacts"))
-    if args.error is not None and args.status != "failed":
-        raise WasimError("--error needs --status failed", where="--error",
-                         hint="Add --status failed.")
+    args = KindArgs.of(values)
+    broken = spec.broken(args, lambda declared: declared.option) if spec else None
+    if spec is not None and broken is not None:
+        field_name, message, hint = broken
+        at = spec.get_field(field_name)
+        raise WasimError(message, where=at.option if at else field_name, hint=hint)
     return name, args
 
 

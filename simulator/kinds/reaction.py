@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from simulator.kinds.base import Facts, KindArgs, KindSpec, first_message, message_callback
+from simulator.kinds.base import (
+    Facts,
+    Field,
+    KindArgs,
+    KindSpec,
+    first_message,
+    message_callback,
+)
 
 _EMOJI = ("\U0001f44d", "\u2764\ufe0f", "\U0001f602", "\U0001f64f", "\U0001f525")
 
@@ -24,4 +31,5 @@ def summary(document: dict[str, Any]) -> str:
 
 
 SPEC = KindSpec("reaction", "an emoji reaction to the brand's message (--emoji '' removes it)",
-                build, summary, options=("--emoji",))
+                build, summary, main="emoji",
+                fields=(Field("emoji", "the emoji; '' removes the reaction.", metavar="EMOJI"),))

@@ -1,5 +1,6 @@
 """What `wasim validate` checks for every kind besides the quick-reply tap: each message kind's
-documented shape and body rules (hooked into `simulator.validate.KINDS`), and status callbacks
+documented shape and body rules (hooked into `simulator.validate.KINDS`, built on
+`simulator.checker`), and status callbacks
 in Kaleyra's V2 layout (wire-format sections 5 and 6)."""
 
 from __future__ import annotations
@@ -7,18 +8,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from simulator.checker import METADATA, SENDER_OPTIONAL, Kind, Shape
+from simulator.checker import Checker as _Checker
+from simulator.checker import check_country as _check_country
+from simulator.checker import shape as _shape
+from simulator.checker import show as _show
 from simulator.kinds.media import MEDIA
 from simulator.kinds.status import STATUSES
-from simulator.validate import (
-    METADATA,
-    SENDER_OPTIONAL,
-    Kind,
-    Shape,
-    _check_country,
-    _Checker,
-    _shape,
-    _show,
-)
 from simulator.wamid import InvalidWamid, decode_wamid
 
 _HEAD = ("context", "from", "from_user_id", "from_parent_user_id", "id", "timestamp", "type")

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from simulator.errors import WasimError
-from simulator.kinds.base import Facts, KindArgs, KindSpec, contact_of
+from simulator.errors import WasimError, named
+from simulator.kinds.base import Facts, Field, KindArgs, KindSpec, contact_of
 
 STATUSES = ("sent", "delivered", "read", "failed", "not-sent")
 # Meta's error objects for a failed message (code, title, message = title, details).
@@ -34,7 +34,7 @@ _BILLED = ("sent", "delivered")
 def error_object(code: int) -> dict[str, Any]:
     """Meta's error object for `code` (title, message, error_data.details)."""
     if code not in ERRORS:
-        raise WasimError(f"no error {code} in wasim's catalogue", where="--error",
+        raise WasimError(f"no error {code} in wasim's catalogue", field="error",
                          hint=f"Use one of {', '.join(str(c) for c in ERRORS)}.")
     title, details = ERRORS[code]
     return {"code": code, "title": title, "message": title, "error_data": {"details": details}}
@@ -45,10 +45,10 @@ def build(facts: Facts, args: KindArgs) -> dict[str, Any]:
     tap, user = facts.tap, facts.tap.user
     status = args.status or "sent"
     if status not in STATUSES:
-        raise WasimError(f"unknown status {status!r}", where="--status",
+        raise WasimError(f"unknown status {status!r}", field="status",
                          hint=f"Use one of {', '.join(STATUSES)}.")
     if args.error is not None and status != "failed":
-        raise WasimError("--error needs --status failed", where="--error")
+        raise WasimError(f"{named('error')} needs {named('status')} failed", field="error")
     conversation_id = facts.rnd.randbytes(16).hex()
     if args.conversation_id is not None:  # the window this message belongs to (the mock's)
         conversation_id = args.conversation_id
@@ -97,6 +97,13 @@ _TICKS = {"sent": "\u2713", "delivered": "\u2713\u2713", "read": "\u2713\u2713 (
           "failed": "!", "not-sent": "!"}
 
 
+def _check(args: KindArgs) -> tuple[str, str, str] | None:
+    """An error code belongs to a failed status only."""
+    if args.error is not None and args.status != "failed":
+        return "error", "{error} needs {status} failed", "Add {status} failed."
+    return None
+
+
 def summary(document: dict[str, Any]) -> str:
     """The ticks the phone's sender side shows for the status (with the error code if any)."""
     status = str(document.get("status", "?"))
@@ -110,4 +117,10 @@ def summary(document: dict[str, Any]) -> str:
 
 SPEC = KindSpec("status", "a status of the brand's message: sent, delivered, read, failed "
                 "(Meta errors) or not-sent, Kaleyra's V2 layout", build, summary,
-                options=("--status", "--error", "--no-contacts"))
+                main="status", check=_check, fields=(
+                    Field("status", "which status of the brand's message.  [default: sent]",
+                          choices=STATUSES),
+                    Field("error", "Meta's error code of a failed one.  [default: 131026]",
+                          "integer", choices=tuple(ERRORS), metavar="CODE"),
+                    Field("contacts", "without the 2026 contacts entry.", "flag",
+                          negated=True)))

@@ -6,27 +6,22 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from dataclasses import fields, replace
 from typing import Any
 
 from simulator.errors import WasimError, did_you_mean
 from simulator.kinds import KIND_SPECS
-from simulator.kinds.base import KindArgs
+from simulator.kinds.base import KindArgs, KindSpec
 from simulator.kinds.status import ERRORS, STATUSES
 
 Send = tuple[str, KindArgs]
 ErrorAt = Callable[[str, str, str | None], WasimError]
-# The field a kind's shorthand value fills: `send: {text: "hi"}`, `send: {reaction: "👍"}`.
-MAIN_FIELD = {"text": "text", "reaction": "emoji", "status": "status", "list_reply": "reply_id",
-              "button_reply": "reply_id", "image": "caption", "video": "caption",
-              "document": "caption"}
-_FIELDS = {f.name: f for f in fields(KindArgs)}
 # The disorder real status traffic has (wire-format section 6 and 9).
 DISORDERS = ("sent_after_read", "delivered_missing", "duplicate", "failed_after_sent")
 
 
 def parse_send(value: Any, path: str, error: ErrorAt) -> Send:
-    """`{text: "hi"}`, `{image: {caption: x}}` or `{kind: image, caption: x}`."""
+    """`{text: "hi"}`, `{image: {caption: x}}` or `{kind: image, caption: x}`: the fields
+    and the shorthand are those the kind declares (its `fields`, its `main` field)."""
     if not isinstance(value, dict) or not value:
         raise error(path, f"expected a mapping such as {{text: hi}}, got {value!r}"[:200],
                     "Name a kind: text, reaction, location, image, list_reply, status...")
@@ -34,11 +29,11 @@ def parse_send(value: Any, path: str, error: ErrorAt) -> Send:
         name, raw = value["kind"], {k: v for k, v in value.items() if k != "kind"}
     elif len(value) == 1:
         name, given = next(iter(value.items()))
-        _known(str(name), f"{path}.{name}", error)
+        spec = _known(str(name), f"{path}.{name}", error)
         if isinstance(given, dict):
             raw = given
-        elif str(name) in MAIN_FIELD:
-            raw = {MAIN_FIELD[str(name)]: given}
+        elif spec.main is not None:
+            raw = {spec.main: given}
         elif given is None:
             raw = {}
         else:
@@ -47,48 +42,34 @@ def parse_send(value: Any, path: str, error: ErrorAt) -> Send:
     else:
         raise error(path, "give one kind (a single key) or `kind:` and its fields", None)
     name = str(name)
-    _known(name, f"{path}.kind", error)
-    args = KindArgs()
+    spec = _known(name, f"{path}.kind", error)
+    values: dict[str, Any] = {}
     for key, item in raw.items():
         key = str(key)
         where = f"{path}.{key}"
-        if key not in _FIELDS:
-            raise error(where, "unknown field", did_you_mean(key, list(_FIELDS))
-                        or f"Fields: {', '.join(_FIELDS)}.")
-        args = replace(args, **{key: _field_value(key, item, where, error)})
-    if args.status is not None and args.status not in STATUSES:
-        raise error(f"{path}.status", f"unknown status {args.status!r}",
-                    f"Use one of {', '.join(STATUSES)}.")
-    if args.error is not None and args.error not in ERRORS:
-        raise error(f"{path}.error", f"no error {args.error} in wasim's catalogue",
-                    f"Use one of {', '.join(str(c) for c in ERRORS)}.")
+        declared = spec.get_field(key)
+        if declared is None:
+            names = [f.name for f in spec.fields]
+            raise error(where, f"unknown field of kind {name}",
+                        did_you_mean(key, names) or (f"Fields: {', '.join(names)}."
+                                                     if names else "It takes no fields."))
+        try:
+            values[key] = declared.parse(item)
+        except ValueError as exc:
+            raise error(where, str(exc), None) from None
+    args = KindArgs.of(values)
+    broken = spec.broken(args, lambda declared: declared.name)
+    if broken is not None:
+        raise error(f"{path}.{broken[0]}", broken[1], broken[2])
     return name, args
 
 
-def _known(name: str, where: str, error: ErrorAt) -> None:
-    if name not in KIND_SPECS:
+def _known(name: str, where: str, error: ErrorAt) -> KindSpec:
+    spec = KIND_SPECS.get(name)
+    if spec is None:
         raise error(where, f"no kind named {name!r}",
                     did_you_mean(name, list(KIND_SPECS)) or f"Kinds: {', '.join(KIND_SPECS)}.")
-
-
-def _field_value(key: str, value: Any, where: str, error: ErrorAt) -> Any:
-    if key in ("lat", "lng"):
-        bound = 90 if key == "lat" else 180
-        if isinstance(value, bool) or not isinstance(value, int | float) \
-                or not -bound <= value <= bound:
-            raise error(where, f"expected degrees from -{bound} to {bound}, got {value!r}", None)
-        return float(value)
-    if key == "error":
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise error(where, f"expected an error code, got {value!r}", None)
-        return value
-    if key == "contacts":
-        if not isinstance(value, bool):
-            raise error(where, f"expected true or false, got {value!r}", None)
-        return value
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise error(where, f"expected text, got {value!r}"[:200], None)
-    return str(value)
+    return spec
 
 
 def parse_statuses(value: Any, path: str, error: ErrorAt) -> tuple[Send, ...]:

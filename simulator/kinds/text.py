@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from simulator.kinds.base import Facts, KindArgs, KindSpec, first_message, message_callback
+from simulator.kinds.base import (
+    Facts,
+    Field,
+    KindArgs,
+    KindSpec,
+    first_message,
+    message_callback,
+)
 
 _TEXTS = ("Hi, is this offer still on?", "What sizes do you have?", "Where is my order?",
           "Thanks!", "Can I talk to someone?", "Namaste \U0001f64f", "Price please",
@@ -33,4 +40,7 @@ def summary(document: dict[str, Any]) -> str:
 
 
 SPEC = KindSpec("text", "a typed text message (text.body; --forwarded sets Meta's flags)",
-                build, summary, options=("--text", "--forwarded"))
+                build, summary, main="text", fields=(
+                    Field("text", "the message body."),
+                    Field("forwarded", "mark it forwarded (or frequently forwarded).",
+                          choices=FORWARDS)))

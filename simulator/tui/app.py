@@ -3,6 +3,10 @@
 A thin face over the core: the session (simulator.tui.session) renders taps, the delivery code
 sends them, the runner plays scenarios and the history records every attempt. The app only
 shows state, starts workers for anything that waits, and turns results into rows and ticks.
+
+One module (about 1,150 lines) because the app's actions and the workers they start share
+its state; the scenario run (its worker and summary) is the next to leave, to the shared run
+lifecycle, and the chat actions to a screen of their own.
 """
 
 from __future__ import annotations
@@ -37,9 +41,9 @@ from simulator.errors import WasimError
 from simulator.history import DEFAULT_PATH, HistoryWriter
 from simulator.kinds import KindArgs, summarize
 from simulator.models import Button, User
+from simulator.play import Play
 from simulator.receiver import Receiver
-from simulator.replies import require_api
-from simulator.runner import Plan, SendResult, Summary, run_plan, scenario_delivery
+from simulator.runner import Plan, SendResult, Summary
 from simulator.scenarios import Scenario
 from simulator.sendapi import SentMessage, StatusDelivery
 from simulator.tapped import read_body
@@ -183,17 +187,19 @@ def make_app(*, scenario: Scenario | None = None, url: str | None = None,
              clock: Clock = time.time, speed: float = 10.0, receiver: Receiver | None = None,
              arrivals: ArrivalFeed | None = None, probe_every: float = 3.0,
              settings: Mapping[str, Any] | None = None,
-             api: ApiFeed | None = None) -> WasimApp:
+             api: ApiFeed | None = None, client: httpx.AsyncClient | None = None) -> WasimApp:
     """The app for the CLI and the tests; a bad target raises WasimError before anything runs.
 
     `settings` are other delivery settings from flags (headers, auth, timeout, retries...):
-    like the target flags, they replace the scenario's own.
+    like the target flags, they replace the scenario's own. `client` is the seam of every
+    delivery (the runner's): None sends for real, a client on httpx.MockTransport answers.
     """
     scenario = scenario or default_scenario()
     overrides = {**(settings or {}), **target_overrides(url, app, path)}
     delivery = delivery_for(scenario, overrides, tui_flag, allow_remote=allow_remote)
     return WasimApp(TuiSettings(scenario, delivery, overrides, seed, history, clock, speed,
-                                receiver, arrivals, probe_every, allow_remote, api=api))
+                                receiver, arrivals, probe_every, allow_remote, api=api,
+                                client=client))
 
 
 class WasimApp(App[int]):
@@ -952,18 +958,19 @@ class WasimApp(App[int]):
     async def run_scenario(self, plan: Plan, speed: float) -> None:
         """Play the plan through the runner, a row per send, the panel kept up to date."""
         try:
-            delivery = scenario_delivery(plan, self.overrides, tui_flag,
-                                         allow_remote=self.settings.allow_remote)
             # The send API the phone shows is the one the reply expectations read.
             replies = self.settings.api.mock if self.settings.api is not None else None
-            require_api(plan.scenario, replies,
-                        "`wasim tui --api-port 0` (`wasim demo` always runs one)")
+            # The lifecycle is simulator.play's; the app draws rows and the panel.
+            running = Play(plan, (self.overrides, tui_flag),
+                           allow_remote=self.settings.allow_remote, client=self.settings.client,
+                           replies=replies,
+                           api_hint="`wasim tui --api-port 0` (`wasim demo` always runs one)")
         except WasimError as exc:
             self.notify(exc.one_line(), title="Cannot run", severity="error", timeout=10)
             return
         panel = self.query_one(RunPanel)
         panel.start(plan.scenario.name, len(plan.sends), speed_label(speed))
-        summary = Summary(scenario=plan.scenario.name, seed=plan.seed)
+        delivery, summary = running.delivery, running.summary  # counted as each send ends
         # Filled on the courier's thread, drained on the UI's (deque appends are thread-safe).
         finished: deque[SendResult] = deque()
         self._in_process = self._in_process or any(
@@ -971,10 +978,8 @@ class WasimApp(App[int]):
 
         async def play() -> None:
             """The run itself, on the courier's loop."""
-            async for outcome in run_plan(plan, delivery, speed=speed,
-                                          on_attempt=self._write_history,
-                                          client=self.settings.client, replies=replies):
-                finished.append(outcome)
+            await running.run(speed=speed, on_attempt=self._write_history,
+                              on_result=finished.append)
         # Rows and totals are drawn in batches: a thousand table updates one by one would
         # keep the screen busy long after the sends themselves are done.
         timer = self.set_interval(_PANEL_EVERY, lambda: self._show_run(finished, summary))
@@ -1000,7 +1005,6 @@ class WasimApp(App[int]):
         rows = []
         while finished:
             outcome = finished.popleft()
-            summary.add(outcome)
             planned, result = outcome.planned, outcome.result
             via = _RUN_VIA.get(planned.kind, f"run {planned.kind}")
             record = SendRecord(f"d{next(self._keys)}", planned.event, via,

@@ -185,9 +185,9 @@ def _given(delivery: dict[str, Any]) -> dict[str, Any]:
     """The delivery flags (`wasim fire`'s, added by simulator.cli) that were actually given."""
     if "timeout" not in delivery:
         return {}  # simulator.cli did not add them (the command used on its own)
-    from simulator.cli import given_delivery_settings
+    from simulator.settings import from_params  # below simulator.cli, which imports this module
 
-    given = given_delivery_settings(delivery)
+    given = from_params(delivery)
     for target in ("url", "app", "path", "allow_remote"):  # this command's own, handled above
         given.pop(target, None)
     return given
@@ -307,27 +307,20 @@ def run_headless(scenario: Any, receiver: Any, *, seed: int | None, history: Pat
     import asyncio
 
     from simulator.history import HistoryWriter
-    from simulator.runner import Summary, plan_scenario, run_plan, scenario_delivery
+    from simulator.play import Play
+    from simulator.runner import plan_scenario
     from simulator.world import new_run_id
 
     plan = plan_scenario(scenario, seed=seed, run=new_run_id())  # a new run: new traffic
-    delivery = scenario_delivery(plan, {"url": receiver.url, "app": None},
-                                 lambda key: f"wasim demo ({key})")
+    running = Play(plan, ({"url": receiver.url, "app": None}, lambda key: f"wasim demo ({key})"),
+                   replies=bot.api if bot is not None else None)
     pace = "as fast as allowed" if math.isinf(speed) else f"at {speed:g}x"
     click.echo(f"wasim demo: running {plan.scenario.name} (seed {plan.seed}), "
                f"{len(plan.sends)} sends {pace}", err=True)
     writer = HistoryWriter(history) if history is not None else None
-    summary = Summary(scenario=plan.scenario.name, seed=plan.seed)
-
-    async def play() -> None:
-        """Consume the run, totalling each send."""
-        async for outcome in run_plan(plan, delivery, speed=speed,
-                                      on_attempt=writer.append if writer else None,
-                                      replies=bot.api if bot is not None else None):
-            summary.add(outcome)
-
+    summary = running.summary
     try:
-        asyncio.run(play())
+        asyncio.run(running.run(speed=speed, on_attempt=writer.append if writer else None))
     finally:
         if bot is not None:
             bot.drain()  # it answers on its own thread: the last taps' replies, before counting
