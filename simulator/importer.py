@@ -22,7 +22,7 @@ from typing import Any
 
 from simulator.anonymise import Anonymiser, FakeUser
 from simulator.capture import Callback, Capture, read_captures
-from simulator.errors import ExitCode, WasimError
+from simulator.errors import ExitCode, WasimError, named
 from simulator.safefiles import check_no_links
 
 MAX_STEP_GAP = 86_400.0  # a longer silence in the capture is shortened to a day
@@ -642,7 +642,7 @@ def write_outputs(files: dict[Path, str]) -> None:
             folder = path.parent if str(path.parent) else Path(".")
             if not folder.is_dir():
                 raise WasimError("no such folder", where=str(folder),
-                                 hint="Create it, or give another --out.")
+                                 hint=f"Create it, or give another {named('out')}.")
             temp = folder / f".{path.name}.{os.getpid()}.tmp"
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
             try:

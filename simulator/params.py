@@ -302,7 +302,7 @@ def click_options(keys: Iterable[str] | None = None) -> Callable[[Any], Any]:
                 help_text += f"  [env: {setting.envvar}]"
             decls = [setting.flag] + ([setting.short] if setting.short else [])
             extra: dict[str, Any] = dict(kinds[setting.kind])
-            if setting.kind in ("text", "url"):
+            if setting.kind in ("text", "url", "headers"):
                 # An empty value is a mistake, never "not given" (then a default applies).
                 extra["callback"] = not_empty(extra.get("callback"))
             if setting.multiple and setting.envvar:

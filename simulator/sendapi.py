@@ -179,7 +179,7 @@ def parse_templates(text: str, where: str = "--templates") -> tuple[str, ...]:
     if bad is not None:
         raise WasimError(f"{_one_line(bad[:40])!r} is not a template name", where=where,
                          hint="Give names of letters, digits and _, comma-separated: "
-                              "--templates order_update,catalogue.")
+                              f"{named('templates')} order_update,catalogue.")
     return names
 
 
@@ -248,8 +248,9 @@ class ApiOptions:
         if (self.phone_number_id or self.waba_id) and len(self.business_numbers) > 1:
             raise WasimError("one phone_number_id for several business numbers",
                              field="phone_number_id",
-                             hint="Give one --business-number with --phone-number-id, or "
-                                  "none (then every sender gets these ids).")
+                             hint=f"Give one {named('business_number')} with "
+                                  f"{named('phone_number_id')}, or none (then every sender "
+                                  "gets these ids).")
         if self.keep < 1:
             raise WasimError(f"keep {self.keep} would keep nothing", where="keep")
         if self.v1_id not in ("bare", "suffixed"):

@@ -19,6 +19,8 @@ import pytest
 from click.testing import CliRunner
 
 import simulator.delivery
+import simulator.locust
+import simulator.loopback
 from simulator.cli import cli
 from simulator.delivery import Deliverer, Event, delivery_options_from
 from simulator.errors import WasimError
@@ -75,9 +77,14 @@ def here() -> Iterator[Server]:
 @pytest.fixture
 def remote(monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
     """A server on a host the guard treats as another machine (127.0.0.2)."""
-    real = simulator.delivery.is_loopback_address
-    monkeypatch.setattr(simulator.delivery, "is_loopback_address",
-                        lambda address: real(address) and address.strip("[]") == "127.0.0.1")
+    real = simulator.loopback.is_loopback_address
+
+    def only_127_0_0_1(address: str) -> bool:
+        return real(address) and address.strip("[]") == "127.0.0.1"
+
+    # The guard lives in simulator.loopback; the names imported from it are patched as well.
+    for module in (simulator.loopback, simulator.delivery, simulator.locust):
+        monkeypatch.setattr(module, "is_loopback_address", only_127_0_0_1)
     server = Server("127.0.0.2")
     yield server
     server.close()
