@@ -271,3 +271,21 @@ def test_composer_sends_and_the_templates_ticks_at_80x24(snap_compare: Any) -> N
         await settle(pilot)
 
     assert snap_compare(app(), terminal_size=(80, 24), run_before=compose)
+
+
+def test_raw_bytes_after_a_replay_and_a_duplicate_at_80x24(snap_compare: Any) -> None:
+    """b: the wire's own tokens laid out and wrapped; the log's marks tell the replay (↺) and
+    the duplicate (⧉) from the tap where the Via column does not fit."""
+
+    async def tap_again_and_b(pilot: Pilot[int]) -> None:
+        await settle(pilot)
+        await pilot.press("1")
+        await settle(pilot)
+        pilot.app.query_one(DeliveryLog).move_cursor(row=0)
+        await pilot.press("r")
+        await settle(pilot)
+        pilot.app.query_one(DeliveryLog).move_cursor(row=0)
+        await pilot.press("d", "b")
+        await settle(pilot)
+
+    assert snap_compare(app(), terminal_size=(80, 24), run_before=tap_again_and_b)

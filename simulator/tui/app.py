@@ -30,7 +30,7 @@ from textual.message import Message
 from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Static
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker, WorkerCancelled, WorkerFailed, WorkerState
 
 from simulator.delivery import Attempt, Deliverer, DeliveryOptions, DeliveryResult, Target
 from simulator.errors import WasimError
@@ -88,9 +88,10 @@ _KEEP_APP_MESSAGES = 200  # the app's messages kept on the phone; the oldest go 
 
 _PHONE_KEYS: list[Binding] = [
     Binding("1", "fire(1)", "Fire", key_display="1-9",
-            tooltip="Tap quick reply N as the selected user"),
+            tooltip="Tap button N as the selected user: the template's quick replies, then "
+                    "the app's buttons (the number shown on each, newest message first)"),
     *(Binding(str(n), f"fire({n})", "Fire", show=False,
-              tooltip="Tap quick reply N as the selected user") for n in range(2, 10)),
+              tooltip="Tap button N as the selected user") for n in range(2, 10)),
     Binding("u", "pick_user", "User", tooltip="Pick who taps: the cast, or a new user"),
     Binding("n", "new_user", "New user", show=False,
             tooltip="Switch to a newly generated user (the next tap is theirs)"),
@@ -119,7 +120,7 @@ _VIEW_KEYS: list[Binding] = [
     Binding("t", "target", "Target", show=False, tooltip="Change where callbacks go"),
     Binding("p", "toggle_preview", "Preview", show=False, tooltip="Show or hide the preview"),
     Binding("b", "toggle_bytes", "Bytes", show=False,
-            tooltip="Preview the wire bytes exactly, or indented"),
+            tooltip="Preview indented, the raw wire tokens spaced out, or the exact bytes"),
     Binding("a", "toggle_arrivals", "Receiver", show=False,
             tooltip="Show or hide what the demo receiver got"),
 ]
@@ -163,6 +164,11 @@ def tui_flag(key: str) -> str:
     from simulator.settings import flag_of
 
     return flag_of(key)
+
+
+def _dialog_flag(key: str) -> str:
+    """Where a setting typed in the target dialog came from: the dialog, not a flag."""
+    return "the URL" if key == "url" else tui_flag(key)
 
 
 def target_overrides(url: str | None = None, app: str | None = None,
@@ -225,6 +231,7 @@ class WasimApp(App[int]):
         self.template_status: dict[str, str] = {}  # the template's last status, per user
         self.template_reaction: dict[str, str] = {}  # the user's reaction to it, per user
         self._template_when = ""
+        self._quitting = False  # q pressed once: waiting for deliveries in flight
 
     # --- layout -----------------------------------------------------------------------------
 
@@ -310,10 +317,13 @@ class WasimApp(App[int]):
             api.listen(partial(self._to_ui, self._from_api))
             if api.base_url:  # the command printed it, but the screen now covers that
                 self.phone.border_subtitle = f"send API {api.base_url.split('//', 1)[-1]}"
-                self.notify(f"Your handler replies through {api.base_url} (SID {api.sid}, "
-                            f"api-key {api.api_key}); an --app finds them in KALEYRA_BASE_URL, "
-                            "KALEYRA_SID and KALEYRA_API_KEY.", title="Local send API",
-                            timeout=15)
+                # Short and brief: at 80x24 a toast covers the log and the receiver.
+                if self.settings.receiver is not None:  # the demo: its own bot replies
+                    text = f"The demo bot replies through {api.base_url}."
+                else:
+                    text = (f"Replies go to {api.base_url} (SID {api.sid}, api-key "
+                            f"{api.api_key}): KALEYRA_BASE_URL, _SID, _API_KEY.")
+                self.notify(text, title="Local send API", timeout=5)
 
     async def on_unmount(self) -> None:
         """Close the connection pool (on the courier's loop, which owns it) and the history."""
@@ -511,12 +521,15 @@ class WasimApp(App[int]):
         bar.reach = reach
 
     def _apply_target(self, url: str) -> str | None:
+        url = url.strip()
+        if url and "://" not in url:  # 127.0.0.1:8000/webhook, as people type it: local http
+            url = f"http://{url}"
         overrides = {**self.overrides, **target_overrides(url=url)}
         try:
-            delivery = delivery_for(self.scenario, overrides, tui_flag,
+            delivery = delivery_for(self.scenario, overrides, _dialog_flag,
                                     allow_remote=self.settings.allow_remote)
-        except WasimError as exc:
-            return exc.one_line()
+        except WasimError as exc:  # the core's hints name the CLI's flag; here it is a box
+            return exc.one_line().replace("For example --url ", "For example ")
         if delivery is None:
             return "Give a URL, e.g. http://127.0.0.1:8000/webhook."
         self.overrides = overrides
@@ -552,8 +565,15 @@ class WasimApp(App[int]):
             self.notify("Still loading the scenario's cast; try again in a moment.",
                         severity="warning")
             return
-        if not 1 <= number <= len(session.buttons):
+        if number > len(session.buttons):
+            button = self.phone.app_keys.get(number)
+            if button is not None:  # one of the app's buttons, numbered after the template's
+                self._app_tapped(Phone.AppTapped(button.number, button.index))
+                return
             self.bell()
+            self.notify(f"No button {number}: the template's quick replies are "
+                        f"1-{len(session.buttons)}, the app's buttons show their number.",
+                        severity="warning", timeout=4)
             return
         if self.delivery is None:
             self._no_target()
@@ -1010,9 +1030,8 @@ class WasimApp(App[int]):
         preview.display = not preview.display
 
     def action_toggle_bytes(self) -> None:
-        """Preview the wire bytes exactly, or indented."""
-        preview = self.query_one(Preview)
-        preview.raw = not preview.raw
+        """Preview indented, then the wire's own tokens laid out, then the exact bytes."""
+        self.query_one(Preview).next_view()
 
     def action_toggle_arrivals(self) -> None:
         """Show or hide the demo receiver's pane."""
@@ -1025,6 +1044,26 @@ class WasimApp(App[int]):
         if arrival.problems:
             self.notify(f"#{arrival.number}: {arrival.problems[0]}",
                         title="The receiver got an invalid callback", severity="warning")
+
+    async def action_quit(self) -> None:
+        """Quit, once the deliveries in flight have ended and are in the history: the handler
+        has them, so the record must too. A second q quits at once."""
+        busy = [w for w in self.workers if w.group == "deliveries" and not w.is_finished]
+        if not busy or self._quitting:
+            self.exit()
+            return
+        self._quitting = True
+        many = f"{len(busy)} deliveries" if len(busy) > 1 else "a delivery"
+        self.notify(f"Waiting for {many} in flight to end, to record it (q again quits now).",
+                    title="Quitting", timeout=30)
+        self._quit_when_done(busy)
+
+    @work(group="quitting", exit_on_error=False)
+    async def _quit_when_done(self, busy: list[Worker[Any]]) -> None:
+        for worker in busy:
+            with contextlib.suppress(WorkerFailed, WorkerCancelled):
+                await worker.wait()
+        self.exit()
 
     def help_sections(self) -> list[Section]:
         """Every key, grouped, for the help screen."""
