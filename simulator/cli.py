@@ -487,11 +487,14 @@ def attempt_line(attempt: Any) -> str:
         parts.append("(will retry)")
     if attempt.replay_of:
         parts.append(f"(replay of {attempt.replay_of})")
+    if attempt.edit_of:
+        parts.append(f"(edit of {attempt.edit_of})")
     return "  ".join(p for p in parts if p.strip())
 
 
 def deliver_all(events: Iterable[Any], options: Any, history: Any, *,
-                replay_of: dict[str, str] | None = None) -> int:
+                replay_of: dict[str, str] | None = None,
+                edit_of: dict[str, str] | None = None) -> int:
     """Deliver events one after another, printing and recording each attempt; the exit code.
 
     `events` may be a generator: each event is taken only when the one before has been
@@ -510,7 +513,7 @@ def deliver_all(events: Iterable[Any], options: Any, history: Any, *,
 
     async def go() -> None:
         async for result in deliver_events(events, options, replay_of=replay_of,
-                                           on_attempt=on_attempt):
+                                           on_attempt=on_attempt, edit_of=edit_of):
             tally.add(result)
 
     try:
@@ -715,6 +718,10 @@ def history_table(attempts: list[Any], stream: IO[Any]) -> list[str]:
             result += ", retried"
         if attempt.replay_of:
             result += ", replay"
+        if attempt.duplicate_of:
+            result += ", duplicate"
+        if attempt.edit_of:
+            result += ", edit"
         rows.append((time.strftime("%m-%d %H:%M:%S", time.localtime(attempt.started_at)),
                      event.id, str(attempt.number), f"{event.user} {event.name}".strip() or "?",
                      event.button or "?", result, f"{attempt.latency_ms:.1f} ms",
@@ -725,14 +732,29 @@ def history_table(attempts: list[Any], stream: IO[Any]) -> list[str]:
 @cli.command()
 @click.argument("ids", nargs=-1, metavar="[EVENT_ID]...")
 @click.option("--last", type=Number(1, MAX_COUNT, integer=True), help="Replay the last N events.")
+@click.option("--set", "sets", multiple=True, metavar="PATH=VALUE",
+              help="Edit the event before sending: PATH=string or PATH:=json, as `render`.")
+@click.option("--add", "adds", multiple=True, metavar="PATH=VALUE",
+              help="Edit: add a field the event does not have (same syntax as --set).")
+@click.option("--remove", "removes", multiple=True, metavar="PATH",
+              help="Edit: remove a field, e.g. extra_info.ref2.")
+@click.option("--edit", "by_hand", is_flag=True,
+              help="Open the event's bytes in $EDITOR and send what is saved.")
+@click.option("--force", is_flag=True,
+              help="Send an edit even when it breaks the callback contract (negative tests).")
 @click.option("--failed", "only_failed", is_flag=True,
               help="Replay every event whose latest delivery failed.")
 @delivery_options
-def replay(ids: tuple[str, ...], last: int | None, only_failed: bool, **options: Any) -> int:
+def replay(ids: tuple[str, ...], last: int | None, only_failed: bool, sets: tuple[str, ...],
+           adds: tuple[str, ...], removes: tuple[str, ...], by_hand: bool, force: bool,
+           **options: Any) -> int:
     """Resend recorded events byte for byte (to their original target unless told otherwise).
 
     Replaying an event that was delivered is how a duplicate delivery is made on purpose.
     Secrets are never recorded: pass --basic-auth or --token-url again if the target needs them.
+
+    --set/--add/--remove or --edit send one event edited instead, recorded as an edit of the
+    original; an edit that breaks the callback contract is refused unless --force.
     """
     from simulator.delivery import url_target
     from simulator.history import select
@@ -745,6 +767,18 @@ def replay(ids: tuple[str, ...], last: int | None, only_failed: bool, **options:
     if not chosen:
         click.echo("nothing to replay", err=True)
         return ExitCode.OK
+    editing = bool(sets or adds or removes or by_hand)
+    if editing and len(chosen) != 1:
+        raise WasimError(f"an edit is of one event, and {len(chosen)} are chosen",
+                         where="wasim replay", hint="Give one EVENT_ID with --set/--edit.")
+    edit_of: dict[str, str] = {}
+    if editing:
+        from dataclasses import replace
+
+        original = chosen[0]
+        edited = _edited_event(original.event, sets, adds, removes, by_hand, force)
+        edit_of[edited.id] = original.delivery_id
+        chosen = [replace(original, event=edited)]
     # Without a target on the command line, each event goes back where it went before.
     groups: dict[str, list[Any]] = {}
     for attempt in chosen:
@@ -766,9 +800,43 @@ def replay(ids: tuple[str, ...], last: int | None, only_failed: bool, **options:
     for label, attempts in groups.items():
         delivery = deliveries[label]
         events = [a.event for a in attempts]
-        origins = {a.event.id: a.delivery_id for a in attempts}
-        code = max(code, deliver_all(events, delivery, writer, replay_of=origins))
+        origins = {a.event.id: a.delivery_id for a in attempts if a.event.id not in edit_of}
+        code = max(code, deliver_all(events, delivery, writer, replay_of=origins,
+                                     edit_of=edit_of))
     return code
+
+
+def _edited_event(event: Any, sets: tuple[str, ...], adds: tuple[str, ...],
+                  removes: tuple[str, ...], by_hand: bool, force: bool) -> Any:
+    """The recorded event edited by path or in $EDITOR, refused if it breaks the contract."""
+    from simulator.delivery import Event
+    from simulator.edits import edit_by_path, new_problems, trimmed
+    from simulator.overrides import parse_override
+
+    body: bytes = event.body
+    overrides = tuple([parse_override("set", s) for s in sets]
+                      + [parse_override("add", s) for s in adds]
+                      + [parse_override("remove", s) for s in removes])
+    if overrides:
+        body = edit_by_path(body, overrides, "wasim replay")
+    if by_hand:
+        # click.edit runs $EDITOR (or VISUAL) on a temporary file and returns what was saved.
+        saved = click.edit(body, extension=".json", require_save=True)
+        if saved is None:
+            raise WasimError("the editor closed without saving: nothing sent",
+                             where="wasim replay --edit", hint="Save the file to send it.")
+        body = trimmed(event.body, saved if isinstance(saved, bytes) else saved.encode())
+    if body == event.body:
+        click.echo("the edit changed nothing: sending the same bytes", err=True)
+    problems = new_problems(event.body, body)
+    if problems and not force:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise WasimError(f"the edit breaks the callback contract: {problems[0]}{more}",
+                         where="wasim replay",
+                         hint="Fix the edit, or add --force to send it anyway (a negative test).")
+    for problem in problems:
+        click.echo(f"sending despite --force: {problem}", err=True)
+    return Event.from_body(body, event.seed)
 
 
 @cli.command()

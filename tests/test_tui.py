@@ -148,6 +148,7 @@ async def test_replay_and_duplicate_from_the_log_and_its_detail_view(
         stored = records(history)
         assert stored[1]["replay_of"] == stored[0]["delivery"]
         assert stored[2]["replay_of"] is None and stored[2]["delivery"] != stored[0]["delivery"]
+        assert stored[2]["duplicate_of"] == stored[0]["delivery"]  # marked, as a replay is
 
 
 async def test_an_unreachable_target_is_shown_not_raised() -> None:

@@ -858,6 +858,7 @@ class WasimApp(App[int]):
             return
         again = self._record(record.event, via,
                              replay_of=record.delivery_id if via == "replay" else None)
+        again.source = record.delivery_id  # the history marks a duplicate as it marks a replay
         self.deliver(again)
 
     def action_replay(self) -> None:
@@ -1137,7 +1138,10 @@ class WasimApp(App[int]):
 async def _send(deliverer: Deliverer, record: SendRecord) -> DeliveryResult:
     """One delivery, on the courier's loop; its attempts are reported as `record`'s."""
     _SENDING.set(record.key)
-    return await deliverer.deliver(record.event, replay_of=record.replay_of)
+    return await deliverer.deliver(
+        record.event, replay_of=record.replay_of,
+        duplicate_of=record.source if record.via == "duplicate" else None,
+        edit_of=record.source if record.via == "edit" else None)
 
 
 def _verb(binding: Binding) -> str:
