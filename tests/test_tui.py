@@ -752,3 +752,45 @@ async def test_quitting_with_a_tap_in_flight_waits_and_records_it(history: Path)
         await app.workers.wait_for_complete()
     [line] = records(history)
     assert line["status"] == 200
+
+
+async def test_edit_and_resend_checks_as_you_type_and_records_an_edit(
+        receiver: Receiver, history: Path) -> None:
+    """e in the detail: the bytes in an editor; a broken edit is refused (ctrl+s) with the
+    validator's words, a fixed one is sent and recorded as an edit of the original."""
+    from textual.widgets import TextArea
+
+    from simulator.tui.screens.resend import ResendScreen
+
+    app = make_app(url=receiver.url, seed=7, history=history, clock=fixed_clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("1")
+        await settle(app, pilot)
+        app.query_one(DeliveryLog).focus()
+        await pilot.press("enter")
+        await settle(app, pilot)
+        await pilot.press("e")
+        await settle(app, pilot)
+        assert isinstance(app.screen, ResendScreen)
+        area = app.screen.query_one(TextArea)
+        original = area.text
+        area.load_text(original.replace('"messages":', '"mesages":'))
+        await settle(app, pilot)
+        problems = str(app.screen.query_one("#resend-problems", Static).render())
+        assert "✗" in problems
+        await pilot.press("ctrl+s")
+        await settle(app, pilot)
+        assert isinstance(app.screen, ResendScreen)  # refused: nothing sent
+        assert len(receiver.arrivals) == 1
+        area.load_text(original.replace('"ref":"', '"ref":"edited-'))
+        await settle(app, pilot)
+        assert "keeps the contract" in str(app.screen.query_one("#resend-problems",
+                                                                 Static).render())
+        await pilot.press("ctrl+s")
+        await settle(app, pilot)
+        [_, edited] = receiver.wait_for(2)
+        assert not edited.problems and b'"ref":"edited-' in edited.body
+        assert log_column(app, "via") == ["tap", "edit"]
+    stored = records(history)
+    assert stored[1]["edit_of"] == stored[0]["delivery"]

@@ -32,7 +32,14 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerCancelled, WorkerFailed, WorkerState
 
-from simulator.delivery import Attempt, Deliverer, DeliveryOptions, DeliveryResult, Target
+from simulator.delivery import (
+    Attempt,
+    Deliverer,
+    DeliveryOptions,
+    DeliveryResult,
+    Event,
+    Target,
+)
 from simulator.errors import WasimError
 from simulator.history import DEFAULT_PATH, HistoryWriter
 from simulator.kinds import KindArgs, summarize
@@ -52,6 +59,7 @@ from simulator.tui.screens.detail import DetailAction, DetailScreen
 from simulator.tui.screens.dialogs import RunScreen, TargetScreen, speed_label
 from simulator.tui.screens.edit import EditScreen
 from simulator.tui.screens.help import MOUSE, HelpScreen, Section, binding_rows
+from simulator.tui.screens.resend import ResendScreen
 from simulator.tui.screens.scenarios import ScenarioChoice, ScenarioScreen
 from simulator.tui.screens.users import UserChoice, UserScreen
 from simulator.tui.session import (
@@ -861,6 +869,28 @@ class WasimApp(App[int]):
         again.source = record.delivery_id  # the history marks a duplicate as it marks a replay
         self.deliver(again)
 
+    def edit_and_resend(self, key: str | None = None) -> None:
+        """Open delivery `key`'s bytes in the editor; send what comes back as an edit of it."""
+        key = key or self.log_table.selected_key
+        record = self.sends.get(key) if key else None
+        if record is None:
+            self.notify("Nothing in the log yet: fire a tap first (1-9).", severity="warning")
+            return
+
+        def then(body: bytes | None) -> None:
+            """Send the edit, recorded as an edit of the original delivery."""
+            if body is None or self.delivery is None:
+                if body is not None:
+                    self._no_target()
+                return
+            edited = self._record(Event.from_body(body, record.event.seed), "edit",
+                                  label=record.label)
+            edited.source = record.delivery_id
+            self.deliver(edited)
+
+        title = record.label or record.event.button or "callback"
+        self.push_screen(ResendScreen(record.event.body, title), then)
+
     def action_replay(self) -> None:
         """Replay the selected delivery: the same bytes, recorded as a replay of it."""
         self._again("replay")
@@ -877,8 +907,10 @@ class WasimApp(App[int]):
         key = message.key
 
         def then(action: DetailAction | None) -> None:
-            """Replay or duplicate, if the detail view was closed that way."""
-            if action is not None:
+            """Replay, duplicate or edit, if the detail view was closed that way."""
+            if action == "edit":
+                self.edit_and_resend(key)
+            elif action is not None:
                 self._again(action, key)
 
         self.push_screen(DetailScreen(record, clock_text), then)
@@ -1076,17 +1108,21 @@ class WasimApp(App[int]):
                 ("m", "react or un-react to the last message, send a location (type lat,lng "
                       "first) or an image (type a caption first), pick a list row, send the "
                       "template's statuses (its ticks follow: ✓ ✓✓ blue ✓✓ ✗ ⊘)"),
-                ("tab, enter", "tap a button of a message the app sent (--api-port)"),
+                ("4-9", "tap a button of a message the app sent: the number on it, "
+                        "newest message first (--api-port)"),
             ]),
             ("Delivery log", [("↑ ↓", "choose a delivery"),
                               ("enter", "open it: headers, body, response"),
                               ("↻N ⚠", "after a status: N retries; a broken expectation"),
+                              ("↺ ⧉ ✎", "before a button (narrow log): a replay, a duplicate, "
+                                        "an edit"),
                               *binding_rows(_LOG_KEYS)]),
             ("Scenario run", binding_rows(_RUN_KEYS)),
             ("View", binding_rows(_VIEW_KEYS)),
             ("App", [*binding_rows(_APP_KEYS), ("^p", "command palette: every action by name"),
                      ("tab", "move the focus")]),
             ("Delivery detail", binding_rows(DetailScreen.BINDINGS)),
+            ("Edit and resend (e in the detail)", binding_rows(ResendScreen.BINDINGS)),
             MOUSE,
         ]
 
@@ -1138,10 +1174,11 @@ class WasimApp(App[int]):
 async def _send(deliverer: Deliverer, record: SendRecord) -> DeliveryResult:
     """One delivery, on the courier's loop; its attempts are reported as `record`'s."""
     _SENDING.set(record.key)
-    return await deliverer.deliver(
-        record.event, replay_of=record.replay_of,
-        duplicate_of=record.source if record.via == "duplicate" else None,
-        edit_of=record.source if record.via == "edit" else None)
+    if record.via == "duplicate":
+        return await deliverer.deliver(record.event, duplicate_of=record.source)
+    if record.via == "edit":
+        return await deliverer.deliver(record.event, edit_of=record.source)
+    return await deliverer.deliver(record.event, replay_of=record.replay_of)
 
 
 def _verb(binding: Binding) -> str:

@@ -23,7 +23,7 @@ from simulator.tui.session import SendRecord, display_number
 from simulator.tui.widgets.log import latency_text, status_text
 from simulator.wire import to_pretty
 
-DetailAction = Literal["replay", "duplicate"]
+DetailAction = Literal["replay", "duplicate", "edit"]
 
 
 def _json_block(text: str) -> Content:
@@ -96,6 +96,8 @@ class DetailScreen(ModalScreen[DetailAction | None]):
         Binding("r", "dismiss('replay')", "Replay", tooltip="Send it again as a replay"),
         Binding("d", "dismiss('duplicate')", "Duplicate",
                 tooltip="Send the same bytes again, as the platform's duplicate"),
+        Binding("e", "dismiss('edit')", "Edit & resend",
+                tooltip="Edit the bytes (checked as you type), then send the edit"),
         Binding("c", "copy_curl", "Copy curl", tooltip="Copy a curl command that reproduces it"),
         Binding("s", "to_response", "Response", tooltip="Scroll to the handler's response"),
         Binding("escape,q", "dismiss", "Close", tooltip="Back to the phone"),
@@ -114,7 +116,7 @@ class DetailScreen(ModalScreen[DetailAction | None]):
             who += f" ({display_number(event.user)})"
         with Vertical(id="dialog", classes="detail") as dialog:
             dialog.border_title = f"{event.button or 'callback'} · {who}"
-            dialog.border_subtitle = "s response · r replay · d duplicate · c curl · esc close"
+            dialog.border_subtitle = "s response · r replay · d dup · e edit · c curl · esc close"
             curl = TextArea(id="curl", read_only=True, soft_wrap=True, show_line_numbers=False)
             curl.display = False  # until c asks for it
             yield curl
