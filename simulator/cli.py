@@ -474,14 +474,18 @@ def attempt_line(attempt: Any) -> str:
     """One line per attempt: time, event, user, button, status, latency, message id."""
     import time
 
+    from simulator.tapped import who_and_what
+
     clock = time.strftime("%H:%M:%S", time.localtime(attempt.started_at))
     event = attempt.event
-    who = f"{event.user} {event.name}".strip() or "?"
+    who, what = who_and_what(event.body)
+    who = f"{event.user} {event.name}".strip() or who or "?"
     if attempt.status is not None:
         result = f"{attempt.status} {'ok' if attempt.delivered else 'FAILED'}"
     else:
         result = f"{attempt.outcome.upper()}: {attempt.error}"
-    parts = [clock, event.id, f"#{attempt.number}", f"{who:<28}", f"{event.button or '?':<16}",
+    button = event.button or what or "?"
+    parts = [clock, event.id, f"#{attempt.number}", f"{who:<28}", f"{button:<16}",
              f"{result:<10}", f"{attempt.latency_ms:>7.1f} ms", event.message_id]
     if not attempt.final:
         parts.append("(will retry)")
@@ -690,6 +694,7 @@ def history_table(attempts: list[Any], stream: IO[Any]) -> list[str]:
     one row each, fitted to `stream`."""
     import time
 
+    from simulator.tapped import who_and_what
     from simulator.terminal import Col, table_lines
 
     # Ids, times and numbers never break; names, buttons and targets wrap at words, and move
@@ -716,6 +721,7 @@ def history_table(attempts: list[Any], stream: IO[Any]) -> list[str]:
             result = attempt.outcome
         if not attempt.final:
             result += ", retried"
+        who, what = who_and_what(event.body)  # a status names its recipient and status only
         if attempt.replay_of:
             result += ", replay"
         if attempt.duplicate_of:
@@ -723,8 +729,9 @@ def history_table(attempts: list[Any], stream: IO[Any]) -> list[str]:
         if attempt.edit_of:
             result += ", edit"
         rows.append((time.strftime("%m-%d %H:%M:%S", time.localtime(attempt.started_at)),
-                     event.id, str(attempt.number), f"{event.user} {event.name}".strip() or "?",
-                     event.button or "?", result, f"{attempt.latency_ms:.1f} ms",
+                     event.id, str(attempt.number),
+                     f"{event.user} {event.name}".strip() or who or "?",
+                     event.button or what or "?", result, f"{attempt.latency_ms:.1f} ms",
                      attempt.target))
     return table_lines(columns, rows, stream)
 

@@ -116,3 +116,17 @@ def test_an_edit_is_of_one_event(runner: CliRunner, receiver: Receiver, history:
                                "--seed", "22", "--count", "1"]).exit_code == 0
     result = replay(runner, history, "--last", "2", "--set", "extra_info.ref=x")
     assert result.exit_code == 2 and "one event" in result.stderr
+
+
+def test_history_names_a_status_rows_recipient_and_status(
+        runner: CliRunner, receiver: Receiver, history: Path) -> None:
+    """A status callback has no user name or button: the history says whose and which."""
+    result = runner.invoke(cli, ["fire", "--history", str(history), "--url", receiver.url,
+                                 "--kind", "status", "--status", "read", *SEED])
+    assert result.exit_code == 0, result.output
+    assert "status read" in result.stdout and "  ?  " not in result.stdout
+    recipient = json.loads(receiver.arrivals[0].body)["meta_object"]["value"]["statuses"][0][
+        "recipient_id"]
+    listed = runner.invoke(cli, ["history", "--history", str(history)], terminal_width=200)
+    row = listed.stdout.splitlines()[-1]
+    assert "status read" in row and recipient in row and " ? " not in row

@@ -49,7 +49,7 @@ from simulator.replies import require_api
 from simulator.runner import Plan, SendResult, Summary, run_plan, scenario_delivery
 from simulator.scenarios import Scenario
 from simulator.sendapi import SentMessage, StatusDelivery
-from simulator.tapped import read_body
+from simulator.tapped import read_body, who_and_what
 from simulator.tui.courier import Courier
 from simulator.tui.earlier import earlier_deliveries
 from simulator.tui.feed import ApiFeed, ApiRecord, ArrivalFeed
@@ -832,7 +832,9 @@ class WasimApp(App[int]):
             self._reach("reachable")
         if not result.delivered:
             why = last.error or f"the handler answered {last.status}"
-            self.notify(f"{record.event.button or 'callback'} by {record.event.name or '?'}: "
+            who, what = who_and_what(record.event.body)
+            self.notify(f"{record.event.button or what or 'callback'} "
+                        f"{'by' if record.event.name else 'to'} {record.event.name or who}: "
                         f"{why}", title="Not delivered", severity="error")
 
     def _write_history(self, attempt: Attempt) -> None:

@@ -19,6 +19,7 @@ from textual.widgets import Static, TextArea
 from textual.widgets.text_area import Selection
 
 from simulator.delivery import Attempt
+from simulator.tapped import who_and_what
 from simulator.tui.session import SendRecord, display_number
 from simulator.tui.widgets.log import latency_text, status_text
 from simulator.wire import to_pretty
@@ -111,11 +112,12 @@ class DetailScreen(ModalScreen[DetailAction | None]):
     def compose(self) -> ComposeResult:
         """Summary, attempts, request, body, response."""
         event = self.record.event
-        who = event.name or "?"
+        recipient, what = who_and_what(event.body)
+        who = event.name or (display_number(recipient) if recipient else "?")
         if event.user:
             who += f" ({display_number(event.user)})"
         with Vertical(id="dialog", classes="detail") as dialog:
-            dialog.border_title = f"{event.button or 'callback'} · {who}"
+            dialog.border_title = f"{event.button or what or 'callback'} · {who}"
             dialog.border_subtitle = "s response · r replay · d dup · e edit · c curl · esc close"
             curl = TextArea(id="curl", read_only=True, soft_wrap=True, show_line_numbers=False)
             curl.display = False  # until c asks for it
