@@ -493,7 +493,12 @@ def attempt_line(attempt: Any) -> str:
         parts.append(f"(replay of {attempt.replay_of})")
     if attempt.edit_of:
         parts.append(f"(edit of {attempt.edit_of})")
-    return "  ".join(p for p in parts if p.strip())
+    line = "  ".join(p for p in parts if p.strip())
+    if attempt.status is not None and attempt.error:
+        # An answer with an error: an in-process app that raised. Under the line: what it
+        # raised and where in its own code (the whole traceback is in the history).
+        line += "\n    ↳ " + _one_line(attempt.error)
+    return line
 
 
 def deliver_all(events: Iterable[Any], options: Any, history: Any, *,
@@ -1637,4 +1642,28 @@ cli.add_command(demo)
 
 def main() -> None:
     """Entry point of the `wasim` console script."""
-    cli.main()
+    try:
+        cli.main()
+    except SystemExit as done:
+        _leave_now_if_held(done.code)
+        raise
+
+
+def _leave_now_if_held(code: object) -> None:
+    """Exit at once when a thread wasim does not own would hold the process open.
+
+    An in-process app's plain `def` handler runs on its framework's worker thread (anyio's),
+    which Python joins at exit: a handler stuck past --timeout kept `fire --app` alive long
+    after it had reported. By now everything is printed and recorded (the history is closed),
+    so nothing is lost by not waiting for it.
+    """
+    import os
+    import threading
+
+    held = [t for t in threading.enumerate()
+            if t.is_alive() and not t.daemon and t is not threading.main_thread()]
+    if not held:
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code if isinstance(code, int) else 0 if code is None else 1)
