@@ -1193,29 +1193,46 @@ def scenarios_show(name: str, rendered: bool, seed: int | None) -> None:
 
 
 @cli.command()
-@click.argument("name")
+@click.argument("name", required=False)
+@click.option("--example", type=click.Choice(["fastapi", "flask"]),
+              help="Write a runnable webhook to copy instead (NAME.py, default webhook.py): it "
+                   "checks the signature, answers each tap once and replies through the V2 "
+                   "send API.")
 @click.option("--force", is_flag=True, help="Overwrite a file that exists.")
-def new(name: str, force: bool) -> None:
-    """Write a commented starter scenario to ./scenarios/NAME.yaml."""
+def new(name: str | None, example: str | None, force: bool) -> None:
+    """Write a commented starter scenario to ./scenarios/NAME.yaml (or, with --example, a
+    webhook to start from)."""
     import re
     from pathlib import Path
 
     from simulator.inputs import shown
     from simulator.scenarios import STARTER
 
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}", name):
-        raise WasimError(f"{shown(name)} is not a usable scenario name", where="NAME",
+    if name is None and example is None:
+        raise WasimError("say what to call the scenario", where="wasim new",
+                         hint="e.g. `wasim new summer-sale`, or `wasim new --example fastapi`.")
+    if name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}", name):
+        raise WasimError(f"{shown(name)} is not a usable name", where="NAME",
                          hint="Use up to 100 letters, digits, - and _, e.g. summer-sale.")
-    path = Path("scenarios") / f"{name}.yaml"
+    if example is not None:
+        source = Path(__file__).resolve().parent / "examples" / f"{example}_webhook.py"
+        path = Path(f"{(name or 'webhook').replace('-', '_')}.py")
+        text = source.read_text(encoding="utf-8")
+        next_step = (f"try: wasim fire --app {path.stem}:app --path /webhook --api-port 0 "
+                     f"(needs {example} and httpx)")
+    else:
+        path = Path("scenarios") / f"{name}.yaml"
+        text = STARTER.replace("NAME", str(name))
+        next_step = f"try: wasim run {path} --dry-run"
     if path.exists() and not force:
         raise WasimError("the file exists", where=str(path),
                          hint="Pick another name, or --force to overwrite it.")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(STARTER.replace("NAME", name), encoding="utf-8")
+        path.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise WasimError(f"cannot write the file ({exc.strerror})", where=str(path)) from None
-    click.echo(f"wrote {path}; try: wasim run {path} --dry-run", err=True)
+    click.echo(f"wrote {path}; {next_step}", err=True)
 
 
 _LOAD_KEYS = ("url", "app", "path", "method", "headers", "basic_auth", "token_url", "client_id",
