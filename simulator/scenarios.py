@@ -504,6 +504,29 @@ def _too_deep(text: str, limit: int) -> int | None:
     return None
 
 
+# Contexts whose mark is where the mistake starts: a bracket or quote opened and never closed
+# (the parser only notices lines later), a key whose ':' never came. A block's context mark
+# is only where the enclosing block began, often far away: there the problem's mark is better.
+_OPENED = ("while parsing a flow", "while scanning a quoted", "while scanning a simple key")
+
+
+def _yaml_error(exc: yaml.MarkedYAMLError, display: str) -> WasimError:
+    """A YAML syntax error at file:line:column where it starts, as editors expect."""
+    problem = exc.problem or exc.context or "cannot parse"
+    mark = exc.problem_mark or exc.context_mark
+    message = f"not valid YAML: {problem}"
+    if exc.context_mark is not None and (exc.context or "").startswith(_OPENED):
+        opened = exc.context or ""
+        what = opened.removeprefix("while parsing ").removeprefix("while scanning ")
+        if exc.problem_mark is not None:
+            problem += f" at {exc.problem_mark.line + 1}:{exc.problem_mark.column + 1}"
+        message = f"not valid YAML: {what} starts here and is not closed ({problem})"
+        mark = exc.context_mark
+    where = f"{display}:{mark.line + 1}:{mark.column + 1}" if mark is not None else display
+    return WasimError(message, where=where,
+                      hint="Check the brackets, quotes and indentation from there.")
+
+
 def _parse_yaml(text: str, display: str) -> tuple[Any, dict[str, int]]:
     deep = _too_deep(text, 4 * _MAX_DEPTH)
     if deep is not None:
@@ -517,12 +540,7 @@ def _parse_yaml(text: str, display: str) -> tuple[Any, dict[str, int]]:
                          "refused)", where=display,
                          hint="Look for runaway [ or { brackets.") from None
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        problem = exc.problem or exc.context or "cannot parse"
-        raise WasimError(f"not valid YAML: {problem}",
-                         where=f"{display}:{line}" if line else display,
-                         hint="Check the indentation and quoting on that line.") from None
+        raise _yaml_error(exc, display) from None
     except yaml.YAMLError as exc:
         raise WasimError(f"not valid YAML: {' '.join(str(exc).split())}", where=display) from None
     if node is None:
