@@ -1206,7 +1206,7 @@ def new(name: str | None, example: str | None, force: bool) -> None:
     from pathlib import Path
 
     from simulator.inputs import shown
-    from simulator.scenarios import STARTER
+    from simulator.scenarios import STARTER, STARTER_HEAD
 
     if name is None and example is None:
         raise WasimError("say what to call the scenario", where="wasim new",
@@ -1222,7 +1222,7 @@ def new(name: str | None, example: str | None, force: bool) -> None:
                      f"(needs {example} and httpx)")
     else:
         path = Path("scenarios") / f"{name}.yaml"
-        text = STARTER.replace("NAME", str(name))
+        text = STARTER_HEAD + STARTER.replace("NAME", str(name))
         next_step = f"try: wasim run {path} --dry-run"
     if path.exists() and not force:
         raise WasimError("the file exists", where=str(path),

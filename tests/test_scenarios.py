@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,18 @@ def test_the_starter_file_is_a_valid_scenario() -> None:
     assert scenario.name == "demo"
     assert scenario.target["url"] == "http://127.0.0.1:8000/webhook"
     assert scenario.expect.max_latency_ms == 500
+
+
+def test_the_starter_shows_every_section_and_every_step_key() -> None:
+    """What `wasim new` writes is the complete example: nothing left to guess."""
+    from simulator.scenarios import _STEP_KEYS, _TOP
+
+    for key in _TOP:
+        assert re.search(rf"(?m)^{key}:", STARTER), f"the starter has no {key}: section"
+    steps = STARTER.split("\nsteps:", 1)[1].split("\nchaos:", 1)[0]
+    shown = {key for key in _STEP_KEYS if re.search(rf"(?m)^\s+-? ?{key}:", steps)}
+    # The conversation steps (send, react, statuses, tap_reply, verify) need the send API.
+    assert shown >= set(_STEP_KEYS) - {"send", "react", "statuses", "tap_reply", "verify"}
 
 
 def test_jinja_sees_a_seeded_faker_and_the_environment() -> None:
