@@ -523,7 +523,9 @@ class Simulator:
             country: str | None = None, context_id: str | None = None,
             changes: Mapping[str, Any] | None = None, remove: Sequence[str] = (),
             identity: str | None = None) -> Callback:
-        """A user taps `button` (a label; payload defaults to it) under a template message.
+        """A user taps `button` (a label) under a template message. A button of the template
+        (Shop now, Remind me later, Stop promotions) carries its payload (SHOP_NOW...), as
+        the TUI and `render` send it; any other label's payload defaults to the label.
 
         `user` is a User from `user()` (their taps share one template message), a phone
         number, or None for a new user (`name`, `country`, `identity`: bsuid, phone or
@@ -564,7 +566,9 @@ class Simulator:
         if button is not None or payload is not None:
             label = button if button is not None \
                 else factory.streams["button_label"].choice(DEFAULT_BUTTONS).text
-            chosen = Button(label, payload if payload is not None else label)
+            # The template's own button taps with its payload; another label with itself.
+            known = {b.text: b.payload for b in DEFAULT_BUTTONS}
+            chosen = Button(label, payload if payload is not None else known.get(label, label))
         overrides = tuple(
             [Override("set", parse_path(path, f"wasim.tap(changes={{{path!r}: ...}})"), value,
                       path, f"wasim.tap(changes={{{path!r}: ...}})")

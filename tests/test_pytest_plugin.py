@@ -100,10 +100,12 @@ def test_a_users_taps_reply_to_one_template_message_and_each_user_has_their_own(
     assert message(shop.document)["context"] == message(stop.document)["context"]
 
 
-def test_a_tap_carries_the_button_asked_for_and_payload_defaults_to_the_label() -> None:
+def test_a_tap_carries_the_templates_payload_for_its_button_else_the_label() -> None:
     wasim = Simulator(5)
-    assert message(wasim.tap("Shop now").document)["button"] == {"payload": "Shop now",
+    assert message(wasim.tap("Shop now").document)["button"] == {"payload": "SHOP_NOW",
                                                                  "text": "Shop now"}
+    assert message(wasim.tap("See sizes").document)["button"] == {"payload": "See sizes",
+                                                                  "text": "See sizes"}
     stop = wasim.tap("Stop promotions", payload="STOP", name="Asha Menon", country="IN")
     assert message(stop.document)["button"] == {"payload": "STOP", "text": "Stop promotions"}
     assert stop.document["meta_object"]["value"]["contacts"][0]["profile"]["name"] == \
