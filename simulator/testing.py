@@ -39,6 +39,7 @@ from simulator.inputs import parse_business_wamid, parse_phone
 from simulator.meta import Handshake, parse_envelope, verify_handshake
 from simulator.models import Button, Tap, TemplateMessage, User
 from simulator.overrides import Override, parse_path
+from simulator.providers import reseeded
 from simulator.render import CallbackTemplate, find_template, render_tap
 from simulator.replies import require_api
 from simulator.runner import (
@@ -433,7 +434,7 @@ class Simulator:
                  enterprise: float = 0.0, quirks: str = "", business_country: str = "IN",
                  origin: str = "", envelope: str = "kaleyra",
                  client: httpx.AsyncClient | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, faker: Any = None) -> None:
         self.seed = seed
         self.clock = clock
         # The one seam of every delivery (as in runner.run_plan): None sends for real, a
@@ -459,6 +460,9 @@ class Simulator:
         self.runs: list[ScenarioRun] = []
         self.apis: list[MockApi] = []  # send APIs started by api(), for the failure report
         self._factory: TapFactory | None = None
+        # A Faker from make_faker() that no one else uses any more (the pytest plugin passes
+        # one back from a finished test): reseeded on first use, it draws as a new one would.
+        self._spare_faker = faker
         self._template: CallbackTemplate | None = None
         self._sent: dict[str, TemplateMessage] = {}
         self._target: Target | None = None
@@ -467,6 +471,11 @@ class Simulator:
         self._settings: dict[str, Any] = {} if self.envelope == "kaleyra" \
             else {"envelope": self.envelope}
         self._allow_remote = False  # only target(allow_remote=True) sets it, never a scenario
+
+    def spent_faker(self) -> Any:
+        """The Faker this simulator made, for a new Simulator(faker=...) once this one is
+        done with (None if it made none)."""
+        return self._factory.fake if self._factory is not None else self._spare_faker
 
     @property
     def seed_note(self) -> str:
@@ -481,8 +490,11 @@ class Simulator:
         if self._factory is None:
             try:
                 options = self.tap_options
-                self._factory = TapFactory(options, clock=live_clock(
-                    options.start, now=self.clock) if options.wall_clock else None)
+                spare, self._spare_faker = self._spare_faker, None
+                self._factory = TapFactory(
+                    options, reseeded(spare, options.seed) if spare is not None else None,
+                    clock=live_clock(options.start, now=self.clock)
+                    if options.wall_clock else None)
             except WasimError as exc:
                 raise _with_where(exc, "wasim(country=...)") from None
         return self._factory

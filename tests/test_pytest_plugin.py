@@ -407,3 +407,16 @@ def test_an_asgi_apps_lifespan_runs_around_each_deliver_call() -> None:
     simulator.target(app=lifespan_app.app, path="/webhook")
     simulator.deliver(simulator.tap("Shop now")).assert_status(200)
     assert lifespan_app.events == ["startup", "callback", "shutdown"]
+
+
+def test_a_finished_tests_faker_draws_for_the_next_as_a_new_one_would() -> None:
+    """The fixture hands a finished test's Faker to the next test (building one is most of
+    a Simulator's cost): reseeded, it must give the same bytes as a new Faker."""
+    used = Simulator(5, wall_clock=False, now=1_780_000_000)
+    for label in ("Shop now", "See sizes", "Stop promotions"):
+        used.tap(label)
+    fresh = Simulator(9, wall_clock=False, now=1_780_000_000)
+    again = Simulator(9, wall_clock=False, now=1_780_000_000, faker=used.spent_faker())
+    assert [fresh.tap("Shop now").body for _ in range(4)] == \
+        [again.tap("Shop now").body for _ in range(4)]
+    assert fresh.user("BR").name == again.user("BR").name
