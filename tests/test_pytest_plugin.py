@@ -420,3 +420,24 @@ def test_a_finished_tests_faker_draws_for_the_next_as_a_new_one_would() -> None:
     assert [fresh.tap("Shop now").body for _ in range(4)] == \
         [again.tap("Shop now").body for _ in range(4)]
     assert fresh.user("BR").name == again.user("BR").name
+
+
+def test_a_failing_assertion_shows_the_tests_line_not_wasims_source(
+        pytester: pytest.Pytester) -> None:
+    """__tracebackhide__ in the assertion helpers: the failure is the test's line and the
+    message, with no frame of wasim's own code in between."""
+    pytester.makepyfile(test_hidden="""
+        def test_no_reply(wasim):
+            with wasim.api() as api:
+                api.assert_replied(type="text")
+
+        def test_wrong_status(wasim):
+            from tests.apps import fastapi_app
+            wasim.deliver(wasim.tap("Shop now"), app=fastapi_app.app,
+                          path="/webhook").assert_status(418)
+    """)
+    result = pytester.runpytest(*PLUGIN)
+    result.assert_outcomes(failed=2)
+    output = result.stdout.str()
+    assert "sendapi.py" not in output and "testing.py" not in output
+    assert "expected exactly 1 reply" in output and "expected status 418" in output
