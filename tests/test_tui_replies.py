@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from textual.binding import Binding
 from textual.pilot import Pilot
 from textual.widgets import OptionList, Static
 
@@ -637,6 +638,8 @@ async def test_number_keys_tap_the_apps_buttons_newest_message_first(
         await until(app, pilot, lambda: len(app.phone.app_keys) == 4, "the keys")
         labels = {key: str(button.label) for key, button in app.phone.app_keys.items()}
         assert labels == {4: "4  ↩ NEW_A", 5: "5  ↩ NEW_B", 6: "6  ↩ OLD_A", 7: "7  ↩ OLD_B"}
+        [fire] = [b for b in app.BINDINGS if isinstance(b, Binding) and b.action == "fire(1)"]
+        assert app.get_key_display(fire) == "1-7"  # the footer says so too
         await pilot.press("6")
         [arrival] = receiver.wait_for(1)
         message = json.loads(arrival.body)["meta_object"]["value"]["messages"][0]

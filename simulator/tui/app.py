@@ -431,6 +431,7 @@ class WasimApp(App[int]):
         self.phone.show_header(business_label(session.scenario, session.business),
                                session.scenario.template.name)
         self._show_user()
+        self.refresh_bindings()  # the footer's 1-N: this template's number of quick replies
 
     async def _show_scenario(self) -> None:
         spec = self.scenario.template
@@ -1079,6 +1080,16 @@ class WasimApp(App[int]):
         if arrival.problems:
             self.notify(f"#{arrival.number}: {arrival.problems[0]}",
                         title="The receiver got an invalid callback", severity="warning")
+
+    def get_key_display(self, binding: Binding) -> str:
+        """The footer's number keys say which tap something now: the template's quick
+        replies, then the app's buttons (`1-5` under two of the app's)."""
+        if binding.action == "fire(1)" and self.session is not None:
+            shown = list(self.query(Phone).results(Phone))
+            last = min(9, len(self.session.buttons) + (len(shown[0].app_keys) if shown else 0))
+            if last:
+                return "1" if last == 1 else f"1-{last}"
+        return super().get_key_display(binding)
 
     async def action_quit(self) -> None:
         """Quit, once the deliveries in flight have ended and are in the history: the handler

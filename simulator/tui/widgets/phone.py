@@ -253,6 +253,8 @@ class Phone(Vertical):
                     key += 1
                 else:
                     button.show_key(0)
+        if keys.keys() != self.app_keys.keys():
+            self.app.refresh_bindings()  # the footer's 1-N follows
         self.app_keys = keys
 
     def compose(self) -> ComposeResult:
