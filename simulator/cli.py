@@ -500,24 +500,36 @@ def attempt_line(attempt: Any) -> str:
     """One line per attempt: time, event, user, button, status, latency, message id."""
     import time
 
+    from simulator.tapped import who_and_what
+
     clock = time.strftime("%H:%M:%S", time.localtime(attempt.started_at))
     event = attempt.event
-    who = f"{event.user} {event.name}".strip() or "?"
+    who, what = who_and_what(event.body)
+    who = f"{event.user} {event.name}".strip() or who or "?"
     if attempt.status is not None:
         result = f"{attempt.status} {'ok' if attempt.delivered else 'FAILED'}"
     else:
         result = f"{attempt.outcome.upper()}: {attempt.error}"
-    parts = [clock, event.id, f"#{attempt.number}", f"{who:<28}", f"{event.button or '?':<16}",
+    button = event.button or what or "?"
+    parts = [clock, event.id, f"#{attempt.number}", f"{who:<28}", f"{button:<16}",
              f"{result:<10}", f"{attempt.latency_ms:>7.1f} ms", event.message_id]
     if not attempt.final:
         parts.append("(will retry)")
     if attempt.replay_of:
         parts.append(f"(replay of {attempt.replay_of})")
-    return "  ".join(p for p in parts if p.strip())
+    if attempt.edit_of:
+        parts.append(f"(edit of {attempt.edit_of})")
+    line = "  ".join(p for p in parts if p.strip())
+    if attempt.status is not None and attempt.error:
+        # An answer with an error: an in-process app that raised. Under the line: what it
+        # raised and where in its own code (the whole traceback is in the history).
+        line += "\n    ↳ " + visible(attempt.error)
+    return line
 
 
 def deliver_all(events: Iterable[Any], options: Any, history: Any, *,
-                replay_of: dict[str, str] | None = None) -> int:
+                replay_of: dict[str, str] | None = None,
+                edit_of: dict[str, str] | None = None) -> int:
     """Deliver events one after another, printing and recording each attempt; the exit code.
 
     `events` may be a generator: each event is taken only when the one before has been
@@ -536,7 +548,7 @@ def deliver_all(events: Iterable[Any], options: Any, history: Any, *,
 
     async def go() -> None:
         async for result in deliver_events(events, options, replay_of=replay_of,
-                                           on_attempt=on_attempt):
+                                           on_attempt=on_attempt, edit_of=edit_of):
             tally.add(result)
 
     try:
@@ -811,6 +823,7 @@ def history_table(attempts: list[Any], stream: IO[Any]) -> list[str]:
     one row each, fitted to `stream`."""
     import time
 
+    from simulator.tapped import who_and_what
     from simulator.terminal import Col, table_lines
 
     # Ids, times and numbers never break; names, buttons and targets wrap at words, and move
@@ -837,11 +850,17 @@ def history_table(attempts: list[Any], stream: IO[Any]) -> list[str]:
             result = attempt.outcome
         if not attempt.final:
             result += ", retried"
+        who, what = who_and_what(event.body)  # a status names its recipient and status only
         if attempt.replay_of:
             result += ", replay"
+        if attempt.duplicate_of:
+            result += ", duplicate"
+        if attempt.edit_of:
+            result += ", edit"
         rows.append((time.strftime("%m-%d %H:%M:%S", time.localtime(attempt.started_at)),
-                     event.id, str(attempt.number), f"{event.user} {event.name}".strip() or "?",
-                     event.button or "?", result, f"{attempt.latency_ms:.1f} ms",
+                     event.id, str(attempt.number),
+                     f"{event.user} {event.name}".strip() or who or "?",
+                     event.button or what or "?", result, f"{attempt.latency_ms:.1f} ms",
                      attempt.target))
     return table_lines(columns, rows, stream)
 
@@ -849,14 +868,29 @@ def history_table(attempts: list[Any], stream: IO[Any]) -> list[str]:
 @cli.command()
 @click.argument("ids", nargs=-1, metavar="[EVENT_ID]...")
 @click.option("--last", type=Number(1, MAX_COUNT, integer=True), help="Replay the last N events.")
+@click.option("--set", "sets", multiple=True, metavar="PATH=VALUE",
+              help="Edit the event before sending: PATH=string or PATH:=json, as `render`.")
+@click.option("--add", "adds", multiple=True, metavar="PATH=VALUE",
+              help="Edit: add a field the event does not have (same syntax as --set).")
+@click.option("--remove", "removes", multiple=True, metavar="PATH",
+              help="Edit: remove a field, e.g. extra_info.ref2.")
+@click.option("--edit", "by_hand", is_flag=True,
+              help="Open the event's bytes in $EDITOR and send what is saved.")
+@click.option("--force", is_flag=True,
+              help="Send an edit even when it breaks the callback contract (negative tests).")
 @click.option("--failed", "only_failed", is_flag=True,
               help="Replay every event whose latest delivery failed.")
 @delivery_options
-def replay(ids: tuple[str, ...], last: int | None, only_failed: bool, **options: Any) -> int:
+def replay(ids: tuple[str, ...], last: int | None, only_failed: bool, sets: tuple[str, ...],
+           adds: tuple[str, ...], removes: tuple[str, ...], by_hand: bool, force: bool,
+           **options: Any) -> int:
     """Resend recorded events byte for byte (to their original target unless told otherwise).
 
     Replaying an event that was delivered is how a duplicate delivery is made on purpose.
     Secrets are never recorded: pass --basic-auth or --token-url again if the target needs them.
+
+    --set/--add/--remove or --edit send one event edited instead, recorded as an edit of the
+    original; an edit that breaks the callback contract is refused unless --force.
     """
     from simulator.delivery import REDACTED, url_target
     from simulator.history import select_in_file
@@ -870,6 +904,18 @@ def replay(ids: tuple[str, ...], last: int | None, only_failed: bool, **options:
     if not chosen:
         click.echo("nothing to replay", err=True)
         return ExitCode.OK
+    editing = bool(sets or adds or removes or by_hand)
+    if editing and len(chosen) != 1:
+        raise WasimError(f"an edit is of one event, and {len(chosen)} are chosen",
+                         where="wasim replay", hint="Give one EVENT_ID with --set/--edit.")
+    edit_of: dict[str, str] = {}
+    if editing:
+        from dataclasses import replace
+
+        original = chosen[0]
+        edited = _edited_event(original.event, sets, adds, removes, by_hand, force)
+        edit_of[edited.id] = original.delivery_id
+        chosen = [replace(original, event=edited)]
     # Without a target on the command line, each event goes back where it went before.
     groups: dict[str, list[Any]] = {}
     for attempt in chosen:
@@ -896,9 +942,43 @@ def replay(ids: tuple[str, ...], last: int | None, only_failed: bool, **options:
     for label, attempts in groups.items():
         delivery = deliveries[label]
         events = [a.event for a in attempts]
-        origins = {a.event.id: a.delivery_id for a in attempts}
-        code = max(code, deliver_all(events, delivery, writer, replay_of=origins))
+        origins = {a.event.id: a.delivery_id for a in attempts if a.event.id not in edit_of}
+        code = max(code, deliver_all(events, delivery, writer, replay_of=origins,
+                                     edit_of=edit_of))
     return code
+
+
+def _edited_event(event: Any, sets: tuple[str, ...], adds: tuple[str, ...],
+                  removes: tuple[str, ...], by_hand: bool, force: bool) -> Any:
+    """The recorded event edited by path or in $EDITOR, refused if it breaks the contract."""
+    from simulator.delivery import Event
+    from simulator.edits import edit_by_path, new_problems, trimmed
+    from simulator.overrides import parse_override
+
+    body: bytes = event.body
+    overrides = tuple([parse_override("set", s) for s in sets]
+                      + [parse_override("add", s) for s in adds]
+                      + [parse_override("remove", s) for s in removes])
+    if overrides:
+        body = edit_by_path(body, overrides, "wasim replay")
+    if by_hand:
+        # click.edit runs $EDITOR (or VISUAL) on a temporary file and returns what was saved.
+        saved = click.edit(body, extension=".json", require_save=True)
+        if saved is None:
+            raise WasimError("the editor closed without saving: nothing sent",
+                             where="wasim replay --edit", hint="Save the file to send it.")
+        body = trimmed(event.body, saved if isinstance(saved, bytes) else saved.encode())
+    if body == event.body:
+        click.echo("the edit changed nothing: sending the same bytes", err=True)
+    problems = new_problems(event.body, body)
+    if problems and not force:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise WasimError(f"the edit breaks the callback contract: {problems[0]}{more}",
+                         where="wasim replay",
+                         hint="Fix the edit, or add --force to send it anyway (a negative test).")
+    for problem in problems:
+        click.echo(f"sending despite --force: {problem}", err=True)
+    return Event.from_body(body, event.seed)
 
 
 @cli.command()
@@ -1270,34 +1350,51 @@ def scenarios_show(name: str, rendered: bool, seed: int | None,
 
 
 @cli.command()
-@click.argument("name")
+@click.argument("name", required=False)
+@click.option("--example", type=click.Choice(["fastapi", "flask"]),
+              help="Write a runnable webhook to copy instead (NAME.py, default webhook.py): it "
+                   "checks the signature, answers each tap once and replies through the V2 "
+                   "send API.")
 @click.option("--force", is_flag=True, help="Overwrite a file that exists.")
-def new(name: str, force: bool) -> None:
-    """Write a commented starter scenario to ./scenarios/NAME.yaml."""
+def new(name: str | None, example: str | None, force: bool) -> None:
+    """Write a commented starter scenario to ./scenarios/NAME.yaml (or, with --example, a
+    webhook to start from)."""
     import re
     from pathlib import Path
 
     from simulator.inputs import shown
     from simulator.safefiles import write_file
-    from simulator.scenarios import STARTER
+    from simulator.scenarios import STARTER, STARTER_HEAD
 
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}", name):
-        raise WasimError(f"{shown(name)} is not a usable scenario name", where="NAME",
+    if name is None and example is None:
+        raise WasimError("say what to call the scenario", where="wasim new",
+                         hint="e.g. `wasim new summer-sale`, or `wasim new --example fastapi`.")
+    if name is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}", name):
+        raise WasimError(f"{shown(name)} is not a usable name", where="NAME",
                          hint="Use up to 100 letters, digits, - and _, e.g. summer-sale.")
-    path = Path("scenarios") / f"{name}.yaml"
+    if example is not None:
+        source = Path(__file__).resolve().parent / "examples" / f"{example}_webhook.py"
+        path = Path(f"{(name or 'webhook').replace('-', '_')}.py")
+        text = source.read_text(encoding="utf-8")
+        next_step = (f"try: wasim fire --app {path.stem}:app --path /webhook --api-port 0 "
+                     f"(needs {example} and httpx)")
+    else:
+        path = Path("scenarios") / f"{name}.yaml"
+        text = STARTER_HEAD + STARTER.replace("NAME", str(name))
+        next_step = f"try: wasim run {path} --dry-run"
     try:
         # Never through a link (simulator.safefiles); without --force, never over a file.
-        write_file(path, STARTER.replace("NAME", name).encode("utf-8"), "the scenario",
+        write_file(path, text.encode("utf-8"), "the example" if example else "the scenario",
                    exclusive=not force)
     except FileExistsError:
         raise WasimError("the file exists", where=str(path),
                          hint="Pick another name, or --force to overwrite it.") from None
     except OSError as exc:
         raise WasimError(f"cannot write the file ({exc.strerror})", where=str(path)) from None
-    click.echo(f"wrote {path}; try: wasim run {path} --dry-run", err=True)
+    click.echo(f"wrote {path}; {next_step}", err=True)
     from simulator.schema import SCHEMA_FILE
 
-    if not Path(SCHEMA_FILE).exists():
+    if example is None and not Path(SCHEMA_FILE).exists():
         click.echo(f"for your editor's checks and completion: wasim schema > {SCHEMA_FILE}",
                    err=True)
 
@@ -1837,4 +1934,28 @@ cli.add_command(demo)
 
 def main() -> None:
     """Entry point of the `wasim` console script."""
-    cli.main()
+    try:
+        cli.main()
+    except SystemExit as done:
+        _leave_now_if_held(done.code)
+        raise
+
+
+def _leave_now_if_held(code: object) -> None:
+    """Exit at once when a thread wasim does not own would hold the process open.
+
+    An in-process app's plain `def` handler runs on its framework's worker thread (anyio's),
+    which Python joins at exit: a handler stuck past --timeout kept `fire --app` alive long
+    after it had reported. By now everything is printed and recorded (the history is closed),
+    so nothing is lost by not waiting for it.
+    """
+    import os
+    import threading
+
+    held = [t for t in threading.enumerate()
+            if t.is_alive() and not t.daemon and t is not threading.main_thread()]
+    if not held:
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code if isinstance(code, int) else 0 if code is None else 1)

@@ -203,6 +203,8 @@ class Attempt:
     # running late (LoopLag); not the handler's time, so no latency rule counts it.
     wasim_ms: float = 0.0
     response_bytes: int = 0  # bytes kept of the answer, before any secret was redacted
+    duplicate_of: str | None = None  # the delivery whose bytes this one sends again, as a dup
+    edit_of: str | None = None  # the delivery whose bytes were edited into this event
 
     @property
     def answer_ms(self) -> float:
@@ -668,8 +670,13 @@ class Deliverer:
                                 digest_size=4).hexdigest()
         return f"dlv_{stamp}"
 
-    async def deliver(self, event: Event, replay_of: str | None = None) -> DeliveryResult:
-        """Send `event`, retrying per the policy; every attempt is reported as it ends."""
+    async def deliver(self, event: Event, replay_of: str | None = None, *,
+                      duplicate_of: str | None = None,
+                      edit_of: str | None = None) -> DeliveryResult:
+        """Send `event`, retrying per the policy; every attempt is reported as it ends.
+
+        `replay_of`, `duplicate_of` and `edit_of` name the delivery this one comes from.
+        """
         if self.options.envelope == "meta":
             wrapped = wrap(event.body)
             if wrapped != event.body:
@@ -682,6 +689,8 @@ class Deliverer:
         while True:
             number += 1
             attempt = self._scrubbed(await self._attempt(event, delivery_id, number, replay_of))
+            if duplicate_of or edit_of:
+                attempt = replace(attempt, duplicate_of=duplicate_of, edit_of=edit_of)
             # A 401 with a cached token: the token may have been revoked. Fetch a new one and
             # resend at once, once, as the platform does; it does not use up a retry.
             if attempt.status == 401 and self.tokens is not None and not refreshed:

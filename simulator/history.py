@@ -106,6 +106,11 @@ def to_record(attempt: Attempt) -> dict[str, Any]:
         record["response_withheld"] = length  # bytes kept of the answer (at most 64 KiB)
     if attempt.app_error is not None:  # only when an in-process app raised
         record["app_error"] = attempt.app_error
+    # Only when set, so the records of plain sends keep their shape.
+    if attempt.duplicate_of is not None:
+        record["duplicate_of"] = attempt.duplicate_of
+    if attempt.edit_of is not None:
+        record["edit_of"] = attempt.edit_of
     try:
         record["body"] = event.body.decode("utf-8")
     except UnicodeDecodeError:
@@ -282,6 +287,8 @@ def from_record(record: dict[str, Any]) -> Attempt:
         final=_flag(record, "final", True),
         replay_of=_text(record, "replay_of", optional=True),
         app_error=_optional_text(record.get("app_error"), "app_error"),
+        duplicate_of=_optional_text(record.get("duplicate_of"), "duplicate_of"),
+        edit_of=_optional_text(record.get("edit_of"), "edit_of"),
     )
 
 

@@ -27,6 +27,10 @@ MARKER_HELP = ("wasim(seed=N, country='IN', platform='mix', template='button_tap
                "for this test; seed= pins the seed instead of deriving it from the node id")
 
 _SIMULATOR = pytest.StashKey["Simulator"]()
+# Fakers of finished tests, for the next tests (reseeded, they draw as new ones): building one
+# costs more than the rest of a test's simulator. Kept per session, on the config.
+_SPARE_FAKERS = pytest.StashKey[list[Any]]()
+_NOT_OPTIONS = ("origin", "faker")  # Simulator arguments no marker sets
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -68,7 +72,7 @@ def _marker_options(item: pytest.Item, allowed: list[str]) -> dict[str, Any]:
 
 
 @pytest.fixture
-def wasim(request: pytest.FixtureRequest) -> Simulator:
+def wasim(request: pytest.FixtureRequest) -> Generator[Simulator, None, None]:
     """A Simulator seeded from this test's node id: the same test sends the same callbacks.
 
     `@pytest.mark.wasim(seed=..., country=...)` sets its options; `--wasim-seed N` mixes N
@@ -77,7 +81,8 @@ def wasim(request: pytest.FixtureRequest) -> Simulator:
     from simulator.testing import Simulator  # deferred: see the module docstring
 
     item = request.node
-    allowed = [name for name in inspect.signature(Simulator).parameters if name != "origin"]
+    allowed = [name for name in inspect.signature(Simulator).parameters
+               if name not in _NOT_OPTIONS]
     options = _marker_options(item, allowed)
     base = request.config.getoption("wasim_seed", default=None)
     if "seed" in options:
@@ -88,10 +93,14 @@ def wasim(request: pytest.FixtureRequest) -> Simulator:
     else:
         options["seed"] = seed_from(item.nodeid)
         origin = f"the node id {item.nodeid}"
-    simulator = Simulator(origin=origin, **options)
+    spares = request.config.stash.setdefault(_SPARE_FAKERS, [])
+    simulator = Simulator(origin=origin, faker=spares.pop() if spares else None, **options)
     item.stash[_SIMULATOR] = simulator
     item.user_properties.append(("wasim_seed", simulator.seed))  # lands in JUnit XML too
-    return simulator
+    yield simulator
+    spent = simulator.spent_faker()  # the test is over: its Faker serves the next one
+    if spent is not None and len(spares) < 4:
+        spares.append(spent)
 
 
 @pytest.hookimpl(hookwrapper=True)

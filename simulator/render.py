@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -195,9 +196,8 @@ class CallbackTemplate:
     def __init__(self, path: Path, fake: Any = None) -> None:
         self.path = path
         self.display = _display_path(path)
-        env = make_environment(path.parent, path.name)
         try:
-            self._template = env.get_template(path.name)
+            self._template, conditions, splices = _compiled(path)
         except jinja2.TemplateSyntaxError as exc:
             raise WasimError(f"template syntax error: {exc.message}",
                              where=f"{self.display}:{exc.lineno}",
@@ -213,14 +213,15 @@ class CallbackTemplate:
             raise WasimError(str(exc.message or exc), where=self.display) from None
         self._filename = self._template.filename or str(path)
         self._globals = dict(self._template.globals)
-        # Never the Faker itself: its name lookups (get_formatter, format) escape the sandbox.
-        self._fake = fake_facade(fake)
-        conditions = _plain_conditions(env, path)
+        self._faker = fake  # its facade is made on first render: a plain template never needs it
+        self._fake_made: Any = None
         self._plain = conditions is not None
         self._conditions = conditions or ()
         self._shape = [attrgetter(c) for c in self._conditions]
         # One compiled splice per shape (which `{% if %}` fields are set); None: use Jinja.
-        self._splices: dict[tuple[bool, ...], Callable[[Tap], bytes] | None] = {}
+        # Shared by every CallbackTemplate of the same source: a plain template reads nothing
+        # but the tap, so a splice made by one serves all.
+        self._splices = splices
 
     def wire(self, tap: Tap) -> bytes:
         """The exact wire bytes for `tap`."""
@@ -233,6 +234,15 @@ class CallbackTemplate:
             if splice is not None:
                 return splice(tap)
         return to_wire(self.document(tap))
+
+    @property
+    def _fake(self) -> Any:
+        """The `fake` templates see, made once, on first use."""
+        if self._fake_made is None and self._faker is not None:
+            # Never the Faker itself: its name lookups (get_formatter, format) escape the
+            # sandbox.
+            self._fake_made = fake_facade(self._faker)
+        return self._fake_made
 
     def document(self, tap: Tap) -> dict[str, Any]:
         """Render `tap` and parse the result: the callback as a JSON object."""
@@ -283,6 +293,34 @@ class CallbackTemplate:
         line = error_line(exc, self._filename)
         where = f"{self.display}:{line}" if line else self.display
         return WasimError(what, where=where, hint=hint)
+
+
+Splices = dict[tuple[bool, ...], Callable[[Tap], bytes] | None]
+
+
+def _compiled(path: Path) -> tuple[jinja2.Template, tuple[str, ...] | None, Splices]:
+    """The template at `path` compiled, and its plain conditions (see _plain_conditions).
+
+    Lexing, parsing and compiling are most of what a Simulator costs a test, and every test
+    loads the same few templates: the result is kept per source text (an edited file is
+    compiled again). A file that cannot be read goes the uncached way, which reports why.
+    """
+    try:
+        source = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return _compile.__wrapped__(str(path.parent), path.name, "")
+    return _compile(str(path.parent), path.name, source)
+
+
+@functools.lru_cache(maxsize=32)
+def _compile(directory: str, name: str,
+             source: str) -> tuple[jinja2.Template, tuple[str, ...] | None, Splices]:
+    """Compile `name` in `directory` (`source` is the cache key: the text it was read as).
+    Rendering shares nothing mutable between callers: each render has its own context and
+    budget (sandbox.render_bounded), so one compiled template serves every Simulator."""
+    env = make_environment(Path(directory), name)
+    template = env.get_template(name)
+    return template, _plain_conditions(env, Path(directory) / name), {}
 
 
 # --- the compiled fast path ------------------------------------------------------------------

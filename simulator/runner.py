@@ -501,15 +501,18 @@ async def deliver_events(
     on_attempt: Callable[[Attempt], None] | None = None,
     sleep: Sleep = asyncio.sleep,
     client: httpx.AsyncClient | None = None,
+    edit_of: Mapping[str, str] | None = None,
 ) -> AsyncIterator[DeliveryResult]:
     """Deliver events one after another (fire, replay), yielding each delivery as it ends.
 
-    `replay_of` maps an event id to the delivery it replays, recorded on every attempt.
+    `replay_of` maps an event id to the delivery it replays, `edit_of` an edited event's id
+    to the delivery whose bytes were edited; both are recorded on every attempt.
     """
     async with Deliverer(options, on_attempt=on_attempt, sleep=sleep,
                          client=client) as deliverer:
         for event in events:
-            yield await deliverer.deliver(event, replay_of=(replay_of or {}).get(event.id))
+            yield await deliverer.deliver(event, replay_of=(replay_of or {}).get(event.id),
+                                          edit_of=(edit_of or {}).get(event.id))
 
 
 def scenario_settings(scenario: Scenario, index: int | None, given: Mapping[str, Any],

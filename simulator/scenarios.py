@@ -45,45 +45,84 @@ from simulator.scenario_format import key as declared_key
 
 SUFFIXES = (".yaml", ".yml")
 
+# What `wasim new NAME` writes: the complete, annotated example of the README (every section),
+# NAME replaced. It must load and pass `wasim run --dry-run` (tests/test_scenarios.py checks).
+# STARTER_HEAD is written above it: the place for a first line such as an editor's
+# `# yaml-language-server: $schema=...` (empty until one is added).
+STARTER_HEAD = ""
 STARTER = """\
 # yaml-language-server: $schema=../wasim-schema.json
 # NAME: what this scenario exercises, in one line (shown by `wasim scenarios`).
-# The file is Jinja first (`fake` is a seeded Faker, `env` the environment variables you
-# allow with --template-env NAME), then YAML.
+# Every section is here, annotated: delete what you do not need. The file is Jinja first
+# (`fake` is a seeded Faker, `env` the environment variables you allow with
+# --template-env NAME), then YAML: a WhatsApp placeholder is written {{ "{{1}}" }}.
 # The first line lets editors check it: `wasim schema > wasim-schema.json` in the folder above.
 name: NAME
 description: A template goes to 20 shoppers; most tap Shop now, some opt out.
 seed: 1                       # same seed, same bytes, same order
 
-business:
-  name: Solemate Shoes        # shown in the terminal UI's phone; number and ids are generated
+business:                     # optional; anything left out is generated
+  name: Solemate Shoes        # the brand as the terminal UI's phone shows it (not on the wire)
+  display_phone_number: "918068177179"
+  phone_number_id: "104605889412733"
+  waba_id: "347012345678969"
+  country: IN
 
 template:
   name: summer_sale_2026      # the template the brand sent
-  body: "Hi! Our summer sale is live: 40% off until Sunday."
-  buttons:                    # up to 3 quick replies; payload defaults to the text
+  body: "Hi! Our summer sale is live: 40% off until Sunday."   # shown in the TUI's phone
+  buttons:                    # quick replies; payload defaults to the text (as Meta sends it)
     - {text: Shop now, payload: SHOP_NOW}
     - {text: Stop promotions, payload: STOP}
-  ref1: summer sale campaign  # echoed in extra_info
+  ref1: summer sale campaign  # ref, ref1, ref2: echoed in extra_info
+  callback: button_tap        # a built-in template (default), or a file next to this one
+
+templates: [catalogue]        # other templates your app may send through the send API
+                              # (one it does not name fails 132001, as Meta's would)
 
 cast:
   countries: {IN: 15, US: 5}  # generated users by country
+  users:                      # and/or listed users
+    - {wa_id: "919845012345", name: Asha Menon}
+  platform: android           # android, ios, web or mix (default): the shape of message ids
+  identity: {bsuid: 90, username: 10}  # bsuid (default), phone, username: by share
+  enterprise: 0.05            # share of users with an enterprise parent_user_id
+  quirks: {mx521: 0.5}        # number quirks (mx521, br8), each for a share of the users
 
-steps:
+steps:                        # run one after the other
   - name: first wave
-    choices: {Shop now: 70, Stop promotions: 10}   # weighted buttons
+    who: all                  # all, a number (20), a share ("60%"), or listed users [Asha Menon]
+    choices: {Shop now: 70, Stop promotions: 10}   # weighted buttons (or `tap: Shop now`)
     no_tap: 20                # weight of users who tap nothing
-    spread: 2m                # taps spread over two minutes
+    spread: 2m                # taps at random moments over two minutes (ms, s, m, h)
+    concurrency: 4            # deliveries in flight at once (default 1)
+  - name: Asha taps again
+    who: [Asha Menon]
+    tap: Stop promotions
+    after: 30s                # wait after the previous step
+    repeat: 2                 # each chosen user taps this many times
+    duplicate: true           # deliver every tap of this step twice (or: concurrently)
+    target: {url: "http://127.0.0.1:9000/optout"}   # this step goes elsewhere
+    expect: {status: [200, 202]}                     # and may expect something else
 
 chaos:
-  duplicate: 0.05             # 5% of taps are delivered twice, same bytes
+  duplicate: 0.05             # share of taps delivered twice, same bytes
+  duplicate_concurrently: false
+  shuffle: 5                  # shuffle delivery order within windows of 5 sends
+  redeliver: 0.02             # share of taps delivered again later...
+  redeliver_after: 30s        # ...this long after
 
-expect:
-  status: [200]
+expect:                       # checked on every delivery's final answer
+  status: [200]               # codes, ranges (200-299) or classes (2xx)
   max_latency: 500ms
+  body_contains: ok
+  json: {"$.status": "ok"}    # JSON path in the response body: expected value
 
-target:
+target:                       # any delivery option of `wasim fire`
   url: "{{ env.WEBHOOK_URL | default('http://127.0.0.1:8000/webhook') }}"
+  headers: {X-Brand: acme}
+  retries: 2
+  timeout: 5
 """
 _SEED_LINE = re.compile(r"^seed:\s*(\d+)\s*(?:#.*)?$", re.M)
 _DURATION = re.compile(DURATION_PATTERN)
@@ -578,6 +617,29 @@ def _too_deep(text: str, limit: int) -> int | None:
     return None
 
 
+# Contexts whose mark is where the mistake starts: a bracket or quote opened and never closed
+# (the parser only notices lines later), a key whose ':' never came. A block's context mark
+# is only where the enclosing block began, often far away: there the problem's mark is better.
+_OPENED = ("while parsing a flow", "while scanning a quoted", "while scanning a simple key")
+
+
+def _yaml_error(exc: yaml.MarkedYAMLError, display: str) -> WasimError:
+    """A YAML syntax error at file:line:column where it starts, as editors expect."""
+    problem = exc.problem or exc.context or "cannot parse"
+    mark = exc.problem_mark or exc.context_mark
+    message = f"not valid YAML: {problem}"
+    if exc.context_mark is not None and (exc.context or "").startswith(_OPENED):
+        opened = exc.context or ""
+        what = opened.removeprefix("while parsing ").removeprefix("while scanning ")
+        if exc.problem_mark is not None:
+            problem += f" at {exc.problem_mark.line + 1}:{exc.problem_mark.column + 1}"
+        message = f"not valid YAML: {what} starts here and is not closed ({problem})"
+        mark = exc.context_mark
+    where = f"{display}:{mark.line + 1}:{mark.column + 1}" if mark is not None else display
+    return WasimError(message, where=where,
+                      hint="Check the brackets, quotes and indentation from there.")
+
+
 def _parse_yaml(text: str, display: str) -> tuple[Any, dict[str, int]]:
     deep = _too_deep(text, 4 * _MAX_DEPTH)
     if deep is not None:
@@ -591,12 +653,7 @@ def _parse_yaml(text: str, display: str) -> tuple[Any, dict[str, int]]:
                          "refused)", where=display,
                          hint="Look for runaway [ or { brackets.") from None
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        problem = exc.problem or exc.context or "cannot parse"
-        raise WasimError(f"not valid YAML: {problem}",
-                         where=f"{display}:{line}" if line else display,
-                         hint="Check the indentation and quoting on that line.") from None
+        raise _yaml_error(exc, display) from None
     except yaml.YAMLError as exc:
         raise WasimError(f"not valid YAML: {' '.join(str(exc).split())}", where=display) from None
     if node is None:

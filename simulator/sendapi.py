@@ -637,6 +637,7 @@ class MockApi:
                        context_id: str | None = None, count: int | None = 1) -> list[SentMessage]:
         """Assert the app sent `count` messages (any number if None, at least one) matching
         every given filter; return them. The failure lists everything that was sent."""
+        __tracebackhide__ = True  # a failing test shows its own line, not wasim's
         wanted = to.lstrip("+") if to is not None else None
         found = [m for m in self.sent
                  if (wanted is None or m.to == wanted)

@@ -88,6 +88,17 @@ def read_document(document: Any) -> Tapped:
     )
 
 
+def who_and_what(body: bytes) -> tuple[str, str]:
+    """Who a callback is about and what it is, for a row of people's reading: the user
+    (number and name) and the button or message type, or a status's recipient and status
+    (`status read`); blanks only when the body says neither."""
+    tapped = read_body(body)
+    if tapped.message:
+        who = f"{tapped.user} {tapped.name}".strip()
+        return who, tapped.button or tapped.message_type
+    return tapped.recipient, f"status {tapped.status}" if tapped.status else ""
+
+
 def dig(value: Any, *keys: str | int) -> Any:
     """value[k1][k2]..., or None as soon as a step does not fit the shape."""
     for key in keys:

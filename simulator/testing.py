@@ -44,6 +44,7 @@ from simulator.meta import Handshake, parse_envelope, verify_handshake
 from simulator.models import Button, Tap, TemplateMessage, User
 from simulator.overrides import Override, parse_path
 from simulator.play import Play
+from simulator.providers import reseeded
 from simulator.render import CallbackTemplate, find_template, render_tap
 from simulator.runner import (
     Plan,
@@ -440,7 +441,7 @@ class Simulator:
                  enterprise: float = 0.0, quirks: str = "", business_country: str = "IN",
                  origin: str = "", envelope: str = "kaleyra",
                  client: httpx.AsyncClient | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, faker: Any = None) -> None:
         self.seed = seed
         self.clock = clock
         # The one seam of every delivery (as in runner.run_plan): None sends for real, a
@@ -466,6 +467,9 @@ class Simulator:
         self.runs: list[ScenarioRun] = []
         self.apis: list[MockApi] = []  # send APIs started by api(), for the failure report
         self._factory: TapFactory | None = None
+        # A Faker from make_faker() that no one else uses any more (the pytest plugin passes
+        # one back from a finished test): reseeded on first use, it draws as a new one would.
+        self._spare_faker = faker
         self._template: CallbackTemplate | None = None
         self._sent: dict[str, TemplateMessage] = {}
         self._target: Target | None = None
@@ -474,6 +478,11 @@ class Simulator:
         self._settings: dict[str, Any] = {} if self.envelope == "kaleyra" \
             else {"envelope": self.envelope}
         self._allow_remote = False  # only target(allow_remote=True) sets it, never a scenario
+
+    def spent_faker(self) -> Any:
+        """The Faker this simulator made, for a new Simulator(faker=...) once this one is
+        done with (None if it made none)."""
+        return self._factory.fake if self._factory is not None else self._spare_faker
 
     @property
     def seed_note(self) -> str:
@@ -488,8 +497,11 @@ class Simulator:
         if self._factory is None:
             try:
                 options = self.tap_options
-                self._factory = TapFactory(options, clock=live_clock(
-                    options.start, now=self.clock) if options.wall_clock else None)
+                spare, self._spare_faker = self._spare_faker, None
+                self._factory = TapFactory(
+                    options, reseeded(spare, options.seed) if spare is not None else None,
+                    clock=live_clock(options.start, now=self.clock)
+                    if options.wall_clock else None)
             except WasimError as exc:
                 raise _with_where(exc, "wasim(country=...)") from None
         return self._factory
@@ -530,7 +542,9 @@ class Simulator:
             country: str | None = None, context_id: str | None = None,
             changes: Mapping[str, Any] | None = None, remove: Sequence[str] = (),
             identity: str | None = None) -> Callback:
-        """A user taps `button` (a label; payload defaults to it) under a template message.
+        """A user taps `button` (a label) under a template message. A button of the template
+        (Shop now, Remind me later, Stop promotions) carries its payload (SHOP_NOW...), as
+        the TUI and `render` send it; any other label's payload defaults to the label.
 
         `user` is a User from `user()` (their taps share one template message), a phone
         number, or None for a new user (`name`, `country`, `identity`: bsuid, phone or
@@ -571,7 +585,9 @@ class Simulator:
         if button is not None or payload is not None:
             label = button if button is not None \
                 else factory.streams["button_label"].choice(DEFAULT_BUTTONS).text
-            chosen = Button(label, payload if payload is not None else label)
+            # The template's own button taps with its payload; another label with itself.
+            known = {b.text: b.payload for b in DEFAULT_BUTTONS}
+            chosen = Button(label, payload if payload is not None else known.get(label, label))
         overrides = tuple(
             [Override("set", parse_path(path, f"wasim.tap(changes={{{path!r}: ...}})"), value,
                       path, f"wasim.tap(changes={{{path!r}: ...}})")

@@ -18,6 +18,7 @@ import traceback
 import zlib
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import httpx
@@ -83,8 +84,26 @@ class AppFailure:
     stage: AppStage = "before"
 
 
+def _own_frame(exc: BaseException) -> str:
+    """Where in the person's own code `exc` was raised: the innermost frame outside the
+    standard library, installed packages and wasim (`webhook.py:41 in webhook`), or ""."""
+    import sysconfig
+
+    places = {sysconfig.get_path(name) for name in ("stdlib", "platstdlib", "purelib",
+                                                     "platlib")}
+    foreign = (*(str(Path(p).resolve()) for p in places if p),
+               str(Path(__file__).resolve().parent))
+    found = ""
+    for frame in traceback.extract_tb(exc.__traceback__):
+        where = str(Path(frame.filename).resolve()) if frame.filename else ""
+        if where and not where.startswith(foreign) and not frame.filename.startswith("<"):
+            found = f"{frame.filename}:{frame.lineno} in {frame.name}"
+    return found
+
+
 def _app_failure(exc: BaseException, stage: AppStage) -> AppFailure:
-    """An app's exception as data: one line for the attempt, the traceback for the history."""
+    """An app's exception as data: one line for the attempt (what, and where in the app's own
+    code), the traceback for the history."""
     text = "".join(traceback.format_exception(exc))
     if len(text) > _TRACEBACK_LIMIT:
         # The end of a traceback says what failed and where; its start is wasim's own frames.
@@ -93,9 +112,11 @@ def _app_failure(exc: BaseException, stage: AppStage) -> AppFailure:
     last = " ".join(traceback.format_exception_only(exc)[-1].split())
     if len(last) > 300:
         last = last[:300] + "..."
-    when = {"before": "", "during": " while sending its body",
+    when = {"before": " before answering", "during": " while sending its body",
             "after": " after answering"}[stage]
-    return AppFailure(f"the app raised{when}: {last}", text, stage)
+    frame = _own_frame(exc)
+    where = f" (at {frame})" if frame else ""
+    return AppFailure(f"the app raised{when}: {last}{where}", text, stage)
 
 
 def _app_response(status: int | None, headers: list[tuple[bytes, bytes]], body: bytes,
@@ -340,6 +361,10 @@ class _ASGIExchange:
             if not self.hung_up:
                 stage: AppStage = "before" if self.status is None else \
                     "after" if self.complete else "during"
+                if stage == "after" and self.status is not None and self.status >= 500:
+                    # Starlette's ServerErrorMiddleware answers 500 for a handler that raised,
+                    # then raises again: the handler itself never answered.
+                    stage = "before"
                 self.failure = _app_failure(exc, stage)
         else:
             if self.status is None:

@@ -124,7 +124,7 @@ def test_pretty_output_is_indented_and_holds_the_same_document(runner: CliRunner
     (["run", "summer-sale", "--dry-run", "--report", "r" * 300 + ".json"], "--report: the path"),
     (["run", "summer-sale", "--wait-for-url", "--wait-timeout", "inf"], "--wait-timeout"),
     (["scenarios", "show", "s" * 5000], "NAME: the path"),
-    (["new", "n" * 5000], "is not a usable scenario name"),
+    (["new", "n" * 5000], "is not a usable name"),
     (["receive", "--port", "99999"], "--port: '99999' is out of range"),
     (["receive", "--fail-rate", "nan"], "--fail-rate: 'nan' is not"),
     (["history", "--status", "9" * 5000], "--status: '999"),

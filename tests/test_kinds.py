@@ -268,7 +268,7 @@ def test_fire_sends_any_kind_with_renders_bytes_to_a_real_webhook(
 def test_a_kind_callback_describes_itself_by_its_kind_not_as_a_tap() -> None:
     wasim = Simulator(2, wall_clock=False)
     read = wasim.status("read")
-    assert read.describe().startswith("status '[read] \u2713\u2713 (blue)' for ")
+    assert read.describe().startswith("status '[read] \u2713\u2713 blue' for ")
     assert read.document["message_id"] in read.describe()
     assert wasim.text("hi").describe().startswith("text 'hi' for ")
 

@@ -100,10 +100,12 @@ def test_a_users_taps_reply_to_one_template_message_and_each_user_has_their_own(
     assert message(shop.document)["context"] == message(stop.document)["context"]
 
 
-def test_a_tap_carries_the_button_asked_for_and_payload_defaults_to_the_label() -> None:
+def test_a_tap_carries_the_templates_payload_for_its_button_else_the_label() -> None:
     wasim = Simulator(5)
-    assert message(wasim.tap("Shop now").document)["button"] == {"payload": "Shop now",
+    assert message(wasim.tap("Shop now").document)["button"] == {"payload": "SHOP_NOW",
                                                                  "text": "Shop now"}
+    assert message(wasim.tap("See sizes").document)["button"] == {"payload": "See sizes",
+                                                                  "text": "See sizes"}
     stop = wasim.tap("Stop promotions", payload="STOP", name="Asha Menon", country="IN")
     assert message(stop.document)["button"] == {"payload": "STOP", "text": "Stop promotions"}
     assert stop.document["meta_object"]["value"]["contacts"][0]["profile"]["name"] == \
@@ -407,3 +409,37 @@ def test_an_asgi_apps_lifespan_runs_around_each_deliver_call() -> None:
     simulator.target(app=lifespan_app.app, path="/webhook")
     simulator.deliver(simulator.tap("Shop now")).assert_status(200)
     assert lifespan_app.events == ["startup", "callback", "shutdown"]
+
+
+def test_a_finished_tests_faker_draws_for_the_next_as_a_new_one_would() -> None:
+    """The fixture hands a finished test's Faker to the next test (building one is most of
+    a Simulator's cost): reseeded, it must give the same bytes as a new Faker."""
+    used = Simulator(5, wall_clock=False, now=1_780_000_000)
+    for label in ("Shop now", "See sizes", "Stop promotions"):
+        used.tap(label)
+    fresh = Simulator(9, wall_clock=False, now=1_780_000_000)
+    again = Simulator(9, wall_clock=False, now=1_780_000_000, faker=used.spent_faker())
+    assert [fresh.tap("Shop now").body for _ in range(4)] == \
+        [again.tap("Shop now").body for _ in range(4)]
+    assert fresh.user("BR").name == again.user("BR").name
+
+
+def test_a_failing_assertion_shows_the_tests_line_not_wasims_source(
+        pytester: pytest.Pytester) -> None:
+    """__tracebackhide__ in the assertion helpers: the failure is the test's line and the
+    message, with no frame of wasim's own code in between."""
+    pytester.makepyfile(test_hidden="""
+        def test_no_reply(wasim):
+            with wasim.api() as api:
+                api.assert_replied(type="text")
+
+        def test_wrong_status(wasim):
+            from tests.apps import fastapi_app
+            wasim.deliver(wasim.tap("Shop now"), app=fastapi_app.app,
+                          path="/webhook").assert_status(418)
+    """)
+    result = pytester.runpytest(*PLUGIN)
+    result.assert_outcomes(failed=2)
+    output = result.stdout.str()
+    assert "sendapi.py" not in output and "testing.py" not in output
+    assert "expected exactly 1 reply" in output and "expected status 418" in output

@@ -347,7 +347,8 @@ async def test_an_app_that_raises_answers_500_with_its_traceback_kept(
         kind: str, app: Any, fragment: str) -> None:
     attempt = await deliver_into(kind, app)
     assert (attempt.status, attempt.delivered, attempt.outcome) == (500, False, "failed")
-    assert attempt.error.startswith("the app raised: ") and fragment in attempt.error
+    assert attempt.error.startswith("the app raised before answering: ")
+    assert fragment in attempt.error
     assert attempt.app_error.startswith("Traceback") and fragment in attempt.app_error
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,18 @@ def test_the_starter_file_is_a_valid_scenario() -> None:
     assert scenario.expect.max_latency_ms == 500
 
 
+def test_the_starter_shows_every_section_and_every_step_key() -> None:
+    """What `wasim new` writes is the complete example: nothing left to guess."""
+    from simulator.scenarios import _STEP_KEYS, _TOP
+
+    for key in _TOP:
+        assert re.search(rf"(?m)^{key}:", STARTER), f"the starter has no {key}: section"
+    steps = STARTER.split("\nsteps:", 1)[1].split("\nchaos:", 1)[0]
+    shown = {key for key in _STEP_KEYS if re.search(rf"(?m)^\s+-? ?{key}:", steps)}
+    # The conversation steps (send, react, statuses, tap_reply, verify) need the send API.
+    assert shown >= set(_STEP_KEYS) - {"send", "react", "statuses", "tap_reply", "verify"}
+
+
 def test_jinja_sees_a_seeded_faker_and_the_environment() -> None:
     text = MINIMAL + 'description: "{{ fake.whatsapp_number() }} {{ env.BRAND }}"\nseed: 3\n'
     first = parse_scenario(text, "t.yaml", env={"BRAND": "acme"})
@@ -66,7 +79,7 @@ def test_durations(value: object, seconds: float | None) -> None:
 
 
 BROKEN = [
-    ("bad YAML", MINIMAL + "cast: {countries: [IN\n", 7, "not valid YAML"),
+    ("bad YAML", MINIMAL + "cast: {countries: [IN\n", 6, "not closed"),  # where [ opens
     ("Jinja syntax", MINIMAL + "description: {{ oops\n", 6, "Jinja syntax error"),
     ("undefined variable", "name: t\n\ndescription: {{ nope }}\n", 3, "undefined variable"),
     ("unknown key", MINIMAL + "targte:\n  url: http://127.0.0.1:1/\n", 6,
@@ -101,8 +114,23 @@ def test_malformed_scenarios_are_one_located_error(case: str, text: str, line: i
         from simulator.runner import plan_scenario, scenario_delivery
 
         scenario_delivery(plan_scenario(scenario), {}, lambda k: k)
-    assert info.value.where == f"bad.yaml:{line}", info.value.one_line()
+    where = info.value.where or ""
+    assert where == f"bad.yaml:{line}" or where.startswith(f"bad.yaml:{line}:"), where
     assert fragment in info.value.one_line()
+
+
+def test_an_unclosed_bracket_is_reported_where_it_opens_with_its_column() -> None:
+    """The parser notices an unclosed { two lines later; editors want where it starts."""
+    lines = ["name: t", "seed: 1", "template:", "  buttons:",
+             "    - {text: Shop now, payload: SHOP_NOW", "    - {text: B, payload: B}",
+             "cast:", "  countries: {IN: 2}"]
+    with pytest.raises(WasimError) as info:
+        parse_scenario("\n".join(lines) + "\n", "bad.yaml")
+    assert info.value.where == "bad.yaml:5:7"  # the { itself: line 5, column 7
+    assert "not closed" in info.value.one_line()
+    with pytest.raises(WasimError) as info:  # a problem without an opener: where it is
+        parse_scenario("name: t\ntemplate:\n  name: a\n   body: b\n", "bad.yaml")
+    assert info.value.where == "bad.yaml:4:8"
 
 
 @pytest.mark.parametrize(("case", "text", "line", "fragment"), BROKEN[:6],
@@ -114,7 +142,8 @@ def test_wasim_run_reports_a_malformed_scenario_in_one_line_with_exit_2(
     result = CliRunner().invoke(cli, ["run", str(path), "--dry-run"])
     assert result.exit_code == 2, result.output
     lines = result.stderr.splitlines()
-    assert len(lines) == 1 and f"bad.yaml:{line}: " in lines[0] and fragment in lines[0]
+    assert len(lines) == 1 and fragment in lines[0]
+    assert f"bad.yaml:{line}:" in lines[0]  # then a column, for YAML's own errors
     assert "Traceback" not in result.output
 
 

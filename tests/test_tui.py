@@ -148,6 +148,7 @@ async def test_replay_and_duplicate_from_the_log_and_its_detail_view(
         stored = records(history)
         assert stored[1]["replay_of"] == stored[0]["delivery"]
         assert stored[2]["replay_of"] is None and stored[2]["delivery"] != stored[0]["delivery"]
+        assert stored[2]["duplicate_of"] == stored[0]["delivery"]  # marked, as a replay is
 
 
 async def test_an_unreachable_target_is_shown_not_raised() -> None:
@@ -237,6 +238,12 @@ async def test_picking_a_user_and_a_new_one_changes_who_taps(receiver: Receiver)
         await settle(app, pilot)
         assert second.wa_id in receiver.wait_for(1)[0].summary
         await pilot.press("u", *"brazil", "enter")
+        await pilot.pause()
+        assert app.session.user.country == "BR"
+        await pilot.press("u", *"IN", "enter")  # an exact code, though names contain "in"
+        await pilot.pause()
+        assert app.session.user.country == "IN" and app.session.user not in app.session.plan.users
+        await pilot.press("u", *"BR", "enter")
         await pilot.pause()
         assert app.session.user.country == "BR"
         await pilot.press("n")
@@ -509,6 +516,34 @@ async def test_the_detail_view_shows_the_apps_traceback_and_the_curl_command(
         assert notes and "TERM=linux" in notes[0].message
 
 
+async def test_the_detail_opens_scrollable_and_s_brings_the_response_into_view(
+        receiver: Receiver) -> None:
+    """PageDown scrolls at once (no Tab first); s shows the handler's response."""
+    app = make_app(url=receiver.url, seed=7, history=None, clock=fixed_clock)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("1")
+        await settle(app, pilot)
+        app.query_one(DeliveryLog).focus()
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert isinstance(app.screen, DetailScreen)
+        scroll = app.screen.query_one("#detail-scroll")
+        assert scroll.scroll_y == 0 and scroll.max_scroll_y > 0
+        await pilot.press("pagedown")
+        await settle(app, pilot)
+        assert scroll.scroll_y > 0
+        await pilot.press("end")
+        await settle(app, pilot)
+        assert scroll.scroll_y == scroll.max_scroll_y
+        await pilot.press("s")
+        await settle(app, pilot)
+        response = app.screen.query_one("#detail-response", Static)
+        assert "Response · 200" in str(response.render())
+        top = response.virtual_region.y
+        assert scroll.scroll_y <= top < scroll.scroll_y + 2  # its heading at the top
+
+
 def test_the_clipboard_is_trusted_only_where_a_copy_request_can_arrive() -> None:
     assert clipboard_problem({"TERM": "xterm-256color"}) is None
     assert "console" in (clipboard_problem({"TERM": "linux"}) or "")
@@ -534,7 +569,7 @@ async def test_each_user_has_a_chat_of_their_own(receiver: Receiver) -> None:
         assert shown() == ["Shop now"]
 
 
-async def test_the_raw_bytes_view_is_one_unwrapped_line_that_scrolls_sideways() -> None:
+async def test_the_raw_view_is_the_wire_tokens_spaced_then_the_exact_unwrapped_line() -> None:
     app = make_app(seed=7, history=None, clock=fixed_clock)
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
@@ -542,6 +577,13 @@ async def test_the_raw_bytes_view_is_one_unwrapped_line_that_scrolls_sideways() 
         await pilot.pause()
         preview = app.query_one(Preview)
         code = preview.query_one("#preview-code", Static)
+        wire = preview.body.decode()
+        shown = str(code.render())
+        assert preview.raw and "\n" in shown and preview.max_scroll_x == 0  # readable, wrapped
+        # Nothing but the spacing differs from the bytes on the wire.
+        assert "".join(shown.split()) == "".join(wire.split())
+        await pilot.press("b")
+        await pilot.pause()
         assert preview.raw and b"\n" not in preview.body
         assert code.size.height == 1  # compact JSON on one line: not soft-wrapped
         assert code.size.width == len(preview.body.decode()) > preview.size.width
@@ -669,3 +711,86 @@ async def test_text_from_outside_is_shown_as_written_never_read_as_markup(
         shown = [n for n in app._notifications if n.message == hostile]
         assert len(shown) == 2 and not any(n.markup for n in shown)
         assert app.is_running
+
+
+def test_spacing_the_wire_keeps_strings_and_escapes_exactly() -> None:
+    from simulator.tui.widgets.preview import spaced
+
+    wire = '{"a":"x, {y}: \\"q\\"","b":[1,{"c":"\\u00e9"}]}'
+    laid_out = spaced(wire)
+    assert '"x, {y}: \\"q\\""' in laid_out and '"\\u00e9"' in laid_out
+    assert json.loads(laid_out) == json.loads(wire)
+    assert laid_out.count("\n") == 8
+
+
+async def test_quitting_with_a_tap_in_flight_waits_and_records_it(history: Path) -> None:
+    """q while the handler still holds a tap: the app waits for its answer and records it."""
+    import threading
+    from dataclasses import replace as replaced
+
+    import httpx
+
+    arrived, release = threading.Event(), threading.Event()
+
+    async def slow_handler(request: httpx.Request) -> httpx.Response:
+        arrived.set()
+        await asyncio.to_thread(release.wait, 10)
+        return httpx.Response(200, json={"ok": True})
+
+    app = make_app(url="http://127.0.0.1:8000/webhook", seed=7, history=history,
+                   clock=fixed_clock)
+    app.settings = replaced(app.settings, client=httpx.AsyncClient(
+        transport=httpx.MockTransport(slow_handler)))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        await pilot.press("1")
+        await asyncio.to_thread(arrived.wait, 10)
+        await pilot.press("q")
+        await pilot.pause()
+        assert app.is_running and any(n.title == "Quitting" for n in app._notifications)
+        release.set()
+        await app.workers.wait_for_complete()
+    [line] = records(history)
+    assert line["status"] == 200
+
+
+async def test_edit_and_resend_checks_as_you_type_and_records_an_edit(
+        receiver: Receiver, history: Path) -> None:
+    """e in the detail: the bytes in an editor; a broken edit is refused (ctrl+s) with the
+    validator's words, a fixed one is sent and recorded as an edit of the original."""
+    from textual.widgets import TextArea
+
+    from simulator.tui.screens.resend import ResendScreen
+
+    app = make_app(url=receiver.url, seed=7, history=history, clock=fixed_clock)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("1")
+        await settle(app, pilot)
+        app.query_one(DeliveryLog).focus()
+        await pilot.press("enter")
+        await settle(app, pilot)
+        await pilot.press("e")
+        await settle(app, pilot)
+        assert isinstance(app.screen, ResendScreen)
+        area = app.screen.query_one(TextArea)
+        original = area.text
+        area.load_text(original.replace('"messages":', '"mesages":'))
+        await settle(app, pilot)
+        problems = str(app.screen.query_one("#resend-problems", Static).render())
+        assert "✗" in problems
+        await pilot.press("ctrl+s")
+        await settle(app, pilot)
+        assert isinstance(app.screen, ResendScreen)  # refused: nothing sent
+        assert len(receiver.arrivals) == 1
+        area.load_text(original.replace('"ref":"', '"ref":"edited-'))
+        await settle(app, pilot)
+        assert "keeps the contract" in str(app.screen.query_one("#resend-problems",
+                                                                 Static).render())
+        await pilot.press("ctrl+s")
+        await settle(app, pilot)
+        [_, edited] = receiver.wait_for(2)
+        assert not edited.problems and b'"ref":"edited-' in edited.body
+        assert log_column(app, "via") == ["tap", "edit"]
+    stored = records(history)
+    assert stored[1]["edit_of"] == stored[0]["delivery"]

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from textual.binding import Binding
 from textual.pilot import Pilot
 from textual.widgets import OptionList, Static
 
@@ -25,7 +26,7 @@ from simulator.tui.app import WasimApp, make_app
 from simulator.tui.feed import ApiFeed, ArrivalFeed
 from simulator.tui.screens.compose import ACTIONS, RowScreen, SendScreen
 from simulator.tui.session import PhoneSession, default_scenario
-from simulator.tui.widgets.phone import AppButton, AppMessage, Composer, Reply
+from simulator.tui.widgets.phone import AppButton, AppMessage, Composer, QuickReply, Reply
 from simulator.tui.widgets.run_panel import RunPanel
 from simulator.validate import describe_kind, validate_callback
 from tests.apps import replying_app
@@ -255,9 +256,10 @@ async def test_the_apps_reply_shows_on_the_phone_and_its_quick_reply_reaches_the
         bubble = app.query_one(AppMessage)
         assert bubble.message == catalogue and bubble.display
         assert "catalogue" in str(bubble.query_one(".app-body", Static).render())
-        assert [str(b.label) for b in bubble.query(AppButton)] == ["↩ BUY", "↩ LATER"]
-        bubble.query(AppButton).first().focus()  # keyboard: the button has the focus
-        await pilot.press("enter")
+        # Numbered after the template's three quick replies: key 4 taps BUY.
+        await until(app, pilot, lambda: bubble.query(AppButton).first().key == 4, "the keys")
+        assert [str(b.label) for b in bubble.query(AppButton)] == ["4  ↩ BUY", "5  ↩ LATER"]
+        await pilot.press("4")
         await until(app, pilot, lambda: len(taps_received()) == 2, "the second tap")
         await until(app, pilot, lambda: len(api.sent) == 2, "the answer to BUY")
         tap = taps_received()[1]
@@ -611,3 +613,43 @@ async def test_without_a_send_api_a_reply_scenario_is_refused_in_one_line_naming
         assert "\n" not in refusal and "--api-port" in refusal, refusal
         assert "not yet" not in refusal
         assert receiver.received == 0  # nothing was sent
+
+
+async def test_number_keys_tap_the_apps_buttons_newest_message_first(
+        receiver: Receiver) -> None:
+    """Keys after the template's own (1-3) tap the app's buttons: 4, 5 on the newest message,
+    6, 7 on the one before; a key with no button says so instead of doing nothing."""
+    from simulator.models import Button
+    from simulator.sendapi import SentMessage
+
+    feed = ApiFeed()
+    app = make_app(url=receiver.url, seed=7, history=None, clock=fixed_clock, api=feed)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        assert app.session is not None
+        user = app.session.current_user.wa_id
+        business = app.session.business.display_phone_number
+        for number, payloads in ((1, ("OLD_A", "OLD_B")), (2, ("NEW_A", "NEW_B"))):
+            feed(SentMessage(number, "v2", NOW, business, user, "template", "catalogue",
+                             template="catalogue", buttons=tuple(Button(p, p) for p in payloads),
+                             message_id=f"m{number}", recipient_id=f"m{number}",
+                             wamid=f"wamid.{number}"))
+        await until(app, pilot, lambda: len(app.query(AppMessage)) == 2, "the bubbles")
+        await until(app, pilot, lambda: len(app.phone.app_keys) == 4, "the keys")
+        labels = {key: str(button.label) for key, button in app.phone.app_keys.items()}
+        assert labels == {4: "4  ↩ NEW_A", 5: "5  ↩ NEW_B", 6: "6  ↩ OLD_A", 7: "7  ↩ OLD_B"}
+        [fire] = [b for b in app.BINDINGS if isinstance(b, Binding) and b.action == "fire(1)"]
+        assert app.get_key_display(fire) == "1-7"  # the footer says so too
+        await pilot.press("6")
+        [arrival] = receiver.wait_for(1)
+        message = json.loads(arrival.body)["meta_object"]["value"]["messages"][0]
+        assert message["button"]["payload"] == "OLD_A"
+        assert message["context"]["id"] == "wamid.1"
+        await pilot.press("9")
+        await settle(app, pilot)
+        assert any("No button 9" in n.message for n in app._notifications)
+        assert len(receiver.arrivals) == 1
+        # Tab never lands on a phone button, so an Enter meant for the log is never a tap.
+        for _ in range(8):
+            await pilot.press("tab")
+            assert not isinstance(app.focused, (AppButton, QuickReply))

@@ -41,7 +41,8 @@ class FixedDeliverer:
         self.options = options
         self.on_attempt = on_attempt
 
-    async def deliver(self, event: Event, replay_of: str | None = None) -> DeliveryResult:
+    async def deliver(self, event: Event, replay_of: str | None = None,
+                      **origin: str | None) -> DeliveryResult:
         """One successful attempt, reported like the real thing."""
         number = next(self.numbers)
         attempt = Attempt(
@@ -271,3 +272,56 @@ def test_composer_sends_and_the_templates_ticks_at_80x24(snap_compare: Any) -> N
         await settle(pilot)
 
     assert snap_compare(app(), terminal_size=(80, 24), run_before=compose)
+
+
+def test_raw_bytes_after_a_replay_and_a_duplicate_at_80x24(snap_compare: Any) -> None:
+    """b: the wire's own tokens laid out and wrapped; the log's marks tell the replay (↺) and
+    the duplicate (⧉) from the tap where the Via column does not fit."""
+
+    async def tap_again_and_b(pilot: Pilot[int]) -> None:
+        await settle(pilot)
+        await pilot.press("1")
+        await settle(pilot)
+        pilot.app.query_one(DeliveryLog).move_cursor(row=0)
+        await pilot.press("r")
+        await settle(pilot)
+        pilot.app.query_one(DeliveryLog).move_cursor(row=0)
+        await pilot.press("d", "b")
+        await settle(pilot)
+
+    assert snap_compare(app(), terminal_size=(80, 24), run_before=tap_again_and_b)
+
+
+def test_edit_and_resend_with_a_broken_edit_at_80x24(snap_compare: Any) -> None:
+    """e in the detail: the exact bytes in an editor, a field renamed, the problem shown."""
+
+    async def tap_open_edit(pilot: Pilot[int]) -> None:
+        from textual.widgets import TextArea
+
+        await settle(pilot)
+        await pilot.press("1")
+        await settle(pilot)
+        pilot.app.query_one(DeliveryLog).focus()
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("e")
+        await settle(pilot)
+        area = pilot.app.screen.query_one(TextArea)
+        area.load_text(area.text.replace('"payload":', '"paylod":'))
+        await settle(pilot)
+
+    assert snap_compare(app(), terminal_size=(80, 24), run_before=tap_open_edit)
+
+
+def test_delivery_detail_at_80x24(snap_compare: Any) -> None:
+    """A 200 opened at 80x24: the response before the request, s and e in the subtitle."""
+
+    async def tap_and_open(pilot: Pilot[int]) -> None:
+        await settle(pilot)
+        await pilot.press("1")
+        await settle(pilot)
+        pilot.app.query_one(DeliveryLog).focus()
+        await pilot.press("enter")
+        await settle(pilot)
+
+    assert snap_compare(app(), terminal_size=(80, 24), run_before=tap_and_open)

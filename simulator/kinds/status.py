@@ -93,7 +93,7 @@ def build(facts: Facts, args: KindArgs) -> dict[str, Any]:
     }
 
 
-_TICKS = {"sent": "\u2713", "delivered": "\u2713\u2713", "read": "\u2713\u2713 (blue)",
+_TICKS = {"sent": "\u2713", "delivered": "\u2713\u2713", "read": "\u2713\u2713 blue",
           "failed": "!", "not-sent": "!"}
 
 

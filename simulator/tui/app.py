@@ -34,9 +34,16 @@ from textual.message import Message
 from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, Static
-from textual.worker import Worker, WorkerState
+from textual.worker import Worker, WorkerCancelled, WorkerFailed, WorkerState
 
-from simulator.delivery import Attempt, Deliverer, DeliveryOptions, DeliveryResult, Target
+from simulator.delivery import (
+    Attempt,
+    Deliverer,
+    DeliveryOptions,
+    DeliveryResult,
+    Event,
+    Target,
+)
 from simulator.errors import WasimError
 from simulator.history import DEFAULT_PATH, HistoryWriter
 from simulator.kinds import KindArgs, summarize
@@ -46,7 +53,7 @@ from simulator.receiver import Receiver
 from simulator.runner import Plan, SendResult, Summary
 from simulator.scenarios import Scenario
 from simulator.sendapi import SentMessage, StatusDelivery
-from simulator.tapped import read_body
+from simulator.tapped import read_body, who_and_what
 from simulator.terminal import visible
 from simulator.tui.courier import Courier
 from simulator.tui.earlier import earlier_deliveries
@@ -57,6 +64,7 @@ from simulator.tui.screens.detail import DetailAction, DetailScreen
 from simulator.tui.screens.dialogs import RunScreen, TargetScreen, speed_label
 from simulator.tui.screens.edit import EditScreen
 from simulator.tui.screens.help import MOUSE, HelpScreen, Section, binding_rows
+from simulator.tui.screens.resend import ResendScreen
 from simulator.tui.screens.scenarios import ScenarioChoice, ScenarioScreen
 from simulator.tui.screens.users import UserChoice, UserScreen
 from simulator.tui.session import (
@@ -93,9 +101,10 @@ _KEEP_APP_MESSAGES = 200  # the app's messages kept on the phone; the oldest go 
 
 _PHONE_KEYS: list[Binding] = [
     Binding("1", "fire(1)", "Fire", key_display="1-9",
-            tooltip="Tap quick reply N as the selected user"),
+            tooltip="Tap button N as the selected user: the template's quick replies, then "
+                    "the app's buttons (the number shown on each, newest message first)"),
     *(Binding(str(n), f"fire({n})", "Fire", show=False,
-              tooltip="Tap quick reply N as the selected user") for n in range(2, 10)),
+              tooltip="Tap button N as the selected user") for n in range(2, 10)),
     Binding("u", "pick_user", "User", tooltip="Pick who taps: the cast, or a new user"),
     Binding("n", "new_user", "New user", show=False,
             tooltip="Switch to a newly generated user (the next tap is theirs)"),
@@ -124,7 +133,7 @@ _VIEW_KEYS: list[Binding] = [
     Binding("t", "target", "Target", show=False, tooltip="Change where callbacks go"),
     Binding("p", "toggle_preview", "Preview", show=False, tooltip="Show or hide the preview"),
     Binding("b", "toggle_bytes", "Bytes", show=False,
-            tooltip="Preview the wire bytes exactly, or indented"),
+            tooltip="Preview indented, the raw wire tokens spaced out, or the exact bytes"),
     Binding("a", "toggle_arrivals", "Receiver", show=False,
             tooltip="Show or hide what the demo receiver got"),
 ]
@@ -168,6 +177,11 @@ def tui_flag(key: str) -> str:
     from simulator.settings import flag_of
 
     return flag_of(key)
+
+
+def _dialog_flag(key: str) -> str:
+    """Where a setting typed in the target dialog came from: the dialog, not a flag."""
+    return "the URL" if key == "url" else tui_flag(key)
 
 
 def target_overrides(url: str | None = None, app: str | None = None,
@@ -232,6 +246,7 @@ class WasimApp(App[int]):
         self.template_status: dict[str, str] = {}  # the template's last status, per user
         self.template_reaction: dict[str, str] = {}  # the user's reaction to it, per user
         self._template_when = ""
+        self._quitting = False  # q pressed once: waiting for deliveries in flight
 
     # --- layout -----------------------------------------------------------------------------
 
@@ -319,10 +334,13 @@ class WasimApp(App[int]):
             api.listen(partial(self._to_ui, self._from_api))
             if api.base_url:  # the command printed it, but the screen now covers that
                 self.phone.border_subtitle = f"send API {api.base_url.split('//', 1)[-1]}"
-                self.notify(f"Your handler replies through {api.base_url} (SID {api.sid}, "
-                            f"api-key {api.api_key}); an --app finds them in KALEYRA_BASE_URL, "
-                            "KALEYRA_SID and KALEYRA_API_KEY.", title="Local send API",
-                            timeout=15)
+                # Short and brief: at 80x24 a toast covers the log and the receiver.
+                if self.settings.receiver is not None:  # the demo: its own bot replies
+                    text = f"The demo bot replies through {api.base_url}."
+                else:
+                    text = (f"Replies go to {api.base_url} (SID {api.sid}, api-key "
+                            f"{api.api_key}): KALEYRA_BASE_URL, _SID, _API_KEY.")
+                self.notify(text, title="Local send API", timeout=5)
 
     async def on_unmount(self) -> None:
         """Close the connection pool (on the courier's loop, which owns it) and the history."""
@@ -425,6 +443,7 @@ class WasimApp(App[int]):
         self.phone.show_header(business_label(session.scenario, session.business),
                                session.scenario.template.name)
         self._show_user()
+        self.refresh_bindings()  # the footer's 1-N: this template's number of quick replies
 
     async def _show_scenario(self) -> None:
         spec = self.scenario.template
@@ -526,12 +545,15 @@ class WasimApp(App[int]):
         bar.reach = reach
 
     def _apply_target(self, url: str) -> str | None:
+        url = url.strip()
+        if url and "://" not in url:  # 127.0.0.1:8000/webhook, as people type it: local http
+            url = f"http://{url}"
         overrides = {**self.overrides, **target_overrides(url=url)}
         try:
-            delivery = delivery_for(self.scenario, overrides, tui_flag,
+            delivery = delivery_for(self.scenario, overrides, _dialog_flag,
                                     allow_remote=self.settings.allow_remote)
-        except WasimError as exc:
-            return exc.one_line()
+        except WasimError as exc:  # the core's hints name the CLI's flag; here it is a box
+            return exc.one_line().replace("For example --url ", "For example ")
         if delivery is None:
             return "Give a URL, e.g. http://127.0.0.1:8000/webhook."
         self.overrides = overrides
@@ -567,8 +589,15 @@ class WasimApp(App[int]):
             self.notify("Still loading the scenario's cast; try again in a moment.",
                         severity="warning")
             return
-        if not 1 <= number <= len(session.buttons):
+        if number > len(session.buttons):
+            button = self.phone.app_keys.get(number)
+            if button is not None:  # one of the app's buttons, numbered after the template's
+                self._app_tapped(Phone.AppTapped(button.number, button.index))
+                return
             self.bell()
+            self.notify(f"No button {number}: the template's quick replies are "
+                        f"1-{len(session.buttons)}, the app's buttons show their number.",
+                        severity="warning", timeout=4)
             return
         if self.delivery is None:
             self._no_target()
@@ -819,7 +848,9 @@ class WasimApp(App[int]):
             self._reach("reachable")
         if not result.delivered:
             why = last.error or f"the handler answered {last.status}"
-            self.notify(f"{record.event.button or 'callback'} by {record.event.name or '?'}: "
+            who, what = who_and_what(record.event.body)
+            self.notify(f"{record.event.button or what or 'callback'} "
+                        f"{'by' if record.event.name else 'to'} {record.event.name or who}: "
                         f"{why}", title="Not delivered", severity="error")
 
     def _write_history(self, attempt: Attempt) -> None:
@@ -853,7 +884,30 @@ class WasimApp(App[int]):
             return
         again = self._record(record.event, via,
                              replay_of=record.delivery_id if via == "replay" else None)
+        again.source = record.delivery_id  # the history marks a duplicate as it marks a replay
         self.deliver(again)
+
+    def edit_and_resend(self, key: str | None = None) -> None:
+        """Open delivery `key`'s bytes in the editor; send what comes back as an edit of it."""
+        key = key or self.log_table.selected_key
+        record = self.sends.get(key) if key else None
+        if record is None:
+            self.notify("Nothing in the log yet: fire a tap first (1-9).", severity="warning")
+            return
+
+        def then(body: bytes | None) -> None:
+            """Send the edit, recorded as an edit of the original delivery."""
+            if body is None or self.delivery is None:
+                if body is not None:
+                    self._no_target()
+                return
+            edited = self._record(Event.from_body(body, record.event.seed), "edit",
+                                  label=record.label)
+            edited.source = record.delivery_id
+            self.deliver(edited)
+
+        title = record.label or record.event.button or "callback"
+        self.push_screen(ResendScreen(record.event.body, title), then)
 
     def action_replay(self) -> None:
         """Replay the selected delivery: the same bytes, recorded as a replay of it."""
@@ -871,8 +925,10 @@ class WasimApp(App[int]):
         key = message.key
 
         def then(action: DetailAction | None) -> None:
-            """Replay or duplicate, if the detail view was closed that way."""
-            if action is not None:
+            """Replay, duplicate or edit, if the detail view was closed that way."""
+            if action == "edit":
+                self.edit_and_resend(key)
+            elif action is not None:
                 self._again(action, key)
 
         self.push_screen(DetailScreen(record, clock_text), then)
@@ -1023,9 +1079,8 @@ class WasimApp(App[int]):
         preview.display = not preview.display
 
     def action_toggle_bytes(self) -> None:
-        """Preview the wire bytes exactly, or indented."""
-        preview = self.query_one(Preview)
-        preview.raw = not preview.raw
+        """Preview indented, then the wire's own tokens laid out, then the exact bytes."""
+        self.query_one(Preview).next_view()
 
     def action_toggle_arrivals(self) -> None:
         """Show or hide the demo receiver's pane."""
@@ -1039,6 +1094,36 @@ class WasimApp(App[int]):
             self.notify(f"#{arrival.number}: {arrival.problems[0]}",
                         title="The receiver got an invalid callback", severity="warning")
 
+    def get_key_display(self, binding: Binding) -> str:
+        """The footer's number keys say which tap something now: the template's quick
+        replies, then the app's buttons (`1-5` under two of the app's)."""
+        if binding.action == "fire(1)" and self.session is not None:
+            shown = list(self.query(Phone).results(Phone))
+            last = min(9, len(self.session.buttons) + (len(shown[0].app_keys) if shown else 0))
+            if last:
+                return "1" if last == 1 else f"1-{last}"
+        return super().get_key_display(binding)
+
+    async def action_quit(self) -> None:
+        """Quit, once the deliveries in flight have ended and are in the history: the handler
+        has them, so the record must too. A second q quits at once."""
+        busy = [w for w in self.workers if w.group == "deliveries" and not w.is_finished]
+        if not busy or self._quitting:
+            self.exit()
+            return
+        self._quitting = True
+        many = f"{len(busy)} deliveries" if len(busy) > 1 else "a delivery"
+        self.notify(f"Waiting for {many} in flight to end, to record it (q again quits now).",
+                    title="Quitting", timeout=30)
+        self._quit_when_done(busy)
+
+    @work(group="quitting", exit_on_error=False)
+    async def _quit_when_done(self, busy: list[Worker[Any]]) -> None:
+        for worker in busy:
+            with contextlib.suppress(WorkerFailed, WorkerCancelled):
+                await worker.wait()
+        self.exit()
+
     def help_sections(self) -> list[Section]:
         """Every key, grouped, for the help screen."""
         return [
@@ -1049,17 +1134,21 @@ class WasimApp(App[int]):
                 ("m", "react or un-react to the last message, send a location (type lat,lng "
                       "first) or an image (type a caption first), pick a list row, send the "
                       "template's statuses (its ticks follow: ✓ ✓✓ blue ✓✓ ✗ ⊘)"),
-                ("tab, enter", "tap a button of a message the app sent (--api-port)"),
+                ("4-9", "tap a button of a message the app sent: the number on it, "
+                        "newest message first (--api-port)"),
             ]),
             ("Delivery log", [("↑ ↓", "choose a delivery"),
                               ("enter", "open it: headers, body, response"),
                               ("↻N ⚠", "after a status: N retries; a broken expectation"),
+                              ("↺ ⧉ ✎", "before a button (narrow log): a replay, a duplicate, "
+                                        "an edit"),
                               *binding_rows(_LOG_KEYS)]),
             ("Scenario run", binding_rows(_RUN_KEYS)),
             ("View", binding_rows(_VIEW_KEYS)),
             ("App", [*binding_rows(_APP_KEYS), ("^p", "command palette: every action by name"),
                      ("tab", "move the focus")]),
             ("Delivery detail", binding_rows(DetailScreen.BINDINGS)),
+            ("Edit and resend (e in the detail)", binding_rows(ResendScreen.BINDINGS)),
             MOUSE,
         ]
 
@@ -1111,6 +1200,10 @@ class WasimApp(App[int]):
 async def _send(deliverer: Deliverer, record: SendRecord) -> DeliveryResult:
     """One delivery, on the courier's loop; its attempts are reported as `record`'s."""
     _SENDING.set(record.key)
+    if record.via == "duplicate":
+        return await deliverer.deliver(record.event, duplicate_of=record.source)
+    if record.via == "edit":
+        return await deliverer.deliver(record.event, edit_of=record.source)
     return await deliverer.deliver(record.event, replay_of=record.replay_of)
 
 

@@ -153,6 +153,7 @@ class SendRecord:
     attempts: list[Attempt] = field(default_factory=list)
     failures: tuple[str, ...] = ()  # a run's expectations this delivery broke
     label: str = ""  # what the log's Button column shows, when not the tapped button
+    source: str | None = None  # a duplicate's or an edit's original delivery (see via)
 
     @property
     def delivery_id(self) -> str | None:

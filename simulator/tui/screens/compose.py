@@ -20,14 +20,18 @@ from simulator.terminal import visible
 from simulator.tui.replies import LABEL_CHARS, shown
 
 EMOJI = ("👍", "❤️", "😂", "🙏", "🔥")
+# How the menu draws an emoji: terminals (tmux) draw ❤️ one cell wide while it is measured
+# as two, which broke the dialog's border; the plain heart and a space take two everywhere.
+_DRAWN = {"❤️": "❤ "}
 STATUS_ACTIONS = ("sent", "delivered", "read", "failed", "not-sent")
 # (action, what the menu says): the action is what `WasimApp.send_action` takes.
 ACTIONS: tuple[tuple[str, str], ...] = (
-    *((f"react:{emoji}", f"React {emoji} to the last message") for emoji in EMOJI),
+    *((f"react:{emoji}", f"React {_DRAWN.get(emoji, emoji)} to the last message")
+      for emoji in EMOJI),
     ("unreact", "Remove my reaction"),
     ("location", "📍 Send a location (type lat,lng first to choose it)"),
     ("image", "🖼 Send an image (type a caption first to add one)"),
-    ("list", "☰ Pick a row of the app's last list"),
+    ("list", "≡ Pick a row of the app's last list"),  # ☰ too has two widths
     ("statuses", "Template statuses: sent, delivered, read"),
     *((f"status:{status}", f"Template status: {status}") for status in STATUS_ACTIONS),
 )

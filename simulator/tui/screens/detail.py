@@ -19,12 +19,13 @@ from textual.widgets import Static, TextArea
 from textual.widgets.text_area import Selection
 
 from simulator.delivery import Attempt
+from simulator.tapped import who_and_what
 from simulator.terminal import visible
 from simulator.tui.session import SendRecord, display_number
 from simulator.tui.widgets.log import latency_text, status_text
 from simulator.wire import to_pretty
 
-DetailAction = Literal["replay", "duplicate"]
+DetailAction = Literal["replay", "duplicate", "edit"]
 
 
 def _json_block(text: str) -> Content:
@@ -98,7 +99,10 @@ class DetailScreen(ModalScreen[DetailAction | None]):
         Binding("r", "dismiss('replay')", "Replay", tooltip="Send it again as a replay"),
         Binding("d", "dismiss('duplicate')", "Duplicate",
                 tooltip="Send the same bytes again, as the platform's duplicate"),
+        Binding("e", "dismiss('edit')", "Edit & resend",
+                tooltip="Edit the bytes (checked as you type), then send the edit"),
         Binding("c", "copy_curl", "Copy curl", tooltip="Copy a curl command that reproduces it"),
+        Binding("s", "to_response", "Response", tooltip="Scroll to the handler's response"),
         Binding("escape,q", "dismiss", "Close", tooltip="Back to the phone"),
     ]
 
@@ -110,19 +114,24 @@ class DetailScreen(ModalScreen[DetailAction | None]):
     def compose(self) -> ComposeResult:
         """Summary, attempts, request, body, response."""
         event = self.record.event
-        who = event.name or "?"
+        recipient, what = who_and_what(event.body)
+        who = event.name or (display_number(recipient) if recipient else "?")
         if event.user:
             who += f" ({display_number(event.user)})"
         with Vertical(id="dialog", classes="detail") as dialog:
-            dialog.border_title = Content(visible(f"{event.button or 'callback'} · {who}"))
-            dialog.border_subtitle = "r replay · d duplicate · c copy curl · esc close"
+            # Content, not a str: a title string is read as markup, and its text is outside's.
+            dialog.border_title = Content(visible(f"{event.button or what or 'callback'} · {who}"))
+            dialog.border_subtitle = "s response · r replay · d dup · e edit · c curl · esc close"
             curl = TextArea(id="curl", read_only=True, soft_wrap=True, show_line_numbers=False)
             curl.display = False  # until c asks for it
             yield curl
-            with VerticalScroll():
+            with VerticalScroll(id="detail-scroll"):
                 yield Static(self._content(), id="detail-text")
+                yield Static(self._response(), id="detail-response")
+                yield Static(self._request(), id="detail-request")
 
     def _content(self) -> Content:
+        """What happened: ids, broken expectations, attempts, and the app's traceback."""
         record, event = self.record, self.record.event
         ids: list[str | tuple[str, str]] = [("event ", "dim"), event.id]
         if record.delivery_id:
@@ -133,8 +142,6 @@ class DetailScreen(ModalScreen[DetailAction | None]):
         blocks: list[Content] = [Content.assemble(*ids)]
         if not record.attempts:
             blocks += [Content(""), Content.styled("Sending… no attempt has ended yet.", "dim")]
-            blocks += [Content(""), _heading(f"Body · {len(event.body):,} bytes"),
-                       _json_block(event.body.decode("utf-8", "replace"))]
             return Content("\n").join(blocks)
         last = record.attempts[-1]
         if record.failures:
@@ -144,29 +151,49 @@ class DetailScreen(ModalScreen[DetailAction | None]):
         blocks += [Content(""), _heading(f"Attempts ({len(record.attempts)})")]
         blocks += [_attempt_line(a, self.clock) for a in record.attempts]
         traceback = app_error(last)
-        if traceback is not None:
+        if traceback is not None:  # the in-process app raised: its traceback, as a server logs
             blocks += [Content(""), _heading("The app raised"),
                        Content.styled(visible(traceback.rstrip(), newlines=True),
                                       "$text-error")]
-        blocks += [Content(""), _heading(visible(f"Request · {last.method} {last.url}")),
-                   _headers(last.request_headers)]
-        blocks += [Content(""), _heading(f"Body · {len(event.body):,} bytes (indented here)"),
-                   _json_block(event.body.decode("utf-8", "replace"))]
-        if last.status is None:
-            blocks += [Content(""), _heading("Response"),
-                       Content.styled(visible(f"none: {last.error}"), "$text-error")]
-        else:
-            blocks += [Content(""), _heading(f"Response · {last.status}"),
-                       _headers(last.response_headers)]
-            if last.response_body:
-                blocks += [Content(""), _json_block(last.response_body)]
-            if last.response_truncated:
-                blocks.append(Content.styled("(truncated at 64 KiB)", "dim"))
-        if last.app_error:  # the in-process app raised: its traceback, as a server logs it
-            blocks += [Content(""), _heading("The app raised"),
-                       Content.styled(visible(last.app_error.rstrip(), newlines=True),
-                                      "$text-error")]
         return Content("\n").join(blocks)
+
+    def _response(self) -> Content:
+        """The handler's answer: what a 500 is read for, so it comes before the request."""
+        if not self.record.attempts:
+            return Content("")
+        last = self.record.attempts[-1]
+        if last.status is None:
+            return Content("\n").join([_heading("Response"),
+                                       Content.styled(visible(f"none: {last.error}"),
+                                                      "$text-error")])
+        blocks = [_heading(f"Response · {last.status}"), _headers(last.response_headers)]
+        if last.response_body:
+            blocks += [Content(""), _json_block(last.response_body)]
+        if last.response_truncated:
+            blocks.append(Content.styled("(truncated at 64 KiB)", "dim"))
+        return Content("\n").join(blocks)
+
+    def _request(self) -> Content:
+        """The request's headers and its body (indented here; the wire bytes are exact)."""
+        record, event = self.record, self.record.event
+        blocks: list[Content] = []
+        if record.attempts:
+            last = record.attempts[-1]
+            blocks += [_heading(visible(f"Request · {last.method} {last.url}")),
+                       _headers(last.request_headers), Content("")]
+        blocks += [_heading(f"Body · {len(event.body):,} bytes (indented here)"),
+                   _json_block(event.body.decode("utf-8", "replace"))]
+        return Content("\n").join(blocks)
+
+    def on_mount(self) -> None:
+        """Open scrollable: PageDown, Down and End work at once, no Tab first."""
+        self.query_one("#detail-scroll", VerticalScroll).focus()
+
+    def action_to_response(self) -> None:
+        """Scroll the response to the top of the view."""
+        response = self.query_one("#detail-response", Static)
+        self.query_one("#detail-scroll", VerticalScroll).scroll_to_widget(
+            response, animate=False, top=True)
 
     def action_copy_curl(self) -> None:
         """Show a curl command for the last attempt, selected, and ask the terminal to copy it."""

@@ -64,18 +64,28 @@ class UserScreen(ModalScreen[UserChoice | None]):
                                                  "narrow down", "dim"), disabled=True))
         countries = [c for c in WhatsAppProvider.countries.values()
                      if not needle or needle in c.name.lower() or needle == c.code.lower()]
-        if countries:
+        # A country's exact code (BR) beats a name that merely contains it (Abraham): first,
+        # and highlighted, so enter picks a new user from there.
+        exact = [c for c in countries if needle and needle == c.code.lower()]
+        new_users = [Option(Content.assemble(("+ new user from ", "$text-accent"),
+                                             f"{country.name} ({country.code})"),
+                            id=f"country-{country.code}")
+                     for country in sorted(countries, key=lambda c: c not in exact)]
+        if exact:
+            options = [*new_users[:len(exact)], None, *options, *new_users[len(exact):]]
+            options = [o for i, o in enumerate(options) if o is not None or
+                       (0 < i < len(options) - 1 and options[i + 1] is not None)]
+        elif new_users:
             if options:
                 options.append(None)
-            for country in countries:
-                options.append(Option(Content.assemble(("+ new user from ", "$text-accent"),
-                                                       f"{country.name} ({country.code})"),
-                                      id=f"country-{country.code}"))
+            options += new_users
         self._matched = matched
         listing = self.query_one("#user-list", OptionList)
         listing.clear_options()
         listing.add_options(options)
-        if matched and self.current in matched[:_SHOWN]:
+        if exact:
+            listing.highlighted = 0
+        elif matched and self.current in matched[:_SHOWN]:
             listing.highlighted = matched.index(self.current)
         elif listing.option_count:
             listing.highlighted = 0

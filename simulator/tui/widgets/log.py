@@ -16,6 +16,9 @@ from simulator.delivery import Attempt
 from simulator.terminal import visible
 
 EARLIER = "earlier"  # the Via of deliveries read from the history, from before this session
+# Where the Via column does not fit (80 columns), the button cell carries its mark, so a
+# replay, a duplicate and an edit never look like the original.
+VIA_MARKS = {"replay": "↺", "duplicate": "⧉", "dup": "⧉", "edit": "✎"}
 
 # Retries show in the status cell (`503 ↻1`): a column of their own would rarely fit.
 _COLUMNS = (("Time", "time", 8), ("Button", "button", 15), ("Status", "status", 7),
@@ -169,9 +172,12 @@ class DeliveryLog(DataTable[str | Content]):
         # Rows from the history file (before this session) are dimmed as well as marked "earlier"
         # in Via, which a narrow log does not show.
         old = "dim italic" if row.via == EARLIER else ""
+        button = Content.styled(visible(row.button), old)  # a scenario's, an app's
+        mark = VIA_MARKS.get(row.via.removeprefix("run "))
+        if mark and "via" not in self.columns_shown:  # a narrow log: the mark tells them apart
+            button = Content.assemble((f"{mark} ", "bold $text-accent"), button)
         cells: dict[str, str | Content] = {
-            "time": Content.styled(row.when, old),
-            "button": Content.styled(visible(row.button), old),  # a scenario's, an app's
+            "time": Content.styled(row.when, old), "button": button,
             "status": _status(row.attempt, row.retries, row.broken),
             "latency": latency_text(row.attempt.latency_ms) if row.attempt else "",
             "via": Content.styled(visible(row.via), old),

@@ -24,7 +24,11 @@ _TONE_STYLE: dict[Tone, str] = {"sending": "dim", "ok": "bold $text-success",
 
 
 class QuickReply(Button):
-    """One quick-reply button under the template message; number key N fires button N too."""
+    """One quick-reply button under the template message; number key N fires button N too.
+
+    Not a focus stop: its number key taps it, so Tab never lands here and an Enter meant
+    for the log can never become a tap.
+    """
 
     class Armed(Message):
         """The pointer or the focus is on a quick reply: the preview should show its bytes."""
@@ -37,6 +41,7 @@ class QuickReply(Button):
         label = Content.assemble((f"{index + 1}  ", "dim"), "↩ ", visible(button.text))
         super().__init__(label, id=f"quick-reply-{index + 1}", classes="quick-reply",
                          compact=True)
+        self.can_focus = False
         self.index = index
         self.tooltip = visible(f"Tap {button.text!r} (payload {button.payload!r}) · "
                                f"key {index + 1}")
@@ -58,13 +63,26 @@ def ticks(status: str) -> Content:
 
 
 class AppButton(Button):
-    """A quick reply, reply button or list menu inside a message the app sent."""
+    """A quick reply, reply button or list menu inside a message the app sent.
+
+    Tapped with the mouse or its number key (shown on it, numbered after the template's own),
+    never by the focus: like QuickReply, it is not a focus stop.
+    """
 
     def __init__(self, number: int, index: int, label: Content, tooltip: str) -> None:
         super().__init__(label, classes="app-button", compact=True)
+        self.can_focus = False
         self.number = number  # the SentMessage's number
         self.index = index  # which button; -1 opens the list's rows
+        self.text = label  # the label without its key
+        self.key = 0  # the number key that taps it (0: none, past 9)
         self.tooltip = Content(tooltip)  # the app's words: text, never markup
+
+    def show_key(self, key: int) -> None:
+        """Show the number key that taps this button (0: no key)."""
+        if key != self.key:
+            self.key = key
+            self.label = Content.assemble((f"{key}  ", "dim"), self.text) if key else self.text
 
 
 class AppMessage(Vertical):
@@ -98,7 +116,7 @@ class AppMessage(Vertical):
         if message.buttons and not failed:
             with Vertical(classes="app-buttons"):
                 if is_list(message):
-                    yield AppButton(message.number, -1, Content.assemble("☰ ", "choose a row"),
+                    yield AppButton(message.number, -1, Content.assemble("≡ ", "choose a row"),
                                     f"Pick one of its {len(message.buttons)} rows")
                 else:
                     for index, button in enumerate(message.buttons):
@@ -108,8 +126,11 @@ class AppMessage(Vertical):
                             f"(id {shown(button.payload, LABEL_CHARS)!r})")
 
     def on_mount(self) -> None:
-        """Show the time before any status came."""
+        """Show the time before any status came; number the buttons (they exist now)."""
         self.show_meta()
+        for phone in self.ancestors:
+            if isinstance(phone, Phone):
+                phone.number_app_buttons()
 
     def show_meta(self, status: str | None = None, reaction: str | None = None) -> None:
         """Redraw the time line with the newest status's ticks and the user's reaction."""
@@ -207,12 +228,36 @@ class Phone(Vertical):
     }
     """
 
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.app_keys: dict[int, AppButton] = {}  # number key -> the app's button it taps
+
     class Tapped(Message):
         """The user tapped quick reply `index` (0-based) with the mouse or Enter."""
 
         def __init__(self, index: int) -> None:
             super().__init__()
             self.index = index
+
+    chat = ""  # the conversation shown: one user's, as on a real phone
+    template_buttons = 0  # how many quick replies the template has: keys 1..N are theirs
+
+    def number_app_buttons(self) -> None:
+        """Give the app's buttons in the chat shown the number keys after the template's own,
+        newest message first (the one the user is looking at gets the lowest keys)."""
+        keys: dict[int, AppButton] = {}
+        key = self.template_buttons + 1
+        for bubble in reversed(list(self.query(AppMessage))):
+            for button in bubble.query(AppButton):
+                if bubble.chat == self.chat and not bubble.message.error and key <= 9:
+                    keys[key] = button
+                    button.show_key(key)
+                    key += 1
+                else:
+                    button.show_key(0)
+        if keys.keys() != self.app_keys.keys():
+            self.app.refresh_bindings()  # the footer's 1-N follows
+        self.app_keys = keys
 
     def compose(self) -> ComposeResult:
         """The chat header, the template message and its buttons, the replies, the user."""
@@ -243,6 +288,8 @@ class Phone(Vertical):
         holder = self.query_one("#quick-replies", Vertical)
         await holder.remove_children()  # first: the new buttons reuse the old ones' ids
         await holder.mount_all(QuickReply(i, b) for i, b in enumerate(buttons))
+        self.template_buttons = len(buttons)
+        self.number_app_buttons()
 
     def show_template_meta(self, when: str, status: str = "", reaction: str = "") -> None:
         """The template bubble's time line: its time, its status's ticks, the reaction."""
@@ -262,7 +309,7 @@ class Phone(Vertical):
         shown = list(self.query(AppMessage))
         for old in shown[:max(0, len(shown) - keep)]:
             old.remove()
-        holder.scroll_end(animate=False, immediate=False)
+        holder.scroll_end(animate=False, immediate=False)  # AppMessage.on_mount numbers
 
     def app_message(self, number: int) -> AppMessage | None:
         """The bubble of the app's message `number`, if it is still shown."""
@@ -287,7 +334,6 @@ class Phone(Vertical):
         holder.mount(ReplyRow(Reply(label, when, chat, id=f"reply-{key}")))
         holder.scroll_end(animate=False, immediate=False)
 
-    chat = ""  # the conversation shown: one user's, as on a real phone
 
     def show_chat(self, chat: str) -> None:
         """Show only `chat`'s replies: every user has a conversation of their own."""
@@ -298,12 +344,14 @@ class Phone(Vertical):
             row.display = row.reply.display = row.reply.chat == chat
         for bubble in self.query(AppMessage):
             bubble.display = bubble.chat == chat
+        self.number_app_buttons()
         self.query_one("#chat", VerticalScroll).scroll_end(animate=False, immediate=False)
 
     async def clear_chats(self) -> None:
         """Forget every conversation (another scenario: another brand, other people)."""
         await self.query(ReplyRow).remove()
         await self.query(AppMessage).remove()
+        self.app_keys = {}
 
     def settle(self, key: str, status: str, tone: Tone) -> None:
         """Turn the tick of reply `key` into the delivery's status."""

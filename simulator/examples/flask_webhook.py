@@ -1,0 +1,81 @@
+"""A Kaleyra WhatsApp webhook in Flask that answers quick-reply taps (an example to copy).
+
+    pip install flask httpx
+    flask --app webhook run --port 8000      # then: wasim tui --url http://127.0.0.1:8000/webhook
+    wasim fire --app webhook:app --path /webhook --api-port 0     # or in-process, no server
+
+It does the three things a production handler must:
+1. checks X-Hub-Signature-256 when WHATSAPP_APP_SECRET is set (a forged tap changes nothing);
+2. answers each tap once: Kaleyra delivers at least once, so the same message id can come
+   again (keep the ids in your database, not in memory, when you run several workers);
+3. replies through Kaleyra's V2 send API (KALEYRA_BASE_URL, KALEYRA_SID, KALEYRA_API_KEY;
+   `wasim api` or `--api-port` runs a local one).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+from typing import Any
+
+import httpx
+from flask import Flask, request
+
+app = Flask(__name__)
+answered: set[str] = set()  # message ids already handled (use your database in production)
+
+# What each quick reply's payload gets back. Payloads are the template's, not the labels.
+REPLIES = {"SHOP_NOW": "Here is our sale: https://example.com/sale",
+           "REMIND_LATER": "Sure, we'll remind you tomorrow.",
+           "STOP_PROMOTIONS": "You're unsubscribed. Reply START to opt back in."}
+
+
+def genuine(body: bytes, signature: str | None) -> bool:
+    """Whether the signature is the HMAC-SHA256 of these exact bytes under the app secret."""
+    secret = os.environ.get("WHATSAPP_APP_SECRET")
+    if not secret:
+        return True  # no secret configured: nothing to check (set one in production)
+    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return signature is not None and hmac.compare_digest(signature, expected)
+
+
+def reply(business: str, shopper: str, tap_id: str, text: str) -> None:
+    """Send `text` to the shopper as a reply to their tap: the complete V2 body."""
+    base = os.environ.get("KALEYRA_BASE_URL", "https://api.kaleyra.io")
+    sid, key = os.environ["KALEYRA_SID"], os.environ["KALEYRA_API_KEY"]
+    body = {
+        "messaging_object": {
+            "messaging_product": "whatsapp",
+            "recipient_type": "individual",
+            "to": "+" + shopper,
+            "context": {"message_id": tap_id},  # the tap's wamid: shown as a reply to it
+            "type": "text",
+            "text": {"preview_url": False, "body": text},
+        },
+        "extra_info": {"ref": tap_id, "ref1": "webhook-example"},  # echoed in its statuses
+    }
+    answer = httpx.post(f"{base}/v2/{sid}/whatsapp/{business}/messages",
+                        headers={"api-key": key}, json=body, timeout=10)
+    answer.raise_for_status()  # 202 WA202 "Request Accepted." when all is well
+
+
+@app.post("/webhook")
+def webhook() -> Any:
+    """Refuse a forged callback; note statuses; answer each new tap once."""
+    body = request.get_data()
+    if not genuine(body, request.headers.get("X-Hub-Signature-256")):
+        return {"error": "bad signature"}, 403
+    value = json.loads(body)["meta_object"]["value"]
+    if "statuses" in value:  # sent, delivered, read, failed: of the messages you sent
+        return {"status": "noted"}
+    business = value["metadata"]["display_phone_number"]
+    for message in value.get("messages", []):  # Meta may batch several in one callback
+        if message["id"] in answered:
+            continue  # a duplicate delivery: already answered
+        answered.add(message["id"])
+        if message.get("type") == "button":
+            text = REPLIES.get(message["button"]["payload"], "Thanks!")
+            reply(business, message["from"], message["id"], text)  # or queue it for a worker
+    return {"status": "ok"}
