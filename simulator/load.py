@@ -135,6 +135,8 @@ class CallbackSource:
         self._ids = (streams["message_id"], streams["trace_id"])
         self._order = streams["load_order"]
         self._ready: deque[bytes] = deque()  # bodies drawn ahead by prepare(), sent first
+        # Called with each body as it leaves (`load --replies` notes the tap it carries).
+        self.on_body: Callable[[bytes], None] | None = None
 
     @classmethod
     def from_taps(cls, options: TapOptions, template: str = "button_tap") -> CallbackSource:
@@ -228,9 +230,10 @@ class CallbackSource:
         core push tens of thousands of unique callbacks a second. A template whose bytes
         the splice cannot reproduce (checked on every skeleton) renders in full each time.
         """
-        if self._ready:
-            return self._ready.popleft()
-        return self._draw()
+        body = self._ready.popleft() if self._ready else self._draw()
+        if self.on_body is not None:
+            self.on_body(body)
+        return body
 
     def _draw(self) -> bytes:
         if self._lean is None or len(self._lean) < self.pool:

@@ -46,6 +46,7 @@ from simulator.kinds.status import error_object
 from simulator.models import Business, Button, Tap, TemplateMessage
 from simulator.providers import derived_bsuid
 from simulator.taps import TapFactory, business_ids
+from simulator.throughput import RATE_LIMITED, ThroughputLimiter
 from simulator.wamid import encode_wamid
 from simulator.wire import to_wire
 
@@ -289,6 +290,8 @@ class MockApi:
         self._pending: set[Any] = set()
         self._webhook_deliverer: Deliverer | None = None
         self._watchers: list[Callable[[], None]] = []
+        # Meta's per-number throughput (--throughput): past it, a send fails with 130429.
+        self.throughput: ThroughputLimiter | None = None
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -637,6 +640,9 @@ class MockApi:
     # --- recording and statuses ----------------------------------------------------------
 
     def _record(self, size: int, message: SentMessage) -> SentMessage:
+        if self.throughput is not None and not message.error \
+                and not self.throughput.allow(message.business):
+            message = replace(message, error=RATE_LIMITED)  # 202 now, a FAILED status later
         wamid = encode_wamid(_wamid_customer(message), True,
                              f"{self._random.getrandbits(72):018X}")
         with self._changed:
