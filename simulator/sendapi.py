@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from email.message import Message
 from http.server import BaseHTTPRequestHandler
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from simulator.bounded import BoundedServer
@@ -50,6 +50,9 @@ from simulator.throughput import RATE_LIMITED, ThroughputLimiter
 from simulator.wamid import encode_wamid
 from simulator.wire import to_wire
 
+if TYPE_CHECKING:
+    from simulator.status_sender import StatusSender
+
 SERVICE = "wasim send api"
 # Made-up but well-formed (send-api.md 1.2 and 2.1): a SID as Kaleyra shapes them, and a key
 # of `A` + 32 hex characters. Printed at start, so nobody has to guess them.
@@ -61,6 +64,10 @@ MAX_KEPT = 10_000  # sent messages and status deliveries kept in memory, the old
 KEEP_BYTES = 64 * 1024 * 1024  # request bytes the kept messages may hold together
 MAX_PENDING = 10_000  # messages whose statuses are still to be sent; past this, none are
 MAX_CONNECTIONS = 128  # open connections at once; each is a thread
+# Status callbacks on their way at once. A burst of sends used to start every status at
+# once: thousands of requests queued on httpx's pool of 100 connections, which then timed
+# out by the thousand and delivered none (benchmarks/sendapi.py). Past this they wait here.
+STATUS_SENDERS = 16
 MAX_RECIPIENTS = 100  # comma-separated `to` numbers in one V1 request
 MAX_PAYLOADS = 3  # "a maximum of three dynamic payloads to the Quick Reply buttons" (DOC)
 _IDLE_TIMEOUT = 30.0
@@ -292,6 +299,8 @@ class MockApi:
         self._watchers: list[Callable[[], None]] = []
         # Meta's per-number throughput (--throughput): past it, a send fails with 130429.
         self.throughput: ThroughputLimiter | None = None
+        self._slots: asyncio.Semaphore | None = None  # statuses on their way at once
+        self._status_sender: StatusSender | None = None
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -336,6 +345,9 @@ class MockApi:
             task.cancel()
         if self._pending:
             await asyncio.gather(*self._pending, return_exceptions=True)
+        if self._status_sender is not None:
+            self._status_sender.close()
+            self._status_sender = None
         if self._webhook_deliverer is not None:
             await self._webhook_deliverer.aclose()
             self._webhook_deliverer = None
@@ -704,11 +716,14 @@ class MockApi:
 
     async def _follow(self, message: SentMessage, outcome: str) -> None:
         delays = self.options.status_delays or (0.0,)
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(STATUS_SENDERS)
         for index, status in enumerate(self.plan(outcome)):
             delay = delays[min(index, len(delays) - 1)]
             if delay:
                 await self._sleep(delay)
-            await self._send_status(message, status)
+            async with self._slots:
+                await self._send_status(message, status)
 
     async def _send_status(self, message: SentMessage, status: str) -> None:
         now = int(self._clock())
@@ -719,7 +734,13 @@ class MockApi:
             if self._webhook_deliverer is None:
                 self._webhook_deliverer = Deliverer(self.webhook, sleep=self._sleep,
                                                     clock=self._clock)
-            result = await self._webhook_deliverer.deliver(Event.from_body(body))
+                from simulator.status_sender import StatusSender, fast_sender_for
+
+                if fast_sender_for(self.webhook):  # raw kept-alive connections: 10x cheaper
+                    self._status_sender = StatusSender(self.webhook, self._webhook_deliverer,
+                                                       clock=self._clock)
+            sender = self._status_sender or self._webhook_deliverer
+            result = await sender.deliver(Event.from_body(body))
             # The bytes that left: in Meta's envelope when the webhook asks for it, and the
             # ones its X-Hub-Signature-256 signed, not the Kaleyra document they came from.
             self._keep_status(StatusDelivery(message, status, self.webhook.target.label,
