@@ -125,6 +125,28 @@ def wrk(url: str, connections: int, seconds: float, script: Path) -> dict[str, f
     return figures
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU time `pid` and its children (nginx's worker) used so far."""
+    pids = [pid] + [int(child) for child in
+                    Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    ticks = 0
+    for one in pids:
+        fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def measured(url: str, connections: int, seconds: float, script: Path,
+             pid: int) -> dict[str, float]:
+    """wrk's figures, and the CPU the server `pid` spent per request (microseconds): on a
+    shared machine, throughput moves with the neighbours; CPU per request much less."""
+    before = cpu_seconds(pid)
+    figures = wrk(url, connections, seconds, script)
+    spent = cpu_seconds(pid) - before
+    figures["cpu_us"] = spent / figures["requests"] * 1e6 if figures["requests"] else 0.0
+    return figures
+
+
 def rss_mb(pid: int) -> float:
     """Resident memory of `pid` in MB (Linux /proc)."""
     found = re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
@@ -154,8 +176,9 @@ def show(name: str, figures: dict[str, float], base: dict[str, float] | None,
     """One line of figures, with the ratio to the baseline at the same connections."""
     ratio = f" ({figures['rate'] / base['rate']:.2f}x nginx)" if base and base["rate"] else ""
     bad = f" [{figures['bad']:,.0f} not 2xx]" if figures["bad"] else ""
+    cpu = f", CPU {figures['cpu_us']:,.0f} us/send" if "cpu_us" in figures else ""
     print(f"    {name:<34} {figures['rate']:>8,.0f} sends/s{ratio}, p50 {figures['p50']:.2f} ms,"
-          f" p99 {figures['p99']:.2f} ms{bad}{extra}", flush=True)
+          f" p99 {figures['p99']:.2f} ms{cpu}{bad}{extra}", flush=True)
 
 
 def machine() -> str:
@@ -193,13 +216,14 @@ def main() -> None:
             for connections in (1, 8):
                 print(f"  {connections} connection{'s' if connections > 1 else ''}:")
                 if baseline is not None:
-                    bases[connections] = wrk(f"http://127.0.0.1:{baseline[1]}{path}",
-                                             connections, args.seconds, script)
+                    bases[connections] = measured(f"http://127.0.0.1:{baseline[1]}{path}",
+                                                  connections, args.seconds, script,
+                                                  baseline[0].pid)
                     show("nginx (baseline)", bases[connections], None)
                 api, port = start_api()
                 try:
-                    figures = wrk(f"http://127.0.0.1:{port}{path}", connections, args.seconds,
-                                  script)
+                    figures = measured(f"http://127.0.0.1:{port}{path}", connections,
+                                       args.seconds, script, api.pid)
                     show("wasim api", figures, bases.get(connections),
                          f", RSS {rss_mb(api.pid):.0f} MB")
                     results[f"api_c{connections}"] = figures
@@ -211,8 +235,8 @@ def main() -> None:
                 before = lines(log)
                 api, port = start_api("--webhook", f"http://127.0.0.1:{webhook[1]}/webhook")
                 try:
-                    figures = wrk(f"http://127.0.0.1:{port}{path}", connections, args.seconds,
-                                  script)
+                    figures = measured(f"http://127.0.0.1:{port}{path}", connections,
+                                       args.seconds, script, api.pid)
                     during = lines(log) - before
                     expected = 3 * figures["requests"]
                     deadline = time.monotonic() + args.drain

@@ -1545,14 +1545,18 @@ def api(port: int, sid: str | None, api_key: str | None, business_numbers: tuple
     The delivery flags (e.g. --envelope meta --app-secret S) shape the --webhook statuses.
     """
 
+    from simulator.api_console import ApiConsole
     from simulator.delivery import delivery_options_from
     from simulator.sendapi import MockApi, SentMessage, StatusDelivery, api_options
 
+    # A line per message and status; under load, one summary line a second instead.
+    console = ApiConsole(click.echo)
+
     def shown(message: SentMessage) -> None:
-        click.echo(message.describe())
+        console.message(message.describe())
 
     def status(delivery: StatusDelivery) -> None:
-        click.echo(f"  {delivery.describe()}")
+        console.status(f"  {delivery.describe()}")
 
     from simulator.settings import BY_KEY, from_params
 
@@ -1575,6 +1579,7 @@ def api(port: int, sid: str | None, api_key: str | None, business_numbers: tuple
 
         mock.throughput = ThroughputLimiter(throughput)
     mock.start()
+    console.start()
     click.echo(f"wasim api listening on {mock.base_url} (Ctrl+C to stop)", err=True)
     click.echo(f"  SID {options.sid}  api-key {options.api_key}", err=True)
     click.echo(f"  V1 {mock.v1_url()}", err=True)
@@ -1584,6 +1589,7 @@ def api(port: int, sid: str | None, api_key: str | None, business_numbers: tuple
         _until_interrupted()
     finally:
         mock.stop()
+        console.stop()
     click.echo(f"stopped after {len(mock.sent)} message(s)", err=True)
     return ExitCode.OK
 

@@ -743,8 +743,8 @@ class MockApi:
             result = await sender.deliver(Event.from_body(body))
             # The bytes that left: in Meta's envelope when the webhook asks for it, and the
             # ones its X-Hub-Signature-256 signed, not the Kaleyra document they came from.
-            self._keep_status(StatusDelivery(message, status, self.webhook.target.label,
-                                             result.event.body, result))
+            label = result.attempts[0].target if result.attempts else self.webhook.target.label
+            self._keep_status(StatusDelivery(message, status, label, result.event.body, result))
             return
         url = v1_status_url(message, status, now)
         try:

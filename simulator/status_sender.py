@@ -32,7 +32,7 @@ from simulator.delivery import (
     redact_headers,
 )
 from simulator.errors import WasimError
-from simulator.load import _connect, _Connection, _Failure, _Head, _signer
+from simulator.load import _Answer, _connect, _Connection, _Failure, _Head, _signer
 from simulator.meta import SIGNATURE_HEADER, wrap
 
 MAX_IDLE = 32  # kept-alive connections at most (the send API sends STATUS_SENDERS at once)
@@ -66,6 +66,7 @@ class StatusSender:
         self.sign = _signer(options)
         self.recorded = redact_headers(self.head.headers + (
             [(SIGNATURE_HEADER, "")] if self.sign is not None else []))
+        self.label = options.target.label  # computed once: it parses the URL each time
         self._address: str | None = None
         self._idle: list[_Connection] = []
         self._count = 0
@@ -91,7 +92,7 @@ class StatusSender:
         options = self.options
         self._count += 1
         base = Attempt(event=event, delivery_id=f"dlv_status_{self._count}", number=1,
-                       started_at=self.clock(), target=options.target.label,
+                       started_at=self.clock(), target=self.label,
                        method=options.method, url=options.target.url,
                        request_headers=self.recorded)
         body = event.body
@@ -100,18 +101,24 @@ class StatusSender:
             else b"\r\n" + SIGNATURE_HEADER.encode() + b": " + signature + b"\r\n\r\n"
         request = b"".join((self.head.prefix, str(len(body)).encode(), end, body))
         started = time.perf_counter()
-        connection: _Connection | None = None
+        holder: list[_Connection] = []
+
+        async def exchange() -> _Answer:
+            holder.append(await self._connection())
+            return await holder[0].send(request)
+
         try:
-            connection = await asyncio.wait_for(self._connection(), options.timeout)
-            answer = await asyncio.wait_for(connection.send(request), options.timeout)
+            # One deadline for connecting, sending and the whole answer (one timer, not two).
+            answer = await asyncio.wait_for(exchange(), options.timeout)
+            connection = holder[0]
         except TimeoutError:
-            if connection is not None:
-                connection.close()
+            for broken in holder:
+                broken.close()
             return replace(base, error_kind="timeout", latency_ms=_ms(started),
                            error=f"no answer within {options.timeout:g} s (the timeout)")
         except _Failure as failure:
-            if connection is not None:
-                connection.close()
+            for broken in holder:
+                broken.close()
             kind: ErrorKind = "connect" if failure.kind in ("connect", "socket") else "protocol"
             return replace(base, error_kind=kind, error=str(failure), latency_ms=_ms(started))
         if answer.close or connection.closed:

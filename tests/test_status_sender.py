@@ -7,6 +7,7 @@ import asyncio
 
 import httpx
 
+from simulator.api_console import ApiConsole
 from simulator.delivery import DeliveryOptions, RetryPolicy, url_target
 from simulator.meta import SIGNATURE_HEADER, signature_for
 from simulator.receiver import Receiver, ReceiverOptions
@@ -84,3 +85,23 @@ def test_a_refused_status_goes_on_to_the_retry_policy() -> None:
     assert [a.status for a in attempts] == [500] * 4
     assert [a.final for a in attempts] == [False, False, False, True]
     assert len(hook.arrivals) == 4
+
+
+def test_wasim_api_prints_a_line_per_message_until_the_traffic_is_a_load() -> None:
+    now = [100.0]
+    lines: list[str] = []
+    console = ApiConsole(lines.append, per_second=20, clock=lambda: now[0])
+    for index in range(5):
+        console.message(f"message {index}")
+    assert lines == [f"message {index}" for index in range(5)]
+    for index in range(5, 500):  # a burst within the same second
+        console.message(f"message {index}")
+        console.status(f"status {index}")
+    assert len(lines) == 20  # the lines stop at 20 that second
+    now[0] += 1.0
+    console.message("next second")
+    assert lines[20].startswith("... 500 messages and 495 statuses that second")
+    assert "500 messages, 495 statuses in all" in lines[20]
+    assert lines[21] == "next second"  # quiet again: a line each
+    console.stop()
+    assert len(lines) == 22  # nothing was held back: no summary at the end
