@@ -96,6 +96,9 @@ class ReplyTracker:
         self.statuses_each = 0  # statuses that follow a reply the mock accepts (start_load_api)
         self.expected_statuses = 0  # statuses due for the replies so far
         self._status_total = 0
+        # Each matched reply's latency (ms) as it comes, for a face that reports them one by
+        # one (Locust's statistics); bounded: a face that stops reading loses the oldest.
+        self.matches: deque[float] | None = None
 
     # --- what happens --------------------------------------------------------------------
 
@@ -168,6 +171,8 @@ class ReplyTracker:
         del self._open[tap_id]
         self.matched += 1
         self.latency.record((now - entry.sent_at) * 1e6)
+        if self.matches is not None:
+            self.matches.append((now - entry.sent_at) * 1000)
         _remember(self._answered, tap_id, self._remember)
         for user in entry.users:
             _remember(self._answered_users, user, self._remember)
@@ -182,6 +187,12 @@ class ReplyTracker:
             self._changed.notify_all()
 
     # --- the end -------------------------------------------------------------------------
+
+    @property
+    def settled(self) -> bool:
+        """Whether every tap was answered and the replies' statuses went out."""
+        with self._changed:
+            return not self._open and self._status_total >= self.expected_statuses
 
     def settle(self, timeout: float) -> bool:
         """Wait until every tap was answered and the replies' statuses went out, or
