@@ -14,6 +14,7 @@ three statuses each, p99 under 5 ms.
 
     apt-get install -y wrk nginx
     python benchmarks/sendapi.py [--seconds 5]
+    python benchmarks/sendapi.py --soak 600 [--every 30]   # memory over a long run
 
 Without nginx the baseline is skipped (python -m http.server is far too slow to be one);
 without wrk nothing can be measured and the script says so.
@@ -187,12 +188,49 @@ def machine() -> str:
     return f"{os.cpu_count()} cores, load average {one:.2f} (1 min), {five:.2f} (5 min)"
 
 
+def soak(seconds: float, every: float, folder: Path, script: Path, path: str) -> None:
+    """`wasim api --webhook` (at nginx) under wrk for `seconds`: its RSS every `every` s."""
+    webhook = nginx(folder / "soak", 200)
+    if webhook is None:
+        raise SystemExit("the soak needs nginx as the webhook: apt-get install -y nginx")
+    api, port = start_api("--webhook", f"http://127.0.0.1:{webhook[1]}/webhook")
+    print(f"soak: wasim api --webhook under wrk (8 connections) for {seconds:g} s; {machine()}")
+    load = subprocess.Popen(["wrk", "-t1", "-c8", f"-d{seconds:g}s", "-s", str(script),
+                             f"http://127.0.0.1:{port}{path}"], stdout=subprocess.PIPE,
+                            text=True)
+    started = time.monotonic()
+    readings = []
+    try:
+        while load.poll() is None:
+            time.sleep(min(every, max(0.1, seconds - (time.monotonic() - started))))
+            if load.poll() is not None:
+                break
+            readings.append(rss_mb(api.pid))
+            print(f"  {time.monotonic() - started:5.0f}s  RSS {readings[-1]:6.1f} MB",
+                  flush=True)
+        out = load.communicate()[0]
+        rate = re.search(r"Requests/sec:\s*([\d.]+)", out)
+        print(f"  done: {float(rate.group(1)) if rate else 0:,.0f} sends/s; RSS from the first "
+              f"reading to the last: {readings[0] if readings else 0:.1f} -> "
+              f"{readings[-1] if readings else 0:.1f} MB (bounded: the last 10,000 messages "
+              "and statuses are kept)")
+    finally:
+        for process in (api, webhook[0]):
+            process.terminate()
+            process.wait()
+
+
 def main() -> None:
     """Measure nginx, `wasim api` and `wasim api --webhook` with wrk; print them side by side."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each run")
     parser.add_argument("--drain", type=float, default=30.0,
                         help="seconds to wait, after a --webhook run, for its statuses")
+    parser.add_argument("--paced-delay", type=float, default=3.0, metavar="MS",
+                        help="the paced run's wait before each send, per connection")
+    parser.add_argument("--soak", type=float, metavar="SECONDS",
+                        help="only a soak: `wasim api --webhook` under wrk, RSS as it goes")
+    parser.add_argument("--every", type=float, default=10.0, help="the soak's print interval")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed: apt-get install -y wrk")
@@ -206,6 +244,9 @@ def main() -> None:
         script = folder / "send.lua"
         script.write_text(WRK_SCRIPT.format(key=KEY, body=body))
         path = f"/v2/{SID}/whatsapp/{BUSINESS}/messages"
+        if args.soak:
+            soak(args.soak, args.every, folder, script, path)
+            return
         baseline = nginx(folder / "baseline", 202)
         log = folder / "webhook" / "access.log"
         webhook = nginx(folder / "webhook", 200, log)
@@ -249,6 +290,30 @@ def main() -> None:
                          f"{rss_mb(api.pid):.0f} MB")
                     results[f"webhook_c{connections}"] = figures | {
                         "statuses_during": during, "statuses_after": after}
+                finally:
+                    api.terminate()
+                    api.wait()
+            if webhook is not None:
+                # The issue's second target: 2,000 sends/s, three statuses each. wrk paces
+                # each of 8 connections with a delay before every request (wrk has no rate).
+                paced = folder / "paced.lua"
+                paced.write_text(script.read_text() + f"function delay() return "
+                                 f"{args.paced_delay:g} end\n")
+                print(f"  8 connections, each waiting {args.paced_delay:g} ms before a send:")
+                before = lines(log)
+                api, port = start_api("--webhook", f"http://127.0.0.1:{webhook[1]}/webhook")
+                try:
+                    figures = measured(f"http://127.0.0.1:{port}{path}", 8, args.seconds,
+                                       paced, api.pid)
+                    during = lines(log) - before
+                    expected = 3 * figures["requests"]
+                    deadline = time.monotonic() + args.drain
+                    while lines(log) - before < expected and time.monotonic() < deadline:
+                        time.sleep(0.5)
+                    show("wasim api --webhook, paced", figures, None,
+                         f"; statuses {during / max(expected, 1):.0%} delivered during the "
+                         f"run, {(lines(log) - before) / max(expected, 1):.0%} after the "
+                         f"drain; RSS {rss_mb(api.pid):.0f} MB")
                 finally:
                     api.terminate()
                     api.wait()
