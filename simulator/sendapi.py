@@ -15,6 +15,7 @@ import csv
 import email.parser
 import email.policy
 import hashlib
+import itertools
 import json
 import math
 import random
@@ -68,6 +69,11 @@ MAX_CONNECTIONS = 128  # open connections at once; each is a thread
 # once: thousands of requests queued on httpx's pool of 100 connections, which then timed
 # out by the thousand and delivered none (benchmarks/sendapi.py). Past this they wait here.
 STATUS_SENDERS = 16
+# Statuses due now but not yet on their way, past which a send's answer waits (at most
+# STATUS_HOLD seconds) for them: the server's threads would otherwise take the CPU from the
+# one that sends statuses, which then fell minutes behind a burst (benchmarks/sendapi.py).
+STATUS_BACKLOG = 500
+STATUS_HOLD = 0.05
 MAX_RECIPIENTS = 100  # comma-separated `to` numbers in one V1 request
 MAX_PAYLOADS = 3  # "a maximum of three dynamic payloads to the Quick Reply buttons" (DOC)
 _IDLE_TIMEOUT = 30.0
@@ -301,6 +307,9 @@ class MockApi:
         self.throughput: ThroughputLimiter | None = None
         self._slots: asyncio.Semaphore | None = None  # statuses on their way at once
         self._status_sender: StatusSender | None = None
+        self._scheduled = itertools.count(1)  # messages given statuses (any thread)
+        self._started = 0  # of those, started on the loop (the loop's thread only)
+        self._waiting = 0  # statuses waiting for a sender (the loop's thread only)
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -697,11 +706,25 @@ class MockApi:
             return
 
         def start() -> None:
+            self._started += 1
             task = loop.create_task(self._follow(message, outcome))
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
 
+        number = next(self._scheduled)
         loop.call_soon_threadsafe(start)
+        self._hold_back(number)
+
+    def _hold_back(self, scheduled: int) -> None:
+        """Let the statuses catch up before this send is answered, when too many are due."""
+        deadline = 0.0
+        while scheduled - self._started + self._waiting > STATUS_BACKLOG:
+            now = time.monotonic()
+            if not deadline:
+                deadline = now + STATUS_HOLD
+            elif now >= deadline:
+                return  # a webhook that hangs must not stall the sends: it only slows them
+            time.sleep(0.001)
 
     def plan(self, outcome: str) -> list[str]:
         """The statuses a message gets for `outcome` (read: the configured ones; refused: a
@@ -722,7 +745,9 @@ class MockApi:
             delay = delays[min(index, len(delays) - 1)]
             if delay:
                 await self._sleep(delay)
+            self._waiting += 1
             async with self._slots:
+                self._waiting -= 1
                 await self._send_status(message, status)
 
     async def _send_status(self, message: SentMessage, status: str) -> None:
