@@ -48,22 +48,22 @@ class ApiConsole:
         with self._lock:
             self._roll(self._second + 1)
 
-    def message(self, line: str) -> None:
-        """A message the app sent."""
+    def message(self, line: str | Callable[[], str]) -> None:
+        """A message the app sent (its line, or what makes it: made only when shown)."""
         self._event("message", line)
 
-    def status(self, line: str) -> None:
+    def status(self, line: str | Callable[[], str]) -> None:
         """A status callback the mock sent."""
         self._event("status", line)
 
-    def _event(self, kind: str, line: str) -> None:
+    def _event(self, kind: str, line: str | Callable[[], str]) -> None:
         with self._lock:
             self._roll(int(self._clock()))
             self._counts[kind] += 1
             self._total[kind] += 1
             if self._lines < self._per_second and not any(self._held.values()):
                 self._lines += 1
-                self._write(line)
+                self._write(line if isinstance(line, str) else line())
             else:
                 self._held[kind] += 1
 

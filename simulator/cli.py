@@ -1553,10 +1553,10 @@ def api(port: int, sid: str | None, api_key: str | None, business_numbers: tuple
     console = ApiConsole(click.echo)
 
     def shown(message: SentMessage) -> None:
-        console.message(message.describe())
+        console.message(message.describe)
 
     def status(delivery: StatusDelivery) -> None:
-        console.status(f"  {delivery.describe()}")
+        console.status(lambda: f"  {delivery.describe()}")
 
     from simulator.settings import BY_KEY, from_params
 

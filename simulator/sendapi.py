@@ -765,7 +765,7 @@ class MockApi:
                     self._status_sender = StatusSender(self.webhook, self._webhook_deliverer,
                                                        clock=self._clock)
             sender = self._status_sender or self._webhook_deliverer
-            result = await sender.deliver(Event.from_body(body))
+            result = await sender.deliver(_status_event(body))
             # The bytes that left: in Meta's envelope when the webhook asks for it, and the
             # ones its X-Hub-Signature-256 signed, not the Kaleyra document they came from.
             label = result.attempts[0].target if result.attempts else self.webhook.target.label
@@ -793,6 +793,12 @@ class MockApi:
             self._changed.notify_all()
         if self._on_status is not None:
             _call_watcher(self._on_status, delivery, "on_status")
+
+
+def _status_event(body: bytes) -> Event:
+    """A status callback's event: the id Event.from_body gives the bytes, and no tap (a
+    status names none, so from_body's JSON parse, a tenth of a status's cost, finds none)."""
+    return Event(f"evt_{hashlib.blake2b(body, digest_size=6).hexdigest()}", body)
 
 
 def _wamid_customer(message: SentMessage) -> str:
