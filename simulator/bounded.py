@@ -5,6 +5,7 @@ the bodies all connections hold at once have a byte budget of their own."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import socket
 import sys
@@ -72,8 +73,11 @@ class BoundedServer(ThreadingHTTPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Print a traceback, unless the client just hung up (a stopped run, a killed
         process): that is not an error of ours."""
-        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError | TimeoutError):
             return
+        if isinstance(error, OSError) and error.errno == errno.EBADF:
+            return  # closed by our own close_connections (gevent says so, under Locust)
         super().handle_error(request, client_address)
 
     def shutdown_request(self, request: Any) -> None:

@@ -1416,6 +1416,14 @@ def schema() -> None:
     click.echo(schema_text(), nl=False)
 
 
+# Meta's messaging throughput per business number (simulator/throughput.py).
+THROUGHPUT_OPTION = click.option(
+    "--throughput", type=Number(1, 1e6, what="messages per second"), metavar="MPS",
+    help="Meta's throughput per business number: sends past it are answered 202, then fail "
+         "with 130429 in a status callback (Meta's tiers: 80, upgraded 1000).  [default: "
+         "no limit]")
+
+
 _LOAD_KEYS = ("url", "app", "path", "method", "headers", "basic_auth", "token_url", "client_id",
               "client_secret", "timeout", "success", "envelope", "app_secret", "signature")
 
@@ -1466,6 +1474,28 @@ def _load_settings(command: Callable[..., Any]) -> Callable[..., Any]:
 @click.option("--history-sample", type=click.IntRange(min=0), default=0, show_default=True,
               metavar="N", help="Keep 1 attempt in N in the history; 0 keeps none.")
 @TEMPLATE_ENV_OPTION
+@click.option("--replies", is_flag=True,
+              help="Load the whole conversation: run the send API beside the load and match "
+                   "every tap to the app's reply (latency, missing, wrong user, duplicates, "
+                   "their statuses back to the target).")
+@click.option("--api-port", type=PORT, default=None,
+              help="With --replies: the send API's port (0: any free one); its base URL is "
+                   "printed and set as KALEYRA_BASE_URL (SID, key) for an --app.  "
+                   "[default: 8700]")
+@click.option("--sid", default=None, envvar="KALEYRA_SID", callback=check_not_empty,
+              help="With --replies: the SID the send API accepts.  [env: KALEYRA_SID]")
+@click.option("--api-key", default=None, envvar=["KALEYRA_API_KEY", "WASIM_API_KEY"],
+              callback=check_not_empty,
+              help="With --replies: the api-key it accepts.  [env: KALEYRA_API_KEY or "
+                   "WASIM_API_KEY]")
+@THROUGHPUT_OPTION
+@click.option("--max-reply-p99", type=click.FloatRange(min=0), metavar="MS",
+              help="Threshold: fail (exit 1) if the reply latency's p99 is above this.")
+@click.option("--max-missing-replies", type=Number(0, 1, what="a share"), metavar="SHARE",
+              help="Threshold: fail (exit 1) if more than this share of taps got no reply.")
+@click.option("--reply-wait", type=Number(0, MAX_WAIT, what="seconds"), default=10.0,
+              show_default=True,
+              help="With --replies: seconds to wait for the last replies once the taps stop.")
 def load(scenario: str | None, **options: Any) -> int:
     """Push unique, valid callbacks at a rate, or as fast as possible, and measure.
 
@@ -1568,6 +1598,11 @@ def load(scenario: str | None, **options: Any) -> int:
     if options["count"]:
         load_options = replace(load_options, duration=None)
     check_load(delivery, load_options)
+    from simulator.reply_tracking import check_reply_thresholds, refuse_api_flags
+
+    refuse_api_flags(options)
+    check_reply_thresholds(options["max_reply_p99"], options["max_missing_replies"],
+                           options["reply_wait"])
     history = None
     if options["history_sample"]:
         from simulator.history import HistoryWriter
@@ -1583,6 +1618,8 @@ def load(scenario: str | None, **options: Any) -> int:
     workers = options["workers"] or min(os.cpu_count() or 1,
                                         -(-(options["count"] or 10**9) // 1000))
     workers = 1 if delivery.target.kind != "url" else len(split_options(load_options, workers))
+    if options["replies"]:
+        workers = 1  # the taps are matched to replies in this process, beside the send API
 
     def start() -> None:
         # Said once the run cannot be refused any more (a bad token URL is its one line).
@@ -1595,6 +1632,9 @@ def load(scenario: str | None, **options: Any) -> int:
         click.echo(f"load: {delivery.target.label}, {pace}, {options['concurrency']} "
                    f"connections, {options['count'] or options['duration']}"
                    + (f", {workers} workers" if workers > 1 else ""), err=True)
+        if mock is not None:
+            click.echo(f"send API on {mock.base_url} (SID {mock.options.sid}, api-key "
+                       f"{mock.options.api_key}); every tap's reply is matched", err=True)
 
     def tick(stats: Any) -> None:
         nonlocal display
@@ -1605,6 +1645,18 @@ def load(scenario: str | None, **options: Any) -> int:
         elif int(stats.elapsed * 2) % 10 == 0:  # every 5 s in a log
             click.echo(visible(stats.line()), err=True)
 
+    tracker: Any = None
+    mock: Any = None
+    if options["replies"]:
+        from simulator.reply_tracking import ReplyTracker, start_load_api
+        from simulator.sendapi import DEFAULT_PORT
+
+        tracker = ReplyTracker()
+        source.on_body = tracker.tap
+        mock = start_load_api(tracker, delivery, port=DEFAULT_PORT if options["api_port"] is None
+                              else options["api_port"], sid=options["sid"],
+                              api_key=options["api_key"], throughput=options["throughput"],
+                              seed=source.factory.options.seed)
     try:
         if workers > 1:
             stats = run_workers(spec, settings, load_options, workers,
@@ -1615,7 +1667,11 @@ def load(scenario: str | None, **options: Any) -> int:
             stats = run_fast(run_load(source, delivery, load_options, on_tick=tick,
                                       on_attempt=history.append if history else None,
                                       on_start=start))
+        if tracker is not None:
+            tracker.settle(options["reply_wait"])
     finally:
+        if mock is not None:
+            mock.stop()
         if history is not None:
             history.close()
         if display is not None:
@@ -1634,8 +1690,13 @@ def load(scenario: str | None, **options: Any) -> int:
             if options["max_error_rate"] is not None else
             f"{stats.failed:,} of {stats.sent:,} requests failed; any failure fails a load "
             f"run unless --max-error-rate SHARE allows it")
+    if tracker is not None:
+        breaches += tracker.breaches(options["max_reply_p99"], options["max_missing_replies"])
+        figures["replies"] = tracker.as_dict()
     figures["thresholds"] = {"max_p99_ms": options["max_p99"],
                              "max_error_rate": error_budget,
+                             "max_reply_p99_ms": options["max_reply_p99"],
+                             "max_missing_replies": options["max_missing_replies"],
                              "breached": breaches}
     figures["target"] = delivery.target.label
     figures["seed"] = source.factory.options.seed
@@ -1644,6 +1705,8 @@ def load(scenario: str | None, **options: Any) -> int:
                + (f" ({', '.join(f'{k} {v}' for k, v in stats.errors.items())})"
                   if stats.errors else "")
                + (f"; {stats.late:,} left late" if stats.late else ""))
+    if tracker is not None:
+        click.echo(tracker.line())
     verdict = stats.verdict()
     if verdict:
         click.echo(visible(verdict))
@@ -1762,11 +1825,13 @@ def _webhook_options(command: Callable[..., Any]) -> Callable[..., Any]:
               help="Largest request body, in bytes (media uploads); a bigger one is answered "
                    "413 unread. Bodies read at once hold 64 MiB at most (or one body, if "
                    "larger); past that, 503.")
+@THROUGHPUT_OPTION
 @_webhook_options
 def api(port: int, api_sid: str | None, api_key: str | None, api_v1_id: str,
         api_templates: tuple[str, ...] | None, api_fail: tuple[Any, ...],
         business_numbers: tuple[str, ...], webhook: str | None,
-        status_delays: tuple[float, ...], max_body: int, **delivery: Any) -> int:
+        status_delays: tuple[float, ...], max_body: int, throughput: float | None = None,
+        **delivery: Any) -> int:
     """Play Kaleyra's WhatsApp send API (V1 and V2) on this machine, with status callbacks.
 
     Point your handler's Kaleyra base URL at the printed one. Every message is checked,
@@ -1779,14 +1844,18 @@ def api(port: int, api_sid: str | None, api_key: str | None, api_v1_id: str,
     recipients with 131047.
     """
 
+    from simulator.api_console import ApiConsole
     from simulator.delivery import delivery_options_from
     from simulator.sendapi import MockApi, SentMessage, StatusDelivery, api_options
 
+    # A line per message and status; under load, one summary line a second instead.
+    console = ApiConsole(click.echo)
+
     def shown(message: SentMessage) -> None:
-        click.echo(visible(message.describe()))
+        console.message(lambda: visible(message.describe()))
 
     def status(delivery: StatusDelivery) -> None:
-        click.echo(visible(f"  {delivery.describe()}"))
+        console.status(lambda: visible(f"  {delivery.describe()}"))
 
     from simulator.inputs import parse_meta_id
     from simulator.settings import BY_KEY, from_params
@@ -1820,7 +1889,13 @@ def api(port: int, api_sid: str | None, api_key: str | None, api_v1_id: str,
     target = delivery_options_from({"url": webhook, **how},
                                    lambda key: "--webhook" if key == "url" else flag_name(key)) \
         if webhook else None
-    mock = MockApi(options, webhook=target, on_sent=shown, on_status=status).start()
+    mock = MockApi(options, webhook=target, on_sent=shown, on_status=status)
+    if throughput is not None:
+        from simulator.throughput import ThroughputLimiter
+
+        mock.throughput = ThroughputLimiter(throughput)
+    mock.start()
+    console.start()
     click.echo(f"wasim api listening on {mock.base_url} (Ctrl+C to stop)", err=True)
     click.echo(f"  SID {options.sid}  api-key {options.api_key}", err=True)
     click.echo(f"  V1 {mock.v1_url()}", err=True)
@@ -1830,6 +1905,7 @@ def api(port: int, api_sid: str | None, api_key: str | None, api_v1_id: str,
         _until_interrupted()
     finally:
         mock.stop()
+        console.stop()
     click.echo(f"stopped after {len(mock.sent)} message(s)", err=True)
     return ExitCode.OK
 

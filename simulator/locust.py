@@ -33,6 +33,9 @@ command-line option (or its environment variable) given to the run overrides it:
                                                       ends (headless: it quits; a worker
                                                       given no users quits at once)
     allow_remote          --wasim-allow-remote        send off this machine (see below)
+    replies               --wasim-replies             run the send API in this process and
+                                                      match every tap to the app's reply
+    api_port              --wasim-api-port            its port (default 8700; 0: any)
     headers, method, timeout, success, signature       as the settings of the same name
     ====================  ==========================  ==================================
 
@@ -54,6 +57,14 @@ resolves to 127.0.0.0/8 or ::1 only) and connects to the address checked, not th
 send elsewhere, the person running each process says so: `--wasim-allow-remote` on that
 process's command line (a config file or the master's options cannot lift it: a worker needs
 its own), or `allow_remote = True` in the locustfile's class.
+
+With `replies`, the process runs wasim's send API (its settings in KALEYRA_BASE_URL,
+KALEYRA_SID and KALEYRA_API_KEY, as `wasim load --replies` sets them) and matches every tap
+to the app's reply: each reply is a Locust request of type REPLY (its response time is the
+reply latency, tap sent to reply received); a duplicate reply, a reply to the wrong user and,
+once the process has sent its count and waited for the last replies, each missing reply is a
+REPLY failure. One send API per process: run one process per machine with it (or give each
+its own --wasim-api-port), since the app replies to one URL.
 
 Not yet: token authentication (`token_url`; give a static Authorization header instead) and
 in-process apps (`--app`).
@@ -93,8 +104,9 @@ from simulator.delivery import (
     resolve_host,
 )
 from simulator.errors import WasimError
-from simulator.load import CallbackSource, _AnswerReader
+from simulator.load import CallbackSource
 from simulator.meta import SIGNATURE_HEADER, signature_for
+from simulator.rawhttp import _AnswerReader
 from simulator.terminal import visible
 
 logger = logging.getLogger("wasim")
@@ -113,7 +125,11 @@ OPTIONS: tuple[tuple[str, str, str | None, str], ...] = (
     ("--wasim-app-secret", "app_secret", "WASIM_APP_SECRET", "Sign X-Hub-Signature-256."),
     ("--wasim-basic-auth", "basic_auth", "WASIM_BASIC_AUTH", "HTTP Basic auth, USER:PASSWORD."),
     ("--wasim-count", "count", None, "Callbacks each process sends before it quits."),
+    ("--wasim-api-port", "api_port", None, "With --wasim-replies: the send API's port "
+     "(default 8700; 0: any free one)."),
 )
+REPLIES_FLAG = "--wasim-replies"
+REPLY_WAIT = 10.0  # seconds a process past its count waits for the last replies
 _SECRETS = {"app_secret", "basic_auth"}
 # The delivery settings a class attribute may give (the names of simulator.settings).
 _DELIVERY_KEYS = ("method", "headers", "basic_auth", "timeout", "success", "envelope",
@@ -146,9 +162,13 @@ def add_options(parser: Any) -> None:
     """Add WasimUser's options to Locust's command line (and web UI)."""
     # On the parser itself: only its add_argument takes Locust's web UI keywords.
     for flag, key, envvar, text in OPTIONS:
-        kind = int if key in ("seed", "count") else str
+        kind = int if key in ("seed", "count", "api_port") else str
         parser.add_argument(flag, type=kind, default=None, env_var=envvar, help=text,
                             is_secret=key in _SECRETS)
+    parser.add_argument(REPLIES_FLAG, action="store_true", default=False,
+                        help="Run the send API in this process and match every tap to the "
+                             "app's reply: 'REPLY' rows in the statistics (latency; missing, "
+                             "duplicate and wrong-user replies as failures).")
     parser.add_argument(ALLOW_REMOTE_FLAG, action="store_true", default=False,
                         include_in_web_ui=False,
                         help="Allow a host that is not this machine (this process only).")
@@ -216,6 +236,8 @@ class WasimUser(User):
     signature: ClassVar[str | None] = None
     count: ClassVar[int | None] = None
     allow_remote: ClassVar[bool] = False
+    replies: ClassVar[bool] = False
+    api_port: ClassVar[int | None] = None
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
@@ -239,6 +261,21 @@ class WasimUser(User):
                 _quit(self.environment)
             raise StopUser() from None
         self._shared.active += 1
+        options = self.environment.parsed_options
+        if self._shared.replies is None and (type(self).replies or bool(
+                getattr(options, "wasim_replies", False))):
+            port = getattr(options, "wasim_api_port", None)
+            port = type(self).api_port if port is None else port
+            # Set before it starts: another user's on_start runs while the API binds.
+            replies = self._shared.replies = _Replies()
+            try:
+                replies.start(self.environment, self._shared,
+                              8700 if port is None else int(port))
+            except WasimError as exc:
+                logger.error("wasim: %s", exc.one_line())
+                self.environment.process_exit_code = 2
+                _quit(self.environment)
+                raise StopUser() from None
 
     def on_stop(self) -> None:
         """Close this user's connection; the last user of a process past its count ends it."""
@@ -249,6 +286,8 @@ class WasimUser(User):
         shared.active -= 1
         if shared.finished and shared.active <= 0 and not shared.quitting:
             shared.quitting = True
+            if shared.replies is not None:
+                shared.replies.finish(self.environment)  # before the figures are final
             _quit(self.environment)
 
     @task
@@ -262,6 +301,8 @@ class WasimUser(User):
             raise StopUser()
         shared.issued += 1
         tap, body = shared.source.next()
+        if shared.replies is not None:
+            shared.replies.tracker.tap(body)
         began = time.perf_counter()
         failure: CallbackFailed | None = None
         length = 0
@@ -437,6 +478,7 @@ class _Shared:
                        + "".join(f"{k}: {v}\r\n" for k, v in headers)
                        + "Content-Length: ").encode("latin-1")
         self.context = ssl.create_default_context() if self.tls else None
+        self.replies: _Replies | None = None
 
     @classmethod
     def get(cls, user_class: type[WasimUser], environment: Any, partition: int) -> _Shared:
@@ -562,6 +604,76 @@ class _Shared:
         end = b"\r\n\r\n" if signature is None \
             else f"\r\n{SIGNATURE_HEADER}: {signature}\r\n\r\n".encode("latin-1")
         return b"".join((self.prefix, str(len(body)).encode(), end, body))
+
+
+class _Replies:
+    """`--wasim-replies`: the send API in this process and the taps matched to replies.
+
+    Each matched reply is a Locust request of type REPLY (its latency: tap sent -> reply
+    received by the send API); a duplicate reply, one to the wrong user and, once the
+    process has sent its count and waited for the last replies, each missing one is a
+    REPLY failure. The matching runs on the send API's threads; a greenlet hands the
+    figures to Locust's events, which must be fired from the hub's greenlets.
+    """
+
+    def __init__(self) -> None:
+        from collections import deque
+
+        from simulator.reply_tracking import ReplyTracker
+
+        self.tracker = ReplyTracker()
+        self.tracker.matches = deque(maxlen=100_000)
+        self._told = {"duplicate reply": 0, "reply to the wrong user": 0}
+        self.api: Any = None
+        self._drainer: Any = None
+
+    def start(self, environment: Any, shared: _Shared, port: int) -> None:
+        """Start the send API (its statuses to the users' target) and the reporting."""
+        from simulator.reply_tracking import start_load_api
+
+        self.api = start_load_api(self.tracker, shared.delivery, port=port,
+                                  seed=shared.source.factory.options.seed)
+        logger.info("wasim: send API on %s (SID %s, api-key %s); every tap's reply is matched",
+                    self.api.base_url, self.api.options.sid, self.api.options.api_key)
+        self._drainer = gevent.spawn(self._drain_forever, environment)
+
+    def _fire(self, environment: Any, milliseconds: float, failure: str | None) -> None:
+        environment.events.request.fire(
+            request_type="REPLY", name="reply", response_time=milliseconds,
+            response_length=0, response=None, context={},
+            exception=CallbackFailed(failure) if failure else None,
+            url=self.api.base_url if self.api is not None else "")
+
+    def drain(self, environment: Any) -> None:
+        """Hand what the send API matched so far to Locust."""
+        matches = self.tracker.matches
+        assert matches is not None
+        while matches:
+            self._fire(environment, matches.popleft(), None)
+        for what, total in (("duplicate reply", self.tracker.duplicates),
+                            ("reply to the wrong user", self.tracker.wrong_user)):
+            for _ in range(total - self._told[what]):
+                self._fire(environment, 0.0, what)
+            self._told[what] = total
+
+    def _drain_forever(self, environment: Any) -> None:
+        while True:
+            gevent.sleep(0.25)
+            self.drain(environment)
+
+    def finish(self, environment: Any, wait: float = REPLY_WAIT) -> None:
+        """Wait for the last replies, report every one and each missing, stop the API."""
+        deadline = time.monotonic() + wait
+        while not self.tracker.settled and time.monotonic() < deadline:
+            gevent.sleep(0.05)  # the send API's threads are greenlets here: let them run
+        if self._drainer is not None:
+            self._drainer.kill()
+        self.drain(environment)
+        for _ in range(self.tracker.missing):
+            self._fire(environment, 0.0, "missing reply")
+        logger.info("wasim: %s", self.tracker.line().replace("\n", "; "))
+        if self.api is not None:
+            self.api.stop()
 
 
 def _values(user_class: type[WasimUser], environment: Any) -> tuple[dict[str, Any],

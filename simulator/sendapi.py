@@ -55,6 +55,7 @@ from simulator.models import Business, Button, Tap, TemplateMessage, User
 from simulator.providers import draw_uuid4
 from simulator.taps import TapFactory
 from simulator.terminal import visible
+from simulator.throughput import RATE_LIMITED, ThroughputLimiter
 from simulator.wamid import encode_wamid
 from simulator.wire import to_wire
 from simulator.world import (
@@ -68,6 +69,9 @@ from simulator.world import (
 if TYPE_CHECKING:
     import httpx  # the client seam's type only: httpx is imported by the delivery code
 
+if TYPE_CHECKING:
+    from simulator.status_sender import StatusSender
+
 SERVICE = "wasim send api"
 # Made-up but well-formed (send-api.md 1.2 and 2.1): a SID as Kaleyra shapes them, and a key
 # of `A` + 32 hex characters. Printed at start, so nobody has to guess them.
@@ -79,6 +83,15 @@ MAX_KEPT = 10_000  # sent messages and status deliveries kept in memory, the old
 KEEP_BYTES = 64 * 1024 * 1024  # request bytes the kept messages may hold together
 MAX_PENDING = 10_000  # messages whose statuses are still to be sent; past this, none are
 MAX_CONNECTIONS = 128  # open connections at once; each is a thread
+# Status callbacks on their way at once. A burst of sends used to start every status at
+# once: thousands of requests queued on httpx's pool of 100 connections, which then timed
+# out by the thousand and delivered none (benchmarks/sendapi.py). Past this they wait here.
+STATUS_SENDERS = 16
+# Statuses due now but not yet on their way, past which a send's answer waits (at most
+# STATUS_HOLD seconds) for them: the server's threads would otherwise take the CPU from the
+# one that sends statuses, which then fell minutes behind a burst (benchmarks/sendapi.py).
+STATUS_BACKLOG = 500
+STATUS_HOLD = 0.05
 MAX_RECIPIENTS = 100  # comma-separated `to` numbers in one V1 request
 MAX_PAYLOADS = 3  # "a maximum of three dynamic payloads to the Quick Reply buttons" (DOC)
 _IDLE_TIMEOUT = 30.0
@@ -437,6 +450,13 @@ class MockApi:
         self._remaining: dict[int, int] = {}
         self._webhook_deliverer: Deliverer | None = None
         self._watchers: list[Callable[[], None]] = []
+        # Meta's per-number throughput (--throughput): past it, a send fails with 130429.
+        self.throughput: ThroughputLimiter | None = None
+        self._slots: asyncio.Semaphore | None = None  # statuses on their way at once
+        self._status_sender: StatusSender | None = None
+        self._scheduled = itertools.count(1)  # messages given statuses (any thread)
+        self._started = 0  # of those, started on the loop (the loop's thread only)
+        self._waiting = 0  # statuses waiting for a sender (the loop's thread only)
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -481,6 +501,9 @@ class MockApi:
             task.cancel()
         if self._pending:
             await asyncio.gather(*self._pending, return_exceptions=True)
+        if self._status_sender is not None:
+            self._status_sender.close()
+            self._status_sender = None
         if self._webhook_deliverer is not None:
             await self._webhook_deliverer.aclose()
             self._webhook_deliverer = None
@@ -856,6 +879,9 @@ class MockApi:
 
     def _record(self, size: int, message: SentMessage) -> SentMessage:
         message = self._failing(message)
+        if self.throughput is not None and not message.error \
+                and not self.throughput.allow(message.business):
+            message = replace(message, error=RATE_LIMITED)  # 202 now, a FAILED status later
         wamid = encode_wamid(_wamid_customer(message), True,
                              f"{self._random.getrandbits(72):018X}")
         business = self.world.business(message.business)
@@ -916,11 +942,25 @@ class MockApi:
                 self._remaining.pop(oldest, None)
 
         def start() -> None:
+            self._started += 1
             task = loop.create_task(self._follow(message, outcome))
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
 
+        number = next(self._scheduled)
         loop.call_soon_threadsafe(start)
+        self._hold_back(number)
+
+    def _hold_back(self, scheduled: int) -> None:
+        """Let the statuses catch up before this send is answered, when too many are due."""
+        deadline = 0.0
+        while scheduled - self._started + self._waiting > STATUS_BACKLOG:
+            now = time.monotonic()
+            if not deadline:
+                deadline = now + STATUS_HOLD
+            elif now >= deadline:
+                return  # a webhook that hangs must not stall the sends: it only slows them
+            time.sleep(0.001)
 
     def plan(self, outcome: str) -> list[str]:
         """The statuses a message gets for `outcome` (read: the configured ones; refused: a
@@ -935,13 +975,18 @@ class MockApi:
 
     async def _follow(self, message: SentMessage, outcome: str) -> None:
         delays = self.options.status_delays or (0.0,)
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(STATUS_SENDERS)
         with self._changed:
             timeline = list(self._timeline.get(message.number, ()))
         for index, (status, at) in enumerate(timeline):
             wait = real_wait(delays[min(index, len(delays) - 1)], self.options.speed)
             if wait:
                 await self._sleep(wait)
-            await self._send_status(message, status, at)
+            self._waiting += 1
+            async with self._slots:
+                self._waiting -= 1
+                await self._send_status(message, status, at)
 
     def status_times(self, message: SentMessage) -> dict[str, int]:
         """The unix second each status of `message` carries (planned when it was sent)."""
@@ -997,11 +1042,19 @@ class MockApi:
             if self._webhook_deliverer is None:
                 self._webhook_deliverer = Deliverer(self.webhook, sleep=self._sleep,
                                                     clock=self._clock, client=self._client)
-            result = await self._webhook_deliverer.deliver(Event.from_body(body))
+                from simulator.status_sender import StatusSender, fast_sender_for
+
+                # Raw kept-alive connections: 10x cheaper; a given client (a test's seam)
+                # takes every status itself.
+                if self._client is None and fast_sender_for(self.webhook):
+                    self._status_sender = StatusSender(self.webhook, self._webhook_deliverer,
+                                                       clock=self._clock)
+            sender = self._status_sender or self._webhook_deliverer
+            result = await sender.deliver(_status_event(body))
             # The bytes that left: in Meta's envelope when the webhook asks for it, and the
             # ones its X-Hub-Signature-256 signed, not the Kaleyra document they came from.
-            self._keep_status(StatusDelivery(message, status, self.webhook.target.label,
-                                             result.event.body, result))
+            label = result.attempts[0].target if result.attempts else self.webhook.target.label
+            self._keep_status(StatusDelivery(message, status, label, result.event.body, result))
             return
         url = v1_status_url(message, status, now)
         try:
@@ -1032,6 +1085,12 @@ class MockApi:
             self._changed.notify_all()
         if self._on_status is not None:
             _call_watcher(self._on_status, delivery, "on_status")
+
+
+def _status_event(body: bytes) -> Event:
+    """A status callback's event: the id Event.from_body gives the bytes, and no tap (a
+    status names none, so from_body's JSON parse, a tenth of a status's cost, finds none)."""
+    return Event(f"evt_{hashlib.blake2b(body, digest_size=6).hexdigest()}", body)
 
 
 def _wamid_customer(message: SentMessage) -> str:

@@ -16,10 +16,10 @@ from simulator.load import (
     CallbackSource,
     LatencyHistogram,
     LoadOptions,
-    _AnswerReader,
     _Slots,
     run_load,
 )
+from simulator.rawhttp import _AnswerReader
 from simulator.receiver import Receiver, ReceiverOptions
 from simulator.scenarios import load_scenario
 from simulator.taps import TapOptions

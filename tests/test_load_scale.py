@@ -571,14 +571,14 @@ def test_sampled_history_from_workers_lands_in_one_file_with_distinct_ids(
 
 
 def test_answer_heads_are_read_once_each_and_the_cache_stays_bounded() -> None:
-    from simulator import load
+    from simulator import rawhttp
 
-    reader = load._AnswerReader()
-    for k in range(3 * load._HEADS_CAP):
+    reader = rawhttp._AnswerReader()
+    for k in range(3 * rawhttp._HEADS_CAP):
         answer = reader.feed(b"HTTP/1.1 200 OK\r\nX-Request: %d\r\nContent-Length: 2\r\n\r\nok"
                              % k)
         assert answer is not None and answer.status == 200 and answer.body == b"ok"
-    assert len(load._HEADS) <= load._HEADS_CAP
+    assert len(rawhttp._HEADS) <= rawhttp._HEADS_CAP
     same = b"HTTP/1.1 503 Busy\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     assert reader.feed(same) == reader.feed(same) == (503, b"", True)  # cached: same answer
 
@@ -625,7 +625,7 @@ class _MeasuredSource(CallbackSource):
 def _run_measured(count: int) -> dict[str, int]:
     """`count` requests at a local target as fast as possible, on a clock that never moves
     (so every latency and lag falls in one bucket); the sizes of what the run kept."""
-    from simulator import load
+    from simulator import rawhttp
 
     async def main() -> tuple[_MeasuredSource, LoadStats]:
         server = await asyncio.get_running_loop().create_server(_Answer200, "127.0.0.1", 0)
@@ -647,7 +647,7 @@ def _run_measured(count: int) -> dict[str, int]:
     return source.measure | {
         "latency buckets": len(stats.latency.counts), "lag buckets": len(stats.lag.counts),
         "loop lag buckets": len(stats.loop_lag.counts), "statuses": len(stats.statuses),
-        "errors": len(stats.errors), "answer heads": len(load._HEADS),
+        "errors": len(stats.errors), "answer heads": len(rawhttp._HEADS),
         "pooled users": len(source._lean or ()), "bodies drawn ahead": len(source._ready)}
 
 

@@ -243,3 +243,34 @@ def test_a_host_that_is_not_this_machine_is_refused_before_anything_is_sent(
     assert "refusing to send callbacks to 192.0.2.1, which is not this machine" in text
     assert "--allow-remote" in text or "--wasim-allow-remote" in text
     assert "Traceback" not in text
+
+
+@pytest.mark.parametrize(("mode", "failures"), [("every", {}), ("drop10", {"missing reply": 3}),
+                                                ("twice", {"duplicate reply": 30})])
+def test_replies_are_matched_and_reported_as_locust_requests(
+        tmp_path: Path, processes: list[subprocess.Popen[bytes]],
+        monkeypatch: pytest.MonkeyPatch, mode: str, failures: dict[str, int]) -> None:
+    from simulator.sendapi import DEFAULT_API_KEY, DEFAULT_SID
+    from tests.apps.load_replier import LoadReplier
+
+    port, log = free_port(), tmp_path / "replies.log"
+    # The app runs here and replies to the send API that the Locust process starts.
+    monkeypatch.setenv("KALEYRA_BASE_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("KALEYRA_SID", DEFAULT_SID)
+    monkeypatch.setenv("KALEYRA_API_KEY", DEFAULT_API_KEY)
+    with LoadReplier(mode) as app:
+        processes.append(locust(["--headless", "-u", "2", "-r", "100", "--host", app.url,
+                                 "--wasim-seed", "5", "--wasim-count", "30", "--json",
+                                 "--wasim-replies", "--wasim-api-port", str(port)], log))
+        code = finished(processes[0], log)
+    entries = summary(log)
+    (reply,) = [e for e in entries if e["method"] == "REPLY"]
+    taps = [e for e in entries if e["method"] == "POST"]
+    matched = 30 - failures.get("missing reply", 0)
+    assert reply["num_requests"] - reply["num_failures"] == matched, log.read_text()[-3000:]
+    assert reply["num_failures"] == sum(failures.values())
+    assert code == (1 if failures else 0)
+    for what in failures:
+        assert f"CallbackFailed('{what}')" in log.read_text()
+    assert sum(e["num_requests"] for e in taps) == 30
+    assert sum(e["num_failures"] for e in taps) == 0

@@ -25,16 +25,14 @@ from simulator.cli import cli
 from simulator.delivery import DeliveryOptions, app_target, url_target
 from simulator.errors import WasimError
 from simulator.load import (
-    BODY_CAP,
-    HEAD_CAP,
     CallbackSource,
     LoadOptions,
     LoadStats,
-    _AnswerReader,
     _httpx_worker,
     _Slots,
     run_load,
 )
+from simulator.rawhttp import BODY_CAP, HEAD_CAP, _AnswerReader
 from simulator.taps import TapOptions
 
 REPO = Path(__file__).resolve().parents[1]
