@@ -18,6 +18,7 @@ import click
 
 from simulator.errors import ExitCode, WasimError
 from simulator.params import FILE_PATH, PORT, SEED, SPEED, check_paths
+from simulator.tui.web import under_web_driver, web_options
 
 _HISTORY_DEFAULT = ".wasim/history.jsonl"
 
@@ -29,6 +30,8 @@ def is_terminal() -> bool:
 
 def check_can_draw(command: str) -> None:
     """Refuse (exit 2) where a full-screen UI cannot be drawn: no terminal, or TERM=dumb."""
+    if under_web_driver():
+        return  # served to a browser (--web): stdin and stdout are textual-serve's pipes
     if not is_terminal():
         raise WasimError("the terminal UI needs a terminal", where=command,
                          hint="Use `wasim fire` or `wasim run` in scripts, or `wasim demo "
@@ -114,10 +117,11 @@ def _options(options: list[Decorator]) -> Decorator:
                    "free one): the app's replies show on the phone, their statuses go to the "
                    "target; KALEYRA_BASE_URL, KALEYRA_SID and KALEYRA_API_KEY are set for an "
                    "--app.")
+@web_options
 def tui(scenario: str | None, url: str | None, app_spec: str | None, app_path: str,
         allow_remote: bool, seed: int | None, history_path: str, no_history: bool,
         speed: float, identity: str | None, api_port: int | None = None,
-        **delivery: Any) -> int:
+        web: bool = False, web_port: int | None = None, **delivery: Any) -> int:
     """Open the terminal UI: a phone that taps the template's buttons.
 
     SCENARIO (a file, or a name from ./scenarios or the built-in library) gives the template,
@@ -136,6 +140,8 @@ def tui(scenario: str | None, url: str | None, app_spec: str | None, app_path: s
     if identity is not None:
         shares = parse_shares(identity, IDENTITIES, "--identity")
         loaded = replace(loaded, cast=replace(loaded.cast, identity=shares))
+    if web:
+        return _serve(f"wasim tui · {loaded.name}")
     feed = ApiFeed() if api_port is not None else None
     app = make_app(scenario=loaded, url=url, app=app_spec, path=app_path,
                    allow_remote=allow_remote, seed=seed,
@@ -148,6 +154,13 @@ def tui(scenario: str | None, url: str | None, app_spec: str | None, app_path: s
     # Its statuses go where the taps go (the target's delivery settings, loopback guard).
     with send_api(api_port, app.delivery, feed, "wasim tui"):
         return _run_app(app)
+
+
+def _serve(title: str) -> int:
+    """--web: this command, with its options, served to browsers (simulator.tui.web)."""
+    from simulator.tui.web import serve
+
+    return serve(click.get_current_context(), title)
 
 
 def _given(delivery: dict[str, Any]) -> dict[str, Any]:
@@ -176,8 +189,10 @@ def _given(delivery: dict[str, Any]) -> dict[str, Any]:
 @click.option("--api-port", type=PORT, default=None,
               help="Port of the local Kaleyra send API (`wasim api`) the demo bot replies "
                    "through; its statuses go to the built-in receiver.  [default: any free one]")
+@web_options
 def demo(scenario: str | None, headless: bool, port: int, seed: int | None, history_path: str,
-         no_history: bool, speed: float | None, api_port: int | None = None) -> int:
+         no_history: bool, speed: float | None, api_port: int | None = None,
+         web: bool = False, web_port: int | None = None) -> int:
     """Start a built-in webhook and open the terminal UI aimed at it.
 
     Nothing to write first: tap a button (1-9) and watch the callback arrive, validated, in
@@ -189,6 +204,8 @@ def demo(scenario: str | None, headless: bool, port: int, seed: int | None, hist
 
     loaded = _scenario(scenario, seed)
     history = _history(history_path, no_history)
+    if web and not headless:
+        return _serve(f"wasim demo · {loaded.name}")  # each browser tab runs its own demo
     if not headless:
         check_can_draw("wasim demo")
     from simulator.demo_bot import DemoBot
