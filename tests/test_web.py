@@ -289,3 +289,38 @@ def test_without_web_a_pipe_is_still_refused(tmp_path: Path) -> None:
                           env={k: v for k, v in os.environ.items() if k != "TEXTUAL_DRIVER"})
     assert done.returncode == 2
     assert "needs a terminal" in done.stderr
+
+
+def test_the_html_load_report_renders_offline_in_a_browser(
+        browser_page: Any, receiver: Receiver, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from simulator.cli import cli
+
+    report = tmp_path / "load.html"
+    results: list[Any] = []
+    # On a thread of its own: Playwright's sync API keeps an event loop running on this one.
+    load = threading.Thread(target=lambda: results.append(CliRunner().invoke(cli, [
+        "load", "--url", receiver.url, "--count", "200", "--max-p99", "60000",
+        "--report", str(report)])))
+    load.start()
+    load.join()
+    assert results[0].exit_code == 0, results[0].output
+    page = browser_page
+    page.context.set_offline(True)
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url))
+    page.goto(report.as_uri())
+    page.wait_for_load_state("load")
+    assert asked == [report.as_uri()]  # nothing but the file itself
+    for chart in ("rate", "latency", "histogram", "errors"):
+        box = page.locator(f"#chart-{chart} svg").bounding_box()
+        assert box is not None and box["width"] > 100 and box["height"] > 50, chart
+    shot = page.screenshot(full_page=True)
+    from io import BytesIO
+
+    from PIL import Image  # matplotlib's own dependency (the `report` extra)
+
+    image = Image.open(BytesIO(shot)).convert("L")
+    low, high = image.getextrema()
+    assert image.size[0] > 0 and high - low > 100  # drawn: dark lines on a light page
