@@ -1260,15 +1260,18 @@ def load(scenario: str | None, **options: Any) -> int:
     # click's ranges let NaN and infinity through (every comparison with NaN is false).
     check_number(options["max_p99"], "--max-p99", low=0)
     check_number(options["max_error_rate"], "--max-error-rate", low=0, high=1)
+    html_report = False
     if options["report"]:
         from simulator.html_report import check_html_report, is_html
 
-        if is_html(Path(options["report"])):
+        html_report = is_html(Path(options["report"]))
+        if html_report:
             check_html_report()  # before anything is sent
     identity = parse_shares(options["identity"], IDENTITIES, "--identity")
     load_options = LoadOptions(rate=options["rate"], count=options["count"],
                                concurrency=options["concurrency"],
-                               history_sample=options["history_sample"])
+                               history_sample=options["history_sample"],
+                               timeline=html_report)
     duration = parse_duration(options["duration"])
     if duration is None:
         raise WasimError(f"cannot read the duration {options['duration']!r}",

@@ -632,6 +632,9 @@ class LoadOptions:
     concurrency: int = 64  # connections (requests in flight at most)
     history_sample: int = 0  # keep 1 attempt in N in the history; 0: none
     phase: float = 0.0  # open loop: seconds the schedule starts late (worker k of N: k/rate)
+    # keep figures a second (LoadStats.timeline) for an HTML report's charts: about 1 us a
+    # request (benchmarks/timeline.py), so only when asked
+    timeline: bool = False
 
     def __post_init__(self) -> None:
         check_number(self.rate, "--rate", low=0, above=True)
@@ -965,6 +968,7 @@ async def run_load(
     stop = asyncio.Event()
 
     success: dict[int, bool] = {}  # is_success per status seen, not per request
+    timeline = options.timeline
 
     def done_one(body: bytes, status: int | None, error: tuple[str, str] | None,
                  began: float, ended: float) -> None:
@@ -979,7 +983,8 @@ async def run_load(
             if known:
                 ok = True
                 stats.ok += 1
-        stats.timeline.record(ended, (ended - began) * 1e6, not ok)
+        if timeline:
+            stats.timeline.record(ended, (ended - began) * 1e6, not ok)
         if error is not None:
             stats.errors[error[0]] += 1
         if options.history_sample and on_attempt is not None \

@@ -52,25 +52,27 @@ class Timeline:
         self.width = width  # seconds an interval covers: 1, doubled as the run goes on
         self.origin: float | None = None  # the clock reading interval 0 starts at
         self.points: dict[int, Point] = {}
+        self._index, self._point = -1, Point()  # the interval written last (most requests)
 
     def record(self, ended: float, microseconds: float, failed: bool) -> None:
         """Count one request that ended at clock reading `ended` after `microseconds`."""
-        if self.origin is None:
-            self.origin = ended
-        index = int((ended - self.origin) / self.width) if ended > self.origin else 0
-        point = self.points.get(index)
-        if point is None:
+        origin = self.origin
+        if origin is None:
+            origin = self.origin = ended
+        index = int((ended - origin) / self.width) if ended > origin else 0
+        if index == self._index:
+            point = self._point
+        else:
             while index >= MAX_POINTS:
                 self._coarsen()
                 index //= 2
-            point = self.points.get(index)
-            if point is None:
-                point = self.points[index] = Point()
+            point = self.points.get(index) or self.points.setdefault(index, Point())
+            self._index, self._point = index, point
         point.count += 1
         if failed:
             point.failed += 1
-        us = microseconds if microseconds > 1 else 1.0
-        point.buckets[int(math.log(us) * _BUCKETS_PER_E)] += 1
+        point.buckets[int(math.log(microseconds if microseconds > 1 else 1.0)
+                          * _BUCKETS_PER_E)] += 1
 
     def _coarsen(self) -> None:
         """Twice as wide intervals: each pair of neighbours becomes one."""
@@ -80,6 +82,7 @@ class Timeline:
             into.merge(point)
         self.points = merged
         self.width *= 2
+        self._index = -1
 
     def merge(self, other: Timeline) -> None:
         """Add another process's timeline (same clock, as perf_counter is on one machine)."""
@@ -99,7 +102,7 @@ class Timeline:
         for shift, source in ((shift_self, self.points), (shift_other, other.points)):
             for index, point in source.items():
                 points.setdefault(index + shift, Point()).merge(point)
-        self.points, self.origin = points, origin
+        self.points, self.origin, self._index = points, origin, -1
         while self.points and max(self.points) >= MAX_POINTS:
             self._coarsen()
 

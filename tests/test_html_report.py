@@ -75,7 +75,7 @@ def test_load_html_report_is_self_contained_with_charts_and_thresholds(
     report = tmp_path / "out" / "load.html"
     with Receiver(ReceiverOptions(port=0, fail_rate=0.3, seed=2)) as flaky:
         result = CliRunner().invoke(cli, [
-            "load", "--url", flaky.url, "--count", "300", "-c", "4", "--seed", "9",
+            "load", "--url", flaky.url, "--count", "300", "-c", "4", "--seed", "9", "-w", "2",
             "--max-error-rate", "0.05", "--max-p99", "60000", "--report", str(report)])
     assert result.exit_code == 1, result.output  # the error rate threshold broke
     page = report.read_text(encoding="utf-8")
@@ -182,3 +182,30 @@ def test_timelines_of_workers_merge_on_one_clock() -> None:
     assert sum(p.count for p in first.points.values()) == 20 + 3 * MAX_POINTS
     again = Timeline.from_data(first.as_data())
     assert again.series() == first.series()
+
+
+def test_load_stats_carry_the_timeline_between_processes_only_at_the_end() -> None:
+    from simulator.load import LoadStats
+
+    stats = LoadStats()
+    stats.timeline.record(5.0, 1500.0, failed=True)
+    assert LoadStats.from_data(stats.as_data()).timeline.series() == stats.timeline.series()
+    assert LoadStats.from_data(stats.as_data(timeline=False)).timeline.points == {}
+
+
+def test_a_load_without_an_html_report_keeps_no_timeline(receiver: Receiver) -> None:
+    import asyncio
+
+    from simulator.delivery import DeliveryOptions, url_target
+    from simulator.load import CallbackSource, LoadOptions, run_load
+    from simulator.taps import TapOptions
+
+    def run(timeline: bool) -> int:
+        source = CallbackSource.from_taps(TapOptions(seed=1))
+        stats = asyncio.run(run_load(source, DeliveryOptions(target=url_target(receiver.url)),
+                                     LoadOptions(count=20, duration=None, concurrency=2,
+                                                 timeline=timeline)))
+        return sum(p.count for p in stats.timeline.points.values())
+
+    assert run(False) == 0
+    assert run(True) == 20
