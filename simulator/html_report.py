@@ -109,7 +109,7 @@ def rate_chart(series: Sequence[tuple[float, Point]], width: float) -> str:
         axes.set_xlabel("seconds")
         axes.set_ylabel("per second")
         axes.set_ylim(bottom=0)
-        axes.legend(loc="upper right")
+        axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside, not over
         axes.grid(alpha=0.3)
     axes.set_title("Requests per second" + (f" ({width:g} s intervals)" if width != 1 else ""))
     return _svg(figure, "rate")
@@ -130,7 +130,7 @@ def latency_chart(series: Sequence[tuple[float, Point]]) -> str:
         axes.set_xlabel("seconds")
         axes.set_ylabel("ms")
         axes.set_ylim(bottom=0)
-        axes.legend(loc="upper right")
+        axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside, not over
         axes.grid(alpha=0.3)
     axes.set_title("Latency percentiles over time")
     return _svg(figure, "latency")
@@ -166,7 +166,7 @@ def histogram_chart(buckets: dict[int, int], per_e: int) -> str:
 def errors_chart(errors: dict[str, int]) -> str:
     """Failed requests by kind (connection errors, timeouts, HTTP statuses...)."""
     kinds = sorted(errors.items(), key=lambda item: (-item[1], item[0]))[:SHOWN_KINDS]
-    figure = _figure(max(2.0, 0.35 * len(kinds) + 1.2))
+    figure = _figure(max(1.6, 0.35 * len(kinds) + 1.2))
     axes = figure.add_subplot()
     if not kinds:
         _empty(axes, "no errors")
@@ -174,7 +174,8 @@ def errors_chart(errors: dict[str, int]) -> str:
         # A `$` would start matplotlib's math text: escaped, the label reads as written.
         labels = ["".join(c if c.isprintable() else "?" for c in kind)[:40]
                   .replace("$", r"\$") for kind, _ in kinds]
-        axes.barh(labels[::-1], [n for _, n in kinds][::-1], color="#c62828")
+        axes.barh(labels[::-1], [n for _, n in kinds][::-1], color="#c62828", height=0.6)
+        axes.set_ylim(-0.8, len(kinds) - 0.2)  # one kind is a bar, not a red wall
         axes.set_xlabel("requests")
         axes.grid(alpha=0.3, axis="x")
     axes.set_title("Errors by kind")
