@@ -119,7 +119,8 @@ class Served:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "simulator", *args], cwd=cwd, stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env={**os.environ, "CI": "true"})
+            env={**os.environ, "CI": "true"},
+            start_new_session=True)  # its own process group, as a terminal's foreground job
         self.lines: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
         threading.Thread(target=self._drain, daemon=True).start()
@@ -148,8 +149,8 @@ class Served:
         return url
 
     def stop(self) -> int:
-        """Ctrl+C, as a person stops it; its exit code."""
-        self.process.send_signal(signal.SIGINT)
+        """Ctrl+C, as a person stops it: SIGINT to the whole process group; its exit code."""
+        os.killpg(self.process.pid, signal.SIGINT)
         try:
             return self.process.wait(timeout=DEADLINE)
         except subprocess.TimeoutExpired:
@@ -228,6 +229,29 @@ def test_the_served_command_repeats_every_option_given() -> None:
     assert served_args(ctx) == ["tui",
         "--url", "http://127.0.0.1:9/", "--header", "A: 1", "--header", "B: 2",
         "--no-history", "--no-verify", "--", "-x.yaml"]  # no --web, no defaults
+
+
+@pytest.mark.parametrize("name, args", [
+    ("tui", ["summer-sale", "--url", "http://127.0.0.1:9/hook", "--seed", "3", "--speed", "2.5",
+             "--identity", "bsuid=90,username=10", "--history", "h.jsonl", "--api-port", "0",
+             "--method", "put", "-H", "X-A: 1", "-H", "X-B: 2", "--basic-auth", "u:p",
+             "--timeout", "3", "--success", "2xx", "--retries", "2", "--backoff", "0.5",
+             "--envelope", "meta", "--app-secret", "s3cret", "--signature", "wrong-secret",
+             "--allow-remote", "--web", "--web-port", "0"]),
+    ("demo", ["--port", "0", "--seed", "4", "--no-history", "--speed", "3", "--api-port",
+              "0", "--web"]),
+])
+def test_the_served_wasim_command_parses_to_the_same_options(
+        name: str, args: list[str]) -> None:
+    from simulator.cli import cli
+
+    command = cli.commands[name]
+    given = command.make_context(f"wasim {name}", list(args))
+    served = served_args(given)
+    assert served[0] == name and "--web" not in served and "--web-port" not in served
+    again = command.make_context(f"wasim {name}", served[1:])
+    expected = {**given.params, "web": False, "web_port": again.params["web_port"]}
+    assert again.params == expected
 
 
 def test_the_page_names_the_scenario_and_fetches_nothing_from_outside() -> None:

@@ -9,23 +9,20 @@ printed by textual-serve nor shown by `ps`. Only 127.0.0.1 is served.
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import html
-import json
 import os
-import re
-import shlex
-import signal
-import socket
-import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from simulator.errors import WasimError
 from simulator.params import PORT
+
+if TYPE_CHECKING:
+    import socket
+
+# The standard modules this needs are imported where used: `wasim --help` imports this
+# module (for --web's options) and should not pay for sockets and signals.
 
 ARGS_ENV = "WASIM_WEB_ARGS"  # the served command's arguments, a JSON list of strings
 HOST = "127.0.0.1"
@@ -104,6 +101,9 @@ def served_args(ctx: click.Context) -> list[str]:
 
 def _listen(port: int, command: str) -> socket.socket:
     """A listening socket on 127.0.0.1: `port`, or a free one when it is taken (said)."""
+    import errno
+    import socket
+
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
@@ -122,6 +122,12 @@ def _listen(port: int, command: str) -> socket.socket:
 
 def serve(ctx: click.Context, title: str) -> int:
     """Serve `ctx`'s command (less --web) to browsers until Ctrl+C; the exit code."""
+    import contextlib
+    import json
+    import shlex
+    import signal
+    import sys
+
     try:
         from textual_serve.server import Server
     except ImportError:
@@ -178,6 +184,9 @@ def asyncio_loop() -> Any:
 
 def local_page(page: str, title: str, url: str) -> str:
     """textual-serve's page with a <title> and its own copy of the font, not Google's."""
+    import html
+    import re
+
     font = (f"<style>@font-face {{font-family: 'Roboto Mono'; src: url('{url}static/fonts/"
             "RobotoMono-VariableFont_wght.ttf');}</style>")
     page = re.sub(r"<link[^>]*fonts\.googleapis\.com[^>]*>", lambda _: font, page, count=1)
@@ -194,5 +203,8 @@ def served_command() -> list[str] | None:
     given = os.environ.pop(ARGS_ENV, None)
     if given is None:
         return None
+    import json
+    import signal
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     return [str(arg) for arg in json.loads(given)]
