@@ -210,6 +210,34 @@ def test_a_key_in_the_browser_taps_and_the_history_records_it(
     wait_for(lambda: not any(alive(pid) for pid in app_processes), "the app's process to end")
 
 
+def test_the_demo_in_a_browser_taps_its_receiver_and_records_the_bots_replies(
+        browser_page: Any, tmp_path: Path) -> None:
+    history = tmp_path / "history.jsonl"
+    served = Served(["demo", "--web", "--web-port", "0", "--history", str(history),
+                     "--seed", "11"], tmp_path)
+    try:
+        page = browser_page
+        page.goto(served.url())
+        assert page.title() == "wasim demo · summer-sale"
+        page.wait_for_selector("body.-first-byte", timeout=DEADLINE * 1000)
+        page.click(".xterm-screen")
+
+        def delivered() -> bool:
+            if any(r["status"] == 200 for r in history_records(history)):
+                return True
+            page.keyboard.press("1")
+            time.sleep(1.0)
+            return False
+
+        wait_for(delivered, "a tap delivered to the demo's receiver")
+    finally:
+        code = served.stop()
+    assert code == 0, "".join(served.lines)
+    records = [json.loads(line) for line in history.read_text().splitlines()]
+    # The demo's bot answered the tap through the send API; quitting recorded its replies.
+    assert any("attempt" not in r for r in records), records
+
+
 def test_the_served_command_repeats_every_option_given() -> None:
     @click.command("tui")
     @click.argument("scenario", required=False)
