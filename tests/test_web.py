@@ -382,3 +382,16 @@ def test_the_html_load_report_renders_offline_in_a_browser(
     image = Image.open(BytesIO(shot)).convert("L")
     low, high = image.getextrema()
     assert image.size[0] > 0 and high - low > 100  # drawn: dark lines on a light page
+
+
+def test_web_without_textual_serve_is_one_line_naming_the_extra(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from simulator.cli import cli
+
+    monkeypatch.setitem(sys.modules, "textual_serve.server", None)  # not installed
+    result = CliRunner().invoke(cli, ["tui", "--web", "--web-port", "0", "--no-history"])
+    assert result.exit_code == 2
+    assert result.stderr == ("wasim: error: --web: serving to a browser needs textual-serve, "
+                             "which is not installed. Install it: pip install 'wasim[web]'.\n")

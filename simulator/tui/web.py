@@ -131,11 +131,12 @@ def serve(ctx: click.Context, title: str) -> int:
     try:
         from textual_serve.server import Server
     except ImportError:
-        raise WasimError("--web needs textual-serve, which is not installed",
-                         where="--web",
-                         hint="pip install 'wasim[web]'") from None
+        raise WasimError("serving to a browser needs textual-serve, which is not installed",
+                         where="--web", hint="Install it: pip install 'wasim[web]'") from None
     from aiohttp import web
 
+    # The scenario's name is outside text: its control characters shown, not obeyed.
+    title = "".join(c if c.isprintable() else repr(c)[1:-1] for c in title)
     command = ctx.command_path
     sock = _listen(ctx.params["web_port"], command)
     url = f"http://{HOST}:{sock.getsockname()[1]}/"
