@@ -101,11 +101,12 @@ def rate_chart(series: Sequence[tuple[float, Point]], width: float) -> str:
     if not series:
         _empty(axes, "no requests")
     else:
-        times = [t for t, _ in series]
-        axes.step(times, [p.count / width for _, p in series], where="post",
-                  label="requests/s", color="#00796b")
-        axes.step(times, [p.failed / width for _, p in series], where="post",
-                  label="failed/s", color="#c62828")
+        # One more step at the end, so the last interval is drawn as wide as the others.
+        times = [t for t, _ in series] + [series[-1][0] + width]
+        for values, label, color in (([p.count for _, p in series], "requests/s", "#00796b"),
+                                     ([p.failed for _, p in series], "failed/s", "#c62828")):
+            axes.step(times, [v / width for v in [*values, values[-1]]], where="post",
+                      label=label, color=color)
         axes.set_xlabel("seconds")
         axes.set_ylabel("per second")
         axes.set_ylim(bottom=0)
@@ -115,15 +116,15 @@ def rate_chart(series: Sequence[tuple[float, Point]], width: float) -> str:
     return _svg(figure, "rate")
 
 
-def latency_chart(series: Sequence[tuple[float, Point]]) -> str:
-    """p50, p95 and p99 latency of each interval."""
+def latency_chart(series: Sequence[tuple[float, Point]], width: float = 1.0) -> str:
+    """p50, p95 and p99 latency of each interval, drawn at its middle."""
     figure = _figure()
     axes = figure.add_subplot()
     shown = [(t, p) for t, p in series if p.count]
     if not shown:
         _empty(axes, "no answers")
     else:
-        times = [t for t, _ in shown]
+        times = [t + width / 2 for t, _ in shown]
         for p, color in ((50, "#00796b"), (95, "#f9a825"), (99, "#c62828")):
             axes.plot(times, [_nan(point.percentile(p)) for _, point in shown],
                       label=f"p{p}", color=color, marker="." if len(shown) < 30 else None)
@@ -153,9 +154,17 @@ def histogram_chart(buckets: dict[int, int], per_e: int) -> str:
         axes.bar([low for low, _ in edges], [grouped[b] for b in sorted(grouped)],
                  width=[high - low for low, high in edges], align="edge", color="#00796b")
         axes.set_xscale("log")
-        from matplotlib.ticker import FuncFormatter
+        from matplotlib.ticker import LogFormatter
 
-        axes.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        class Plain(LogFormatter):
+            """Plain numbers (0.3, 2, 10), not matplotlib's 2x10^0 or 3e-01."""
+
+            def _num_to_string(self, x: float, vmin: float, vmax: float) -> str:
+                return f"{x:g}"
+
+        # LogFormatter picks which ticks to label (fewer as the range grows).
+        axes.xaxis.set_major_formatter(Plain())
+        axes.xaxis.set_minor_formatter(Plain(labelOnlyBase=False))
         axes.set_xlabel("ms")
         axes.set_ylabel("requests")
         axes.grid(alpha=0.3)
@@ -207,7 +216,8 @@ def render(data: ReportData) -> str:
 
     series = data.timeline.series()
     with matplotlib.rc_context({"font.size": 10}):
-        charts = [rate_chart(series, data.timeline.width), latency_chart(series),
+        width = data.timeline.width
+        charts = [rate_chart(series, width), latency_chart(series, width),
                   histogram_chart(data.latency_buckets, data.buckets_per_e),
                   errors_chart(data.errors)]
     checks = []
