@@ -395,3 +395,13 @@ def test_web_without_textual_serve_is_one_line_naming_the_extra(
     assert result.exit_code == 2
     assert result.stderr == ("wasim: error: --web: serving to a browser needs textual-serve, "
                              "which is not installed. Install it: pip install 'wasim[web]'.\n")
+
+
+def test_demo_web_and_headless_together_is_bad_input(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from simulator.cli import cli
+
+    result = CliRunner().invoke(cli, ["demo", "--web", "--headless", "--no-history"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("wasim: error: --web: --web and --headless ask for opposite")

@@ -202,9 +202,13 @@ def demo(scenario: str | None, headless: bool, port: int, seed: int | None, hist
     from simulator.receiver import Receiver, ReceiverOptions
     from simulator.tui.feed import ArrivalFeed
 
+    if web and headless:
+        raise WasimError("--web and --headless ask for opposite things", where="--web",
+                         hint="Drop --headless to serve the UI to a browser, or --web to run "
+                              "without a UI.")
     loaded = _scenario(scenario, seed)
     history = _history(history_path, no_history)
-    if web and not headless:
+    if web:
         return _serve(f"wasim demo · {loaded.name}")  # each browser tab runs its own demo
     if not headless:
         check_can_draw("wasim demo")
