@@ -172,7 +172,7 @@ def history_records(path: Path) -> list[dict[str, Any]]:
     return [r for r in records if "attempt" in r]
 
 
-def test_a_key_in_the_browser_taps_and_the_history_records_it(
+def test_a_key_or_a_click_in_the_browser_taps_and_the_history_records_it(
         browser_page: Any, receiver: Receiver, tmp_path: Path) -> None:
     history = tmp_path / "history.jsonl"
     served = Served(["tui", "--web", "--web-port", "0", "--url", receiver.url,
@@ -206,6 +206,13 @@ def test_a_key_in_the_browser_taps_and_the_history_records_it(
                 for r in records if r["status"] == 200)
 
         wait_for(recorded, "the history to hold the taps that arrived")
+        # A click taps too: the footer's "1-9 Fire" (the screen's last row, at its left)
+        # is the first button's key.
+        keyed = len(receiver.arrivals)
+        screen = page.locator(".xterm-screen").bounding_box()
+        page.mouse.click(screen["x"] + 20, screen["y"] + screen["height"] - 6)
+        wait_for(lambda: len(receiver.arrivals) > keyed, "a tap from a click")
+        wait_for(recorded, "the history to hold the clicked tap")
         assert all(not a.problems for a in receiver.arrivals)
         app_processes = children(served.process.pid)
         assert app_processes
