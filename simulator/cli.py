@@ -1021,7 +1021,8 @@ def given_delivery_settings(options: dict[str, Any]) -> dict[str, Any]:
 @click.option("--dry-run", is_flag=True,
               help="Render and validate every payload, print the plan, send nothing.")
 @click.option("--report", "reports", multiple=True, type=FILE_PATH, metavar="FILE",
-              help="Write a report: FILE.xml is JUnit, FILE.json is JSON; repeatable.")
+              help="Write a report: FILE.xml is JUnit, FILE.json is JSON, FILE.html a page of "
+                   "charts that opens offline (the `report` extra); repeatable.")
 @click.option("--wait-for-url", is_flag=True,
               help="First wait until the target accepts connections (for CI starting the app "
                    "and the run together).")
@@ -1461,7 +1462,9 @@ def _load_settings(command: Callable[..., Any]) -> Callable[..., Any]:
 @IDENTITY_OPTION
 @BUSINESS_COUNTRY_OPTION
 @kind_options
-@click.option("--report", type=FILE_PATH, metavar="FILE.json", help="Write the figures.")
+@click.option("--report", type=FILE_PATH, metavar="FILE.json|FILE.html",
+              help="Write the figures: JSON, or with .html a page of charts that opens "
+                   "offline (needs the `report` extra).")
 @click.option("--max-p99", type=click.FloatRange(min=0), metavar="MS",
               help="Threshold: fail (exit 1) if the p99 latency is above this.")
 @click.option("--max-error-rate", type=Number(0, 1, what="a share"), metavar="SHARE",
@@ -1552,10 +1555,18 @@ def load(scenario: str | None, **options: Any) -> int:
     # click's ranges let NaN and infinity through (every comparison with NaN is false).
     check_number(options["max_p99"], "max_p99", low=0)
     check_number(options["max_error_rate"], "max_error_rate", low=0, high=1)
+    html_report = False
+    if options["report"]:
+        from simulator.html_report import check_html_report, is_html
+
+        html_report = is_html(Path(options["report"]))
+        if html_report:
+            check_html_report()  # before anything is sent
     identity = parse_shares(options["identity"], IDENTITIES, "--identity")
     load_options = LoadOptions(rate=options["rate"], count=options["count"],
                                concurrency=options["concurrency"],
-                               history_sample=options["history_sample"])
+                               history_sample=options["history_sample"],
+                               timeline=html_report)
     duration = parse_duration(options["duration"])
     if duration is None:
         raise WasimError(f"cannot read the duration {options['duration']!r}",
@@ -1716,14 +1727,34 @@ def load(scenario: str | None, **options: Any) -> int:
         click.echo(visible(f"threshold broken: {breach}"))
     if options["report"]:
         path = Path(options["report"])
-        from simulator.safefiles import write_file
+        settings_shown = [("scenario", scenario or "-"), ("kind", kind), ("pace", pace),
+                          ("workers", str(workers))]
+        if not _load_html_report(path, figures, stats, delivery, options, settings_shown):
+            from simulator.safefiles import write_file
 
-        try:
-            write_file(path, (json.dumps(figures, indent=2) + "\n").encode(), "the report")
-        except OSError as exc:
-            raise WasimError(f"cannot write the report ({exc.strerror})",
-                             where=str(path)) from None
+            try:
+                write_file(path, (json.dumps(figures, indent=2) + "\n").encode(), "the report")
+            except OSError as exc:
+                raise WasimError(f"cannot write the report ({exc.strerror})",
+                                 where=str(path)) from None
     return ExitCode.FAILED if breaches or stats.crashed else ExitCode.OK
+
+
+def _load_html_report(path: Any, figures: dict[str, Any], stats: Any, delivery: Any,
+                      options: dict[str, Any], settings: list[tuple[str, str]]) -> bool:
+    """`load --report FILE.html`: the charts page (simulator.html_report); False for JSON."""
+    from simulator.html_report import is_html, load_report, write_html
+
+    if not is_html(path):
+        return False
+    given = [("target", figures["target"]), *settings,
+             ("duration", f"{options['count']:,} requests" if options["count"]
+              else str(options["duration"])),
+             ("connections", str(options["concurrency"])), ("seed", str(figures["seed"])),
+             ("identity", options["identity"]), ("timeout", f"{delivery.timeout:g} s")]
+    write_html(path, load_report(figures, stats, given, options["max_p99"],
+                                 options["max_error_rate"], delivery.is_success))
+    return True
 
 
 @cli.command()

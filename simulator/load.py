@@ -69,6 +69,7 @@ from simulator.rawhttp import (  # the fast client, below load and the status se
 )
 from simulator.render import CallbackTemplate, find_template, render_tap
 from simulator.taps import TapFactory, TapOptions
+from simulator.timeline import Timeline
 from simulator.wamid import USER_ID_LENGTHS, decode_wamid
 
 T = TypeVar("T")
@@ -355,6 +356,9 @@ class LoadOptions:
     concurrency: int = 64  # connections (requests in flight at most)
     history_sample: int = 0  # keep 1 attempt in N in the history; 0: none
     phase: float = 0.0  # open loop: seconds the schedule starts late (worker k of N: k/rate)
+    # keep figures a second (LoadStats.timeline) for an HTML report's charts: about 1 us a
+    # request (benchmarks/timeline.py), so only when asked
+    timeline: bool = False
 
     def __post_init__(self) -> None:
         check_number(self.rate, "rate", low=0, above=True)
@@ -417,6 +421,8 @@ class LoadStats:
     rate_asked: float | None = None
     connections: int = 0
     crashed: list[str] = field(default_factory=list)  # workers that died mid-run, in words
+    # requests, failures and latencies a second, for the HTML report's charts
+    timeline: Timeline = field(default_factory=Timeline)
 
     def merge(self, other: LoadStats) -> None:
         """Add another worker's figures to these (the elapsed time is the longest)."""
@@ -429,10 +435,13 @@ class LoadStats:
         self.errors.update(other.errors)
         for name in ("latency", "lag", "loop_lag"):
             getattr(self, name).merge(getattr(other, name))
+        self.timeline.merge(other.timeline)
 
-    def as_data(self) -> dict[str, Any]:
-        """Plain, picklable data for another process to merge (`from_data`)."""
-        return {"elapsed": self.elapsed, "sent": self.sent, "ok": self.ok, "late": self.late,
+    def as_data(self, timeline: bool = True) -> dict[str, Any]:
+        """Plain, picklable data for another process to merge (`from_data`); the live ticks
+        leave the timeline out (only the end's figures draw charts)."""
+        return {"timeline": self.timeline.as_data() if timeline else None,
+                "elapsed": self.elapsed, "sent": self.sent, "ok": self.ok, "late": self.late,
                 "late_busy": self.late_busy, "late_loop": self.late_loop,
                 "rate_asked": self.rate_asked, "connections": self.connections,
                 "statuses": dict(self.statuses), "errors": dict(self.errors),
@@ -450,6 +459,8 @@ class LoadStats:
         stats.errors.update({str(k): int(v) for k, v in data["errors"].items()})
         for name in ("latency", "lag", "loop_lag"):
             setattr(stats, name, LatencyHistogram.from_data(data[name]))
+        if data.get("timeline") is not None:
+            stats.timeline = Timeline.from_data(data["timeline"])
         return stats
 
     def behind(self) -> str | None:
@@ -659,18 +670,23 @@ async def run_load(
 
     success: dict[int, bool] = {}  # is_success per status seen, not per request
     first_error: list[str] = []  # why the first request failed, for the unreachable verdict
+    timeline = options.timeline
 
     def done_one(body: bytes, status: int | None, error: tuple[str, str] | None,
                  began: float, ended: float) -> None:
         stats.sent += 1
         stats.latency.record((ended - began) * 1e6)
+        ok = False
         if status is not None:
             stats.statuses[status] += 1
-            ok = success.get(status)
-            if ok is None:
-                ok = success[status] = delivery.is_success(status)
-            if ok:
+            known = success.get(status)
+            if known is None:
+                known = success[status] = delivery.is_success(status)
+            if known:
+                ok = True
                 stats.ok += 1
+        if timeline:
+            stats.timeline.record(ended, (ended - began) * 1e6, not ok)
         if error is not None:
             stats.errors[error[0]] += 1
             if not first_error:
@@ -1131,7 +1147,7 @@ def _worker_main(job: WorkerJob, queue: Any, go: Any, stop: Any) -> None:
             return bool(stop.is_set()) or not parent_alive()
 
         def tick(stats: LoadStats) -> None:
-            queue.put(("tick", index, stats.as_data()))
+            queue.put(("tick", index, stats.as_data(timeline=False)))
 
         def attempt(record: Attempt) -> None:
             # Each worker counts its own requests: its index keeps the ids apart.

@@ -70,8 +70,16 @@ def json_report(summary: Summary, results: Sequence[SendResult], duration: float
 
 def write_report(path: Path, summary: Summary, results: Sequence[SendResult],
                  duration: float) -> None:
-    """Write a report whose format follows the file name: .xml is JUnit, .json is JSON."""
+    """Write a report whose format follows the file name: .xml is JUnit, .json is JSON,
+    .html a page of charts (simulator.html_report)."""
     check_report_path(path)
+    from simulator.html_report import is_html
+
+    if is_html(path):
+        from simulator.html_report import run_report, write_html
+
+        write_html(path, run_report(summary, results, duration))
+        return
     make = junit_xml if path.suffix == ".xml" else json_report
     data = make(summary, results, duration)
     try:
@@ -81,7 +89,12 @@ def write_report(path: Path, summary: Summary, results: Sequence[SendResult],
 
 
 def check_report_path(path: Path) -> None:
-    """Fail before a run, not after it, on a report name whose format is unknown."""
-    if path.suffix not in (".xml", ".json"):
+    """Fail before a run, not after it, on a report name whose format is unknown (or on an
+    HTML report without its plotting library)."""
+    from simulator.html_report import check_html_report, is_html
+
+    if is_html(path):
+        check_html_report()
+    elif path.suffix not in (".xml", ".json"):
         raise WasimError(f"cannot tell the report format of {path.name}", field="report",
-                         hint="Name it .xml (JUnit) or .json.")
+                         hint="Name it .xml (JUnit), .json or .html.")

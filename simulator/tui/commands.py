@@ -28,6 +28,7 @@ from simulator.params import (
     check_paths,
     send_api_options,
 )
+from simulator.tui.web import under_web_driver, web_options
 
 _HISTORY_DEFAULT = ".wasim/history.jsonl"
 
@@ -39,6 +40,8 @@ def is_terminal() -> bool:
 
 def check_can_draw(command: str) -> None:
     """Refuse (exit 2) where a full-screen UI cannot be drawn: no terminal, or TERM=dumb."""
+    if under_web_driver():
+        return  # served to a browser (--web): stdin and stdout are textual-serve's pipes
     if not is_terminal():
         raise WasimError("the terminal UI needs a terminal", where=command,
                          hint="Use `wasim fire` or `wasim run` in scripts, or `wasim demo "
@@ -129,11 +132,12 @@ def _options(options: list[Decorator]) -> Decorator:
 @click.option("--status-delays", metavar="D,D,D",
               help="With --api-port: world time before sent, delivered and read, e.g. "
                    "1s,2s,5s (the default, stamped; given, they are also waited in real time).")
+@web_options
 def tui(scenario: str | None, url: str | None, app_spec: str | None, app_path: str,
         allow_remote: bool, seed: int | None, history_path: str, no_history: bool,
         speed: float, identity: str | None, api_port: int | None = None,
         status_delays: str | None = None, template_env: tuple[str, ...] = (),
-        **delivery: Any) -> int:
+        web: bool = False, web_port: int | None = None, **delivery: Any) -> int:
     """Open the terminal UI: a phone that taps the template's buttons.
 
     SCENARIO (a file, or a name from ./scenarios or the built-in library) gives the template,
@@ -155,6 +159,8 @@ def tui(scenario: str | None, url: str | None, app_spec: str | None, app_path: s
     if identity is not None:
         shares = parse_shares(identity, IDENTITIES, "--identity")
         loaded = replace(loaded, cast=replace(loaded.cast, identity=shares))
+    if web:
+        return _serve(f"wasim tui · {loaded.name}")
     feed = ApiFeed() if api_port is not None else None
     app = make_app(scenario=loaded, url=url, app=app_spec, path=app_path,
                    allow_remote=allow_remote, seed=seed,
@@ -179,6 +185,13 @@ def _account(options: dict[str, Any]) -> dict[str, Any]:
     return {"sid": options.pop("api_sid", None), "api_key": options.pop("api_key", None),
             "templates": options.pop("api_templates", None) or (),
             "fail": options.pop("api_fail", ()), "v1_id": options.pop("api_v1_id", "bare")}
+
+
+def _serve(title: str) -> int:
+    """--web: this command, with its options, served to browsers (simulator.tui.web)."""
+    from simulator.tui.web import serve
+
+    return serve(click.get_current_context(), title)
 
 
 def _given(delivery: dict[str, Any]) -> dict[str, Any]:
@@ -207,9 +220,11 @@ def _given(delivery: dict[str, Any]) -> dict[str, Any]:
 @api_port_option("Port of the local Kaleyra send API (`wasim api`) the demo bot replies "
                  "through; its statuses go to the built-in receiver.  [default: any free one]")
 @send_api_options
+@web_options
 def demo(scenario: str | None, headless: bool, port: int, seed: int | None, history_path: str,
          no_history: bool, speed: float | None, api_port: int | None = None,
-         template_env: tuple[str, ...] = (), **options: Any) -> int:
+         template_env: tuple[str, ...] = (), web: bool = False, web_port: int | None = None,
+         **options: Any) -> int:
     """Start a built-in webhook and open the terminal UI aimed at it.
 
     Nothing to write first: tap a button (1-9) and watch the callback arrive, validated, in
@@ -219,9 +234,15 @@ def demo(scenario: str | None, headless: bool, port: int, seed: int | None, hist
     from simulator.receiver import Receiver, ReceiverOptions
     from simulator.tui.feed import ArrivalFeed
 
+    if web and headless:
+        raise WasimError("--web and --headless ask for opposite things", where="--web",
+                         hint="Drop --headless to serve the UI to a browser, or --web to run "
+                              "without a UI.")
     account = _account(options)
     loaded = _scenario(scenario, seed, template_env)
     history = _history(history_path, no_history)
+    if web:
+        return _serve(f"wasim demo · {loaded.name}")  # each browser tab runs its own demo
     if not headless:
         check_can_draw("wasim demo")
     from simulator.demo_bot import DemoBot
