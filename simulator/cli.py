@@ -1,6 +1,6 @@
 """The `wasim` command line: thin commands that parse, call the core, print and exit.
 
-One module of about 1,600 lines because every command shares the option tables, the error ->
+One module of about 2,100 lines because every command shares the option tables, the error ->
 exit-code group and the flag names of the settings; the next to split off are `load` and the
 history commands (`replay`, `history`) into modules of their own under the same group, and
 the run lifecycle the run command still rebuilds around `run_plan` (issue 20, item 5).

@@ -4,7 +4,7 @@ Every attempt comes back as a value (an Attempt), never as an exception: a refus
 connection, a timeout, a 500 and a crash inside the app are all data for the history, the
 CLI and the TUI. Only bad configuration raises, and it raises before anything is sent.
 
-Still one module (about 860 lines): the Deliverer, its token cache and the parsing of the
+Still one module (about 1,150 lines): the Deliverer, its token cache and the parsing of the
 settings into DeliveryOptions change together. The transports (ASGI/WSGI apps, the network
 through the loopback guard) live in simulator.transports and the guard in simulator.loopback;
 the next to move down are the records (Event, Attempt, DeliveryResult) to simulator.records.

@@ -16,10 +16,10 @@ Headers are checked before anything is sent, so no value can start a header line
 Memory stays flat however long the run: latencies go into a fixed log-scale histogram,
 and the history is off (or keeps 1 attempt in N).
 
-One module (about 1,600 lines) on purpose: its HTTP stack is its own, for speed (see above),
-and the fast client, the slots, the stats and the worker processes are tuned together; what
-should be split off next is the fast client (`_AnswerReader`, `_Connection`) into a module of
-its own, and the worker processes (`run_workers`, `SourceSpec`).
+One module (about 1,300 lines) on purpose: its HTTP stack is its own, for speed (see above),
+and the slots, the stats and the worker processes are tuned together. The fast client itself
+(`_AnswerReader`, `_Connection`) lives in simulator.rawhttp, which the send API's status
+sender shares; the worker processes (`run_workers`, `SourceSpec`) are next to split off.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Scenario files: load, render (Jinja), parse (YAML) and validate into a Scenario model.
 
-One module (about 1,230 lines): the model, the reader and the validation of every field
+One module (about 1,370 lines): the model, the reader and the validation of every field
 walk the same document with the same located errors (`_Fields`); the model (the frozen
 dataclasses) is the next to split off, so that the runner and records import only it.
 

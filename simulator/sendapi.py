@@ -6,7 +6,7 @@ the wamid of the brand's message) and answers in one canonical shape per version
 callbacks (sent, delivered, read; failed or not-sent on demand) follow every send, through
 the same delivery machinery as every other callback, so the loopback guard holds.
 
-One module (about 1,240 lines): the mock, its V1/V2 parsers and its HTTP handler share the
+One module (about 1,750 lines): the mock, its V1/V2 parsers and its HTTP handler share the
 SentMessage record and the error shapes Kaleyra answers with; the parsers (V1 multipart, V2
 JSON) are the next to split off into a module of their own, then the status callbacks.
 """

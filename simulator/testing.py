@@ -1,6 +1,6 @@
 """Build Kaleyra callbacks in a test, deliver them to your handler and assert on what came back.
 
-One module (about 950 lines) because it is the Python API's one surface, `Simulator` (the
+One module (about 1,000 lines) because it is the Python API's one surface, `Simulator` (the
 `wasim` fixture), with the records a test asserts on (Callback, Delivery, ScenarioRun); the
 records are the next to split off, and the scenario run to the shared run lifecycle.
 

@@ -19,7 +19,6 @@ import pytest
 from click.testing import CliRunner
 
 import simulator.delivery
-import simulator.locust
 import simulator.loopback
 from simulator.cli import cli
 from simulator.delivery import Deliverer, Event, delivery_options_from
@@ -82,8 +81,9 @@ def remote(monkeypatch: pytest.MonkeyPatch) -> Iterator[Server]:
     def only_127_0_0_1(address: str) -> bool:
         return real(address) and address.strip("[]") == "127.0.0.1"
 
-    # The guard lives in simulator.loopback; the names imported from it are patched as well.
-    for module in (simulator.loopback, simulator.delivery, simulator.locust):
+    # The guard lives in simulator.loopback; the name delivery imports from it is patched too.
+    # (Not simulator.locust: importing Locust patches this process with gevent.)
+    for module in (simulator.loopback, simulator.delivery):
         monkeypatch.setattr(module, "is_loopback_address", only_127_0_0_1)
     server = Server("127.0.0.2")
     yield server

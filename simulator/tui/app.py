@@ -4,7 +4,7 @@ A thin face over the core: the session (simulator.tui.session) renders taps, the
 sends them, the runner plays scenarios and the history records every attempt. The app only
 shows state, starts workers for anything that waits, and turns results into rows and ticks.
 
-One module (about 1,150 lines) because the app's actions and the workers they start share
+One module (about 1,250 lines) because the app's actions and the workers they start share
 its state; the scenario run (its worker and summary) is the next to leave, to the shared run
 lifecycle, and the chat actions to a screen of their own.
 """
