@@ -519,7 +519,9 @@ def attempt_line(attempt: Any) -> str:
         parts.append(f"(replay of {attempt.replay_of})")
     if attempt.edit_of:
         parts.append(f"(edit of {attempt.edit_of})")
-    line = "  ".join(p for p in parts if p.strip())
+    # Outside text (names, buttons, errors) with its control characters made visible; the
+    # line break before the app's exception is this function's own.
+    line = visible("  ".join(p for p in parts if p.strip()))
     if attempt.status is not None and attempt.error:
         # An answer with an error: an in-process app that raised. Under the line: what it
         # raised and where in its own code (the whole traceback is in the history).
@@ -542,7 +544,7 @@ def deliver_all(events: Iterable[Any], options: Any, history: Any, *,
     def on_attempt(attempt: Any) -> None:
         if history is not None:
             history.append(attempt)
-        click.echo(visible(attempt_line(attempt)))
+        click.echo(attempt_line(attempt))
 
     tally = _Tally()
 
@@ -1244,7 +1246,7 @@ def _run_plan(running: Any, speed: float, history: Any, reports: list[Any]) -> i
         if history is not None:
             history.append(attempt)
         if not live:
-            click.echo(visible(attempt_line(attempt)))
+            click.echo(attempt_line(attempt))
 
     def on_result(_: Any) -> None:
         if progress is not None:
@@ -1485,12 +1487,10 @@ def _load_settings(command: Callable[..., Any]) -> Callable[..., Any]:
               help="With --replies: the send API's port (0: any free one); its base URL is "
                    "printed and set as KALEYRA_BASE_URL (SID, key) for an --app.  "
                    "[default: 8700]")
-@click.option("--sid", default=None, envvar="KALEYRA_SID", callback=check_not_empty,
-              help="With --replies: the SID the send API accepts.  [env: KALEYRA_SID]")
-@click.option("--api-key", default=None, envvar=["KALEYRA_API_KEY", "WASIM_API_KEY"],
-              callback=check_not_empty,
-              help="With --replies: the api-key it accepts.  [env: KALEYRA_API_KEY or "
-                   "WASIM_API_KEY]")
+@click.option("--sid", default=None, callback=check_not_empty,
+              help="With --replies: the SID the send API accepts.")
+@click.option("--api-key", default=None, callback=check_not_empty,
+              help="With --replies: the api-key it accepts.")
 @THROUGHPUT_OPTION
 @click.option("--max-reply-p99", type=click.FloatRange(min=0), metavar="MS",
               help="Threshold: fail (exit 1) if the reply latency's p99 is above this.")

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from simulator.checker import Problem
-from simulator.errors import WasimError
+from simulator.errors import WasimError, named
 from simulator.overrides import Override, apply_overrides
 from simulator.validate import validate_body
 from simulator.wire import to_wire
@@ -20,10 +20,10 @@ def edit_by_path(body: bytes, overrides: Sequence[Override], where: str) -> byte
         document: Any = json.loads(body)
     except (ValueError, RecursionError):
         raise WasimError("the recorded body is not JSON: edit it by hand", where=where,
-                         hint="Use --edit to open it in $EDITOR.") from None
+                         hint=f"Use {named('edit')} to open it in $EDITOR.") from None
     if not isinstance(document, dict):
         raise WasimError("the recorded body is not a JSON object", where=where,
-                         hint="Use --edit to open it in $EDITOR.")
+                         hint=f"Use {named('edit')} to open it in $EDITOR.")
     apply_overrides(document, tuple(overrides))
     return to_wire(document)
 

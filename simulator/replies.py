@@ -372,7 +372,6 @@ def start_scenario_api(scenario: Scenario, port: int, webhook: Any = None, *,
     business's ids and the users' BSUIDs, and its ids are the run's (new per run unless the
     plan reproduces one); statuses go out at `speed` times world time (`status_delays`,
     default 1 s, 2 s, 5 s)."""
-    import os
 
     from simulator.sendapi import MockApi, api_options, start_on_flag
 
@@ -387,5 +386,5 @@ def start_scenario_api(scenario: Scenario, port: int, webhook: Any = None, *,
         share_world(api, plan)
     start_on_flag(api, "--api-port")
     if set_env:
-        os.environ.update(api.env())
+        api.export_env()  # put back by api.stop()
     return api

@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from simulator.errors import WasimError
+from simulator.errors import WasimError, named
 from simulator.load import LatencyHistogram, check_number
 from simulator.wamid import InvalidWamid, decode_wamid
 
@@ -284,7 +284,6 @@ def start_load_api(tracker: ReplyTracker, webhook: DeliveryOptions | None, *, po
     `webhook` (the load's target, as it receives taps), at most `throughput` messages a
     second per business number. With `set_env` its settings are in this process's
     environment (KALEYRA_BASE_URL...) for an in-process app."""
-    import os
 
     from simulator.sendapi import MockApi, api_options
 
@@ -298,7 +297,7 @@ def start_load_api(tracker: ReplyTracker, webhook: DeliveryOptions | None, *, po
         api.throughput = ThroughputLimiter(throughput)
     api.start()
     if set_env:
-        os.environ.update(api.env())
+        api.export_env()  # put back by api.stop()
     return api
 
 
@@ -316,8 +315,9 @@ def refuse_api_flags(options: Mapping[str, Any]) -> None:
     """Exit 2 on a send-API flag given to `wasim load` without --replies."""
     flag = api_flags_without_replies(options)
     if flag is not None and not options.get("replies"):
-        raise WasimError("this applies to the send API, which runs only with --replies",
-                         where=flag, hint="Add --replies, or drop the flag.")
+        raise WasimError(f"this applies to the send API, which runs only with "
+                         f"{named('replies')}", where=flag,
+                         hint=f"Add {named('replies')}, or drop the flag.")
 
 
 __all__ = ["DEFAULT_REPLY_WAIT", "ReplyTracker", "check_reply_thresholds", "refuse_api_flags",

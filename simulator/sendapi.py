@@ -440,6 +440,7 @@ class MockApi:
         self._versions: dict[str, Version] = {}
         self._outcome: tuple[str, int | None] = ("read", None)
         self._lifecycle = threading.Lock()
+        self._saved_env: dict[str, str | None] | None = None  # export_env(): what to restore
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -475,8 +476,27 @@ class MockApi:
                 self._thread.start()
         return self
 
+    def export_env(self) -> None:
+        """Put env() in this process's environment, for an in-process app, until stop()."""
+        import os
+
+        with self._lifecycle:
+            if self._saved_env is None:
+                self._saved_env = {name: os.environ.get(name) for name in self.env()}
+        os.environ.update(self.env())
+
     def stop(self) -> None:
-        """Stop serving and cancel statuses not yet sent; safe to call twice."""
+        """Stop serving and cancel statuses not yet sent; safe to call twice. What
+        export_env() set is put back as it was: the next run in this process starts clean."""
+        import os
+
+        with self._lifecycle:
+            saved, self._saved_env = self._saved_env, None
+        for name, value in (saved or {}).items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
         with self._lifecycle:
             server, self._server = self._server, None
             thread, self._thread = self._thread, None
