@@ -7,6 +7,10 @@ itself (Faker's `get_formatter`, `format`, `parse` reach any attribute, and from
 data-producing calls whose arguments are plain, bounded data and whose results are plain
 str/int/float/bool (or lists of them). Rendering itself is bounded in time, loop iterations,
 operator results and output size, and files can only include files in their own folder.
+
+One module (about 1,000 lines) on purpose: the data-only `fake`, the bounded environment and
+its allocation budget guard one boundary together, and a gap between two of them is a way
+out; the bounded filters and the budget's size estimates are the next to split off.
 """
 
 from __future__ import annotations
