@@ -647,7 +647,6 @@ def _fire_api(port: int | None, account: dict[str, Any], delivery: Any,
     if port is None:
         yield None
         return
-    import os
 
     from simulator.sendapi import MockApi, api_options, start_on_flag
 
@@ -663,19 +662,13 @@ def _fire_api(port: int | None, account: dict[str, Any], delivery: Any,
     start_on_flag(api, "--api-port")
     click.echo(f"send API on {api.base_url} (SID {api.options.sid}, api-key "
                f"{api.options.api_key}); KALEYRA_BASE_URL is set for --app", err=True)
-    saved = {name: os.environ.get(name) for name in api.env()}
-    os.environ.update(api.env())
+    api.export_env()  # KALEYRA_* for an --app; api.stop() puts the environment back
     try:
         yield api
     finally:
         api.stop()
         if history is not None:
             history.close()  # again: a message recorded after the fire's last line reopened it
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 # What a tap on --context-id W takes from the message W in the history (flag: record field).

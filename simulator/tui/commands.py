@@ -309,17 +309,11 @@ def send_api(port: int, webhook: Any, feed: Any, command: str, *,
         feed.mock = api  # scenario runs in the UI check the app's replies against it
         click.echo(f"{command}: send API on {api.base_url} (SID {api.options.sid}, api-key "
                    f"{api.options.api_key})", err=True)
-        saved = {name: os.environ.get(name) for name in api.env()}
-        os.environ.update(api.env())
+        api.export_env()  # KALEYRA_* for an --app; put back when the block ends (stop)
         try:
             yield api
         finally:
             feed.mock = None
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
 
 
 def run_headless(scenario: Any, receiver: Any, *, seed: int | None, history: Path | None,
