@@ -19,6 +19,7 @@ import pytest
 
 from simulator import sendapi
 from simulator.sendapi import DEFAULT_API_KEY, DEFAULT_SID, ApiOptions, MockApi
+from tests.helpers.limited import CHILD  # wasim under RLIMIT_AS
 
 ROOT = Path(__file__).resolve().parent.parent
 BUSINESS = "918800000001"
@@ -238,16 +239,6 @@ def test_malformed_v1_bodies_are_a_400_with_the_right_key(api: MockApi, body: by
 # thread reserves its stack (8 MB of address space) and, unless MALLOC_ARENA_MAX says
 # otherwise, a 64 MB malloc arena: one arena here, and room for the stacks of 8 uploads.
 HEADROOM = (100 + 8 * 8 + 16) << 20
-CHILD = """
-import resource, sys
-from simulator.cli import cli
-with open("/proc/self/status") as status:
-    size = next(int(l.split()[1]) * 1024 for l in status if l.startswith("VmSize:"))
-limit = size + int(sys.argv[1])
-resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-sys.argv = ["wasim", *sys.argv[2:]]
-cli()
-"""
 
 
 def test_wasim_api_stays_within_100_mb_against_wrong_keys_and_big_forms() -> None:

@@ -19,22 +19,12 @@ from simulator.history import (
     select,
     select_in_file,
 )
+from tests.helpers.limited import CHILD  # wasim under RLIMIT_AS
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = "wsgi:tests.apps.hostile_apps:wsgi_raises"
 HEADROOM = 100 << 20
 
-# Sets RLIMIT_AS once wasim is imported (its own size), then runs the CLI.
-CHILD = """
-import resource, sys
-from simulator.cli import cli
-with open("/proc/self/status") as status:
-    size = next(int(l.split()[1]) * 1024 for l in status if l.startswith("VmSize:"))
-limit = size + int(sys.argv[1])
-resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-sys.argv = ["wasim", *sys.argv[2:]]
-cli()
-"""
 
 
 def record(event: int, attempt: int = 1, *, final: bool = True, status: int = 500,

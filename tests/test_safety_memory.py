@@ -16,21 +16,11 @@ from pathlib import Path
 import pytest
 
 from simulator import sandbox
+from tests.helpers.limited import CHILD  # wasim under RLIMIT_AS
 
 ROOT = Path(__file__).resolve().parent.parent
 HEADROOM = 100 << 20  # the issue's yardstick: within 100 MB of wasim's own size
 
-# Sets RLIMIT_AS once wasim is imported (its own size), then runs the CLI.
-CHILD = """
-import resource, sys
-from simulator.cli import cli
-with open("/proc/self/status") as status:
-    size = next(int(l.split()[1]) * 1024 for l in status if l.startswith("VmSize:"))
-limit = size + int(sys.argv[1])
-resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-sys.argv = ["wasim", *sys.argv[2:]]
-cli()
-"""
 
 
 def wasim_limited(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
