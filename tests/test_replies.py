@@ -134,6 +134,8 @@ def test_a_reply_wakes_the_waiting_check_without_any_sleep_ending(api: MockApi) 
     async def never(seconds: float) -> None:  # only the mock's record can end the wait
         await asyncio.Event().wait()
 
+    replying: list[threading.Thread] = []
+
     def answer(request: httpx.Request) -> httpx.Response:
         to = json.loads(request.content)["meta_object"]["value"]["messages"][0]["from"]
 
@@ -142,10 +144,16 @@ def test_a_reply_wakes_the_waiting_check_without_any_sleep_ending(api: MockApi) 
                        headers={"api-key": DEFAULT_API_KEY},
                        json={"messaging_object": {"to": to, "type": "text",
                                                   "text": {"body": "You're unsubscribed"}}})
-        threading.Thread(target=reply).start()
+        replying.append(threading.Thread(target=reply))
+        replying[-1].start()
         return httpx.Response(200)
 
     [outcome] = _run(api, answer, never, lambda: 0.0)
+    # The mock records a send before it answers 202: the check may end before the app's
+    # post has its answer, so the app's thread is joined here, before the fixture stops
+    # the mock (a stopped mock would cut that answer off, in the thread, after the test).
+    for thread in replying:
+        thread.join(timeout=30)
     assert outcome.ok and outcome.broken == ()
     assert len(api.sent) == 1
 
