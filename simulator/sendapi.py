@@ -20,12 +20,12 @@ import email.parser
 import email.policy
 import hashlib
 import hmac
-import io
 import itertools
 import json
 import math
 import random
 import re
+import socket
 import sys
 import threading
 import time
@@ -34,12 +34,11 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from email.message import Message
-from http.server import BaseHTTPRequestHandler
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
-from simulator.bounded import BoundedServer, DeadlineReader
+from simulator.aioserver import Answer, AsyncServer, Head
 from simulator.delivery import (
     Deliverer,
     DeliveryOptions,
@@ -82,7 +81,7 @@ MAX_BODY = 16 * 1024 * 1024  # a media upload can be several MB; more is refused
 MAX_KEPT = 10_000  # sent messages and status deliveries kept in memory, the oldest dropped
 KEEP_BYTES = 64 * 1024 * 1024  # request bytes the kept messages may hold together
 MAX_PENDING = 10_000  # messages whose statuses are still to be sent; past this, none are
-MAX_CONNECTIONS = 128  # open connections at once; each is a thread
+MAX_CONNECTIONS = 128  # open connections at once
 # Status callbacks on their way at once. A burst of sends used to start every status at
 # once: thousands of requests queued on httpx's pool of 100 connections, which then timed
 # out by the thousand and delivered none (benchmarks/sendapi.py). Past this they wait here.
@@ -441,8 +440,8 @@ class MockApi:
         self._outcome: tuple[str, int | None] = ("read", None)
         self._lifecycle = threading.Lock()
         self._saved_env: dict[str, str | None] | None = None  # export_env(): what to restore
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._server: AsyncServer | None = None
+        self._loop_ident: int | None = None  # the loop thread's: what runs on it never blocks
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
         self._pending: set[Any] = set()
@@ -462,18 +461,33 @@ class MockApi:
     # --- lifecycle -----------------------------------------------------------------------
 
     def start(self) -> MockApi:
-        """Bind, serve in a daemon thread and start the status loop; return self."""
+        """Bind, then serve and send statuses from one loop on a daemon thread; return self.
+
+        One thread for every connection and every status: the threaded server it replaces
+        lost half its time handing the GIL around (simulator.aioserver says more)."""
         with self._lifecycle:
             if self._server is None:
-                self._server = self._bind()
-                self._loop = asyncio.new_event_loop()
-                self._loop_thread = threading.Thread(target=self._loop.run_forever,
-                                                     name="wasim-api-statuses", daemon=True)
-                self._loop_thread.start()
-                self._thread = threading.Thread(target=self._server.serve_forever,
-                                                kwargs={"poll_interval": 0.1},
-                                                name=f"wasim-api-{self.port}", daemon=True)
-                self._thread.start()
+                sock = self._bind()
+                loop = asyncio.new_event_loop()
+                server = AsyncServer(sock, _App(self), max_connections=MAX_CONNECTIONS,
+                                     max_buffered=max(MAX_BUFFERED, self.options.max_body),
+                                     idle_timeout=lambda: _IDLE_TIMEOUT,
+                                     request_deadline=lambda: _REQUEST_DEADLINE)
+                thread = threading.Thread(target=loop.run_forever,
+                                          name=f"wasim-api-{self.port}", daemon=True)
+                thread.start()
+                self._loop_ident = thread.ident
+                self._loop, self._loop_thread = loop, thread
+                try:
+                    asyncio.run_coroutine_threadsafe(server.start(), loop).result(timeout=30)
+                except BaseException:
+                    sock.close()
+                    loop.call_soon_threadsafe(loop.stop)
+                    thread.join()
+                    loop.close()
+                    self._loop = self._loop_thread = None
+                    raise
+                self._server = server
         return self
 
     def export_env(self) -> None:
@@ -499,24 +513,19 @@ class MockApi:
                 os.environ[name] = value
         with self._lifecycle:
             server, self._server = self._server, None
-            thread, self._thread = self._thread, None
             loop, self._loop = self._loop, None
             loop_thread, self._loop_thread = self._loop_thread, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-            server.close_connections()
-        if thread is not None:
-            thread.join()
         if loop is not None and loop_thread is not None:
-            future = asyncio.run_coroutine_threadsafe(self._shutdown_loop(), loop)
+            future = asyncio.run_coroutine_threadsafe(self._shutdown_loop(server), loop)
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 future.result(timeout=10)
             loop.call_soon_threadsafe(loop.stop)
             loop_thread.join()
             loop.close()
 
-    async def _shutdown_loop(self) -> None:
+    async def _shutdown_loop(self, server: AsyncServer | None) -> None:
+        if server is not None:
+            await server.close()
         for task in list(self._pending):
             task.cancel()
         if self._pending:
@@ -535,16 +544,22 @@ class MockApi:
                  traceback: TracebackType | None) -> None:
         self.stop()
 
-    def _bind(self) -> _Server:
+    def _bind(self) -> socket.socket:
         host, port = self.options.host, self.options.port
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
         try:
-            server = _Server(host, port, self)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as http.server does
+            sock.bind((host, port))
+            sock.listen(1024)  # a burst of connections must not overflow the backlog
+            sock.setblocking(False)
         except OSError as exc:
+            sock.close()
             raise WasimError(f"cannot listen on {host} port {port}: {exc.strerror or exc}",
                              field="port", hint=f"Pick another port with {named('port')}, or "
                                                   f"{named('port')} 0 for any free one.") from None
-        self._bound_port = server.server_address[1]
-        return server
+        self._bound_port = sock.getsockname()[1]
+        return sock
 
     @property
     def port(self) -> int:
@@ -793,7 +808,7 @@ class MockApi:
         to fail with Meta's 132001: Kaleyra accepts the send and reports the failure later."""
         known = self.options.templates
         if message.template and known is not None and message.template not in known:
-            return replace(message, error=TEMPLATE_MISSING)
+            return _with(message, error=TEMPLATE_MISSING)
         return message
 
     def _fault_now(self) -> None:
@@ -872,7 +887,7 @@ class MockApi:
             raise _bad("extra_info", "must be an object")
         parsed = self._known_template(v2_message(document["messaging_object"]))
         message_id = str(uuid.UUID(int=self._random.getrandbits(128), version=4))
-        message = self._record(len(body), replace(
+        message = self._record(len(body), _with(
             parsed, version="v2", business=business, message_id=message_id,
             recipient_id=message_id, ref=_text(extra.get("ref")), ref1=_text(extra.get("ref1")),
             ref2=_text(extra.get("ref2")), request=document["messaging_object"]))
@@ -901,7 +916,7 @@ class MockApi:
         message = self._failing(message)
         if self.throughput is not None and not message.error \
                 and not self.throughput.allow(message.business):
-            message = replace(message, error=RATE_LIMITED)  # 202 now, a FAILED status later
+            message = _with(message, error=RATE_LIMITED)  # 202 now, a FAILED status later
         wamid = encode_wamid(_wamid_customer(message), True,
                              f"{self._random.getrandbits(72):018X}")
         business = self.world.business(message.business)
@@ -909,7 +924,7 @@ class MockApi:
         with self._changed:
             self._versions.setdefault(message.business, message.version)  # bound once sent
             self._count += 1
-            message = replace(message, number=self._count, received_at=self._clock(),
+            message = _with(message, number=self._count, received_at=self._clock(),
                               wamid=wamid, user_id=user.user_id,
                               phone_number_id=business.phone_number_id,
                               waba_id=business.waba_id)
@@ -968,19 +983,38 @@ class MockApi:
             task.add_done_callback(self._pending.discard)
 
         number = next(self._scheduled)
+        if threading.get_ident() == self._loop_ident:
+            start()  # the server's own request: on the loop already (the server holds back)
+            return
         loop.call_soon_threadsafe(start)
         self._hold_back(number)
 
+    def _backlog(self, scheduled: int) -> int:
+        return scheduled - self._started + self._waiting
+
     def _hold_back(self, scheduled: int) -> None:
-        """Let the statuses catch up before this send is answered, when too many are due."""
+        """Let the statuses catch up before this send is answered, when too many are due
+        (a send from another thread than the loop's: a test's direct handle())."""
         deadline = 0.0
-        while scheduled - self._started + self._waiting > STATUS_BACKLOG:
+        while self._backlog(scheduled) > STATUS_BACKLOG:
             now = time.monotonic()
             if not deadline:
                 deadline = now + STATUS_HOLD
             elif now >= deadline:
                 return  # a webhook that hangs must not stall the sends: it only slows them
             time.sleep(0.001)
+
+    def hold_back(self) -> Awaitable[None] | None:
+        """On the loop: what a send's answer waits for while too many statuses are due and
+        not yet on their way (at most STATUS_HOLD seconds), or None when none are."""
+        if self._waiting <= STATUS_BACKLOG:
+            return None
+        return self._catch_up()
+
+    async def _catch_up(self) -> None:
+        deadline = time.monotonic() + STATUS_HOLD
+        while self._waiting > STATUS_BACKLOG and time.monotonic() < deadline:
+            await asyncio.sleep(0.001)  # a webhook that hangs only slows the sends
 
     def plan(self, outcome: str) -> list[str]:
         """The statuses a message gets for `outcome` (read: the configured ones; refused: a
@@ -1105,6 +1139,15 @@ class MockApi:
             self._changed.notify_all()
         if self._on_status is not None:
             _call_watcher(self._on_status, delivery, "on_status")
+
+
+def _with(message: SentMessage, **changes: Any) -> SentMessage:
+    """`dataclasses.replace(message, **changes)` without its walk over every field, which
+    was a third of a send's cost (benchmarks/sendapi.py, profiled). SentMessage has no
+    __post_init__ and no init=False field, so a copy of its __dict__ is the same message."""
+    copy = object.__new__(SentMessage)
+    copy.__dict__.update(message.__dict__, **changes)
+    return copy
 
 
 def _status_event(body: bytes) -> Event:
@@ -1620,112 +1663,32 @@ def reply_body(message: SentMessage, tap: Tap, quick_reply: Callable[[Tap], byte
 # --- the HTTP server ---------------------------------------------------------------------
 
 
-class _Server(BoundedServer):
-    """The bounded server, knowing its MockApi."""
+class _App:
+    """The send API as the asyncio server's application (simulator.aioserver)."""
 
-    def __init__(self, host: str, port: int, api: MockApi) -> None:
+    def __init__(self, api: MockApi) -> None:
         self.api = api
-        self.max_connections = MAX_CONNECTIONS  # read when built, so a test can lower it
-        self.max_buffered = max(MAX_BUFFERED, api.options.max_body)
-        super().__init__(host, port, _Handler)
+
+    def limit(self) -> int:
+        """The largest body accepted."""
+        return self.api.options.max_body
+
+    def early(self, head: Head) -> Answer | None:
+        """A wrong SID or key is refused before the body is read."""
+        refused = self.api.refuse_early(head.method, head.target, head.headers)
+        return None if refused is None else _json_answer(*refused)
+
+    def answer(self, head: Head, body: bytes) -> Answer:
+        """What MockApi.handle says."""
+        return _json_answer(*self.api.handle(head.method, head.target, head.headers, body))
+
+    def hold(self) -> Awaitable[None] | None:
+        """Wait, before answering, while too many statuses are due and not on their way."""
+        return self.api.hold_back()
 
 
-class _Handler(BaseHTTPRequestHandler):
-    """Reads one bounded request and answers what MockApi.handle says."""
-
-    server: _Server
-    protocol_version = "HTTP/1.1"
-    server_version = "wasim-api"
-    timeout = _IDLE_TIMEOUT
-    disable_nagle_algorithm = True
-    deadline = 0.0  # time.monotonic() by which the current request must have arrived
-
-    def setup(self) -> None:
-        super().setup()
-        # Every read goes through the request's deadline: a trickling body ends there.
-        self.rfile.close()
-        self.rfile = io.BufferedReader(DeadlineReader(self.connection, lambda: self.deadline,
-                                                      _IDLE_TIMEOUT))
-
-    def handle_one_request(self) -> None:
-        self.deadline = time.monotonic() + _REQUEST_DEADLINE
-        try:
-            super().handle_one_request()
-        except TimeoutError:
-            self.close_connection = True
-
-    def _serve(self) -> None:
-        if self.headers.get("Transfer-Encoding"):
-            # Every client in send-api.md sends a length; chunked uploads are not worth the
-            # code here, and a clear answer beats a hang.
-            self.close_connection = True
-            self._answer(411, {"code": "WA411", "message": "Send a Content-Length.",
-                               "error": {}})
-            return
-        length_text = self.headers.get("Content-Length")
-        try:
-            length = int(length_text) if length_text is not None else 0
-        except ValueError:
-            length = -1
-        limit = self.server.api.options.max_body
-        if length < 0 or length > limit:
-            self.close_connection = True
-            status = 413 if length > limit else 400
-            self._answer(status, {"code": f"WA{status}", "message": f"the body must be 0 to "
-                                  f"{limit} bytes", "error": {}})
-            return
-        headers = dict(self.headers.items())
-        refused = self.server.api.refuse_early(self.command, self.path, headers)
-        if refused is not None:  # a wrong SID or key: the body is never read
-            self.close_connection = bool(length)
-            self._answer(*refused, send_body=self.command != "HEAD")
-            return
-        if not self.server.reserve(length):
-            self.close_connection = True
-            self._answer(503, {"code": "WA503", "message": "too many bodies being uploaded "
-                               "at once; retry", "error": {}}, retry_after=True)
-            return
-        try:
-            try:
-                body = self.rfile.read(length) if length else b""
-            except (TimeoutError, ConnectionError):
-                self.close_connection = True
-                return
-            if len(body) < length:
-                self.close_connection = True
-                return
-            status, answer = self.server.api.handle(self.command, self.path, headers, body)
-            del body  # what the answer holds is small; the budget is for the bytes read
-        finally:
-            self.server.release(length)
-        self._answer(status, answer, send_body=self.command != "HEAD")
-
-    do_GET = _serve
-    do_POST = _serve
-    do_PUT = _serve
-    do_PATCH = _serve
-    do_DELETE = _serve
-    do_HEAD = _serve
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Stay quiet: the CLI prints its own line per message."""
-
-    def _answer(self, status: int, document: Mapping[str, Any], *,
-                send_body: bool = True, retry_after: bool = False) -> None:
-        body = json.dumps(document).encode()
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            if retry_after:
-                self.send_header("Retry-After", "1")
-            if self.close_connection:
-                self.send_header("Connection", "close")
-            self.end_headers()
-            if send_body:
-                self.wfile.write(body)
-        except ConnectionError:
-            self.close_connection = True
+def _json_answer(status: int, document: Mapping[str, Any]) -> Answer:
+    return Answer(status, json.dumps(document).encode())
 
 
 def start_on_flag(api: MockApi, flag: str) -> MockApi:

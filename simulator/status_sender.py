@@ -33,7 +33,15 @@ from simulator.delivery import (
 )
 from simulator.errors import WasimError
 from simulator.meta import SIGNATURE_HEADER, wrap
-from simulator.rawhttp import _Answer, _connect, _Connection, _Failure, _Head, _signer
+from simulator.rawhttp import (
+    _Answer,
+    _connect,
+    _Connection,
+    _expire,
+    _Failure,
+    _Head,
+    _signer,
+)
 
 MAX_IDLE = 32  # kept-alive connections at most (the send API sends STATUS_SENDERS at once)
 
@@ -91,50 +99,67 @@ class StatusSender:
     async def _attempt(self, event: Event) -> Attempt:
         options = self.options
         self._count += 1
-        base = Attempt(event=event, delivery_id=f"dlv_status_{self._count}", number=1,
-                       started_at=self.clock(), target=self.label,
-                       method=options.method, url=options.target.url,
-                       request_headers=self.recorded)
+        started_at = self.clock()
         body = event.body
         signature = self.sign(body) if self.sign is not None else None
         end = b"\r\n\r\n" if signature is None \
             else b"\r\n" + SIGNATURE_HEADER.encode() + b": " + signature + b"\r\n\r\n"
         request = b"".join((self.head.prefix, str(len(body)).encode(), end, body))
         started = time.perf_counter()
-        holder: list[_Connection] = []
-
-        async def exchange() -> _Answer:
-            holder.append(await self._connection())
-            return await holder[0].send(request)
-
+        loop = asyncio.get_running_loop()
+        # One deadline for connecting, sending and the whole answer: one timer that fails
+        # the pending future, not a task and a wait_for per status (half their cost).
+        deadline = loop.time() + options.timeout
+        connection: _Connection | None = None
+        error: tuple[ErrorKind, str] | None = None
+        answer: _Answer | None = None
         try:
-            # One deadline for connecting, sending and the whole answer (one timer, not two).
-            answer = await asyncio.wait_for(exchange(), options.timeout)
-            connection = holder[0]
+            connection = self._idle_connection()
+            if connection is None:
+                connection = await asyncio.wait_for(self._connect(),
+                                                    max(deadline - loop.time(), 0.0))
+            future = connection.send(request)
+            timer = loop.call_at(deadline, _expire, future, options.timeout)
+            try:
+                answer = await future
+            finally:
+                timer.cancel()
         except TimeoutError:
-            for broken in holder:
-                broken.close()
-            return replace(base, error_kind="timeout", latency_ms=_ms(started),
-                           error=f"no answer within {options.timeout:g} s (the timeout)")
+            error = ("timeout", f"no answer within {options.timeout:g} s (the timeout)")
         except _Failure as failure:
-            for broken in holder:
-                broken.close()
-            kind: ErrorKind = "connect" if failure.kind in ("connect", "socket") else "protocol"
-            return replace(base, error_kind=kind, error=str(failure), latency_ms=_ms(started))
+            if failure.kind == "timeout":
+                error = ("timeout", f"no answer within {options.timeout:g} s (the timeout)")
+            else:
+                error = ("connect" if failure.kind in ("connect", "socket") else "protocol",
+                         str(failure))
+        if answer is None or connection is None:
+            if connection is not None:
+                connection.close()
+            kind, text = error or ("protocol", "no answer")
+            return Attempt(event=event, delivery_id=f"dlv_status_{self._count}", number=1,
+                           started_at=started_at, target=self.label, method=options.method,
+                           url=options.target.url, request_headers=self.recorded,
+                           error_kind=kind, error=text, latency_ms=_ms(started))
         if answer.close or connection.closed:
             connection.close()
         elif len(self._idle) < MAX_IDLE:
             self._idle.append(connection)
         else:
             connection.close()
-        return replace(base, status=answer.status, latency_ms=_ms(started),
+        return Attempt(event=event, delivery_id=f"dlv_status_{self._count}", number=1,
+                       started_at=started_at, target=self.label, method=options.method,
+                       url=options.target.url, request_headers=self.recorded,
+                       status=answer.status, latency_ms=_ms(started),
                        delivered=options.is_success(answer.status))
 
-    async def _connection(self) -> _Connection:
+    def _idle_connection(self) -> _Connection | None:
         while self._idle:
             connection = self._idle.pop()
             if not connection.closed:
                 return connection
+        return None
+
+    async def _connect(self) -> _Connection:
         port = default_port(self.url)
         if self._address is None:
             # Checked once, then connected to by address (as the load does: no rebinding).

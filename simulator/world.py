@@ -8,6 +8,7 @@ conversation and come seconds apart in time order, and a new run is new traffic.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import re
@@ -31,6 +32,7 @@ CONVERSATION_SECONDS = 24 * 3600
 MAX_DELAY = 24 * 3600.0
 
 
+@functools.lru_cache(maxsize=65536)  # pure; a send and each of its statuses ask again
 def derived_numeric_id(kind: str, key: str) -> str:
     """A Meta id (15-16 digits, no leading zero) that is a pure function of `kind` and `key`."""
     value = int.from_bytes(hashlib.sha256(f"wasim:{kind}:{key}".encode()).digest()[:16], "big")

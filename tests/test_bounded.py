@@ -1,5 +1,6 @@
-"""The shared bounded server of the receiver and the send API: a connection past the cap is
-answered 503 at once, and closing the connections ends their handler threads."""
+"""The receiver's bounded threaded server: a connection past the cap is answered 503 at once,
+and closing the connections ends their handler threads. (The send API's asyncio server has
+the same bounds: tests/test_aioserver.py.)"""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import pytest
 
 from simulator.bounded import BoundedServer
 from simulator.receiver import _Server as ReceiverServer
-from simulator.sendapi import _Server as ApiServer
 
 
 class _Ok(BaseHTTPRequestHandler):
@@ -72,5 +72,5 @@ def test_closing_the_connections_hangs_up_on_kept_alive_clients(server: BoundedS
     held.close()
 
 
-def test_the_receiver_and_the_send_api_are_bounded_servers() -> None:
-    assert issubclass(ReceiverServer, BoundedServer) and issubclass(ApiServer, BoundedServer)
+def test_the_receiver_is_a_bounded_server() -> None:
+    assert issubclass(ReceiverServer, BoundedServer)

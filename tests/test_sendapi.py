@@ -787,3 +787,18 @@ def test_the_failure_report_lists_what_the_app_sent() -> None:
     with simulator.api() as api:
         httpx.post(api.v2_url(BUSINESS), json=v2_text(), headers=KEY)
     assert f"#1 v2 {BUSINESS} -> {SHOPPER}: text" in simulator.report()
+
+
+def test_the_fast_copy_of_a_sent_message_is_dataclasses_replace() -> None:
+    """sendapi._with skips replace()'s field walk; it must stay the same operation (a
+    __post_init__ or an init=False field added to SentMessage would make it differ)."""
+    import dataclasses
+
+    from simulator.sendapi import SentMessage, _with
+
+    assert not hasattr(SentMessage, "__post_init__")
+    assert all(f.init for f in dataclasses.fields(SentMessage))
+    message = SentMessage(1, "v2", 1.0, "918800000001", "919812345678", "text", "hi")
+    changes = {"number": 7, "error": 132001, "wamid": "wamid.X", "ref": "order-1"}
+    assert _with(message, **changes) == dataclasses.replace(message, **changes)
+    assert message.number == 1  # the original is untouched
