@@ -33,15 +33,7 @@ from simulator.delivery import (
 )
 from simulator.errors import WasimError
 from simulator.meta import SIGNATURE_HEADER, wrap
-from simulator.rawhttp import (
-    _Answer,
-    _connect,
-    _Connection,
-    _expire,
-    _Failure,
-    _Head,
-    _signer,
-)
+from simulator.rawhttp import _Answer, _connect, _Connection, _expire, _Failure, _Head, _signer
 
 MAX_IDLE = 32  # kept-alive connections at most (the send API sends STATUS_SENDERS at once)
 
