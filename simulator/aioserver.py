@@ -15,12 +15,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import gc
 import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 MAX_HEAD = 64 * 1024  # request line and headers together, as http.server's line limit
 MAX_HEADERS = 100  # http.client's limit, which BaseHTTPRequestHandler enforced
@@ -150,8 +151,9 @@ class _Connection(asyncio.Protocol):
 
     # --- the connection's life ------------------------------------------------------------
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]  # a Transport: TCP
+    def connection_made(self, base: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, base)  # TCP (uvloop's is no asyncio subclass)
+        self.transport = transport
         server = self.server
         if len(server.connections) >= server.max_connections:
             # No room: a short, complete answer, so a well-behaved client comes back later.
@@ -410,4 +412,21 @@ def _parse_head(raw: bytes) -> Head | str:
     return Head(method, target, headers, length, keep_alive)
 
 
-__all__ = ["MAX_HEAD", "MAX_HEADERS", "Answer", "App", "AsyncServer", "Head"]
+def tune_collector() -> None:
+    """Make the cycle collector cheap for a process that serves for long and keeps records.
+
+    Freeze what is loaded so far (modules, Faker's data: tens of thousands of objects that
+    live as long as the process) out of every later collection, and collect the oldest
+    generation a hundred times less often. A full collection scans every record the server
+    keeps (10,000 messages and statuses) and stalled every answer for tens of milliseconds
+    a few times a second under load (benchmarks/sendapi.py's p99). The records are freed
+    by their reference counts when dropped; a full collection still runs, only less often.
+    For a process of wasim's own (`wasim api`), never a library caller's.
+    """
+    gc.collect()
+    gc.freeze()
+    young, middle, _ = gc.get_threshold()
+    gc.set_threshold(young, middle, 1000)
+
+
+__all__ = ["MAX_HEAD", "MAX_HEADERS", "Answer", "App", "AsyncServer", "Head", "tune_collector"]

@@ -1918,6 +1918,9 @@ def api(port: int, api_sid: str | None, api_key: str | None, api_v1_id: str,
         from simulator.throughput import ThroughputLimiter
 
         mock.throughput = ThroughputLimiter(throughput)
+    from simulator.aioserver import tune_collector
+
+    tune_collector()  # this process serves until Ctrl+C: no collection stalls the answers
     mock.start()
     console.start()
     click.echo(f"wasim api listening on {mock.base_url} (Ctrl+C to stop)", err=True)
