@@ -713,3 +713,61 @@ def test_a_gzipped_log_is_read_and_a_gzip_bomb_stops_at_the_cap(capture: list[Pa
     with pytest.raises(WasimError) as caught:
         read_captures([damaged])
     assert "damaged" in caught.value.what and caught.value.where == str(damaged)
+
+
+def test_replies_to_several_brand_messages_and_a_quote_keep_their_threads(
+        tmp_path: Path, recorder: tuple[str, list[bytes]]) -> None:
+    """One user taps two different template messages, reacts to the second and types a text
+    quoting the first: the run gives each message its own fake wamid, and the quote the
+    first's. An importer that threads every answer to one message, or drops the quote,
+    fails here."""
+    first, second = wamid("IN", business=True), wamid("IN", business=True, serial=9)
+    quote = "About the first offer: is it still on? priya.venkat@gmail.com"
+    tap_second = kaleyra("IN", message("IN", 2, "button", {"button": {
+        "payload": "STOP_PROMO", "text": "Stop promotions"}}, context=True), trace=uuid(2))
+    tap_second["meta_object"]["value"]["messages"][0]["context"]["id"] = second
+    text = kaleyra("IN", message("IN", 4, "text", {"text": {"body": quote}}, context=True),
+                   trace=uuid(4))
+    react = kaleyra("IN", message("IN", 5, "reaction", {"reaction": {
+        "message_id": second, "emoji": "\u2764"}}), trace=uuid(5))
+    other = kaleyra("BR", message("BR", 6, "button", {"button": {
+        "payload": "SHOP_NOW", "text": "Shop now"}}, context=True), trace=uuid(6))
+    lines = [kaleyra_status("IN", "read", 1, uuid(1)), TAP_IN, tap_second, text, react, other]
+    capture = tmp_path / "threads.jsonl"
+    capture.write_text("".join(php_json(d) + "\n" for d in lines), encoding="utf-8")
+    out = tmp_path / "threads.yaml"
+    result = imported([capture], out, "--seed", "2")
+    scenario = out.read_text(encoding="utf-8")
+    secret = originals() | {first, second, quote}
+    for name, output in (("scenario", scenario), ("report", result.stdout)):
+        for value in secret:
+            assert value not in output and json.dumps(value)[1:-1] not in output, \
+                f"{value!r} survives in the {name}"
+    assert "users answering several of the brand's messages" in result.stdout
+    dry = invoke("run", str(out), "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    url, bodies = recorder
+    run = invoke("run", str(out), "--url", url, "--fast", "--no-history")
+    assert run.exit_code == 0, run.output
+    documents = [json.loads(b) for b in bodies]
+    items = [d["meta_object"]["value"].get("messages", d["meta_object"]["value"].get(
+        "statuses"))[0] for d in documents]
+    asha = [i for i in items if region_of(i.get("from") or i.get("recipient_id")) == "IN"]
+    # Deliveries of a fast run may overlap: told apart by what they are, not their order.
+    by_what = {i["button"]["payload"] if i.get("type") == "button"
+               else i.get("type") or i.get("status"): i for i in asha}
+    assert len(asha) == len(by_what) == 5
+    status, tap_a, tap_b, quoted, reaction = (by_what[k] for k in (
+        "read", "SHOP_NOW", "STOP_PROMO", "text", "reaction"))
+    ids = {tap_a["context"]["id"], tap_b["context"]["id"]}
+    assert len(ids) == 2  # two brand messages, two fake wamids
+    assert quoted["context"]["id"] == tap_a["context"]["id"] == status["id"]
+    assert reaction["reaction"]["message_id"] == tap_b["context"]["id"]
+    assert all(decode_wamid(i).from_business for i in ids)
+    assert not ids & {first, second}
+    brazil = [i for i in items if i not in asha]
+    assert len(brazil) == 1 and brazil[0]["context"]["id"] not in ids
+    # The same threads as the capture: per user, how many callbacks answer each message.
+    captured = traffic([{"meta_object": {"value": c.value, "field": "messages"}}
+                        for c in read_captures([capture]).callbacks])
+    assert traffic(documents)["threads"] == captured["threads"]
