@@ -82,7 +82,7 @@ def build(capture: Capture, name: str, *, seed: int = 0, keep_text: bool = False
     steps: list[_Step] = []
     by_fingerprint: dict[str, _Step] = {}
     templates: dict[str, str] = {}
-    business_country = ""
+    business_country = business_number = ""
     refs: dict[str, str] | None = None
     previous: float | None = None
     # Per user, the brand's messages they answered (by original wamid), in the order first
@@ -93,7 +93,8 @@ def build(capture: Capture, name: str, *, seed: int = 0, keep_text: bool = False
         if identity:
             identities[identity] += 1
         _scrub_envelope(callback, anon)
-        business_country = business_country or _business_country(callback)
+        if not business_country:
+            business_country, business_number = _business_country(callback)
         given = {k: _text(callback.extra_info.get(k)) for k in ("ref", "ref1", "ref2")}
         if any(given.values()):
             # A run echoes one set of refs: the first non-empty one's, replaced.
@@ -142,13 +143,7 @@ def build(capture: Capture, name: str, *, seed: int = 0, keep_text: bool = False
             users[key] = user
     from simulator.providers import WhatsAppProvider
 
-    outside = sum(u.country not in WhatsAppProvider.countries for u in users.values())
-    if outside and identities.get("bsuid"):
-        # wasim draws the users of other countries as Indian ones, BSUID and all: a
-        # BSUID whose country is not the number's would fail validation. No BSUIDs then.
-        notes.differs[f"users from countries wasim does not draw ({outside}): the run "
-                      "gives nobody a BSUID"] += 1
-        identities = Counter({"phone": 1})
+    _outside_notes(users, notes)
     several = sum(len(numbers) > 1 for numbers in answered.values())
     if several:
         notes.kept["users answering several of the brand's messages (each its own message "
@@ -160,14 +155,14 @@ def build(capture: Capture, name: str, *, seed: int = 0, keep_text: bool = False
         notes.differs["users on different phones (a run draws each user's platform)"] += \
             len(users)
     if business_country and business_country not in WhatsAppProvider.countries:
-        notes.differs["a business number of a country wasim does not draw (the run's is "
-                      "Indian)"] += 1
+        notes.kept[f"a business number of a country wasim does not draw "
+                   f"({business_country}): written as a fake number of that country"] += 1
     copied = sum(step.copies > 0 for step in steps)
     if copied:
         notes.differs["redelivered callbacks (a run sends the copy right after its "
                       "original)"] += copied
     text = _scenario_text(name, seed, anon, capture, users, steps, buttons, identities,
-                          platforms, business_country, refs or {})
+                          platforms, (business_country, business_number), refs or {})
     report = _report(anon, notes, capture, steps, users, templates)
     outputs = {"scenario": text, **templates, "report": report}
     for what, output in outputs.items():
@@ -284,12 +279,36 @@ def _answered(callback: Callback) -> tuple[str, bool]:
     return (target, False) if from_business else ("", True)
 
 
-def _business_country(callback: Callback) -> str:
+def _outside_notes(users: dict[str, FakeUser], notes: _Notes) -> None:
+    """What was done for users from countries wasim does not draw: a fake number of their
+    own country (its BSUID, in a run, is derived for that country as anyone's), a name from
+    its locale, and where either was not possible."""
+    from simulator.anonymise import name_locale, region_of
+    from simulator.providers import WhatsAppProvider
+
+    outside = [u for u in users.values() if u.country not in WhatsAppProvider.countries]
+    countries = ", ".join(sorted({u.country or "?" for u in outside}))
+    if outside:
+        notes.kept[f"users from countries wasim does not draw ({countries}): listed with a "
+                   "fake mobile of their own country; a run gives them BSUIDs of that "
+                   "country as anyone's"] += len(outside)
+    unnamed = sum(name_locale(u.country) == "en_US" and u.country != "US" for u in outside)
+    if unnamed:
+        notes.differs["users of a country with no name locale (named from en_US)"] += unnamed
+    elsewhere = sum(region_of(u.wa_id) != u.country for u in users.values())
+    if elsewhere:
+        notes.differs["users of a country with no mobile numbers to draw (given a number of "
+                      "another country)"] += elsewhere
+
+
+def _business_country(callback: Callback) -> tuple[str, str]:
+    """The business number's country and the number ("" when the callback has none)."""
     from simulator.anonymise import region_of
 
     metadata = callback.value.get("metadata")
     number = _text(metadata.get("display_phone_number")) if isinstance(metadata, dict) else ""
-    return region_of(number) if number else ""
+    region = region_of(number) if number else ""
+    return (region, number) if region else ("", "")
 
 
 def _platform(callback: Callback) -> str:
@@ -545,8 +564,8 @@ def _q(value: str) -> str:
 
 def _scenario_text(name: str, seed: int, anon: Anonymiser, capture: Capture,
                    users: dict[str, FakeUser], steps: list[_Step], buttons: dict[str, str],
-                   identities: Counter[str], platforms: Counter[str], business_country: str,
-                   refs: dict[str, str]) -> str:
+                   identities: Counter[str], platforms: Counter[str],
+                   business: tuple[str, str], refs: dict[str, str]) -> str:
     from simulator.providers import WhatsAppProvider
 
     countries = Counter(u.country for u in users.values())
@@ -564,8 +583,13 @@ def _scenario_text(name: str, seed: int, anon: Anonymiser, capture: Capture,
         "business:",
         f"  name: {_q(_company(anon))}",
     ]
+    business_country, business_number = business
     if business_country in WhatsAppProvider.countries:
         lines.append(f"  country: {business_country}")
+    elif business_number:
+        # wasim draws no business number there: the fake of the captured one, same country
+        fake = anon.number(business_number, "business number")
+        lines.append(f"  display_phone_number: {_q(fake)}")
     template_names = capture.template_names or ("imported_template",)
     lines += ["", "template:", f"  name: {_q(anon.keep(template_names[0]))}"]
     if buttons:

@@ -523,28 +523,53 @@ def test_a_shape_no_kind_renders_becomes_a_working_template(capture: list[Path],
     assert message["order"]["product_items"][0]["quantity"] == 2
 
 
-def test_users_of_countries_wasim_does_not_draw_still_run(tmp_path: Path) -> None:
-    number, bsuid = "972526111549", "IL.831795919964525"
+def test_users_of_countries_wasim_does_not_draw_still_run(
+        tmp_path: Path, recorder: tuple[str, list[bytes]]) -> None:
+    """An Israeli user (and business) beside an Indian one: each keeps their country, the
+    run gives each a BSUID of their own number's country, and the report says so."""
+    number, bsuid, business = "972526111549", "IL.831795919964525", "97237654321"
     body = kaleyra("IN", message("IN", 1, "text", {"text": {"body": "shalom, Noa here"}}),
                    trace=uuid(1))
     value = body["meta_object"]["value"]
     value["contacts"] = [{"profile": {"name": "Noa Levi"}, "wa_id": number,
                           "user_id": bsuid, "country_code": "IL"}]
+    value["metadata"]["display_phone_number"] = business
     value["messages"][0].update({"from": number, "from_user_id": bsuid,
                                  "id": encode_wamid(number, False, HEX["IN"])})
+    indian = kaleyra("IN", message("IN", 2, "text", {"text": {"body": "namaste"}}),
+                     trace=uuid(2))
+    indian["meta_object"]["value"]["metadata"]["display_phone_number"] = business
     capture = tmp_path / "il.jsonl"
-    capture.write_text(php_json(body) + "\n", encoding="utf-8")
+    capture.write_text(php_json(body) + "\n" + php_json(indian) + "\n", encoding="utf-8")
     out = tmp_path / "il.yaml"
     result = imported([capture], out)
-    assert "nobody a BSUID" in result.stdout
+    assert "users from countries wasim does not draw (IL): listed with a fake mobile of " \
+           "their own country" in result.stdout
+    assert "a business number of a country wasim does not draw (IL)" in result.stdout
     text = out.read_text(encoding="utf-8")
-    for value_ in (number, "526111549", bsuid, "Noa", "Levi", "shalom"):
+    for value_ in (number, "526111549", bsuid, "Noa", "Levi", "shalom", business,
+                   national_part(business)):
         assert value_ not in text
     dry = invoke("run", str(out), "--dry-run")
     assert dry.exit_code == 0, dry.output
     import yaml
 
-    assert region_of(yaml.safe_load(text)["cast"]["users"][0]["wa_id"]) == "IL"
+    document = yaml.safe_load(text)
+    assert sorted(region_of(u["wa_id"]) for u in document["cast"]["users"]) == ["IL", "IN"]
+    assert region_of(document["business"]["display_phone_number"]) == "IL"
+    url, bodies = recorder
+    run = invoke("run", str(out), "--url", url, "--fast", "--no-history")
+    assert run.exit_code == 0, run.output
+    countries = []
+    for raw in bodies:
+        value = json.loads(raw)["meta_object"]["value"]
+        person, sent = value["contacts"][0], value["messages"][0]
+        country = region_of(person["wa_id"])
+        assert person["user_id"].startswith(f"{country}.") and sent["from_user_id"] == \
+            person["user_id"] and person["country_code"] == country
+        assert region_of(value["metadata"]["display_phone_number"]) == "IL"
+        countries.append(country)
+    assert sorted(countries) == ["IL", "IN"]
 
 
 def test_a_payload_holding_a_number_is_caught_and_nothing_is_written(tmp_path: Path) -> None:
