@@ -185,3 +185,21 @@ def test_render_quotes_the_template_message() -> None:
     with pytest.raises(WasimError, match="quote"):
         parse_scenario(SCENARIO.replace("{contacts: {quote: true}}", "{contacts: {quote: 1}}"),
                        "t.yaml", env={})
+
+
+@pytest.mark.parametrize("kind", ["text", "image", "audio", "location", "contacts"])
+def test_pywa_reads_a_quote_as_a_reply_to_the_brands_message(kind: str) -> None:
+    """A real framework judges the quote: pywa's reply_to_message is the brand's wamid."""
+    pytest.importorskip("pywa")
+    from simulator.testing import Simulator
+    from tests.test_kinds_pywa import deliver
+
+    wasim = Simulator(8, wall_clock=False)
+    quoted = wasim.send(kind, quote=True)
+    parsed, message = deliver(wasim, quoted)
+    assert parsed == "Message" and message.is_reply
+    assert message.reply_to_message is not None
+    assert message.reply_to_message.id == quoted.document["meta_object"]["value"][
+        "messages"][0]["context"]["id"] == quoted.tap.template.wamid
+    _, plain = deliver(wasim, wasim.send(kind))
+    assert plain.reply_to_message is None
