@@ -902,7 +902,8 @@ def _build(document: Any, lines: Mapping[str, int], file: Path) -> Scenario:
     cast = _cast(top, lines, file)
     listed = {u.wa_id for u in cast.users} | {u.name for u in cast.users if u.name}
     messages = _messages(top)
-    steps = tuple(_step(item, i, labels, listed, lines, file, messages)
+    declared = frozenset(messages)  # looked up by every step: a set, built once
+    steps = tuple(_step(item, i, labels, listed, lines, file, (messages, declared))
                   for i, item in enumerate(steps_raw))
     names = [s.name for s in steps]
     for index, name in enumerate(names):
@@ -962,29 +963,33 @@ def _messages(top: _Fields) -> tuple[str, ...]:
     if not isinstance(raw, list) or not raw:
         raise top.error("messages", f"expected a list of message names, got {_kind(raw)}",
                         hint="For example messages: [offer, reminder].")
-    names: list[str] = []
+    names: dict[str, None] = {}  # in order; a dict, so a long list is checked in linear time
     for index, name in enumerate(raw):
         if isinstance(name, bool) or not isinstance(name, str | int) or not str(name).strip():
             raise top.error(f"messages[{index}]", f"expected a message name, got {_kind(name)}")
         if str(name) in names:
-            raise top.error(f"messages[{index}]", f"the message name {str(name)!r} is used "
+            raise top.error(f"messages[{index}]", f"the message name {str(name)[:60]!r} is used "
                                                   "twice", hint="Give each message its own name.")
-        names.append(str(name))
+        names[str(name)] = None
     return tuple(names)
 
 
-def _message(fields: _Fields, path: str, messages: tuple[str, ...]) -> str | None:
-    """A step's `message:`: one of the scenario's `messages:` by name."""
+def _message(fields: _Fields, path: str,
+             known: tuple[tuple[str, ...], frozenset[str]]) -> str | None:
+    """A step's `message:`: one of the scenario's `messages:` by name (`known`: the names
+    in order, and as a set)."""
     name = fields.text("message")
     if name is None:
         return None
-    if name not in messages:
-        known = ", ".join(repr(m) for m in messages)
-        raise fields.error(f"{path}.message", f"no message named {name!r}" + (
-            f"; the scenario's messages are {known}" if messages else
+    messages, declared = known
+    if name not in declared:
+        listed = ", ".join(repr(m[:60]) for m in messages[:10]) + (
+            f"... ({len(messages):,} in all)" if len(messages) > 10 else "")
+        raise fields.error(f"{path}.message", f"no message named {name[:60]!r}" + (
+            f"; the scenario's messages are {listed}" if messages else
             ": the scenario declares no messages"),
-            hint=did_you_mean(name, messages) or "Declare the brand's messages at the top: "
-                                                 "messages: [offer, reminder].")
+            hint=did_you_mean(name, messages[:1000]) or "Declare the brand's messages at the "
+                                                        "top: messages: [offer, reminder].")
     return name
 
 
@@ -1152,7 +1157,8 @@ def _cast(top: _Fields, lines: Mapping[str, int], file: Path) -> CastSpec:
 
 
 def _step(item: Any, index: int, labels: list[str], listed: set[str],
-          lines: Mapping[str, int], file: Path, messages: tuple[str, ...] = ()) -> StepSpec:
+          lines: Mapping[str, int], file: Path,
+          messages: tuple[tuple[str, ...], frozenset[str]] = ((), frozenset())) -> StepSpec:
     path = f"steps[{index}]"
     fields = _Fields(item, path, lines, file, "step")
     button = fields.text("tap")
