@@ -121,8 +121,11 @@ class Anonymiser:
             return found  # type: ignore[no-any-return]
         country = region_of(wa_id) if wa_id else (key.split(".")[0] if "." in key else "IN")
         # A user known only by a BSUID (a username) still needs a number in the scenario.
+        # (A country libphonenumber has no mobile example for: an Indian number, which the
+        # report names, rather than none: a listed user needs one.)
         fake_number = self.number(wa_id, "wa_id") if wa_id else \
-            _mobile_like("", country, self.rnd("number"))
+            _mobile_like("", country, self.rnd("number")) \
+            or _mobile_like("", "IN", self.rnd("number"))
         fake_name = self.name(name, country) if name else ""
         user = FakeUser(fake_number, fake_name, country)
         self._maps.setdefault("user", {})[key] = user
@@ -417,6 +420,11 @@ def _mobile_like(real: str, region: str, rnd: random.Random) -> str:
 
 
 # --- names and text ---------------------------------------------------------------------------
+
+
+def name_locale(country: str) -> str:
+    """The Faker locale the fake names of `country` come from (en_US when it has none)."""
+    return _locale_of(country)
 
 
 def _locale_of(country: str) -> str:

@@ -52,6 +52,7 @@ class _Step:
     fingerprint: str
     copies: int = 0
     comment: str = ""
+    message: int = 0  # which of the user's brand messages it answers (1, 2...); 0: none
 
 
 @dataclass
@@ -81,15 +82,19 @@ def build(capture: Capture, name: str, *, seed: int = 0, keep_text: bool = False
     steps: list[_Step] = []
     by_fingerprint: dict[str, _Step] = {}
     templates: dict[str, str] = {}
-    business_country = ""
+    business_country = business_number = ""
     refs: dict[str, str] | None = None
     previous: float | None = None
+    # Per user, the brand's messages they answered (by original wamid), in the order first
+    # answered: the scenario's `messages:` are msg1, msg2... and each step names its own.
+    answered: dict[str, dict[str, int]] = {}
     for callback in capture.callbacks:
         key, user, identity = _user_of(callback, anon, users)
         if identity:
             identities[identity] += 1
         _scrub_envelope(callback, anon)
-        business_country = business_country or _business_country(callback)
+        if not business_country:
+            business_country, business_number = _business_country(callback)
         given = {k: _text(callback.extra_info.get(k)) for k in ("ref", "ref1", "ref2")}
         if any(given.values()):
             # A run echoes one set of refs: the first non-empty one's, replaced.
@@ -114,7 +119,8 @@ def build(capture: Capture, name: str, *, seed: int = 0, keep_text: bool = False
         if platform:
             platforms[platform] += 1
         kind = callback.kind()
-        body = _action(callback, kind, anon, buttons, notes)
+        target, own = _answered(callback)
+        body = _action(callback, kind, anon, buttons, notes, quotes=bool(target))
         comment = ""
         if body is None:
             file_name = f"{name}.{_safe(kind)}.json.j2"
@@ -124,22 +130,24 @@ def build(capture: Capture, name: str, *, seed: int = 0, keep_text: bool = False
             notes.differs[f"{_safe(kind)} messages sent as unsupported (shape in "
                           f"{file_name})"] += 1
             body = ["send: {unsupported: {}}"]
+        if own:
+            notes.differs["answers to the user's own earlier message (a run's quote nothing, "
+                          "its reactions are on the brand's message)"] += 1
+        numbers = answered.setdefault(key, {})
+        index = numbers.setdefault(target, len(numbers) + 1) if target else 0
         step = _Step(f"#{len(steps) + 1} {kind}", user.wa_id, round(gap, 3), body,
-                     callback.fingerprint, comment=comment)
+                     callback.fingerprint, comment=comment, message=index)
         steps.append(step)
         by_fingerprint[callback.fingerprint] = step
         if key not in users:
             users[key] = user
     from simulator.providers import WhatsAppProvider
 
-    outside = sum(u.country not in WhatsAppProvider.countries for u in users.values())
-    if outside and identities.get("bsuid"):
-        # wasim draws the users of other countries as Indian ones, BSUID and all: a
-        # BSUID whose country is not the number's would fail validation. No BSUIDs then.
-        notes.differs[f"users from countries wasim does not draw ({outside}): the run "
-                      "gives nobody a BSUID"] += 1
-        identities = Counter({"phone": 1})
-    _thread_notes(capture.callbacks, notes)
+    _outside_notes(users, notes)
+    several = sum(len(numbers) > 1 for numbers in answered.values())
+    if several:
+        notes.kept["users answering several of the brand's messages (each its own message "
+                   "of `messages:`, named by the steps' `message:`)"] += several
     if len(identities) > 1:
         notes.differs["users with and without a BSUID (a run draws who has one, by the "
                       "captured shares)"] += sum(identities.values())
@@ -147,14 +155,14 @@ def build(capture: Capture, name: str, *, seed: int = 0, keep_text: bool = False
         notes.differs["users on different phones (a run draws each user's platform)"] += \
             len(users)
     if business_country and business_country not in WhatsAppProvider.countries:
-        notes.differs["a business number of a country wasim does not draw (the run's is "
-                      "Indian)"] += 1
+        notes.kept[f"a business number of a country wasim does not draw "
+                   f"({business_country}): written as a fake number of that country"] += 1
     copied = sum(step.copies > 0 for step in steps)
     if copied:
         notes.differs["redelivered callbacks (a run sends the copy right after its "
                       "original)"] += copied
     text = _scenario_text(name, seed, anon, capture, users, steps, buttons, identities,
-                          platforms, business_country, refs or {})
+                          platforms, (business_country, business_number), refs or {})
     report = _report(anon, notes, capture, steps, users, templates)
     outputs = {"scenario": text, **templates, "report": report}
     for what, output in outputs.items():
@@ -251,39 +259,56 @@ def _scrub_envelope(callback: Callback, anon: Anonymiser) -> None:
             anon.same_shape(_text(conversation.get("id")), "conversation id")
 
 
-def _thread_notes(callbacks: Sequence[Callback], notes: _Notes) -> None:
-    """Say where the capture's threads are richer than a run's: a run sends each user one
-    template message, which every reply, reaction and status of theirs answers."""
+def _answered(callback: Callback) -> tuple[str, bool]:
+    """The original wamid of the brand's message this callback answers (a reply's or
+    quote's context, a reaction's message, a status's id), or ""; and whether it answers
+    the user's own earlier message instead (which a run does not reproduce)."""
     from simulator.wamid import InvalidWamid, decode_wamid
 
-    answered: dict[str, set[str]] = {}
-    for callback in callbacks:
-        message = callback.message
-        target = (_text(_obj(message.get("context")).get("id"))
-                  or _text(_obj(message.get("reaction")).get("message_id"))
-                  or _text(callback.status.get("id")))
-        sender = _text(message.get("from")) or _text(callback.status.get("recipient_id"))
-        if not target:
-            continue
-        try:
-            if not decode_wamid(target).from_business:
-                notes.differs["replies to the user's own earlier message (a run's answer "
-                              "the brand's)"] += 1
-        except InvalidWamid:
-            pass
-        answered.setdefault(sender, set()).add(target)
-    several = sum(len(targets) > 1 for targets in answered.values())
-    if several:
-        notes.differs["users answering several of the brand's messages (a run's answers "
-                      "all thread to one template message per user)"] += several
+    message = callback.message
+    target = (_text(_obj(message.get("context")).get("id"))
+              or _text(_obj(message.get("reaction")).get("message_id"))
+              or _text(callback.status.get("id")))
+    if not target:
+        return "", False
+    try:
+        from_business = decode_wamid(target).from_business
+    except InvalidWamid:  # not a wamid we can read: the brand's, unless it says otherwise
+        sender = _text(message.get("from"))
+        from_business = not sender or _text(_obj(message.get("context")).get("from")) != sender
+    return (target, False) if from_business else ("", True)
 
 
-def _business_country(callback: Callback) -> str:
+def _outside_notes(users: dict[str, FakeUser], notes: _Notes) -> None:
+    """What was done for users from countries wasim does not draw: a fake number of their
+    own country (its BSUID, in a run, is derived for that country as anyone's), a name from
+    its locale, and where either was not possible."""
+    from simulator.anonymise import name_locale, region_of
+    from simulator.providers import WhatsAppProvider
+
+    outside = [u for u in users.values() if u.country not in WhatsAppProvider.countries]
+    countries = ", ".join(sorted({u.country or "?" for u in outside}))
+    if outside:
+        notes.kept[f"users from countries wasim does not draw ({countries}): listed with a "
+                   "fake mobile of their own country; a run gives them BSUIDs of that "
+                   "country as anyone's"] += len(outside)
+    unnamed = sum(name_locale(u.country) == "en_US" and u.country != "US" for u in outside)
+    if unnamed:
+        notes.differs["users of a country with no name locale (named from en_US)"] += unnamed
+    elsewhere = sum(region_of(u.wa_id) != u.country for u in users.values())
+    if elsewhere:
+        notes.differs["users of a country with no mobile numbers to draw (given a number of "
+                      "another country)"] += elsewhere
+
+
+def _business_country(callback: Callback) -> tuple[str, str]:
+    """The business number's country and the number ("" when the callback has none)."""
     from simulator.anonymise import region_of
 
     metadata = callback.value.get("metadata")
     number = _text(metadata.get("display_phone_number")) if isinstance(metadata, dict) else ""
-    return region_of(number) if number else ""
+    region = region_of(number) if number else ""
+    return (region, number) if region else ("", "")
 
 
 def _platform(callback: Callback) -> str:
@@ -316,12 +341,18 @@ def _obj(value: Any) -> dict[str, Any]:
 
 
 def _action(callback: Callback, kind: str, anon: Anonymiser, buttons: dict[str, str],
-            notes: _Notes) -> list[str] | None:
-    """The YAML lines of the step that sends this callback's kind; None: no built-in kind."""
+            notes: _Notes, *, quotes: bool = False) -> list[str] | None:
+    """The YAML lines of the step that sends this callback's kind; None: no built-in kind.
+    `quotes`: the message answers one of the brand's (a reply in context)."""
     message = callback.message
+    context = _obj(message.get("context"))
+    # Kinds whose message may quote another (simulator.kinds.rules): the quote is kept.
+    quote = ["quote: true"] if quotes and context.get("id") and not context.get("forwarded") \
+        and kind in ("text", "location", "contacts", *_MEDIA) else []
+    if quote:
+        notes.kept["messages quoting the brand's message (quote: true)"] += 1
     if kind == "status":
         return _status(callback, anon, notes)
-    context = _obj(message.get("context"))
     if kind == "button":
         button = _obj(message.get("button"))
         label, payload = _text(button.get("text")), _text(button.get("payload"))
@@ -347,8 +378,8 @@ def _action(callback: Callback, kind: str, anon: Anonymiser, buttons: dict[str, 
             fields.append("forwarded: frequently_forwarded")
         elif context.get("forwarded"):
             fields.append("forwarded: forwarded")
-        elif context.get("id"):
-            notes.differs["texts quoting an earlier message (a run's text quotes none)"] += 1
+        else:
+            fields += quote
         return [f"send: {{text: {{{', '.join(fields)}}}}}"]
     if kind in _MEDIA:
         wire = "audio" if kind == "voice" else kind
@@ -360,15 +391,16 @@ def _action(callback: Callback, kind: str, anon: Anonymiser, buttons: dict[str, 
         if _text(media.get("link")) or _text(media.get("url")):
             anon.url(_text(media.get("link")) or _text(media.get("url")))
         caption = _text(media.get("caption"))
+        fields = quote
         if caption and kind in _CAPTIONED:
-            return [f"send: {{{kind}: {{caption: {_q(anon.text(caption, 'caption'))}}}}}"]
-        return [f"send: {{{kind}: {{}}}}"]
+            fields = [f"caption: {_q(anon.text(caption, 'caption'))}", *quote]
+        return [f"send: {{{kind}: {{{', '.join(fields)}}}}}"]
     if kind == "location":
-        return [_location(message, anon)]
+        return [_location(message, anon, quote)]
     if kind == "contacts":
         _scrub_cards(message.get("contacts"), anon)
         notes.differs["shared contact cards (a run shares one drawn card)"] += 1
-        return ["send: {contacts: {}}"]
+        return [f"send: {{contacts: {{{', '.join(quote)}}}}}"]
     if kind == "reaction":
         reaction = _obj(message.get("reaction"))
         anon.wamid(_text(reaction.get("message_id")))
@@ -399,7 +431,7 @@ def _status(callback: Callback, anon: Anonymiser, notes: _Notes) -> list[str]:
     return [f"statuses: [{value}]"]
 
 
-def _location(message: dict[str, Any], anon: Anonymiser) -> str:
+def _location(message: dict[str, Any], anon: Anonymiser, quote: list[str]) -> str:
     place = _obj(message.get("location"))
     lat, lng = place.get("latitude"), place.get("longitude")
     fields = []
@@ -412,7 +444,7 @@ def _location(message: dict[str, Any], anon: Anonymiser) -> str:
             fields.append(f"{arg}: {_q(anon.text(_text(place[key]), f'location {key}'))}")
     if _text(place.get("url")):
         fields.append(f"url: {_q(anon.url(_text(place['url']), 'location url'))}")
-    return f"send: {{location: {{{', '.join(fields)}}}}}"
+    return f"send: {{location: {{{', '.join([*fields, *quote])}}}}}"
 
 
 def _scrub_cards(cards: Any, anon: Anonymiser) -> None:
@@ -532,8 +564,8 @@ def _q(value: str) -> str:
 
 def _scenario_text(name: str, seed: int, anon: Anonymiser, capture: Capture,
                    users: dict[str, FakeUser], steps: list[_Step], buttons: dict[str, str],
-                   identities: Counter[str], platforms: Counter[str], business_country: str,
-                   refs: dict[str, str]) -> str:
+                   identities: Counter[str], platforms: Counter[str],
+                   business: tuple[str, str], refs: dict[str, str]) -> str:
     from simulator.providers import WhatsAppProvider
 
     countries = Counter(u.country for u in users.values())
@@ -551,8 +583,13 @@ def _scenario_text(name: str, seed: int, anon: Anonymiser, capture: Capture,
         "business:",
         f"  name: {_q(_company(anon))}",
     ]
+    business_country, business_number = business
     if business_country in WhatsAppProvider.countries:
         lines.append(f"  country: {business_country}")
+    elif business_number:
+        # wasim draws no business number there: the fake of the captured one, same country
+        fake = anon.number(business_number, "business number")
+        lines.append(f"  display_phone_number: {_q(fake)}")
     template_names = capture.template_names or ("imported_template",)
     lines += ["", "template:", f"  name: {_q(anon.keep(template_names[0]))}"]
     if buttons:
@@ -564,6 +601,11 @@ def _scenario_text(name: str, seed: int, anon: Anonymiser, capture: Capture,
             lines.append(f"  {key}: {_q(refs[key])}")
     if len(template_names) > 1:
         lines.append(f"templates: [{', '.join(_q(anon.keep(n)) for n in template_names[1:])}]")
+    most = max((step.message for step in steps), default=0)
+    if most > 1:
+        lines += ["# The brand's messages a user answered, in the order first answered: a step",
+                  "# names the one it answers (`message:`), msg1 when it names none.",
+                  f"messages: [{', '.join(f'msg{n}' for n in range(1, most + 1))}]"]
     lines += ["", "cast:", "  users:"]
     lines += [f"    - {{wa_id: {_q(u.wa_id)}" + (f", name: {_q(u.name)}}}" if u.name else "}")
               for u in users.values()]
@@ -583,6 +625,8 @@ def _scenario_text(name: str, seed: int, anon: Anonymiser, capture: Capture,
         lines.append(f"    who: [{_q(step.who)}]")
         if step.after:
             lines.append(f"    after: {step.after!r}")
+        if step.message > 1:
+            lines.append(f"    message: msg{step.message}")
         lines += [f"    {line}" for line in step.body]
         if step.copies:
             lines.append("    duplicate: true  # the capture has this callback more than once")

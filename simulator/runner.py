@@ -89,6 +89,7 @@ def plan_scenario(scenario: Scenario, seed: int | None = None,
         code = factory.wa.whatsapp_country_of(listed.wa_id) or "IN"
         users.append(factory.new_user(code, number=listed.wa_id, name=listed.name))
     sent = {u.wa_id: factory.send_template(u) for u in users}
+    message_of = _messages_of(scenario, factory, sent)
     names = {u.name: u for u in users}
     by_number = {u.wa_id: u for u in users}
     buttons = {b.text: b for b in template.buttons}
@@ -108,8 +109,8 @@ def plan_scenario(scenario: Scenario, seed: int | None = None,
             clock = begin + step.spread
             continue
         if step.sends:  # other kinds (simulator.kinds): rendered here, not from the template
-            taps.extend(_kind_sends(scenario, step, chosen, begin, base, now, factory, sent,
-                                    seed))
+            taps.extend(_kind_sends(scenario, step, chosen, begin, base, now, factory,
+                                    message_of, seed))
             clock = begin + step.spread
             continue
         for user in chosen:
@@ -123,16 +124,36 @@ def plan_scenario(scenario: Scenario, seed: int | None = None,
         moments.sort(key=lambda m: m[0])  # stable: equal times keep the cast's order
         for at, user, button in moments:
             now[0] = base + int(at)
-            tap = factory.tap(user, sent[user.wa_id], button)
+            tap = factory.tap(user, message_of(user, step), button)
             taps.append((at, step, tap, Event.from_body(render_tap(callback, tap), seed)))
         clock = begin + step.spread
     return Plan(scenario, seed, factory.business, tuple(users), sent,
                 _with_chaos(scenario, taps, rnd), callback, run)
 
 
+def _messages_of(scenario: Scenario, factory: TapFactory, sent: Mapping[str, TemplateMessage]
+                 ) -> Callable[[User, StepSpec], TemplateMessage]:
+    """The brand's message a step of a user is about: the template message (`sent`), or
+    another of the scenario's `messages:`, drawn for that user when first answered (its own
+    wamid and Kaleyra id, new per run like the first's; the first's draws stay as they
+    were, so a scenario without `messages:` plans the same bytes)."""
+    first = scenario.messages[0] if scenario.messages else None
+    others: dict[tuple[str, str], TemplateMessage] = {}
+
+    def message_of(user: User, step: StepSpec) -> TemplateMessage:
+        if step.message is None or step.message == first:
+            return sent[user.wa_id]
+        key = (user.wa_id, step.message)
+        if key not in others:
+            others[key] = factory.send_template(user)
+        return others[key]
+
+    return message_of
+
+
 def _kind_sends(scenario: Scenario, step: StepSpec, chosen: list[User], begin: float,
                 base: int, now: list[int], factory: TapFactory,
-                sent: Mapping[str, TemplateMessage], seed: int
+                message_of: Callable[[User, StepSpec], TemplateMessage], seed: int
                 ) -> list[tuple[float, StepSpec, Tap, Event]]:
     """Each chosen user's sends of other kinds, a second apart, with status disorder."""
     from simulator.kinds import kind_body
@@ -153,7 +174,7 @@ def _kind_sends(scenario: Scenario, step: StepSpec, chosen: list[User], begin: f
     planned = []
     for at, user, (kind, args) in out:
         now[0] = base + int(at)
-        tap = factory.tap(user, sent[user.wa_id])
+        tap = factory.tap(user, message_of(user, step))
         body = kind_body(kind, tap, args, factory.streams[f"kind:{kind}"])
         planned.append((at, step, tap, Event.from_body(body, seed)))
     return planned

@@ -74,6 +74,9 @@ BLOCKS: dict[str, tuple[Key, ...]] = {
            block="target"),
         _k("templates", "custom", "Other templates the brand may send (its replies); one named "
            "in neither this nor `template:` is accepted and then fails (132001)."),
+        _k("messages", "custom", "The brand's messages each user received, by name: [offer, "
+           "reminder]. Each is its own message (its own wamid) per user; a step names the one "
+           "it answers with `message:` (default: the first). Without it, one message."),
     ),
     "business": (
         _k("display_phone_number", "text", "The business number, digits with country code."),
@@ -144,6 +147,8 @@ BLOCKS: dict[str, tuple[Key, ...]] = {
            "a label or payload, or {button, within}."),
         _k("verify", "block", "Meta's GET verification handshake instead of any tap.",
            block="verify"),
+        _k("message", "text", "Which of the brand's `messages:` this step's taps, replies, "
+           "reactions, statuses and quotes are about (default: the first)."),
     ),
     "tap_reply": (
         _k("button", "text", "The label (title) or payload of the app's button to tap.",

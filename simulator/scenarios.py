@@ -79,6 +79,8 @@ template:
 
 templates: [catalogue]        # other templates your app may send through the send API
                               # (one it does not name fails 132001, as Meta's would)
+messages: [offer, reminder]   # the brand's messages each user got, each with its own wamid;
+                              # a step answers the first unless it names one (`message:`)
 
 cast:
   countries: {IN: 15, US: 5}  # generated users by country
@@ -101,6 +103,7 @@ steps:                        # run one after the other
     tap: Stop promotions
     after: 30s                # wait after the previous step
     repeat: 2                 # each chosen user taps this many times
+    message: reminder         # the brand's message she answers (context.id is its wamid)
     duplicate: true           # deliver every tap of this step twice (or: concurrently)
     target: {url: "http://127.0.0.1:9000/optout"}   # this step goes elsewhere
     expect: {status: [200, 202]}                     # and may expect something else
@@ -281,6 +284,9 @@ class StepSpec:
     sends: tuple[tuple[str, Any], ...] = ()
     tap_reply: TapReplySpec | None = None  # tap a button of the app's own message instead
     verify: VerifySpec | None = None  # the GET handshake instead of any tap
+    # Which of the scenario's `messages:` the step is about (its taps' context, its
+    # reactions', statuses' and quotes' message); None: the first, the template message.
+    message: str | None = None
 
     def pick_button(self, buttons: Mapping[str, Button], rnd: Any, *,
                     may_skip: bool = True) -> Button | None:
@@ -338,6 +344,8 @@ class Scenario:
     target: Mapping[str, Any]
     lines: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
     templates: tuple[str, ...] = ()  # other templates the brand may send (its replies)
+    # The brand's messages each user received, by name (`messages:`); () is one, unnamed.
+    messages: tuple[str, ...] = ()
 
     @property
     def template_names(self) -> tuple[str, ...]:
@@ -893,7 +901,10 @@ def _build(document: Any, lines: Mapping[str, int], file: Path) -> Scenario:
                              "step where everyone taps.")
     cast = _cast(top, lines, file)
     listed = {u.wa_id for u in cast.users} | {u.name for u in cast.users if u.name}
-    steps = tuple(_step(item, i, labels, listed, lines, file) for i, item in enumerate(steps_raw))
+    messages = _messages(top)
+    declared = frozenset(messages)  # looked up by every step: a set, built once
+    steps = tuple(_step(item, i, labels, listed, lines, file, (messages, declared))
+                  for i, item in enumerate(steps_raw))
     names = [s.name for s in steps]
     for index, name in enumerate(names):
         if name in names[:index]:
@@ -919,6 +930,7 @@ def _build(document: Any, lines: Mapping[str, int], file: Path) -> Scenario:
         target=_target(top.raw("target"), "target", lines, file),
         lines=lines,
         templates=_templates(top),
+        messages=messages,
     )
 
 
@@ -939,6 +951,46 @@ def _templates(top: _Fields) -> tuple[str, ...]:
                                                     f"{_kind(name)}")
         names.append(str(name))
     return tuple(names)
+
+
+def _messages(top: _Fields) -> tuple[str, ...]:
+    """`messages: [offer, reminder]`: the brand's messages each user received, by name."""
+    raw = top.raw("messages")
+    if raw is None:
+        return ()
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, list) or not raw:
+        raise top.error("messages", f"expected a list of message names, got {_kind(raw)}",
+                        hint="For example messages: [offer, reminder].")
+    names: dict[str, None] = {}  # in order; a dict, so a long list is checked in linear time
+    for index, name in enumerate(raw):
+        if isinstance(name, bool) or not isinstance(name, str | int) or not str(name).strip():
+            raise top.error(f"messages[{index}]", f"expected a message name, got {_kind(name)}")
+        if str(name) in names:
+            raise top.error(f"messages[{index}]", f"the message name {str(name)[:60]!r} is used "
+                                                  "twice", hint="Give each message its own name.")
+        names[str(name)] = None
+    return tuple(names)
+
+
+def _message(fields: _Fields, path: str,
+             known: tuple[tuple[str, ...], frozenset[str]]) -> str | None:
+    """A step's `message:`: one of the scenario's `messages:` by name (`known`: the names
+    in order, and as a set)."""
+    name = fields.text("message")
+    if name is None:
+        return None
+    messages, declared = known
+    if name not in declared:
+        listed = ", ".join(repr(m[:60]) for m in messages[:10]) + (
+            f"... ({len(messages):,} in all)" if len(messages) > 10 else "")
+        raise fields.error(f"{path}.message", f"no message named {name[:60]!r}" + (
+            f"; the scenario's messages are {listed}" if messages else
+            ": the scenario declares no messages"),
+            hint=did_you_mean(name, messages[:1000]) or "Declare the brand's messages at the "
+                                                        "top: messages: [offer, reminder].")
+    return name
 
 
 def _step_sends(cast: CastSpec, chaos: ChaosSpec, steps: tuple[StepSpec, ...]) -> list[int]:
@@ -1105,7 +1157,8 @@ def _cast(top: _Fields, lines: Mapping[str, int], file: Path) -> CastSpec:
 
 
 def _step(item: Any, index: int, labels: list[str], listed: set[str],
-          lines: Mapping[str, int], file: Path) -> StepSpec:
+          lines: Mapping[str, int], file: Path,
+          messages: tuple[tuple[str, ...], frozenset[str]] = ((), frozenset())) -> StepSpec:
     path = f"steps[{index}]"
     fields = _Fields(item, path, lines, file, "step")
     button = fields.text("tap")
@@ -1147,6 +1200,11 @@ def _step(item: Any, index: int, labels: list[str], listed: set[str],
         key = "tap_reply" if tap_reply is not None else "verify"
         raise fields.error(f"{path}.duplicate", f"a {key} step cannot be duplicated",
                            hint="Duplicate the taps of a normal step.")
+    message = _message(fields, path, messages)
+    if message is not None and (tap_reply is not None or verify is not None):
+        key = "tap_reply" if tap_reply is not None else "verify"
+        raise fields.error(f"{path}.message", f"a {key} step answers no message of the "
+                                              "scenario's", hint="Leave message out here.")
     return StepSpec(
         name=fields.text("name") or f"step {index + 1}",
         line=line_of(lines, path),
@@ -1165,6 +1223,7 @@ def _step(item: Any, index: int, labels: list[str], listed: set[str],
         sends=sends,
         tap_reply=tap_reply,
         verify=verify,
+        message=message,
     )
 
 

@@ -69,6 +69,9 @@ def _custom() -> dict[tuple[str, str], dict[str, Any]]:
         ("scenario", "steps"): {"type": "array", "minItems": 1, "items": _ref("step")},
         ("scenario", "templates"): {"anyOf": [{"type": "string"},
                                               {"type": "array", "items": scalar}]},
+        ("scenario", "messages"): {"anyOf": [
+            {"type": "string", "minLength": 1},
+            {"type": "array", "minItems": 1, "uniqueItems": True, "items": scalar}]},
         ("template", "buttons"): {"type": "array", "minItems": 1, "items": {
             "anyOf": [{"type": "string"}, _ref("button")]}},
         ("cast", "countries"): {"type": "object", "additionalProperties": {
@@ -174,6 +177,7 @@ def _send() -> dict[str, Any]:
         "error": {"enum": list(ERRORS)},
         "status": {"enum": list(STATUSES)},
         "contacts": {"type": "boolean"},
+        "quote": {"type": "boolean"},
     }
     names = [f.name for f in fields(KindArgs)]
     field_schemas = {name: special.get(name, _TEXT) for name in names}

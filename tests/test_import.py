@@ -523,28 +523,53 @@ def test_a_shape_no_kind_renders_becomes_a_working_template(capture: list[Path],
     assert message["order"]["product_items"][0]["quantity"] == 2
 
 
-def test_users_of_countries_wasim_does_not_draw_still_run(tmp_path: Path) -> None:
-    number, bsuid = "972526111549", "IL.831795919964525"
+def test_users_of_countries_wasim_does_not_draw_still_run(
+        tmp_path: Path, recorder: tuple[str, list[bytes]]) -> None:
+    """An Israeli user (and business) beside an Indian one: each keeps their country, the
+    run gives each a BSUID of their own number's country, and the report says so."""
+    number, bsuid, business = "972526111549", "IL.831795919964525", "97237654321"
     body = kaleyra("IN", message("IN", 1, "text", {"text": {"body": "shalom, Noa here"}}),
                    trace=uuid(1))
     value = body["meta_object"]["value"]
     value["contacts"] = [{"profile": {"name": "Noa Levi"}, "wa_id": number,
                           "user_id": bsuid, "country_code": "IL"}]
+    value["metadata"]["display_phone_number"] = business
     value["messages"][0].update({"from": number, "from_user_id": bsuid,
                                  "id": encode_wamid(number, False, HEX["IN"])})
+    indian = kaleyra("IN", message("IN", 2, "text", {"text": {"body": "namaste"}}),
+                     trace=uuid(2))
+    indian["meta_object"]["value"]["metadata"]["display_phone_number"] = business
     capture = tmp_path / "il.jsonl"
-    capture.write_text(php_json(body) + "\n", encoding="utf-8")
+    capture.write_text(php_json(body) + "\n" + php_json(indian) + "\n", encoding="utf-8")
     out = tmp_path / "il.yaml"
     result = imported([capture], out)
-    assert "nobody a BSUID" in result.stdout
+    assert "users from countries wasim does not draw (IL): listed with a fake mobile of " \
+           "their own country" in result.stdout
+    assert "a business number of a country wasim does not draw (IL)" in result.stdout
     text = out.read_text(encoding="utf-8")
-    for value_ in (number, "526111549", bsuid, "Noa", "Levi", "shalom"):
+    for value_ in (number, "526111549", bsuid, "Noa", "Levi", "shalom", business,
+                   national_part(business)):
         assert value_ not in text
     dry = invoke("run", str(out), "--dry-run")
     assert dry.exit_code == 0, dry.output
     import yaml
 
-    assert region_of(yaml.safe_load(text)["cast"]["users"][0]["wa_id"]) == "IL"
+    document = yaml.safe_load(text)
+    assert sorted(region_of(u["wa_id"]) for u in document["cast"]["users"]) == ["IL", "IN"]
+    assert region_of(document["business"]["display_phone_number"]) == "IL"
+    url, bodies = recorder
+    run = invoke("run", str(out), "--url", url, "--fast", "--no-history")
+    assert run.exit_code == 0, run.output
+    countries = []
+    for raw in bodies:
+        value = json.loads(raw)["meta_object"]["value"]
+        person, sent = value["contacts"][0], value["messages"][0]
+        country = region_of(person["wa_id"])
+        assert person["user_id"].startswith(f"{country}.") and sent["from_user_id"] == \
+            person["user_id"] and person["country_code"] == country
+        assert region_of(value["metadata"]["display_phone_number"]) == "IL"
+        countries.append(country)
+    assert sorted(countries) == ["IL", "IN"]
 
 
 def test_a_payload_holding_a_number_is_caught_and_nothing_is_written(tmp_path: Path) -> None:
@@ -713,3 +738,61 @@ def test_a_gzipped_log_is_read_and_a_gzip_bomb_stops_at_the_cap(capture: list[Pa
     with pytest.raises(WasimError) as caught:
         read_captures([damaged])
     assert "damaged" in caught.value.what and caught.value.where == str(damaged)
+
+
+def test_replies_to_several_brand_messages_and_a_quote_keep_their_threads(
+        tmp_path: Path, recorder: tuple[str, list[bytes]]) -> None:
+    """One user taps two different template messages, reacts to the second and types a text
+    quoting the first: the run gives each message its own fake wamid, and the quote the
+    first's. An importer that threads every answer to one message, or drops the quote,
+    fails here."""
+    first, second = wamid("IN", business=True), wamid("IN", business=True, serial=9)
+    quote = "About the first offer: is it still on? priya.venkat@gmail.com"
+    tap_second = kaleyra("IN", message("IN", 2, "button", {"button": {
+        "payload": "STOP_PROMO", "text": "Stop promotions"}}, context=True), trace=uuid(2))
+    tap_second["meta_object"]["value"]["messages"][0]["context"]["id"] = second
+    text = kaleyra("IN", message("IN", 4, "text", {"text": {"body": quote}}, context=True),
+                   trace=uuid(4))
+    react = kaleyra("IN", message("IN", 5, "reaction", {"reaction": {
+        "message_id": second, "emoji": "\u2764"}}), trace=uuid(5))
+    other = kaleyra("BR", message("BR", 6, "button", {"button": {
+        "payload": "SHOP_NOW", "text": "Shop now"}}, context=True), trace=uuid(6))
+    lines = [kaleyra_status("IN", "read", 1, uuid(1)), TAP_IN, tap_second, text, react, other]
+    capture = tmp_path / "threads.jsonl"
+    capture.write_text("".join(php_json(d) + "\n" for d in lines), encoding="utf-8")
+    out = tmp_path / "threads.yaml"
+    result = imported([capture], out, "--seed", "2")
+    scenario = out.read_text(encoding="utf-8")
+    secret = originals() | {first, second, quote}
+    for name, output in (("scenario", scenario), ("report", result.stdout)):
+        for value in secret:
+            assert value not in output and json.dumps(value)[1:-1] not in output, \
+                f"{value!r} survives in the {name}"
+    assert "users answering several of the brand's messages" in result.stdout
+    dry = invoke("run", str(out), "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    url, bodies = recorder
+    run = invoke("run", str(out), "--url", url, "--fast", "--no-history")
+    assert run.exit_code == 0, run.output
+    documents = [json.loads(b) for b in bodies]
+    items = [d["meta_object"]["value"].get("messages", d["meta_object"]["value"].get(
+        "statuses"))[0] for d in documents]
+    asha = [i for i in items if region_of(i.get("from") or i.get("recipient_id")) == "IN"]
+    # Deliveries of a fast run may overlap: told apart by what they are, not their order.
+    by_what = {i["button"]["payload"] if i.get("type") == "button"
+               else i.get("type") or i.get("status"): i for i in asha}
+    assert len(asha) == len(by_what) == 5
+    status, tap_a, tap_b, quoted, reaction = (by_what[k] for k in (
+        "read", "SHOP_NOW", "STOP_PROMO", "text", "reaction"))
+    ids = {tap_a["context"]["id"], tap_b["context"]["id"]}
+    assert len(ids) == 2  # two brand messages, two fake wamids
+    assert quoted["context"]["id"] == tap_a["context"]["id"] == status["id"]
+    assert reaction["reaction"]["message_id"] == tap_b["context"]["id"]
+    assert all(decode_wamid(i).from_business for i in ids)
+    assert not ids & {first, second}
+    brazil = [i for i in items if i not in asha]
+    assert len(brazil) == 1 and brazil[0]["context"]["id"] not in ids
+    # The same threads as the capture: per user, how many callbacks answer each message.
+    captured = traffic([{"meta_object": {"value": c.value, "field": "messages"}}
+                        for c in read_captures([capture]).callbacks])
+    assert traffic(documents)["threads"] == captured["threads"]

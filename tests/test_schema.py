@@ -79,6 +79,7 @@ GOOD = [
     # delivery reads these in any case
     HEAD + "target: {envelope: Meta, signature: Wrong-Secret, method: put}\n",
     HEAD + "cast: {countries: {IN: , US: 2}}\nsteps:\n  - choices: {Stop: }\n    no_tap: 1\n",
+    HEAD + "messages: [a, 7]\nsteps:\n  - message: 7\n    send: {text: {text: hi, quote: true}}\n",
 ]
 
 # (what is wrong, the file): each must be refused by the loader and by the schema.
@@ -112,6 +113,9 @@ BROKEN = [
     ("templates as a mapping", HEAD + "templates: {a: 1}\n"),
     ("steps as a mapping", HEAD + "steps: {tap: Stop}\n"),
     ("timeout as text", HEAD + "target: {timeout: soon}\n"),
+    ("messages as a mapping", HEAD + "messages: {a: 1}\n"),
+    ("the same message twice", HEAD + "messages: [a, a]\n"),
+    ("quote not a flag", HEAD + "steps:\n  - send: {image: {quote: 3}}\n"),
 
     ("a scenario that is a list", "- tap: Stop\n"),
 ]

@@ -92,6 +92,7 @@ class KindArgs:
     status: str | None = None
     error: int | None = None
     contacts: bool = True  # statuses: with the 2026 `contacts` entry
+    quote: bool = False  # a reply quoting the brand's message (context: from, id)
     # Statuses of one message share its conversation (simulator.world): the send API gives
     # the window's id, expiry and category; None draws them (`render --kind status`).
     conversation_id: str | None = None
@@ -247,6 +248,17 @@ def variant(facts: Facts) -> random.Random:
 def template_context(facts: Facts) -> dict[str, Any]:
     """`context` of a reply to the brand's message (its wamid, sent by the business)."""
     return {"from": facts.tap.business.display_phone_number, "id": facts.tap.template.wamid}
+
+
+# The one declaration of `quote` (text, media, location, contacts: the kinds whose message
+# may carry a reply context, simulator.kinds.rules): a scenario's `quote: true`, `--quote`.
+QUOTE = Field("quote", "quote the brand's message: a reply whose context names its wamid.",
+              "flag")
+
+
+def quote_context(facts: Facts, args: KindArgs) -> dict[str, Any] | None:
+    """The reply context of a message that quotes the brand's (`quote`), else None."""
+    return template_context(facts) if args.quote else None
 
 
 def first_message(document: dict[str, Any]) -> dict[str, Any]:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from simulator.kinds.base import Facts, KindArgs, KindSpec, first_message, message_callback
+from simulator.kinds.base import (
+    QUOTE,
+    Facts,
+    KindArgs,
+    KindSpec,
+    first_message,
+    message_callback,
+    quote_context,
+)
 
 _NAMES = (("Priya", "Sharma"), ("Rahul", "Verma"), ("Anita", "Iyer"), ("Vikram", "Rao"))
 
@@ -17,8 +25,8 @@ def build(facts: Facts, args: KindArgs) -> dict[str, Any]:
                      "last_name": last},
             "phones": [{"phone": f"+91 {digits[:5]} {digits[5:]}", "type": "MOBILE",
                         "wa_id": f"91{digits}"}]}
-    del args
-    return message_callback(facts, "contacts", {"contacts": [card]})
+    return message_callback(facts, "contacts", {"contacts": [card]},
+                            context=quote_context(facts, args))
 
 
 def summary(document: dict[str, Any]) -> str:
@@ -28,4 +36,5 @@ def summary(document: dict[str, Any]) -> str:
     return f"[contact] {names}"
 
 
-SPEC = KindSpec("contacts", "a shared contact card (name, phones with wa_id)", build, summary)
+SPEC = KindSpec("contacts", "a shared contact card (name, phones with wa_id)", build, summary,
+                fields=(QUOTE,))

@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from simulator.kinds.base import (
+    QUOTE,
     Facts,
     Field,
     KindArgs,
     KindSpec,
     first_message,
     message_callback,
+    quote_context,
     variant,
 )
 
@@ -28,7 +30,8 @@ def build(facts: Facts, args: KindArgs) -> dict[str, Any]:
     if all(value is None for value in given) and variant(facts).random() < PLACE_SHARE:
         # Some users share a place, not a pin (wire-format.md 5, the address variant).
         return message_callback(facts, "location", {"location": {
-            "address": address, "latitude": lat, "longitude": lng, "name": name}})
+            "address": address, "latitude": lat, "longitude": lng, "name": name}},
+            context=quote_context(facts, args))
     location: dict[str, Any] = {}
     if args.address is not None:
         location["address"] = args.address
@@ -39,7 +42,8 @@ def build(facts: Facts, args: KindArgs) -> dict[str, Any]:
     if args.url is not None:
         location["url"] = args.url
     del name, address  # drawn all the same, so the stream stays in step
-    return message_callback(facts, "location", {"location": location})
+    return message_callback(facts, "location", {"location": location},
+                            context=quote_context(facts, args))
 
 
 def summary(document: dict[str, Any]) -> str:
@@ -57,4 +61,5 @@ SPEC = KindSpec("location", "a shared location (latitude, longitude; optional na
                           metavar="FLOAT"),
                     Field("place_name", "the place's name.", metavar="NAME"),
                     Field("address", "the place's address."),
-                    Field("url", "the place's url.", metavar="URL", flag="--place-url")))
+                    Field("url", "the place's url.", metavar="URL", flag="--place-url"),
+                    QUOTE))

@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from simulator.kinds.base import (
+    QUOTE,
     Facts,
     Field,
     KindArgs,
     KindSpec,
     first_message,
     message_callback,
+    quote_context,
     variant,
 )
 
@@ -74,7 +76,8 @@ def build_media(name: str, facts: Facts, args: KindArgs) -> dict[str, Any]:
         body["voice"] = True
     url = MEDIA_URL.format(waba_id=facts.tap.business.waba_id, media_id=ident,
                            extension=media.extension)
-    return message_callback(facts, media.wire, {media.wire: body}, media_url=url)
+    return message_callback(facts, media.wire, {media.wire: body}, media_url=url,
+                            context=quote_context(facts, args))
 
 
 def summary(document: dict[str, Any]) -> str:
@@ -98,7 +101,7 @@ def _spec(name: str) -> KindSpec:
     article = "an" if name[0] in "aeiou" else "a"
     what = "a voice note" if name == "voice" else f"{article} {name}"
     return KindSpec(name, f"{what} ({media.wire}, {media.mime_type}; media_url set)",
-                    build, summary, fields=(_MEDIA_FIELD, *caption),
+                    build, summary, fields=(_MEDIA_FIELD, *caption, QUOTE),
                     main="caption" if caption else None)
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from simulator.kinds.base import (
+    QUOTE,
     Facts,
     Field,
     KindArgs,
     KindSpec,
     first_message,
     message_callback,
+    quote_context,
 )
 
 _TEXTS = ("Hi, is this offer still on?", "What sizes do you have?", "Where is my order?",
@@ -20,10 +22,11 @@ FORWARDS = ("forwarded", "frequently_forwarded")
 
 
 def build(facts: Facts, args: KindArgs) -> dict[str, Any]:
-    """A text message; `--forwarded` puts Meta's flags in `context` (no reply context)."""
+    """A text message; `--forwarded` puts Meta's flags in `context`, `--quote` the brand's
+    message it replies to."""
     drawn = facts.rnd.choice(_TEXTS)
     body = args.text if args.text is not None else drawn
-    context = None
+    context = quote_context(facts, args)
     if args.forwarded == "forwarded":
         context = {"forwarded": True}
     elif args.forwarded == "frequently_forwarded":
@@ -39,8 +42,18 @@ def summary(document: dict[str, Any]) -> str:
     return f"{forwarded}{body}"
 
 
-SPEC = KindSpec("text", "a typed text message (text.body; --forwarded sets Meta's flags)",
-                build, summary, main="text", fields=(
+def check(args: KindArgs) -> tuple[str, str, str] | None:
+    """A forwarded message is someone else's: it quotes nothing of this chat."""
+    if args.quote and args.forwarded is not None:
+        return ("quote", "{quote} with {forwarded}: a forwarded message quotes nothing",
+                "Give one of them.")
+    return None
+
+
+SPEC = KindSpec("text", "a typed text message (text.body; --forwarded sets Meta's flags, "
+                "--quote replies to the brand's message)",
+                build, summary, main="text", check=check, fields=(
                     Field("text", "the message body."),
                     Field("forwarded", "mark it forwarded (or frequently forwarded).",
-                          choices=FORWARDS)))
+                          choices=FORWARDS),
+                    QUOTE))
