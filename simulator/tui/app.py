@@ -50,6 +50,7 @@ from simulator.kinds import KindArgs, summarize
 from simulator.models import Button, User
 from simulator.play import Play
 from simulator.receiver import Receiver
+from simulator.reply_tracking import DEFAULT_REPLY_WAIT, ReplyTracker
 from simulator.runner import Plan, SendResult, Summary
 from simulator.scenarios import Scenario
 from simulator.sendapi import SentMessage, StatusDelivery
@@ -162,6 +163,8 @@ class TuiSettings:
     block_warn_after: float = 1.0  # seconds an in-process handler may block before a warning
     api: ApiFeed | None = None  # the local send API's record: the app's messages, statuses
     client: httpx.AsyncClient | None = None  # the client seam (runner's): None sends for real
+    # After a run's last tap: seconds to wait for the app's last replies (`load --reply-wait`).
+    reply_wait: float = DEFAULT_REPLY_WAIT
 
 
 class CourierCall(Message):
@@ -1025,7 +1028,12 @@ class WasimApp(App[int]):
             self.notify(exc.one_line(), title="Cannot run", severity="error", timeout=10)
             return
         panel = self.query_one(RunPanel)
-        panel.start(plan.scenario.name, len(plan.sends), speed_label(speed))
+        # With a send API beside the run, each of this run's taps is matched to the app's
+        # reply (simulator.reply_tracking, as `wasim load --replies` does): only from the
+        # run's first tap to its end, so the phone's own taps and replies stay out of it.
+        feed = self.settings.api
+        tracker = ReplyTracker() if feed is not None and replies is not None else None
+        panel.start(plan.scenario.name, len(plan.sends), speed_label(speed), tracker)
         delivery, summary = running.delivery, running.summary  # counted as each send ends
         # Filled on the courier's thread, drained on the UI's (deque appends are thread-safe).
         finished: deque[SendResult] = deque()
@@ -1035,19 +1043,26 @@ class WasimApp(App[int]):
         async def play() -> None:
             """The run itself, on the courier's loop."""
             await running.run(speed=speed, on_attempt=self._write_history,
-                              on_result=finished.append)
+                              on_result=finished.append,
+                              on_send=tracker.tap if tracker is not None else None)
         # Rows and totals are drawn in batches: a thousand table updates one by one would
         # keep the screen busy long after the sends themselves are done.
         timer = self.set_interval(_PANEL_EVERY, lambda: self._show_run(finished, summary))
         self.running = True
         self.refresh_bindings()
         cancelled = False
+        if feed is not None and tracker is not None:
+            feed.track(tracker)
         try:
             await self._courier.run(play())
+            if tracker is not None:
+                await self._last_replies(tracker, panel)
         except asyncio.CancelledError:
             cancelled = True
             raise
         finally:
+            if feed is not None and tracker is not None:
+                feed.track(None)  # the run is over: later messages are the phone's
             timer.stop()
             self._show_run(finished, summary)
             panel.finish(summary, cancelled=cancelled)
@@ -1055,6 +1070,16 @@ class WasimApp(App[int]):
             self.refresh_bindings()
         self.notify("\n".join(summary.lines()[:2]), title="Run finished",
                     severity="information" if summary.ok else "warning", timeout=8)
+
+    async def _last_replies(self, tracker: ReplyTracker, panel: RunPanel) -> None:
+        """After the last tap: wait (up to settings.reply_wait, x stops it) until every tap
+        has its reply, as `load --replies` does."""
+        wait = self.settings.reply_wait
+        if tracker.missing and wait > 0:
+            panel.waiting(wait)
+            deadline = time.monotonic() + wait
+            while tracker.missing and time.monotonic() < deadline:
+                await asyncio.sleep(_PANEL_EVERY)  # the panel's timer redraws meanwhile
 
     def _show_run(self, finished: deque[SendResult], summary: Summary) -> None:
         """Add the sends that ended since the last call to the log; redraw the totals."""
