@@ -13,12 +13,17 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import Static
 
-from simulator.receiver import Receiver
-from simulator.reply_tracking import ReplyTracker
+from simulator.delivery import delivery_options_from
+from simulator.demo_bot import TEMPLATES, DemoBot
+from simulator.meta import wrap
+from simulator.receiver import Receiver, ReceiverOptions
+from simulator.reply_tracking import ReplyTracker, tap_of, taps_of
+from simulator.runner import plan_scenario
 from simulator.scenarios import parse_scenario
 from simulator.sendapi import MockApi, api_options
+from simulator.tui import commands
 from simulator.tui.app import WasimApp, make_app
-from simulator.tui.feed import ApiFeed
+from simulator.tui.feed import ApiFeed, ArrivalFeed
 from simulator.tui.widgets.run_panel import RunPanel
 from tests.apps.load_replier import LoadReplier
 
@@ -43,6 +48,8 @@ steps:
     spread: 1s
     concurrency: 3
 """
+# Meta's batching: every tap opens a body with the next one's message in it.
+BATCHED = SCENARIO.replace("steps:", "chaos: {batch: 1.0, batch_size: 2, batch_shape: %s}\nsteps:")
 
 
 def fixed_clock() -> float:
@@ -181,3 +188,48 @@ async def test_without_a_send_api_the_panel_only_hints_how_to_match_replies(
     assert tracker is None and "taps answered" not in shown
     assert "--api-port 0" in shown, shown
 
+
+
+@pytest.mark.parametrize("shape", ["messages", "changes", "entries"])
+def test_each_message_of_a_batch_is_a_tap_of_its_own_with_its_own_sender(shape: str) -> None:
+    plan = plan_scenario(parse_scenario(BATCHED % shape, "batched.yaml"), seed=1)
+    batched = [send for send in plan.sends if len(send.batch) == 2]
+    assert batched
+    for send in batched:
+        expected = [(tap.message_id, (tap.user.wa_id, tap.user.user_id)) for tap in send.batch]
+        for body in (send.event.body, wrap(send.event.body)):
+            assert taps_of(body) == expected
+    for send in plan_scenario(parse_scenario(SCENARIO, "single.yaml"), seed=1).sends:
+        assert taps_of(send.event.body) == [tap_of(send.event.body)]
+        assert tap_of(send.event.body) == (send.tap.message_id,
+                                           (send.tap.user.wa_id, send.tap.user.user_id))
+    assert taps_of(b'{"statuses":[{"id":"wamid.x"}]}') == []
+
+
+@pytest.mark.parametrize("shape", ["messages", "entries"])
+async def test_the_demo_bot_answers_every_tap_of_a_batched_run_in_the_panel(shape: str) -> None:
+    """`wasim demo`'s setup: the built-in receiver with the demo bot behind it, answering
+    every message of a batch through the send API the UI shows."""
+    scenario = parse_scenario(BATCHED % shape, "batched.yaml")
+    arrivals, feed = ArrivalFeed(), ApiFeed()
+    bot = DemoBot(then=arrivals)
+    with Receiver(ReceiverOptions(port=0), on_arrival=bot) as receiver, \
+            commands.send_api(0, delivery_options_from({"url": receiver.url}, str), feed,
+                              "wasim demo", seed=scenario.seed,
+                              templates=(*scenario.template_names, *TEMPLATES)) as api:
+        bot.api = api
+        try:
+            app = make_app(scenario=scenario, url=receiver.url, seed=5, history=None,
+                           clock=fixed_clock, receiver=receiver, arrivals=arrivals, api=feed)
+            app.settings = dataclasses.replace(app.settings, reply_wait=60.0)
+            async with app.run_test(size=SIZE) as pilot:
+                shown, tracker = await run(app, pilot)
+                # The replies' statuses (to the receiver, as the demo sends them) all shown
+                # before the app closes.
+                await until(app, pilot, lambda: len(api.statuses) == 3 * TAPS, "the statuses")
+                await pilot.pause()
+        finally:
+            bot.close()
+    assert tracker is not None and tracker.taps == TAPS and len(bot.replies) == TAPS
+    assert f"{TAPS} of {TAPS} taps answered" in shown and "0 missing" in shown, shown
+    assert "0 to the wrong user" in shown and "0 duplicate" in shown, shown
