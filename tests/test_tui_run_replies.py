@@ -68,13 +68,13 @@ async def until(app: WasimApp, pilot: Pilot[int], condition: Callable[[], object
 
 
 @contextlib.contextmanager
-def beside_a_send_api(url: str, monkeypatch: pytest.MonkeyPatch,
-                      reply_wait: float = 60.0) -> Iterator[tuple[WasimApp, MockApi]]:
+def beside_a_send_api(url: str, monkeypatch: pytest.MonkeyPatch, reply_wait: float = 60.0,
+                      scenario: str = SCENARIO) -> Iterator[tuple[WasimApp, MockApi]]:
     """`wasim tui --url URL --api-port 0`: the app aimed at `url`, a real send API beside it,
     its address in the environment for the app. No statuses: they are not what the panel's
     replies line counts, and one arriving as the test's app closes would hit a gone screen."""
     feed = ApiFeed()
-    app = make_app(scenario=parse_scenario(SCENARIO, "replies.yaml"), url=url, seed=3,
+    app = make_app(scenario=parse_scenario(scenario, "replies.yaml"), url=url, seed=3,
                    history=None, clock=fixed_clock, api=feed)
     # A generous wait: it ends as soon as every tap has its reply, and never decides a test.
     app.settings = dataclasses.replace(app.settings, reply_wait=reply_wait)
@@ -177,6 +177,30 @@ async def test_stopping_the_wait_for_replies_detaches_the_tracker(
                        tap["messages"][0]["id"])
             await until(app, pilot, lambda: len(api.sent) == 1, "the reply after the stop")
             assert tracker.replies == 0
+
+
+async def test_the_phones_own_tap_during_a_run_and_its_reply_are_not_the_runs(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Ten taps; the replier drops the tenth it gets, so the run waits for its reply.
+    ten = SCENARIO.replace(f"{{IN: {TAPS // 2}, US: {TAPS - TAPS // 2}}}", "{IN: 5, US: 5}")
+    with LoadReplier("drop10") as replier, \
+            beside_a_send_api(replier.url, monkeypatch, 600, ten) as (app, api):
+        async with app.run_test(size=SIZE) as pilot:
+            await until(app, pilot, lambda: app.session is not None, "the scenario to load")
+            await pilot.press("s", "down", "down", "enter")
+            panel = app.query_one(RunPanel)
+            title = panel.query_one("#run-title", Static)
+            await until(app, pilot, lambda: "waiting up to" in str(title.render()),
+                        "the wait for the last reply")
+            # The run is still on: a tap on the phone, answered with its context.
+            await pilot.press("1")
+            await until(app, pilot, lambda: len(api.sent) == 10, "the phone's tap's reply")
+            await pilot.press("x")
+            await until(app, pilot, lambda: panel.has_class("-done"), "the run to stop")
+            tracker = panel.tracker
+    assert replier.taps == 11 and tracker is not None
+    assert (tracker.taps, tracker.replies, tracker.matched) == (10, 9, 9)
+    assert (tracker.duplicates, tracker.wrong_user, tracker.missing) == (0, 0, 1)
 
 
 async def test_without_a_send_api_the_panel_only_hints_how_to_match_replies(

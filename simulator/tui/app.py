@@ -50,7 +50,7 @@ from simulator.kinds import KindArgs, summarize
 from simulator.models import Button, User
 from simulator.play import Play
 from simulator.receiver import Receiver
-from simulator.reply_tracking import DEFAULT_REPLY_WAIT, ReplyTracker
+from simulator.reply_tracking import DEFAULT_REPLY_WAIT, ReplyTracker, taps_of
 from simulator.runner import Plan, SendResult, Summary
 from simulator.scenarios import Scenario
 from simulator.sendapi import SentMessage, StatusDelivery
@@ -96,6 +96,7 @@ _SENDING: ContextVar[str] = ContextVar("wasim_sending")
 _ALWAYS = frozenset({"quit", "command_palette", "focus_next", "focus_previous"})
 _RUN_VIA = {"tap": "run", "duplicate": "run dup", "redelivery": "run late"}
 _PANEL_EVERY = 0.1  # seconds between redraws of the log and the totals during a run
+_BY_HAND_KEPT = 10_000  # the phone's taps during a run whose replies the run's figures skip
 # Below this the phone's buttons and the log's columns no longer fit: say so instead.
 MIN_SIZE = (70, 20)
 _KEEP_APP_MESSAGES = 200  # the app's messages kept on the phone; the oldest go first
@@ -238,6 +239,7 @@ class WasimApp(App[int]):
         self.armed = 0
         self.sends: dict[str, SendRecord] = {}
         self.running = False
+        self._by_hand: set[str] = set()  # message ids of the phone's own taps during a run
         self._keys = itertools.count(1)
         self._deliverer: Deliverer | None = None
         self._history = HistoryWriter(settings.history) if settings.history else None
@@ -582,8 +584,19 @@ class WasimApp(App[int]):
         assert self.delivery is not None
         if self._deliverer is None:
             self._deliverer = Deliverer(self.delivery, on_attempt=self._attempted,
-                                        clock=self.settings.clock, client=self.settings.client)
+                                        clock=self.settings.clock, client=self.settings.client,
+                                        on_send=self._tapped_by_hand)
         return self._deliverer
+
+    def _tapped_by_hand(self, body: bytes) -> None:
+        """A tap of the phone's own leaves (the courier's thread): during a run, the app's
+        reply to it is no reply to the run's taps."""
+        if self.running and len(self._by_hand) < _BY_HAND_KEPT:
+            self._by_hand.update(tap_id for tap_id, _ in taps_of(body))
+
+    def _answers_by_hand(self, message: SentMessage) -> bool:
+        """Whether the app's message answers a tap of the phone's own (it names it)."""
+        return bool(message.context_id) and message.context_id in self._by_hand
 
     def action_fire(self, number: int) -> None:
         """Tap quick reply `number` as the selected user."""
@@ -1052,7 +1065,8 @@ class WasimApp(App[int]):
         self.refresh_bindings()
         cancelled = False
         if feed is not None and tracker is not None:
-            feed.track(tracker)
+            self._by_hand.clear()
+            feed.track(tracker, ignore=self._answers_by_hand)
         try:
             await self._courier.run(play())
             if tracker is not None:

@@ -71,21 +71,25 @@ class ApiFeed(Feed[ApiRecord]):
         self.mock: MockApi | None = None
         self._tracking = threading.Lock()
         self._tracker: ReplyTracker | None = None
+        self._ignore: Callable[[SentMessage], bool] | None = None
 
     def __call__(self, item: ApiRecord) -> None:
         """Called by the send API's threads: a message or a status, to the tracker of the run
         going on (if any), then to the UI."""
         with self._tracking:
-            tracker = self._tracker
-            if tracker is not None:
+            tracker, ignore = self._tracker, self._ignore
+            message = item if isinstance(item, SentMessage) else item.message
+            if tracker is not None and (ignore is None or not ignore(message)):
                 if isinstance(item, SentMessage):
                     tracker.reply(item)
                 else:
                     tracker.status(item)
         super().__call__(item)
 
-    def track(self, tracker: ReplyTracker | None) -> None:
-        """Match every message and status from now on in `tracker` (a scenario run's replies);
-        None detaches it: once this returns, the tracker sees nothing more."""
+    def track(self, tracker: ReplyTracker | None,
+              ignore: Callable[[SentMessage], bool] | None = None) -> None:
+        """Match every message and status from now on in `tracker` (a scenario run's replies),
+        less the messages `ignore` names (and their statuses); None detaches it: once this
+        returns, the tracker sees nothing more."""
         with self._tracking:
-            self._tracker = tracker
+            self._tracker, self._ignore = tracker, ignore
