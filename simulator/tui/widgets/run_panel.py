@@ -46,10 +46,6 @@ def replies_line(tracker: ReplyTracker, *, done: bool) -> Content:
     return Content.assemble(*parts)
 
 
-NO_REPLIES = Content.styled("replies not matched: `wasim tui --api-port 0` (or `wasim demo`) "
-                            "times each tap's reply", "dim")
-
-
 class RunPanel(Vertical):
     """Shown while a scenario runs (and after, until the next run): progress and totals."""
 
@@ -119,7 +115,5 @@ class RunPanel(Vertical):
         stats = Content("\n").join([summary_line(summary),
                                     *(Content(visible(line)) for line in lines)])
         self.query_one("#run-stats", Static).update(stats)
-        replies = self.query_one("#run-replies", Static)
-        replies.display = True
-        replies.update(replies_line(self.tracker, done=True) if self.tracker is not None
-                       else NO_REPLIES)
+        if self.tracker is not None:  # without a send API beside the run: nothing to say
+            self.query_one("#run-replies", Static).update(replies_line(self.tracker, done=True))
