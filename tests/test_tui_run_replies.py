@@ -120,7 +120,7 @@ async def test_a_replying_app_gets_a_reply_latency_and_no_missing_reply_in_the_p
             assert replier.taps == TAPS + 1
             assert f"{TAPS} of {TAPS} taps answered" in shown, shown
             assert "0 missing" in shown and "0 to the wrong user" in shown, shown
-            assert "0 duplicate" in shown and "reply p50" in shown and "p99" in shown, shown
+            assert "0 duplicate" in shown and "reply latency p50" in shown and "p99" in shown, shown
             assert tracker is not None and tracker.matched == TAPS
             assert tracker.latency.total == TAPS and tracker.replies == TAPS
             # The run is over: the tracker is detached, a later reply is the phone's.
@@ -137,7 +137,7 @@ async def test_an_app_that_never_replies_has_every_reply_missing(
             shown, tracker = await run(app, pilot)
     assert receiver.received == TAPS and not api.sent
     assert f"0 of {TAPS} taps answered" in shown and f"{TAPS} missing" in shown, shown
-    assert "reply p50" not in shown, shown
+    assert "reply latency p50" not in shown, shown
     assert tracker is not None and tracker.missing == TAPS
 
 

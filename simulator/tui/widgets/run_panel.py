@@ -29,8 +29,8 @@ def summary_line(summary: Summary) -> Content:
 
 
 def replies_line(tracker: ReplyTracker, *, done: bool) -> Content:
-    """The replies matched to the run's taps, one line: answered, missing, to the wrong user,
-    duplicates and the reply latency (tap sent -> reply received by the send API)."""
+    """The replies matched to the run's taps: answered, missing, to the wrong user and
+    duplicates; under them the reply latency (tap sent -> reply received by the send API)."""
     missing = tracker.missing
     parts: list[str | tuple[str, str]] = [
         ("replies ", "bold"), f"{tracker.matched:,} of {tracker.taps:,} taps answered", " · ",
@@ -42,7 +42,8 @@ def replies_line(tracker: ReplyTracker, *, done: bool) -> Content:
     latencies = [tracker.latency.percentile(p) for p in (50, 95, 99)]
     if latencies[0] is not None:
         shown = [latency_text(ms) if ms is not None else "-" for ms in latencies]
-        parts += [" · ", (f"reply p50 {shown[0]} p95 {shown[1]} p99 {shown[2]}", "dim")]
+        parts += ["\n", ("reply latency ", "bold"),
+                  (f"p50 {shown[0]} · p95 {shown[1]} · p99 {shown[2]}", "dim")]
     return Content.assemble(*parts)
 
 
