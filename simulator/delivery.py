@@ -614,6 +614,8 @@ class Deliverer:
 
     `timer` times each exchange; `lag` gives wasim's own event-loop lag between two timer
     readings (LoopLag.during), kept apart from the handler's answer time (Attempt.wasim_ms).
+    `on_send` is called with the body as each delivery's first request leaves (a face that
+    times the app's reply from the tap, as the TUI's run panel does).
     """
 
     def __init__(
@@ -626,9 +628,11 @@ class Deliverer:
         client: httpx.AsyncClient | None = None,
         timer: Callable[[], float] = time.perf_counter,
         lag: Callable[[float, float], float] | None = None,
+        on_send: Callable[[bytes], None] | None = None,
     ) -> None:
         self.options = options
         self.on_attempt = on_attempt
+        self.on_send = on_send
         self.sleep = sleep
         self.clock = clock
         self.timer = timer
@@ -788,6 +792,10 @@ class Deliverer:
                                             content=None if options.method in ("GET", "HEAD")
                                             else event.body, extensions={"trace": trace})
         recorded = redact_headers(request.headers)
+        if self.on_send is not None and number == 1:
+            # Once a delivery, after the app's startup and any token fetch: a retry is the
+            # same tap, and a reply the app sends while answering comes after this.
+            self.on_send(event.body)
         started = self.timer()
         try:
             # One deadline for the whole exchange, the body included: a slow or endless

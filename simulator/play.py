@@ -64,15 +64,17 @@ class Play:
                   reply_sleep: Sleep | None = None,
                   clock: Callable[[], float] = time.monotonic,
                   on_attempt: Callable[[Attempt], None] | None = None,
-                  on_result: Callable[[SendResult], Any] | None = None) -> Summary:
+                  on_result: Callable[[SendResult], Any] | None = None,
+                  on_send: Callable[[bytes], None] | None = None) -> Summary:
         """Play the plan at `speed` (inf: no waiting), counting each send into the summary
-        before `on_result` sees it; the summary."""
+        before `on_result` sees it; the summary. `on_send` sees each tap's body as it leaves
+        (the TUI's reply tracking)."""
         self.started = clock()
         try:
             async for outcome in run_plan(self.plan, self.delivery, speed=speed, sleep=sleep,
                                           clock=clock, on_attempt=on_attempt,
                                           client=self.client, replies=self.replies,
-                                          reply_sleep=reply_sleep):
+                                          reply_sleep=reply_sleep, on_send=on_send):
                 self.results.append(outcome)
                 self.summary.add(outcome)
                 if on_result is not None:
@@ -107,7 +109,7 @@ async def play(plan: Plan, *layers: Layer, client: httpx.AsyncClient | None = No
                on_result: Callable[[SendResult], Any] | None = None,
                speed: float = math.inf, **options: Any) -> Play:
     """Build and run a `Play` in one call (`options`: Play's and run's other keywords)."""
-    run_keys = ("sleep", "reply_sleep", "clock", "on_attempt")
+    run_keys = ("sleep", "reply_sleep", "clock", "on_attempt", "on_send")
     running = Play(plan, *layers, client=client, replies=replies,
                    **{k: v for k, v in options.items() if k not in run_keys})
     await running.run(speed=speed, on_result=on_result,

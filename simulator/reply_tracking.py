@@ -18,6 +18,7 @@ threads.
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from simulator.errors import WasimError, named
 from simulator.load import LatencyHistogram, check_number
+from simulator.meta import values_of
 from simulator.wamid import InvalidWamid, decode_wamid
 
 if TYPE_CHECKING:
@@ -44,9 +46,9 @@ _WAMID = re.compile(rb'"id":\s*"(wamid\.[A-Za-z0-9+\\/=_-]{8,400})"')
 _FROM_BSUID = re.compile(rb'"from_user_id":\s*"([A-Za-z0-9.]{1,140})"')
 
 
-def tap_of(body: bytes) -> tuple[str, tuple[str, ...]] | None:
-    """The message id of the user's message in a callback body, and who sent it (their
-    number and BSUID, whichever the body has), or None for a body with no user message."""
+def _user_wamids(body: bytes, most: int) -> list[tuple[str, str]]:
+    """The first `most` user messages' ids in a body, with the number each wamid encodes."""
+    found: list[tuple[str, str]] = []
     for match in _WAMID.finditer(body):
         wamid = match.group(1).decode("ascii").replace("\\/", "/")
         try:
@@ -55,12 +57,57 @@ def tap_of(body: bytes) -> tuple[str, tuple[str, ...]] | None:
             continue
         if decoded.from_business:
             continue  # the context: the business's message the user answers
-        users = [decoded.customer] if decoded.customer else []
-        bsuid = _FROM_BSUID.search(body)
-        if bsuid is not None:
-            users.append(bsuid.group(1).decode("ascii"))
-        return (wamid, tuple(users)) if users else None
-    return None
+        found.append((wamid, decoded.customer))
+        if len(found) == most:
+            break
+    return found
+
+
+def tap_of(body: bytes) -> tuple[str, tuple[str, ...]] | None:
+    """The message id of the user's message in a callback body, and who sent it (their
+    number and BSUID, whichever the body has), or None for a body with no user message."""
+    found = _user_wamids(body, 1)
+    return _with_sender(body, *found[0]) if found else None
+
+
+def _with_sender(body: bytes, wamid: str, customer: str) -> tuple[str, tuple[str, ...]] | None:
+    users = [customer] if customer else []
+    bsuid = _FROM_BSUID.search(body)
+    if bsuid is not None:
+        users.append(bsuid.group(1).decode("ascii"))
+    return (wamid, tuple(users)) if users else None
+
+
+def taps_of(body: bytes) -> list[tuple[str, tuple[str, ...]]]:
+    """Every user message in a callback body with who sent it, as tap_of gives the first: a
+    Meta batch (a scenario's `chaos: batch`) carries several, each to be answered."""
+    found = _user_wamids(body, 2)
+    first = _with_sender(body, *found[0]) if found else None
+    if len(found) < 2 or first is None:
+        return [first] if first is not None else []
+    # A batch: each message's own sender, read from the parsed body (a load's body has one
+    # message, and pays only the search for a second).
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return [first]
+    taps: dict[str, tuple[str, ...]] = {}
+    for value in values_of(document):
+        messages = value.get("messages") if isinstance(value, dict) else None
+        for message in messages if isinstance(messages, list) else []:
+            wamid = message.get("id") if isinstance(message, dict) else None
+            if not isinstance(wamid, str):
+                continue
+            try:
+                decoded = decode_wamid(wamid)
+            except InvalidWamid:
+                continue
+            bsuid = message.get("from_user_id")
+            users = ([decoded.customer] if decoded.customer else []) + (
+                [bsuid] if isinstance(bsuid, str) and bsuid else [])
+            if users and not decoded.from_business:
+                taps.setdefault(wamid, tuple(users))
+    return list(taps.items()) or [first]
 
 
 @dataclass(slots=True)
@@ -103,23 +150,24 @@ class ReplyTracker:
     # --- what happens --------------------------------------------------------------------
 
     def tap(self, body: bytes) -> None:
-        """A tap leaves now (called with its exact bytes, as the load sends it)."""
-        found = tap_of(body)
+        """A tap leaves now (called with its exact bytes, as the load sends it); each user
+        message of a batched body is a tap of its own."""
+        found = taps_of(body)
         now = self._clock()
         with self._changed:
-            if found is None:
+            if not found:
                 self.untracked += 1
                 return
-            tap_id, users = found
-            self.taps += 1
-            if tap_id in self._open:
-                return  # a copy of a tap already out: one answer is due, not two
-            if len(self._open) >= self._max_open:
-                del self._open[next(iter(self._open))]
-                self.forgotten += 1
-            self._open[tap_id] = _Open(users, now)
-            for user in users:
-                self._by_user.setdefault(user, deque()).append(tap_id)
+            for tap_id, users in found:
+                self.taps += 1
+                if tap_id in self._open:
+                    continue  # a copy of a tap already out: one answer is due, not two
+                if len(self._open) >= self._max_open:
+                    del self._open[next(iter(self._open))]
+                    self.forgotten += 1
+                self._open[tap_id] = _Open(users, now)
+                for user in users:
+                    self._by_user.setdefault(user, deque()).append(tap_id)
 
     def reply(self, message: SentMessage) -> None:
         """The app sent `message` through the mock (called on the mock's thread)."""
@@ -321,4 +369,4 @@ def refuse_api_flags(options: Mapping[str, Any]) -> None:
 
 
 __all__ = ["DEFAULT_REPLY_WAIT", "ReplyTracker", "check_reply_thresholds", "refuse_api_flags",
-           "start_load_api", "tap_of"]
+           "start_load_api", "tap_of", "taps_of"]

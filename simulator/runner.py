@@ -329,6 +329,7 @@ async def run_plan(
     reply_sleep: Sleep | None = None,
     timer: Callable[[], float] = time.perf_counter,
     lag: Callable[[float, float], float] | None = None,
+    on_send: Callable[[bytes], None] | None = None,
 ) -> AsyncIterator[SendResult]:
     """Dispatch every send at its moment (divided by `speed`), yielding results as they end.
 
@@ -339,7 +340,8 @@ async def run_plan(
     loopback-guarded); a client on `httpx.MockTransport` lets a unit test answer instead.
     `replies` is the send API the app answers through: `expect: reply` is checked against
     what it records, and `tap_reply` steps tap the app's own messages; the windows are
-    measured with `clock` and waited with `reply_sleep` (default: `sleep`).
+    measured with `clock` and waited with `reply_sleep` (default: `sleep`). `on_send` is
+    called with each delivery's body as its first request leaves (Deliverer's).
     """
     from simulator.replies import (
         ReplyBook,
@@ -369,7 +371,8 @@ async def run_plan(
         key = id(options)
         if key not in deliverers:
             deliverers[key] = Deliverer(options, on_attempt=on_attempt, sleep=sleep,
-                                        client=client, timer=timer, lag=own_lag)
+                                        client=client, timer=timer, lag=own_lag,
+                                        on_send=on_send)
         return deliverers[key]
 
     # With replies watched, a user's next tap waits until their previous one was delivered

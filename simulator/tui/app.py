@@ -50,6 +50,7 @@ from simulator.kinds import KindArgs, summarize
 from simulator.models import Button, User
 from simulator.play import Play
 from simulator.receiver import Receiver
+from simulator.reply_tracking import DEFAULT_REPLY_WAIT, ReplyTracker, taps_of
 from simulator.runner import Plan, SendResult, Summary
 from simulator.scenarios import Scenario
 from simulator.sendapi import SentMessage, StatusDelivery
@@ -95,6 +96,7 @@ _SENDING: ContextVar[str] = ContextVar("wasim_sending")
 _ALWAYS = frozenset({"quit", "command_palette", "focus_next", "focus_previous"})
 _RUN_VIA = {"tap": "run", "duplicate": "run dup", "redelivery": "run late"}
 _PANEL_EVERY = 0.1  # seconds between redraws of the log and the totals during a run
+_BY_HAND_KEPT = 10_000  # the phone's taps during a run whose replies the run's figures skip
 # Below this the phone's buttons and the log's columns no longer fit: say so instead.
 MIN_SIZE = (70, 20)
 _KEEP_APP_MESSAGES = 200  # the app's messages kept on the phone; the oldest go first
@@ -162,6 +164,8 @@ class TuiSettings:
     block_warn_after: float = 1.0  # seconds an in-process handler may block before a warning
     api: ApiFeed | None = None  # the local send API's record: the app's messages, statuses
     client: httpx.AsyncClient | None = None  # the client seam (runner's): None sends for real
+    # After a run's last tap: seconds to wait for the app's last replies (`load --reply-wait`).
+    reply_wait: float = DEFAULT_REPLY_WAIT
 
 
 class CourierCall(Message):
@@ -235,6 +239,7 @@ class WasimApp(App[int]):
         self.armed = 0
         self.sends: dict[str, SendRecord] = {}
         self.running = False
+        self._by_hand: set[str] = set()  # message ids of the phone's own taps during a run
         self._keys = itertools.count(1)
         self._deliverer: Deliverer | None = None
         self._history = HistoryWriter(settings.history) if settings.history else None
@@ -579,8 +584,19 @@ class WasimApp(App[int]):
         assert self.delivery is not None
         if self._deliverer is None:
             self._deliverer = Deliverer(self.delivery, on_attempt=self._attempted,
-                                        clock=self.settings.clock, client=self.settings.client)
+                                        clock=self.settings.clock, client=self.settings.client,
+                                        on_send=self._tapped_by_hand)
         return self._deliverer
+
+    def _tapped_by_hand(self, body: bytes) -> None:
+        """A tap of the phone's own leaves (the courier's thread): during a run, the app's
+        reply to it is no reply to the run's taps."""
+        if self.running and len(self._by_hand) < _BY_HAND_KEPT:
+            self._by_hand.update(tap_id for tap_id, _ in taps_of(body))
+
+    def _answers_by_hand(self, message: SentMessage) -> bool:
+        """Whether the app's message answers a tap of the phone's own (it names it)."""
+        return bool(message.context_id) and message.context_id in self._by_hand
 
     def action_fire(self, number: int) -> None:
         """Tap quick reply `number` as the selected user."""
@@ -1025,7 +1041,12 @@ class WasimApp(App[int]):
             self.notify(exc.one_line(), title="Cannot run", severity="error", timeout=10)
             return
         panel = self.query_one(RunPanel)
-        panel.start(plan.scenario.name, len(plan.sends), speed_label(speed))
+        # With a send API beside the run, each of this run's taps is matched to the app's
+        # reply (simulator.reply_tracking, as `wasim load --replies` does): only from the
+        # run's first tap to its end, so the phone's own taps and replies stay out of it.
+        feed = self.settings.api
+        tracker = ReplyTracker() if feed is not None and replies is not None else None
+        panel.start(plan.scenario.name, len(plan.sends), speed_label(speed), tracker)
         delivery, summary = running.delivery, running.summary  # counted as each send ends
         # Filled on the courier's thread, drained on the UI's (deque appends are thread-safe).
         finished: deque[SendResult] = deque()
@@ -1035,19 +1056,27 @@ class WasimApp(App[int]):
         async def play() -> None:
             """The run itself, on the courier's loop."""
             await running.run(speed=speed, on_attempt=self._write_history,
-                              on_result=finished.append)
+                              on_result=finished.append,
+                              on_send=tracker.tap if tracker is not None else None)
         # Rows and totals are drawn in batches: a thousand table updates one by one would
         # keep the screen busy long after the sends themselves are done.
         timer = self.set_interval(_PANEL_EVERY, lambda: self._show_run(finished, summary))
         self.running = True
         self.refresh_bindings()
         cancelled = False
+        if feed is not None and tracker is not None:
+            self._by_hand.clear()
+            feed.track(tracker, ignore=self._answers_by_hand)
         try:
             await self._courier.run(play())
+            if tracker is not None:
+                await self._last_replies(tracker, panel)
         except asyncio.CancelledError:
             cancelled = True
             raise
         finally:
+            if feed is not None and tracker is not None:
+                feed.track(None)  # the run is over: later messages are the phone's
             timer.stop()
             self._show_run(finished, summary)
             panel.finish(summary, cancelled=cancelled)
@@ -1055,6 +1084,16 @@ class WasimApp(App[int]):
             self.refresh_bindings()
         self.notify("\n".join(summary.lines()[:2]), title="Run finished",
                     severity="information" if summary.ok else "warning", timeout=8)
+
+    async def _last_replies(self, tracker: ReplyTracker, panel: RunPanel) -> None:
+        """After the last tap: wait (up to settings.reply_wait, x stops it) until every tap
+        has its reply, as `load --replies` does."""
+        wait = self.settings.reply_wait
+        if tracker.missing and wait > 0:
+            panel.waiting(wait)
+            deadline = time.monotonic() + wait
+            while tracker.missing and time.monotonic() < deadline:
+                await asyncio.sleep(_PANEL_EVERY)  # the panel's timer redraws meanwhile
 
     def _show_run(self, finished: deque[SendResult], summary: Summary) -> None:
         """Add the sends that ended since the last call to the log; redraw the totals."""

@@ -6,10 +6,13 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from simulator.receiver import Arrival
 from simulator.sendapi import MockApi, SentMessage, StatusDelivery
+
+if TYPE_CHECKING:
+    from simulator.reply_tracking import ReplyTracker
 
 T = TypeVar("T")
 EARLY_KEPT = 10_000  # items kept before the UI listens; past this the oldest are dropped
@@ -66,3 +69,27 @@ class ApiFeed(Feed[ApiRecord]):
         # The running API itself, while it runs: a scenario run's `expect: reply` and
         # `tap_reply` read the very record the phone shows.
         self.mock: MockApi | None = None
+        self._tracking = threading.Lock()
+        self._tracker: ReplyTracker | None = None
+        self._ignore: Callable[[SentMessage], bool] | None = None
+
+    def __call__(self, item: ApiRecord) -> None:
+        """Called by the send API's threads: a message or a status, to the tracker of the run
+        going on (if any), then to the UI."""
+        with self._tracking:
+            tracker, ignore = self._tracker, self._ignore
+            message = item if isinstance(item, SentMessage) else item.message
+            if tracker is not None and (ignore is None or not ignore(message)):
+                if isinstance(item, SentMessage):
+                    tracker.reply(item)
+                else:
+                    tracker.status(item)
+        super().__call__(item)
+
+    def track(self, tracker: ReplyTracker | None,
+              ignore: Callable[[SentMessage], bool] | None = None) -> None:
+        """Match every message and status from now on in `tracker` (a scenario run's replies),
+        less the messages `ignore` names (and their statuses); None detaches it: once this
+        returns, the tracker sees nothing more."""
+        with self._tracking:
+            self._tracker, self._ignore = tracker, ignore
