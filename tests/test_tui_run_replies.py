@@ -257,3 +257,19 @@ async def test_the_demo_bot_answers_every_tap_of_a_batched_run_in_the_panel(shap
     assert tracker is not None and tracker.taps == TAPS and len(bot.replies) == TAPS
     assert f"{TAPS} of {TAPS} taps answered" in shown and "0 missing" in shown, shown
     assert "0 to the wrong user" in shown and "0 duplicate" in shown, shown
+
+
+async def test_a_status_arriving_as_the_app_closes_is_dropped_not_a_crash(
+        receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The send API's threads hand a status over while the screen is being torn down: the
+    phone is gone, and the status is dropped (it used to raise NoMatches: Phone)."""
+    from simulator.sendapi import SentMessage, StatusDelivery
+    from simulator.tui.widgets.phone import Phone
+
+    with beside_a_send_api(receiver.url, monkeypatch) as (app, _):
+        async with app.run_test(size=SIZE) as pilot:
+            await until(app, pilot, lambda: app.session is not None, "the scenario to load")
+            message = SentMessage(1, "v2", 1.0, "918800000001", "919812345678", "text", "hi")
+            await app.query_one(Phone).remove()
+            app._from_api(StatusDelivery(message, "read", "", b"", None))
+            app._from_api(message)

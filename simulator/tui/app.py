@@ -756,6 +756,8 @@ class WasimApp(App[int]):
 
     def _from_api(self, item: ApiRecord) -> None:
         """Something the send API recorded (on its threads, handed over in order)."""
+        if not self.query(Phone):
+            return  # the app is closing: a late status has no phone left to show on
         if isinstance(item, SentMessage):
             self._app_sent(item)
         else:
