@@ -87,8 +87,8 @@ MAX_CONNECTIONS = 128  # open connections at once
 # out by the thousand and delivered none (benchmarks/sendapi.py). Past this they wait here.
 STATUS_SENDERS = 16
 # Statuses due now but not yet on their way, past which a send's answer waits (at most
-# STATUS_HOLD seconds) for them: the server's threads would otherwise take the CPU from the
-# one that sends statuses, which then fell minutes behind a burst (benchmarks/sendapi.py).
+# STATUS_HOLD seconds) for them: new sends would otherwise take the loop from the statuses,
+# which then fell minutes behind a burst (benchmarks/sendapi.py).
 STATUS_BACKLOG = 500
 STATUS_HOLD = 0.05
 MAX_RECIPIENTS = 100  # comma-separated `to` numbers in one V1 request
