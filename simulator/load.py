@@ -193,12 +193,17 @@ class CallbackSource:
         step = scenario.steps[0]
         buttons = {b.text: b for b in template.buttons}
         users, rnd = plan.users, factory.rnd
+        # The brand message each user's taps answer: the one the first step names (`message:`,
+        # as the run planned it), else the template message.
+        answered = dict(plan.sent)
+        answered.update({send.tap.user.wa_id: send.tap.template for send in plan.sends
+                         if send.step == step.name})
 
         def pick() -> tuple[Any, Any, Any]:
             user = users[rnd.randrange(len(users))]
             # Weighted as `wasim run` weights the step; load always taps (no no_tap).
             button = step.pick_button(buttons, rnd, may_skip=False)
-            return user, plan.sent[user.wa_id], button
+            return user, answered[user.wa_id], button
 
         callback = CallbackTemplate(find_template(template.callback), fake=factory.fake)
         return cls(factory, callback, pick)

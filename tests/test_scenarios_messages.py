@@ -203,3 +203,24 @@ def test_pywa_reads_a_quote_as_a_reply_to_the_brands_message(kind: str) -> None:
         "messages"][0]["context"]["id"] == quoted.tap.template.wamid
     _, plain = deliver(wasim, wasim.send(kind))
     assert plain.reply_to_message is None
+
+
+def test_load_taps_answer_the_message_its_first_step_names() -> None:
+    """`wasim load --scenario` taps as the first step does, so a first step's `message:` is
+    the message every tap of the load answers (not the template message)."""
+    from simulator.load import CallbackSource
+
+    text = SCENARIO.replace(
+        "steps:\n", "steps:\n  - name: load taps the reminder\n    message: reminder\n"
+                    "    tap: Stop\n", 1)
+    scenario = parse_scenario(text, "threads.yaml")
+    plan = plan_scenario(scenario)
+    reminder = {send.tap.user.wa_id: send.tap.template.wamid for send in plan.sends
+                if send.step == "load taps the reminder"}
+    offer = {wa_id: sent.wamid for wa_id, sent in plan.sent.items()}
+    assert set(reminder) == set(offer) and all(reminder[u] != offer[u] for u in offer)
+    source = CallbackSource.from_scenario(scenario)
+    for _ in range(20):
+        tap, body = source.next()
+        assert tap.template.wamid == reminder[tap.user.wa_id]
+        assert _message(body)["context"]["id"] == reminder[tap.user.wa_id]  # on the wire
