@@ -457,6 +457,7 @@ class MockApi:
         self._scheduled = itertools.count(1)  # messages given statuses (any thread)
         self._started = 0  # of those, started on the loop (the loop's thread only)
         self._waiting = 0  # statuses waiting for a sender (the loop's thread only)
+        self._held: list[asyncio.Future[None]] = []  # answers waiting for them (hold_back)
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -1009,12 +1010,19 @@ class MockApi:
         not yet on their way (at most STATUS_HOLD seconds), or None when none are."""
         if self._waiting <= STATUS_BACKLOG:
             return None
-        return self._catch_up()
+        loop = asyncio.get_running_loop()
+        caught_up: asyncio.Future[None] = loop.create_future()
+        self._held.append(caught_up)
+        # A webhook that hangs must not stall the sends: it only slows them.
+        loop.call_later(STATUS_HOLD, _settle, caught_up)
+        return caught_up
 
-    async def _catch_up(self) -> None:
-        deadline = time.monotonic() + STATUS_HOLD
-        while self._waiting > STATUS_BACKLOG and time.monotonic() < deadline:
-            await asyncio.sleep(0.001)  # a webhook that hangs only slows the sends
+    def _release_held(self) -> None:
+        """A status left the queue: wake the held answers once it is short enough."""
+        if self._held and self._waiting <= STATUS_BACKLOG:
+            held, self._held = self._held, []
+            for caught_up in held:
+                _settle(caught_up)
 
     def plan(self, outcome: str) -> list[str]:
         """The statuses a message gets for `outcome` (read: the configured ones; refused: a
@@ -1040,6 +1048,7 @@ class MockApi:
             self._waiting += 1
             async with self._slots:
                 self._waiting -= 1
+                self._release_held()
                 await self._send_status(message, status, at)
 
     def status_times(self, message: SentMessage) -> dict[str, int]:
@@ -1139,6 +1148,11 @@ class MockApi:
             self._changed.notify_all()
         if self._on_status is not None:
             _call_watcher(self._on_status, delivery, "on_status")
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def _with(message: SentMessage, **changes: Any) -> SentMessage:

@@ -180,3 +180,30 @@ def test_answers_wait_while_statuses_are_backlogged_and_keep_their_order(
     assert [head.split(b" ")[1] for head, _ in got] == [b"202"] * 5
     assert len(held) == 5
     assert [json.loads(body)["id"] for _, body in got] == [m.message_id for m in api.sent]
+
+
+def test_held_answers_go_when_the_status_queue_is_short_again_or_the_hold_ends() -> None:
+    """hold_back: None while few statuses wait; past STATUS_BACKLOG a future that a status
+    leaving the queue settles (no polling), and that settles on its own after STATUS_HOLD
+    (a webhook that hangs only slows the sends)."""
+    import asyncio
+
+    api = MockApi(ApiOptions(port=0))
+
+    async def check() -> None:
+        assert api.hold_back() is None
+        api._waiting = sendapi.STATUS_BACKLOG + 1
+        held = api.hold_back()
+        assert isinstance(held, asyncio.Future) and not held.done()
+        api._release_held()  # still too many waiting: it stays held
+        await asyncio.sleep(0)
+        assert not held.done()
+        api._waiting -= 1
+        api._release_held()
+        assert held.done()
+        api._waiting = sendapi.STATUS_BACKLOG + 1
+        hung = api.hold_back()
+        assert hung is not None
+        await asyncio.wait_for(hung, 30)  # nobody releases it: STATUS_HOLD's timer does
+
+    asyncio.run(check())
