@@ -31,7 +31,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,6 +38,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from common import free_port, nginx, run_wrk, wait_for_port
 
 RECEIVER = r'''
 import asyncio, sys
@@ -68,67 +69,22 @@ async def main():
 asyncio.run(main())
 '''
 
-NGINX_CONF = """worker_processes 1;
-daemon off;
-pid {folder}/nginx.pid;
-error_log {folder}/error.log;
-events {{ worker_connections 4096; }}
-http {{
-  access_log off;
-  client_body_temp_path {folder}/body;
-  proxy_temp_path {folder}/proxy;
-  fastcgi_temp_path {folder}/fastcgi;
-  uwsgi_temp_path {folder}/uwsgi;
-  scgi_temp_path {folder}/scgi;
-  keepalive_requests 1000000;
-  keepalive_timeout 120s;
-  server {{
-    listen 127.0.0.1:{port};
-    location / {{ return 200 "ok"; }}
-  }}
-}}
-"""
-
 WRK_POST = 'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n' \
            'wrk.body = io.open("{body}"):read("*a")\n'
 
 
-def free_port() -> int:
-    """A port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(port: int, seconds: float = 10.0) -> None:
-    """Return once something accepts connections on `port`."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"the target did not start on port {port}")
-
-
 def start_target(folder: Path) -> tuple[subprocess.Popen[bytes], str, str]:
     """nginx when installed, else the asyncio receiver: the process, its URL and its name."""
+    started = nginx(folder, 200, body="ok")
+    if started is not None:
+        return started[0], f"http://127.0.0.1:{started[1]}/webhook", \
+            "nginx (1 worker process, return 200)"
     port = free_port()
-    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists()
-                                      else None)
-    if nginx:
-        conf = folder / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(folder=folder, port=port))
-        process = subprocess.Popen([nginx, "-c", str(conf), "-p", str(folder)],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        name = "nginx (1 worker process, return 200)"
-    else:
-        process = subprocess.Popen([sys.executable, "-c", RECEIVER, str(port)],
-                                   stdout=subprocess.DEVNULL)
-        name = "a minimal asyncio receiver (nginx is not installed)"
+    process = subprocess.Popen([sys.executable, "-c", RECEIVER, str(port)],
+                               stdout=subprocess.DEVNULL)
     wait_for_port(port)
-    return process, f"http://127.0.0.1:{port}/webhook", name
+    return process, f"http://127.0.0.1:{port}/webhook", \
+        "a minimal asyncio receiver (nginx is not installed)"
 
 
 def wasim_load(url: str, *args: str) -> dict[str, Any]:
@@ -148,16 +104,7 @@ def wrk(url: str, connections: int, seconds: float, body: Path) -> dict[str, flo
         return None
     script = body.with_suffix(".lua")
     script.write_text(WRK_POST.format(body=body))
-    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency",
-                          "-s", str(script), url], check=True, capture_output=True,
-                         text=True).stdout
-    rate = re.search(r"Requests/sec:\s*([\d.]+)", out)
-    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-    figures = {"rate": float(rate.group(1)) if rate else 0.0}
-    for name, label in (("p50", "50%"), ("p99", "99%")):
-        found = re.search(label + r"\s+([\d.]+)(us|ms|s)\b", out)
-        figures[name] = float(found.group(1)) * scale[found.group(2)] if found else float("nan")
-    return figures
+    return run_wrk(url, connections, seconds, script)
 
 
 def machine() -> str:
