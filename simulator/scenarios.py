@@ -936,40 +936,32 @@ def _build(document: Any, lines: Mapping[str, int], file: Path) -> Scenario:
 
 def _templates(top: _Fields) -> tuple[str, ...]:
     """`templates: [catalogue, order_update]`: the other templates the brand may send."""
-    raw = top.raw("templates")
-    if raw is None:
-        return ()
-    if isinstance(raw, str):
-        raw = [raw]
-    if not isinstance(raw, list):
-        raise top.error("templates", f"expected a list of template names, got {_kind(raw)}",
-                        hint="For example templates: [catalogue, order_update].")
-    names = []
-    for index, name in enumerate(raw):
-        if isinstance(name, bool) or not isinstance(name, str | int) or not str(name).strip():
-            raise top.error(f"templates[{index}]", f"expected a template name, got "
-                                                    f"{_kind(name)}")
-        names.append(str(name))
-    return tuple(names)
+    return _names(top, "templates", "template", "[catalogue, order_update]", unique=False)
 
 
 def _messages(top: _Fields) -> tuple[str, ...]:
     """`messages: [offer, reminder]`: the brand's messages each user received, by name."""
-    raw = top.raw("messages")
+    return _names(top, "messages", "message", "[offer, reminder]", unique=True)
+
+
+def _names(top: _Fields, key: str, what: str, example: str, *, unique: bool) -> tuple[str, ...]:
+    """A top-level list of names (one name alone is a list of one); with `unique`, a name
+    given twice is an error, and an empty list too."""
+    raw = top.raw(key)
     if raw is None:
         return ()
     if isinstance(raw, str):
         raw = [raw]
-    if not isinstance(raw, list) or not raw:
-        raise top.error("messages", f"expected a list of message names, got {_kind(raw)}",
-                        hint="For example messages: [offer, reminder].")
+    if not isinstance(raw, list) or (unique and not raw):
+        raise top.error(key, f"expected a list of {what} names, got {_kind(raw)}",
+                        hint=f"For example {key}: {example}.")
     names: dict[str, None] = {}  # in order; a dict, so a long list is checked in linear time
     for index, name in enumerate(raw):
         if isinstance(name, bool) or not isinstance(name, str | int) or not str(name).strip():
-            raise top.error(f"messages[{index}]", f"expected a message name, got {_kind(name)}")
-        if str(name) in names:
-            raise top.error(f"messages[{index}]", f"the message name {str(name)[:60]!r} is used "
-                                                  "twice", hint="Give each message its own name.")
+            raise top.error(f"{key}[{index}]", f"expected a {what} name, got {_kind(name)}")
+        if unique and str(name) in names:
+            raise top.error(f"{key}[{index}]", f"the {what} name {str(name)[:60]!r} is used "
+                                               "twice", hint=f"Give each {what} its own name.")
         names[str(name)] = None
     return tuple(names)
 
