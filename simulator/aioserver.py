@@ -17,11 +17,14 @@ import contextlib
 import email.utils
 import gc
 import socket
+import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, Protocol, cast
+
+from simulator.terminal import visible
 
 MAX_HEAD = 64 * 1024  # request line and headers together, as http.server's line limit
 MAX_HEADERS = 100  # http.client's limit, which BaseHTTPRequestHandler enforced
@@ -84,6 +87,7 @@ class AsyncServer:
         self.connections: set[_Connection] = set()
         self._server: asyncio.Server | None = None
         self._date = (0, b"")
+        self._failures: set[str] = set()  # kinds of application errors already reported
 
     async def start(self) -> None:
         """Accept connections on the socket."""
@@ -110,6 +114,15 @@ class AsyncServer:
     def release(self, size: int) -> None:
         """Give back what reserve() took."""
         self.buffered -= size
+
+    def failed(self, error: Exception) -> None:
+        """The application raised on a request (a bug): say so once per kind, on stderr."""
+        kind = type(error).__name__
+        if kind not in self._failures:
+            self._failures.add(kind)
+            text = visible(str(error))[:200]  # it may quote what the client sent
+            print(f"wasim: the send API failed on a request ({kind}: {text}); it answered "
+                  "500. Please report it.", file=sys.stderr)
 
     def date(self) -> bytes:
         """The Date header's value, formatted once a second."""
@@ -310,6 +323,10 @@ class _Connection(asyncio.Protocol):
     def _respond(self, head: Head, body: bytes) -> None:
         try:
             answer = self.server.app.answer(head, body)
+        except Exception as exc:  # a bug of ours: the client gets a 500, not a hung request
+            answer = Answer(500, _error(500, f"the server failed: {type(exc).__name__}"),
+                            close=True)
+            self.server.failed(exc)
         finally:
             self._release()
         if not head.keep_alive and not answer.close:
@@ -319,7 +336,8 @@ class _Connection(asyncio.Protocol):
             self._send(answer, head)
             self._next_request()
             return
-        # Back-pressure: this answer (and every later request) waits; reading pauses.
+        # Back-pressure: this answer (and every later request) waits; reading pauses, so
+        # a client's half-close is read (and the connection closed) only after the answer.
         self.busy = True
         if self.transport is not None:
             self.transport.pause_reading()

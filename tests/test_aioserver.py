@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
@@ -207,3 +208,52 @@ def test_held_answers_go_when_the_status_queue_is_short_again_or_the_hold_ends()
         await asyncio.wait_for(hung, 30)  # nobody releases it: STATUS_HOLD's timer does
 
     asyncio.run(check())
+
+
+def test_a_client_that_half_closes_after_its_request_still_gets_the_answer(
+        api: MockApi) -> None:
+    with connect(api) as sock:
+        sock.sendall(request())
+        sock.shutdown(socket.SHUT_WR)  # all it will send: the answer must still come
+        data = until_closed(sock)
+    assert data.startswith(b"HTTP/1.1 202 "), data[:80]
+
+
+def test_a_half_close_while_the_answer_is_held_still_gets_it(
+        monkeypatch: pytest.MonkeyPatch, api: MockApi) -> None:
+    import asyncio
+
+    released = asyncio.Event()
+
+    async def later() -> None:
+        await released.wait()
+
+    monkeypatch.setattr(api, "hold_back", lambda: later())
+    with connect(api) as sock:
+        sock.sendall(request())
+        sock.shutdown(socket.SHUT_WR)
+        assert api._loop is not None
+        for _ in range(2000):  # the send is recorded (and its answer held) before the eof
+            if api.sent:
+                break
+            threading.Event().wait(0.01)
+        api._loop.call_soon_threadsafe(released.set)
+        data = until_closed(sock)
+    assert data.startswith(b"HTTP/1.1 202 "), data[:80]
+
+
+def test_a_bug_in_handling_is_a_500_and_one_line_on_stderr_not_a_hung_request(
+        monkeypatch: pytest.MonkeyPatch, api: MockApi,
+        capfd: pytest.CaptureFixture[str]) -> None:
+    def broken(*_: object) -> tuple[int, dict[str, object]]:
+        raise KeyError("\x1b[31mred")
+
+    monkeypatch.setattr(api, "handle", broken)
+    for _ in range(2):
+        with connect(api) as sock:
+            sock.sendall(request())
+            data = until_closed(sock)
+        assert data.startswith(b"HTTP/1.1 500 "), data[:80]
+    err = capfd.readouterr().err
+    assert err.count("the send API failed on a request (KeyError") == 1, err
+    assert "\x1b" not in err and "Traceback" not in err
