@@ -430,8 +430,9 @@ def _parse_head(raw: bytes) -> Head | str:
     return Head(method, target, headers, length, keep_alive)
 
 
-def tune_collector() -> None:
-    """Make the cycle collector cheap for a process that serves for long and keeps records.
+def tune_collector() -> Callable[[], None]:
+    """Make the cycle collector cheap for a process that serves for long and keeps records;
+    returns what puts it back (for a caller in someone else's process: a test's).
 
     Freeze what is loaded so far (modules, Faker's data: tens of thousands of objects that
     live as long as the process) out of every later collection, and collect the oldest
@@ -439,12 +440,17 @@ def tune_collector() -> None:
     keeps (10,000 messages and statuses) and stalled every answer for tens of milliseconds
     a few times a second under load (benchmarks/sendapi.py's p99). The records are freed
     by their reference counts when dropped; a full collection still runs, only less often.
-    For a process of wasim's own (`wasim api`), never a library caller's.
     """
+    thresholds = gc.get_threshold()
     gc.collect()
     gc.freeze()
-    young, middle, _ = gc.get_threshold()
-    gc.set_threshold(young, middle, 1000)
+    gc.set_threshold(thresholds[0], thresholds[1], 1000)
+
+    def restore() -> None:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
+
+    return restore
 
 
 __all__ = ["MAX_HEAD", "MAX_HEADERS", "Answer", "App", "AsyncServer", "Head", "tune_collector"]

@@ -1920,8 +1920,9 @@ def api(port: int, api_sid: str | None, api_key: str | None, api_v1_id: str,
         mock.throughput = ThroughputLimiter(throughput)
     from simulator.aioserver import tune_collector
 
-    tune_collector()  # this process serves until Ctrl+C: no collection stalls the answers
     mock.start()
+    # This process serves until Ctrl+C: no collection may stall the answers.
+    untune = tune_collector()
     console.start()
     click.echo(f"wasim api listening on {mock.base_url} (Ctrl+C to stop)", err=True)
     click.echo(f"  SID {options.sid}  api-key {options.api_key}", err=True)
@@ -1933,6 +1934,7 @@ def api(port: int, api_sid: str | None, api_key: str | None, api_v1_id: str,
     finally:
         mock.stop()
         console.stop()
+        untune()
     click.echo(f"stopped after {len(mock.sent)} message(s)", err=True)
     return ExitCode.OK
 

@@ -257,3 +257,19 @@ def test_a_bug_in_handling_is_a_500_and_one_line_on_stderr_not_a_hung_request(
     err = capfd.readouterr().err
     assert err.count("the send API failed on a request (KeyError") == 1, err
     assert "\x1b" not in err and "Traceback" not in err
+
+
+def test_the_collector_tuning_of_wasim_api_is_put_back() -> None:
+    """`wasim api` freezes what is loaded and collects the oldest generation less often;
+    run in someone else's process (a test's CliRunner), it leaves the collector as it was."""
+    import gc
+
+    from simulator.aioserver import tune_collector
+
+    before = gc.get_threshold()
+    restore = tune_collector()
+    try:
+        assert gc.get_freeze_count() > 0 and gc.get_threshold()[2] == 1000
+    finally:
+        restore()
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
