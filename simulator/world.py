@@ -234,9 +234,7 @@ class World:
         country = country_of_bsuid(to)
         if country:  # a BSUID nobody tapped with: the app never had the number
             return User("", "", country, user_id=to, username="")
-        digits = to.lstrip("+")
-        country = user_country(digits)
-        return User(digits, "", country, user_id=bsuid(business, digits))
+        return _derived_user(business, to.lstrip("+"))
 
     def conversation(self, business: str, user: str, category: str, at: int,
                      draw: str) -> Conversation:
@@ -248,6 +246,12 @@ class World:
             if open_ is None or open_.expires <= at:
                 open_ = self.conversations[key] = Conversation(draw, at + CONVERSATION_SECONDS)
             return open_
+
+
+@functools.lru_cache(maxsize=65536)  # pure; a send and each of its statuses ask again
+def _derived_user(business: str, digits: str) -> User:
+    """A user nobody introduced, from their number alone: its country and BSUID."""
+    return User(digits, "", user_country(digits), user_id=bsuid(business, digits))
 
 
 __all__ = ["CONVERSATION_SECONDS", "DEFAULT_STATUS_DELAYS", "READ_TO_TAP", "Conversation",
