@@ -852,7 +852,7 @@ class MockApi:
         refs = (fields.get("ref", ""), fields.get("ref1", ""), fields.get("ref2", ""))
         data = []
         for index, (recipient, kind) in enumerate(recipients):
-            message = self._record(len(body), replace(
+            message = self._record(len(body), _with(
                 parsed, version="v1", business=business, to=recipient, to_kind=kind,
                 message_id=message_id, recipient_id=f"{message_id}:{index}",
                 ref=refs[0], ref1=refs[1], ref2=refs[2], callback_url=callback_url,
@@ -907,10 +907,10 @@ class MockApi:
             return message
         for index, rule in enumerate(self.options.fail):
             if rule.applies(message.to, self._seed, index):
-                return replace(message, error=rule.code)
+                return _with(message, error=rule.code)
             if rule.recipient.isdigit() and message.to_kind == "bsuid" and message.to == \
                     self.world.user(message.business, rule.recipient).user_id:
-                return replace(message, error=rule.code)
+                return _with(message, error=rule.code)
         return message
 
     def _record(self, size: int, message: SentMessage) -> SentMessage:
@@ -1331,7 +1331,7 @@ def _v1_message(fields: Mapping[str, str]) -> SentMessage:
         body = fields.get("body", "")
         if not body:
             raise _bad("body", "a text message needs a body")
-        return replace(base, text=body)
+        return _with(base, text=body)
     if kind in ("template", "mediatemplate", "authenticationtemplate"):
         name = fields.get("template_name", "")
         if not name:
@@ -1341,11 +1341,11 @@ def _v1_message(fields: Mapping[str, str]) -> SentMessage:
             if not fields.get("verification_code"):
                 raise _bad("verification_code", "an authentication template needs a code")
             params = (fields["verification_code"],)
-        return replace(base, text=name, template=name, params=params, buttons=payloads)
+        return _with(base, text=name, template=name, params=params, buttons=payloads)
     if kind == "media":
         if not (fields.get("media") or fields.get("media_url")):
             raise _bad("media", "a media message needs media or media_url")
-        return replace(base, text=fields.get("caption", "") or fields.get("media_url", "")
+        return _with(base, text=fields.get("caption", "") or fields.get("media_url", "")
                        or fields.get("media", ""))
     if kind == "location":
         location = _json_field(fields, "location")
@@ -1353,7 +1353,7 @@ def _v1_message(fields: Mapping[str, str]) -> SentMessage:
             location = {"latitude": fields["latitude"], "longitude": fields.get("longitude")}
         if not isinstance(location, dict) or "latitude" not in location:
             raise _bad("location", "a location needs latitude and longitude")
-        return replace(base, text=_text(location.get("name")) or
+        return _with(base, text=_text(location.get("name")) or
                        f"{location.get('latitude')},{location.get('longitude')}")
     # interactive buttons / list / order_details: `action` is JSON inside a form field
     action = _json_field(fields, "action")
@@ -1363,9 +1363,9 @@ def _v1_message(fields: Mapping[str, str]) -> SentMessage:
     if not body:
         raise _bad("body", "an interactive message needs a body")
     if kind == "order_details":
-        return replace(base, text=body)
+        return _with(base, text=body)
     buttons = _interactive_buttons(action, "action")
-    return replace(base, type="interactive", text=body, buttons=buttons)
+    return _with(base, type="interactive", text=body, buttons=buttons)
 
 
 def _interactive_buttons(action: Mapping[str, Any], where: str) -> tuple[Button, ...]:
@@ -1421,13 +1421,13 @@ def v2_message(meta: Mapping[str, Any]) -> SentMessage:
         body = _text(content.get("body"))
         if not body:
             raise _bad(f"{where}.body", "a text message needs a body")
-        return replace(base, text=body)
+        return _with(base, text=body)
     if kind == "template":
         return _v2_template(base, content, where)
     if kind in _V2_MEDIA:
         if not (_text(content.get("id")) or _text(content.get("link"))):
             raise _bad(where, "media needs an id or a link")
-        return replace(base, text=_text(content.get("caption")) or _text(content.get("link"))
+        return _with(base, text=_text(content.get("caption")) or _text(content.get("link"))
                        or _text(content.get("id")))
     if kind == "interactive":
         action = content.get("action")
@@ -1437,13 +1437,13 @@ def v2_message(meta: Mapping[str, Any]) -> SentMessage:
         text = _text(shown.get("text")) if isinstance(shown, dict) else ""
         if not text:
             raise _bad(f"{where}.body.text", "an interactive message needs a body")
-        return replace(base, text=text, buttons=_interactive_buttons(action, f"{where}.action"))
+        return _with(base, text=text, buttons=_interactive_buttons(action, f"{where}.action"))
     if kind == "reaction":
         if not _text(content.get("message_id")):
             raise _bad(f"{where}.message_id", "a reaction names the message it reacts to")
-        return replace(base, text=_text(content.get("emoji")),
+        return _with(base, text=_text(content.get("emoji")),
                        context_id=context_id or _text(content.get("message_id")))
-    return replace(base, text=_text(content.get("name")) or kind)
+    return _with(base, text=_text(content.get("name")) or kind)
 
 
 def _v2_recipient(meta: Mapping[str, Any]) -> tuple[str, Recipient]:
@@ -1490,7 +1490,7 @@ def _v2_template(base: SentMessage, content: Mapping[str, Any], where: str) -> S
             buttons.append(Button(payload, payload))
     if len(buttons) > MAX_PAYLOADS:
         raise _bad(f"{where}.components", f"at most {MAX_PAYLOADS} quick-reply payloads")
-    return replace(base, text=name, template=name, params=tuple(params), buttons=tuple(buttons))
+    return _with(base, text=name, template=name, params=tuple(params), buttons=tuple(buttons))
 
 
 # --- status callbacks --------------------------------------------------------------------

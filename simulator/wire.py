@@ -8,7 +8,10 @@ from typing import Any
 
 # Python's ASCII-only encoder already writes lowercase `\uXXXX` and surrogate pairs for emoji;
 # PHP additionally escapes every `/`. Compact separators, no spaces.
-_encoder = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=False)
+# No cycle check: every document is built by wasim's code or parsed from JSON, neither of
+# which can hold one, and the check is a tenth of the encoding (a status is sent thrice a send).
+_encoder = json.JSONEncoder(ensure_ascii=True, separators=(",", ":"), allow_nan=False,
+                            check_circular=False)
 
 # PHP escapes only the controls below U+0020: DEL (U+007F) is ASCII and goes out as the raw
 # byte, where Python writes `\u007f`. An escape is one only after an even run of backslashes
