@@ -32,7 +32,7 @@ CONVERSATION_SECONDS = 24 * 3600
 MAX_DELAY = 24 * 3600.0
 
 
-@functools.lru_cache(maxsize=65536)  # pure; a send and each of its statuses ask again
+@functools.lru_cache(maxsize=8192)  # pure; a send and its statuses ask again within seconds
 def derived_numeric_id(kind: str, key: str) -> str:
     """A Meta id (15-16 digits, no leading zero) that is a pure function of `kind` and `key`."""
     value = int.from_bytes(hashlib.sha256(f"wasim:{kind}:{key}".encode()).digest()[:16], "big")
@@ -248,7 +248,7 @@ class World:
             return open_
 
 
-@functools.lru_cache(maxsize=65536)  # pure; a send and each of its statuses ask again
+@functools.lru_cache(maxsize=8192)  # pure; a send and its statuses ask again within seconds
 def _derived_user(business: str, digits: str) -> User:
     """A user nobody introduced, from their number alone: its country and BSUID."""
     return User(digits, "", user_country(digits), user_id=bsuid(business, digits))
