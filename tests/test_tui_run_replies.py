@@ -98,6 +98,18 @@ async def run(app: WasimApp, pilot: Pilot[int]) -> tuple[str, ReplyTracker | Non
     return str(panel.query_one("#run-replies", Static).render()), panel.tracker
 
 
+async def waiting_for_replies(app: WasimApp, pilot: Pilot[int]) -> tuple[RunPanel, Static]:
+    """Start the scenario and wait until every tap is sent and the panel waits (600 s) for
+    the replies still missing; the panel and its title."""
+    await until(app, pilot, lambda: app.session is not None, "the scenario to load")
+    await pilot.press("s", "down", "down", "enter")
+    panel = app.query_one(RunPanel)
+    title = panel.query_one("#run-title", Static)
+    await until(app, pilot, lambda: "waiting up to 600 s" in str(title.render()),
+                "the wait for the last replies")
+    return panel, title
+
+
 def send_reply(api: MockApi, business: str, to: str, context: str | None = None) -> None:
     """A reply through the send API, as an app would send it."""
     message = {"messaging_product": "whatsapp", "to": to, "type": "text",
@@ -160,12 +172,7 @@ async def test_stopping_the_wait_for_replies_detaches_the_tracker(
         receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
     with beside_a_send_api(receiver.url, monkeypatch, reply_wait=600) as (app, api):
         async with app.run_test(size=SIZE) as pilot:
-            await until(app, pilot, lambda: app.session is not None, "the scenario to load")
-            await pilot.press("s", "down", "down", "enter")
-            panel = app.query_one(RunPanel)
-            title = panel.query_one("#run-title", Static)
-            await until(app, pilot, lambda: "waiting up to 600 s" in str(title.render()),
-                        "the wait for the last replies")
+            panel, title = await waiting_for_replies(app, pilot)
             tracker = panel.tracker
             assert tracker is not None and tracker.taps == TAPS
             await pilot.press("x")
@@ -186,12 +193,7 @@ async def test_the_phones_own_tap_during_a_run_and_its_reply_are_not_the_runs(
     with LoadReplier("drop10") as replier, \
             beside_a_send_api(replier.url, monkeypatch, 600, ten) as (app, api):
         async with app.run_test(size=SIZE) as pilot:
-            await until(app, pilot, lambda: app.session is not None, "the scenario to load")
-            await pilot.press("s", "down", "down", "enter")
-            panel = app.query_one(RunPanel)
-            title = panel.query_one("#run-title", Static)
-            await until(app, pilot, lambda: "waiting up to" in str(title.render()),
-                        "the wait for the last reply")
+            panel, _ = await waiting_for_replies(app, pilot)
             # The run is still on: a tap on the phone, answered with its context.
             await pilot.press("1")
             await until(app, pilot, lambda: len(api.sent) == 10, "the phone's tap's reply")
