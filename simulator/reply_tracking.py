@@ -129,7 +129,8 @@ class ReplyTracker:
         self._by_user: dict[str, deque[str]] = {}  # number or BSUID -> tap ids, oldest first
         self._answered: OrderedDict[str, None] = OrderedDict()
         self._answered_users: OrderedDict[str, None] = OrderedDict()
-        self.taps = 0
+        self.taps = 0  # distinct taps (each is owed one answer)
+        self.copies = 0  # deliveries again of a tap already out or answered: owed nothing new
         self.untracked = 0  # callbacks with no user message (a status kind): nothing to answer
         self.replies = 0
         self.matched = 0
@@ -159,9 +160,13 @@ class ReplyTracker:
                 self.untracked += 1
                 return
             for tap_id, users in found:
+                if tap_id in self._open or tap_id in self._answered:
+                    # A duplicate or a redelivery: the tap is owed one answer in all, so a
+                    # handler that answers it once (idempotent) is right; a second answer
+                    # counts as a duplicate.
+                    self.copies += 1
+                    continue
                 self.taps += 1
-                if tap_id in self._open:
-                    continue  # a copy of a tap already out: one answer is due, not two
                 if len(self._open) >= self._max_open:
                     del self._open[next(iter(self._open))]
                     self.forgotten += 1
@@ -274,7 +279,9 @@ class ReplyTracker:
         statuses = ", ".join(f"{name} {count:,}" for name, count in sorted(self.statuses.items()))
         errors = ", ".join(f"{code} x{count:,}" for code, count in
                            sorted(self.status_errors.items()))
-        return (f"replies: {self.matched:,} of {self.taps:,} taps answered, {self.missing:,} "
+        copies = f" (and {self.copies:,} copies delivered again)" if self.copies else ""
+        return (f"replies: {self.matched:,} of {self.taps:,} taps{copies} answered, "
+                f"{self.missing:,} "
                 f"missing ({self.missing_share:.2%}), {self.wrong_user:,} to the wrong user, "
                 f"{self.duplicates:,} duplicate; reply latency p50 {ms(50)}  p95 {ms(95)}  "
                 f"p99 {ms(99)} ms\nstatuses of the replies: {statuses or 'none'}"
@@ -285,7 +292,8 @@ class ReplyTracker:
     def as_dict(self) -> dict[str, Any]:
         """The figures as plain data, for the JSON report."""
         return {
-            "taps": self.taps, "untracked": self.untracked, "replies": self.replies,
+            "taps": self.taps, "copies": self.copies, "untracked": self.untracked,
+            "replies": self.replies,
             "matched": self.matched, "missing": self.missing,
             "missing_share": round(self.missing_share, 6), "wrong_user": self.wrong_user,
             "duplicates": self.duplicates,

@@ -209,3 +209,20 @@ def test_throughput_is_checked_on_the_command_line() -> None:
     result = CliRunner().invoke(cli, ["api", "--port", "0", "--throughput", "0"])
     assert result.exit_code == 2
 
+
+
+def test_a_tap_delivered_again_is_owed_no_second_answer() -> None:
+    """A duplicate (while the tap is out) or a later redelivery (after it was answered) is a
+    copy: an idempotent handler that answers once has nothing missing, and a handler that
+    answers the copy again is reported for a duplicate answer."""
+    tracker = ReplyTracker(clock=lambda: 0.0)
+    (body,) = _taps(1)
+    tap_id, users = tap_of(body)  # type: ignore[misc]
+    tracker.tap(body)
+    tracker.tap(body)  # a duplicate, while the first is still out
+    tracker.reply(_reply(users[0], tap_id))
+    tracker.tap(body)  # redelivered after the answer
+    assert (tracker.taps, tracker.copies, tracker.matched, tracker.missing) == (1, 2, 1, 0)
+    assert "1 of 1 taps (and 2 copies delivered again) answered, 0 missing" in tracker.line()
+    tracker.reply(_reply(users[0], tap_id))  # a careless handler answers the copy again
+    assert tracker.duplicates == 1 and tracker.as_dict()["copies"] == 2

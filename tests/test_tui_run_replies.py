@@ -275,3 +275,20 @@ async def test_a_status_arriving_as_the_app_closes_is_dropped_not_a_crash(
             await app.query_one(Phone).remove()
             app._from_api(StatusDelivery(message, "read", "", b"", None))
             app._from_api(message)
+
+
+async def test_duplicated_taps_are_copies_owed_no_new_answer_and_a_second_answer_is_counted(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every tap delivered twice (chaos duplicate): the copies are shown apart and nothing
+    is missing; this replier answers every delivery, so each copy's answer is a duplicate."""
+    twice = SCENARIO.replace("steps:", "chaos: {duplicate: 1.0}\nsteps:")
+    with LoadReplier() as replier, \
+            beside_a_send_api(replier.url, monkeypatch, scenario=twice) as (app, api):
+        async with app.run_test(size=SIZE) as pilot:
+            shown, tracker = await run(app, pilot)
+            await until(app, pilot, lambda: len(api.sent) == 2 * TAPS, "every answer")
+    assert replier.taps == 2 * TAPS
+    assert f"{TAPS} of {TAPS} taps answered (+{TAPS} copies)" in shown, shown
+    assert "0 missing" in shown and f"{TAPS} duplicate" in shown, shown
+    assert tracker is not None and (tracker.taps, tracker.copies) == (TAPS, TAPS)
+    assert (tracker.missing, tracker.duplicates) == (0, TAPS)

@@ -33,7 +33,8 @@ def replies_line(tracker: ReplyTracker, *, done: bool) -> Content:
     duplicates; under them the reply latency (tap sent -> reply received by the send API)."""
     missing = tracker.missing
     parts: list[str | tuple[str, str]] = [
-        ("replies ", "bold"), f"{tracker.matched:,} of {tracker.taps:,} taps answered", " · ",
+        ("replies ", "bold"), f"{tracker.matched:,} of {tracker.taps:,} taps answered",
+        (f" (+{tracker.copies:,} copies)" if tracker.copies else "", "dim"), " · ",
         # Missing so far, while the run goes on: most of those are on their way.
         (f"{missing:,} missing", "$text-error" if done and missing else "dim"), " · ",
         (f"{tracker.wrong_user:,} to the wrong user",
