@@ -196,3 +196,34 @@ def test_tui_takes_fires_auth_header_timeout_and_retry_flags(
     # Flags left alone do not replace what a scenario's `target:` says.
     assert opened[0].overrides.keys() == {"url", "app", "headers", "basic_auth", "timeout",
                                           "retries", "backoff", "success", "method"}
+
+
+def test_reply_wait_sets_how_long_the_run_panel_waits_for_the_last_replies(
+        runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
+    import simulator.tui.commands
+    from simulator.cli import cli
+
+    opened: list[Any] = []
+    monkeypatch.setattr(simulator.tui.commands, "_run_app", lambda app: opened.append(app) or 0)
+    for args, wait in ((["--reply-wait", "30"], 30.0), ([], 10.0)):
+        result = runner.invoke(cli, ["tui", "--url", "http://127.0.0.1:9/hook", "--no-history",
+                                     *args])
+        assert result.exit_code == 0, result.output
+        assert opened[-1].settings.reply_wait == wait
+    bad = runner.invoke(cli, ["tui", "--url", "http://127.0.0.1:9/hook", "--no-history",
+                              "--reply-wait", "-1"])
+    assert bad.exit_code == 2 and "--reply-wait" in bad.output
+
+
+def test_the_demo_takes_reply_wait_too(runner: CliRunner,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import simulator.tui.commands
+    from simulator.tui.commands import demo
+
+    opened: list[Any] = []
+    monkeypatch.setattr(simulator.tui.commands, "is_terminal", lambda: True)
+    monkeypatch.setenv("TERM", "xterm-256color")
+    monkeypatch.setattr(simulator.tui.commands, "_run_app", lambda app: opened.append(app) or 0)
+    result = runner.invoke(demo, ["--no-history", "--reply-wait", "2.5"])
+    assert result.exit_code == 0, result.output
+    assert opened[0].settings.reply_wait == 2.5

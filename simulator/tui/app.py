@@ -205,7 +205,8 @@ def make_app(*, scenario: Scenario | None = None, url: str | None = None,
              clock: Clock = time.time, speed: float = 10.0, receiver: Receiver | None = None,
              arrivals: ArrivalFeed | None = None, probe_every: float = 3.0,
              settings: Mapping[str, Any] | None = None,
-             api: ApiFeed | None = None, client: httpx.AsyncClient | None = None) -> WasimApp:
+             api: ApiFeed | None = None, client: httpx.AsyncClient | None = None,
+             reply_wait: float = DEFAULT_REPLY_WAIT) -> WasimApp:
     """The app for the CLI and the tests; a bad target raises WasimError before anything runs.
 
     `settings` are other delivery settings from flags (headers, auth, timeout, retries...):
@@ -217,7 +218,7 @@ def make_app(*, scenario: Scenario | None = None, url: str | None = None,
     delivery = delivery_for(scenario, overrides, tui_flag, allow_remote=allow_remote)
     return WasimApp(TuiSettings(scenario, delivery, overrides, seed, history, clock, speed,
                                 receiver, arrivals, probe_every, allow_remote, api=api,
-                                client=client))
+                                client=client, reply_wait=reply_wait))
 
 
 class WasimApp(App[int]):

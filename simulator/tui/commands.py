@@ -17,12 +17,14 @@ from typing import Any
 import click
 
 from simulator.errors import ExitCode, WasimError
+from simulator.inputs import MAX_WAIT
 from simulator.params import (
     FILE_PATH,
     PORT,
     SEED,
     SPEED,
     TEMPLATE_ENV_OPTION,
+    Number,
     api_port_option,
     check_not_empty,
     check_paths,
@@ -106,6 +108,13 @@ _COMMON_OPTIONS: list[Decorator] = [
 ]
 
 
+# The run panel's wait for the app's last replies, as `wasim load --replies --reply-wait`.
+_REPLY_WAIT = click.option(
+    "--reply-wait", type=Number(0, MAX_WAIT, what="seconds"), default=10.0, show_default=True,
+    help="After a run's last tap (s), seconds the run panel waits for the app's last replies "
+         "through the send API, e.g. --reply-wait 30 for a slow bot; x stops the wait.")
+
+
 def _options(options: list[Decorator]) -> Decorator:
     """Apply a shared list of click options, in order."""
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -132,12 +141,14 @@ def _options(options: list[Decorator]) -> Decorator:
 @click.option("--status-delays", metavar="D,D,D",
               help="With --api-port: world time before sent, delivered and read, e.g. "
                    "1s,2s,5s (the default, stamped; given, they are also waited in real time).")
+@_REPLY_WAIT
 @web_options
 def tui(scenario: str | None, url: str | None, app_spec: str | None, app_path: str,
         allow_remote: bool, seed: int | None, history_path: str, no_history: bool,
         speed: float, identity: str | None, api_port: int | None = None,
         status_delays: str | None = None, template_env: tuple[str, ...] = (),
-        web: bool = False, web_port: int | None = None, **delivery: Any) -> int:
+        web: bool = False, web_port: int | None = None, reply_wait: float = 10.0,
+        **delivery: Any) -> int:
     """Open the terminal UI: a phone that taps the template's buttons.
 
     SCENARIO (a file, or a name from ./scenarios or the built-in library) gives the template,
@@ -166,7 +177,8 @@ def tui(scenario: str | None, url: str | None, app_spec: str | None, app_path: s
                    allow_remote=allow_remote, seed=seed,
                    history=_history(history_path, no_history), speed=speed,
                    settings=_given({"url": url, "app_spec": app_spec, "app_path": app_path,
-                                    "allow_remote": allow_remote, **delivery}), api=feed)
+                                    "allow_remote": allow_remote, **delivery}), api=feed,
+                   reply_wait=reply_wait)
     if feed is None or api_port is None:
         return _run_app(app)
     check_can_draw("wasim tui")  # before a port is taken
@@ -220,11 +232,12 @@ def _given(delivery: dict[str, Any]) -> dict[str, Any]:
 @api_port_option("Port of the local Kaleyra send API (`wasim api`) the demo bot replies "
                  "through; its statuses go to the built-in receiver.  [default: any free one]")
 @send_api_options
+@_REPLY_WAIT
 @web_options
 def demo(scenario: str | None, headless: bool, port: int, seed: int | None, history_path: str,
          no_history: bool, speed: float | None, api_port: int | None = None,
          template_env: tuple[str, ...] = (), web: bool = False, web_port: int | None = None,
-         **options: Any) -> int:
+         reply_wait: float = 10.0, **options: Any) -> int:
     """Start a built-in webhook and open the terminal UI aimed at it.
 
     Nothing to write first: tap a button (1-9) and watch the callback arrive, validated, in
@@ -272,7 +285,7 @@ def demo(scenario: str | None, headless: bool, port: int, seed: int | None, hist
 
         app = make_app(scenario=loaded, url=receiver.url, seed=seed, history=history,
                        speed=10.0 if speed is None else speed, receiver=receiver,
-                       arrivals=feed, api=api_feed)
+                       arrivals=feed, api=api_feed, reply_wait=reply_wait)
         try:
             return _run_app(app)
         finally:
