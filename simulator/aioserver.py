@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, Protocol, cast
 
+from simulator.inputs import is_ascii_digits
 from simulator.terminal import visible
 
 MAX_HEAD = 64 * 1024  # request line and headers together, as http.server's line limit
@@ -439,7 +440,7 @@ def _parse_head(raw: bytes) -> Head | str:
             return f"bad header line {line[:80]!r}"
         headers[name] = value.strip()
     length_text = _header(headers, "content-length", "0")
-    length = int(length_text) if length_text.isdigit() else -1
+    length = int(length_text) if is_ascii_digits(length_text) else -1  # not '²': int() refuses
     connection = _header(headers, "connection", "").lower()
     keep_alive = "close" not in connection if version == "HTTP/1.1" \
         else "keep-alive" in connection

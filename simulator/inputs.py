@@ -24,7 +24,7 @@ def phone_problem(digits: str) -> str | None:
     "shape": not 8-15 ASCII digits without a leading 0 (E.164 without the +);
     "calling code": no country's calling code starts it.
     """
-    if not _is_ascii_digits(digits) or not 8 <= len(digits) <= 15 or digits.startswith("0"):
+    if not is_ascii_digits(digits) or not 8 <= len(digits) <= 15 or digits.startswith("0"):
         return "shape"
     if calling_code_of(digits) is None:
         return "calling code"
@@ -43,7 +43,7 @@ def parse_phone(text: str, where: str) -> str:
 
 def parse_meta_id(text: str, where: str) -> str:
     """A Meta object id (phone_number_id, WABA id): 15 or 16 digits."""
-    if not (_is_ascii_digits(text) and len(text) in (15, 16)):
+    if not (is_ascii_digits(text) and len(text) in (15, 16)):
         raise WasimError(f"{text!r} is not a Meta id", where=where,
                          hint="Meta ids are 15 or 16 digits, e.g. 104605889412733.")
     return text
@@ -79,7 +79,7 @@ def parse_time(text: str, where: str) -> int | None:
         return None
     hint = ("Give unix seconds (1767225600), an ISO date-time (2026-01-01T09:30:00+05:30) "
             "or 'now'.")
-    if _is_ascii_digits(value):
+    if is_ascii_digits(value):
         try:
             return int(parse_number(value, where, low=0, high=LATEST_TIME, integer=True))
         except WasimError as exc:
@@ -116,7 +116,8 @@ def check_path(text: str, where: str) -> str:
     return text
 
 
-def _is_ascii_digits(text: str) -> bool:
+def is_ascii_digits(text: str) -> bool:
+    """Whether `text` is digits 0-9 only, as int() reads them."""
     # str.isdigit() also accepts superscripts and other scripts' digits, which int() refuses.
     return text.isascii() and text.isdigit()
 

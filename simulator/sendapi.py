@@ -47,6 +47,7 @@ from simulator.delivery import (
     url_target,
 )
 from simulator.errors import WasimError, named
+from simulator.inputs import is_ascii_digits
 from simulator.kinds.base import Facts, KindArgs
 from simulator.kinds.status import DEFAULT_ERROR, error_object
 from simulator.kinds.status import build as build_status
@@ -161,7 +162,7 @@ def parse_fail(text: str, where: str = "--fail") -> FailRule:
                          where=where, hint=f"Write the recipient or a share, then the error: "
                                            f"{example}.")
     code_text = code_text.strip()
-    if not code_text.isdigit() or int(code_text) not in ERRORS:
+    if not is_ascii_digits(code_text) or int(code_text) not in ERRORS:
         raise WasimError(f"error code {_one_line(code_text[:20])!r} is not one wasim knows",
                          where=where, hint=f"Use one of {known}.")
     code = int(code_text)
@@ -243,7 +244,7 @@ class ApiOptions:
             raise WasimError("the API key is empty or has spaces or control characters",
                              field="api_key", hint=f"Keys look like {DEFAULT_API_KEY}.")
         for number in self.business_numbers:
-            if not number.isdigit() or not 8 <= len(number) <= 15:
+            if not is_ascii_digits(number) or not 8 <= len(number) <= 15:
                 raise WasimError(f"business number {number!r} is not 8-15 digits",
                                  field="business_number", hint="Give E.164 digits, e.g. "
                                  "919876543210 (a leading + is dropped).")
@@ -253,7 +254,7 @@ class ApiOptions:
             raise WasimError(f"speed {self.speed} is not above 0", field="speed")
         for name in ("phone_number_id", "waba_id"):
             value = getattr(self, name)
-            if value is not None and not (value.isdigit() and 15 <= len(value) <= 16):
+            if value is not None and not (is_ascii_digits(value) and 15 <= len(value) <= 16):
                 raise WasimError(f"{name} {value!r} is not 15-16 digits", field=name,
                                  hint="Give the id Meta shows for your number, e.g. "
                                       "104605889412733.")
@@ -786,7 +787,7 @@ class MockApi:
 
     def _business(self, number: str, where: str) -> str:
         digits = number.strip().lstrip("+")
-        if not digits.isdigit() or not 8 <= len(digits) <= 15:
+        if not is_ascii_digits(digits) or not 8 <= len(digits) <= 15:
             raise _bad(where, "invalid number")
         allowed = self.options.business_numbers
         if allowed and digits not in allowed:
@@ -908,7 +909,7 @@ class MockApi:
         for index, rule in enumerate(self.options.fail):
             if rule.applies(message.to, self._seed, index):
                 return _with(message, error=rule.code)
-            if rule.recipient.isdigit() and message.to_kind == "bsuid" and message.to == \
+            if is_ascii_digits(rule.recipient) and message.to_kind == "bsuid" and message.to == \
                     self.world.user(message.business, rule.recipient).user_id:
                 return _with(message, error=rule.code)
         return message

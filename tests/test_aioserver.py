@@ -273,3 +273,17 @@ def test_the_collector_tuning_of_wasim_api_is_put_back() -> None:
     finally:
         restore()
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+
+
+@pytest.mark.parametrize("raw", [
+    "POST / HTTP/1.1\r\nContent-Length: \u00b2\r\n\r\n".encode("latin-1"),
+    f"POST /v2/{DEFAULT_SID}/whatsapp/{chr(0xb2) * 12}/messages HTTP/1.1\r\napi-key: "
+    f"{DEFAULT_API_KEY}\r\nContent-Length: {len(SEND)}\r\n\r\n".encode("latin-1") + SEND,
+], ids=["content-length", "business-number"])
+def test_superscript_digits_from_a_client_are_a_400_not_a_traceback(
+        api: MockApi, raw: bytes, capfd: pytest.CaptureFixture[str]) -> None:
+    with connect(api) as sock:
+        sock.sendall(raw)
+        data = answers(sock, 1)[0][0]
+    assert data.startswith(b"HTTP/1.1 400 "), data
+    assert "Traceback" not in capfd.readouterr().err

@@ -209,3 +209,17 @@ def test_every_empty_transport_error_gets_a_reason(exc: Exception) -> None:
     name = type(exc).__name__
     assert text.startswith(f"{name}: ") and len(text) > len(name) + 20
     assert "(ConnectionResetError: [Errno 104] Connection reset by peer)" in text
+
+
+# --- digits that are not 0-9 ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("args", "flag"), [
+    (["api", "--port", "0", "--fail", "5%=\u00b2"], "--fail"),
+    (["api", "--port", "0", "--business-number", "\u00b2" * 10], "--business-number"),
+    (["api", "--port", "0", "--phone-number-id", "\u00b2" * 15], "--phone-number-id"),
+])
+def test_superscript_digits_are_a_one_line_error_not_a_traceback(
+        runner: CliRunner, args: list[str], flag: str) -> None:
+    # str.isdigit() says yes to '²', which int() refuses: `--fail 5%=²` was a ValueError.
+    assert one_line_error(runner.invoke(cli, args)).startswith(f"{flag}:")
