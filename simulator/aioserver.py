@@ -16,11 +16,12 @@ import asyncio
 import contextlib
 import email.utils
 import gc
+import json
 import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http import HTTPStatus
 from typing import Any, Protocol, cast
 
@@ -317,8 +318,9 @@ class _Connection(asyncio.Protocol):
             return False
         early = self.server.app.early(head)
         if early is not None:  # refused from the head: the body is never read
-            self._send(early if not head.length else _closing(early), head)
-            if head.length:
+            closes = bool(head.length) or not head.keep_alive
+            self._send(_closing(early) if closes else early, head)
+            if closes:
                 return False
             self._next_request()
             return True
@@ -327,7 +329,7 @@ class _Connection(asyncio.Protocol):
                                                "retry"), close=True, retry_after=True), head)
             return False
         self.reserved = head.length
-        if head.length and _header(head.headers, "expect", "").lower() == "100-continue":
+        if head.length and (header(head.headers, "expect") or "").lower() == "100-continue":
             self._write(b"HTTP/1.1 100 Continue\r\n\r\n")
         self.head = head
         return True
@@ -394,18 +396,11 @@ class _Connection(asyncio.Protocol):
 
 
 def _closing(answer: Answer) -> Answer:
-    return Answer(answer.status, answer.body, answer.content_type, True, answer.retry_after)
+    return replace(answer, close=True)
 
 
 def _error(status: int, message: str) -> bytes:
-    return (b'{"code": "WA%d", "message": ' % status + _json_string(message)
-            + b', "error": {}}')
-
-
-def _json_string(text: str) -> bytes:
-    import json
-
-    return json.dumps(text).encode()
+    return json.dumps({"code": f"WA{status}", "message": message, "error": {}}).encode()
 
 
 def _quiet(task: asyncio.Task[Any]) -> None:
@@ -413,11 +408,12 @@ def _quiet(task: asyncio.Task[Any]) -> None:
         task.exception()  # retrieved: a connection that died mid-answer is not an error
 
 
-def _header(headers: Mapping[str, str], name: str, default: str) -> str:
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """A header's value, whatever its name's case (`api-key`, `Api-Key`); None if absent."""
     for key, value in headers.items():
         if key.lower() == name:
             return value
-    return default
+    return None
 
 
 def _parse_head(raw: bytes) -> Head | str:
@@ -439,9 +435,9 @@ def _parse_head(raw: bytes) -> Head | str:
         if not colon or not name or name != name.strip():
             return f"bad header line {line[:80]!r}"
         headers[name] = value.strip()
-    length_text = _header(headers, "content-length", "0")
+    length_text = header(headers, "content-length") or "0"
     length = int(length_text) if is_ascii_digits(length_text) else -1  # not '²': int() refuses
-    connection = _header(headers, "connection", "").lower()
+    connection = (header(headers, "connection") or "").lower()
     keep_alive = "close" not in connection if version == "HTTP/1.1" \
         else "keep-alive" in connection
     return Head(method, target, headers, length, keep_alive)
@@ -470,4 +466,5 @@ def tune_collector() -> Callable[[], None]:
     return restore
 
 
-__all__ = ["MAX_HEAD", "MAX_HEADERS", "Answer", "App", "AsyncServer", "Head", "tune_collector"]
+__all__ = ["MAX_HEAD", "MAX_HEADERS", "Answer", "App", "AsyncServer", "Head", "header",
+           "tune_collector"]

@@ -38,7 +38,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
-from simulator.aioserver import Answer, AsyncServer, Head
+from simulator.aioserver import Answer, AsyncServer, Head, header
 from simulator.delivery import (
     Deliverer,
     DeliveryOptions,
@@ -735,7 +735,7 @@ class MockApi:
                 return self._v2(segments[1], segments[3], headers, body)
             if segments[:1] == ["v2"] and segments[2:] == ["whatsapp"] and method == "GET":
                 # A client's "test connection" (send-api.md 1.3, OBS): 401 means bad credentials.
-                self._auth(segments[1], _header(headers, "api-key"))
+                self._auth(segments[1], header(headers, "api-key"))
                 return 200, {"code": "WA200", "message": "OK", "error": {}}
             if not segments and method in ("GET", "HEAD"):
                 return 200, {"service": SERVICE, "sid": self.options.sid,
@@ -759,16 +759,16 @@ class MockApi:
         None when the body must be read first (a V1 form may carry the key as a field)."""
         parts = urlsplit(target)
         segments = [unquote(s) for s in parts.path.split("/") if s]
-        header = _header(headers, "api-key")
+        given = header(headers, "api-key")
         try:
             if len(segments) == 3 and segments[0] == "v1" and segments[2] == "messages":
                 query_key = dict(parse_qsl(parts.query, keep_blank_values=True)).get("api-key")
-                key = header or query_key or None
+                key = given or query_key or None
                 if key is not None or not hmac.compare_digest(
                         segments[1].encode(), self.options.sid.encode()):
                     self._auth(segments[1], key or "")
             elif len(segments) >= 3 and segments[0] == "v2" and segments[2] == "whatsapp":
-                self._auth(segments[1], header)  # V2 takes the key in the header only
+                self._auth(segments[1], given)  # V2 takes the key in the header only
         except ApiError as exc:
             return exc.status, exc.body
         return None
@@ -824,17 +824,17 @@ class MockApi:
     def _v1(self, sid: str, query: str, headers: Mapping[str, str],
             body: bytes) -> tuple[int, dict[str, Any]]:
         fields = dict(parse_qsl(query, keep_blank_values=True))
-        if not (_header(headers, "api-key") or fields.get("api-key")):
+        if not (header(headers, "api-key") or fields.get("api-key")):
             self._auth_in_body(sid, body)
         try:
-            fields.update(parse_v1_body(body, _header(headers, "content-type") or ""))
+            fields.update(parse_v1_body(body, header(headers, "content-type") or ""))
         except RecursionError:
             raise _bad("body", "a body nested too deeply to read") from None
         except ValueError as exc:
             fields.setdefault("api-key", "")
-            self._auth(sid, _header(headers, "api-key") or fields.get("api-key"))
+            self._auth(sid, header(headers, "api-key") or fields.get("api-key"))
             raise _bad("body", str(exc)) from None
-        self._auth(sid, _header(headers, "api-key") or fields.get("api-key") or None)
+        self._auth(sid, header(headers, "api-key") or fields.get("api-key") or None)
         self._fault_now()
         channel = fields.get("channel", "whatsapp")
         if channel.lower() != "whatsapp":
@@ -872,7 +872,7 @@ class MockApi:
 
     def _v2(self, sid: str, number: str, headers: Mapping[str, str],
             body: bytes) -> tuple[int, dict[str, Any]]:
-        self._auth(sid, _header(headers, "api-key"))
+        self._auth(sid, header(headers, "api-key"))
         business = self._business(number, "phone_number")
         self._bind_version(business, "v2")
         self._fault_now()
@@ -1186,14 +1186,6 @@ def _call_watcher(watcher: Callable[[Any], None], value: Any, name: str) -> None
     except Exception as exc:  # someone else's code: reported below
         print(visible(f"wasim api: {name} failed: {type(exc).__name__}: {exc}"),
               file=sys.stderr)
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    """A header's value, whatever its name's case (`api-key`, `Api-Key`)."""
-    for key, value in headers.items():
-        if key.lower() == name:
-            return value
-    return None
 
 
 # Where a V1 body may name its api-key: a form field, a multipart part, a JSON member.

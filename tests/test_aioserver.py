@@ -287,3 +287,11 @@ def test_superscript_digits_from_a_client_are_a_400_not_a_traceback(
         data = answers(sock, 1)[0][0]
     assert data.startswith(b"HTTP/1.1 400 "), data
     assert "Traceback" not in capfd.readouterr().err
+
+
+def test_an_http_1_0_request_refused_from_its_head_alone_still_closes(api: MockApi) -> None:
+    with connect(api) as sock:
+        sock.sendall(f"GET /v2/{DEFAULT_SID}/whatsapp HTTP/1.0\r\napi-key: wrong\r\n\r\n"
+                     .encode())
+        data = until_closed(sock)  # HTTP/1.0 keeps no connection open unless asked
+    assert data.startswith(b"HTTP/1.1 401 ") and b"Connection: close" in data
